@@ -1,0 +1,117 @@
+"""The one command-line interface: ``fracskip train | eval | export | build | simulate | bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import FracskipError
+
+log = logging.getLogger("fracskip")
+
+
+def _menu(s: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in s.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bit menu is a comma-separated list of widths, 0 = skip (got {s!r})")
+
+
+def _epochs(s: str) -> dict[str, float]:
+    """'backbone=8,gates=0.5,joint=1'"""
+    try:
+        return {k: float(v) for k, v in (kv.split("=") for kv in s.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected stage=epochs,... (e.g. backbone=8,gates=0.5,joint=1), got {s!r}")
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .training.train import TrainConfig, train
+
+    cfg = TrainConfig()
+    over = {k: v for k, v in {
+        "dataset": a.dataset, "data_dir": a.data, "train_limit": a.limit, "test_limit": a.test_limit,
+        "depth": a.depth, "bit_menu": a.bit_menu, "stages": tuple(a.stages.split(",")) if a.stages else None,
+        "target": a.target, "alpha": a.alpha, "init": a.init, "seed": a.seed, "batch_size": a.batch_size,
+    }.items() if v is not None}
+    if a.epochs:
+        over["epochs"] = {**cfg.epochs, **a.epochs}
+    cfg = TrainConfig(**{**cfg.__dict__, **over})
+    ev = train(cfg, Path(a.output), resume=a.resume)
+    if ev:
+        print(json.dumps({k: ev[k] for k in ("accuracy", "compute_pct", "bitops_per_input")}))
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from .training import data as D
+    from .training.checkpoint import load_model
+    from .training.evaluate import evaluate
+
+    net, ck = load_model(a.checkpoint)
+    dataset = a.dataset or ck["train_config"].get("dataset", "fashion-mnist")
+    split = D.load(dataset, "test", a.data, a.limit)
+    ev = evaluate(net, split, progress=not a.json)
+    ev["checkpoint"] = a.checkpoint if a.checkpoint == "default" else ck["path"]
+    ev["dataset"] = dataset
+    if a.json:
+        print(json.dumps(ev))
+    else:
+        print(f"accuracy {ev['accuracy']:.4f}  compute {ev['compute_pct']:.1f} % of 8-bit  "
+              f"BitOPs/input {ev['bitops_per_input']:.3e}  ({ev['n']} images)")
+        for g, c in enumerate(ev["choices"]):
+            print(f"  gated block {g + 1}: " + "  ".join(f"{'skip' if b == '0' else b + '-bit'}={n}" for b, n in c.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fracskip", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a DFS network (or a baseline) with Brevitas")
+    t.add_argument("-o", "--output", required=True, help="run folder (checkpoint.pt, model.pt, eval.json)")
+    t.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "synthetic"))
+    t.add_argument("--data", help="dataset folder (default: Debian's Fashion-MNIST location)")
+    t.add_argument("--limit", type=int, help="use only the first N training images")
+    t.add_argument("--test-limit", type=int, help="evaluate on the first N test images")
+    t.add_argument("--depth", type=int, help="ResNet depth 6n+2 (default 14; the paper uses 38 and 74)")
+    t.add_argument("--bit-menu", type=_menu, help="e.g. 0,2,4,8 (DFS), 0,8 (skip-only), 4 (static W4A4)")
+    t.add_argument("--stages", help="comma-separated subset of backbone,gates,joint")
+    t.add_argument("--epochs", type=_epochs, help="per stage, e.g. backbone=8,gates=0.5,joint=1")
+    t.add_argument("--target", type=float, help="target compute as a fraction of the all-8-bit network")
+    t.add_argument("--alpha", type=float, help="weight of the target-cost loss")
+    t.add_argument("--init", help="start from this checkpoint's weights (e.g. a trained backbone)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="accuracy and compute of a checkpoint")
+    e.add_argument("checkpoint", help="a checkpoint file, a run folder, or 'default'")
+    e.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "synthetic"))
+    e.add_argument("--data", help="dataset folder")
+    e.add_argument("--limit", type=int, help="first N test images")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return a.func(a)
+    except FracskipError as e:
+        print(f"fracskip: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fracskip: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

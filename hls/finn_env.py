@@ -1,0 +1,63 @@
+"""Using finn-plus from Python, with or without the Xilinx tools.
+
+finn-plus keeps global settings that its CLI normally creates, and checks eagerly for Vivado's simulator
+at import time. Outside its CLI, and on a machine without Vivado, three things are needed (FINN-NOTES §2):
+settings initialised by hand, the XSI import check short-circuited, and ``XILINX_VIVADO`` set so that
+``exit_buildflow`` can write its metadata. The last two are applied only when Vivado is really absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import ToolMissingError
+
+_ABSENT_VIVADO = "/nonexistent/Xilinx/Vivado"  # marks the workaround; never a real install
+
+
+def vivado_available() -> bool:
+    root = os.environ.get("XILINX_VIVADO")
+    return shutil.which("vivado") is not None and bool(root) and root != _ABSENT_VIVADO
+
+
+def vitis_hls_available() -> bool:
+    return shutil.which("vitis_hls") is not None or shutil.which("vitis-run") is not None
+
+
+def v_plus_plus_available() -> bool:
+    return shutil.which("v++") is not None
+
+
+def require(tool: str) -> None:
+    """Raise ToolMissingError naming ``tool`` (vivado, vitis_hls or v++) when it is not on PATH."""
+    ok = {"vivado": vivado_available, "vitis_hls": vitis_hls_available, "v++": v_plus_plus_available}[tool]()
+    if not ok:
+        raise ToolMissingError(
+            f"{tool} not found: this step needs AMD/Xilinx {tool} on PATH (source settings64.sh of your "
+            f"Vivado/Vitis install, or use the docker image: docker/README.md). Nothing was written for this step.")
+
+
+def setup(build_dir: Path, rtllib: Path | None = None) -> None:
+    """Initialise finn-plus in this process; FINN's generated code goes below ``build_dir``.
+
+    ``rtllib``: a copy of finn-rtllib to use instead of the installed one (the Verilator-compatible copy).
+    """
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    settings = build_dir / "finn_settings.yaml"
+    if not settings.exists():
+        settings.write_text("# written by fracskip: finn-plus settings for builds outside the finn CLI\n{}\n")
+    os.environ["FINN_SETTINGS"] = str(settings)
+    os.environ["FINN_BUILD_DIR"] = str(build_dir)
+    if rtllib is not None:
+        os.environ["FINN_RTLLIB"] = str(Path(rtllib).resolve())
+    if not vivado_available():
+        os.environ.setdefault("XILINX_VIVADO", _ABSENT_VIVADO)
+        import finn.xsi
+
+        finn.xsi.SimEngine = None  # build_dataflow_steps imports it for type hints; the import runs the XSI check
+    from finn.util.settings import initialize_dummy_settings
+
+    initialize_dummy_settings()

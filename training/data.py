@@ -1,0 +1,145 @@
+"""Datasets as uint8 tensors in memory, and torch-only augmentation (torchvision does not install beside CPU torch here).
+
+Images are (N, C, H, W) uint8: the network sees raw pixel values, as the FPGA does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import FracskipError
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+DATASETS = ("fashion-mnist", "cifar10", "synthetic")
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, n: int | None) -> "Split":
+        return self if n is None else Split(self.images[:n], self.labels[:n])
+
+
+def load(dataset: str, split: str, data_dir: str | Path | None = None, limit: int | None = None) -> Split:
+    """Load ``split`` ("train" or "test") of a dataset: fashion-mnist, cifar10 or synthetic."""
+    if split not in ("train", "test"):
+        raise FracskipError(f"split must be 'train' or 'test', got {split!r}")
+    if dataset == "fashion-mnist":
+        s = _fashion_mnist(Path(data_dir) if data_dir else FASHION_MNIST_DIR, split)
+    elif dataset == "cifar10":
+        if data_dir is None:
+            raise FracskipError("CIFAR-10 is not on any package registry here: pass --data DIR, the folder of the "
+                                "python version (data_batch_1..5, test_batch), e.g. cifar-10-batches-py")
+        s = _cifar10(Path(data_dir), split)
+    elif dataset == "synthetic":
+        s = synthetic(n=limit or (512 if split == "train" else 256), seed=0 if split == "train" else 1)
+    else:
+        raise FracskipError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    return s.subset(limit)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise FracskipError(f"cannot read IDX file {path}: {e}") from e
+    if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise FracskipError(f"{path} is not an IDX file of uint8 data")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    off = 4 + 4 * ndim
+    data = np.frombuffer(raw, dtype=np.uint8, offset=off)
+    if data.size != int(np.prod(dims)):
+        raise FracskipError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
+    return data.reshape(dims)
+
+
+def _find(folder: Path, name: str) -> Path:
+    for cand in (folder / name, folder / name.removesuffix(".gz")):
+        if cand.exists():
+            return cand
+    raise FracskipError(
+        f"Fashion-MNIST file {name} not found in {folder}. Install Debian's package (apt-get install "
+        f"dataset-fashion-mnist, which `make setup` does) or pass --data DIR with the four IDX files.")
+
+
+def _fashion_mnist(folder: Path, split: str) -> Split:
+    if not folder.is_dir():
+        raise FracskipError(f"data folder {folder} does not exist. Install Debian's dataset-fashion-mnist "
+                            f"(`make setup` does) or pass --data DIR with the four IDX files.")
+    img_name, lbl_name = FASHION_MNIST_FILES[split]
+    images = _read_idx(_find(folder, img_name))
+    labels = _read_idx(_find(folder, lbl_name))
+    if images.ndim != 3 or len(images) != len(labels):
+        raise FracskipError(f"Fashion-MNIST files in {folder} do not match: {images.shape} images, {labels.shape} labels")
+    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _cifar10(folder: Path, split: str) -> Split:
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ys = [], []
+    for n in names:
+        p = folder / n
+        if not p.exists():
+            raise FracskipError(f"CIFAR-10 batch {p} not found: --data must be the folder of the python "
+                                f"version holding data_batch_1..5 and test_batch")
+        with open(p, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(d[b"labels"], dtype=np.int64))
+    return Split(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
+
+
+def synthetic(n: int, channels: int = 1, size: int = 28, classes: int = 10, seed: int = 0) -> Split:
+    """A learnable toy set for unit tests: one fixed random template per class plus noise."""
+    g = torch.Generator().manual_seed(1234)
+    templates = torch.rand(classes, channels, size, size, generator=g) * 255
+    g.manual_seed(seed)
+    labels = torch.randint(0, classes, (n,), generator=g)
+    images = (templates[labels] + 50 * torch.randn(n, channels, size, size, generator=g)).clamp(0, 255).round()
+    return Split(images.to(torch.uint8), labels)
+
+
+def augment(images: torch.Tensor, pad: int = 2, flip: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop after zero padding, and random horizontal flip, on a uint8 batch."""
+    n, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # (n, h)
+    cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # (n, w)
+    out = padded[torch.arange(n).view(n, 1, 1), :, rows.view(n, h, 1), cols.view(n, 1, w)]  # (n, h, w, C)
+    out = out.permute(0, 3, 1, 2)
+    if flip:
+        f = torch.rand(n, generator=generator) < 0.5
+        out[f] = out[f].flip(-1)
+    return out.contiguous()
+
+
+def batches(split: Split, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,
+            rank: int = 0, world: int = 1):
+    """Yield (images, labels) batches; with ``world`` > 1 each rank sees its own shard."""
+    order = torch.randperm(len(split), generator=generator) if shuffle else torch.arange(len(split))
+    order = order[rank::world]
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        yield split.images[idx], split.labels[idx]

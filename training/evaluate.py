@@ -1,0 +1,41 @@
+"""Accuracy and cost of a DFS network on a dataset split."""
+
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from . import data as D
+from .cost import cost_table
+from .model import DFSNet
+
+
+@torch.no_grad()
+def evaluate(net: DFSNet, split: D.Split, batch_size: int = 256, choices: torch.Tensor | None = None,
+             progress: bool = True) -> dict:
+    """The figures of ``fracskip eval``: accuracy, mean compute, mean BitOPs and the choices per gated block."""
+    net.eval()
+    table = cost_table(net.cfg)
+    correct, picked = 0, []
+    bar = tqdm(total=len(split), desc="eval", unit="img", disable=None if progress else True, leave=False)
+    for i, (x, y) in enumerate(D.batches(split, batch_size, shuffle=False)):
+        forced = None if choices is None else choices[i * batch_size: i * batch_size + len(y)]
+        out = net(x.float(), choices=forced)
+        correct += int((out.logits.argmax(1) == y).sum())
+        picked.append(out.choices)
+        bar.update(len(y))
+    bar.close()
+    ch = torch.cat(picked)
+    bitops = table.per_input(ch)
+    menu = net.cfg.bit_menu
+    counts = [{str(b): int((ch[:, g] == k).sum()) for k, b in enumerate(menu)} for g in range(ch.shape[1])]
+    return {
+        "n": len(split),
+        "accuracy": correct / max(len(split), 1),
+        "compute_pct": float(100 * bitops.mean() / table.full),
+        "bitops_per_input": float(bitops.mean()),
+        "bitops_full_8bit": table.full,
+        "bit_menu": list(menu),
+        "choices": counts,
+        "gate_params": sum(p.numel() for p in net.gate.parameters()),
+    }

@@ -1,0 +1,274 @@
+"""The DFS network: a CIFAR-style ResNet whose residual blocks are run, per input, at a bit-width chosen by a gate.
+
+Read top to bottom: ``BlockPath`` is one (block, bit-width) path, i.e. exactly what one FINN core computes;
+``DFSBlock`` holds a block's shared float weights and one path per entry of the bit menu; ``Gate`` is the
+recurrent gate of the DFS code; ``DFSNet`` strings stem, blocks, gates and head together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from brevitas.quant_tensor import IntQuantTensor
+
+from . import quant as q
+from ..errors import FracskipError
+
+
+@dataclass
+class ModelConfig:
+    depth: int = 14  # 6n+2: 14 is the Fashion-MNIST default; 38 and 74 are the paper's CIFAR-10 ResNets
+    widths: tuple[int, int, int] = (16, 32, 64)
+    in_channels: int = 1
+    image_size: int = 28
+    num_classes: int = 10
+    bit_menu: tuple[int, ...] = q.DEFAULT_BIT_MENU  # 0 = skip
+    gate_hidden: int = 10
+    # Paths that exist in the backbone (a sub-menu model, e.g. skip-only {0, 8}, loads a subset of them)
+    path_bits: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(self.widths)
+        self.bit_menu = tuple(int(b) for b in self.bit_menu)
+        if (self.depth - 2) % 6 or self.depth < 8:
+            raise FracskipError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 38, 74, ...), got {self.depth}")
+        if not self.bit_menu or any(b not in (0, 1, 2, 3, 4, 5, 6, 7, 8) for b in self.bit_menu):
+            raise FracskipError(f"bit menu entries must be 0 (skip) or 1..8 bits, got {self.bit_menu}")
+        if len(set(self.bit_menu)) != len(self.bit_menu):
+            raise FracskipError(f"bit menu has duplicates: {self.bit_menu}")
+        if not self.path_bits:
+            self.path_bits = tuple(sorted(b for b in self.bit_menu if b))
+        self.path_bits = tuple(int(b) for b in self.path_bits)
+
+    @property
+    def blocks_per_stage(self) -> int:
+        return (self.depth - 2) // 6
+
+    def block_specs(self) -> list[tuple[int, int, int]]:
+        """(in channels, out channels, stride) of every residual block."""
+        specs, cin = [], self.widths[0]
+        for s, w in enumerate(self.widths):
+            for i in range(self.blocks_per_stage):
+                stride = 2 if (s > 0 and i == 0) else 1
+                specs.append((cin, w, stride))
+                cin = w
+        return specs
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def iface_tensor(value: torch.Tensor) -> IntQuantTensor:
+    """Wrap a float tensor that lies on the block-interface grid as the quant tensor the blocks exchange."""
+    return IntQuantTensor(value, torch.tensor(q.IFACE_SCALE), torch.tensor(0.0), torch.tensor(8.0),
+                          signed=False, training=torch.is_grad_enabled())
+
+
+class BlockPath(nn.Module):
+    """One residual block at one bit-width: 8-bit interface in, 8-bit interface out. One FINN core.
+
+    The branch is quantized into the interface format before the add (ReLU'd branch, as in Brevitas'
+    QuantBasicBlock for FINN), so that the residual add is an integer add of two UINT8 streams of equal
+    scale and the output requant is a clip to 255.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, bits: int, weights: nn.ParameterDict):
+        super().__init__()
+        self.bits = bits
+        self.q_in = q.requant(bits) if bits < q.FULL_BITS else None
+        self.conv1 = _tied(q.conv(cin, cout, 3, stride, bits), weights["conv1"])
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu1 = q.act(bits)
+        self.conv2 = _tied(q.conv(cout, cout, 3, 1, bits), weights["conv2"])
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.q_branch = q.iface()
+        self.shortcut = None
+        if "shortcut" in weights:
+            self.shortcut = _tied(q.conv(cin, cout, 1, stride, bits), weights["shortcut"])
+            self.bn_sc = nn.BatchNorm2d(cout)
+            self.q_sc = q.iface()
+        self.q_out = q.iface()
+
+    def forward(self, x: IntQuantTensor) -> IntQuantTensor:
+        h = self.q_in(x) if self.q_in is not None else x
+        branch = self.q_branch(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(h))))))
+        skip = self.q_sc(self.bn_sc(self.shortcut(h))) if self.shortcut is not None else x
+        return self.q_out(branch + skip)
+
+
+class ShortcutPath(nn.Module):
+    """'Skip' for a downsampling block: only its 1x1 strided shortcut runs (at 8 bits), as in SkipNet."""
+
+    def __init__(self, cin: int, cout: int, stride: int, weights: nn.ParameterDict):
+        super().__init__()
+        self.bits = 0
+        self.shortcut = _tied(q.conv(cin, cout, 1, stride, q.FULL_BITS), weights["shortcut"])
+        self.bn_sc = nn.BatchNorm2d(cout)
+        self.q_out = q.iface()
+
+    def forward(self, x: IntQuantTensor) -> IntQuantTensor:
+        return self.q_out(self.bn_sc(self.shortcut(x)))
+
+
+def _tied(layer: nn.Module, weight: nn.Parameter) -> nn.Module:
+    """One float weight shared by every bit-width; each path keeps its own quantizer."""
+    layer.weight = weight
+    layer.weight_quant.init_tensor_quant()  # re-bind the quantizer's weight statistics to the shared tensor
+    return layer
+
+
+class DFSBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, path_bits: tuple[int, ...], gated: bool):
+        super().__init__()
+        self.cin, self.cout, self.stride = cin, cout, stride
+        self.downsample = stride != 1 or cin != cout
+        w = nn.ParameterDict({
+            "conv1": nn.Parameter(torch.empty(cout, cin, 3, 3)),
+            "conv2": nn.Parameter(torch.empty(cout, cout, 3, 3)),
+        })
+        if self.downsample:
+            w["shortcut"] = nn.Parameter(torch.empty(cout, cin, 1, 1))
+        for p in w.values():
+            nn.init.kaiming_normal_(p, mode="fan_out", nonlinearity="relu")
+        self.weights = w
+        self.paths = nn.ModuleDict({f"b{b}": BlockPath(cin, cout, stride, b, w) for b in path_bits})
+        if gated and self.downsample:
+            self.paths["b0"] = ShortcutPath(cin, cout, stride, w)
+
+    def path(self, bits: int) -> nn.Module | None:
+        """The module of a path; None for skipping an identity block (the input passes on unchanged)."""
+        if bits == 0 and not self.downsample:
+            return None
+        return self.paths[f"b{bits}"]
+
+    def run(self, x: IntQuantTensor, bits: int) -> IntQuantTensor:
+        p = self.path(bits)
+        return x if p is None else p(x)
+
+
+class Gate(nn.Module):
+    """The DFS/SkipNet recurrent gate: GAP -> 1x1 conv to ``hidden`` -> one LSTM shared by all gates -> Linear.
+
+    Returns logits over the bit menu; the decision is their hard argmax, trained straight-through.
+    Works at batch size 1 (no squeeze of the batch dimension, unlike the reference code).
+    """
+
+    def __init__(self, in_channels: list[int], hidden: int, n_choices: int):
+        super().__init__()
+        self.hidden = hidden
+        self.embed = nn.ModuleList(nn.Conv2d(c, hidden, 1) for c in in_channels)
+        self.lstm = nn.LSTMCell(hidden, hidden)
+        self.proj = nn.Linear(hidden, n_choices)
+
+    def init_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.zeros(batch, self.hidden, device=device)
+        return z, z.clone()
+
+    def forward(self, i: int, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        e = self.embed[i](x.mean(dim=(2, 3), keepdim=True)).flatten(1)
+        h, c = self.lstm(e, state)
+        return self.proj(h), (h, c)
+
+
+class DFSOutput(NamedTuple):
+    logits: torch.Tensor  # (B, classes)
+    choices: torch.Tensor  # (B, gated blocks): index into the bit menu
+    masks: torch.Tensor | None  # (B, gated blocks, menu): straight-through one-hot, when trained through the gates
+
+
+class DFSNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        c0 = cfg.widths[0]
+        self.inp = q.image_input()
+        self.stem_conv = q.conv(cfg.in_channels, c0, 3, 1, q.FULL_BITS)
+        self.stem_bn = nn.BatchNorm2d(c0)
+        self.stem_act = q.iface()
+        specs = cfg.block_specs()
+        self.blocks = nn.ModuleList()
+        for i, (cin, cout, stride) in enumerate(specs):
+            bits = (q.FULL_BITS,) if i == 0 else cfg.path_bits
+            self.blocks.append(DFSBlock(cin, cout, stride, bits, gated=i > 0 and 0 in cfg.bit_menu))
+        self.gate = Gate([cin for cin, _, _ in specs[1:]], cfg.gate_hidden, len(cfg.bit_menu))
+        self.head_act = q.act(q.FULL_BITS)
+        self.head_fc = q.linear(cfg.widths[-1], cfg.num_classes, q.FULL_BITS)
+
+    @property
+    def n_gated(self) -> int:
+        return len(self.blocks) - 1
+
+    # -- the pieces that become separate hardware ------------------------------------------------
+    def stem(self, images: torch.Tensor) -> IntQuantTensor:
+        """uint8 pixel values (as float, 0..255) -> 8-bit interface."""
+        return self.stem_act(self.stem_bn(self.stem_conv(self.inp(images / 255.0))))
+
+    def head(self, x: IntQuantTensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(x.value, 1).flatten(1)
+        return self.head_fc(self.head_act(pooled))
+
+    # -- whole network ---------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor, choices: torch.Tensor | None = None,
+                straight_through: bool = False) -> DFSOutput:
+        """Run the network.
+
+        choices: (B, gated blocks) menu indices to force (static baselines, stage 1 sampling, golden
+        checks); None lets the gates decide. straight_through: make the gate decisions differentiable
+        (stages 2 and 3).
+        """
+        if images.dim() != 4:
+            raise FracskipError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+        x = self.blocks[0].run(self.stem(images), q.FULL_BITS)
+        n = images.shape[0]
+        state = self.gate.init_state(n, images.device)
+        menu = self.cfg.bit_menu
+        picked, masks = [], []
+        for g, blk in enumerate(self.blocks[1:]):
+            if choices is None:
+                logits, state = self.gate(g, x.value, state)
+                choice = logits.argmax(dim=1)
+                if straight_through:
+                    soft = logits.softmax(dim=1)
+                    hard = F.one_hot(choice, len(menu)).to(soft.dtype)
+                    masks.append(hard - soft.detach() + soft)
+            else:
+                choice = choices[:, g]
+            picked.append(choice)
+            x = self._route(blk, x, choice, masks[-1] if (masks and straight_through and choices is None) else None)
+        return DFSOutput(self.head(x), torch.stack(picked, 1) if picked else torch.zeros(n, 0, dtype=torch.long),
+                         torch.stack(masks, 1) if masks else None)
+
+    def _route(self, blk: DFSBlock, x: IntQuantTensor, choice: torch.Tensor,
+               mask: torch.Tensor | None) -> IntQuantTensor:
+        """Send every input through its chosen path only; with a straight-through mask, let the gradient
+        reach the gate through every path's output (their values enter with weight mask - mask = 0)."""
+        menu = self.cfg.bit_menu
+        used = torch.unique(choice).tolist()
+        if len(used) == 1:
+            y = blk.run(x, menu[used[0]]).value
+        else:
+            y = torch.zeros(x.value.shape[0], blk.cout, *self._out_hw(blk, x), dtype=x.value.dtype,
+                            device=x.value.device)
+            for k in used:
+                idx = (choice == k).nonzero(as_tuple=True)[0]
+                y = y.index_copy(0, idx, blk.run(_take(x, idx), menu[k]).value)
+        if mask is not None:
+            with torch.no_grad():
+                outs = [blk.run(x, b).value for b in menu]
+            for k, out in enumerate(outs):
+                w = mask[:, k] - mask[:, k].detach()
+                y = y + w.view(-1, 1, 1, 1) * out
+        return iface_tensor(y)
+
+    @staticmethod
+    def _out_hw(blk: DFSBlock, x: IntQuantTensor) -> tuple[int, int]:
+        h, w = x.value.shape[-2:]
+        return (h + blk.stride - 1) // blk.stride, (w + blk.stride - 1) // blk.stride
+
+
+def _take(x: IntQuantTensor, idx: torch.Tensor) -> IntQuantTensor:
+    return iface_tensor(x.value.index_select(0, idx))

@@ -1,0 +1,227 @@
+"""DFS training, as in the paper: (1) backbone, (2) gates alone, (3) joint fine-tuning with the
+sign-switching target-cost loss. Baselines (static W2A2/W4A4/W8A8, skip-only) come from the same loop.
+
+Stage 1 trains the one set of float weights for every bit-width at once: each batch runs every gated
+block through a randomly drawn entry of the bit menu (skip included), each bit-width with its own
+BatchNorm, as in switchable-precision training. Stages 2 and 3 keep BatchNorm statistics frozen, so that a
+batch split across paths by the gates sees the same normalisation as one input alone (and as FINN's thresholds).
+
+Runs on one process, or on several under ``torchrun`` (PyTorch DDP, gloo): each rank takes a shard of every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..errors import FracskipError
+from . import data as D
+from .checkpoint import FORMAT, atomic_save, load_raw, load_state
+from .cost import cost_table
+from .evaluate import evaluate
+from .model import DFSNet, ModelConfig
+
+log = logging.getLogger(__name__)
+STAGES = ("backbone", "gates", "joint")
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    train_limit: int | None = None  # use the first N training images (tests, quick runs)
+    test_limit: int | None = None
+    depth: int = 14
+    bit_menu: tuple[int, ...] = (0, 2, 4, 8)
+    stages: tuple[str, ...] = STAGES
+    epochs: dict[str, float] = field(default_factory=lambda: {"backbone": 8, "gates": 0.5, "joint": 1})
+    lr: dict[str, float] = field(default_factory=lambda: {"backbone": 2e-3, "gates": 5e-3, "joint": 2e-4})
+    gate_lr_joint: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 128
+    target: float = 0.45  # target compute, as a fraction of the all-8-bit network
+    alpha: float = 2.0  # weight of the sign-switching cost term
+    init: str | None = None  # start from this checkpoint's weights (e.g. a trained backbone)
+    seed: int = 0
+    checkpoint_every: int = 100  # steps
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        self.bit_menu = tuple(int(b) for b in self.bit_menu)
+        self.stages = tuple(self.stages)
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad:
+            raise FracskipError(f"unknown stage(s) {bad}; stages are {', '.join(STAGES)}")
+        if len(self.bit_menu) == 1 and any(s != "backbone" for s in self.stages):
+            raise FracskipError("a static baseline (one-entry bit menu) has no gates: use --stages backbone")
+        if not 0 < self.target <= 1:
+            raise FracskipError(f"--target is a fraction of the 8-bit compute in (0, 1], got {self.target}")
+
+    def model_config(self, image_size: int, in_channels: int) -> ModelConfig:
+        return ModelConfig(depth=self.depth, bit_menu=self.bit_menu, image_size=image_size, in_channels=in_channels)
+
+
+def _dist() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
+    """Train into folder ``out``: checkpoint.pt (resumable), model.pt (final), history.jsonl, eval.json."""
+    rank, world = _dist()
+    out = Path(out)
+    ck_path = out / "checkpoint.pt"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise FracskipError(f"{out} is not empty: pass --resume to continue that run, or choose another -o folder")
+    torch.manual_seed(cfg.seed)
+    trainset = D.load(cfg.dataset, "train", cfg.data_dir, cfg.train_limit)
+    testset = D.load(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
+    mcfg = cfg.model_config(trainset.images.shape[-1], trainset.images.shape[1])
+    net = DFSNet(mcfg)
+    progress = {"stage": 0, "epoch": 0, "step": 0}
+    history: list[dict] = []
+    opt_state = None
+    if resume and ck_path.exists():
+        ck = load_raw(ck_path)
+        if ck["train_config"] != _jsonable(cfg):
+            raise FracskipError(f"{ck_path} was written with another training config; resume with the same options")
+        load_state(net, ck["state_dict"], strict=True)
+        progress, history, opt_state = ck["progress"], ck["history"], ck.get("optimizer")
+        log.info("resuming %s at stage %s epoch %d step %d", out, cfg.stages[progress["stage"]] if progress["stage"] < len(cfg.stages) else "done", progress["epoch"], progress["step"])
+    elif cfg.init:
+        missing = load_state(net, load_raw(cfg.init)["state_dict"], strict=False)
+        log.info("initialised from %s (%d tensors not in it)", cfg.init, len(missing))
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1))
+    table = cost_table(mcfg)
+
+    def save(done: bool = False) -> None:
+        if rank != 0:
+            return
+        atomic_save({"format": FORMAT, "model_config": mcfg.to_dict(), "train_config": _jsonable(cfg),
+                     "state_dict": net.state_dict(), "progress": progress, "history": history,
+                     "optimizer": opt.state_dict() if not done else None}, ck_path)
+
+    while progress["stage"] < len(cfg.stages):
+        stage = cfg.stages[progress["stage"]]
+        opt = _optimizer(net, stage, cfg)
+        if opt_state is not None:
+            opt.load_state_dict(opt_state)
+            opt_state = None
+        model = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True) if world > 1 else net
+        steps_per_epoch = math.ceil(len(trainset) / world / cfg.batch_size)
+        total = max(1, int(cfg.epochs.get(stage, 0) * steps_per_epoch))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        done_steps = progress["epoch"] * steps_per_epoch + progress["step"]
+        for _ in range(done_steps):
+            sched.step()
+        bar = tqdm(total=total, initial=done_steps, desc=f"{stage}", unit="step", disable=None if rank == 0 else True)
+        while done_steps < total:
+            gen = torch.Generator().manual_seed(cfg.seed * 1000 + progress["stage"] * 100 + progress["epoch"])
+            it = D.batches(trainset, cfg.batch_size, shuffle=True, generator=gen, rank=rank, world=world)
+            t0, agg = time.time(), {"loss": 0.0, "acc": 0.0, "cost": 0.0, "n": 0}
+            for i, (x, y) in enumerate(it):
+                if i < progress["step"]:
+                    continue  # resuming inside an epoch: the same permutation, fast-forwarded
+                if done_steps >= total:
+                    break
+                if cfg.augment:
+                    x = D.augment(x, generator=gen)
+                loss, acc, c = _step(model, net, stage, x.float(), y, cfg, table, done_steps)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                done_steps += 1
+                progress["step"] = i + 1
+                for k, v in (("loss", float(loss.detach())), ("acc", acc), ("cost", c)):
+                    agg[k] += v
+                agg["n"] += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{agg['loss'] / agg['n']:.3f}", acc=f"{agg['acc'] / agg['n']:.3f}",
+                                cost=f"{agg['cost'] / agg['n']:.3f}")
+                if done_steps % cfg.checkpoint_every == 0:
+                    save()
+            rec = {"stage": stage, "epoch": progress["epoch"], "steps": agg["n"], "seconds": round(time.time() - t0, 1)}
+            rec.update({k: agg[k] / max(agg["n"], 1) for k in ("loss", "acc", "cost")})
+            history.append(rec)
+            progress["epoch"] += 1
+            progress["step"] = 0
+            save()
+        bar.close()
+        if rank == 0:
+            ev = evaluate(net, testset)
+            history.append({"stage": stage, "eval": ev})
+            log.info("after %s: accuracy %.4f at %.1f %% compute", stage, ev["accuracy"], ev["compute_pct"])
+        progress = {"stage": progress["stage"] + 1, "epoch": 0, "step": 0}
+        save()
+    result = {}
+    if rank == 0:
+        ev = history[-1]["eval"] if history and "eval" in history[-1] else evaluate(net, testset)
+        atomic_save({"format": FORMAT, "model_config": mcfg.to_dict(), "train_config": _jsonable(cfg),
+                     "state_dict": net.state_dict(), "progress": progress, "history": history, "eval": ev},
+                    out / "model.pt")
+        (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+        (out / "eval.json").write_text(json.dumps(ev, indent=1))
+        result = ev
+    if world > 1:
+        dist.barrier()
+    return result
+
+
+def _optimizer(net: DFSNet, stage: str, cfg: TrainConfig) -> torch.optim.Optimizer:
+    gate = list(net.gate.parameters())
+    gate_ids = {id(p) for p in gate}
+    backbone = [p for p in net.parameters() if id(p) not in gate_ids]
+    for p in backbone:
+        p.requires_grad_(stage != "gates")
+    for p in gate:
+        p.requires_grad_(stage != "backbone")
+    if stage == "backbone":
+        groups = [{"params": backbone, "lr": cfg.lr["backbone"]}]
+    elif stage == "gates":
+        groups = [{"params": gate, "lr": cfg.lr["gates"]}]
+    else:
+        groups = [{"params": backbone, "lr": cfg.lr["joint"]}, {"params": gate, "lr": cfg.gate_lr_joint}]
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+def _step(model, net: DFSNet, stage: str, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, table, step: int):
+    if stage == "backbone":
+        net.train()
+        g = torch.Generator().manual_seed(cfg.seed * 7919 + step)  # same draw on every DDP rank
+        pick = torch.randint(0, len(cfg.bit_menu), (1, net.n_gated), generator=g).expand(len(y), -1)
+        out = model(x, choices=pick)
+        loss = F.cross_entropy(out.logits, y)
+        c = float(table.per_input(pick[:1])[0] / table.full)
+    else:
+        net.eval()  # frozen BatchNorm statistics (see module docstring); gradients still flow
+        out = model(x, straight_through=True)
+        frac = table.expected_fraction(out.masks)
+        cost = frac.mean()
+        sign = 1.0 if float(cost) > cfg.target else -1.0  # the DFS sign-switching target-cost loss
+        loss = F.cross_entropy(out.logits, y) + cfg.alpha * sign * cost
+        c = float(cost)
+    acc = float((out.logits.argmax(1) == y).float().mean())
+    return loss, acc, c
+
+
+def _jsonable(cfg: TrainConfig) -> dict:
+    d = asdict(cfg)
+    d["bit_menu"] = list(d["bit_menu"])
+    d["stages"] = list(d["stages"])
+    return d
