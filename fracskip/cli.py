@@ -67,6 +67,29 @@ def cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export.exporter import export
+
+    m = export(a.checkpoint, Path(a.output), overwrite=a.force, progress=not a.quiet)
+    n = len(m.cores())
+    print(f"exported {n} cores ({', '.join(m.cores())}) to {a.output}")
+    return 0
+
+
+def cmd_simulate(a: argparse.Namespace) -> int:
+    from .runtime.simulate import simulate
+    from .training import data as D
+
+    split = D.load(a.dataset, "test", a.data, a.limit)
+    res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size)
+    if a.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:>24}: {v}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fracskip", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -97,6 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, help="first N test images")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("export", help="QONNX graphs of every core (stem, each block path, head), gates and manifest")
+    x.add_argument("checkpoint", help="a checkpoint file, a run folder, or 'default'")
+    x.add_argument("-o", "--output", required=True, help="export folder")
+    x.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    x.add_argument("--quiet", action="store_true", help="no progress bar")
+    x.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("simulate", help="run test images through the runtime controller on a backend")
+    s.add_argument("folder", help="an export folder (torch, qonnx) or a build folder (rtlsim)")
+    s.add_argument("--backend", default="qonnx", choices=("torch", "qonnx", "rtlsim"))
+    s.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10", "synthetic"))
+    s.add_argument("--data", help="dataset folder")
+    s.add_argument("--limit", type=int, default=1000, help="first N test images (default 1000)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_simulate)
     return p
 
 

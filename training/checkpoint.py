@@ -72,15 +72,18 @@ def load_model(ref: str | Path) -> tuple[DFSNet, dict]:
 
 
 def load_state(net: DFSNet, state: dict, strict: bool) -> list[str]:
-    """Load weights; with strict=False, a sub-menu model takes the paths it has from a backbone."""
+    """Load weights; with strict=False, a sub-menu model takes the paths it has from a backbone.
+
+    Brevitas adds a learned-scale tensor to an activation quantizer's state once its statistics are
+    collected, so a fresh model's own key set is not the checkpoint's: let load_state_dict judge.
+    """
     own = net.state_dict()
     if strict:
-        missing = sorted(set(own) - set(state))
-        extra = sorted(set(state) - set(own))
-        if missing or extra:
-            raise FracskipError(f"checkpoint does not match its model config: missing {missing[:5]}, unexpected {extra[:5]}")
-        net.load_state_dict(state)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise FracskipError(f"checkpoint does not match its model config: {str(e)[:400]}") from e
         return []
-    take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    net.load_state_dict(take, strict=False)
-    return sorted(set(own) - set(take))
+    take = {k: v for k, v in state.items() if k not in own or own[k].shape == v.shape}
+    res = net.load_state_dict(take, strict=False)
+    return sorted(res.missing_keys)

@@ -62,6 +62,11 @@ class ModelConfig:
         return asdict(self)
 
 
+def value(t) -> torch.Tensor:
+    """The float value of a quant tensor; during QONNX export Brevitas layers return plain tensors."""
+    return t.value if isinstance(t, IntQuantTensor) else t
+
+
 def iface_tensor(value: torch.Tensor) -> IntQuantTensor:
     """Wrap a float tensor that lies on the block-interface grid as the quant tensor the blocks exchange."""
     return IntQuantTensor(value, torch.tensor(q.IFACE_SCALE), torch.tensor(0.0), torch.tensor(8.0),
@@ -208,7 +213,7 @@ class DFSNet(nn.Module):
         return self.stem_act(self.stem_bn(self.stem_conv(self.inp(images / 255.0))))
 
     def head(self, x: IntQuantTensor) -> torch.Tensor:
-        pooled = F.adaptive_avg_pool2d(x.value, 1).flatten(1)
+        pooled = F.adaptive_avg_pool2d(value(x), 1).flatten(1)
         return self.head_fc(self.head_act(pooled))
 
     # -- whole network ---------------------------------------------------------------------------

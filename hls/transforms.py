@@ -1,0 +1,152 @@
+"""Graph rewrites the DFS cores need beyond FINN's own, one qonnx ``Transformation`` each."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.general import GiveUniqueNodeNames, SortGraph
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.basic import get_by_name
+
+
+class RemoveIdentityThresholds(Transformation):
+    """Drop a MultiThreshold that maps every value of its integer input type onto itself.
+
+    Each core starts with the interface format as a Quant node (so that QONNX tools see the UINT8 type);
+    on interface integers it is an identity, and in hardware a 255-level threshold table for nothing.
+    """
+
+    def apply(self, model: ModelWrapper):
+        for n in model.graph.node:
+            if n.op_type != "MultiThreshold":
+                continue
+            idt = model.get_tensor_datatype(n.input[0])
+            thr = model.get_initializer(n.input[1])
+            inst = getCustomOp(n)
+            if thr is None or not idt.is_integer() or idt.bitwidth() > 12:
+                continue
+            if inst.get_nodeattr("out_scale") != 1.0:
+                continue
+            vals = np.arange(idt.min(), idt.max() + 1, dtype=np.float64)
+            out = (vals[None, None, :] >= thr[:, :, None]).sum(axis=1) + inst.get_nodeattr("out_bias")
+            if not np.array_equal(out, np.broadcast_to(vals, out.shape)):
+                continue
+            src, dst = n.input[0], n.output[0]
+            for c in model.find_consumers(dst):
+                for i, t in enumerate(c.input):
+                    if t == dst:
+                        c.input[i] = src
+            if dst in [o.name for o in model.graph.output]:
+                continue  # a graph output cannot be renamed away here; keep the node
+            model.graph.node.remove(n)
+            return model, True
+        return model, False
+
+
+class InsertInputTransposePair(Transformation):
+    """x(NCHW) -> Transpose(NHWC) -> Transpose(NCHW) -> consumers.
+
+    FINN's streamlining moves the inner transpose into every branch of the input fork, where it cancels
+    against the NHWC transposes of the lowered convolutions and moves past the residual add; the outer
+    one is left at the graph input, outside the dataflow partition (the host hands NHWC data to the core).
+    """
+
+    def apply(self, model: ModelWrapper):
+        gi = model.graph.input[0].name
+        cons = model.find_consumers(gi)
+        if cons and cons[0].op_type == "Transpose" and len(cons) == 1:
+            return model, False
+        t1, t2 = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
+        for n in model.graph.node:
+            for i, x in enumerate(n.input):
+                if x == gi:
+                    n.input[i] = t2
+        model.graph.node.insert(0, helper.make_node("Transpose", [t1], [t2], perm=[0, 3, 1, 2]))
+        model.graph.node.insert(0, helper.make_node("Transpose", [gi], [t1], perm=[0, 2, 3, 1]))
+        model = model.transform(InferShapes())
+        dt = model.get_tensor_datatype(gi)
+        model.set_tensor_datatype(t1, dt)
+        model.set_tensor_datatype(t2, dt)
+        return model.transform(GiveUniqueNodeNames()), False
+
+
+def _is_to_nhwc(n) -> bool:
+    return n is not None and n.op_type == "Transpose" and list(get_by_name(n.attribute, "perm").ints) == [0, 2, 3, 1]
+
+
+class HoistInputTranspose(Transformation):
+    """After streamlining, the graph input forks into [MultiThreshold(NCHW) -> Transpose] (the requant of
+    a low-bit path) and [Transpose] (the skip): make that one Transpose at the input followed by the fork
+    in NHWC, so that the whole fork is inside the dataflow partition."""
+
+    def apply(self, model: ModelWrapper):
+        gi = model.graph.input[0].name
+        for mt in [c for c in model.find_consumers(gi) if c.op_type == "MultiThreshold"]:
+            nxt = model.find_consumers(mt.output[0])
+            if len(nxt) == 1 and _is_to_nhwc(nxt[0]):
+                t = nxt[0]
+                mt_out = t.output[0]
+                t.input[0], t.output[0] = gi, mt.output[0]
+                mt.input[0], mt.output[0] = t.output[0], mt_out
+                getCustomOp(mt).set_nodeattr("data_layout", "NHWC")
+                model.graph.node.remove(t)
+                model.graph.node.insert(0, t)
+                model.set_tensor_shape(t.output[0], model.get_tensor_shape(mt_out))
+        ts = [c for c in model.find_consumers(gi) if _is_to_nhwc(c)]
+        for t in ts[1:]:
+            for c in model.find_consumers(t.output[0]):
+                for i, x in enumerate(c.input):
+                    if x == t.output[0]:
+                        c.input[i] = ts[0].output[0]
+            model.graph.node.remove(t)
+        model = model.transform(SortGraph()).transform(InferShapes()).transform(InferDataTypes())
+        return model, False
+
+
+@contextlib.contextmanager
+def residual_join_detection() -> Iterator[None]:
+    """qonnx's ``is_join_node`` only looks for a graph input on input 0; once the residual add takes the
+    block input on input 1, FINN's streamlining would treat it as a scalar add. Count every dynamic input."""
+
+    original = ModelWrapper.is_join_node
+
+    def is_join_node(self, node):
+        gin = {x.name for x in self.graph.input}
+        dyn = [i for i in node.input if self.get_initializer(i) is None and (i in gin or self.find_producer(i))]
+        return len(dyn) > 1
+
+    ModelWrapper.is_join_node = is_join_node
+    try:
+        yield
+    finally:
+        ModelWrapper.is_join_node = original
+
+
+@contextlib.contextmanager
+def integer_eltwise_rtl() -> Iterator[None]:
+    """Let SpecializeLayers pick ElementwiseAdd_rtl for an integer add whose operands have the same width
+    and signedness: finn-rtllib's eltwise integer add is plain fabric logic, exact in that case, but
+    finn-plus 1.6.1 allows the RTL variant only for float operands on Versal."""
+    import finn.transformation.fpgadataflow.specialize_layers as spl
+
+    original = spl._elementwise_rtl_possible
+
+    def possible(n, fpgapart):
+        inst = getCustomOp(n)
+        a, b = inst.get_input_datatype(0), inst.get_input_datatype(1)
+        if n.op_type == "ElementwiseAdd" and a.is_integer() and b.is_integer():
+            return a.bitwidth() == b.bitwidth() and a.signed() == b.signed()
+        return original(n, fpgapart)
+
+    spl._elementwise_rtl_possible = possible
+    try:
+        yield
+    finally:
+        spl._elementwise_rtl_possible = original
