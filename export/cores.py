@@ -43,10 +43,15 @@ class PathCore(nn.Module):
 
 
 class HeadCore(nn.Module):
-    def __init__(self, net: DFSNet):
+    """The classifier after global average pooling. Its input is the pooled feature map as the integer
+    sum over H and W of the interface integers, which the host computes (FINN's GlobalAccPool is HLS-only);
+    the 1/(H*W) and the interface scale fold into the classifier's input thresholds."""
+
+    def __init__(self, net: DFSNet, hw: int):
         super().__init__()
         self.net = net
-        self.inp = iface_in()
+        self.hw = hw
 
-    def forward(self, x_int: torch.Tensor) -> torch.Tensor:
-        return self.net.head(self.inp(x_int * q.IFACE_SCALE))
+    def forward(self, x_sum: torch.Tensor) -> torch.Tensor:
+        pooled = x_sum * (q.IFACE_SCALE / self.hw)
+        return self.net.head_fc(self.net.head_act(pooled))

@@ -90,14 +90,17 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
                        "out": {"shape": list(y.shape), "datatype": "UINT8"},
                        "stride": blk.stride, "channels": [blk.cin, blk.cout], "paths": paths})
         x = y
-    jobs.append(("head", HeadCore(net), x.clone(), table.head))
+    hw = int(x.shape[2] * x.shape[3])
+    head_in = x.sum(dim=(2, 3))
+    head_dt = f"UINT{int(np.ceil(np.log2(255 * hw + 1)))}"
+    jobs.append(("head", HeadCore(net, hw), head_in, table.head))
     qonnx_bops = {}
     for name, module, example, _ in tqdm(jobs, desc="export", unit="core", disable=None if progress else True):
         path = folder / f"{name}.onnx"
         module.eval()
         export_qonnx(module, input_t=example, export_path=str(path))
         mw = ModelWrapper(str(path))
-        mw.set_tensor_datatype(mw.graph.input[0].name, DataType["UINT8"])
+        mw.set_tensor_datatype(mw.graph.input[0].name, DataType[head_dt if name == "head" else "UINT8"])
         mw.save(str(path))  # weights inline: one self-contained file per core
         Path(f"{path}.data").unlink(missing_ok=True)
         qonnx_bops[name] = int(inference_cost(str(path), discount_sparsity=False)["total_cost"]["total_bops"])
@@ -116,8 +119,9 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
         "stem": {"core": "stem", "file": "stem.onnx", "bitops": table.stem,
                  "in": {"shape": shapes[0], "datatype": "UINT8"}, "out": {"shape": shapes[1], "datatype": "UINT8"}},
         "blocks": blocks,
-        "head": {"core": "head", "file": "head.onnx", "bitops": table.head,
-                 "in": {"shape": list(x.shape), "datatype": "UINT8"},
+        "head": {"core": "head", "file": "head.onnx", "bitops": table.head, "pool": "sum",
+                 "in": {"shape": list(head_in.shape), "datatype": head_dt,
+                        "host": "sum over H and W of the last block's output integers"},
                  "out": {"shape": [1, cfg.num_classes], "datatype": "FLOAT32"}},
         "gates": {"file": "gates.npz", "hidden": cfg.gate_hidden, "runs_on": "host (numpy)",
                   "params": sum(p.numel() for p in net.gate.parameters())},

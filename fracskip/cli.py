@@ -39,6 +39,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     }.items() if v is not None}
     if a.epochs:
         over["epochs"] = {**cfg.epochs, **a.epochs}
+    if a.lr:
+        over["lr"] = {**cfg.lr, **a.lr}
     cfg = TrainConfig(**{**cfg.__dict__, **over})
     ev = train(cfg, Path(a.output), resume=a.resume)
     if ev:
@@ -90,6 +92,22 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(a: argparse.Namespace) -> int:
+    from .hls.build import BuildConfig, build
+
+    cfg = BuildConfig(board=a.board, until=a.until, target_fps=a.target_fps, budget=a.budget, workers=a.workers,
+                      calibration_images=a.calibration, data_dir=a.data)
+    s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
+    t = s["totals"]
+    print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}")
+    print("  resources: " + ", ".join(f"{r} {t['resources'][r]:.0f}/{t['capacity'][r]} ({100 * t['utilization'][r]:.0f} %)"
+                                      for r in t["resources"]) + f"  -> {'fits' if t['fits'] else 'DOES NOT FIT'}")
+    print(f"  expected cycles per input {s['expected_cycles_per_input']:.0f} "
+          f"(static all-8-bit: {s['static_8bit']['expected_cycles_per_input']:.0f}, "
+          f"speed-up {s['speedup_vs_static_8bit']:.2f}x); {s['time_s']['total']:.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fracskip", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -105,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bit-menu", type=_menu, help="e.g. 0,2,4,8 (DFS), 0,8 (skip-only), 4 (static W4A4)")
     t.add_argument("--stages", help="comma-separated subset of backbone,gates,joint")
     t.add_argument("--epochs", type=_epochs, help="per stage, e.g. backbone=8,gates=0.5,joint=1")
+    t.add_argument("--lr", type=_epochs, help="learning rate per stage, e.g. backbone=1e-3,joint=2e-4")
     t.add_argument("--target", type=float, help="target compute as a fraction of the all-8-bit network")
     t.add_argument("--alpha", type=float, help="weight of the target-cost loss")
     t.add_argument("--init", help="start from this checkpoint's weights (e.g. a trained backbone)")
@@ -137,6 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_simulate)
+
+    b = sub.add_parser("build", help="FINN dataflow cores for every path, folded for a board")
+    b.add_argument("export_dir", help="a folder written by `fracskip export`")
+    b.add_argument("--board", required=True, help="Pynq-Z2, ZCU104 or U250 (bitstreams/boards/*.json)")
+    b.add_argument("-o", "--output", required=True, help="build folder")
+    b.add_argument("--until", default="hdl", choices=("estimates", "hdl", "bitstream"))
+    b.add_argument("--target-fps", type=float, help="fold every core for this rate (default: probability-aware)")
+    b.add_argument("--budget", type=float, default=0.8, help="share of the device for the cores (default 0.8)")
+    b.add_argument("--workers", type=int, default=1, help="parallel FINN builds")
+    b.add_argument("--calibration", type=int, default=1000, help="training images to measure path frequencies")
+    b.add_argument("--data", help="dataset folder for calibration")
+    b.add_argument("--force", action="store_true", help="replace a non-empty build folder")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_build)
     return p
 
 

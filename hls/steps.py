@@ -67,6 +67,11 @@ def step_fracskip_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> M
     return model.transform(RemoveUnusedTensors())
 
 
+def _is_residual_join(model: ModelWrapper, node) -> bool:
+    """Only the residual add of two streams becomes hardware; scalar scales stay with the host."""
+    return node.op_type == "Add" and all(model.get_initializer(i) is None for i in node.input)
+
+
 def step_fracskip_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """HW layers with standalone thresholds (FINN's RTL MVU has none embedded), the residual add as an
     integer ElementwiseAdd and the input fork as DuplicateStreams. Float tails (the head's scale and bias)
@@ -74,7 +79,7 @@ def step_fracskip_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -
     model = model.transform(InferThresholdingLayer())
     model = model.transform(InferQuantizedMatrixVectorActivation())
     model = model.transform(InferConvInpGen())
-    model = model.transform(InferElementwiseBinaryOperation(InferElementwiseBinaryOperation.reject_output_dequant))
+    model = model.transform(InferElementwiseBinaryOperation(_is_residual_join))
     model = model.transform(InferDuplicateStreamsLayer())
     model = model.transform(absorb.AbsorbConsecutiveTransposes())
     model = model.transform(GiveUniqueNodeNames()).transform(InferShapes()).transform(InferDataTypes())

@@ -39,3 +39,26 @@ def evaluate(net: DFSNet, split: D.Split, batch_size: int = 256, choices: torch.
         "choices": counts,
         "gate_params": sum(p.numel() for p in net.gate.parameters()),
     }
+
+
+@torch.no_grad()
+def recalibrate_bn(net: DFSNet, split: D.Split, images: int = 2000, batch_size: int = 200,
+                   choices: torch.Tensor | None = None) -> None:
+    """Re-estimate every BatchNorm's running statistics under the routing used at inference (the gates'
+    decisions, or ``choices``): training samples paths at random, so each block's statistics mix inputs
+    from every upstream configuration. Only BatchNorm buffers change; weights and quantizers do not."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the recalibration batches
+    net.eval()
+    for m in bns:
+        m.train()
+    sub = split.subset(images)
+    for i, (x, _) in enumerate(D.batches(sub, batch_size, shuffle=False)):
+        forced = None if choices is None else choices[: len(x)]
+        net(x.float(), choices=forced)
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    net.eval()

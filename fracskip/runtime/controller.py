@@ -77,7 +77,8 @@ class Controller:
                     y = np.zeros((n, *out.shape[1:]), dtype=np.float32)
                 y[idx] = out
             x = y
-        logits = self._call("head", x, everyone, calls, cycles)
+        # global average pooling on the host, as an exact integer sum (see HeadCore)
+        logits = self._call("head", x.sum(axis=(2, 3), dtype=np.float64).astype(np.float32), everyone, calls, cycles)
         ch = np.stack(choices, 1) if choices else np.zeros((n, 0), dtype=np.int64)
         bits = np.asarray(self.menu)[ch] if choices else ch
         return logits, Trace(ch, bits, self.bitops(ch), cycles, calls)

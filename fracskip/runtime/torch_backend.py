@@ -15,7 +15,10 @@ class TorchBackend:
 
     def __init__(self, checkpoint: str):
         self.net, self.checkpoint = load_model(checkpoint)
-        self.cores: dict[str, torch.nn.Module] = {"stem": StemCore(self.net), "head": HeadCore(self.net)}
+        last = self.net.cfg.image_size
+        for _, _, stride in self.net.cfg.block_specs():
+            last = (last + stride - 1) // stride
+        self.cores: dict[str, torch.nn.Module] = {"stem": StemCore(self.net), "head": HeadCore(self.net, last * last)}
         for i, blk in enumerate(self.net.blocks):
             for key in blk.paths:
                 bits = int(key[1:])

@@ -18,6 +18,9 @@ CORE_MODULE = "lutmvu"
 ROM_STYLES = {"auto": 0, "distributed": 1, "block": 2}
 # Deeper weight ROMs go to block RAM unless the user says otherwise (FINN's rule for embedded weights).
 LUT_ROM_MAX_DEPTH = 128
+# Cycles from taking an input word to offering the output word it completes (issue, fetch, read,
+# multiply/reduce, accumulate; +1 for thresholds): n vectors take cycles(n) + latency.
+PIPELINE_LATENCY = 4
 
 
 def rtl_dir() -> Path:
@@ -43,7 +46,11 @@ class LutMvuParams:
     act_bits: int
     act_signed: bool
     acc_bits: int
-    rom_style: str = "auto"  # auto | distributed | block
+    rom_style: str = "auto"  # auto | distributed | block (weights)
+    acc_signed: bool = True  # how thresholds read the accumulator
+    n_thresholds: int = 0  # per output row; 0: no activation, the output is the accumulator
+    out_bits: int = 0  # output element width with thresholds
+    act_val: int = 0  # FINN's ActVal: output = act_val + number of thresholds reached
 
     def __post_init__(self) -> None:
         problems = []
@@ -59,6 +66,8 @@ class LutMvuParams:
             problems.append("signed operands need at least 2 bits (bipolar is not supported)")
         if self.rom_style not in ROM_STYLES:
             problems.append(f"rom_style={self.rom_style!r} is not one of {sorted(ROM_STYLES)}")
+        if self.n_thresholds and not 1 <= self.out_bits <= 32:
+            problems.append(f"out_bits={self.out_bits}: with thresholds the output needs 1 to 32 bits")
         if problems:
             raise FracskipError("invalid LUT-MVU parameters: " + "; ".join(problems))
 
@@ -79,8 +88,17 @@ class LutMvuParams:
         return self.simd * self.act_bits
 
     @property
+    def out_bits_per_element(self) -> int:
+        return self.out_bits if self.n_thresholds else self.acc_bits
+
+    @property
     def out_width(self) -> int:
-        return self.pe * self.acc_bits
+        return self.pe * self.out_bits_per_element
+
+    @property
+    def latency(self) -> int:
+        """Pipeline latency in cycles (see PIPELINE_LATENCY)."""
+        return PIPELINE_LATENCY + (1 if self.n_thresholds else 0)
 
     @property
     def rom_width(self) -> int:
@@ -97,8 +115,8 @@ class LutMvuParams:
         """FINN's MVAU cycle count: MH/PE * MW/SIMD per input vector."""
         return self.nf * self.sf * n_vectors
 
-    def verilog_parameters(self, weight_file: str) -> dict[str, int | str]:
-        return {
+    def verilog_parameters(self, weight_file: str, thresh_file: str = "") -> dict[str, int | str]:
+        pars: dict[str, int | str] = {
             "MW": self.mw,
             "MH": self.mh,
             "PE": self.pe,
@@ -111,9 +129,29 @@ class LutMvuParams:
             "WEIGHT_FILE": weight_file,
             "ROM_STYLE": ROM_STYLES[self.resolved_rom_style],
         }
+        if self.n_thresholds:
+            pars.update(ACCU_SIGNED=int(self.acc_signed), N_THRES=self.n_thresholds, OUT_WIDTH=self.out_bits,
+                        ACT_VAL=self.act_val, THRESH_FILE=thresh_file)
+        return pars
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def int_range(bits: int, signed: bool) -> tuple[int, int]:
+    """Smallest and largest value of a FINN INT<bits>/UINT<bits>."""
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def worst_case_acc_bits(mw: int, weight_bits: int, weight_signed: bool, act_bits: int, act_signed: bool) -> int:
+    """Accumulator width for any weights and inputs of the given types (FINN's datatype-only bound)."""
+    wl, wh = int_range(weight_bits, weight_signed)
+    al, ah = int_range(act_bits, act_signed)
+    prods = (wl * al, wl * ah, wh * al, wh * ah)
+    lo, hi = mw * min(prods), mw * max(prods)
+    if lo >= 0:
+        return max(1, hi.bit_length())
+    return max(-lo - 1, hi).bit_length() + 1
 
 
 def rom_words(params: LutMvuParams, weights: np.ndarray) -> list[int]:
@@ -127,8 +165,7 @@ def rom_words(params: LutMvuParams, weights: np.ndarray) -> list[int]:
     wi = np.rint(w).astype(np.int64)
     if not np.array_equal(wi, w):
         raise FracskipError("weights must be integers (FINN's integer weight tensor, before any scaling)")
-    lo, hi = (-(1 << (params.weight_bits - 1)), (1 << (params.weight_bits - 1)) - 1) if params.weight_signed \
-        else (0, (1 << params.weight_bits) - 1)
+    lo, hi = int_range(params.weight_bits, params.weight_signed)
     if wi.min() < lo or wi.max() > hi:
         raise FracskipError(f"weights span [{wi.min()}, {wi.max()}], outside the weight type's [{lo}, {hi}]")
     # (MW, MH) -> (NF, SF, PE, SIMD): element [nf, sf, p, s] = W[sf*SIMD + s, nf*PE + p]
@@ -146,13 +183,39 @@ def write_rom_file(params: LutMvuParams, weights: np.ndarray, path: Path) -> Pat
     return path
 
 
-def wrapper_verilog(params: LutMvuParams, module: str, weight_file: str) -> str:
+def threshold_words(params: LutMvuParams, thresholds: np.ndarray) -> list[int]:
+    """Threshold ROM image: word nf holds T[nf*PE + p][i] at bits [(p*N + i)*TW +: TW], TW = acc_bits + 1.
+
+    ``thresholds`` (MH, N) or (1, N) as in FINN's MVAU: y >= t counts. For integer accumulators that is
+    y >= ceil(t); clipping to [acc min, acc max + 1] keeps "always" and "never" and fits TW bits.
+    """
+    t = np.asarray(thresholds, dtype=np.float64)
+    n = params.n_thresholds
+    if t.ndim != 2 or t.shape[1] != n or t.shape[0] not in (1, params.mh):
+        raise FracskipError(f"thresholds have shape {t.shape}, expected ({params.mh} or 1, {n})")
+    lo, hi = int_range(params.acc_bits, params.acc_signed)
+    ti = np.clip(np.ceil(t), lo, hi + 1).astype(np.int64)
+    ti = np.broadcast_to(ti, (params.mh, n))
+    tw = params.acc_bits + 1
+    # (MH, N) -> (NF, PE*N): row nf*PE + p of fold nf at lanes p*N .. p*N + N-1
+    lanes = ti.reshape(params.nf, params.pe * n) & ((1 << tw) - 1)
+    return [sum(int(v) << (k * tw) for k, v in enumerate(row)) for row in lanes]
+
+
+def write_threshold_file(params: LutMvuParams, thresholds: np.ndarray, path: Path) -> Path:
+    digits = (params.pe * params.n_thresholds * (params.acc_bits + 1) + 3) // 4
+    path = Path(path)
+    path.write_text("".join(f"{word:0{digits}x}\n" for word in threshold_words(params, thresholds)))
+    return path
+
+
+def wrapper_verilog(params: LutMvuParams, module: str, weight_file: str, thresh_file: str = "") -> str:
     """Verilog top with FINN's port names (ap_clk, ap_rst_n, in0_V_*, out0_V_*; TDATA padded to bytes)."""
     in_pad = _byte_padded(params.in_width)
     out_pad = _byte_padded(params.out_width)
     pars = ",\n".join(
         f'        .{k}("{v}")' if isinstance(v, str) else f"        .{k}({v})"
-        for k, v in params.verilog_parameters(weight_file).items()
+        for k, v in params.verilog_parameters(weight_file, thresh_file).items()
     )
     out_assign = "core_out" if out_pad == params.out_width else \
         f"{{{out_pad - params.out_width}'b0, core_out}}"

@@ -67,6 +67,7 @@ class StreamDut:
     out_width: int
     n_in: int  # input words per run
     n_out: int  # output words expected per run
+    exp_cycles: int = 0  # cycles a run should take at full rate (sizes the time-out), if known
 
 
 @dataclass
@@ -144,8 +145,8 @@ class StreamHarness:
             digits = (dut.in_width + 3) // 4
             (run_dir / f"in{i}.hex").write_text("".join(f"{w:0{digits}x}\n" for w in words))
         if max_cycles is None:
-            # every DUT runs in parallel; with stalls each side is idle half of the time
-            max_cycles = 64 * max(d.n_in + d.n_out for d in self.duts) + 10_000
+            # all DUTs run side by side; random stalls on both sides slow a DUT down about 2-4 times
+            max_cycles = 8 * max(max(d.exp_cycles, d.n_in + d.n_out) for d in self.duts) + 10_000
         args = [str(self.binary), f"+seed={seed}", f"+max_cycles={max_cycles}"] + (["+stall"] if stall else [])
         proc = subprocess.run(args, cwd=run_dir, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import FracskipError, ToolMissingError
-from .core import LutMvuParams, rtl_sources, wrapper_verilog, write_rom_file
+from .core import LutMvuParams, int_range, rtl_sources, wrapper_verilog, write_rom_file
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,5 @@ def synthesize(params: LutMvuParams, weights: np.ndarray, workdir: Path | None =
 
 def random_weights(params: LutMvuParams, seed: int = 0) -> np.ndarray:
     """Uniform weights over the full range of the weight type: no ROM compression from structure."""
-    rng = np.random.default_rng(seed)
-    b = params.weight_bits
-    lo, hi = (-(1 << (b - 1)), 1 << (b - 1)) if params.weight_signed else (0, 1 << b)
-    return rng.integers(lo, hi, size=(params.mw, params.mh))
+    lo, hi = int_range(params.weight_bits, params.weight_signed)
+    return np.random.default_rng(seed).integers(lo, hi + 1, size=(params.mw, params.mh))

@@ -10,7 +10,7 @@ set of depths is one call of a running simulator, not a compile:
    (depth x width bits) first, binary-search each FIFO's smallest depth that still meets the target with
    the others at their current depths (minimal FINN depth 2 tried first: most FIFOs need no more);
 4. write the depths into the model, regenerate those FIFOs' HDL and, unless ``verify=False``, build the core
-   with FINN's real fifo.sv and measure it again (outputs must equal the sizing run's).
+   with FINN's real fifo.sv and measure it again on twice the frames (outputs must equal the sizing run's).
 
 Every accepted set met the target in simulation, so the result does too; the search is greedy, so the total
 is a local minimum: no single FIFO can be made shallower.
@@ -44,7 +44,7 @@ class FifoSizingReport:
     unbounded_cycles: float  # measured, every FIFO at its maximum
     initial_cycles: float | None  # measured with the initial depths (None: the core stalled)
     sized_cycles: float  # measured with the chosen depths (sizing FIFOs)
-    verified_cycles: float | None  # measured with FINN's fifo.sv at the chosen depths
+    verified_cycles: float | None  # measured with FINN's fifo.sv at the chosen depths, 2 x frames
     evaluations: int
     frames: int
 
@@ -122,6 +122,9 @@ def size_fifos(model, fpgapart: str, clk_ns: float, cache_dir: Path | None = Non
     initial = {n.name: int(getCustomOp(n).get_nodeattr("depth")) for n in fifo_nodes}
 
     core = RTLSimCore(model, cache_dir=cache_dir, jobs=jobs, sizing_fifos=True, progress=progress)
+    if core.estimate is None:
+        core.close()
+        raise FracskipError("FIFO sizing targets FINN's cycle estimate, and FINN cannot estimate this model")
     with core:
         frames = random_frames(core, n_frames, seed)
         slots = core.fifos
@@ -134,10 +137,11 @@ def size_fifos(model, fpgapart: str, clk_ns: float, cache_dir: Path | None = Non
             log.warning("with unbounded FIFOs the core reaches %.0f cycles/frame, more than FINN's estimate %d: "
                         "sizing for %.0f", unbounded, estimate, target)
         limit = int(2 * best.cycles * (1 + tolerance)) + 1000  # a trial that slow has failed anyway
-        evaluations = [1]
+        evaluations = 1
 
         def trial(depths: list[int]) -> SimResult:
-            evaluations[0] += 1
+            nonlocal evaluations
+            evaluations += 1
             return core.run(frames, fifo_depths=depths, reset=True, check=False, cycle_limit=limit)
 
         def meets(depths: list[int]) -> bool:
@@ -151,14 +155,13 @@ def size_fifos(model, fpgapart: str, clk_ns: float, cache_dir: Path | None = Non
             log.info("peak-occupancy depths miss the target; starting from the maxima")
             depths = list(caps)
         order = sorted(range(len(slots)), key=lambda i: -depths[i] * slots[i].width)
-        _progress = _bar(progress, len(order))
-        for i in _progress(order):
+        for i in _bar(progress, len(order))(order):
             if depths[i] == MIN_DEPTH:
                 continue
-            lo, hi = MIN_DEPTH, depths[i]  # invariant: hi meets the target, lo - 1 is out of range
+            lo, hi = MIN_DEPTH, depths[i]
             if meets(depths[:i] + [lo] + depths[i + 1:]):
                 hi = lo
-            else:
+            else:  # binary search; invariant: hi meets the target, lo does not
                 while hi - lo > 1:
                     mid = (lo + hi) // 2
                     if meets(depths[:i] + [mid] + depths[i + 1:]):
@@ -176,12 +179,15 @@ def size_fifos(model, fpgapart: str, clk_ns: float, cache_dir: Path | None = Non
     verified = None
     if verify:
         with RTLSimCore(model, cache_dir=cache_dir, jobs=jobs, progress=progress) as real:
-            check = real.run(frames, check=False, cycle_limit=limit)
+            # twice the frames: the sized core must hold its throughput beyond the frames it was sized on
+            more = random_frames(real, 2 * n_frames, seed + 1)
+            more = [np.concatenate([a, b[n_frames:]]) for a, b in zip(frames, more)]
+            check = real.run(more, check=False, cycle_limit=2 * limit)
         if check.stalled:
             raise FracskipError(f"with FINN's fifo.sv at the sized depths the core stalls ({chosen}); the sizing "
                                 "FIFO model disagrees with fifo.sv here: report this.")
         for a, b in zip(check.outputs, best.outputs):
-            if not np.array_equal(a, b):
+            if not np.array_equal(a[:n_frames], b):
                 raise FracskipError("the core's outputs differ between the sizing FIFOs and FINN's fifo.sv")
         verified = check.cycles_per_frame
         if verified > target:
@@ -192,7 +198,7 @@ def size_fifos(model, fpgapart: str, clk_ns: float, cache_dir: Path | None = Non
         peak_occupancy={s.node: mc for s, mc in zip(slots, best.fifo_maxcount)},
         total_bits=sum(chosen[n] * widths[n] for n in chosen), estimate_cycles=estimate, target_cycles=target,
         unbounded_cycles=unbounded, initial_cycles=initial_cycles, sized_cycles=final.cycles_per_frame,
-        verified_cycles=verified, evaluations=evaluations[0], frames=n_frames)
+        verified_cycles=verified, evaluations=evaluations, frames=n_frames)
     log.info("FIFO sizing: %d FIFOs, %d bits in total, %.1f cycles/frame (FINN estimate %d, target %.1f) "
              "after %d simulations", len(chosen), report.total_bits, verified or final.cycles_per_frame, estimate,
              target, report.evaluations)

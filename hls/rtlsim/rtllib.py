@@ -126,3 +126,14 @@ def prepare_rtllib(cache_dir: Path | None = None) -> Path:
     log.info("Verilator-compatible finn-rtllib copy at %s (rewritten: %s; added: %s)", dest,
              ", ".join(sorted(entries)), ", ".join(added_files()))
     return dest
+
+
+def setup_finn(build_dir: Path, cache_dir: Path | None = None) -> Path:
+    """Initialise finn-plus for RTL simulation: FINN's generated code below ``build_dir`` and the
+    Verilator-compatible library copy as its ``FINN_RTLLIB``. Call it before FINN generates HDL (PrepareIP)
+    and before importing FINN transformations; returns the library copy."""
+    from .. import finn_env
+
+    rtllib = prepare_rtllib(cache_dir)
+    finn_env.setup(Path(build_dir), rtllib=rtllib)
+    return rtllib

@@ -110,7 +110,34 @@ def _spinner(text: str, enabled: bool):
         yield
 
 
-def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, cflags: str = "-O1",
+def _make_list(mk: Path, var: str) -> list[str]:
+    """Names listed under ``VAR += \\`` in a Verilator-generated makefile."""
+    names, inside = [], False
+    for line in mk.read_text().splitlines():
+        if line.startswith(var + " +="):
+            inside = True
+        elif inside and line.startswith((" ", "\t")) and line.strip() not in ("", "\\"):
+            names.append(line.strip().rstrip("\\").strip())
+        else:
+            inside = False
+    return names
+
+
+def _runtime_dir(cache_dir: Path, tool: Verilator, opt: str) -> Path:
+    """Where Verilator's runtime library objects built with ``opt`` by this compiler are kept."""
+    cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    key = hashlib.sha256(f"{tool.version}|{opt}|{cxx}".encode()).hexdigest()[:16]
+    return Path(cache_dir) / "verilator-runtime" / key
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, log_file: Path) -> subprocess.CompletedProcess:
+    cp = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    with log_file.open("a") as f:
+        f.write("$ " + " ".join(cmd) + "\n" + cp.stdout + cp.stderr + f"[exit {cp.returncode}]\n\n")
+    return cp
+
+
+def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str = "-O1",
                     progress: bool = True) -> tuple[Path, bool]:
     """Verilate ``core`` into ``cache_dir/rtlsim/<hash>/`` unless that build exists.
 
@@ -119,7 +146,7 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, cflags: 
     """
     tool = find_verilator()
     header = _config_header(core)
-    flag_view = tool.compile_command(core.top, [], [], Path("obj"), EXE, jobs=1, cflags=cflags)[1:]
+    flag_view = tool.verilate_command(core.top, [], [], Path("obj"), EXE)[1:] + [opt]
     key = _content_hash(core, header, flag_view, tool)
     dest = Path(cache_dir) / "rtlsim" / key
     if (dest / EXE).is_file():
@@ -127,24 +154,35 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, cflags: 
         return dest, False
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=key + ".build-", dir=dest.parent))
+    obj, build_log = tmp / "obj", tmp / "build.log"
     try:
         (tmp / "tb_config.h").write_text(header)
         shutil.copyfile(TESTBENCH, tmp / "testbench.cpp")
         shutil.copyfile(core.top_file, tmp / core.top_file.name)  # kept for reference / debugging
-        cmd = tool.compile_command(core.top, core.sources + [tmp / "testbench.cpp"], core.include_dirs + [tmp],
-                                   tmp / "obj", EXE, jobs=jobs, cflags=cflags)
         with _spinner(f"Verilating {core.top} ({len(core.sources)} files)", progress):
-            cp = subprocess.run(cmd, cwd=tmp, env=tool.env(), capture_output=True, text=True)
-        (tmp / "build.log").write_text(" ".join(cmd) + "\n\n" + cp.stdout + cp.stderr)
-        if cp.returncode != 0 or not (tmp / "obj" / EXE).is_file():
+            cp = _run(tool.verilate_command(core.top, core.sources + [tmp / "testbench.cpp"],
+                                            core.include_dirs + [tmp], obj, EXE), tmp, tool.env(), build_log)
+            runtime = None
+            if cp.returncode == 0:
+                mk = obj / f"V{core.top}_classes.mk"
+                names = _make_list(mk, "VM_GLOBAL_FAST") + _make_list(mk, "VM_GLOBAL_SLOW")
+                rt_dir = _runtime_dir(cache_dir, tool, opt)
+                runtime = [rt_dir / f"{n}.o" for n in names]
+                have_runtime = bool(names) and all(o.is_file() for o in runtime)
+                cp = _run(tool.make_command(obj, core.top, jobs, opt, runtime if have_runtime else None), tmp,
+                          tool.env(), build_log)
+                if cp.returncode == 0 and names and not have_runtime:
+                    _keep_runtime(obj, names, rt_dir)
+        if cp.returncode != 0 or not (obj / EXE).is_file():
             failed = dest.with_name(key + ".failed")
             shutil.rmtree(failed, ignore_errors=True)
             tmp.rename(failed)
-            errors = [ln for ln in (cp.stdout + cp.stderr).splitlines() if "%Error" in ln or "error:" in ln]
+            text = cp.stdout + cp.stderr
+            errors = [ln for ln in text.splitlines() if "%Error" in ln or "error:" in ln] or text.splitlines()[-5:]
             raise FracskipError(f"Verilator could not build {core.top}: " + " | ".join(errors[:8])
                                 + f" (full log: {failed / 'build.log'})")
-        shutil.move(tmp / "obj" / EXE, tmp / EXE)
-        shutil.rmtree(tmp / "obj")  # objects are tens of MB and never reused: the hash changes with any source
+        shutil.move(obj / EXE, tmp / EXE)
+        shutil.rmtree(obj)  # objects are never reused: the hash changes with any source
         for name, src in core.data_files.items():
             shutil.copyfile(src, tmp / name)
         try:
@@ -158,6 +196,20 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, cflags: 
     return dest, True
 
 
+def _keep_runtime(obj: Path, names: list[str], rt_dir: Path) -> None:
+    """Store the runtime library objects of a finished build for the next builds."""
+    rt_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=rt_dir.name + ".", dir=rt_dir.parent))
+    try:
+        for n in names:
+            shutil.copyfile(obj / f"{n}.o", tmp / f"{n}.o")
+        tmp.rename(rt_dir)
+    except OSError:
+        pass  # another build stored it first, or it cannot be stored: the next build compiles it again
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- the core
 
 
@@ -166,20 +218,24 @@ class RTLSimCore:
     simulated in Verilator.
 
     ``sizing_fifos``: simulate every StreamingFIFO_rtl with a run-time depth (see fifo_sizing).
-    ``cycle_limit``: per call; default ten times FINN's estimate for the batch (critical path + frames x
+    ``cycle_limit``: per call; default four times FINN's estimate for the batch (critical path + frames x
     slowest layer) plus 10k cycles. Reaching it means the core stalled: FracskipError.
     """
 
-    def __init__(self, model, cache_dir: Path | None = None, jobs: int = 1, cflags: str = "-O1",
+    def __init__(self, model, cache_dir: Path | None = None, jobs: int = 1, opt: str = "-O1",
                  sizing_fifos: bool = False, cycle_limit: int | None = None, progress: bool = True):
         self._proc: subprocess.Popen | None = None
         self._stderr = None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.estimate = finn_estimate(model)
+        try:
+            self.estimate: dict | None = finn_estimate(model)
+        except Exception as e:  # noqa: BLE001  a custom op without a cycle estimate; only the default limit needs it
+            log.warning("FINN cannot estimate the cycles of this core (%s); run() will need a cycle_limit", e)
+            self.estimate = None
         self.cycle_limit = cycle_limit
         with tempfile.TemporaryDirectory(prefix="fracskip-stitch-") as tmp:
             self.core = stitch(model, Path(tmp), sizing_fifos=sizing_fifos)
-            self.sim_dir, self.compiled = build_simulator(self.core, self.cache_dir, jobs=jobs, cflags=cflags,
+            self.sim_dir, self.compiled = build_simulator(self.core, self.cache_dir, jobs=jobs, opt=opt,
                                                           progress=progress)
         self.core.top_file = self.sim_dir / self.core.top_file.name
 
@@ -197,7 +253,9 @@ class RTLSimCore:
 
     def default_cycle_limit(self, n_frames: int) -> int:
         est = self.estimate
-        return 10 * (int(est["critical_path_cycles"]) + n_frames * int(est["max_cycles"])) + 10_000
+        if est is None:
+            raise FracskipError("no cycle estimate from FINN for this core: pass cycle_limit to RTLSimCore or run()")
+        return 4 * (int(est["critical_path_cycles"]) + n_frames * int(est["max_cycles"])) + 10_000
 
     # -------------------------------------------------------- process
 
@@ -254,7 +312,8 @@ class RTLSimCore:
         if isinstance(inputs, Mapping):
             missing = [s.tensor for s in self.inputs if s.tensor not in inputs]
             if missing:
-                raise FracskipError(f"no data for core input(s) {missing}; inputs are {[s.tensor for s in self.inputs]}")
+                names = [s.tensor for s in self.inputs]
+                raise FracskipError(f"no data for core input(s) {missing}; the inputs are {names}")
             inputs = [inputs[s.tensor] for s in self.inputs]
         if not isinstance(inputs, Sequence) or len(inputs) != len(self.inputs):
             raise FracskipError(f"the core has {len(self.inputs)} input(s) ({[s.tensor for s in self.inputs]}); "
@@ -263,13 +322,14 @@ class RTLSimCore:
         for s, x in zip(self.inputs, inputs):
             x = np.asarray(x)
             if x.shape[1:] != s.normal_shape[1:]:
-                raise FracskipError(f"input {s.tensor}: expected a batch of shape (n, {', '.join(map(str, s.normal_shape[1:]))}), "
-                                    f"got {x.shape}")
+                shape = ", ".join(map(str, s.normal_shape[1:]))
+                raise FracskipError(f"input {s.tensor}: expected a batch of shape (n, {shape}), got {x.shape}")
             if not np.all(s.dtype.allowed(x)):
                 raise FracskipError(f"input {s.tensor}: values outside {s.dtype} (min {x.min()}, max {x.max()})")
             arrays.append(x)
         if len({x.shape[0] for x in arrays}) != 1 or arrays[0].shape[0] == 0:
-            raise FracskipError(f"every input needs the same, non-zero number of frames; got {[x.shape[0] for x in arrays]}")
+            raise FracskipError("every input needs the same, non-zero number of frames; got "
+                                f"{[x.shape[0] for x in arrays]}")
         return arrays
 
     @staticmethod
@@ -343,8 +403,9 @@ class RTLSimCore:
                     f"the core stalled: no result after the cycle limit of {limit} cycles ({n_done}/{n} frames done; "
                     f"input words consumed {words_in} of {expected_in}, output words produced {words_out} of "
                     f"{expected_out}). It is deadlocked or far slower than FINN's estimate "
-                    f"({self.estimate['max_cycles']} cycles/frame): check the FIFO depths (a fork's skip FIFO must "
-                    "hold what the other branch buffers; see fifo_sizing.size_fifos) or raise cycle_limit.")
+                    f"({(self.estimate or {}).get('max_cycles', '?')} cycles/frame): check the FIFO depths (a "
+                    "fork's skip FIFO must hold what the other branch buffers; see fifo_sizing.size_fifos) or "
+                    "raise cycle_limit.")
             return result
         result.outputs = [self._unpack(s, raw, n) for s, raw in zip(self.outputs, raws)]
         return result
@@ -355,16 +416,4 @@ class RTLSimCore:
             code = self._proc.poll()
             self._fail(f"the simulator ended during a run (exit code {code})")
         return data
-
-
-def setup_finn(build_dir: Path, cache_dir: Path | None = None) -> Path:
-    """Initialise finn-plus for RTL simulation: FINN's generated code below ``build_dir``, and the
-    Verilator-compatible finn-rtllib copy as ``FINN_RTLLIB``. Call before importing FINN transformations;
-    returns the library copy."""
-    from .. import finn_env
-    from .rtllib import prepare_rtllib
-
-    rtllib = prepare_rtllib(cache_dir)
-    finn_env.setup(Path(build_dir), rtllib=rtllib)
-    return rtllib
 

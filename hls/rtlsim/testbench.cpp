@@ -208,7 +208,8 @@ int main(int argc, char **argv) {
     for (auto c : frame_done) put<uint64_t>(ans, c);
 #define TB_MAXCOUNT(i) put<uint32_t>(ans, top->fifo_maxcount_##i);
     TB_FIFOS(TB_MAXCOUNT)
-    for (int i = 0; i < TB_N_OUTPUTS; i++) ans.insert(ans.end(), out[i].data.begin(), out[i].data.begin() + out[i].pos * out[i].bytes);
+    for (int i = 0; i < TB_N_OUTPUTS; i++)
+      ans.insert(ans.end(), out[i].data.begin(), out[i].data.begin() + out[i].pos * out[i].bytes);
     write_exact(ans.data(), ans.size());
   }
   top->final();

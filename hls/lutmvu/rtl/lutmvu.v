@@ -2,17 +2,20 @@
 //
 // Computes y = W x for a MH x MW integer matrix held in an on-chip ROM, with PE rows and SIMD columns
 // per cycle: one multiply-accumulate per PE x SIMD lane per cycle, all in LUT fabric (no DSP), so a
-// 2-bit layer costs far less than an 8-bit one. The AXI streams have exactly the layout of FINN's
-// MVAU (mem_mode internal_embedded, noActivation=1):
+// 2-bit layer costs far less than an 8-bit one. Optionally followed by FINN's multi-threshold
+// activation: y' = ACT_VAL + #{i : y >= T[row][i]}. The AXI streams have exactly the layout of FINN's
+// MVAU with mem_mode internal_embedded:
 //   input  word: SIMD activations, element s at bits [s*AW +: AW]; MW/SIMD words per vector;
-//   output word: PE accumulators,  element p at bits [p*ACCU_WIDTH +: ACCU_WIDTH] = row nf*PE + p;
-//   MH/PE output words per vector, MH/PE * MW/SIMD cycles per vector.
-// ROM word at address nf*SF + sf holds W[nf*PE + p][sf*SIMD + s] at bits [(p*SIMD + s)*WW +: WW]
-// (hex, one word per line, $readmemh).
+//   output word: PE outputs (accumulators, or activations of OUT_WIDTH bits), element p = row nf*PE + p
+//   at the p-th lowest field; MH/PE output words per vector, MH/PE * MW/SIMD cycles per vector.
+// Weight ROM word nf*SF + sf holds W[nf*PE + p][sf*SIMD + s] at bits [(p*SIMD + s)*WW +: WW];
+// threshold ROM word nf holds T[nf*PE + p][i] at bits [(p*N_THRES + i)*(ACCU_WIDTH+1) +: ACCU_WIDTH+1]
+// (two's complement, one more bit than the accumulator so that "never" fits). Hex, $readmemh.
 //
-// Pipeline: issue (counters, ROM address) -> read (ROM, input buffer) -> multiply + adder tree ->
-// accumulate -> 2-entry output buffer. Backpressure stalls the whole pipeline through one enable that
-// depends on registers only: neither TREADY depends combinationally on the other side.
+// Pipeline: issue (counters) -> fetch (ROM address, input buffer) -> read (ROM) -> multiply + adder
+// tree -> accumulate [-> threshold] -> 2-entry output buffer. Backpressure stalls the whole pipeline
+// through one enable that depends on registers only: neither TREADY depends combinationally on the
+// other side.
 // Accumulation is modulo 2^ACCU_WIDTH, hence exact whenever the true result fits ACCU_WIDTH (what
 // FINN's MinimizeAccumulatorWidth guarantees); intermediate sums are kept no wider than needed.
 // Verilog-2005; the sub-modules are in this file.
@@ -28,15 +31,20 @@ module lutmvu #(
     parameter integer ACTIVATION_WIDTH = 4,
     parameter integer ACTIVATION_SIGNED = 0,
     parameter integer ACCU_WIDTH = 16,
+    parameter integer ACCU_SIGNED = 1,  // how thresholds read the accumulator
     parameter WEIGHT_FILE = "weights.dat",
-    parameter integer ROM_STYLE = 0  // 0: tool decides, 1: distributed (LUT), 2: block RAM
+    parameter integer ROM_STYLE = 0,  // weights: 0 tool decides, 1 distributed (LUT), 2 block RAM
+    parameter integer N_THRES = 0,  // thresholds per row; 0: no activation, the output is the accumulator
+    parameter integer OUT_WIDTH = ACCU_WIDTH,  // output element width (= ACCU_WIDTH without activation)
+    parameter integer ACT_VAL = 0,  // activation offset (FINN's ActVal)
+    parameter THRESH_FILE = "thresholds.dat"
 ) (
     input  wire                             ap_clk,
     input  wire                             ap_rst_n,
     input  wire [SIMD*ACTIVATION_WIDTH-1:0] s_axis_tdata,
     input  wire                             s_axis_tvalid,
     output wire                             s_axis_tready,
-    output wire [PE*ACCU_WIDTH-1:0]         m_axis_tdata,
+    output wire [PE*OUT_WIDTH-1:0]          m_axis_tdata,
     output wire                             m_axis_tvalid,
     input  wire                             m_axis_tready
 );
@@ -92,10 +100,11 @@ module lutmvu #(
         end
     end
 
-    // ---------------------------------------------------------------- read: weights and activations
+    // ---------------------------------------------------------------- fetch: ROM address, activations
     reg                     v1, first1, last1;
+    reg [cw(WMEM)-1:0]      ra;
+    reg [cw(NF)-1:0]        ta1;  // row fold: threshold ROM address, travels with the data
     reg [SIMD*AW-1:0]       act1;
-    reg [PE*SIMD*WW-1:0]    w1;
 
     always @(posedge ap_clk) begin
         if (!ap_rst_n) v1 <= 1'b0;
@@ -105,6 +114,10 @@ module lutmvu #(
         if (en) begin
             first1 <= (sf == {cw(SF){1'b0}});
             last1 <= (sf == SF_LAST);
+            // A registered copy of the address: the ROM then reads from a plain register (block RAM's
+            // address register; in LUTs, one LUT6 per 64 words and bit), not from the counter logic.
+            ra <= wa;
+            ta1 <= nf;
         end
     end
 
@@ -119,13 +132,33 @@ module lutmvu #(
         end else begin : g_nobuf
             always @(posedge ap_clk) if (en) act1 <= s_axis_tdata;
         end
+    endgenerate
 
-        // The ROM read is registered (enable = en) so that it maps to block RAM as well as to LUTs.
+    // ---------------------------------------------------------------- read: weight ROM
+    reg                     v2, first2, last2;
+    reg [cw(NF)-1:0]        ta2;
+    reg [SIMD*AW-1:0]       act2;
+    reg [PE*SIMD*WW-1:0]    w2;
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) v2 <= 1'b0;
+        else if (en) v2 <= v1;
+    end
+    always @(posedge ap_clk) begin
+        if (en) begin
+            first2 <= first1;
+            last2 <= last1;
+            ta2 <= ta1;
+            act2 <= act1;
+        end
+    end
+
+    generate
         if (ROM_STYLE == 2) begin : g_rom_block
             (* rom_style = "block", ram_style = "block" *)
             reg [PE*SIMD*WW-1:0] rom[0:WMEM-1];
             initial $readmemh(WEIGHT_FILE, rom);
-            always @(posedge ap_clk) if (en) w1 <= rom[wa];
+            always @(posedge ap_clk) if (en) w2 <= rom[ra];
         end else if (ROM_STYLE == 1) begin : g_rom_lut
 `ifdef YOSYS
             (* logic_block *)  // Yosys's "distributed" means LUT-RAM; a ROM in LUTs is "logic" there
@@ -134,20 +167,23 @@ module lutmvu #(
 `endif
             reg [PE*SIMD*WW-1:0] rom[0:WMEM-1];
             initial $readmemh(WEIGHT_FILE, rom);
-            always @(posedge ap_clk) if (en) w1 <= rom[wa];
+            always @(posedge ap_clk) if (en) w2 <= rom[ra];
         end else begin : g_rom_auto
             reg [PE*SIMD*WW-1:0] rom[0:WMEM-1];
             initial $readmemh(WEIGHT_FILE, rom);
-            always @(posedge ap_clk) if (en) w1 <= rom[wa];
+            always @(posedge ap_clk) if (en) w2 <= rom[ra];
         end
     endgenerate
 
     // ---------------------------------------------------------------- multiply and reduce
     wire [PE*DW-1:0] dot;
-    reg  [PE*DW-1:0] dot2;
-    reg              v2, last2;
+    reg  [PE*DW-1:0] dot3;
+    reg              v3, last3;
     /* verilator lint_off UNUSEDSIGNAL */
-    reg              first2;  // unused when SF = 1
+    reg [cw(NF)-1:0] ta3;  // unused without thresholds
+    /* verilator lint_on UNUSEDSIGNAL */
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg              first3;  // unused when SF = 1
     /* verilator lint_on UNUSEDSIGNAL */
 
     genvar p, s;
@@ -158,8 +194,8 @@ module lutmvu #(
                 lutmvu_mul #(
                     .WW(WW), .WS(WEIGHT_SIGNED), .AW(AW), .AS(ACTIVATION_SIGNED)
                 ) u_mul (
-                    .w(w1[(p*SIMD+s)*WW +: WW]),
-                    .a(act1[s*AW +: AW]),
+                    .w(w2[(p*SIMD+s)*WW +: WW]),
+                    .a(act2[s*AW +: AW]),
                     .p(prod[s*PW +: PW])
                 );
             end
@@ -168,14 +204,15 @@ module lutmvu #(
     endgenerate
 
     always @(posedge ap_clk) begin
-        if (!ap_rst_n) v2 <= 1'b0;
-        else if (en) v2 <= v1;
+        if (!ap_rst_n) v3 <= 1'b0;
+        else if (en) v3 <= v2;
     end
     always @(posedge ap_clk) begin
         if (en) begin
-            dot2 <= dot;
-            first2 <= first1;
-            last2 <= last1;
+            dot3 <= dot;
+            first3 <= first2;
+            last3 <= last2;
+            ta3 <= ta2;
         end
     end
 
@@ -184,11 +221,11 @@ module lutmvu #(
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_acc
             wire [ACCU_WIDTH-1:0] dx;
-            lutmvu_ext #(.IW(DW), .OW(ACCU_WIDTH), .SGN(SGN)) u_ext (.x(dot2[p*DW +: DW]), .y(dx));
+            lutmvu_ext #(.IW(DW), .OW(ACCU_WIDTH), .SGN(SGN)) u_ext (.x(dot3[p*DW +: DW]), .y(dx));
             if (SF > 1) begin : g_fold
                 reg [ACCU_WIDTH-1:0] acc;
-                wire [ACCU_WIDTH-1:0] nxt = (first2 ? {ACCU_WIDTH{1'b0}} : acc) + dx;
-                always @(posedge ap_clk) if (en && v2) acc <= nxt;
+                wire [ACCU_WIDTH-1:0] nxt = (first3 ? {ACCU_WIDTH{1'b0}} : acc) + dx;
+                always @(posedge ap_clk) if (en && v3) acc <= nxt;
                 assign res[p*ACCU_WIDTH +: ACCU_WIDTH] = nxt;
             end else begin : g_nofold
                 assign res[p*ACCU_WIDTH +: ACCU_WIDTH] = dx;
@@ -196,11 +233,63 @@ module lutmvu #(
         end
     endgenerate
 
+    // ---------------------------------------------------------------- threshold (optional)
+    wire                    push;  // a finished output word enters the output buffer
+    wire [PE*OUT_WIDTH-1:0] out;
+    generate
+        if (N_THRES == 0) begin : g_noact
+            assign push = en && v3 && last3;
+            assign out = res;
+        end else begin : g_act
+            localparam integer TW = ACCU_WIDTH + 1;
+            localparam integer CNT = clog2(N_THRES + 1);
+            reg                       v4;
+            reg [PE*ACCU_WIDTH-1:0]   res4;
+            reg [PE*N_THRES*TW-1:0]   thr4;
+`ifdef YOSYS
+            (* logic_block *)
+`else
+            (* rom_style = "distributed" *)
+`endif
+            reg [PE*N_THRES*TW-1:0] trom[0:NF-1];
+            initial $readmemh(THRESH_FILE, trom);
+            always @(posedge ap_clk) begin
+                if (!ap_rst_n) v4 <= 1'b0;
+                else if (en) v4 <= v3 && last3;
+            end
+            always @(posedge ap_clk) begin
+                if (en) begin
+                    res4 <= res;
+                    thr4 <= trom[ta3];
+                end
+            end
+            assign push = en && v4;
+            for (p = 0; p < PE; p = p + 1) begin : g_thr
+                wire [TW-1:0] a;
+                wire [N_THRES-1:0] ge;
+                wire [CNT-1:0] cnt;
+                lutmvu_ext #(.IW(ACCU_WIDTH), .OW(TW), .SGN(ACCU_SIGNED)) u_ext (
+                    .x(res4[p*ACCU_WIDTH +: ACCU_WIDTH]), .y(a));
+                for (s = 0; s < N_THRES; s = s + 1) begin : g_cmp
+                    assign ge[s] = $signed(a) >= $signed(thr4[(p*N_THRES + s)*TW +: TW]);
+                end
+                lutmvu_addtree #(.N(N_THRES), .IW(1), .OW(CNT), .SGN(0)) u_count (.x(ge), .y(cnt));
+                /* verilator lint_off WIDTHTRUNC */
+                /* verilator lint_off WIDTHEXPAND */
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [31:0] act = ACT_VAL + cnt;  // modulo 2^OUT_WIDTH below: the output type's bits
+                /* verilator lint_on UNUSEDSIGNAL */
+                /* verilator lint_on WIDTHEXPAND */
+                /* verilator lint_on WIDTHTRUNC */
+                assign out[p*OUT_WIDTH +: OUT_WIDTH] = act[OUT_WIDTH-1:0];
+            end
+        end
+    endgenerate
+
     // ---------------------------------------------------------------- output buffer (head + spare)
     // Two entries let the pipeline run at full rate while its enable depends on registers only.
     reg                      head_v, spare_v;
-    reg [PE*ACCU_WIDTH-1:0]  head, spare;
-    wire push = en && v2 && last2;
+    reg [PE*OUT_WIDTH-1:0]   head, spare;
     wire pop = head_v && m_axis_tready;
     wire head_free = !head_v || pop;
     assign en = !(head_v && spare_v);
@@ -221,9 +310,9 @@ module lutmvu #(
     always @(posedge ap_clk) begin
         if (head_free) begin
             if (spare_v) head <= spare;
-            else if (push) head <= res;
+            else if (push) head <= out;
         end
-        if (push && (spare_v || !head_free)) spare <= res;
+        if (push && (spare_v || !head_free)) spare <= out;
     end
 endmodule
 

@@ -1,0 +1,215 @@
+"""``fracskip build``: an export -> one FINN dataflow core per (block, bit-width) path, plus stem and head,
+folded together for one board, to FINN's estimate reports, HDL, or (where Vivado exists) a bitstream.
+
+BUILD_DIR/
+  build_config.json   the options of this build
+  export/             a copy of the export it was built from (manifest, QONNX graphs, gates)
+  calibration.json    how often each path runs, measured with the trained model
+  cores/<core>/       one FINN build each, in FINN's layout: report/*.json, intermediate_models/, folding_config.json
+  summary.json        written last: per core layers, resources and cycles; totals against the board;
+                      expected cycles per input vs a static all-8-bit network on the same budget
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import bitstreams
+from ..errors import FracskipError
+from ..runtime.manifest import Manifest
+from . import core as finn_core
+from . import finn_env
+from .folding import RESOURCES, allocate, uniform
+
+log = logging.getLogger(__name__)
+UNTIL = ("estimates", "hdl", "bitstream")
+FORMAT = "fracskip-build/1"
+INCOMPLETE = ".incomplete"
+
+# What runs outside the FINN cores, and why (reported in summary.json).
+HOST_SIDE = [
+    {"what": "gates (GAP, 1x1 conv, LSTM cell, linear, argmax)", "where": "host CPU, numpy",
+     "why": "about 1k float parameters and a decision per block: cheaper on the host than a core"},
+    {"what": "NCHW<->NHWC transposes at core boundaries", "where": "host (a DMA buffer layout)",
+     "why": "FINN cores stream NHWC; the controller keeps NCHW for the gates"},
+    {"what": "head: global average pool before the classifier, and the final scale/bias", "where": "host CPU",
+     "why": "FINN's GlobalAccPool exists only as HLS; 64x49 additions and 10 multiply-adds"},
+]
+
+
+@dataclass
+class BuildConfig:
+    board: str = "Pynq-Z2"
+    until: str = "hdl"
+    target_fps: float | None = None  # uniform folding for this rate; None: probability-aware within the budget
+    budget: float = 0.8  # share of the device the cores may take
+    workers: int = 1
+    calibration_images: int = 1000
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.until not in UNTIL:
+            raise FracskipError(f"--until must be one of {', '.join(UNTIL)}, got {self.until!r}")
+        if not 0 < self.budget <= 1:
+            raise FracskipError(f"--budget is a fraction of the device in (0, 1], got {self.budget}")
+        if self.workers < 1:
+            raise FracskipError("--workers must be at least 1")
+
+
+def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool = False,
+          progress: bool = True) -> dict:
+    board = bitstreams.load(cfg.board)
+    if cfg.until == "bitstream":
+        # Checked before anything is written: without the tools no build folder is left behind.
+        finn_env.require("vivado")
+        if board.shell_flow == "vitis_alveo":
+            finn_env.require("v++")
+    manifest = Manifest.load(export_dir)
+    out = Path(out).resolve()
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise FracskipError(f"{out} is not empty: pass --force to replace it, or choose another -o folder")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / INCOMPLETE).write_text("a fracskip build is running or was interrupted; this folder is not usable\n")
+    try:
+        summary = _build(manifest, out, cfg, board, progress)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # we created it: leave nothing that looks like a build
+        raise
+    (out / INCOMPLETE).unlink()
+    return summary
+
+
+def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Board, progress: bool) -> dict:
+    t0 = time.time()
+    (out / "build_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    shutil.copytree(manifest.root, out / "export")
+    manifest = Manifest.load(out / "export")
+    calib = calibrate(manifest, cfg.calibration_images, cfg.data_dir)
+    (out / "calibration.json").write_text(json.dumps(calib, indent=1))
+    prob = core_probabilities(manifest, calib)
+    cores = manifest.cores()
+    jobs = {name: dict(onnx=str(manifest.file(c["file"])), out=str(out / "cores" / name), part=board.part,
+                       clk_ns=board.clk_ns, finn_build_dir=str(out / "cores" / name / "finn_tmp"))
+            for name, c in cores.items()}
+    t_an = time.time()
+    analysed = _parallel(finn_core.analyse, jobs, cfg.workers, "analyse", progress)
+    ladders = {c: analysed[c]["ladder"] for c in cores}
+    t_an = time.time() - t_an
+    budget = board.budget(cfg.budget)
+    if cfg.target_fps:
+        target = (1e9 / board.clk_ns) / cfg.target_fps
+        rungs, mode = uniform(ladders, target), f"uniform (target {cfg.target_fps:g} FPS = {target:.0f} cycles)"
+    else:
+        alloc = allocate(ladders, prob, budget)
+        rungs, mode = alloc.rungs, "probability-aware (expected cycles per input within the budget)"
+    static_cores = ["stem"] + [manifest.path_core(b["index"], 8) for b in manifest.blocks] + ["head"]
+    if any(c is None or c not in ladders for c in static_cores):
+        raise FracskipError("the static all-8-bit comparison needs an 8-bit path in every block (bit menu lacks 8)")
+    static = allocate({c: ladders[c] for c in static_cores}, {c: 1.0 for c in static_cores}, budget)
+    t_fin = time.time()
+    finish_jobs = {c: dict(jobs[c], folding=ladders[c][rungs[c]]["folding"], until=cfg.until) for c in cores}
+    finished = _parallel(finn_core.finish, finish_jobs, cfg.workers, cfg.until, progress)
+    t_fin = time.time() - t_fin
+    summary = _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, static, budget, out)
+    summary["time_s"] = {"analyse": round(t_an, 1), "finish": round(t_fin, 1), "total": round(time.time() - t0, 1)}
+    if cfg.until == "bitstream":
+        raise FracskipError("bitstream generation is not implemented yet in this version of fracskip")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def calibrate(manifest: Manifest, n: int, data_dir: str | None) -> dict:
+    """How often the trained gates pick each path, on the first ``n`` training images of the checkpoint's dataset."""
+    from ..runtime.torch_backend import TorchBackend
+    from ..training import data as D
+
+    tb = TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])))
+    dataset = tb.checkpoint.get("train_config", {}).get("dataset", "fashion-mnist")
+    split = D.load(dataset, "train", data_dir, n)
+    choices = np.concatenate([tb.reference(x.numpy())[1] for x, _ in D.batches(split, 250, shuffle=False)])
+    menu = manifest.bit_menu
+    freq = [{str(b): float((choices[:, g] == k).mean()) for k, b in enumerate(menu)} for g in range(choices.shape[1])]
+    return {"dataset": dataset, "split": "train", "images": int(len(split)), "frequencies": freq}
+
+
+def core_probabilities(manifest: Manifest, calib: dict) -> dict[str, float]:
+    prob = {"stem": 1.0, "head": 1.0}
+    for blk in manifest.blocks:
+        for bits, p in blk["paths"].items():
+            if p.get("core"):
+                prob[p["core"]] = calib["frequencies"][blk["gate"]][bits] if blk["gated"] else 1.0
+    return prob
+
+
+def _parallel(fn, jobs: dict[str, dict], workers: int, desc: str, progress: bool) -> dict[str, dict]:
+    results = {}
+    bar = tqdm(total=len(jobs), desc=desc, unit="core", disable=None if progress else True)
+    if workers == 1:
+        for name, kw in jobs.items():
+            results[name] = fn(**kw)
+            bar.update(1)
+    else:
+        # spawn: every worker initialises finn-plus's global settings for its own build folder
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            futs = {ex.submit(fn, **kw): name for name, kw in jobs.items()}
+            for f in as_completed(futs):
+                results[futs[f]] = f.result()
+                bar.update(1)
+    bar.close()
+    return results
+
+
+def _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, static, budget, out) -> dict:
+    cores, total = {}, {r: 0.0 for r in RESOURCES}
+    exceptions = []
+    for name, fin in finished.items():
+        res = {k: v for k, v in fin["resources"].items() if k != "total"}
+        tot = {r: float(sum(v.get(r, 0) for v in res.values())) for r in RESOURCES}
+        for r in RESOURCES:
+            total[r] += tot[r]
+        layers = {k: v for k, v in fin["cycles"].items()}
+        for layer in res:
+            if not layer.split("_")[-2:-1] or "_hls" in layer:
+                exceptions.append({"core": name, "layer": layer, "why": "no RTL variant in finn-plus 1.6.1"})
+        perf = fin["performance"]
+        cores[name] = {"probability": prob[name], "folding_rung": rungs[name], "rungs": len(ladders[name]),
+                       "cycles": int(perf["max_cycles"]), "latency_cycles": int(perf["critical_path_cycles"]),
+                       "bottleneck": perf["max_cycles_node_name"], "resources": tot, "layer_cycles": layers,
+                       "finn_output_dir": f"cores/{name}"}
+    expected = sum(prob[c] * cores[c]["cycles"] for c in cores)
+    cap = board.resources
+    util = {r: (total[r] / cap[r]) if cap.get(r) else 0.0 for r in RESOURCES}
+    fits = all(total[r] <= budget[r] for r in RESOURCES)
+    clk_hz = 1e9 / board.clk_ns
+    return {
+        "format": FORMAT,
+        "board": asdict(board),
+        "until": cfg.until,
+        "folding": mode,
+        "budget_fraction": cfg.budget,
+        "cores": cores,
+        "totals": {"resources": total, "capacity": cap, "budget": budget, "utilization": util, "fits": fits,
+                   "note": "FINN's estimates; they report 0 LUT for MVAU_rtl, FMPadding_rtl and ElementwiseAdd_rtl"},
+        "expected_cycles_per_input": expected,
+        "expected_inputs_per_s": clk_hz / expected,
+        "static_8bit": {"expected_cycles_per_input": static.expected_cycles, "resources": static.resources,
+                        "fits": static.fits, "rungs": static.rungs,
+                        "what": "stem, every block at 8 bits and head, folded on the same budget"},
+        "speedup_vs_static_8bit": static.expected_cycles / expected,
+        "calibration": calib,
+        "exceptions": exceptions,
+        "host_side": HOST_SIDE,
+        "export": {"source_checkpoint": manifest.data["source_checkpoint"]["sha256"], "dir": "export"},
+    }

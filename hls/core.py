@@ -1,0 +1,118 @@
+"""One FINN build per core, in FINN's own folder layout (``report/*.json``, ``intermediate_models/``).
+
+Two calls per core, as a FINN user would do by hand: ``analyse`` runs FINN's flow up to the specialized
+dataflow partition and measures what each candidate folding would cost (FINN's SetFolding at a ladder of
+cycle targets, FINN's resource and cycle estimates); ``finish`` continues the same build from there with
+the folding the allocator chose (a FINN ``folding_config_file``) to the estimate reports and, with
+``until="hdl"``, to generated HDL. Both run in worker processes: each initialises finn-plus itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType", "mem_mode",
+                 "runtime_writeable_weights", "depth_trigger_uram", "depth_trigger_bram"]
+RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
+SPECIALIZED = "step_fracskip_specialize_layers"
+
+
+def _config(onnx: Path, out: Path, part: str, clk_ns: float, **kw):
+    import finn.builder.build_dataflow_config as bc
+
+    from .steps import hdl_steps
+
+    cfg = bc.DataflowBuildConfig(output_dir=str(out), synth_clk_period_ns=clk_ns, fpga_part=part,
+                                 steps=hdl_steps(), generate_outputs=[bc.DataflowOutputType.ESTIMATE_REPORTS],
+                                 save_intermediate_models=True, standalone_thresholds=True,
+                                 console_log_level=bc.LogLevel.ERROR, **kw)
+    return bc.DataflowBuildConfig.construct_from(cfg)
+
+
+def _run(onnx: Path, cfg) -> None:
+    import finn.builder.build_dataflow as build
+
+    from ..errors import FracskipError
+
+    rc = build.build_dataflow_cfg(str(onnx), cfg)
+    meta = Path(cfg.output_dir) / "report" / "metadata_builder.json"
+    status = json.loads(meta.read_text()).get("status") if meta.exists() else None
+    if rc != 0 or status != "ok":  # build_dataflow returns, rather than raises, on a failed step
+        logf = Path(cfg.output_dir) / "build_dataflow.log"
+        raise FracskipError(f"FINN build of {onnx.name} failed (status {status}); see {logf}")
+
+
+def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, max_steps: int = 10) -> dict:
+    """FINN flow to the specialized partition, then the (cycles, resources) of a ladder of foldings."""
+    from . import finn_env
+
+    finn_env.setup(Path(finn_build_dir))
+    from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+    from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
+    from finn.transformation.fpgadataflow.set_folding import SetFolding
+    from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
+    from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
+    from finn.util.config import extract_model_config_to_json  # noqa: F401 (FINN's format, written below)
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    t0 = time.time()
+    onnx_p, out_p = Path(onnx), Path(out)
+    cfg = _config(onnx_p, out_p, part, clk_ns, target_fps=1, stop_step=SPECIALIZED)
+    _run(onnx_p, cfg)
+    base = ModelWrapper(str(out_p / "intermediate_models" / f"{SPECIALIZED}.onnx"))
+
+    def measure(target: int) -> dict:
+        m = copy.deepcopy(base).transform(SetFolding(target, mvau_wwidth_max=1024, two_pass_relaxation=True))
+        m = m.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
+        perf = m.transform(AnnotateCycles()).analysis(dataflow_performance)
+        res = m.analysis(lambda mm: res_estimation(mm, part))
+        tot = {r: float(sum(v.get(r, 0) for v in res.values())) for r in RESOURCES}
+        folding = {"Defaults": {}}
+        for n in m.graph.node:
+            inst = getCustomOp(n)
+            folding[n.name] = {a: inst.get_nodeattr(a) for a in FOLDING_ATTRS if a in inst.get_nodeattr_types()}
+        return {"target_cycles": target, "cycles": int(perf["max_cycles"]), "latency_cycles": int(perf["critical_path_cycles"]),
+                "bottleneck": perf["max_cycles_node_name"], "resources": tot, "folding": folding}
+
+    slowest = measure(10**12)
+    ladder = [slowest]
+    target = slowest["cycles"]
+    for _ in range(max_steps):
+        target //= 2
+        if target < 16:
+            break
+        c = measure(target)
+        if c["cycles"] >= ladder[-1]["cycles"]:
+            break  # no more parallelism to be had (layer sizes bound the folding)
+        ladder.append(c)
+    return {"onnx": onnx, "ladder": ladder, "seconds": round(time.time() - t0, 1)}
+
+
+def finish(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, folding: dict, until: str) -> dict:
+    """Continue the analysed build with the chosen folding, to the estimate reports or to HDL."""
+    from . import finn_env
+
+    finn_env.setup(Path(finn_build_dir))
+    t0 = time.time()
+    out_p = Path(out)
+    fold_file = out_p / "folding_config.json"
+    fold_file.write_text(json.dumps(folding, indent=1))
+    stop = "step_fracskip_hdl" if until in ("hdl", "bitstream") else "step_generate_estimate_reports"
+    cfg = _config(Path(onnx), out_p, part, clk_ns, folding_config_file=fold_file,
+                  start_step="step_target_fps_parallelization", stop_step=stop)
+    _run(Path(onnx), cfg)
+    rep = out_p / "report"
+    return {
+        "performance": json.loads((rep / "estimate_network_performance.json").read_text()),
+        "resources": json.loads((rep / "estimate_layer_resources.json").read_text()),
+        "cycles": json.loads((rep / "estimate_layer_cycles.json").read_text()),
+        "seconds": round(time.time() - t0, 1),
+    }

@@ -1,0 +1,100 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from fracskip.errors import FracskipError
+from fracskip.export.exporter import export
+from fracskip.runtime.controller import Controller
+from fracskip.runtime.manifest import FORMAT, Manifest
+from fracskip.runtime.qonnx_backend import QONNXBackend
+from fracskip.runtime.simulate import simulate
+from fracskip.runtime.torch_backend import TorchBackend
+from fracskip.training import data as D
+
+
+def test_manifest_round_trip_and_schema(tiny_export):
+    m = Manifest.load(tiny_export)
+    assert m.data["format"] == FORMAT
+    assert list(m.cores()) == ["stem", "block0_b8", "block1_b0", "block1_b2", "block1_b4", "block1_b8",
+                               "block2_b0", "block2_b2", "block2_b4", "block2_b8", "head"]
+    for name, core in m.cores().items():
+        assert core["bitops"] == m.data["bitops"]["qonnx_inference_cost"][name]
+    again = Manifest(tiny_export, json.loads((tiny_export / "manifest.json").read_text()))
+    again.check_schema()
+    assert again.data == m.data
+
+
+def test_schema_violation_is_refused(tiny_export, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_export, bad)
+    d = json.loads((bad / "manifest.json").read_text())
+    del d["blocks"][1]["paths"]
+    (bad / "manifest.json").write_text(json.dumps(d))
+    with pytest.raises(FracskipError, match="lacks 'paths'"):
+        Manifest.load(bad)
+
+
+def test_tampered_and_missing_files_are_refused(tiny_export, tmp_path):
+    bad = tmp_path / "tampered"
+    shutil.copytree(tiny_export, bad)
+    with open(bad / "block1_b4.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(FracskipError, match="sha256"):
+        Manifest.load(bad)
+    gone = tmp_path / "missing"
+    shutil.copytree(tiny_export, gone)
+    (gone / "gates.npz").unlink()
+    with pytest.raises(FracskipError, match="missing"):
+        Manifest.load(gone)
+
+
+def test_export_refuses_to_overwrite(tiny_run, tiny_export):
+    before = (tiny_export / "manifest.json").read_text()
+    with pytest.raises(FracskipError, match="--force"):
+        export(tiny_run / "model.pt", tiny_export, progress=False)
+    assert (tiny_export / "manifest.json").read_text() == before
+
+
+def test_golden_controller_matches_torch(tiny_export):
+    m = Manifest.load(tiny_export)
+    images = D.load("synthetic", "test", limit=6).images.numpy()
+    ref = TorchBackend(str(m.file("source_checkpoint.pt")))
+    ref_logits, ref_choices = ref.reference(images)
+    for backend in (ref, QONNXBackend(m)):
+        logits, trace = Controller(m, backend).run(images)
+        assert np.array_equal(trace.choices, ref_choices), backend.name
+        assert np.abs(logits - ref_logits).max() <= 1e-4, backend.name
+    logits1, trace1 = Controller(m, QONNXBackend(m)).run(images[:1])  # batch size 1
+    assert np.array_equal(trace1.choices, ref_choices[:1])
+
+
+def test_simulate_reports(tiny_export):
+    split = D.load("synthetic", "test", limit=8)
+    res, trace = simulate(tiny_export, "qonnx", split.images.numpy(), split.labels.numpy(), batch_size=4)
+    assert res["decisions_match_pct"] == 100.0 and res["argmax_agreement_pct"] == 100.0
+    assert res["max_logit_abs_diff"] <= 1e-4
+    assert res["accuracy"] == res["torch_accuracy"]
+    assert trace.bitops.shape == (8,)
+
+
+def test_controller_rejects_wrong_input(tiny_export):
+    m = Manifest.load(tiny_export)
+    ctl = Controller(m, QONNXBackend(m))
+    with pytest.raises(FracskipError, match="shape"):
+        ctl.run(np.zeros((2, 3, 28, 28), dtype=np.uint8))
+    with pytest.raises(FracskipError, match="8-bit"):
+        ctl.run(np.full((1, 1, 28, 28), 0.5, dtype=np.float32))
+
+
+@pytest.mark.slow
+def test_streamlined_cores_equal_brevitas_integers(tiny_export):
+    from fracskip.export.verify import verify_streamlined
+
+    m = Manifest.load(tiny_export)
+    res = verify_streamlined(m, D.load("synthetic", "test", limit=2).images.numpy(),
+                             cores=["stem", "block0_b8", "block1_b0", "block1_b2", "block2_b4", "head"], progress=False)
+    for name, r in res.items():
+        assert r["equal"], (name, r)
+        assert "Conv" not in r["ops"] and "Quant" not in r["ops"], (name, r["ops"])  # FINN-ONNX, lowered
