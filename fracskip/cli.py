@@ -108,6 +108,16 @@ def cmd_build(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(a: argparse.Namespace) -> int:
+    from .training.compare import compare, plot, table
+
+    rows = compare(a.checkpoints, a.dataset, a.data, a.limit, progress=not a.json)
+    if a.plot:
+        plot(rows, Path(a.plot))
+    print(json.dumps(rows) if a.json else table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fracskip", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -139,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, help="first N test images")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("compare", help="accuracy vs compute of several checkpoints on the same test set")
+    c.add_argument("checkpoints", nargs="+", help="checkpoint files or run folders")
+    c.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10", "synthetic"))
+    c.add_argument("--data", help="dataset folder")
+    c.add_argument("--limit", type=int, help="first N test images (default: all)")
+    c.add_argument("--plot", help="write accuracy-vs-compute PNG here")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
 
     x = sub.add_parser("export", help="QONNX graphs of every core (stem, each block path, head), gates and manifest")
     x.add_argument("checkpoint", help="a checkpoint file, a run folder, or 'default'")

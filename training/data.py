@@ -6,6 +6,7 @@ Images are (N, C, H, W) uint8: the network sees raw pixel values, as the FPGA do
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,16 @@ import torch
 
 from ..errors import FracskipError
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
+def default_fashion_mnist_dir() -> Path:
+    """$FRACSKIP_FASHION_MNIST, Debian's install location, or the copy `make dataset` unpacks without root."""
+    env = os.environ.get("FRACSKIP_FASHION_MNIST")
+    if env:
+        return Path(env)
+    local = Path(__file__).resolve().parent.parent / ".data" / DEBIAN_FASHION_MNIST.relative_to("/")
+    return DEBIAN_FASHION_MNIST if DEBIAN_FASHION_MNIST.is_dir() or not local.is_dir() else local
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -42,7 +52,7 @@ def load(dataset: str, split: str, data_dir: str | Path | None = None, limit: in
     if split not in ("train", "test"):
         raise FracskipError(f"split must be 'train' or 'test', got {split!r}")
     if dataset == "fashion-mnist":
-        s = _fashion_mnist(Path(data_dir) if data_dir else FASHION_MNIST_DIR, split)
+        s = _fashion_mnist(Path(data_dir) if data_dir else default_fashion_mnist_dir(), split)
     elif dataset == "cifar10":
         if data_dir is None:
             raise FracskipError("CIFAR-10 is not on any package registry here: pass --data DIR, the folder of the "

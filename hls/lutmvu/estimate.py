@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from .core import LutMvuParams
 
-LUT_FEATURES = ("const", "mul", "mul_const", "mul_ss", "tree", "acc", "obuf", "ibuf", "rom")
-FF_FEATURES = ("const", "act", "wreg", "dot", "acc", "ibuf")
+LUT_FEATURES = ("const", "mul", "mul_const", "mul_ss", "tree", "acc", "obuf", "ibuf", "rom",
+                "thr_cmp", "thr_rom", "thr_count")
+FF_FEATURES = ("const", "act", "wreg", "dot", "acc", "obuf", "ibuf", "thr")
 
 
 def _clog2(n: int) -> int:
@@ -32,17 +33,20 @@ def lut_features(p: LutMvuParams) -> dict[str, float]:
     lanes = p.pe * p.simd
     products = lanes * p.weight_bits * p.act_bits  # partial-product bits
     const_w = p.wmem == 1  # a one-word ROM: the weights are constants folded into the multipliers
+    thr_bits = p.pe * p.n_thresholds * (p.acc_bits + 1)  # threshold comparator bits
     return {
         "const": 1.0,
         "mul": 0.0 if const_w else products,
         "mul_const": products if const_w else 0.0,
         "mul_ss": products if p.weight_signed and p.act_signed and not const_w else 0.0,  # signed x signed
-        "tree": lanes * (p.weight_bits + p.act_bits),  # adder-tree input bits
+        "tree": p.pe * (p.simd - 1) * (p.weight_bits + p.act_bits + _clog2(p.simd)),  # adder-tree bits
         "acc": p.pe * p.acc_bits if p.sf > 1 else 0.0,  # accumulator adders
-        "obuf": p.pe * p.acc_bits,  # output buffer
+        "obuf": p.pe * p.out_bits_per_element,  # output buffer
         "ibuf": p.simd * p.act_bits if p.nf > 1 else 0.0,  # replay buffer (LUT-RAM) and its multiplexer
-        # a LUT ROM: one LUT6 per 64 words and bit
-        "rom": p.rom_width * math.ceil(p.wmem / 64) if _lut_rom(p) else 0.0,
+        "rom": p.rom_width * math.ceil(p.wmem / 64) if _lut_rom(p) else 0.0,  # LUT ROM: a LUT6 per 64 words, bit
+        "thr_cmp": thr_bits,
+        "thr_rom": thr_bits * math.ceil(p.nf / 64) if p.nf > 1 else 0.0,  # constants for NF = 1
+        "thr_count": p.pe * p.n_thresholds,  # counting the thresholds reached
     }
 
 
@@ -52,8 +56,11 @@ def ff_features(p: LutMvuParams) -> dict[str, float]:
         "act": p.simd * p.act_bits,  # activation pipeline registers
         "wreg": p.rom_width if _lut_rom(p) else 0.0,  # ROM read register (inside the block RAM otherwise)
         "dot": p.pe * dot_width(p),
-        "acc": p.pe * p.acc_bits,  # accumulator and output buffer
+        "acc": p.pe * p.acc_bits if p.sf > 1 else 0.0,  # accumulators
+        "obuf": p.pe * p.out_bits_per_element,  # output buffer (two entries)
         "ibuf": p.simd * p.act_bits if p.nf > 1 and p.sf == 1 else 0.0,  # a one-word buffer is registers
+        # threshold stage: accumulator register and (unless constant) the threshold ROM's read register
+        "thr": p.pe * p.acc_bits * (p.n_thresholds > 0) + (p.pe * p.n_thresholds * (p.acc_bits + 1) if p.nf > 1 else 0),
     }
 
 

@@ -62,7 +62,9 @@ def mvau_model(params: LutMvuParams, weights: np.ndarray, n_vectors: Sequence[in
     model.set_tensor_datatype("weights", wdt)
     if thresholds is not None:
         model.set_initializer("thresholds", np.asarray(thresholds, dtype=np.float32))
-        model.set_tensor_datatype("thresholds", int_type(params.acc_bits + 1, True))
+        integral = np.array_equal(np.asarray(thresholds), np.round(thresholds))
+        tdt = int_type(params.acc_bits + 1, True) if integral else DataType["FLOAT32"]
+        model.set_tensor_datatype("thresholds", tdt)
     model.set_tensor_datatype(mvau_out, odt)
     if successor:
         model.set_tensor_datatype("outp", odt)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import FracskipError, ToolMissingError
-from .core import LutMvuParams, int_range, rtl_sources, wrapper_verilog, write_rom_file
+from .core import LutMvuParams, int_range, rtl_sources, wrapper_verilog, write_rom_file, write_threshold_file
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,21 @@ def yosys_command() -> list[str]:
     return [found]
 
 
-def synthesize(params: LutMvuParams, weights: np.ndarray, workdir: Path | None = None,
-               family: str = "xc7") -> SynthResult:
-    """Synthesise one unit holding ``weights`` (MW, MH) for a 7-series part, LUT-only; count the cells."""
+def synthesize(params: LutMvuParams, weights: np.ndarray, thresholds: np.ndarray | None = None,
+               workdir: Path | None = None, family: str = "xc7") -> SynthResult:
+    """Synthesise one unit holding ``weights`` (MW, MH) (and ``thresholds`` (MH, N) if the unit has them)
+    for a 7-series part, LUT-only; count the cells."""
     with tempfile.TemporaryDirectory(prefix="lutmvu_synth_") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for src in rtl_sources():
             shutil.copy(src, work / src.name)
         write_rom_file(params, weights, work / "weights.dat")
-        (work / "top.v").write_text(wrapper_verilog(params, "top", "weights.dat"))
+        if params.n_thresholds:
+            if thresholds is None:
+                raise FracskipError(f"{params} has thresholds: pass them to synthesize()")
+            write_threshold_file(params, thresholds, work / "thresholds.dat")
+        (work / "top.v").write_text(wrapper_verilog(params, "top", "weights.dat", "thresholds.dat"))
         reads = " ".join(s.name for s in rtl_sources()) + " top.v"
         script = (
             f"read_verilog -defer {reads}; "  # -defer: elaborate only with the top's parameters
@@ -97,3 +102,10 @@ def random_weights(params: LutMvuParams, seed: int = 0) -> np.ndarray:
     """Uniform weights over the full range of the weight type: no ROM compression from structure."""
     lo, hi = int_range(params.weight_bits, params.weight_signed)
     return np.random.default_rng(seed).integers(lo, hi + 1, size=(params.mw, params.mh))
+
+
+def random_thresholds(params: LutMvuParams, seed: int = 0) -> np.ndarray:
+    """Sorted thresholds per row, uniform over the accumulator's range."""
+    lo, hi = int_range(params.acc_bits, params.acc_signed)
+    t = np.random.default_rng(seed).integers(lo, hi + 1, size=(params.mh, params.n_thresholds))
+    return np.sort(t, axis=1)

@@ -74,17 +74,22 @@ class Case:
     values: str  # uniform | narrow | extreme (weights and inputs)
     rom_style: str
     successor: bool  # not the graph's last node: the accumulator type is not rounded to bytes
+    out_bits: int  # 0: no activation; else thresholds to an output of this many bits
+    out_signed: bool  # ActVal = -2^(out_bits-1)
+    n_thresholds: int
     seed: int
 
     def config(self) -> tuple:
-        """What makes a different piece of hardware: shape, folding, widths, signedness, ROM style."""
+        """What makes a different piece of hardware: shape, folding, widths, signedness, ROM, activation."""
         return (self.simd, self.sf, self.pe, self.nf, self.wbits, self.wsigned, self.abits, self.asigned,
-                self.rom_style)
+                self.rom_style, self.out_bits, self.out_signed, self.n_thresholds)
 
 
 @st.composite
 def cases(draw) -> Case:
     wbits, abits = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    out_bits = draw(st.sampled_from([0, 0, 1, 2, 3, 4]))
+    out_signed = out_bits > 1 and draw(st.booleans())
     return Case(
         simd=draw(st.integers(1, 8)), sf=draw(st.integers(1, 5)), pe=draw(st.integers(1, 6)),
         nf=draw(st.integers(1, 5)),
@@ -94,6 +99,8 @@ def cases(draw) -> Case:
         values=draw(st.sampled_from(["uniform", "uniform", "narrow", "extreme"])),
         rom_style=draw(st.sampled_from(["auto", "distributed", "block"])),
         successor=draw(st.booleans()),
+        out_bits=out_bits, out_signed=out_signed,
+        n_thresholds=draw(st.integers(1, 2**out_bits - 1)) if out_bits else 0,
         seed=draw(st.integers(0, 2**32 - 1)),
     )
 
@@ -120,6 +127,16 @@ class Layer:
         return _values(self.rng, lo, hi, self.case.values, self.case.vectors + (mw,)).astype(np.float32)
 
 
+def random_thresholds(rng, case: Case, w: np.ndarray) -> np.ndarray:
+    """Sorted thresholds per row over the row's reachable range and a little beyond, some at .5."""
+    alo, ahi = int_range(case.abits, case.asigned)
+    lo = np.minimum(w * alo, w * ahi).sum(axis=0)
+    hi = np.maximum(w * alo, w * ahi).sum(axis=0)
+    t = rng.integers(lo[:, None] - 2, hi[:, None] + 3, size=(w.shape[1], case.n_thresholds))
+    t = t + 0.5 * rng.integers(0, 2, size=t.shape) * (case.values == "uniform")
+    return np.sort(t, axis=1)
+
+
 def build_layer(finn, case: Case, name: str) -> Layer:
     """One-node MVAU graph -> MinimizeAccumulatorWidth -> MVAU_lut -> PrepareIP (FINN's code generation)."""
     rng = np.random.default_rng(case.seed)
@@ -128,8 +145,10 @@ def build_layer(finn, case: Case, name: str) -> Layer:
     if not w.any():
         w[0, 0] = int_range(case.wbits, case.wsigned)[1]  # FINN has no 0-bit accumulator type
     params = LutMvuParams(mw, mh, case.pe, case.simd, case.wbits, case.wsigned, case.abits, case.asigned,
-                          acc_bits=32, rom_style=case.rom_style)
-    model = finn.mvau_model(params, w, case.vectors, name=name, successor=case.successor)
+                          acc_bits=32, rom_style=case.rom_style, n_thresholds=case.n_thresholds,
+                          out_bits=case.out_bits, act_val=-(2 ** (case.out_bits - 1)) if case.out_signed else 0)
+    thresholds = random_thresholds(rng, case, w) if case.out_bits else None
+    model = finn.mvau_model(params, w, case.vectors, name=name, successor=case.successor, thresholds=thresholds)
     model = model.transform(finn.MinimizeAccumulatorWidth())
     model = model.transform(finn.ConvertMVAUToLut())
     model = model.transform(finn.PrepareIP(FPGA_PART, CLK_NS))
@@ -141,7 +160,11 @@ def build_layer(finn, case: Case, name: str) -> Layer:
 def finn_reference(finn, layer: Layer, x: np.ndarray) -> np.ndarray:
     """FINN's python execution of the graph (MVAU.execute_node), checked against an int64 matmul."""
     y = finn.execute_onnx(layer.model, {"inp": x})["outp"]
-    assert np.array_equal(y, x.astype(np.int64) @ layer.weights.astype(np.int64))
+    acc = x.astype(np.int64) @ layer.weights.astype(np.int64)
+    if layer.case.out_bits:
+        t = layer.model.get_initializer("thresholds")
+        acc = (acc[..., None] >= t).sum(axis=-1) + layer.op.get_nodeattr("ActVal")
+    assert np.array_equal(y, acc)
     return y
 
 
@@ -163,8 +186,8 @@ def _describe(layer: Layer) -> str:
     c, op = layer.case, layer.op
     return (f"{op.onnx_node.name}: MW={op.get_nodeattr('MW')} MH={op.get_nodeattr('MH')} PE={c.pe} "
             f"SIMD={c.simd} W={op.get_input_datatype(1).name} A={op.get_input_datatype(0).name} "
-            f"ACC={op.get_output_datatype().name} vec={c.vectors} rom={op.lut_params().resolved_rom_style} "
-            f"values={c.values}")
+            f"ACC={op.get_accumulator_datatype().name} OUT={op.get_output_datatype().name} "
+            f"thresholds={c.n_thresholds} vec={c.vectors} rom={op.lut_params().resolved_rom_style} values={c.values}")
 
 
 def check_batch(finn, batch: list[Case], workdir) -> None:
@@ -195,16 +218,17 @@ def check_batch(finn, batch: list[Case], workdir) -> None:
             got = stream_out(finn, layer, run.outputs)
             if not np.array_equal(got, ref):
                 bad.append(f"{_describe(layer)}: {int((got != ref).sum())} of {ref.size} values differ")
-            elif not stall and run.cycles != layer.op.get_exp_cycles() + PIPELINE_LATENCY:
+            elif not stall and run.cycles != layer.op.get_exp_cycles() + layer.op.lut_params().latency:
                 bad.append(f"{_describe(layer)}: {run.cycles} cycles, FINN says {layer.op.get_exp_cycles()} "
-                           f"+ latency {PIPELINE_LATENCY}")
+                           f"+ latency {layer.op.lut_params().latency}")
         assert not bad, f"{len(bad)} of {len(layers)} layers wrong ({'stalls' if stall else 'full rate'}):\n" \
                         + "\n".join(bad[:10])
         total_cycles[stall] = sum(r.cycles for r in runs)
     assert total_cycles[True] > total_cycles[False], "the random stalls did not slow anything down"
 
     # negative control: one changed weight in one ROM image must be caught (ROMs are re-read at each run)
-    victim = layers[0]
+    victim_idx = next(i for i, la in enumerate(layers) if not la.case.out_bits)  # thresholds could hide it
+    victim = layers[victim_idx]
     rom_file = victim.op.weight_file()
     lines = rom_file.read_text().splitlines()
     lines[0] = f"{int(lines[0], 16) ^ 1:0{len(lines[0])}x}"  # flips the lowest bit of weight (row 0, col 0)
@@ -214,7 +238,7 @@ def check_batch(finn, batch: list[Case], workdir) -> None:
     runs = harness.run([stream_in(finn, la, x) for la, x in zip(layers, xs)])
     differs = [not np.array_equal(stream_out(finn, la, r.outputs), finn_reference(finn, la, x))
                for la, x, r in zip(layers, xs, runs)]
-    assert differs[0] and not any(differs[1:]), "a corrupted weight ROM went unnoticed (or hit other layers)"
+    assert differs[victim_idx] and sum(differs) == 1, "a corrupted weight ROM went unnoticed (or hit others)"
 
 
 @pytest.mark.rtlsim
@@ -235,7 +259,7 @@ def test_bit_exact_against_finn_mvau(finn, tmp_path_factory):
     check()
     print(f"\nMVAU_lut: {len(checked)} distinct random configurations ({sum(builds)} layers, {len(builds)} "
           f"Verilator builds) bit-exact with FINN's MVAU, with random stalls and at full rate "
-          f"(cycles = FINN's + {PIPELINE_LATENCY})")
+          f"(cycles = FINN's + pipeline latency {PIPELINE_LATENCY}, +1 with thresholds)")
     assert len(checked) >= MIN_CONFIGS
 
 
@@ -343,9 +367,11 @@ def test_unsupported_nodes_are_refused(finn):
     p = LutMvuParams(mw=8, mh=4, pe=1, simd=2, weight_bits=2, weight_signed=True, act_bits=2, act_signed=False,
                      acc_bits=8)
     w = np.ones((8, 4))
-    model = finn.mvau_model(p, w, op_type="MVAU_rtl", noActivation=0)
-    with pytest.raises(FracskipError, match="standalone thresholds"):
+    model = finn.mvau_model(p, w, op_type="MVAU_rtl", noActivation=0)  # no thresholds tensor
+    with pytest.raises(FracskipError, match="thresholds as an initializer"):
         model.transform(finn.ConvertMVAUToLut())
+    with pytest.raises(FracskipError, match="binaryXnorMode"):
+        finn.mvau_model(p, w, op_type="MVAU_hls", binaryXnorMode=1).transform(finn.ConvertMVAUToLut())
     kept = model.transform(finn.ConvertMVAUToLut(strict=False))
     assert kept.graph.node[0].op_type == "MVAU_rtl"
     wide = finn.mvau_model(p, w, op_type="MVAU_rtl")

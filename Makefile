@@ -1,0 +1,43 @@
+# fracskip: `make demo` runs the main job on the shipped default, `make test` runs the tests.
+# Each sets itself up first: a virtual environment with the pinned packages, and the Fashion-MNIST dataset.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+FMNIST := /usr/share/datasets/fashion-mnist
+PYTEST_ARGS ?=
+
+.PHONY: setup dataset test demo bench clean
+
+setup: $(VENV)/.installed
+
+# torch first, alone: with it in place nothing else can pull a CUDA build; finn-plus without its
+# brevitas==0.13.0 pin (incompatible with torch 2.13; FINN never imports brevitas): see README.
+$(VENV)/.installed: requirements.txt requirements-finn.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -r requirements-finn.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# Debian's dataset-fashion-mnist: installed as root, or unpacked into .data/ without root.
+dataset:
+	@if [ -f $(FMNIST)/t10k-images-idx3-ubyte.gz ] || [ -f .data$(FMNIST)/t10k-images-idx3-ubyte.gz ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  mkdir -p .data && cd .data && apt-get download dataset-fashion-mnist && dpkg -x dataset-fashion-mnist_*.deb .; \
+	fi
+
+test: setup dataset
+	$(BIN)/pytest -m "not vivado and not board" $(PYTEST_ARGS)
+
+demo: setup dataset
+	$(BIN)/fracskip demo
+
+bench: setup dataset
+	$(BIN)/fracskip bench --json
+
+clean:
+	rm -rf $(VENV) .data demo-out
