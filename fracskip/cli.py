@@ -118,6 +118,26 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(a: argparse.Namespace) -> int:
+    import time
+
+    from .demo import demo
+
+    t = time.time()
+    r = demo(Path(a.output), a.checkpoint, a.board, a.images, a.workers, a.backend, a.force)
+    ev, s, sim = r["eval"], r["summary"], r["simulate"]
+    print(f"\nfracskip demo: {time.time() - t:.0f} s")
+    print(f"  model      accuracy {ev['accuracy']:.4f} at {ev['compute_pct']:.1f} % of the 8-bit compute (10,000 test images)")
+    print(f"  build      {len(s['cores'])} FINN cores for {s['board']['name']}: "
+          f"{'fits' if s['totals']['fits'] else 'does NOT fit'} the budget; expected cycles/input "
+          f"{s['expected_cycles_per_input']:.0f} vs {s['static_8bit']['expected_cycles_per_input']:.0f} static 8-bit "
+          f"({s['speedup_vs_static_8bit']:.2f}x)")
+    print(f"  simulate   {sim['n']} images on {sim['backend']}: accuracy {sim['accuracy']:.4f}, "
+          f"decisions match torch {sim['decisions_match_pct']:.0f} %")
+    print(f"  report     {r['report']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fracskip", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -158,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", help="write accuracy-vs-compute PNG here")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
+
+    d = sub.add_parser("demo", help="shipped default -> export -> build -> RTL simulation -> report")
+    d.add_argument("-o", "--output", default="demo-out")
+    d.add_argument("--checkpoint", default="default")
+    d.add_argument("--board", default="Pynq-Z2")
+    d.add_argument("--images", type=int, default=100, help="test images through the RTL simulation")
+    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--backend", default="rtlsim", choices=("rtlsim", "qonnx"))
+    d.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    d.set_defaults(func=cmd_demo)
 
     x = sub.add_parser("export", help="QONNX graphs of every core (stem, each block path, head), gates and manifest")
     x.add_argument("checkpoint", help="a checkpoint file, a run folder, or 'default'")

@@ -60,6 +60,8 @@ class InsertInputTransposePair(Transformation):
 
     def apply(self, model: ModelWrapper):
         gi = model.graph.input[0].name
+        if len(model.get_tensor_shape(gi)) != 4:
+            return model, False  # no NCHW feature map (the head takes the pooled (N, C) sums)
         cons = model.find_consumers(gi)
         if cons and cons[0].op_type == "Transpose" and len(cons) == 1:
             return model, False

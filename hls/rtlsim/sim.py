@@ -44,6 +44,7 @@ class SimResult:
     words_in: list[int] = field(default_factory=list)  # words consumed per input
     words_out: list[int] = field(default_factory=list)  # words produced per output
     fifo_maxcount: list[int] = field(default_factory=list)  # sizing cores: peak occupancy per FIFO
+    raw_outputs: list[bytes] = field(default_factory=list)  # per output, the words as little-endian bytes
 
     @property
     def latency(self) -> int:
@@ -365,6 +366,25 @@ class RTLSimCore:
         """
         frames = self._frames(inputs)
         n = frames[0].shape[0]
+        result = self.run_words([self._pack(s, x) for s, x in zip(self.inputs, frames)], n, cycle_limit=cycle_limit,
+                                fifo_depths=fifo_depths, reset=reset, check=check)
+        if not result.stalled:
+            result.outputs = [self._unpack(s, raw, n) for s, raw in zip(self.outputs, result.raw_outputs)]
+        return result
+
+    def run_words(self, words: Sequence[bytes], n_frames: int, cycle_limit: int | None = None,
+                  fifo_depths: Sequence[int] | None = None, reset: bool = False, check: bool = True) -> SimResult:
+        """``run`` on streams packed by the caller (e.g. a board driver's DMA buffers): per input, ``n_frames`` x
+        ``words_per_frame`` words of ``word_bytes`` little-endian bytes. ``raw_outputs`` holds the output words;
+        ``outputs`` stays empty."""
+        n = int(n_frames)
+        if len(words) != len(self.inputs) or n < 1:
+            raise FracskipError(f"{len(words)} packed inputs of {n} frames for a core with {len(self.inputs)} inputs")
+        words = [bytes(w) for w in words]
+        for s, w in zip(self.inputs, words):
+            if len(w) != n * s.words_per_frame * s.word_bytes:
+                raise FracskipError(f"input {s.tensor}: {len(w)} bytes, {n} frames need "
+                                    f"{n * s.words_per_frame} words of {s.word_bytes} bytes")
         limit = cycle_limit or self.cycle_limit or self.default_cycle_limit(n)
         depths = list(fifo_depths) if fifo_depths is not None else [f.depth for f in self.fifos]
         if len(depths) != len(self.fifos):
@@ -372,7 +392,7 @@ class RTLSimCore:
         req = [struct.pack("<IIQI", _REQ_MAGIC, n, limit, int(reset))]
         req += [struct.pack("<IQ", s.word_bytes, s.words_per_frame) for s in self.inputs + self.outputs]
         req += [struct.pack("<I", max(int(d), 2)) for d in depths]
-        req += [self._pack(s, x) for s, x in zip(self.inputs, frames)]
+        req += words
         if self._proc is None:
             self._start()
         try:
@@ -393,7 +413,7 @@ class RTLSimCore:
         raws = [self._read(w * s.word_bytes) for w, s in zip(words_out, self.outputs)]
         stalled = status == 1
         result = SimResult(outputs=[], cycles=int(cycles), frame_cycles=frame_cycles, stalled=stalled,
-                           words_in=words_in, words_out=words_out, fifo_maxcount=maxcount)
+                           words_in=words_in, words_out=words_out, fifo_maxcount=maxcount, raw_outputs=raws)
         if stalled:
             self.close()  # the core's state is undefined now: the next call starts a fresh simulator
             if check:
@@ -406,8 +426,6 @@ class RTLSimCore:
                     f"({(self.estimate or {}).get('max_cycles', '?')} cycles/frame): check the FIFO depths (a "
                     "fork's skip FIFO must hold what the other branch buffers; see fifo_sizing.size_fifos) or "
                     "raise cycle_limit.")
-            return result
-        result.outputs = [self._unpack(s, raw, n) for s, raw in zip(self.outputs, raws)]
         return result
 
     def _read(self, nbytes: int) -> bytes:

@@ -10,7 +10,7 @@
 //   at the p-th lowest field; MH/PE output words per vector, MH/PE * MW/SIMD cycles per vector.
 // Weight ROM word nf*SF + sf holds W[nf*PE + p][sf*SIMD + s] at bits [(p*SIMD + s)*WW +: WW];
 // threshold ROM word nf holds T[nf*PE + p][i] at bits [(p*N_THRES + i)*(ACCU_WIDTH+1) +: ACCU_WIDTH+1]
-// (two's complement, one more bit than the accumulator so that "never" fits). Hex, $readmemh.
+// (read like the accumulator, signed or not, with one more bit so that "never" fits). Hex, $readmemh.
 //
 // Pipeline: issue (counters) -> fetch (ROM address, input buffer) -> read (ROM) -> multiply + adder
 // tree -> accumulate [-> threshold] -> 2-entry output buffer. Backpressure stalls the whole pipeline
@@ -271,7 +271,12 @@ module lutmvu #(
                 lutmvu_ext #(.IW(ACCU_WIDTH), .OW(TW), .SGN(ACCU_SIGNED)) u_ext (
                     .x(res4[p*ACCU_WIDTH +: ACCU_WIDTH]), .y(a));
                 for (s = 0; s < N_THRES; s = s + 1) begin : g_cmp
-                    assign ge[s] = $signed(a) >= $signed(thr4[(p*N_THRES + s)*TW +: TW]);
+                    wire [TW-1:0] t = thr4[(p*N_THRES + s)*TW +: TW];
+                    if (ACCU_SIGNED != 0) begin : g_s
+                        assign ge[s] = $signed(a) >= $signed(t);
+                    end else begin : g_u
+                        assign ge[s] = a >= t;  // unsigned: TW bits hold 0 .. 2^ACCU_WIDTH ("never")
+                    end
                 end
                 lutmvu_addtree #(.N(N_THRES), .IW(1), .OW(CNT), .SGN(0)) u_count (.x(ge), .y(cnt));
                 /* verilator lint_off WIDTHTRUNC */

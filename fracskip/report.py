@@ -1,0 +1,90 @@
+"""The demo's report folder: figures as PNG and JSON, one static HTML page that needs no server."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def decisions_plot(choices: list[dict], path: Path, title: str) -> None:
+    """Per gated block, the share of inputs taking each path (as in the DFS paper's supplementary figures)."""
+    menu = list(choices[0])
+    n = sum(choices[0].values())
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=120)
+    bottom = [0.0] * len(choices)
+    colors = {"0": "#bbbbbb", "2": "#9ecae1", "4": "#3182bd", "8": "#08306b"}
+    for b in menu:
+        share = [100 * c[b] / n for c in choices]
+        ax.bar(range(1, len(choices) + 1), share, bottom=bottom, color=colors.get(b), label="skip" if b == "0" else f"{b}-bit")
+        bottom = [x + y for x, y in zip(bottom, share)]
+    ax.set_xlabel("gated block")
+    ax.set_ylabel("inputs (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=len(menu), loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def cores_plot(summary: dict, path: Path) -> None:
+    """Per core: FINN's LUT/BRAM/DSP estimates and cycles per frame, with how often the core runs."""
+    cores = summary["cores"]
+    names = list(cores)
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5), dpi=120, sharex=True)
+    x = range(len(names))
+    for i, (r, c) in enumerate((("LUT", "tab:blue"), ("BRAM_18K", "tab:orange"), ("DSP", "tab:green"))):
+        a1.bar([k + (i - 1) * 0.27 for k in x], [cores[n]["resources"][r] for n in names], 0.27, label=r, color=c)
+    a1.set_yscale("symlog")
+    a1.set_ylabel("FINN estimate")
+    a1.legend(fontsize=7)
+    a2.bar(x, [cores[n]["cycles"] for n in names], color="tab:purple")
+    a2.set_yscale("log")
+    a2.set_ylabel("cycles / frame")
+    for k, n in enumerate(names):
+        a2.annotate(f"p={cores[n]['probability']:.2f}", (k, cores[n]["cycles"]), fontsize=6, ha="center",
+                    textcoords="offset points", xytext=(0, 2))
+    a2.set_xticks(list(x))
+    a2.set_xticklabels(names, rotation=60, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def expected_cycles_plot(summary: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 3), dpi=120)
+    vals = [summary["expected_cycles_per_input"], summary["static_8bit"]["expected_cycles_per_input"]]
+    ax.bar(["DFS", "static 8-bit"], vals, color=["tab:red", "tab:blue"])
+    ax.set_ylabel("expected cycles per input")
+    ax.set_title(f"{summary['board']['name']}, same budget: {summary['speedup_vs_static_8bit']:.2f}x", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_html(folder: Path, figures: dict, sections: dict[str, dict]) -> Path:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>fracskip report</title>",
+             "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+             "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse;font-size:90%}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}</style></head><body>",
+             "<h1>fracskip report</h1>"]
+    for title, rows in sections.items():
+        parts.append(f"<h2>{html.escape(title)}</h2><table>")
+        for k, v in rows.items():
+            parts.append(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>")
+        parts.append("</table>")
+    for title, fname in figures.items():
+        parts.append(f"<h2>{html.escape(title)}</h2><img src='{html.escape(fname)}' alt='{html.escape(title)}'>")
+    parts.append("</body></html>")
+    page = folder / "index.html"
+    page.write_text("\n".join(parts))
+    return page
+
+
+def save_json(folder: Path, name: str, obj) -> None:
+    (folder / name).write_text(json.dumps(obj, indent=1))
