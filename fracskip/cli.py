@@ -83,12 +83,43 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     from .training import data as D
 
     split = D.load(a.dataset, "test", a.data, a.limit)
-    res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size)
+    res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size,
+                      progress=not a.json)
     if a.json:
         print(json.dumps(res))
     else:
         for k, v in res.items():
-            print(f"{k:>24}: {v}")
+            print(f"{k:>28}: {json.dumps(v) if isinstance(v, dict) else v}")
+    return 0
+
+
+def cmd_deploy(a: argparse.Namespace) -> int:
+    """On a board: the controller with every core on the package's overlay (numpy, pynq; no torch)."""
+    import time
+
+    import numpy as np
+
+    from .runtime.controller import Controller
+    from .runtime.driver import load_array, open_overlay
+    from .runtime.manifest import Manifest
+
+    backend = open_overlay(a.package, timeout_s=a.timeout)
+    m = Manifest.load(Path(a.package) / "export")
+    images = load_array(a.images)[:a.limit]
+    labels = load_array(a.labels)[:a.limit] if a.labels else None
+    ctl = Controller(m, backend)
+    t0, logits, bitops = time.time(), [], []
+    for i in range(0, len(images), a.batch_size):
+        lo, tr = ctl.run(images[i:i + a.batch_size])
+        logits.append(lo)
+        bitops.append(tr.bitops)
+    dt = time.time() - t0
+    lo, bo = np.concatenate(logits), np.concatenate(bitops)
+    res = {"backend": backend.name, "n": int(len(images)), "images_per_s": len(images) / dt,
+           "compute_pct": float(100 * bo.mean() / m.data["bitops"]["full_8bit"])}
+    if labels is not None:
+        res["accuracy"] = float((lo.argmax(1) == labels).mean())
+    print(json.dumps(res) if a.json else "\n".join(f"{k:>14}: {v}" for k, v in res.items()))
     return 0
 
 
@@ -96,7 +127,7 @@ def cmd_build(a: argparse.Namespace) -> int:
     from .hls.build import BuildConfig, build
 
     cfg = BuildConfig(board=a.board, until=a.until, target_fps=a.target_fps, budget=a.budget, workers=a.workers,
-                      calibration_images=a.calibration, data_dir=a.data)
+                      calibration_images=a.calibration, data_dir=a.data, size_fifos=a.size_fifos)
     s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
     t = s["totals"]
     print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}")
@@ -105,6 +136,10 @@ def cmd_build(a: argparse.Namespace) -> int:
     print(f"  expected cycles per input {s['expected_cycles_per_input']:.0f} "
           f"(static all-8-bit: {s['static_8bit']['expected_cycles_per_input']:.0f}, "
           f"speed-up {s['speedup_vs_static_8bit']:.2f}x); {s['time_s']['total']:.0f} s")
+    if "rtlsim" in s:
+        r = s["rtlsim"]
+        print(f"  FIFOs sized by simulation: measured cycles per input {r['expected_cycles_per_input']:.0f} "
+              f"({r['expected_vs_estimate']:.3f} x FINN's estimate)")
     return 0
 
 
@@ -216,9 +251,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=1, help="parallel FINN builds")
     b.add_argument("--calibration", type=int, default=1000, help="training images to measure path frequencies")
     b.add_argument("--data", help="dataset folder for calibration")
+    b.add_argument("--size-fifos", action="store_true",
+                   help="after HDL, size every core's FIFOs by Verilator simulation (needed by --backend rtlsim)")
     b.add_argument("--force", action="store_true", help="replace a non-empty build folder")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_build)
+
+    y = sub.add_parser("deploy", help="on a PYNQ/Alveo board: run test images through the package's overlay")
+    y.add_argument("package", help="a deploy package (settings.json, host_params.npz, export/, bitfile/)")
+    y.add_argument("--images", required=True, help="(N, C, H, W) uint8 images: .npy, or an IDX file (.gz)")
+    y.add_argument("--labels", help="labels (.npy or IDX) for the accuracy")
+    y.add_argument("--limit", type=int, help="first N images")
+    y.add_argument("--batch-size", type=int, default=64)
+    y.add_argument("--timeout", type=float, default=10.0, help="seconds before a core that does not finish is "
+                   "reported stalled")
+    y.add_argument("--json", action="store_true", help="print one JSON object")
+    y.set_defaults(func=cmd_deploy)
     return p
 
 

@@ -7,7 +7,13 @@ BUILD_DIR/
   calibration.json    how often each path runs, measured with the trained model
   cores/<core>/       one FINN build each, in FINN's layout: report/*.json, intermediate_models/, folding_config.json
   summary.json        written last: per core layers, resources and cycles; totals against the board;
-                      expected cycles per input vs a static all-8-bit network on the same budget
+                      expected cycles per input vs a static all-8-bit network on the same budget;
+                      with --size-fifos, an "rtlsim" section: FIFO depths and cycles measured in Verilator
+
+FIFO sizing (``--size-fifos``, or ``size_build_fifos`` on an existing HDL build) writes each core's sized model as
+``cores/<core>/intermediate_models/step_fracskip_size_fifos.onnx`` (the RTL simulation and later steps use it)
+and ``cores/<core>/report/fifo_sizing.json``. Without it a core keeps FINN's minimal FIFOs, on which a residual
+block's fork deadlocks (FINN-NOTES §3b).
 """
 
 from __future__ import annotations
@@ -56,10 +62,13 @@ class BuildConfig:
     workers: int = 1
     calibration_images: int = 1000
     data_dir: str | None = None
+    size_fifos: bool = False  # size every core's FIFOs by Verilator simulation after HDL generation
 
     def __post_init__(self) -> None:
         if self.until not in UNTIL:
             raise FracskipError(f"--until must be one of {', '.join(UNTIL)}, got {self.until!r}")
+        if self.size_fifos and self.until == "estimates":
+            raise FracskipError("--size-fifos simulates the generated HDL: use it with --until hdl (or bitstream)")
         if not 0 < self.budget <= 1:
             raise FracskipError(f"--budget is a fraction of the device in (0, 1], got {self.budget}")
         if self.workers < 1:
@@ -123,11 +132,64 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
     finished = _parallel(finn_core.finish, finish_jobs, cfg.workers, cfg.until, progress)
     t_fin = time.time() - t_fin
     summary = _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, static, budget, out)
-    summary["time_s"] = {"analyse": round(t_an, 1), "finish": round(t_fin, 1), "total": round(time.time() - t0, 1)}
+    summary["time_s"] = {"analyse": round(t_an, 1), "finish": round(t_fin, 1)}
+    if cfg.size_fifos:
+        t_fifo = time.time()
+        summary["rtlsim"] = _size_fifos(out, summary, list(cores), cfg.workers, progress)
+        summary["time_s"]["size_fifos"] = round(time.time() - t_fifo, 1)
+    summary["time_s"]["total"] = round(time.time() - t0, 1)
     if cfg.until == "bitstream":
         raise FracskipError("bitstream generation is not implemented yet in this version of fracskip")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def size_build_fifos(build_dir: str | Path, cores: list[str] | None = None, workers: int = 1,
+                     progress: bool = True) -> dict:
+    """Size the FIFOs of an existing HDL build by simulation (all cores, or ``cores``) and record the depths and
+    measured cycles in the "rtlsim" section of its summary.json (other keys unchanged). Returns that section."""
+    out = Path(build_dir).resolve()
+    path = out / "summary.json"
+    if not path.is_file() or (out / INCOMPLETE).exists():
+        raise FracskipError(f"{out} is not a finished build (no summary.json): run `fracskip build` first")
+    summary = json.loads(path.read_text())
+    if summary.get("until") not in ("hdl", "bitstream"):
+        raise FracskipError(f"{out} was built --until {summary.get('until')}: FIFO sizing needs HDL (--until hdl)")
+    unknown = sorted(set(cores or []) - set(summary["cores"]))
+    if unknown:
+        raise FracskipError(f"no core(s) {unknown} in {out}; the cores are {', '.join(summary['cores'])}")
+    t0 = time.time()
+    summary["rtlsim"] = _size_fifos(out, summary, cores or list(summary["cores"]), workers, progress)
+    summary.setdefault("time_s", {})["size_fifos"] = round(time.time() - t0, 1)
+    path.write_text(json.dumps(summary, indent=1))
+    return summary["rtlsim"]
+
+
+def _size_fifos(out: Path, summary: dict, cores: list[str], workers: int, progress: bool) -> dict:
+    """Run ``core.size_fifos`` on ``cores``; the "rtlsim" summary section, merged with earlier sizings."""
+    board = summary["board"]
+    jobs = {c: dict(out=str(out / "cores" / c), part=board["part"], clk_ns=board["clk_ns"],
+                    finn_build_dir=str(out / "cores" / c / "finn_tmp")) for c in cores}
+    sized = _parallel(finn_core.size_fifos, jobs, workers, "size FIFOs", progress)
+    section = summary.get("rtlsim") or {
+        "what": "FIFO depths sized by Verilator simulation (fracskip.hls.rtlsim.size_fifos); cycles per frame "
+                "measured in Verilator with FINN's fifo.sv at those depths, frames streamed back to back",
+        "cores": {}}
+    for c, r in sized.items():
+        measured = r["verified_cycles"] or r["sized_cycles"]
+        section["cores"][c] = {
+            "fifo_depths": r["depths"], "fifo_bits": r["total_bits"], "estimate_cycles": r["estimate_cycles"],
+            "cycles_per_frame": measured, "cycles_vs_estimate": measured / r["estimate_cycles"],
+            "minimal_fifo_cycles": r["initial_cycles"],  # None: deadlocked with FINN's minimal FIFOs
+            "unbounded_fifo_cycles": r["unbounded_cycles"], "tolerance": r["tolerance"],
+            "model": f"cores/{c}/intermediate_models/{finn_core.SIZED}.onnx",
+            "report": f"cores/{c}/report/fifo_sizing.json", "seconds": r["seconds"]}
+    done = section["cores"]
+    prob = {c: v["probability"] for c, v in summary["cores"].items() if v["probability"] > 0}
+    if set(done) >= set(prob):  # every core the calibration saw running has been measured
+        section["expected_cycles_per_input"] = sum(prob[c] * done[c]["cycles_per_frame"] for c in prob)
+        section["expected_vs_estimate"] = section["expected_cycles_per_input"] / summary["expected_cycles_per_input"]
+    return section
 
 
 def calibrate(manifest: Manifest, n: int, data_dir: str | None) -> dict:

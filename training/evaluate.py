@@ -43,12 +43,17 @@ def evaluate(net: DFSNet, split: D.Split, batch_size: int = 256, choices: torch.
 
 @torch.no_grad()
 def recalibrate_bn(net: DFSNet, split: D.Split, images: int = 2000, batch_size: int = 200,
-                   choices: torch.Tensor | None = None) -> None:
-    """Re-estimate every BatchNorm's running statistics under the routing used at inference (the gates'
-    decisions, or ``choices``): training samples paths at random, so each block's statistics mix inputs
-    from every upstream configuration. Only BatchNorm buffers change; weights and quantizers do not."""
+                   choices: torch.Tensor | None = None, every_path: bool = False) -> None:
+    """Re-estimate BatchNorm running statistics under the routing used at inference.
+
+    Training samples paths at random, so each block's statistics mix inputs from every upstream
+    configuration. With the gates' routing (default) or fixed ``choices``, each BatchNorm gets the statistics
+    of the inputs it really sees; ``every_path`` runs the whole network once per menu entry (all blocks at
+    that entry), the routing of a backbone whose gates are not trained yet. A BatchNorm that no input reaches
+    keeps its previous statistics. Only BatchNorm buffers change.
+    """
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    saved = [m.momentum for m in bns]
+    saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the recalibration batches
@@ -56,9 +61,15 @@ def recalibrate_bn(net: DFSNet, split: D.Split, images: int = 2000, batch_size: 
     for m in bns:
         m.train()
     sub = split.subset(images)
-    for i, (x, _) in enumerate(D.batches(sub, batch_size, shuffle=False)):
-        forced = None if choices is None else choices[: len(x)]
-        net(x.float(), choices=forced)
-    for m, mom in zip(bns, saved):
+    routings = [torch.full((batch_size, net.n_gated), k) for k in range(len(net.cfg.bit_menu))] if every_path \
+        else [choices]
+    for forced in routings:
+        for x, _ in D.batches(sub, batch_size, shuffle=False):
+            net(x.float(), choices=None if forced is None else forced[: len(x)])
+    for m, (mom, mean, var, nbt) in zip(bns, saved):
         m.momentum = mom
+        if int(m.num_batches_tracked) == 0:  # no input reached it
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(nbt)
     net.eval()

@@ -168,7 +168,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
             save()
         bar.close()
         if rank == 0:
-            recalibrate_bn(net, trainset, cfg.recalibration_images)
+            recalibrate_bn(net, trainset, cfg.recalibration_images, every_path=stage == "backbone")
             ev = evaluate(net, testset)
             history.append({"stage": stage, "eval": ev})
             log.info("after %s: accuracy %.4f at %.1f %% compute", stage, ev["accuracy"], ev["compute_pct"])

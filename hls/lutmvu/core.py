@@ -6,7 +6,7 @@ the FINN custom op all describe an instance by one ``LutMvuParams``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -133,9 +133,6 @@ class LutMvuParams:
             pars.update(ACCU_SIGNED=int(self.acc_signed), N_THRES=self.n_thresholds, OUT_WIDTH=self.out_bits,
                         ACT_VAL=self.act_val, THRESH_FILE=thresh_file)
         return pars
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def int_range(bits: int, signed: bool) -> tuple[int, int]:

@@ -172,7 +172,8 @@ class MVAU_lut(MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         dut = StreamDut(self._top(), self.get_instream_width_padded(0), self.get_outstream_width_padded(0),
                         n_in=n_vec * params.sf, n_out=n_vec * params.nf, exp_cycles=self.get_exp_cycles())
         sources = [Path(p) for p in self.get_rtl_file_list(abspath=True)]
-        return StreamHarness([dut], sources, Path(self.get_nodeattr("code_gen_dir_ipgen")) / "verilator")
+        return StreamHarness([dut], sources, Path(self.get_nodeattr("code_gen_dir_ipgen")) / "verilator",
+                             cxx_opt="-O2")  # one instance, possibly long runs
 
     def prepare_rtlsim(self, behav=False):
         """Compile the node's RTL with Verilator (instead of Vivado's xsim) and record the binary."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import subprocess
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -44,19 +45,10 @@ def finn(tmp_path_factory):
     from fracskip.hls.lutmvu.convert import ConvertMVAUToLut
     from fracskip.hls.lutmvu.graphs import mvau_model
 
-    @dataclass
-    class Finn:
-        execute_onnx: object
-        MinimizeAccumulatorWidth: object
-        PrepareIP: object
-        npy_to_rtlsim_input: object
-        rtlsim_output_to_npy: object
-        getCustomOp: object
-        ConvertMVAUToLut: object
-        mvau_model: object
-
-    return Finn(execute_onnx, MinimizeAccumulatorWidth, PrepareIP, npy_to_rtlsim_input, rtlsim_output_to_npy,
-                getCustomOp, ConvertMVAUToLut, mvau_model)
+    return SimpleNamespace(execute_onnx=execute_onnx, MinimizeAccumulatorWidth=MinimizeAccumulatorWidth,
+                           PrepareIP=PrepareIP, npy_to_rtlsim_input=npy_to_rtlsim_input,
+                           rtlsim_output_to_npy=rtlsim_output_to_npy, getCustomOp=getCustomOp,
+                           ConvertMVAUToLut=ConvertMVAUToLut, mvau_model=mvau_model)
 
 
 # ---------------------------------------------------------------------------------------------- layers

@@ -1,0 +1,140 @@
+"""The ``rtlsim`` backend: the runtime controller driving the Verilator models of a build's cores.
+
+The build is the tiny test network's (tests/conftest.py ``tiny_export``) taken to HDL for Pynq-Z2, with the FIFOs
+of the residual cores the test images use sized by simulation (tests/runtime/hil.py, shared with the driver
+tests). References: FINN's Python execution of each partition (exact integers), the exported QONNX graphs and
+the PyTorch model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fracskip.cli import main
+from fracskip.errors import FracskipError
+from fracskip.hls.build import BuildConfig
+
+if "fracskip_tests_hil" not in sys.modules:
+    _spec = importlib.util.spec_from_file_location("fracskip_tests_hil",
+                                                   Path(__file__).parents[1] / "runtime" / "hil.py")
+    sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules[_spec.name])
+hil = sys.modules["fracskip_tests_hil"]
+
+
+def test_size_fifos_needs_hdl():
+    with pytest.raises(FracskipError, match="--until hdl"):
+        BuildConfig(until="estimates", size_fifos=True)
+
+
+@pytest.fixture(scope="module")
+def sized(tiny_export, tmp_path_factory):
+    """(build folder, cores the test images use, summary.json before the sizing's section)."""
+    from fracskip.hls.rtlsim import find_verilator
+
+    find_verilator()
+    build_dir = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
+    before = json.loads((build_dir / "summary.json").read_text())
+    build_dir, used = hil.sized_tiny_build(tiny_export, build_dir.parent)
+    return build_dir, used, before
+
+
+@pytest.fixture(scope="module")
+def backend(sized):
+    from fracskip.hls.rtlsim_backend import RTLSimBackend
+
+    with RTLSimBackend(sized[0], progress=False) as be:
+        yield be
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_fifo_sizing_is_recorded_in_the_build(sized):
+    from fracskip.hls.rtlsim_backend import core_model_path
+
+    build_dir, used, before = sized
+    after = json.loads((build_dir / "summary.json").read_text())
+    section = after.pop("rtlsim")
+    before.pop("rtlsim", None)
+    for k in ("time_s",):
+        after.pop(k), before.pop(k)
+    assert after == before  # the existing keys are untouched
+    assert section["cores"], "no core was sized"
+    for core, r in section["cores"].items():
+        assert core in used
+        assert core_model_path(build_dir, core).name == "step_fracskip_size_fifos.onnx"
+        assert (build_dir / r["report"]).is_file()
+        assert r["minimal_fifo_cycles"] is None  # FINN's minimal FIFOs deadlock a residual fork
+        assert max(r["fifo_depths"].values()) > 2
+        assert r["cycles_vs_estimate"] < 1.04  # within the sizing tolerance of FINN's estimate
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_full_network_in_the_loop_is_bit_exact(sized, capsys):
+    """`fracskip simulate BUILD --backend rtlsim --json` on the test images: every core invocation bit-exact
+    with FINN's Python execution, the gates decide as PyTorch does, cycles close to FINN's estimates."""
+    build_dir, used, _ = sized
+    n = hil.N_IMAGES
+    rc = main(["simulate", str(build_dir), "--backend", "rtlsim", "--dataset", "synthetic", "--limit", str(n),
+               "--batch-size", "5", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == n and res["backend"] == "rtlsim"
+    assert res["bit_exact_pct"] == 100.0
+    assert res["decisions_match_pct"] == 100.0
+    assert res["argmax_agreement_pct"] == 100.0 and res["accuracy"] == res["torch_accuracy"]
+    assert res["bit_exact_vs_qonnx_pct"] >= 90.0  # float32 QONNX may round a tie differently (export/verify.py)
+    assert res["path_invocations"] == n * len(used)
+    assert set(res["cores"]) == set(used)
+    summary = json.loads((build_dir / "summary.json").read_text())
+    expected = sum(summary["cores"][c]["cycles"] for c in used)  # every image takes the same paths here
+    assert 0.97 < res["mean_cycles_per_input"] / expected < 1.05, (res["mean_cycles_per_input"], expected)
+    cve = res["cycles_vs_estimate"]
+    assert set(cve) == {"overall", *used} and 0.97 < cve["overall"] < 1.05
+    assert res["images_per_s"] > 0
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_batches_of_one_and_more(backend):
+    images, _ = hil.sample_images(4)
+    x = images.astype(np.float32)
+    y4 = backend.run("stem", x)
+    ints4, cyc4 = backend.last_outputs, backend.last_cycles
+    np.testing.assert_array_equal(ints4, backend.reference("stem", x))
+    assert y4.shape == (4, 16, 28, 28) and cyc4.shape == (4,)
+    y1 = backend.run("stem", x[2:3])
+    assert backend.last_cycles.shape == (1,)
+    np.testing.assert_array_equal(y1, y4[2:3])
+    # a batch of one is streamed twice for its steady state: the same cycles per frame as the batch of four
+    assert abs(backend.last_cycles[0] / cyc4[0] - 1) < 0.01
+    assert abs(cyc4[0] / backend.stats["stem"].estimate - 1) < 0.03
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_wrong_inputs_are_refused(backend):
+    with pytest.raises(FracskipError, match=r"core stem: expected a batch of shape \(n, 1, 28, 28\)"):
+        backend.run("stem", np.zeros((1, 28, 28, 1), np.float32))
+    with pytest.raises(FracskipError, match="not a UINT8"):
+        backend.run("stem", np.full((2, 1, 28, 28), -1, np.float32))
+    with pytest.raises(FracskipError, match="not in the build"):
+        backend.run("block7_b2", np.zeros((1, 16, 28, 28), np.float32))
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_a_stalled_core_is_reported(sized):
+    """A cycle limit below one frame's latency: the simulation stops there and says so, it does not hang."""
+    from fracskip.hls.rtlsim_backend import RTLSimBackend
+
+    with RTLSimBackend(sized[0], cycle_limit=300, progress=False) as be:
+        with pytest.raises(FracskipError, match=r"core stem: the core stalled: no result after the cycle limit of 300"):
+            be.run("stem", hil.sample_images(2)[0])

@@ -1,0 +1,76 @@
+"""The HDL build of the tiny test network that the hardware-in-the-loop tests share (made once per session).
+
+Both tests/runtime/test_driver.py and tests/hls/test_rtlsim_backend.py load this file by path as the module
+``fracskip_tests_hil``, so that the build, the FIFO sizing and the verilated simulators are made once.
+Verilator binaries go to fracskip's cache (``$FRACSKIP_CACHE`` or ``~/.cache/fracskip``): they are keyed by the
+content of every RTL source and memory file, so a rerun reuses them and can never pick up a different design.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+# cores ~25k cycles/frame: fast to simulate, small enough to verilate in seconds
+TARGET_FPS = 2000.0
+N_IMAGES = 12
+
+_builds: dict[str, Path] = {}
+_sized: dict[str, list[str]] = {}
+
+
+def tiny_build(export_dir: Path, root: Path) -> Path:
+    """``fracskip build EXPORT --board Pynq-Z2 --until hdl --target-fps 2000`` of the tiny export."""
+    from fracskip.hls.build import BuildConfig, build
+
+    key = str(export_dir)
+    if key not in _builds:
+        out = root / "build"
+        build(export_dir, out, BuildConfig(board="Pynq-Z2", until="hdl", target_fps=TARGET_FPS,
+                                           calibration_images=64), progress=False)
+        _builds[key] = out
+    return _builds[key]
+
+
+def sample_images(n: int = N_IMAGES) -> tuple[np.ndarray, np.ndarray]:
+    from fracskip.training import data as D
+
+    s = D.load("synthetic", "test", None, n)
+    return s.images.numpy(), s.labels.numpy()
+
+
+def used_cores(build_dir: Path, images: np.ndarray) -> list[str]:
+    """The cores the torch model's own decisions send ``images`` through."""
+    from fracskip.runtime.manifest import Manifest
+    from fracskip.runtime.torch_backend import TorchBackend
+
+    m = Manifest.load(build_dir / "export")
+    _, choices = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"]))).reference(images)
+    cores = ["stem", "head"]
+    for blk in m.blocks:
+        bits = [int(next(iter(blk["paths"])))] if not blk["gated"] else \
+            sorted({m.bit_menu[k] for k in choices[:, blk["gate"]]})
+        cores += [c for b in bits if (c := m.path_core(blk["index"], b))]
+    return cores
+
+
+def sized_tiny_build(export_dir: Path, root: Path) -> tuple[Path, list[str]]:
+    """The tiny build with the FIFOs of the used residual cores sized by simulation (the others keep FINN's
+    minimal FIFOs, on which they run at full speed: no fork). Sizing every core of the build would take
+    minutes more; ``fracskip build --size-fifos`` does that."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from fracskip.hls.build import size_build_fifos
+
+    build_dir = tiny_build(export_dir, root)
+    key = str(build_dir)
+    if key not in _sized:
+        images, _ = sample_images()
+        used = used_cores(build_dir, images)
+        forks = [c for c in used if ModelWrapper(str(build_dir / "cores" / c / "intermediate_models" /
+                                                     "step_fracskip_hdl.onnx")).get_nodes_by_op_type(
+                                                         "DuplicateStreams_rtl")]
+        size_build_fifos(build_dir, cores=forks, progress=False)
+        _sized[key] = used
+    return build_dir, _sized[key]
