@@ -15,7 +15,16 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .core import LutMvuParams, rom_words, rtl_sources, worst_case_acc_bits, wrapper_verilog, write_rom_file
+from .core import (
+    LutMvuParams,
+    rom_words,
+    rtl_sources,
+    threshold_words,
+    worst_case_acc_bits,
+    wrapper_verilog,
+    write_rom_file,
+    write_threshold_file,
+)
 from .estimate import ResourceEstimate, estimate_resources
 from .harness import DutRun, StreamDut, StreamHarness
 from .synth import SynthResult, synthesize
@@ -29,7 +38,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "LutMvuParams", "rom_words", "rtl_sources", "worst_case_acc_bits", "wrapper_verilog", "write_rom_file",
+    "LutMvuParams", "rom_words", "rtl_sources", "threshold_words", "worst_case_acc_bits", "wrapper_verilog",
+    "write_rom_file", "write_threshold_file",
     "ResourceEstimate", "estimate_resources", "DutRun", "StreamDut", "StreamHarness", "SynthResult", "synthesize",
     *_LAZY,
 ]

@@ -1,6 +1,6 @@
 """What LUT-based compute costs per bit-width, next to FINN's own MVAU estimates for the same layer.
 
-    python -m fracskip.hls.lutmvu.bench            # 2 layers x b = 2, 4, 8: 6 Yosys runs, ~3 min
+    python -m fracskip.hls.lutmvu.bench            # 2 layers x b = 2, 4, 8: 6 Yosys runs, ~2 min
     python -m fracskip.hls.lutmvu.bench --quick    # the first layer only
 
 For each layer (one DFS-block convolution as a matrix, at the folding FINN picks for a 50k-cycle target;

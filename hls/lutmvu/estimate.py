@@ -1,9 +1,10 @@
 """Resource model of the LUT-based MVU: linear in a few structural features, fitted to Yosys.
 
 Each feature counts one part of the RTL (see rtl/lutmvu.v), so the coefficients read as LUTs or FFs per
-unit: per multiplier bit-product, per adder-tree input bit, per accumulator bit, per input-buffer bit,
-per 64-word column of a LUT ROM. The coefficients live in ``fitted.py``, written by
-``python -m fracskip.hls.lutmvu.fit`` (Yosys ``synth_xilinx -family xc7 -nodsp`` over a grid).
+unit: per multiplier bit-product, per adder-tree bit, per accumulator bit, per input-buffer bit, per
+64-word column of a LUT ROM, per threshold-comparator bit. The coefficients live in ``fitted.py``, written
+by ``python -m fracskip.hls.lutmvu.fit`` (Yosys ``synth_xilinx -family xc7 -nodsp`` over a grid), with the
+fit's error on its own points (``MODEL["error"]``).
 Block RAM for the weight ROM is counted with FINN's RAMB18 rule (the one FINN's MVAU uses), which is also
 what Yosys maps to.
 """
@@ -59,8 +60,7 @@ def ff_features(p: LutMvuParams) -> dict[str, float]:
         "acc": p.pe * p.acc_bits if p.sf > 1 else 0.0,  # accumulators
         "obuf": p.pe * p.out_bits_per_element,  # output buffer (two entries)
         "ibuf": p.simd * p.act_bits if p.nf > 1 and p.sf == 1 else 0.0,  # a one-word buffer is registers
-        # threshold stage: accumulator register and (unless constant) the threshold ROM's read register
-        "thr": p.pe * p.acc_bits * (p.n_thresholds > 0) + (p.pe * p.n_thresholds * (p.acc_bits + 1) if p.nf > 1 else 0),
+        "thr": p.pe * p.acc_bits if p.n_thresholds else 0.0,  # threshold stage: accumulator register
     }
 
 

@@ -1,6 +1,6 @@
 """Refit the resource model: synthesise a grid of units with Yosys and fit ``estimate``'s features.
 
-    python -m fracskip.hls.lutmvu.fit            # 38 Yosys runs, ~12 min on 2 cores; rewrites fitted.py
+    python -m fracskip.hls.lutmvu.fit            # 38 Yosys runs, 12-18 min on 2 cores; rewrites fitted.py
     python -m fracskip.hls.lutmvu.fit --dry-run  # measure and report, keep fitted.py
     python -m fracskip.hls.lutmvu.fit --refit    # new features, same measurements: no Yosys, seconds
 

@@ -376,19 +376,22 @@ def test_unsupported_nodes_are_refused(finn):
 
 # ---------------------------------------------------------------------------------------------- resources
 def test_fitted_model_reproduces_its_measurements():
+    """The stored fit stays within its documented error (LUT ~6 % mean; FF ~5 %, rougher with thresholds,
+    where Yosys registers either the threshold ROM's address or its data)."""
     from fracskip.hls.lutmvu.fitted import MODEL
 
     fields = LutMvuParams.__dataclass_fields__
-    lut_err, ff_err = [], []
+    lut_err, ff_err, ff_err_thr = [], [], []
     for pt in MODEL["points"]:
         p = LutMvuParams(**{k: pt[k] for k in fields})
         est = estimate_resources(p)
         lut_err.append(abs(est.lut - pt["lut"]) / pt["lut"])
-        ff_err.append(abs(est.ff - pt["ff"]) / pt["ff"])
+        (ff_err_thr if p.n_thresholds else ff_err).append(abs(est.ff - pt["ff"]) / pt["ff"])
         assert est.bram18 == pt["bram18"] == bram18_count(p)
         assert pt["dsp"] == 0
-    assert np.mean(lut_err) < 0.10 and max(lut_err) < 0.30, (np.mean(lut_err), max(lut_err))
-    assert np.mean(ff_err) < 0.10 and max(ff_err) < 0.30, (np.mean(ff_err), max(ff_err))
+    assert np.mean(lut_err) < 0.08 and max(lut_err) < 0.25, (np.mean(lut_err), max(lut_err))
+    assert np.mean(ff_err) < 0.08 and max(ff_err) < 0.20, (np.mean(ff_err), max(ff_err))
+    assert max(ff_err_thr) < 0.50, ff_err_thr
     # what the unit is for: at equal parallelism, 2-bit compute is far cheaper than 8-bit compute
     two, eight = (estimate_resources(LutMvuParams(64, 64, 4, 16, b, True, b, False, 2 * b + 6)).lut for b in (2, 8))
     assert eight > 5 * two

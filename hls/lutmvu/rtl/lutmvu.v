@@ -79,8 +79,8 @@ module lutmvu #(
     reg  [cw(SF)-1:0]   sf;
     reg  [cw(NF)-1:0]   nf;
     reg  [cw(WMEM)-1:0] wa;
-    wire en;                                   // the whole pipeline advances (output buffer not full)
-    wire need_in = (nf == {cw(NF){1'b0}});                 // the first row fold reads the stream, later folds replay it
+    wire en;  // the whole pipeline advances (output buffer not full)
+    wire need_in = (nf == {cw(NF){1'b0}});  // the first row fold reads the stream, later folds replay it
     wire issue = en && (!need_in || s_axis_tvalid);
     assign s_axis_tready = en && need_in;
 
@@ -245,7 +245,8 @@ module lutmvu #(
             localparam integer CNT = clog2(N_THRES + 1);
             reg                       v4;
             reg [PE*ACCU_WIDTH-1:0]   res4;
-            reg [PE*N_THRES*TW-1:0]   thr4;
+            reg [cw(NF)-1:0]          ta4;
+            wire [PE*N_THRES*TW-1:0]  thr4;
 `ifdef YOSYS
             (* logic_block *)
 `else
@@ -253,6 +254,8 @@ module lutmvu #(
 `endif
             reg [PE*N_THRES*TW-1:0] trom[0:NF-1];
             initial $readmemh(THRESH_FILE, trom);
+            // read from a registered address: LUTs only, no register as wide as all thresholds
+            assign thr4 = trom[ta4];
             always @(posedge ap_clk) begin
                 if (!ap_rst_n) v4 <= 1'b0;
                 else if (en) v4 <= v3 && last3;
@@ -260,7 +263,7 @@ module lutmvu #(
             always @(posedge ap_clk) begin
                 if (en) begin
                     res4 <= res;
-                    thr4 <= trom[ta3];
+                    ta4 <= ta3;
                 end
             end
             assign push = en && v4;
