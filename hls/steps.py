@@ -33,6 +33,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
 from . import ops  # noqa: F401  registers the project's RTL custom ops
+from .clip import step_fracskip_clip_outputs
 from .transforms import (
     HoistInputTranspose,
     InsertInputTransposePair,
@@ -114,9 +115,10 @@ def frontend_steps() -> list:
 
 
 def estimate_steps() -> list:
-    return [*frontend_steps(), step_fracskip_convert_to_hw, "step_minimize_bit_width_initial",
-            "step_create_dataflow_partition", step_fracskip_specialize_layers, "step_target_fps_parallelization",
-            "step_apply_folding_config", "step_minimize_bit_width", "step_generate_estimate_reports"]
+    return [*frontend_steps(), step_fracskip_convert_to_hw, step_fracskip_clip_outputs,
+            "step_minimize_bit_width_initial", "step_create_dataflow_partition", step_fracskip_specialize_layers,
+            "step_target_fps_parallelization", "step_apply_folding_config", "step_minimize_bit_width",
+            "step_generate_estimate_reports"]
 
 
 def hdl_steps() -> list:

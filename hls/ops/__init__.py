@@ -1,3 +1,3 @@
 """The project's own FINN custom ops, registered into FINN's registry on import (the installed package is not changed)."""
 
-from . import duplicatestreams_rtl  # noqa: F401
+from . import clip_rtl, duplicatestreams_rtl  # noqa: F401
