@@ -43,44 +43,38 @@ def evaluate(net: DFSNet, split: D.Split, batch_size: int = 256, choices: torch.
 
 @torch.no_grad()
 def recalibrate_bn(net: DFSNet, split: D.Split, images: int = 2000, batch_size: int = 200,
-                   choices: torch.Tensor | None = None, every_path: bool = False, passes: int = 2) -> None:
-    """Re-estimate BatchNorm running statistics under the routing used at inference.
+                   choices: torch.Tensor | None = None, every_path: bool = False) -> None:
+    """Re-estimate BatchNorm running statistics in train mode, under a routing.
+
+    Used after the backbone stage with ``every_path`` (whole batches through each menu entry). Under
+    per-input routing (the gates') a path sees only the inputs routed to it, and train-mode BatchNorm
+    normalises those few with their own statistics, which distorts every layer downstream: the training
+    loop therefore does not recalibrate after the gates and joint stages (BatchNorm stays frozen there).
 
     Training samples paths at random, so each block's statistics mix inputs from every upstream
     configuration. With the gates' routing (default) or fixed ``choices``, each BatchNorm gets the statistics
     of the inputs it really sees; ``every_path`` runs the whole network once per menu entry (all blocks at
-    that entry), the routing of a backbone whose gates are not trained yet. The network runs in eval mode and
-    hooks record every BatchNorm's input: with per-input routing a path sees a few inputs of a batch, and
-    train-mode BatchNorm would normalise them with the statistics of those few. Two passes let downstream
-    layers see upstream inputs normalised with the new statistics. A BatchNorm that no input reaches keeps
-    its statistics. Only BatchNorm buffers change.
+    that entry), the routing of a backbone whose gates are not trained yet. A BatchNorm that no input reaches
+    keeps its previous statistics. Only BatchNorm buffers change.
     """
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the recalibration batches
     net.eval()
+    for m in bns:
+        m.train()
     sub = split.subset(images)
     routings = [torch.full((batch_size, net.n_gated), k) for k in range(len(net.cfg.bit_menu))] if every_path \
         else [choices]
-    for _ in range(passes):
-        acc = {m: [0, 0.0, 0.0] for m in bns}
-
-        def hook(m, inp):
-            x = inp[0].detach().double()
-            a = acc[m]
-            a[0] += x.numel() // x.shape[1]
-            a[1] = a[1] + x.sum(dim=(0, 2, 3))
-            a[2] = a[2] + (x * x).sum(dim=(0, 2, 3))
-
-        handles = [m.register_forward_pre_hook(hook) for m in bns]
-        try:
-            for forced in routings:
-                for x, _ in D.batches(sub, batch_size, shuffle=False):
-                    net(x.float(), choices=None if forced is None else forced[: len(x)])
-        finally:
-            for h in handles:
-                h.remove()
-        for m, (n, s, ss) in acc.items():
-            if n > 1:
-                mean = s / n
-                var = (ss / n - mean * mean) * n / (n - 1)
-                m.running_mean.copy_(mean.to(m.running_mean.dtype))
-                m.running_var.copy_(var.clamp_min(0).to(m.running_var.dtype))
+    for forced in routings:
+        for x, _ in D.batches(sub, batch_size, shuffle=False):
+            net(x.float(), choices=None if forced is None else forced[: len(x)])
+    for m, (mom, mean, var, nbt) in zip(bns, saved):
+        m.momentum = mom
+        if int(m.num_batches_tracked) == 0:  # no input reached it
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(nbt)
+    net.eval()

@@ -5,9 +5,10 @@ Stage 1 trains the one set of float weights for every bit-width at once: each ba
 block through a randomly drawn entry of the bit menu (skip included), each bit-width with its own
 BatchNorm, as in switchable-precision training. Stages 2 and 3 keep BatchNorm statistics frozen, so that a
 batch split across paths by the gates sees the same normalisation as one input alone (and as FINN's thresholds).
-After every stage the BatchNorm statistics are re-estimated under the gates' own routing: random paths in
-stage 1 leave each block with statistics mixed over every upstream configuration (measured on Fashion-MNIST:
-all-4-bit accuracy 0.669 before, 0.874 after recalibration, same weights).
+After stage 1 the BatchNorm statistics are re-estimated path by path (every block at one menu entry, whole
+batches): random paths leave each block with statistics mixed over every upstream configuration (measured on
+Fashion-MNIST: all-4-bit accuracy 0.669 before, 0.874 after recalibration, same weights). Stages 2 and 3 then
+keep them frozen, so that training and inference normalise alike.
 
 Runs on one process, or on several under ``torchrun`` (PyTorch DDP, gloo): each rank takes a shard of every epoch.
 """
@@ -58,7 +59,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100  # steps
     augment: bool = True
-    recalibration_images: int = 2000  # BatchNorm statistics re-estimated under the gates' routing after each stage
+    recalibration_images: int = 2000  # BatchNorm statistics re-estimated path by path after the backbone stage
 
     def __post_init__(self) -> None:
         self.bit_menu = tuple(int(b) for b in self.bit_menu)
@@ -168,7 +169,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
             save()
         bar.close()
         if rank == 0:
-            recalibrate_bn(net, trainset, cfg.recalibration_images, every_path=stage == "backbone")
+            if stage == "backbone":  # gates and joint stages keep BatchNorm frozen: train and test see the same
+                recalibrate_bn(net, trainset, cfg.recalibration_images, every_path=True)
             ev = evaluate(net, testset)
             history.append({"stage": stage, "eval": ev})
             log.info("after %s: accuracy %.4f at %.1f %% compute", stage, ev["accuracy"], ev["compute_pct"])
