@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_build)
 
-    y = sub.add_parser("deploy", help="on a PYNQ/Alveo board: run test images through the package's overlay")
+    y = sub.add_parser("deploy", help="on a PYNQ/Alveo board: run images through the package's overlay "
+                                      "(no board code path has been run on a board yet)")
     y.add_argument("package", help="a deploy package (settings.json, host_params.npz, export/, bitfile/)")
     y.add_argument("--images", required=True, help="(N, C, H, W) uint8 images: .npy, or an IDX file (.gz)")
     y.add_argument("--labels", help="labels (.npy or IDX) for the accuracy")

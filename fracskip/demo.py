@@ -50,7 +50,7 @@ def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images:
 
     log.info("3/5 build: fracskip build %s --board %s --until hdl", out / "export", board)
     t = time.time()
-    summary = build(out / "export", out / "build", BuildConfig(board=board, until="hdl", workers=workers))
+    summary = build(out / "export", out / "build", BuildConfig(board=board, until="hdl", workers=workers, size_fifos=backend == "rtlsim"))
     times["build"] = time.time() - t
 
     log.info("4/5 simulate: fracskip simulate %s --backend %s --limit %d", out / "build", backend, images)

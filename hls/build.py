@@ -243,7 +243,7 @@ def _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, 
             total[r] += tot[r]
         layers = {k: v for k, v in fin["cycles"].items()}
         for layer in res:
-            if not layer.split("_")[-2:-1] or "_hls" in layer:
+            if "_hls" in layer:  # FINN names specialized layers <Op>_<hls|rtl>_<n>
                 exceptions.append({"core": name, "layer": layer, "why": "no RTL variant in finn-plus 1.6.1"})
         perf = fin["performance"]
         cores[name] = {"probability": prob[name], "folding_rung": rungs[name], "rungs": len(ladders[name]),

@@ -241,7 +241,7 @@ class CoreSims:
         except FracskipError as e:
             if "stalled" in str(e) and not self.sized[core]:
                 raise FracskipError(f"core {core}: {e} The FIFOs of this build were not sized by simulation: run "
-                                    "`fracskip build ... --size-fifos` (or fracskip.hls.build.size_build_fifos).") from e
+                                    "`fracskip build ... --size-fifos` (or hls.build.size_build_fifos).") from e
             raise FracskipError(f"core {core}: {e}") from e
 
     def close(self) -> None:

@@ -108,6 +108,8 @@ def pack(folded: np.ndarray, dtype: IntType | str) -> np.ndarray:
         v = (v + 1) // 2
     u = v.astype(np.uint64) & np.uint64((1 << dt.bits) - 1)  # two's complement
     n = x.shape[-1]
+    if dt.bits in (8, 16, 32, 64):  # whole bytes: the word is the elements' little-endian bytes in order
+        return np.ascontiguousarray(u.astype(f"<u{dt.bits // 8}")).view(np.uint8).reshape(x.shape[:-1] + (-1,))
     nbits = n * dt.bits
     nbytes = (nbits + 7) // 8
     bits = ((u[..., :, None] >> np.arange(dt.bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
@@ -160,9 +162,8 @@ class HostProgram:
         for o in self.ops:
             if o["op"] not in HOST_OPS:
                 raise FracskipError(f"host op {o['op']} is not supported by the board driver ({', '.join(HOST_OPS)})")
-            for p in ("param",):
-                if p in o and o[p] not in self.params:
-                    raise FracskipError(f"host op {o['op']} needs constant {o[p]!r}, missing from host_params.npz")
+            if "param" in o and o["param"] not in self.params:
+                raise FracskipError(f"host op {o['op']} needs constant {o['param']!r}, missing from host_params.npz")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -187,9 +188,6 @@ class HostProgram:
             elif op != "Identity":
                 raise FracskipError(f"host op {op} not implemented")
         return x
-
-    def to_json(self) -> list[dict]:
-        return list(self.ops)
 
 
 # ---------------------------------------------------------------- one core's I/O description

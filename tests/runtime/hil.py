@@ -40,19 +40,26 @@ def sample_images(n: int = N_IMAGES) -> tuple[np.ndarray, np.ndarray]:
     return s.images.numpy(), s.labels.numpy()
 
 
-def used_cores(build_dir: Path, images: np.ndarray) -> list[str]:
-    """The cores the torch model's own decisions send ``images`` through."""
+def cores_per_image(build_dir: Path, images: np.ndarray) -> list[list[str]]:
+    """The cores the torch model's own decisions send each image through."""
     from fracskip.runtime.manifest import Manifest
     from fracskip.runtime.torch_backend import TorchBackend
 
     m = Manifest.load(build_dir / "export")
     _, choices = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"]))).reference(images)
-    cores = ["stem", "head"]
-    for blk in m.blocks:
-        bits = [int(next(iter(blk["paths"])))] if not blk["gated"] else \
-            sorted({m.bit_menu[k] for k in choices[:, blk["gate"]]})
-        cores += [c for b in bits if (c := m.path_core(blk["index"], b))]
-    return cores
+    per_image = []
+    for ch in choices:
+        cores = ["stem"]
+        for blk in m.blocks:
+            bits = m.bit_menu[ch[blk["gate"]]] if blk["gated"] else int(next(iter(blk["paths"])))
+            if core := m.path_core(blk["index"], bits):
+                cores.append(core)
+        per_image.append(cores + ["head"])
+    return per_image
+
+
+def used_cores(build_dir: Path, images: np.ndarray) -> list[str]:
+    return sorted({c for cores in cores_per_image(build_dir, images) for c in cores})
 
 
 def sized_tiny_build(export_dir: Path, root: Path) -> tuple[Path, list[str]]:
