@@ -80,9 +80,14 @@ def load_state(net: DFSNet, state: dict, strict: bool) -> list[str]:
     own = net.state_dict()
     if strict:
         try:
-            net.load_state_dict(state, strict=True)
+            res = net.load_state_dict(state, strict=False)
         except RuntimeError as e:
             raise FracskipError(f"checkpoint does not match its model config: {str(e)[:400]}") from e
+        # a quantizer still collecting statistics saves them as a buffer, not as the learned value
+        learned = ".scaling_impl.value"
+        bad = [k for k in res.missing_keys + res.unexpected_keys if not k.endswith(learned)]
+        if bad:
+            raise FracskipError(f"checkpoint does not match its model config: {bad[:5]}")
         return []
     take = {k: v for k, v in state.items() if k not in own or own[k].shape == v.shape}
     res = net.load_state_dict(take, strict=False)
