@@ -213,7 +213,10 @@ class DFSNet(nn.Module):
         return self.stem_act(self.stem_bn(self.stem_conv(self.inp(images / 255.0))))
 
     def head(self, x: IntQuantTensor) -> torch.Tensor:
-        pooled = F.adaptive_avg_pool2d(value(x), 1).flatten(1)
+        v = value(x)
+        # the integer sum over H, W times scale/(H*W): the arithmetic of the exported head core, whose input
+        # the host computes as that exact integer sum (``export.cores.HeadCore``)
+        pooled = (v.sum(dim=(2, 3)) / q.IFACE_SCALE) * (q.IFACE_SCALE / (v.shape[2] * v.shape[3]))
         return self.head_fc(self.head_act(pooled))
 
     # -- whole network ---------------------------------------------------------------------------
