@@ -75,6 +75,7 @@ def verify_streamlined(manifest: Manifest, images: np.ndarray, cores: list[str] 
         diff = float(np.abs(got - want).max())
         results[name] = {"ops": sorted({n.op_type for n in model.graph.node}), "inputs": int(len(x)),
                          "elements": int(got.size), "max_abs_diff": diff,
+                         "mismatches": int((got != want).sum()) if exact else None,
                          "equal": bool(np.array_equal(got, want)) if exact else diff <= 1e-4,
                          "differ_from_float32_brevitas": int((got != want32).sum()) if exact else None}
     return results
