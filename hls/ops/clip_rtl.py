@@ -26,7 +26,6 @@ input register behind it.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from finn.custom_op.fpgadataflow import register_custom_op as register_hw_op
@@ -36,6 +35,7 @@ from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
 from ...errors import FracskipError
+from .single_file import SingleFileRTL
 
 _V = """// fracskip Clip_rtl: out = clamp(in, {lo}, {hi}) on {pe} element(s) per word, {idt} -> {odt}.
 // Combinational AXI-stream pass-through: valid and ready are wires, the clamp is on the data lines.
@@ -172,7 +172,7 @@ class Clip(HWCustomOp):
         context[node.output[0]] = np.clip(x, self.get_nodeattr("lo"), self.get_nodeattr("hi")).astype(np.float32)
 
 
-class Clip_rtl(Clip, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
+class Clip_rtl(SingleFileRTL, Clip, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
     """Clip as a combinational Verilog module (see the module docstring)."""
 
     def get_nodeattr_types(self):
@@ -198,22 +198,8 @@ class Clip_rtl(Clip, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
                          sign_bit="x[IW-1]" if idt.signed() else "1'b0", pad=pad)
 
     def generate_hdl(self, model, fpgapart, clk):
-        top = self.get_verilog_top_module_name()
-        code_dir = self.get_nodeattr("code_gen_dir_ipgen")
-        with open(os.path.join(code_dir, f"{top}.v"), "w") as f:
-            f.write(self.verilog(top))
-        self.set_nodeattr("gen_top_module", top)
-        self.set_nodeattr("ipgen_path", code_dir)
-        self.set_nodeattr("ip_path", code_dir)
-
-    def get_rtl_file_list(self, abspath=False):
-        prefix = (self.get_nodeattr("code_gen_dir_ipgen") + "/") if abspath else ""
-        return [f"{prefix}{self.get_verilog_top_module_name()}.v"]
-
-    def code_generation_ipi(self):
-        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
-        cmd.append(f"create_bd_cell -type module -reference {self.get_verilog_top_module_name()} {self.onnx_node.name}")
-        return cmd
+        self.write_hdl(self.verilog())
+        self.set_nodeattr("gen_top_module", self.get_verilog_top_module_name())
 
     def execute_node(self, context, graph):
         Clip.execute_node(self, context, graph)

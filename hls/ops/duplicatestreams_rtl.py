@@ -9,11 +9,12 @@ conv branch has not yet consumed (about two feature-map rows), which FIFO sizing
 
 from __future__ import annotations
 
-import os
 
 from finn.custom_op.fpgadataflow import rtl as _rtl
 from finn.custom_op.fpgadataflow.duplicatestreams import DuplicateStreams
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+
+from .single_file import SingleFileRTL
 
 _SV = """// fracskip DuplicateStreams_rtl: AXI-stream eager fork, {n} outputs
 module {top} (
@@ -37,7 +38,7 @@ endmodule
 """
 
 
-class DuplicateStreams_rtl(DuplicateStreams, RTLBackend):
+class DuplicateStreams_rtl(SingleFileRTL, DuplicateStreams, RTLBackend):
     def get_nodeattr_types(self):
         attrs = dict(DuplicateStreams.get_nodeattr_types(self))
         attrs.update(RTLBackend.get_nodeattr_types(self))
@@ -52,20 +53,7 @@ class DuplicateStreams_rtl(DuplicateStreams, RTLBackend):
         ready = ", ".join(f"out{i}_V_TREADY" for i in reversed(range(n)))
         assigns = "\n".join(f"  assign out{i}_V_TDATA = in0_V_TDATA; assign out{i}_V_TVALID = valid[{i}];"
                             for i in range(n))
-        code_dir = self.get_nodeattr("code_gen_dir_ipgen")
-        with open(os.path.join(code_dir, f"{top}.v"), "w") as f:
-            f.write(_SV.format(top=top, n=n, w=w, outports=outports, ready=ready, assigns=assigns))
-        self.set_nodeattr("ipgen_path", code_dir)
-        self.set_nodeattr("ip_path", code_dir)
-
-    def get_rtl_file_list(self, abspath=False):
-        prefix = (self.get_nodeattr("code_gen_dir_ipgen") + "/") if abspath else ""
-        return [f"{prefix}{self.get_verilog_top_module_name()}.v"]
-
-    def code_generation_ipi(self):
-        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
-        cmd.append(f"create_bd_cell -type module -reference {self.get_verilog_top_module_name()} {self.onnx_node.name}")
-        return cmd
+        self.write_hdl(_SV.format(top=top, n=n, w=w, outports=outports, ready=ready, assigns=assigns))
 
     def get_verilog_top_module_intf_names(self):
         intf = super().get_verilog_top_module_intf_names()
