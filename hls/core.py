@@ -65,7 +65,6 @@ def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, 
     from finn.transformation.fpgadataflow.set_folding import SetFolding
     from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
     from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
-    from finn.util.config import extract_model_config_to_json  # noqa: F401 (FINN's format, written below)
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
