@@ -3,7 +3,7 @@
 the Brevitas model gives for that core.
 
 The reference is Brevitas evaluated in float64: FINN's thresholds compare integer accumulators, which is
-exact arithmetic, while float32 Brevitas (and float32 execution of the QONNX graph) rounds a value lying
+exact arithmetic, while float32 Brevitas (and float32 execution of the raw QONNX graph) rounds a value lying
 within float32 precision of a rounding boundary either way. The float32 disagreements are counted too.
 """
 
@@ -13,10 +13,41 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from ..runtime.manifest import Manifest
+
+
+def front_end(manifest: Manifest, cores: list[str] | None = None, progress: bool = True) -> dict:
+    """FINN's front end (``hls.steps.frontend_steps``: QONNX to FINN and streamlining, in float64) on each core's graph:
+    name -> streamlined ModelWrapper, integer in and integer out (the head: logits)."""
+    from ..hls import finn_env
+
+    work = Path(tempfile.mkdtemp(prefix="fracskip-frontend-"))
+    finn_env.setup(work / "finn_build")
+    from finn.builder.build_dataflow_config import DataflowBuildConfig
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from ..hls.steps import frontend_steps
+
+    cfg = DataflowBuildConfig(output_dir=str(work / "out"), synth_clk_period_ns=10.0, target_fps=1,
+                              generate_outputs=[])
+    models = {}
+    for name in tqdm(cores or list(manifest.cores()), desc="FINN front end", unit="core",
+                     disable=None if progress else True):
+        model = ModelWrapper(str(manifest.file(manifest.cores()[name]["file"])))
+        for step in frontend_steps():
+            model = step(model, cfg)
+        models[name] = model
+    return models
+
+
+def execute(model, x: np.ndarray) -> np.ndarray:
+    """FINN's Python execution of a batch-1 graph, input by input."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    iname, oname = model.graph.input[0].name, model.graph.output[0].name
+    return np.concatenate([execute_onnx(model, {iname: x[i:i + 1].astype(np.float32)})[oname] for i in range(len(x))])
 
 
 def core_inputs(manifest: Manifest, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -39,38 +70,18 @@ def core_inputs(manifest: Manifest, images: np.ndarray) -> dict[str, np.ndarray]
 
 def verify_streamlined(manifest: Manifest, images: np.ndarray, cores: list[str] | None = None,
                        progress: bool = True) -> dict[str, dict]:
-    """For each core: run FINN's front end (step_qonnx_to_finn, step_tidy_up, step_fracskip_streamline) and
-    compare the streamlined graph's Python execution with the torch core, input by input."""
-    from ..hls import finn_env
-
-    work = Path(tempfile.mkdtemp(prefix="fracskip-verify-"))
-    finn_env.setup(work / "finn_build")
-    from finn.builder.build_dataflow_config import DataflowBuildConfig
-    from finn.builder.build_dataflow_steps import step_qonnx_to_finn, step_tidy_up
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-
-    from ..hls.steps import step_fracskip_streamline
+    """For each core: compare the streamlined graph's Python execution with the torch core (float64 and
+    float32), input by input."""
     from ..runtime.torch_backend import TorchBackend
 
-    cfg = DataflowBuildConfig(output_dir=str(work / "out"), synth_clk_period_ns=10.0, target_fps=1,
-                              generate_outputs=[])
-    tb = TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])))
+    source = str(manifest.file(manifest.data["source_checkpoint"]["file"]))
+    tb32, tb64 = TorchBackend(source), TorchBackend(source, exact=True)
     feeds = core_inputs(manifest, images)
     results = {}
-    names = cores or list(manifest.cores())
-    for name in tqdm(names, desc="verify", unit="core", disable=None if progress else True):
-        core = manifest.cores()[name]
-        model = ModelWrapper(str(manifest.file(core["file"])))
-        for step in (step_qonnx_to_finn, step_tidy_up, step_fracskip_streamline):
-            model = step(model, cfg)
-        iname, oname = model.graph.input[0].name, model.graph.output[0].name
+    for name, model in front_end(manifest, cores, progress).items():
         x = feeds[name]
-        got = np.concatenate([execute_onnx(model, {iname: x[i:i + 1]})[oname] for i in range(len(x))])
-        want32 = tb.run(name, x)
-        with torch.no_grad():
-            want = tb.cores[name].double()(torch.from_numpy(x).double()).numpy()
-        tb.cores[name].float()
+        got = execute(model, x)
+        want, want32 = tb64.run(name, x), tb32.run(name, x)
         exact = name != "head"  # the head ends in float logits (scale and bias on the host)
         diff = float(np.abs(got - want).max())
         results[name] = {"ops": sorted({n.op_type for n in model.graph.node}), "inputs": int(len(x)),

@@ -84,7 +84,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
     split = D.load(a.dataset, "test", a.data, a.limit)
     res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size,
-                      progress=not a.json)
+                      progress=not a.json, graphs=a.graphs)
     if a.json:
         print(json.dumps(res))
     else:
@@ -234,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="run test images through the runtime controller on a backend")
     s.add_argument("folder", help="an export folder (torch, qonnx) or a build folder (rtlsim)")
     s.add_argument("--backend", default="qonnx", choices=("torch", "qonnx", "rtlsim"))
+    s.add_argument("--graphs", default="finn", choices=("finn", "qonnx"),
+                   help="qonnx backend: run each core as FINN's front end leaves it (exact integers, default) "
+                        "or the raw QONNX files in float32")
     s.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10", "synthetic"))
     s.add_argument("--data", help="dataset folder")
     s.add_argument("--limit", type=int, default=1000, help="first N test images (default 1000)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import finn.transformation.streamline.absorb as absorb
 import finn.transformation.streamline.reorder as reorder
 from finn.builder.build_dataflow_config import DataflowBuildConfig
+from finn.builder.build_dataflow_steps import step_qonnx_to_finn, step_tidy_up
 from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
 from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import InferDuplicateStreamsLayer
 from finn.transformation.fpgadataflow.convert_to_hw.elementwise_binary_operation import (
@@ -35,17 +36,30 @@ from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 from . import ops  # noqa: F401  registers the project's RTL custom ops
 from .clip import step_fracskip_clip_outputs
 from .transforms import (
+    CeilIntegerThresholds,
     HoistInputTranspose,
     InsertInputTransposePair,
     RemoveIdentityThresholds,
+    SetFloatPrecision,
+    float64_activation_thresholds,
     integer_eltwise_rtl,
     residual_join_detection,
 )
 
 
+def step_fracskip_qonnx_to_finn(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """FINN's step_qonnx_to_finn on the graph in float64, so that the thresholds it derives from the Quant
+    nodes and those streamlining folds them into are exact (see ``SetFloatPrecision``)."""
+    model = model.transform(SetFloatPrecision(64))
+    with float64_activation_thresholds():
+        return step_qonnx_to_finn(model, cfg)
+
+
 def step_fracskip_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """Streamline a core with a residual add (cf. finn-examples' ResNet-50 steps): move the scales past
-    the input fork and the join, lower convolutions, and bring the NHWC transposes to the graph input."""
+    the input fork and the join, lower convolutions, and bring the NHWC transposes to the graph input.
+    The arithmetic is float64, so that every threshold is the trained model's exactly (``SetFloatPrecision``)."""
+    model = model.transform(SetFloatPrecision(64))
     with residual_join_detection():
         model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
         for _ in range(3):
@@ -64,6 +78,7 @@ def step_fracskip_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> M
             model = model.transform(reorder.MoveLinearPastEltwiseAdd())
             model = model.transform(Streamline())
         model = model.transform(HoistInputTranspose())
+    model = model.transform(CeilIntegerThresholds()).transform(SetFloatPrecision(32))
     model = model.transform(InferDataLayouts())
     return model.transform(RemoveUnusedTensors())
 
@@ -111,7 +126,7 @@ def step_fracskip_hdl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWra
 
 def frontend_steps() -> list:
     """QONNX -> streamlined FINN-ONNX: what the export is verified with."""
-    return ["step_qonnx_to_finn", "step_tidy_up", step_fracskip_streamline]
+    return [step_fracskip_qonnx_to_finn, step_tidy_up, step_fracskip_streamline]
 
 
 def estimate_steps() -> list:

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
@@ -14,6 +14,45 @@ from qonnx.transformation.general import GiveUniqueNodeNames, SortGraph
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
+
+
+class SetFloatPrecision(Transformation):
+    """Retype every float tensor (initializers, inputs, outputs, value infos) to float64 or float32.
+
+    Streamlining folds each BatchNorm and scale into MultiThreshold thresholds by float arithmetic in the
+    initializers' type. In float32 about one threshold in 10^5 lands on the wrong side of an integer, so
+    that the hardware rounds a value differently from the trained model (measured on the default's cores);
+    fracskip streamlines in float64 and returns to float32 once the thresholds are integers
+    (``CeilIntegerThresholds``)."""
+
+    def __init__(self, bits: int):
+        super().__init__()
+        self.src, self.dst, self.np = ((TensorProto.FLOAT, TensorProto.DOUBLE, np.float64) if bits == 64
+                                       else (TensorProto.DOUBLE, TensorProto.FLOAT, np.float32))
+
+    def apply(self, model: ModelWrapper):
+        g = model.graph
+        for init in g.initializer:
+            if init.data_type == self.src:
+                init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(self.np), init.name))
+        for vi in [*g.input, *g.output, *g.value_info]:
+            if vi.type.tensor_type.elem_type == self.src:
+                vi.type.tensor_type.elem_type = self.dst
+        return model, False
+
+
+class CeilIntegerThresholds(Transformation):
+    """A threshold on an integer input is equivalent to its ceiling (x >= t iff x >= ceil(t)); the ceiling is
+    exact in float32 where t itself is not. FINN's RoundAndClipThresholds rounds the same way later in the
+    flow, but only after the thresholds have been cast to float32."""
+
+    def apply(self, model: ModelWrapper):
+        for n in model.graph.node:
+            if n.op_type == "MultiThreshold" and model.get_tensor_datatype(n.input[0]).is_integer():
+                t = model.get_initializer(n.input[1])
+                if t is not None:
+                    model.set_initializer(n.input[1], np.ceil(t))
+        return model, False
 
 
 class RemoveIdentityThresholds(Transformation):
@@ -152,3 +191,17 @@ def integer_eltwise_rtl() -> Iterator[None]:
         yield
     finally:
         spl._elementwise_rtl_possible = original
+
+
+@contextlib.contextmanager
+def float64_activation_thresholds() -> Iterator[None]:
+    """FINN's QONNX activation handlers compute the thresholds of a Quant node in float64 and then narrow them
+    to ``np_default_dtype`` (float32); keep float64 while the graph is float64 (see ``SetFloatPrecision``)."""
+    import finn.transformation.qonnx.qonnx_activation_handlers as handlers
+
+    original = handlers.np_default_dtype
+    handlers.np_default_dtype = np.float64
+    try:
+        yield
+    finally:
+        handlers.np_default_dtype = original

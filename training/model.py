@@ -69,7 +69,7 @@ def value(t) -> torch.Tensor:
 
 def iface_tensor(value: torch.Tensor) -> IntQuantTensor:
     """Wrap a float tensor that lies on the block-interface grid as the quant tensor the blocks exchange."""
-    return IntQuantTensor(value, torch.tensor(q.IFACE_SCALE), torch.tensor(0.0), torch.tensor(8.0),
+    return IntQuantTensor(value, value.new_tensor(q.IFACE_SCALE), value.new_tensor(0.0), value.new_tensor(8.0),
                           signed=False, training=torch.is_grad_enabled())
 
 
@@ -169,8 +169,8 @@ class Gate(nn.Module):
         self.lstm = nn.LSTMCell(hidden, hidden)
         self.proj = nn.Linear(hidden, n_choices)
 
-    def init_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.zeros(batch, self.hidden, device=device)
+    def init_state(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = like.new_zeros(batch, self.hidden)
         return z, z.clone()
 
     def forward(self, i: int, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
@@ -232,7 +232,7 @@ class DFSNet(nn.Module):
             raise FracskipError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
         x = self.blocks[0].run(self.stem(images), q.FULL_BITS)
         n = images.shape[0]
-        state = self.gate.init_state(n, images.device)
+        state = self.gate.init_state(n, images)
         menu = self.cfg.bit_menu
         picked, masks = [], []
         for g, blk in enumerate(self.blocks[1:]):

@@ -11,10 +11,21 @@ from ..training.checkpoint import load_model
 
 
 class TorchBackend:
+    """``exact=True`` evaluates in float64: every quantizer then rounds the value the integer hardware computes,
+    where float32 may land on the other side of a rounding boundary (see export/verify.py). It is the
+    reference of ``fracskip simulate``.
+
+    Every quantizer scale is taken as the float32 model computes it, which is what the export writes:
+    recomputed in float64, a scale such as max|w|/127 or a learned threshold/255 differs in its last bits."""
+
     name = "torch"
 
-    def __init__(self, checkpoint: str):
+    def __init__(self, checkpoint: str, exact: bool = False):
         self.net, self.checkpoint = load_model(checkpoint)
+        self.dtype = torch.float64 if exact else torch.float32
+        if exact:
+            _freeze_scales(self.net)
+        self.net.to(self.dtype)
         last = self.net.cfg.image_size
         for _, _, stride in self.net.cfg.block_specs():
             last = (last + stride - 1) // stride
@@ -24,16 +35,51 @@ class TorchBackend:
                 bits = int(key[1:])
                 self.cores[f"block{i}_b{bits}"] = PathCore(blk, bits)
         for c in self.cores.values():
-            c.eval()
+            c.to(self.dtype).eval()
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
 
     @torch.no_grad()
     def run(self, core: str, x: np.ndarray) -> np.ndarray:
         if core not in self.cores:
             raise FracskipError(f"core {core!r} is not in this checkpoint")
-        return self.cores[core](torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+        return self.cores[core](self._tensor(x)).numpy()
 
     @torch.no_grad()
     def reference(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The PyTorch model's own forward pass (its own gates): logits and choices."""
-        out = self.net(torch.from_numpy(images.astype(np.float32)))
+        out = self.net(self._tensor(images))
         return out.logits.numpy(), out.choices.numpy()
+
+
+class _ConstScale(torch.nn.Module):
+    def __init__(self, scale: torch.Tensor):
+        super().__init__()
+        self.register_buffer("scale", scale.detach().clone())
+
+    def forward(self, x: torch.Tensor, threshold: torch.Tensor | None = None) -> torch.Tensor:
+        return self.scale
+
+
+@torch.no_grad()
+def _freeze_scales(net: torch.nn.Module) -> None:
+    """Fix every scale at its float32 value (exact in float64).
+
+    Weights: every quantized layer gets its own quantized weight (integers times scale) and its weight
+    quantizer is switched off; layers of different bit-widths share one float weight, each gets its copy.
+    Activations: the quantizer's scale becomes a constant. BatchNorm's epsilon becomes the float32 value that
+    ONNX stores as the node's attribute."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eps = float(np.float32(m.eps))
+        weight_proxy = getattr(m, "weight_quant", None)
+        if weight_proxy is not None and hasattr(m, "quant_weight"):
+            qw = m.quant_weight()
+            m.weight = torch.nn.Parameter(qw.int().double() * qw.scale.double(), requires_grad=False)
+            weight_proxy.disable_quant = True
+        act_proxy = getattr(m, "act_quant", None)
+        if act_proxy is not None and hasattr(act_proxy, "fused_activation_quant_proxy"):
+            tq = act_proxy.fused_activation_quant_proxy.tensor_quant
+            threshold = tq.int_scaling_impl(tq.msb_clamp_bit_width_impl())
+            tq.scaling_impl = _ConstScale(tq.scaling_impl(torch.zeros(1, 1, 1, 1), threshold))
