@@ -23,8 +23,9 @@ def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images:
          backend: str = "rtlsim", force: bool = False) -> dict:
     from . import report as R
     from .export.exporter import export
-    from .hls.build import BuildConfig, build
-    from .runtime.simulate import simulate
+    from .hls.build import BuildConfig, build, size_build_fifos
+    from .runtime.manifest import Manifest
+    from .runtime.simulate import cores_for_images, simulate
     from .training import data as D
     from .training.checkpoint import load_model
     from .training.evaluate import evaluate
@@ -50,12 +51,19 @@ def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images:
 
     log.info("3/5 build: fracskip build %s --board %s --until hdl", out / "export", board)
     t = time.time()
-    summary = build(out / "export", out / "build", BuildConfig(board=board, until="hdl", workers=workers, size_fifos=backend == "rtlsim"))
+    summary = build(out / "export", out / "build", BuildConfig(board=board, until="hdl", workers=workers))
     times["build"] = time.time() - t
+    sub = test.subset(images)
+    if backend == "rtlsim":
+        # only the cores these images run need their FIFOs sized by simulation (each sizing verilates the core)
+        used = cores_for_images(Manifest.load(out / "export"), sub.images.numpy())
+        log.info("   FIFO sizing in Verilator: %s", ", ".join(used))
+        t = time.time()
+        size_build_fifos(out / "build", cores=used, workers=workers)
+        times["fifo_sizing"] = time.time() - t
 
     log.info("4/5 simulate: fracskip simulate %s --backend %s --limit %d", out / "build", backend, images)
     t = time.time()
-    sub = test.subset(images)
     sim, _ = simulate(out / "build", backend, sub.images.numpy(), sub.labels.numpy())
     times["simulate"] = time.time() - t
 

@@ -60,9 +60,15 @@ class TrainConfig:
     checkpoint_every: int = 100  # steps
     augment: bool = True
     recalibration_images: int = 2000  # BatchNorm statistics re-estimated path by path after the backbone stage
+    path_probs: tuple[float, ...] | None = None  # stage 1: how often each menu entry is drawn (default uniform)
 
     def __post_init__(self) -> None:
         self.bit_menu = tuple(int(b) for b in self.bit_menu)
+        if self.path_probs is not None:
+            self.path_probs = tuple(float(p) for p in self.path_probs)
+            if len(self.path_probs) != len(self.bit_menu) or min(self.path_probs) < 0 or sum(self.path_probs) <= 0:
+                raise FracskipError(f"--path-probs needs one non-negative weight per bit-menu entry {list(self.bit_menu)}, "
+                                    f"got {list(self.path_probs)}")
         self.stages = tuple(self.stages)
         bad = [s for s in self.stages if s not in STAGES]
         if bad:
@@ -211,7 +217,11 @@ def _step(model, net: DFSNet, stage: str, x: torch.Tensor, y: torch.Tensor, cfg:
     if stage == "backbone":
         net.train()
         g = torch.Generator().manual_seed(cfg.seed * 7919 + step)  # same draw on every DDP rank
-        pick = torch.randint(0, len(cfg.bit_menu), (1, net.n_gated), generator=g).expand(len(y), -1)
+        if cfg.path_probs is None:
+            pick = torch.randint(0, len(cfg.bit_menu), (1, net.n_gated), generator=g)
+        else:
+            pick = torch.multinomial(torch.tensor(cfg.path_probs), net.n_gated, replacement=True, generator=g)[None]
+        pick = pick.expand(len(y), -1)
         out = model(x, choices=pick)
         loss = F.cross_entropy(out.logits, y)
         c = float(table.per_input(pick[:1])[0] / table.full)
@@ -231,4 +241,8 @@ def _jsonable(cfg: TrainConfig) -> dict:
     d = asdict(cfg)
     d["bit_menu"] = list(d["bit_menu"])
     d["stages"] = list(d["stages"])
+    if d["path_probs"] is not None:
+        d["path_probs"] = list(d["path_probs"])
+    else:
+        del d["path_probs"]  # keeps the configs of earlier runs resumable
     return d

@@ -160,3 +160,21 @@ class CheckedBackend:
             "rtlsim_build_s": self.be.build_seconds,
             "cores": per_core,
         }
+
+
+def cores_for_images(manifest: Manifest, images: np.ndarray) -> list[str]:
+    """The cores the trained model runs on ``images`` (its own gates decide): what an RTL simulation of them
+    needs built and FIFO-sized."""
+    from .torch_backend import TorchBackend
+
+    _, choices = TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"]))).reference(images)
+    used = {"stem", "head"}
+    for blk in manifest.blocks:
+        if not blk["gated"]:
+            used.add(next(iter(blk["paths"].values()))["core"])
+            continue
+        for k in np.unique(choices[:, blk["gate"]]):
+            core = manifest.path_core(blk["index"], manifest.bit_menu[k])
+            if core is not None:
+                used.add(core)
+    return sorted(used)

@@ -25,6 +25,20 @@ def test_eval_cli_json(tiny_run, capsys):
     assert set(ev) >= {"accuracy", "compute_pct", "bitops_per_input", "choices"}
     assert 0 <= ev["accuracy"] <= 1 and 0 < ev["compute_pct"] <= 100
     assert sum(ev["choices"][0].values()) == 64
+    # every gated block forced to one precision: the backbone's fixed-precision point
+    assert main(["eval", str(tiny_run), "--dataset", "synthetic", "--limit", "64", "--bits", "2", "--json"]) == 0
+    ev2 = json.loads(capsys.readouterr().out)
+    assert ev2["forced_bits"] == 2 and all(c["2"] == 64 for c in ev2["choices"])
+    assert main(["eval", str(tiny_run), "--dataset", "synthetic", "--limit", "8", "--bits", "3"]) == 2
+    assert "bit menu" in capsys.readouterr().err
+
+
+def test_path_probs_are_checked():
+    with pytest.raises(FracskipError, match="path-probs"):
+        T.TrainConfig(path_probs=(1, 1))
+    with pytest.raises(FracskipError, match="path-probs"):
+        T.TrainConfig(path_probs=(1, -1, 1, 1))
+    assert T.TrainConfig(path_probs=(1, 2, 3, 3)).path_probs == (1.0, 2.0, 3.0, 3.0)
 
 
 def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, tiny_config):
