@@ -127,7 +127,7 @@ def cmd_build(a: argparse.Namespace) -> int:
     from .hls.build import BuildConfig, build
 
     cfg = BuildConfig(board=a.board, until=a.until, target_fps=a.target_fps, budget=a.budget, workers=a.workers,
-                      calibration_images=a.calibration, data_dir=a.data, size_fifos=a.size_fifos)
+                      calibration_images=a.calibration, data_dir=a.data, size_fifos=a.size_fifos, mvau=a.mvau)
     s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
     t = s["totals"]
     print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}")
@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", help="dataset folder for calibration")
     b.add_argument("--size-fifos", action="store_true",
                    help="after HDL, size every core's FIFOs by Verilator simulation (needed by --backend rtlsim)")
+    b.add_argument("--mvau", default="lut", choices=("lut", "dsp", "hls"),
+                   help="matrix-vector units: lut = fracskip's LUT-based RTL MVAU below 8 bits, FINN's DSP-based "
+                        "MVAU_rtl at 8 (default); dsp = MVAU_rtl everywhere; hls = FINN's MVAU_hls (HDL needs Vitis)")
     b.add_argument("--force", action="store_true", help="replace a non-empty build folder")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_build)

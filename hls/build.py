@@ -5,7 +5,8 @@ BUILD_DIR/
   build_config.json   the options of this build
   export/             a copy of the export it was built from (manifest, QONNX graphs, gates)
   calibration.json    how often each path runs, measured with the trained model
-  cores/<core>/       one FINN build each, in FINN's layout: report/*.json, intermediate_models/, folding_config.json
+  cores/<core>/       one FINN build each, in FINN's layout: report/*.json, intermediate_models/, folding_config.json;
+                      report/mvau_layers.json: which MVAU each matrix layer became (``--mvau``)
   summary.json        written last: per core layers, resources and cycles; totals against the board;
                       expected cycles per input vs a static all-8-bit network on the same budget;
                       with --size-fifos, an "rtlsim" section: FIFO depths and cycles measured in Verilator
@@ -31,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import bitstreams
-from ..errors import FracskipError
+from ..errors import FracskipError, ToolMissingError
 from ..runtime.manifest import Manifest
 from . import core as finn_core
 from . import finn_env
@@ -39,6 +40,9 @@ from .folding import RESOURCES, allocate, uniform
 
 log = logging.getLogger(__name__)
 UNTIL = ("estimates", "hdl", "bitstream")
+# lut: fracskip's LUT-based RTL MVAU below 8 bits, FINN's DSP-based MVAU_rtl at 8; dsp: MVAU_rtl everywhere;
+# hls: FINN's LUT-based MVAU_hls (HDL needs Vitis HLS)
+MVAU = ("lut", "dsp", "hls")
 FORMAT = "fracskip-build/1"
 INCOMPLETE = ".incomplete"
 
@@ -63,10 +67,13 @@ class BuildConfig:
     calibration_images: int = 1000
     data_dir: str | None = None
     size_fifos: bool = False  # size every core's FIFOs by Verilator simulation after HDL generation
+    mvau: str = "lut"  # the matrix-vector unit of each MVAU layer: see MVAU
 
     def __post_init__(self) -> None:
         if self.until not in UNTIL:
             raise FracskipError(f"--until must be one of {', '.join(UNTIL)}, got {self.until!r}")
+        if self.mvau not in MVAU:
+            raise FracskipError(f"--mvau must be one of {', '.join(MVAU)}, got {self.mvau!r}")
         if self.size_fifos and self.until == "estimates":
             raise FracskipError("--size-fifos simulates the generated HDL: use it with --until hdl (or bitstream)")
         if not 0 < self.budget <= 1:
@@ -78,8 +85,13 @@ class BuildConfig:
 def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool = False,
           progress: bool = True) -> dict:
     board = bitstreams.load(cfg.board)
+    # Tools are checked before anything is written: without them no build folder is left behind.
+    if cfg.mvau == "hls" and cfg.until != "estimates" and not finn_env.vitis_hls_available():
+        raise ToolMissingError(
+            "vitis_hls not found: --mvau hls uses FINN's MVAU_hls, whose HDL only Vitis HLS generates. Put "
+            "vitis_hls on PATH (source Vitis' settings64.sh), or use --until estimates, or --mvau lut (LUT-based "
+            "RTL, no Vitis needed). Nothing was written.")
     if cfg.until == "bitstream":
-        # Checked before anything is written: without the tools no build folder is left behind.
         finn_env.require("vivado")
         if board.shell_flow == "vitis_alveo":
             finn_env.require("v++")
@@ -112,7 +124,7 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
     prob = core_probabilities(manifest, calib)
     cores = manifest.cores()
     jobs = {name: dict(onnx=str(manifest.file(c["file"])), out=str(out / "cores" / name), part=board.part,
-                       clk_ns=board.clk_ns, finn_build_dir=str(out / "cores" / name / "finn_tmp"))
+                       clk_ns=board.clk_ns, finn_build_dir=str(out / "cores" / name / "finn_tmp"), mvau=cfg.mvau)
             for name, c in cores.items()}
     t_an = time.time()
     analysed = _parallel(finn_core.analyse, jobs, cfg.workers, "analyse", progress)
@@ -243,12 +255,19 @@ def _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, 
             total[r] += tot[r]
         layers = {k: v for k, v in fin["cycles"].items()}
         for layer in res:
-            if "_hls" in layer:  # FINN names specialized layers <Op>_<hls|rtl>_<n>
+            chosen = cfg.mvau == "hls" and layer.startswith("MVAU_hls")
+            if "_hls" in layer and not chosen:  # FINN names specialized layers <Op>_<hls|rtl>_<n>
                 exceptions.append({"core": name, "layer": layer, "why": "no RTL variant in finn-plus 1.6.1"})
+        for layer, m in fin["mvau_layers"].items():
+            if m.get("unsupported_reasons"):  # --mvau lut, but the LUT unit cannot implement this layer
+                exceptions.append({"core": name, "layer": layer, "why": f"{m['bits']}-bit layer left as {m['op_type']} "
+                                   "(DSP-based): MVAU_lut does not support it",
+                                   "unsupported_reasons": m["unsupported_reasons"]})
         perf = fin["performance"]
         cores[name] = {"probability": prob[name], "folding_rung": rungs[name], "rungs": len(ladders[name]),
                        "cycles": int(perf["max_cycles"]), "latency_cycles": int(perf["critical_path_cycles"]),
                        "bottleneck": perf["max_cycles_node_name"], "resources": tot, "layer_cycles": layers,
+                       "mvau": {layer: m["op_type"] for layer, m in fin["mvau_layers"].items()},
                        "finn_output_dir": f"cores/{name}"}
     expected = sum(prob[c] * cores[c]["cycles"] for c in cores)
     cap = board.resources
@@ -259,11 +278,13 @@ def _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, 
         "format": FORMAT,
         "board": asdict(board),
         "until": cfg.until,
+        "mvau": cfg.mvau,
         "folding": mode,
         "budget_fraction": cfg.budget,
         "cores": cores,
         "totals": {"resources": total, "capacity": cap, "budget": budget, "utilization": util, "fits": fits,
-                   "note": "FINN's estimates; they report 0 LUT for MVAU_rtl, FMPadding_rtl and ElementwiseAdd_rtl"},
+                   "note": "FINN's estimates (MVAU_lut: fracskip's model fitted to Yosys); they report 0 LUT for "
+                           "MVAU_rtl, FMPadding_rtl and ElementwiseAdd_rtl"},
         "expected_cycles_per_input": expected,
         "expected_inputs_per_s": clk_hz / expected,
         "static_8bit": {"expected_cycles_per_input": static.expected_cycles, "resources": static.resources,

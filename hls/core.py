@@ -5,6 +5,8 @@ dataflow partition and measures what each candidate folding would cost (FINN's S
 cycle targets, FINN's resource and cycle estimates); ``finish`` continues the same build from there with
 the folding the allocator chose (a FINN ``folding_config_file``) to the estimate reports and, with
 ``until="hdl"``, to generated HDL. Both run in worker processes: each initialises finn-plus itself.
+Both take the build's ``mvau`` mode (``steps.place_mvaus``): with "lut" each rung of the ladder is measured
+with the sub-8-bit MVAUs already on the LUT unit, so the allocator sees their LUTs, not FINN's DSPs.
 
 A third call, ``size_fifos``, sizes the HDL's FIFOs by Verilator simulation (FINN's own sizing needs xsim).
 The HDL is generated with the installed finn-rtllib: PrepareIP only reads wrapper templates there, which the
@@ -29,13 +31,13 @@ RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 SPECIALIZED = "step_fracskip_specialize_layers"
 
 
-def _config(onnx: Path, out: Path, part: str, clk_ns: float, **kw):
+def _config(onnx: Path, out: Path, part: str, clk_ns: float, mvau: str, **kw):
     import finn.builder.build_dataflow_config as bc
 
     from .steps import hdl_steps
 
     cfg = bc.DataflowBuildConfig(output_dir=str(out), synth_clk_period_ns=clk_ns, fpga_part=part,
-                                 steps=hdl_steps(), generate_outputs=[bc.DataflowOutputType.ESTIMATE_REPORTS],
+                                 steps=hdl_steps(mvau), generate_outputs=[bc.DataflowOutputType.ESTIMATE_REPORTS],
                                  save_intermediate_models=True, standalone_thresholds=True,
                                  console_log_level=bc.LogLevel.ERROR, **kw)
     return bc.DataflowBuildConfig.construct_from(cfg)
@@ -54,7 +56,8 @@ def _run(onnx: Path, cfg) -> None:
         raise FracskipError(f"FINN build of {onnx.name} failed (status {status}); see {logf}")
 
 
-def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, max_steps: int = 10) -> dict:
+def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, mvau: str = "lut",
+            max_steps: int = 10) -> dict:
     """FINN flow to the specialized partition, then the (cycles, resources) of a ladder of foldings."""
     from . import finn_env
 
@@ -68,22 +71,25 @@ def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, 
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
+    from .steps import place_mvaus
+
     t0 = time.time()
     onnx_p, out_p = Path(onnx), Path(out)
-    cfg = _config(onnx_p, out_p, part, clk_ns, target_fps=1, stop_step=SPECIALIZED)
+    cfg = _config(onnx_p, out_p, part, clk_ns, mvau, target_fps=1, stop_step=SPECIALIZED)
     _run(onnx_p, cfg)
     base = ModelWrapper(str(out_p / "intermediate_models" / f"{SPECIALIZED}.onnx"))
 
     def measure(target: int) -> dict:
         m = copy.deepcopy(base).transform(SetFolding(target, mvau_wwidth_max=1024, two_pass_relaxation=True))
+        folding = {"Defaults": {}}  # by the names finish's step_apply_folding_config sees: before place_mvaus
+        for n in m.graph.node:
+            inst = getCustomOp(n)
+            folding[n.name] = {a: inst.get_nodeattr(a) for a in FOLDING_ATTRS if a in inst.get_nodeattr_types()}
+        m, _ = place_mvaus(m, mvau)  # as finish's step_fracskip_lut_mvau does
         m = m.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
         perf = m.transform(AnnotateCycles()).analysis(dataflow_performance)
         res = m.analysis(lambda mm: res_estimation(mm, part))
         tot = {r: float(sum(v.get(r, 0) for v in res.values())) for r in RESOURCES}
-        folding = {"Defaults": {}}
-        for n in m.graph.node:
-            inst = getCustomOp(n)
-            folding[n.name] = {a: inst.get_nodeattr(a) for a in FOLDING_ATTRS if a in inst.get_nodeattr_types()}
         return {"target_cycles": target, "cycles": int(perf["max_cycles"]), "latency_cycles": int(perf["critical_path_cycles"]),
                 "bottleneck": perf["max_cycles_node_name"], "resources": tot, "folding": folding}
 
@@ -101,17 +107,20 @@ def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, 
     return {"onnx": onnx, "ladder": ladder, "seconds": round(time.time() - t0, 1)}
 
 
-def finish(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, folding: dict, until: str) -> dict:
+def finish(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, folding: dict, until: str,
+           mvau: str = "lut") -> dict:
     """Continue the analysed build with the chosen folding, to the estimate reports or to HDL."""
     from . import finn_env
 
     finn_env.setup(Path(finn_build_dir))
+    from .steps import MVAU_REPORT
+
     t0 = time.time()
     out_p = Path(out)
     fold_file = out_p / "folding_config.json"
     fold_file.write_text(json.dumps(folding, indent=1))
     stop = "step_fracskip_hdl" if until in ("hdl", "bitstream") else "step_generate_estimate_reports"
-    cfg = _config(Path(onnx), out_p, part, clk_ns, folding_config_file=fold_file,
+    cfg = _config(Path(onnx), out_p, part, clk_ns, mvau, folding_config_file=fold_file,
                   start_step="step_target_fps_parallelization", stop_step=stop)
     _run(Path(onnx), cfg)
     rep = out_p / "report"
@@ -119,6 +128,7 @@ def finish(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, f
         "performance": json.loads((rep / "estimate_network_performance.json").read_text()),
         "resources": json.loads((rep / "estimate_layer_resources.json").read_text()),
         "cycles": json.loads((rep / "estimate_layer_cycles.json").read_text()),
+        "mvau_layers": json.loads((rep / MVAU_REPORT).read_text())["layers"],
         "seconds": round(time.time() - t0, 1),
     }
 

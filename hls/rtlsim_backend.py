@@ -338,15 +338,16 @@ class RTLSimBackend:
         io.idt.check(xin, f"core {io.name} input")
 
     def _python_model(self, core: str):
-        """The simulated partition with each ``*_rtl`` node mapped back to its abstract FINN op, whose
-        ``execute_node`` is FINN's Python model of the layer."""
+        """The simulated partition with each ``*_rtl`` node (and fracskip's MVAU_lut) mapped back to its abstract
+        FINN op, whose ``execute_node`` is FINN's Python model of the layer."""
         if core not in self._python:
             from qonnx.core.modelwrapper import ModelWrapper
 
             m = ModelWrapper(str(core_model_path(self.build_dir, core)))
             for n in m.graph.node:
-                if n.op_type.endswith("_rtl"):
-                    n.op_type, n.domain = n.op_type[:-4], "finn.custom_op.fpgadataflow"
+                op, _, impl = n.op_type.rpartition("_")
+                if impl in ("rtl", "lut"):
+                    n.op_type, n.domain = op, "finn.custom_op.fpgadataflow"
             self._python[core] = m
         return self._python[core]
 

@@ -2,10 +2,14 @@
 ``DataflowBuildConfig.steps`` list beside FINN's.
 
 They differ from FINN's defaults where a DFS core needs it: the residual block's fork and join, keeping
-every layer in RTL (so that Verilator can simulate the core), and HDL generation without Vivado.
+every layer in RTL (so that Verilator can simulate the core), computing sub-8-bit MVAUs in LUTs
+(``fracskip build --mvau``), and HDL generation without Vivado.
 """
 
 from __future__ import annotations
+
+import functools
+import json
 
 import finn.transformation.streamline.absorb as absorb
 import finn.transformation.streamline.reorder as reorder
@@ -20,11 +24,13 @@ from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_acti
     InferQuantizedMatrixVectorActivation,
 )
 from finn.transformation.fpgadataflow.convert_to_hw.thresholding import InferThresholdingLayer
+from finn.transformation.fpgadataflow.hlssynth_ip import HLSSynthIP
 from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
 from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
 from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
 from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 from finn.transformation.streamline import Streamline
+from finn.util.fpgadataflow import is_hls_node
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.general import GiveUniqueNodeNames, RemoveUnusedTensors
@@ -35,6 +41,8 @@ from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
 from . import ops  # noqa: F401  registers the project's RTL custom ops
 from .clip import step_fracskip_clip_outputs
+from .lutmvu.convert import MVAU_TYPES, ConvertMVAUToLut, lut_reasons, operand_bits
+from .lutmvu.op import OP_TYPE as MVAU_LUT
 from .transforms import (
     CeilIntegerThresholds,
     HoistInputTranspose,
@@ -102,26 +110,66 @@ def step_fracskip_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -
     return model
 
 
-def step_fracskip_specialize_layers(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
-    """Prefer the RTL variant of every layer (all-RTL cores are what Verilator can simulate here)."""
+def step_fracskip_specialize_layers(model: ModelWrapper, cfg: DataflowBuildConfig, mvau: str = "lut") -> ModelWrapper:
+    """Prefer the RTL variant of every layer (all-RTL cores are what Verilator can simulate here), except
+    the MVAUs with ``mvau="hls"``: FINN's LUT-based HLS MVAU."""
     for n in model.graph.node:
         inst = getCustomOp(n)
-        if "preferred_impl_style" in inst.get_nodeattr_types():
+        if mvau == "hls" and n.op_type == "MVAU":
+            inst.set_nodeattr("preferred_impl_style", "hls")
+            inst.set_nodeattr("resType", "lut")
+        elif "preferred_impl_style" in inst.get_nodeattr_types():
             inst.set_nodeattr("preferred_impl_style", "rtl")
     with integer_eltwise_rtl():
         model = model.transform(SpecializeLayers(cfg._resolve_fpga_part()))
     return model.transform(GiveUniqueNodeNames()).transform(InferShapes()).transform(InferDataTypes())
 
 
+LUT_MAX_BITS = 7  # --mvau lut: MVAUs whose weights and inputs both have at most this many bits compute in LUTs
+MVAU_REPORT = "mvau_layers.json"  # in FINN's report/ folder of each core
+
+
+def place_mvaus(model: ModelWrapper, mvau: str) -> tuple[ModelWrapper, dict]:
+    """With ``mvau="lut"``, every MVAU_rtl below 8 bits becomes fracskip's MVAU_lut: FINN's RTL MVU computes
+    in DSPs whatever the width, so only a LUT-based unit makes narrow layers cheaper. A layer the unit cannot
+    implement stays MVAU_rtl, with the reasons. The nodes are renamed (MVAU_lut_<i>), so that FINN's reports
+    name each layer by the op it is. Returns the model and {MVAU layer: {op_type, bits[, unsupported_reasons]}}.
+    """
+    if mvau == "lut":
+        model = model.transform(ConvertMVAUToLut(max_bits=LUT_MAX_BITS, strict=False))
+        model = model.transform(GiveUniqueNodeNames())
+    layers = {}
+    for n in model.graph.node:
+        if n.op_type in (*MVAU_TYPES, MVAU_LUT):
+            layers[n.name] = {"op_type": n.op_type, "bits": operand_bits(n)}
+            if mvau == "lut" and n.op_type != MVAU_LUT and operand_bits(n) <= LUT_MAX_BITS:
+                layers[n.name]["unsupported_reasons"] = lut_reasons(n, model)
+    return model, layers
+
+
+def step_fracskip_lut_mvau(model: ModelWrapper, cfg: DataflowBuildConfig, mvau: str = "lut") -> ModelWrapper:
+    """``place_mvaus`` once FINN has applied the folding (SetFolding does not know MVAU_lut; the conversion
+    keeps PE and SIMD) and before bit-width minimisation, estimates and HDL, so that FINN's reports and HDL
+    are the LUT unit's. Writes ``report/mvau_layers.json``: which MVAU each layer is, and why not MVAU_lut."""
+    model, layers = place_mvaus(model, mvau)
+    report = {"mvau": mvau, "layers": layers}
+    (cfg.get_report_directory() / MVAU_REPORT).write_text(json.dumps(report, indent=1))
+    return model
+
+
 def step_fracskip_hdl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """Width converters and FIFOs (as step_set_fifo_depths inserts them), then HDL for every layer.
-    Without Vivado this is as far as a build goes; the FIFO depths are sized later by simulation."""
+    Without Vivado this is as far as a build goes; the FIFO depths are sized later by simulation.
+    HLS layers (``--mvau hls`` only) are synthesised to HDL with Vitis HLS, which the builder requires then."""
     part = cfg._resolve_fpga_part()
     with integer_eltwise_rtl():
         model = model.transform(InsertDWC()).transform(SpecializeLayers(part))
         model = model.transform(InsertFIFO(create_shallow_fifos=True)).transform(SpecializeLayers(part))
     model = model.transform(GiveUniqueNodeNames())
-    return model.transform(PrepareIP(part, cfg._resolve_hls_clk_period()))
+    model = model.transform(PrepareIP(part, cfg._resolve_hls_clk_period()))
+    if any(is_hls_node(n) for n in model.graph.node):
+        model = model.transform(HLSSynthIP())
+    return model
 
 
 def frontend_steps() -> list:
@@ -129,12 +177,23 @@ def frontend_steps() -> list:
     return [step_fracskip_qonnx_to_finn, step_tidy_up, step_fracskip_streamline]
 
 
-def estimate_steps() -> list:
+def _with_mvau(step, mvau: str):
+    """``step`` with the build's ``--mvau`` mode bound. FINN calls steps as ``step(model, cfg)`` and its
+    DataflowBuildConfig takes no keys of ours, so the mode travels in the step list; ``functools.wraps``
+    keeps the name, by which FINN finds a step (start_step, stop_step, intermediate model files)."""
+    @functools.wraps(step)
+    def bound(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+        return step(model, cfg, mvau)
+    return bound
+
+
+def estimate_steps(mvau: str = "lut") -> list:
     return [*frontend_steps(), step_fracskip_convert_to_hw, step_fracskip_clip_outputs,
-            "step_minimize_bit_width_initial", "step_create_dataflow_partition", step_fracskip_specialize_layers,
-            "step_target_fps_parallelization", "step_apply_folding_config", "step_minimize_bit_width",
+            "step_minimize_bit_width_initial", "step_create_dataflow_partition",
+            _with_mvau(step_fracskip_specialize_layers, mvau), "step_target_fps_parallelization",
+            "step_apply_folding_config", _with_mvau(step_fracskip_lut_mvau, mvau), "step_minimize_bit_width",
             "step_generate_estimate_reports"]
 
 
-def hdl_steps() -> list:
-    return [*estimate_steps(), step_fracskip_hdl]
+def hdl_steps(mvau: str = "lut") -> list:
+    return [*estimate_steps(mvau), step_fracskip_hdl]

@@ -32,7 +32,7 @@ from .synth import SynthResult, synthesize
 # FINN-dependent names, imported on first use (FINN must be set up first; see finn_env).
 _LAZY = {
     "MVAU_lut": "op", "unsupported_reasons": "op",
-    "ConvertMVAUToLut": "convert", "convert_to_lut": "convert",
+    "ConvertMVAUToLut": "convert", "convert_to_lut": "convert", "lut_reasons": "convert",
     "mvau_model": "graphs",
     "lutmvu_table": "bench", "format_table": "bench",
 }

@@ -75,6 +75,11 @@ class ConvertMVAUToLut(Transformation):
         return model, False
 
 
+def lut_reasons(node: NodeProto, model: ModelWrapper) -> list[str]:
+    """Why an MVAU-family ``node`` of ``model`` cannot become MVAU_lut (empty list: it can)."""
+    return unsupported_reasons(getCustomOp(_lut_node(node)), model)
+
+
 def _lut_node(node: NodeProto) -> NodeProto:
     new = helper.make_node(OP_TYPE, list(node.input), list(node.output), name=node.name, domain=RTL_DOMAIN)
     known = getCustomOp(new).get_nodeattr_types()

@@ -77,6 +77,9 @@ class MVAU_lut(MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         attrs = {}
         attrs.update(MVAU.get_nodeattr_types(self))
         attrs.update(RTLBackend.get_nodeattr_types(self))
+        # only what the unit implements: FINN's complete resource report estimates every allowed value
+        attrs["ram_style"] = ("s", False, "auto", {"auto", "block", "distributed"})
+        attrs["resType"] = ("s", False, "lut", {"lut"})
         return attrs
 
     # ------------------------------------------------------------------ description
@@ -119,6 +122,11 @@ class MVAU_lut(MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         if self.get_nodeattr("noActivation"):
             return None
         return Path(self.get_nodeattr("code_gen_dir_ipgen")) / f"{self._top()}_thresholds.dat"
+
+    def memory_file_parameters(self) -> dict[str, Path]:
+        """{parameter of the wrapper: the memory image it defaults to}; a stitcher may pass copies instead."""
+        thr = self.threshold_file()
+        return {"WEIGHT_FILE": self.weight_file(), **({"THRESH_FILE": thr} if thr is not None else {})}
 
     # ------------------------------------------------------------------ code generation
     def generate_hdl(self, model, fpgapart, clk):

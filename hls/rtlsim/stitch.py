@@ -7,7 +7,10 @@ several outputs (DuplicateStreams), a join a node with several stream inputs (El
 become ``s_axis_<i>`` and graph outputs ``m_axis_<j>`` of the top, in graph order. MVAUs with
 ``mem_mode=internal_decoupled`` get their weight streamer (``<node>_memstream_wrapper``) as in FINN's IPI
 hierarchy. Memory initialisation files are gathered into the simulator's folder, since ``$readmemh`` paths
-are relative to the simulator's working directory and a missing file is only a warning in Verilator.
+are relative to the simulator's working directory and a missing file is only a warning in Verilator. An op
+whose top module takes its memory images as parameters (``memory_file_parameters()``, e.g. fracskip's
+MVAU_lut) is instantiated with those parameters naming the gathered copies, so that a cached simulator never
+reads the files of the build it was first compiled for.
 
 With ``sizing_fifos=True`` every StreamingFIFO_rtl becomes a FIFO whose depth is a top-level input
 (``fracskip/sizing_fifo.sv`` in the library copy), so one build simulates any set of FIFO depths.
@@ -213,23 +216,25 @@ def _memstream(node, k: int, top: str, gen_dir: Path, width: int) -> tuple[str, 
 
 
 def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int | None = None) -> StitchedCore:
-    """Write ``out_dir/fracskip_top.sv`` for ``model`` (a FINN dataflow partition after PrepareIP, all nodes
-    ``*_rtl``) and return what is needed to build and drive it.
+    """Write ``out_dir/fracskip_top.sv`` for ``model`` (a FINN dataflow partition after PrepareIP, every node
+    an RTL op: ``*_rtl`` or fracskip's MVAU_lut) and return what is needed to build and drive it.
 
     ``fifo_max_depth``: capacity of each sizing FIFO (``sizing_fifos=True``); default twice the words of one
     frame through that FIFO, at least 64 and at least its current depth.
     """
+    from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
     from finn.util.settings import get_settings
     from qonnx.custom_op.registry import getCustomOp
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nodes = list(model.graph.node)
-    not_rtl = [f"{n.name} ({n.op_type})" for n in nodes if not n.op_type.endswith("_rtl")]
+    not_rtl = [f"{n.name} ({n.op_type})" for n in nodes if not isinstance(getCustomOp(n), RTLBackend)]
     if not_rtl:
         raise FracskipError("only all-RTL dataflow partitions can be simulated with Verilator; these nodes are not "
-                            f"*_rtl: {', '.join(not_rtl)}. Specialize them to RTL (preferred_impl_style='rtl', "
-                            "standalone thresholds, strided convs instead of MaxPool; FINN-NOTES §3).")
+                            f"RTL: {', '.join(not_rtl)}. Specialize them to RTL (preferred_impl_style='rtl', "
+                            "standalone thresholds, strided convs instead of MaxPool, `fracskip build --mvau lut` "
+                            "or dsp; FINN-NOTES §3).")
     graph_inputs = [i.name for i in model.graph.input]
     graph_outputs = [o.name for o in model.graph.output]
     signal: dict[str, str] = {t: f"s_axis_{k}" for k, t in enumerate(graph_inputs)}
@@ -321,8 +326,17 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
             if f.name in data_files and data_files[f.name].read_bytes() != f.read_bytes():
                 raise FracskipError(f"two nodes open ./{f.name} with different contents ({data_files[f.name]}, {f})")
             data_files[f.name] = f
+        overrides = ""
+        if hasattr(inst, "memory_file_parameters"):  # memory images as parameters: name the gathered copies
+            files_by_param = inst.memory_file_parameters()
+            for f in files_by_param.values():
+                if data_files.get(f.name, f) != f:
+                    raise FracskipError(f"two nodes open ./{f.name}: {data_files[f.name]} and {f}")
+                data_files[f.name] = f
+            overrides = " #(" + ", ".join(f'.{p}("{f.name}")' for p, f in files_by_param.items()) + ")"
         ports = module_ports(files, top)
-        blocks.append(pre + f"  {top} u{k}_{node.name} (\n    " + ",\n    ".join(_port_conn(ports, streams)) + ");")
+        blocks.append(pre + f"  {top}{overrides} u{k}_{node.name} (\n    "
+                      + ",\n    ".join(_port_conn(ports, streams)) + ");")
         sources += [f for f in files if f not in sources]
 
     if sizing_fifos:

@@ -1,6 +1,8 @@
+import copy
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from fracskip import bitstreams
@@ -76,6 +78,83 @@ def test_build_estimates_summary(tiny_export, tmp_path):
     t = s["totals"]
     assert t["fits"] == all(t["resources"][r] <= t["budget"][r] for r in t["resources"])
     assert s["static_8bit"]["expected_cycles_per_input"] > 0 and s["speedup_vs_static_8bit"] > 0
-    assert s["exceptions"] == []  # every layer in RTL
+    assert s["exceptions"] == []  # every layer in RTL, every sub-8-bit MVAU on the LUT unit
     with pytest.raises(FracskipError, match="--force"):
         build(tiny_export, out, BuildConfig(board="ZCU104", until="estimates"), progress=False)
+
+    # --mvau: lut (the default) puts the MVAUs of the 2- and 4-bit paths on MVAU_lut (LUTs, no DSP), dsp all on MVAU_rtl
+    dsp = tmp_path / "dsp"
+    assert main(["build", str(tiny_export), "--board", "ZCU104", "-o", str(dsp), "--until", "estimates",
+                 "--calibration", "64", "--mvau", "dsp", "--quiet"]) == 0
+    d = json.loads((dsp / "summary.json").read_text())
+    for folder, summary, mvau in ((out, s, "lut"), (dsp, d, "dsp")):
+        assert json.loads((folder / "build_config.json").read_text())["mvau"] == summary["mvau"] == mvau
+    for name, c in s["cores"].items():
+        low = name.endswith(("_b2", "_b4"))
+        assert c["mvau"] and set(c["mvau"].values()) == {"MVAU_lut" if low else "MVAU_rtl"}, (name, c["mvau"])
+        assert set(d["cores"][name]["mvau"].values()) == {"MVAU_rtl"}
+        res = json.loads((out / c["finn_output_dir"] / "report" / "estimate_layer_resources.json").read_text())
+        for layer in c["mvau"]:
+            assert (res[layer]["DSP"] == 0 and res[layer]["LUT"] > 0) if low else res[layer]["DSP"] > 0, (name, layer)
+        if low:
+            assert c["resources"]["DSP"] == 0 < d["cores"][name]["resources"]["DSP"]
+
+
+def test_mvau_option_is_checked():
+    assert BuildConfig().mvau == "lut"
+    with pytest.raises(FracskipError, match="--mvau must be one of lut, dsp, hls"):
+        BuildConfig(mvau="uram")
+
+
+@pytest.mark.skipif(finn_env.vitis_hls_available(), reason="Vitis HLS is installed: the refusal cannot be shown here")
+def test_mvau_hls_to_hdl_without_vitis_fails_clearly(tiny_export, tmp_path, capsys):
+    with pytest.raises(ToolMissingError, match="vitis_hls not found: --mvau hls"):
+        build(tiny_export, tmp_path / "b", BuildConfig(board="Pynq-Z2", until="hdl", mvau="hls"))
+    assert not (tmp_path / "b").exists()
+    rc = main(["build", str(tiny_export), "--board", "Pynq-Z2", "-o", str(tmp_path / "c"), "--mvau", "hls"])
+    assert rc == 2 and "vitis_hls not found" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def _mvau_layers(tmp_path):
+    """Three MVAU_rtl side by side: 2-bit, 8-bit, and 2-bit with runtime-writeable weights (no ROM for those)."""
+    finn_env.setup(tmp_path / "finn")
+    from fracskip.hls.lutmvu.core import LutMvuParams
+    from fracskip.hls.lutmvu.graphs import mvau_model
+
+    models = []
+    for i, (bits, attrs) in enumerate([(2, {}), (8, {}), (2, {"runtime_writeable_weights": 1})]):
+        p = LutMvuParams(mw=8, mh=4, pe=1, simd=2, weight_bits=bits, weight_signed=True, act_bits=bits,
+                         act_signed=False, acc_bits=2 * bits + 3)
+        m = mvau_model(p, np.ones((8, 4)), op_type="MVAU_rtl", name=f"MVAU_rtl_{i}", **attrs)
+        for t in ("inp", "weights", "outp"):
+            m.rename_tensor(t, f"{t}{i}")
+        models.append(m)
+    g = models[0].graph
+    for m in models[1:]:
+        for part in ("node", "input", "output", "initializer", "quantization_annotation"):
+            getattr(g, part).extend(getattr(m.graph, part))
+    return models[0]
+
+
+def test_lut_mvau_step(tmp_path):
+    """--mvau lut: sub-8-bit MVAUs become MVAU_lut, 8-bit ones stay MVAU_rtl, and one the LUT unit cannot
+    implement stays MVAU_rtl with its reasons in report/mvau_layers.json; --mvau dsp changes nothing."""
+    model = _mvau_layers(tmp_path)
+    from finn.builder.build_dataflow_config import DataflowBuildConfig
+
+    from fracskip.hls.steps import step_fracskip_lut_mvau
+
+    for mvau, ops in (("lut", ["MVAU_lut", "MVAU_rtl", "MVAU_rtl"]), ("dsp", ["MVAU_rtl"] * 3)):
+        cfg = DataflowBuildConfig(output_dir=str(tmp_path / mvau), target_fps=1)
+        out = step_fracskip_lut_mvau(copy.deepcopy(model), cfg, mvau)
+        assert [n.op_type for n in out.graph.node] == ops
+        report = json.loads((tmp_path / mvau / "report" / "mvau_layers.json").read_text())
+        assert report["mvau"] == mvau and set(report["layers"]) == {n.name for n in out.graph.node}
+        reasons = {k: v["unsupported_reasons"] for k, v in report["layers"].items() if "unsupported_reasons" in v}
+        if mvau == "lut":
+            assert [n.name for n in out.graph.node] == ["MVAU_lut_0", "MVAU_rtl_0", "MVAU_rtl_1"]
+            assert list(reasons) == ["MVAU_rtl_1"] and "runtime_writeable_weights" in reasons["MVAU_rtl_1"][0]
+            assert report["layers"]["MVAU_rtl_0"]["bits"] == 8
+        else:
+            assert reasons == {}

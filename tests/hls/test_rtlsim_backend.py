@@ -142,3 +142,20 @@ def test_a_stalled_core_is_reported(sized):
     with RTLSimBackend(sized[0], cycle_limit=300, progress=False) as be:
         with pytest.raises(FracskipError, match=r"core stem: the core stalled: no result after the cycle limit of 300"):
             be.run("stem", hil.sample_images(2)[0])
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_lut_mvau_core_is_bit_exact(sized, backend):
+    """With the builder's default ``--mvau lut`` the 2- and 4-bit paths compute on fracskip's MVAU_lut
+    (test_build.py checks which layers); one that the test images take runs bit-exact on random inputs."""
+    build_dir, used, _ = sized
+    summary = json.loads((build_dir / "summary.json").read_text())
+    assert summary["mvau"] == "lut"
+    lut_cores = [c for c in used if "MVAU_lut" in summary["cores"][c]["mvau"].values()]
+    assert lut_cores, "the test images take no path with an MVAU_lut"
+    core = lut_cores[0]
+    x = np.random.default_rng(1).integers(0, 256, (3, *backend.io[core].host_input_shape[1:])).astype(np.float32)
+    backend.run(core, x)
+    np.testing.assert_array_equal(backend.last_outputs, backend.reference(core, x))
+    assert backend.last_cycles[0] / backend.stats[core].estimate < 1.04  # the FIFO sizing's tolerance
