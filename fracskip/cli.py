@@ -36,6 +36,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         "dataset": a.dataset, "data_dir": a.data, "train_limit": a.limit, "test_limit": a.test_limit,
         "depth": a.depth, "bit_menu": a.bit_menu, "stages": tuple(a.stages.split(",")) if a.stages else None,
         "target": a.target, "alpha": a.alpha, "init": a.init, "seed": a.seed, "batch_size": a.batch_size,
+        "path_probs": tuple(float(p) for p in a.path_probs.split(",")) if a.path_probs else None,
     }.items() if v is not None}
     if a.epochs:
         over["epochs"] = {**cfg.epochs, **a.epochs}
@@ -49,6 +50,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
+    import torch
+
     from .training import data as D
     from .training.checkpoint import load_model
     from .training.evaluate import evaluate
@@ -56,7 +59,14 @@ def cmd_eval(a: argparse.Namespace) -> int:
     net, ck = load_model(a.checkpoint)
     dataset = a.dataset or ck["train_config"].get("dataset", "fashion-mnist")
     split = D.load(dataset, "test", a.data, a.limit)
-    ev = evaluate(net, split, progress=not a.json)
+    forced = None
+    if a.bits is not None:
+        if a.bits not in net.cfg.bit_menu:
+            raise FracskipError(f"--bits {a.bits} is not in this model's bit menu {list(net.cfg.bit_menu)}")
+        forced = torch.full((len(split), net.n_gated), net.cfg.bit_menu.index(a.bits))
+    ev = evaluate(net, split, choices=forced, progress=not a.json)
+    if a.bits is not None:
+        ev["forced_bits"] = a.bits
     ev["checkpoint"] = a.checkpoint if a.checkpoint == "default" else ck["path"]
     ev["dataset"] = dataset
     if a.json:
@@ -153,6 +163,17 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import bench
+
+    fig = bench(Path(a.output), a.checkpoint, a.quick, a.workers, a.mvau, a.force, progress=not a.json)
+    if a.json:
+        print(json.dumps(fig))
+    else:
+        print(json.dumps(fig, indent=1))
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     import time
 
@@ -187,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--depth", type=int, help="ResNet depth 6n+2 (default 14; the paper uses 38 and 74)")
     t.add_argument("--bit-menu", type=_menu, help="e.g. 0,2,4,8 (DFS), 0,8 (skip-only), 4 (static W4A4)")
     t.add_argument("--stages", help="comma-separated subset of backbone,gates,joint")
+    t.add_argument("--path-probs", help="stage 1: relative frequency of each bit-menu entry, e.g. 1,2,3.5,3.5 "
+                                        "(default: uniform)")
     t.add_argument("--epochs", type=_epochs, help="per stage, e.g. backbone=8,gates=0.5,joint=1")
     t.add_argument("--lr", type=_epochs, help="learning rate per stage, e.g. backbone=1e-3,joint=2e-4")
     t.add_argument("--target", type=float, help="target compute as a fraction of the all-8-bit network")
@@ -202,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "synthetic"))
     e.add_argument("--data", help="dataset folder")
     e.add_argument("--limit", type=int, help="first N test images")
+    e.add_argument("--bits", type=int, help="run every gated block at this menu entry instead of the gates' choice "
+                                            "(0 = skip): the backbone at one fixed precision")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
 
@@ -213,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", help="write accuracy-vs-compute PNG here")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
+
+    n = sub.add_parser("bench", help="measure the project's figures in one run (model, golden, build, RTL)")
+    n.add_argument("-o", "--output", default="bench-out", help="working folder (export, builds, bench.json)")
+    n.add_argument("--checkpoint", default="default")
+    n.add_argument("--quick", action="store_true", help="CI-sized: fewer images, one board")
+    n.add_argument("--workers", type=int, default=1, help="parallel FINN builds")
+    n.add_argument("--mvau", choices=("lut", "dsp", "hls"), help="matrix-vector unit (default: the builder's)")
+    n.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    n.add_argument("--json", action="store_true", help="print one JSON object")
+    n.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("demo", help="shipped default -> export -> build -> RTL simulation -> report")
     d.add_argument("-o", "--output", default="demo-out")
