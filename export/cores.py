@@ -53,5 +53,4 @@ class HeadCore(nn.Module):
         self.hw = hw
 
     def forward(self, x_sum: torch.Tensor) -> torch.Tensor:
-        pooled = x_sum * (q.IFACE_SCALE / self.hw)
-        return self.net.head_fc(self.net.head_act(pooled))
+        return self.net.head_fc(self.net.head_act(x_sum * q.pool_scale(self.hw)))

@@ -216,7 +216,7 @@ class DFSNet(nn.Module):
         v = value(x)
         # the integer sum over H, W times scale/(H*W): the arithmetic of the exported head core, whose input
         # the host computes as that exact integer sum (``export.cores.HeadCore``)
-        pooled = (v.sum(dim=(2, 3)) / q.IFACE_SCALE) * (q.IFACE_SCALE / (v.shape[2] * v.shape[3]))
+        pooled = (v.sum(dim=(2, 3)) / q.IFACE_SCALE) * q.pool_scale(v.shape[2] * v.shape[3])
         return self.head_fc(self.head_act(pooled))
 
     # -- whole network ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ and skipping a block (passing its input on unchanged) keeps the format.
 from __future__ import annotations
 
 import brevitas.nn as qnn
+import numpy as np
 from brevitas.inject.enum import ScalingImplType
 from brevitas.quant import Int8WeightPerChannelFloat, Uint8ActPerTensorFloat
 
@@ -18,6 +19,12 @@ DEFAULT_BIT_MENU: tuple[int, ...] = (0, 2, 4, 8)
 FULL_BITS = 8
 #: The block-interface format: UINT8 with this constant scale, i.e. values 0 .. 255 * 2**-5 (< 8.0).
 IFACE_SCALE = 2.0**-5
+def pool_scale(hw: int) -> float:
+    """Interface scale / (H*W): global average pooling of interface integers. The float32 value, as the exported
+    graph stores it, so that a float64 evaluation computes what the exported head computes."""
+    return float(np.float32(IFACE_SCALE / hw))
+
+
 #: The image input: raw uint8 pixels divided by 255, quantized exactly.
 INPUT_SCALE = 1.0 / 255.0
 

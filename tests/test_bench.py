@@ -1,0 +1,39 @@
+"""`fracskip bench --quick --json` on the shipped default: the whole flow (eval, export, golden controller,
+Pynq-Z2 build to HDL, FIFO sizing, RTL simulation under the controller) and the figures it reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fracskip.cli import main
+
+
+@pytest.mark.slow
+@pytest.mark.rtlsim
+def test_bench_quick_on_the_default(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "--quick", "--json", "-o", str(out)]) == 0
+    fig = json.loads(capsys.readouterr().out)
+    with capsys.disabled():  # the figures, for the CI log
+        print("\nfracskip bench --quick --json:\n" + json.dumps(fig))
+    assert fig == json.loads((out / "bench.json").read_text())
+
+    assert fig["model"]["n"] == 1000 and 0.85 < fig["model"]["accuracy"] <= 1 and fig["model"]["compute_pct"] <= 100
+    g = fig["golden"]
+    assert g["decisions_match_pct"] == 100 and g["argmax_agreement_pct"] == 100
+    assert g["max_logit_abs_diff"] <= 1e-4 and g["accuracy"] == g["torch_accuracy"]
+
+    b = fig["build"]["Pynq-Z2"]
+    assert b["wall_s"] > 0 and b["speedup_vs_static_8bit"] > 0
+    assert b["expected_cycles_per_input"] * b["speedup_vs_static_8bit"] == pytest.approx(
+        b["static_8bit_expected_cycles_per_input"])
+
+    r = fig["rtlsim"]
+    assert r["n"] == 8
+    assert r["bit_exact_pct"] == 100 and r["bit_exact_vs_finn_pct"] == 100
+    assert r["decisions_match_pct"] == 100 and r["accuracy"] == r["torch_accuracy"]
+    lo, hi = r["cycles_vs_estimate_range"]
+    assert 0.85 <= lo <= hi <= 1.15, r["cycles_vs_estimate"]  # FINN's own tolerance
+    assert set(fig["fifo_sizing"]["cores"]) >= {"stem", "head"}
