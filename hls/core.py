@@ -71,6 +71,7 @@ def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, 
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
+    from .requant import ThresholdsToRequant
     from .steps import place_mvaus
 
     t0 = time.time()
@@ -87,6 +88,7 @@ def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, 
             folding[n.name] = {a: inst.get_nodeattr(a) for a in FOLDING_ATTRS if a in inst.get_nodeattr_types()}
         m, _ = place_mvaus(m, mvau)  # as finish's step_fracskip_lut_mvau does
         m = m.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
+        m = m.transform(ThresholdsToRequant())  # as finish's step_fracskip_requant_outputs does
         perf = m.transform(AnnotateCycles()).analysis(dataflow_performance)
         res = m.analysis(lambda mm: res_estimation(mm, part))
         tot = {r: float(sum(v.get(r, 0) for v in res.values())) for r in RESOURCES}

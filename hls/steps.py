@@ -3,7 +3,8 @@
 
 They differ from FINN's defaults where a DFS core needs it: the residual block's fork and join, keeping
 every layer in RTL (so that Verilator can simulate the core), computing sub-8-bit MVAUs in LUTs
-(``fracskip build --mvau``), and HDL generation without Vivado.
+(``fracskip build --mvau``), threshold tables that are a clip or an affine requantizer as such
+(``clip.py``, ``requant.py``), and HDL generation without Vivado.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from . import ops  # noqa: F401  registers the project's RTL custom ops
 from .clip import step_fracskip_clip_outputs
 from .lutmvu.convert import MVAU_TYPES, ConvertMVAUToLut, lut_reasons, operand_bits
 from .lutmvu.op import OP_TYPE as MVAU_LUT
+from .requant import step_fracskip_requant_outputs
 from .transforms import (
     CeilIntegerThresholds,
     HoistInputTranspose,
@@ -192,7 +194,7 @@ def estimate_steps(mvau: str = "lut") -> list:
             "step_minimize_bit_width_initial", "step_create_dataflow_partition",
             _with_mvau(step_fracskip_specialize_layers, mvau), "step_target_fps_parallelization",
             "step_apply_folding_config", _with_mvau(step_fracskip_lut_mvau, mvau), "step_minimize_bit_width",
-            "step_generate_estimate_reports"]
+            step_fracskip_requant_outputs, "step_generate_estimate_reports"]
 
 
 def hdl_steps(mvau: str = "lut") -> list:
