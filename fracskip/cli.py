@@ -166,7 +166,11 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     from .bench import bench
 
-    fig = bench(Path(a.output), a.checkpoint, a.quick, a.workers, a.mvau, a.force, progress=not a.json)
+    import contextlib
+
+    # FINN's builder and torch.onnx print progress to stdout; with --json, stdout carries the JSON object alone
+    with contextlib.redirect_stdout(sys.stderr) if a.json else contextlib.nullcontext():
+        fig = bench(Path(a.output), a.checkpoint, a.quick, a.workers, a.mvau, a.force, progress=not a.json)
     if a.json:
         print(json.dumps(fig))
     else:
