@@ -30,12 +30,12 @@ import math
 import numpy as np
 from finn.custom_op.fpgadataflow import register_custom_op as register_hw_op
 from finn.custom_op.fpgadataflow import rtl as _rtl
-from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
 from ...errors import FracskipError
 from .single_file import SingleFileRTL
+from .stream_op import PerChannelStreamOp, verilog_literal
 
 _V = """// fracskip Clip_rtl: out = clamp(in, {lo}, {hi}) on {pe} element(s) per word, {idt} -> {odt}.
 // Combinational AXI-stream pass-through: valid and ready are wires, the clamp is on the data lines.
@@ -72,39 +72,12 @@ module {top} (
 """
 
 
-def _literal(width: int, value: int) -> str:
-    """A signed Verilog literal of ``width`` bits (negative values as a negated positive literal)."""
-    return f"-{width}'sd{-value}" if value < 0 else f"{width}'sd{value}"
-
-
 @register_hw_op
-class Clip(HWCustomOp):
+class Clip(PerChannelStreamOp):
     """Per-element clamp of an integer stream to [lo, hi] (abstract HW layer; python execution)."""
 
     def get_nodeattr_types(self):
-        attrs = {
-            "NumChannels": ("i", True, 0),
-            "PE": ("i", False, 1),  # channels per stream word
-            "inputDataType": ("s", True, ""),
-            "outputDataType": ("s", True, ""),
-            "numInputVectors": ("ints", False, [1]),
-            "lo": ("i", True, 0),
-            "hi": ("i", True, 0),
-        }
-        attrs.update(super().get_nodeattr_types())
-        return attrs
-
-    # ------------------------------------------------------------------ types and shapes
-    def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("inputDataType")]
-
-    def get_output_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("outputDataType")]
-
-    def infer_node_datatype(self, model):
-        node = self.onnx_node
-        self.set_nodeattr("inputDataType", model.get_tensor_datatype(node.input[0]).name)
-        model.set_tensor_datatype(node.output[0], self.get_output_datatype())
+        return {**super().get_nodeattr_types(), "lo": ("i", True, 0), "hi": ("i", True, 0)}
 
     def verify_node(self):
         idt, odt = self.get_input_datatype(), self.get_output_datatype()
@@ -114,34 +87,7 @@ class Clip(HWCustomOp):
             info.append(f"Clip needs integer input and output types, has {idt.name} -> {odt.name}")
         if lo > hi or not (odt.allowed(lo) and odt.allowed(hi)):
             info.append(f"Clip bounds [{lo}, {hi}] are not a range of {odt.name}")
-        if self.get_nodeattr("NumChannels") % self.get_nodeattr("PE"):
-            info.append("NumChannels is not a multiple of PE")
-        return info
-
-    def get_normal_input_shape(self, ind=0):
-        return tuple(self.get_nodeattr("numInputVectors")) + (self.get_nodeattr("NumChannels"),)
-
-    def get_normal_output_shape(self, ind=0):
-        return self.get_normal_input_shape()
-
-    def get_folded_input_shape(self, ind=0):
-        pe = self.get_nodeattr("PE")
-        return tuple(self.get_nodeattr("numInputVectors")) + (self.get_nodeattr("NumChannels") // pe, pe)
-
-    def get_folded_output_shape(self, ind=0):
-        return self.get_folded_input_shape()
-
-    def get_instream_width(self, ind=0):
-        return self.get_input_datatype().bitwidth() * self.get_nodeattr("PE")
-
-    def get_outstream_width(self, ind=0):
-        return self.get_output_datatype().bitwidth() * self.get_nodeattr("PE")
-
-    def get_number_output_values(self):
-        return int(np.prod(self.get_folded_output_shape()[:-1]))
-
-    def get_exp_cycles(self):
-        return int(np.prod(self.get_folded_output_shape()[:-1]))
+        return info + self.fold_reasons()
 
     # ------------------------------------------------------------------ estimates
     def _compares(self) -> int:
@@ -194,12 +140,8 @@ class Clip_rtl(SingleFileRTL, Clip, RTLBackend):  # noqa: N801 (FINN's naming: <
                if ow_pad > ow_raw else "")
         return _V.format(top=top or self.get_verilog_top_module_name(), lo=lo, hi=hi, pe=pe, idt=idt.name,
                          odt=odt.name, iw=iw, ow=ow, cw=cw, iw_pad=self.get_instream_width_padded(),
-                         ow_pad=ow_pad, lo_lit=_literal(cw, lo), hi_lit=_literal(cw, hi),
+                         ow_pad=ow_pad, lo_lit=verilog_literal(cw, lo), hi_lit=verilog_literal(cw, hi),
                          sign_bit="x[IW-1]" if idt.signed() else "1'b0", pad=pad)
-
-    def generate_hdl(self, model, fpgapart, clk):
-        self.write_hdl(self.verilog())
-        self.set_nodeattr("gen_top_module", self.get_verilog_top_module_name())
 
     def execute_node(self, context, graph):
         Clip.execute_node(self, context, graph)

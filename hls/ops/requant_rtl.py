@@ -26,12 +26,12 @@ import math
 import numpy as np
 from finn.custom_op.fpgadataflow import register_custom_op as register_hw_op
 from finn.custom_op.fpgadataflow import rtl as _rtl
-from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
 from ...errors import FracskipError
 from .single_file import SingleFileRTL
+from .stream_op import PerChannelStreamOp, verilog_literal
 
 _V = """// fracskip IntRequant_rtl: out = clip((in * MUL[c] + BIAS[c]) >>> {shift}, {lo}, {hi}) on channel c,
 // {channels} channels, {pe} per word, {idt} -> {odt}.
@@ -116,47 +116,24 @@ def signed_bits(values) -> int:
     return max(1 + (int(v) if v >= 0 else -int(v) - 1).bit_length() for v in np.ravel(values))
 
 
-def _literal(width: int, value: int) -> str:
-    """A signed Verilog literal of ``width`` bits (negative values as a negated positive literal)."""
-    return f"-{width}'sd{-value}" if value < 0 else f"{width}'sd{value}"
-
-
 def _twos(value: int, width: int) -> str:
     """``value`` as an unsigned literal of its ``width``-bit two's complement (an element of a packed table)."""
     return f"{width}'d{value & ((1 << width) - 1)}"
 
 
 @register_hw_op
-class IntRequant(HWCustomOp):
+class IntRequant(PerChannelStreamOp):
     """Exact integer requantizer of an integer stream (abstract HW layer; python execution)."""
 
     def get_nodeattr_types(self):
-        attrs = {
-            "NumChannels": ("i", True, 0),
-            "PE": ("i", False, 1),  # channels per stream word
-            "inputDataType": ("s", True, ""),
-            "outputDataType": ("s", True, ""),
-            "numInputVectors": ("ints", False, [1]),
+        return {
+            **super().get_nodeattr_types(),
             "mul": ("ints", True, []),  # per channel, >= 0
             "bias": ("ints", True, []),  # per channel
             "shift": ("i", True, 0),
             "lo": ("i", True, 0),
             "hi": ("i", True, 0),
         }
-        attrs.update(super().get_nodeattr_types())
-        return attrs
-
-    # ------------------------------------------------------------------ types and shapes
-    def get_input_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("inputDataType")]
-
-    def get_output_datatype(self, ind=0):
-        return DataType[self.get_nodeattr("outputDataType")]
-
-    def infer_node_datatype(self, model):
-        node = self.onnx_node
-        self.set_nodeattr("inputDataType", model.get_tensor_datatype(node.input[0]).name)
-        model.set_tensor_datatype(node.output[0], self.get_output_datatype())
 
     def verify_node(self):
         idt, odt = self.get_input_datatype(), self.get_output_datatype()
@@ -174,34 +151,7 @@ class IntRequant(HWCustomOp):
             info.append("a negative multiplier (the requantizer must be monotone)")
         if self.get_nodeattr("shift") < 0:
             info.append("a negative shift")
-        if channels % self.get_nodeattr("PE"):
-            info.append("NumChannels is not a multiple of PE")
-        return info
-
-    def get_normal_input_shape(self, ind=0):
-        return tuple(self.get_nodeattr("numInputVectors")) + (self.get_nodeattr("NumChannels"),)
-
-    def get_normal_output_shape(self, ind=0):
-        return self.get_normal_input_shape()
-
-    def get_folded_input_shape(self, ind=0):
-        pe = self.get_nodeattr("PE")
-        return tuple(self.get_nodeattr("numInputVectors")) + (self.get_nodeattr("NumChannels") // pe, pe)
-
-    def get_folded_output_shape(self, ind=0):
-        return self.get_folded_input_shape()
-
-    def get_instream_width(self, ind=0):
-        return self.get_input_datatype().bitwidth() * self.get_nodeattr("PE")
-
-    def get_outstream_width(self, ind=0):
-        return self.get_output_datatype().bitwidth() * self.get_nodeattr("PE")
-
-    def get_number_output_values(self):
-        return int(np.prod(self.get_folded_output_shape()[:-1]))
-
-    def get_exp_cycles(self):
-        return int(np.prod(self.get_folded_output_shape()[:-1]))  # one word per cycle, as Thresholding
+        return info + self.fold_reasons()
 
     # ------------------------------------------------------------------ datapath widths and estimates
     def widths(self) -> dict[str, int]:
@@ -278,14 +228,10 @@ class IntRequant_rtl(SingleFileRTL, IntRequant, RTLBackend):  # noqa: N801 (FINN
         return _V.format(top=top or self.get_verilog_top_module_name(), channels=channels, pe=pe, cf=cf,
                          fw=max(1, (cf - 1).bit_length()), last=cf - 1, cw=max(1, (channels - 1).bit_length()),
                          idt=idt.name, odt=odt.name, iw=idt.bitwidth(), ow=ow, shift=self.get_nodeattr("shift"),
-                         lo=lo, hi=hi, lo_lit=_literal(w["sw"], lo), hi_lit=_literal(w["sw"], hi),
+                         lo=lo, hi=hi, lo_lit=verilog_literal(w["sw"], lo), hi_lit=verilog_literal(w["sw"], hi),
                          mul=table(self.get_nodeattr("mul"), w["mw"]), bias=table(self.get_nodeattr("bias"), w["bw"]),
                          xs="x" if idt.signed() else "{1'b0, x}", iw_pad=self.get_instream_width_padded(),
                          ow_pad=ow_pad, pad=pad, **w)
-
-    def generate_hdl(self, model, fpgapart, clk):
-        self.write_hdl(self.verilog())
-        self.set_nodeattr("gen_top_module", self.get_verilog_top_module_name())
 
     def execute_node(self, context, graph):
         IntRequant.execute_node(self, context, graph)

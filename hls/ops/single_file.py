@@ -6,7 +6,12 @@ import os
 
 
 class SingleFileRTL:
-    """Mixin for an RTLBackend op whose HDL is one generated ``<top>.v`` in ``code_gen_dir_ipgen``."""
+    """Mixin for an RTLBackend op whose HDL is one generated ``<top>.v`` in ``code_gen_dir_ipgen``, the text of
+    its ``verilog()``."""
+
+    def generate_hdl(self, model, fpgapart, clk):
+        self.write_hdl(self.verilog())
+        self.set_nodeattr("gen_top_module", self.get_verilog_top_module_name())
 
     def write_hdl(self, text: str) -> None:
         code_dir = self.get_nodeattr("code_gen_dir_ipgen")
