@@ -1,9 +1,17 @@
-"""Checkpoints: written atomically, loaded with a clear error, and the shipped ``default``."""
+"""Checkpoints: written atomically, loaded with a clear error, and the shipped ``default``.
+
+A checkpoint is plain data: dicts, lists, tuples, strings, numbers and tensors. It is read with
+``torch.load(..., weights_only=True)``, so that a crafted ``.pt`` cannot run code, and its structure is checked
+before anything is built from it; ``atomic_save`` refuses to write anything else.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
+from collections import OrderedDict
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +25,31 @@ DEFAULT_DIR = Path(__file__).parent / "checkpoints" / "default"
 DEFAULT_CHECKPOINT = DEFAULT_DIR / "model.pt"
 
 
+PLAIN = (dict, list, tuple, str, int, float, bool, type(None), torch.Tensor)
+
+
+def plain(obj: Any, where: str = "checkpoint") -> Any:
+    """``obj`` with numpy scalars turned into Python numbers (the same object where nothing changes); anything
+    else that is not plain data is refused: it would not load with ``weights_only=True``."""
+    if isinstance(obj, dict):
+        new = {k: plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+        if all(new[k] is v for k, v in obj.items()):
+            return obj  # keeps an OrderedDict state_dict's _metadata
+        return type(obj)(new) if isinstance(obj, OrderedDict) else new
+    if isinstance(obj, (list, tuple)):
+        new = [plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return obj if all(a is b for a, b in zip(new, obj)) else type(obj)(new)
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+        return obj.item()  # np.float64 & co., from numpy-computed figures
+    if not isinstance(obj, PLAIN):
+        raise FracskipError(f"internal error: {where} is a {type(obj).__name__}; checkpoints hold only plain data "
+                            "(dict, list, str, numbers, tensors)")
+    return obj
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """torch.save to a temporary file in the same folder, then rename: a crash never leaves a half file."""
+    obj = plain(obj)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -52,20 +83,78 @@ def resolve(ref: str | Path) -> Path:
 
 
 def load_raw(ref: str | Path) -> dict:
+    """The checkpoint's dict, read without running any code from the file, its structure checked."""
     path = resolve(ref)
+    if not path.is_file():
+        raise FracskipError(f"checkpoint {path} is not a file; pass a .pt file written by `fracskip train`")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise FracskipError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise FracskipError(f"{path} is not a fracskip checkpoint (expected format {FORMAT})")
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused a global: code, or an object that is not data
+        first = str(e).strip().splitlines()[-1][:300] if str(e).strip() else ""
+        raise FracskipError(f"{path} is not a plain-data checkpoint: it asks to build Python objects that "
+                            f"fracskip refuses to load ({first}). Only load checkpoints written by `fracskip "
+                            "train`; nothing from the file was run.") from e
+    except Exception as e:  # noqa: BLE001 - zip, pickle, storage errors: all mean an unreadable file
+        raise FracskipError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:300]}); "
+                            "pass a .pt file written by `fracskip train`") from e
+    check(ck, path)
     ck["path"] = str(path)
     return ck
 
 
+# what every checkpoint holds, and the type of each entry
+SCHEMA = {"format": str, "model_config": dict, "train_config": dict, "state_dict": dict}
+OPTIONAL = {"progress": dict, "history": list, "eval": dict, "optimizer": (dict, type(None))}
+
+
+def check(ck: Any, path: Path | str) -> None:
+    """Refuse a checkpoint whose structure is not fracskip's, naming what is wrong."""
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise FracskipError(f"{path} is not a fracskip checkpoint (expected format {FORMAT})")
+    for key, typ in {**SCHEMA, **OPTIONAL}.items():
+        if key not in ck:
+            if key in SCHEMA:
+                raise FracskipError(f"{path} lacks {key!r}: not a complete fracskip checkpoint; re-run `fracskip train`")
+            continue
+        if not isinstance(ck[key], typ):
+            raise FracskipError(f"{path}: {key!r} is a {type(ck[key]).__name__}, not a "
+                                f"{getattr(typ, '__name__', 'dict or None')}; the checkpoint is damaged")
+    bad = [k for k, v in ck["state_dict"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise FracskipError(f"{path}: state_dict entries {bad[:3]} are not named tensors; the checkpoint is damaged")
+    prog = ck.get("progress")
+    if prog is not None and not all(isinstance(prog.get(k), int) and prog[k] >= 0 for k in ("stage", "epoch", "step")):
+        raise FracskipError(f"{path}: 'progress' must hold non-negative integers stage, epoch, step; got {prog}")
+
+
+def model_config(ck: dict) -> ModelConfig:
+    """The checkpoint's ModelConfig, with a clear error for unknown or ill-typed fields."""
+    # checkpoints written before the integer gate carry a float gate (training/intgate.py)
+    mc = {"gate": "float", **ck["model_config"]}
+    known = {f.name: f.type for f in fields(ModelConfig)}
+    unknown = sorted(str(k) for k in mc if k not in known)
+    if unknown:
+        raise FracskipError(f"{ck.get('path', 'checkpoint')}: model_config has unknown fields {unknown}; "
+                            "written by another fracskip version?")
+    for k, v in mc.items():
+        ok = v in ("int", "float") if k == "gate" else \
+            isinstance(v, int) and not isinstance(v, bool) if k in INT_FIELDS else \
+            isinstance(v, (list, tuple)) and all(isinstance(b, int) and not isinstance(b, bool) for b in v)
+        if not ok:
+            raise FracskipError(f"{ck.get('path', 'checkpoint')}: model_config[{k!r}] = {v!r} is not valid")
+    return ModelConfig(**mc)
+
+
+INT_FIELDS = ("depth", "in_channels", "image_size", "num_classes", "gate_hidden")
+
+
 def load_model(ref: str | Path) -> tuple[DFSNet, dict]:
     ck = load_raw(ref)
-    net = DFSNet(ModelConfig(**ck["model_config"]))
+    cfg = model_config(ck)
+    if min(cfg.widths + (cfg.in_channels, cfg.image_size, cfg.num_classes, cfg.gate_hidden)) < 1 \
+            or cfg.image_size < 4 or len(cfg.widths) != 3:
+        raise FracskipError(f"{ck['path']}: model_config {ck['model_config']} describes no valid network")
+    net = DFSNet(cfg)
     load_state(net, ck["state_dict"], strict=True)
     net.eval()
     return net, ck
@@ -81,7 +170,7 @@ def load_state(net: DFSNet, state: dict, strict: bool) -> list[str]:
     if strict:
         try:
             res = net.load_state_dict(state, strict=False)
-        except RuntimeError as e:
+        except (RuntimeError, ValueError, TypeError) as e:
             raise FracskipError(f"checkpoint does not match its model config: {str(e)[:400]}") from e
         # a quantizer still collecting statistics saves them as a buffer, not as the learned value
         learned = ".scaling_impl.value"

@@ -51,6 +51,8 @@ def load(dataset: str, split: str, data_dir: str | Path | None = None, limit: in
     """Load ``split`` ("train" or "test") of a dataset: fashion-mnist, cifar10 or synthetic."""
     if split not in ("train", "test"):
         raise FracskipError(f"split must be 'train' or 'test', got {split!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise FracskipError(f"the image limit must be a positive whole number, got {limit!r}")
     if dataset == "fashion-mnist":
         s = _fashion_mnist(Path(data_dir) if data_dir else default_fashion_mnist_dir(), split)
     elif dataset == "cifar10":
@@ -99,23 +101,62 @@ def _fashion_mnist(folder: Path, split: str) -> Split:
     img_name, lbl_name = FASHION_MNIST_FILES[split]
     images = _read_idx(_find(folder, img_name))
     labels = _read_idx(_find(folder, lbl_name))
-    if images.ndim != 3 or len(images) != len(labels):
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise FracskipError(f"Fashion-MNIST files in {folder} do not match: {images.shape} images, {labels.shape} labels")
     return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR-10's python batches are pickled dicts of bytes, lists of ints and one uint8 numpy array. Only the
+    globals that rebuild such an array are admitted; any other (os.system, builtins.eval, ...) is refused
+    before it is looked up, so that a crafted batch file cannot run code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes pickled by Python 3 at protocol 2
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(p: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(p, "rb") as f:
+            d = _CifarUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as e:
+        raise FracskipError(f"{p} is not a CIFAR-10 python batch ({e}); nothing from it was run. Use the "
+                            "python version of CIFAR-10 (cifar-10-batches-py)") from e
+    except Exception as e:  # noqa: BLE001 - truncated or garbled pickles raise many types
+        raise FracskipError(f"{p} is not a readable CIFAR-10 python batch ({type(e).__name__}: {str(e)[:200]})") from e
+    if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
+        raise FracskipError(f"{p} is not a CIFAR-10 python batch (expected a dict with b'data' and b'labels')")
+    data, labels = d[b"data"], d[b"labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise FracskipError(f"{p}: b'data' must be a uint8 array of shape (N, 3072)")
+    if not isinstance(labels, list) or len(labels) != len(data) or \
+            not all(isinstance(v, int) and 0 <= v < 10 for v in labels):
+        raise FracskipError(f"{p}: b'labels' must be {len(data)} class numbers 0..9")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+
 def _cifar10(folder: Path, split: str) -> Split:
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    if not folder.is_dir():
+        raise FracskipError(f"CIFAR-10 folder {folder} does not exist: --data must be the folder of the python "
+                            "version holding data_batch_1..5 and test_batch")
     xs, ys = [], []
     for n in names:
         p = folder / n
-        if not p.exists():
+        if not p.is_file():
             raise FracskipError(f"CIFAR-10 batch {p} not found: --data must be the folder of the python "
                                 f"version holding data_batch_1..5 and test_batch")
-        with open(p, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-        xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(d[b"labels"], dtype=np.int64))
+        x, y = _read_cifar_batch(p)
+        xs.append(x)
+        ys.append(y)
     return Split(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
 
 

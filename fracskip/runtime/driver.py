@@ -96,13 +96,19 @@ def pack(folded: np.ndarray, dtype: IntType | str) -> np.ndarray:
     """
     dt = IntType.parse(dtype) if isinstance(dtype, str) else dtype
     x = np.asarray(folded)
-    if x.ndim < 1:
-        raise FracskipError("pack needs at least one dimension (the innermost one is a stream word)")
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise FracskipError("pack needs at least one dimension (the innermost one is a stream word), not empty")
+    if x.dtype.kind not in "biuf":
+        raise FracskipError(f"pack: {x.dtype} values cannot be streamed as {dt.name}; pass integers (int or float dtype)")
     if x.dtype.kind == "f":
+        if not np.all(np.isfinite(x)):
+            raise FracskipError(f"pack: NaN or infinite values for {dt.name}")
         xi = np.round(x)
         if np.any(xi != x):
             raise FracskipError(f"pack: non-integer values for {dt.name}")
         x = xi
+    if x.size and (x.min() < dt.min or x.max() > dt.max or (dt.name == "BIPOLAR" and np.any((x != 1) & (x != -1)))):
+        raise FracskipError(f"pack: values outside {dt.name} ({dt.min}..{dt.max}) would wrap around; check the input")
     v = x.astype(np.int64)
     if dt.name == "BIPOLAR":
         v = (v + 1) // 2
@@ -123,7 +129,11 @@ def unpack(packed: np.ndarray, dtype: IntType | str, folded_shape: tuple[int, ..
     """Inverse of ``pack`` (FINN's ``packed_bytearray_to_finnpy(..., reverse_endian=True, reverse_inner=True)``):
     uint8 ``(..., bytes per word)`` -> float32 of ``folded_shape`` (FINN's container type)."""
     dt = IntType.parse(dtype) if isinstance(dtype, str) else dtype
-    p = np.asarray(packed, dtype=np.uint8)
+    p = np.asarray(packed)
+    if p.dtype != np.uint8:
+        raise FracskipError(f"unpack: expected a uint8 byte buffer, got {p.dtype}")
+    if not len(folded_shape) or any(int(s) < 1 for s in folded_shape):
+        raise FracskipError(f"unpack: shape {tuple(folded_shape)} has no values")
     n = int(folded_shape[-1])
     nbytes = (n * dt.bits + 7) // 8
     outer = tuple(int(s) for s in folded_shape[:-1])
@@ -259,26 +269,116 @@ class CoreIO:
 
 
 def load_settings(folder: str | Path) -> tuple[dict, dict[str, CoreIO]]:
-    """settings.json (+ host_params.npz) of a deploy package -> (driver_information, {core: CoreIO})."""
+    """settings.json (+ host_params.npz) of a deploy package -> (driver_information, {core: CoreIO}).
+
+    Every field the driver reads is checked here, so that a damaged package is refused with its name and the
+    field at fault before any buffer is allocated or any DMA is started."""
     folder = Path(folder)
     path = folder / "settings.json"
     if not path.is_file():
         raise FracskipError(f"{folder} has no settings.json: pass a package written by "
                             "fracskip.hls.rtlsim_backend.write_package (or a bitstream build)")
     try:
-        s = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise FracskipError(f"{path} is not valid JSON ({e})") from e
+        s = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise FracskipError(f"{path} is not valid JSON ({str(e)[:200]}); regenerate the package") from e
+    if not isinstance(s, dict):
+        raise FracskipError(f"{path} is not a JSON object; regenerate the package")
     if s.get("format") != FORMAT:
         raise FracskipError(f"{path}: format {s.get('format')!r} is not {FORMAT!r}; regenerate the package")
-    params: dict[str, np.ndarray] = {}
-    if (folder / "host_params.npz").is_file():
-        with np.load(folder / "host_params.npz") as z:
-            params = {k: z[k] for k in z.files}
-    info = s["driver_information"]
+    params = load_npz(folder / "host_params.npz") if (folder / "host_params.npz").is_file() else {}
+    info = s.get("driver_information")
+    if not isinstance(info, dict):
+        raise FracskipError(f"{path}: driver_information must be an object; regenerate the package")
     if info.get("platform") not in PLATFORMS:
         raise FracskipError(f"{path}: platform {info.get('platform')!r} is not one of {PLATFORMS}")
-    return info, {name: CoreIO.from_settings(name, e, params) for name, e in s["cores"].items()}
+    if "bitfile" in info and not (isinstance(info["bitfile"], str) and _inside(info["bitfile"])):
+        raise FracskipError(f"{path}: bitfile {info['bitfile']!r} must be a relative path inside the package")
+    cores = s.get("cores")
+    if not isinstance(cores, dict) or not cores:
+        raise FracskipError(f"{path}: cores must be a non-empty object; regenerate the package")
+    out = {}
+    for name, e in cores.items():
+        try:
+            _check_core_entry(e)
+            out[name] = CoreIO.from_settings(name, e, params)
+        except FracskipError as err:
+            raise FracskipError(f"{path}: core {name!r}: {err}; regenerate the package") from err
+    return info, out
+
+
+IO_KEYS = ("ishape_normal", "oshape_normal", "ishape_folded", "oshape_folded", "ishape_packed", "oshape_packed")
+
+
+def _shape_ok(v) -> bool:
+    return isinstance(v, list) and len(v) >= 1 and all(isinstance(i, int) and not isinstance(i, bool) and i >= 1
+                                                        for i in v)
+
+
+def _check_core_entry(e) -> None:
+    """One entry of settings.json's ``cores``: FINN's io_shape_dict and the host programs, consistent."""
+    if not isinstance(e, dict) or not isinstance(e.get("io_shape_dict"), dict) or not isinstance(e.get("host"), dict):
+        raise FracskipError("needs objects io_shape_dict and host")
+    d, host = e["io_shape_dict"], e["host"]
+    for k in IO_KEYS:
+        if not (isinstance(d.get(k), list) and len(d[k]) == 1 and _shape_ok(d[k][0])):
+            raise FracskipError(f"io_shape_dict[{k!r}] must be a list holding one shape of positive integers")
+    for k in ("idt", "odt", "idma_names", "odma_names"):
+        if not (isinstance(d.get(k), list) and len(d[k]) == 1 and isinstance(d[k][0], str)):
+            raise FracskipError(f"io_shape_dict[{k!r}] must be a list holding one string")
+    for k in ("num_inputs", "num_outputs"):
+        if k in d and (not isinstance(d[k], int) or isinstance(d[k], bool)):
+            raise FracskipError(f"io_shape_dict[{k!r}] must be an integer")
+    idt, odt = IntType.parse(d["idt"][0]), IntType.parse(d["odt"][0])
+    for side, dt in (("i", idt), ("o", odt)):
+        normal, folded, packed = (d[f"{side}shape_{k}"][0] for k in ("normal", "folded", "packed"))
+        if int(np.prod(normal[1:])) != int(np.prod(folded[1:])):
+            raise FracskipError(f"{side}shape_folded {folded} does not hold {side}shape_normal {normal}")
+        if folded[:-1] != packed[:-1] or packed[-1] != (folded[-1] * dt.bits + 7) // 8:
+            raise FracskipError(f"{side}shape_packed {packed} is not {side}shape_folded {folded} packed as {dt.name}")
+    if not _shape_ok(host.get("input_shape")):
+        raise FracskipError("host.input_shape must be a shape of positive integers")
+    for side in ("pre", "post"):
+        ops = host.get(side)
+        if not isinstance(ops, list) or not all(isinstance(o, dict) and isinstance(o.get("op"), str) for o in ops):
+            raise FracskipError(f"host.{side} must be a list of ops ({{\"op\": ...}})")
+        for o in ops:
+            for k in ("perm", "shape", "axes"):
+                if k in o and not (isinstance(o[k], list) and all(isinstance(i, int) and not isinstance(i, bool)
+                                                                  for i in o[k])):
+                    raise FracskipError(f"host op {o['op']}: {k} must be a list of integers")
+            if o["op"] == "Transpose" and sorted(o.get("perm", [None])) != list(range(len(o.get("perm", [])))):
+                raise FracskipError(f"host op Transpose: perm {o.get('perm')} is not a permutation")
+            if o["op"] == "Reshape" and "shape" not in o or o["op"] in ("ReduceMean", "ReduceSum") and "axes" not in o:
+                raise FracskipError(f"host op {o['op']} lacks its {'shape' if o['op'] == 'Reshape' else 'axes'}")
+            if "param" in o and not isinstance(o["param"], str):
+                raise FracskipError(f"host op {o['op']}: param must be a name")
+    est = e.get("estimate_cycles")
+    if est is not None and (isinstance(est, bool) or not isinstance(est, (int, float)) or not est > 0):
+        raise FracskipError("estimate_cycles must be a positive number")
+
+
+def _inside(rel: str) -> bool:
+    p = Path(rel)
+    return bool(rel) and not p.is_absolute() and ".." not in p.parts
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Arrays of an .npz file, read without pickle (object arrays are refused: they could run code)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise FracskipError(f"{path} is a single array, not an .npz archive")
+            return {k: z[k] for k in z.files}
+    except FracskipError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "pickle" in str(e).lower():
+            raise FracskipError(f"{path} holds pickled objects, which fracskip does not load; nothing from it "
+                                "was run. Regenerate the file") from e
+        raise FracskipError(f"{path} is not a readable .npz archive ({e})") from e
+    except Exception as e:  # noqa: BLE001 - BadZipFile, OSError, EOFError ...
+        raise FracskipError(f"{path} is not a readable .npz archive ({type(e).__name__}: {str(e)[:200]})") from e
 
 
 # ---------------------------------------------------------------- the DMA engine of one core
@@ -456,17 +556,37 @@ def open_overlay(package: str | Path, timeout_s: float = 10.0, download: bool = 
 
 
 def load_array(path: str | Path) -> np.ndarray:
-    """Images (N, C, H, W) or labels (N,) from a .npy file or an IDX file (Fashion-MNIST's .gz; images get C=1)."""
+    """Images (N, C, H, W) or labels (N,) from a .npy file or an IDX file (Fashion-MNIST's .gz; images get C=1).
+    A .npy file is read without pickle: an object array is refused, not unpickled."""
     path = Path(path)
+    if not path.is_file():
+        raise FracskipError(f"{path} does not exist (or is not a file): pass a .npy or IDX file")
     if path.suffix == ".npy":
-        x = np.load(path)
-    else:
-        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-        if len(raw) < 8 or raw[:3] != b"\0\0\x08":
-            raise FracskipError(f"{path} is neither .npy nor an IDX file of uint8 data")
-        ndim = raw[3]
-        dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-        x = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-        if x.ndim == 3:
-            x = x[:, None]
+        try:
+            x = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            if "pickle" in str(e).lower():
+                raise FracskipError(f"{path} holds pickled objects, which fracskip does not load; nothing from it "
+                                    "was run. Save plain arrays (np.save of a uint8 array)") from e
+            raise FracskipError(f"{path} is not a readable .npy file ({e})") from e
+        except Exception as e:  # noqa: BLE001 - truncated headers raise several types
+            raise FracskipError(f"{path} is not a readable .npy file ({type(e).__name__}: {str(e)[:200]})") from e
+        if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
+            raise FracskipError(f"{path} holds {getattr(x, 'dtype', type(x))} data, not numbers")
+        return x
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise FracskipError(f"cannot read {path} ({e})") from e
+    if len(raw) < 8 or raw[:3] != b"\0\0\x08":
+        raise FracskipError(f"{path} is neither .npy nor an IDX file of uint8 data")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    x = np.frombuffer(raw, np.uint8, offset=min(4 + 4 * ndim, len(raw)))
+    if ndim < 1 or len(raw) < 4 + 4 * ndim or x.size != int(np.prod(dims, dtype=np.int64)):
+        raise FracskipError(f"{path} is a truncated or damaged IDX file ({x.size} values for dimensions {dims})")
+    x = x.reshape(dims)
+    if x.ndim == 3:
+        x = x[:, None]
     return x

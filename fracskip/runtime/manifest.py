@@ -69,12 +69,16 @@ class Manifest:
     def load(cls, folder: str | Path, verify: bool = True) -> "Manifest":
         root = Path(folder)
         path = root / "manifest.json"
-        if not path.exists():
+        if not root.is_dir():
+            raise FracskipError(f"{root} is not a folder: pass a folder written by `fracskip export`")
+        if not path.is_file():
             raise FracskipError(f"{root} has no manifest.json: pass a folder written by `fracskip export`")
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise FracskipError(f"{path} is not valid JSON ({e}); re-run `fracskip export`") from e
+            data = json.loads(path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise FracskipError(f"{path} is not valid JSON ({str(e)[:200]}); re-run `fracskip export`") from e
+        except OSError as e:
+            raise FracskipError(f"cannot read {path} ({e.strerror or e})") from e
         m = cls(root, data)
         m.check_schema()
         if verify:
@@ -82,30 +86,123 @@ class Manifest:
         return m
 
     def check_schema(self) -> None:
+        """Everything the build, the controller and the simulation read, with its type; a clear error otherwise."""
         d = self.data
+        where = f"manifest in {self.root}"
+        if not isinstance(d, dict):
+            raise FracskipError(f"{where} is not a JSON object; re-run `fracskip export`")
         missing = [k for k in REQUIRED if k not in d]
         if missing:
-            raise FracskipError(f"manifest in {self.root} lacks {missing}; re-run `fracskip export`")
+            raise FracskipError(f"{where} lacks {missing}; re-run `fracskip export`")
         if d["format"] != FORMAT:
             raise FracskipError(f"manifest format {d['format']!r} is not {FORMAT!r}; re-export with this fracskip")
-        for i, b in enumerate(d["blocks"]):
+        files = _obj(d["files"], "files")
+        for name, digest in files.items():
+            if not _plain_name(name):
+                raise FracskipError(f"{where}: file name {name!r} is not a plain file name in the export folder")
+            if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+                raise FracskipError(f"{where}: sha256 of {name!r} is not 64 hex digits")
+        menu = _ints(d["bit_menu"], "bit_menu", lo=0, hi=8)
+        if not menu or len(set(menu)) != len(menu):
+            raise FracskipError(f"{where}: bit_menu {menu} must be distinct widths, 0 = skip")
+        _number(_obj(d["interface"], "interface").get("scale"), "interface.scale", positive=True)
+        _shape(_obj(d["input"], "input").get("shape"), "input.shape")
+        for key in ("stem", "head"):
+            self._core(_obj(d[key], key), key, files)
+        _shape(_obj(d["head"].get("in"), "head.in").get("shape"), "head.in.shape")
+        gfile = _obj(d["gates"], "gates").get("file")
+        if gfile not in files:
+            raise FracskipError(f"{where}: gates file {gfile!r} is not listed in files")
+        src = d.get("source_checkpoint")
+        if src is not None and _obj(src, "source_checkpoint").get("file") not in files:
+            raise FracskipError(f"{where}: source checkpoint file {src.get('file')!r} is not listed in files")
+        if "bitops" in d:
+            _number(_obj(d["bitops"], "bitops").get("full_8bit"), "bitops.full_8bit", positive=True)
+        blocks = d["blocks"]
+        if not isinstance(blocks, list) or not blocks:
+            raise FracskipError(f"{where}: blocks must be a non-empty list")
+        n_gated = 0
+        for i, b in enumerate(blocks):
+            b = _obj(b, f"blocks[{i}]")
             for key in ("index", "gated", "paths", "in", "out"):
                 if key not in b:
                     raise FracskipError(f"manifest block {i} lacks {key!r}")
-            if b["index"] != i:
+            if b["index"] != i or isinstance(b["index"], bool):
                 raise FracskipError(f"manifest block {i} has index {b['index']}")
-            for bits, p in b["paths"].items():
-                if int(bits) not in d["bit_menu"] and b["gated"]:
-                    raise FracskipError(f"block {i} path {bits} is not in the bit menu {d['bit_menu']}")
-                if p.get("core") and p.get("file") not in d["files"]:
-                    raise FracskipError(f"block {i} path {bits}: file {p.get('file')} not listed in files")
+            if not isinstance(b["gated"], bool):
+                raise FracskipError(f"manifest block {i}: 'gated' must be true or false")
+            for key in ("in", "out"):
+                _shape(_obj(b[key], f"blocks[{i}].{key}").get("shape"), f"blocks[{i}].{key}.shape")
+            paths = _obj(b["paths"], f"blocks[{i}].paths")
+            if not paths:
+                raise FracskipError(f"manifest block {i} has no paths")
+            for bits, p in paths.items():
+                if not (bits.isdigit() and bits == str(int(bits))):
+                    raise FracskipError(f"manifest block {i}: path key {bits!r} is not a bit-width")
+                if int(bits) not in menu and b["gated"]:
+                    raise FracskipError(f"block {i} path {bits} is not in the bit menu {menu}")
+                p = _obj(p, f"blocks[{i}].paths[{bits}]")
+                if p.get("core") is not None:
+                    self._core(p, f"blocks[{i}].paths[{bits}]", files)
+                else:
+                    _number(p.get("bitops"), f"blocks[{i}].paths[{bits}].bitops")
+            if b["gated"]:
+                if sorted(int(k) for k in paths) != sorted(menu):
+                    raise FracskipError(f"manifest block {i}: paths {sorted(paths)} are not the bit menu {menu}")
+                if b.get("gate") != n_gated or isinstance(b.get("gate"), bool):
+                    raise FracskipError(f"manifest block {i}: gate {b.get('gate')!r} should be {n_gated}")
+                n_gated += 1
+            elif len(paths) != 1 or next(iter(paths.values())).get("core") is None:
+                raise FracskipError(f"manifest block {i} is not gated: it needs exactly one path with a core")
+
+    def _core(self, c: dict, what: str, files: dict) -> None:
+        if not isinstance(c.get("core"), str) or not c["core"]:
+            raise FracskipError(f"manifest {what}: 'core' must be a name")
+        if c.get("file") not in files:
+            raise FracskipError(f"{what}: file {c.get('file')} not listed in files" if what.startswith("blocks")
+                                else f"manifest {what}: file {c.get('file')!r} not listed in files")
+        _number(c.get("bitops"), f"{what}.bitops")
 
     def verify_files(self) -> None:
         """Refuse a missing file or one whose sha256 differs from the manifest's."""
         for name, digest in self.data["files"].items():
             p = self.root / name
-            if not p.exists():
+            if not p.is_file():
                 raise FracskipError(f"{p} listed in the manifest is missing; re-run `fracskip export`")
             if sha256(p) != digest:
                 raise FracskipError(f"{p} does not match its sha256 in the manifest (modified after export?); "
                                     f"re-run `fracskip export` rather than editing exported files")
+
+
+def _obj(v, what: str) -> dict:
+    if not isinstance(v, dict):
+        raise FracskipError(f"manifest: {what} must be a JSON object, got {type(v).__name__}; re-run `fracskip export`")
+    return v
+
+
+def _number(v, what: str, positive: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")) \
+            or v < 0 or (positive and v == 0):
+        raise FracskipError(f"manifest: {what} must be a {'positive' if positive else 'non-negative'} number, "
+                            f"got {v!r}; re-run `fracskip export`")
+    return v
+
+
+def _ints(v, what: str, lo: int = 0, hi: int | None = None) -> list[int]:
+    if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x >= lo
+                                          and (hi is None or x <= hi) for x in v):
+        raise FracskipError(f"manifest: {what} must be a list of integers"
+                            f"{f' in {lo}..{hi}' if hi is not None else f' >= {lo}'}, got {v!r}")
+    return v
+
+
+def _shape(v, what: str) -> list[int]:
+    s = _ints(v, what, lo=1)
+    if not s:
+        raise FracskipError(f"manifest: {what} is empty")
+    return s
+
+
+def _plain_name(name) -> bool:
+    return isinstance(name, str) and bool(name) and name not in (".", "..") and "/" not in name \
+        and "\\" not in name and "\0" not in name
