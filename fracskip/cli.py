@@ -20,6 +20,14 @@ def _menu(s: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"bit menu is a comma-separated list of widths, 0 = skip (got {s!r})")
 
 
+def _probs(s: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(p) for p in s.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one relative frequency per bit-menu entry, e.g. 1,2,3.5,3.5; "
+                                         f"got {s!r}")
+
+
 def _epochs(s: str) -> dict[str, float]:
     """'backbone=8,gates=0.5,joint=1'"""
     try:
@@ -36,7 +44,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         "dataset": a.dataset, "data_dir": a.data, "train_limit": a.limit, "test_limit": a.test_limit,
         "depth": a.depth, "bit_menu": a.bit_menu, "stages": tuple(a.stages.split(",")) if a.stages else None,
         "target": a.target, "alpha": a.alpha, "init": a.init, "seed": a.seed, "batch_size": a.batch_size,
-        "path_probs": tuple(float(p) for p in a.path_probs.split(",")) if a.path_probs else None,
+        "path_probs": a.path_probs,
     }.items() if v is not None}
     if a.epochs:
         over["epochs"] = {**cfg.epochs, **a.epochs}
@@ -94,7 +102,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
     split = D.load(a.dataset, "test", a.data, a.limit)
     res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size,
-                      progress=not a.json, graphs=a.graphs)
+                      progress=not a.json, graphs=a.graphs or "finn")
     if a.json:
         print(json.dumps(res))
     else:
@@ -212,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--depth", type=int, help="ResNet depth 6n+2 (default 14; the paper uses 38 and 74)")
     t.add_argument("--bit-menu", type=_menu, help="e.g. 0,2,4,8 (DFS), 0,8 (skip-only), 4 (static W4A4)")
     t.add_argument("--stages", help="comma-separated subset of backbone,gates,joint")
-    t.add_argument("--path-probs", help="stage 1: relative frequency of each bit-menu entry, e.g. 1,2,3.5,3.5 "
+    t.add_argument("--path-probs", type=_probs, help="stage 1: relative frequency of each bit-menu entry, e.g. 1,2,3.5,3.5 "
                                         "(default: uniform)")
     t.add_argument("--epochs", type=_epochs, help="per stage, e.g. backbone=8,gates=0.5,joint=1")
     t.add_argument("--lr", type=_epochs, help="learning rate per stage, e.g. backbone=1e-3,joint=2e-4")
@@ -273,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="run test images through the runtime controller on a backend")
     s.add_argument("folder", help="an export folder (torch, qonnx) or a build folder (rtlsim)")
     s.add_argument("--backend", default="qonnx", choices=("torch", "qonnx", "rtlsim"))
-    s.add_argument("--graphs", default="finn", choices=("finn", "qonnx"),
+    s.add_argument("--graphs", choices=("finn", "qonnx"),
                    help="qonnx backend: run each core as FINN's front end leaves it (exact integers, default) "
                         "or the raw QONNX files in float32")
     s.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10", "synthetic"))
@@ -317,12 +325,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    """Exit codes: 0 done; 2 refused (a bad argument or input: ``fracskip: error: ...``, no traceback, nothing
+    written); 130 interrupted."""
+    from . import validate
+
+    try:
+        a = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse has printed its usage error (2) or the help (0)
+        return int(e.code or 0)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        validate.check(a)  # every argument, before any work starts
         return a.func(a)
     except FracskipError as e:
         print(f"fracskip: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the environment refused a read or write: say which file, no traceback
+        where = f" {e.filename}" if e.filename else ""
+        print(f"fracskip: error: cannot access{where}: {e.strerror or e}; check the path and its permissions",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fracskip: interrupted", file=sys.stderr)

@@ -77,6 +77,25 @@ class TrainConfig:
             raise FracskipError("a static baseline (one-entry bit menu) has no gates: use --stages backbone")
         if not 0 < self.target <= 1:
             raise FracskipError(f"--target is a fraction of the 8-bit compute in (0, 1], got {self.target}")
+        if self.dataset not in D.DATASETS:
+            raise FracskipError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(D.DATASETS)}")
+        for name in ("train_limit", "test_limit", "batch_size", "checkpoint_every", "recalibration_images"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise FracskipError(f"{name} (--{name.replace('_', '-').replace('train-', '')}) must be a positive "
+                                    f"whole number, got {v!r}")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise FracskipError(f"--seed must be a whole number >= 0, got {self.seed!r}")
+        for name, d, positive in (("epochs", self.epochs, False), ("lr", self.lr, True)):
+            for k, v in d.items():
+                if k not in STAGES or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
+                        or (positive and v == 0):
+                    raise FracskipError(f"--{name} {k}={v}: stages are {', '.join(STAGES)}, values finite and "
+                                        f"{'> 0' if positive else '>= 0'}")
+        for name in ("alpha", "weight_decay", "gate_lr_joint"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise FracskipError(f"{name} must be a finite number >= 0, got {v!r}")
 
     def model_config(self, image_size: int, in_channels: int) -> ModelConfig:
         return ModelConfig(depth=self.depth, bit_menu=self.bit_menu, image_size=image_size, in_channels=in_channels)

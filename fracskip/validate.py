@@ -1,0 +1,365 @@
+"""The CLI's arguments, checked before any work starts: one rule set per command.
+
+Every rule raises ``FracskipError`` with a message that names the option, the value and what to do; the CLI
+prints it as ``fracskip: error: ...`` and exits 2, without a traceback and without writing anything. The
+rules are plain functions, ``check_<command>(args)``, listed in ``RULES``: a new option gets its check next to
+the others. Numbers the Python API takes too (``TrainConfig``, ``BuildConfig``) are checked there as well.
+
+Files are read here only as far as needed to refuse them (a manifest and its hashes, an ONNX file's protobuf,
+a settings.json); nothing is imported at module level beyond the standard library, because ``fracskip deploy``
+runs on a board without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import FracskipError
+
+# ---------------------------------------------------------------- values
+
+
+def positive_int(value: Any, option: str, what: str = "a count") -> int | None:
+    """None (option not given) or a whole number >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise FracskipError(f"{option} must be a positive whole number ({what}), got {value!r}")
+    return value
+
+
+def number(value: Any, option: str, lo: float | None = None, hi: float | None = None,
+           lo_open: bool = False, what: str = "") -> float | None:
+    """None or a finite number in [lo, hi] (``lo_open``: lo excluded)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise FracskipError(f"{option} must be a finite number{f' ({what})' if what else ''}, got {value!r}")
+    too_low = lo is not None and (value <= lo if lo_open else value < lo)
+    if too_low or (hi is not None and value > hi):
+        rng = f"{'(' if lo_open else '['}{'' if lo is None else f'{lo:g}'}, {'' if hi is None else f'{hi:g}'}]"
+        raise FracskipError(f"{option} must be in {rng}{f' ({what})' if what else ''}, got {value!r}")
+    return float(value)
+
+
+def exclusive(args: argparse.Namespace, *options: str) -> None:
+    """At most one of ``options`` (attribute names) is set."""
+    given = [o for o in options if getattr(args, o, None) not in (None, False)]
+    if len(given) > 1:
+        names = " and ".join("--" + o.replace("_", "-") for o in given)
+        raise FracskipError(f"{names} cannot be used together: pass one of them")
+
+
+# ---------------------------------------------------------------- paths
+
+
+def existing_dir(path: str | None, option: str, what: str) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.exists():
+        raise FracskipError(f"{option} {path}: no such folder; pass {what}")
+    if not p.is_dir():
+        raise FracskipError(f"{option} {path} is a file, not a folder; pass {what}")
+    return p
+
+
+def existing_file(path: str | None, option: str, what: str) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.exists():
+        raise FracskipError(f"{option} {path}: no such file; pass {what}")
+    if not p.is_file():
+        raise FracskipError(f"{option} {path} is not a file; pass {what}")
+    return p
+
+
+def _nearest_existing(p: Path) -> Path:
+    p = p.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def writable(path: Path, option: str) -> None:
+    """``path`` (a folder, existing or to be created) can be written: probed with a real file, since
+    permission bits say nothing for root and nothing about read-only file systems."""
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise FracskipError(f"{option} {path}: {base} is a file, so the folder cannot be created there; "
+                            "choose another output folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".fracskip-write-probe.", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise FracskipError(f"{option} {path}: cannot write in {base} ({e.strerror or e}); choose a writable "
+                            "output folder") from e
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    c, p = child.resolve(), parent.resolve()
+    return c == p or p in c.parents
+
+
+def output_dir(path: str, option: str, force: bool, inputs: tuple[str | Path | None, ...] = (),
+               resume: bool = False) -> Path:
+    """An output folder: not a file, empty (or ``--force``), writable, and not holding any input (``--force``
+    would delete it) nor inside one."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise FracskipError(f"{option} {path} is a file; pass a folder (it is created if missing)")
+    for i in inputs:
+        if i is None or str(i) == "default":
+            continue
+        if _inside(Path(i), p):
+            raise FracskipError(f"{option} {path} holds the input {i}: writing there would "
+                                f"{'delete' if force else 'mix with'} it; choose another output folder")
+        if Path(i).is_dir() and _inside(p, Path(i)):
+            raise FracskipError(f"{option} {path} is inside the input folder {i}; choose an output folder outside it")
+    if p.is_dir() and any(p.iterdir()) and not force and not resume:
+        raise FracskipError(f"{path} is not empty: pass --force to replace it, or choose another -o folder")
+    writable(p, option)
+    return p
+
+
+# ---------------------------------------------------------------- file contents
+
+
+def load_json(path: Path, what: str) -> Any:
+    import json
+
+    try:
+        return json.loads(Path(path).read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise FracskipError(f"{path} is not valid JSON ({str(e)[:200]}); {what}") from e
+    except OSError as e:
+        raise FracskipError(f"cannot read {path} ({e.strerror or e}); {what}") from e
+
+
+def load_onnx(path: Path):
+    """An ONNX file's ModelProto, or a FracskipError naming the file (never a protobuf traceback)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise FracskipError(f"{path} is not a readable ONNX model ({type(e).__name__}: {str(e)[:200]}); "
+                            "re-run `fracskip export`") from e
+    if not model.graph.node or not model.graph.input or not model.graph.output:
+        raise FracskipError(f"{path} is an ONNX file without a graph (no nodes, inputs or outputs); "
+                            "re-run `fracskip export`")
+    return model
+
+
+def export_folder(folder: str | Path, onnx: bool = True, checkpoint: bool = True):
+    """An export (or the export inside a build): its manifest, every listed file's hash, and the files' contents
+    readable (ONNX graphs, gate weights without pickle, the source checkpoint as plain data)."""
+    from .runtime.driver import load_npz
+    from .runtime.manifest import Manifest
+
+    m = Manifest.load(folder)
+    if onnx:
+        for c in m.cores().values():
+            load_onnx(m.file(c["file"]))
+    gates = load_npz(m.file(m.data["gates"]["file"]))
+    if "lstm_weight_hh" not in gates:
+        raise FracskipError(f"{m.file(m.data['gates']['file'])} holds no gate weights; re-run `fracskip export`")
+    if checkpoint:
+        from .training.checkpoint import load_raw
+
+        src = m.data.get("source_checkpoint")
+        if not src:
+            raise FracskipError(f"manifest in {m.root} names no source checkpoint; re-run `fracskip export`")
+        load_raw(m.file(src["file"]))
+    return m
+
+
+def checkpoint(ref: str, option: str = "checkpoint") -> None:
+    """'default', a .pt file or a run folder, readable as plain data (nothing in it is run)."""
+    from .training.checkpoint import load_raw
+
+    if not isinstance(ref, str) or not ref:
+        raise FracskipError(f"{option}: pass a checkpoint file, a run folder, or 'default'")
+    load_raw(ref)
+
+
+def board(name: str) -> None:
+    from . import bitstreams
+
+    bitstreams.load(name)
+
+
+def data_dir(a: argparse.Namespace, dataset: str | None) -> None:
+    what = "the dataset folder (Fashion-MNIST's four IDX files, or CIFAR-10's python batches)"
+    existing_dir(getattr(a, "data", None), "--data", what)
+    if dataset == "cifar10" and getattr(a, "data", None) is None:
+        raise FracskipError("--dataset cifar10 needs --data DIR, the folder of CIFAR-10's python version "
+                            "(data_batch_1..5, test_batch); it is on no package registry")
+
+
+# ---------------------------------------------------------------- the rules, per command
+
+
+def check_train(a: argparse.Namespace) -> None:
+    positive_int(a.limit, "--limit", "training images")
+    positive_int(a.test_limit, "--test-limit", "test images")
+    positive_int(a.batch_size, "--batch-size", "images per step")
+    positive_int(a.depth, "--depth", "6n+2")
+    number(a.target, "--target", 0, 1, lo_open=True, what="a fraction of the all-8-bit compute")
+    number(a.alpha, "--alpha", 0, what="weight of the cost term")
+    if a.seed is not None and a.seed < 0:
+        raise FracskipError(f"--seed must be >= 0, got {a.seed}")
+    for opt, d, lo_open in (("--epochs", a.epochs, False), ("--lr", a.lr, True)):
+        for stage, v in (d or {}).items():
+            if stage not in ("backbone", "gates", "joint"):
+                raise FracskipError(f"{opt}: unknown stage {stage!r}; stages are backbone, gates, joint")
+            number(v, f"{opt} {stage}", 0, lo_open=lo_open)
+    stages = a.stages.split(",") if a.stages else None
+    if a.path_probs is not None and stages is not None and "backbone" not in stages:
+        raise FracskipError("--path-probs sets how often stage 1 (backbone) draws each width: it cannot be used "
+                            "with --stages without backbone")
+    data_dir(a, a.dataset)
+    if a.init is not None:
+        checkpoint(a.init, "--init")
+    out = Path(a.output)
+    if a.resume:
+        if not (out / "checkpoint.pt").is_file():
+            raise FracskipError(f"--resume: {out} holds no checkpoint.pt to continue from; drop --resume to start "
+                                "a new run there")
+        checkpoint(str(out / "checkpoint.pt"), "--resume")
+    output_dir(a.output, "-o", force=False, inputs=(a.data, a.init), resume=a.resume)
+
+
+def check_eval(a: argparse.Namespace) -> None:
+    positive_int(a.limit, "--limit", "test images")
+    data_dir(a, a.dataset)
+    checkpoint(a.checkpoint)
+
+
+def check_compare(a: argparse.Namespace) -> None:
+    positive_int(a.limit, "--limit", "test images")
+    data_dir(a, a.dataset)
+    if len(set(a.checkpoints)) != len(a.checkpoints):
+        raise FracskipError("the same checkpoint is listed twice: pass each checkpoint once")
+    for c in a.checkpoints:
+        checkpoint(c)
+    if a.plot is not None:
+        p = Path(a.plot)
+        if p.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise FracskipError(f"--plot {a.plot}: name a .png, .pdf or .svg file")
+        if p.is_dir():
+            raise FracskipError(f"--plot {a.plot} is a folder; name a .png file")
+        existing_dir(str(p.parent), "--plot", "a file in an existing folder")
+        writable(p.parent, "--plot")
+
+
+def check_export(a: argparse.Namespace) -> None:
+    checkpoint(a.checkpoint)
+    from .training.checkpoint import resolve
+
+    output_dir(a.output, "-o", a.force, inputs=(resolve(a.checkpoint),))
+
+
+def check_simulate(a: argparse.Namespace) -> None:
+    positive_int(a.limit, "--limit", "test images")
+    positive_int(a.batch_size, "--batch-size", "images per batch")
+    if a.graphs is not None and a.backend != "qonnx":
+        raise FracskipError(f"--graphs chooses what the qonnx backend executes: it cannot be used with "
+                            f"--backend {a.backend}")
+    data_dir(a, a.dataset)
+    folder = existing_dir(a.folder, "folder", "an export folder (`fracskip export`) or a build folder")
+    is_build = (folder / "summary.json").is_file() and (folder / "export" / "manifest.json").is_file()
+    if a.backend == "rtlsim" and not is_build:
+        raise FracskipError(f"--backend rtlsim simulates a build's RTL: {a.folder} is not a build folder "
+                            "(`fracskip build EXPORT --until hdl -o BUILD`, then pass BUILD)")
+    if is_build:
+        summary = load_json(folder / "summary.json", "re-run `fracskip build`")
+        if not isinstance(summary, dict) or "cores" not in summary:
+            raise FracskipError(f"{folder / 'summary.json'} is not a build summary; re-run `fracskip build`")
+        if a.backend == "rtlsim" and summary.get("until") not in ("hdl", "bitstream"):
+            raise FracskipError(f"{a.folder} was built --until {summary.get('until')}: the RTL simulation needs "
+                                "--until hdl")
+    export_folder(folder / "export" if is_build else folder, onnx=a.backend != "torch")
+
+
+def check_build(a: argparse.Namespace) -> None:
+    board(a.board)
+    positive_int(a.workers, "--workers", "parallel FINN builds")
+    positive_int(a.calibration, "--calibration", "training images")
+    number(a.budget, "--budget", 0, 1, lo_open=True, what="a fraction of the device")
+    number(a.target_fps, "--target-fps", 0, lo_open=True, what="frames per second")
+    if a.size_fifos and a.until == "estimates":
+        raise FracskipError("--size-fifos simulates the generated HDL: it cannot be used with --until estimates")
+    data_dir(a, None)
+    existing_dir(a.export_dir, "export_dir", "a folder written by `fracskip export`")
+    export_folder(a.export_dir)
+    output_dir(a.output, "-o", a.force, inputs=(a.export_dir,))
+
+
+def check_deploy(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .runtime.driver import load_array, load_settings
+    from .runtime.manifest import Manifest
+
+    positive_int(a.limit, "--limit", "images")
+    positive_int(a.batch_size, "--batch-size", "images per batch")
+    number(a.timeout, "--timeout", 0, 3600, lo_open=True, what="seconds")
+    pkg = existing_dir(a.package, "package", "a deploy package (settings.json, host_params.npz, export/, bitfile/)")
+    load_settings(pkg)
+    m = Manifest.load(pkg / "export")
+    existing_file(a.images, "--images", "a .npy or IDX file of uint8 images")
+    images = load_array(a.images)
+    exp = tuple(m.data["input"]["shape"][1:])
+    if images.ndim != 4 or tuple(images.shape[1:]) != exp:
+        raise FracskipError(f"--images {a.images}: shape {images.shape}, the network takes (N, "
+                            f"{', '.join(map(str, exp))}) raw pixels")
+    if not len(images):
+        raise FracskipError(f"--images {a.images} holds no images")
+    if images.dtype != np.uint8 and not np.array_equal(images, np.clip(np.round(images), 0, 255)):
+        raise FracskipError(f"--images {a.images}: values must be raw 8-bit pixels (0..255)")
+    if a.labels is not None:
+        existing_file(a.labels, "--labels", "a .npy or IDX file of class numbers")
+        labels = load_array(a.labels)
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise FracskipError(f"--labels {a.labels}: {labels.shape} labels for {len(images)} images; pass one "
+                                "class number per image")
+
+
+def check_demo(a: argparse.Namespace) -> None:
+    positive_int(a.images, "--images", "test images through the simulation")
+    positive_int(a.workers, "--workers", "parallel FINN builds")
+    board(a.board)
+    checkpoint(a.checkpoint, "--checkpoint")
+    from .training.checkpoint import resolve
+
+    output_dir(a.output, "-o", a.force, inputs=(resolve(a.checkpoint),))
+
+
+def check_bench(a: argparse.Namespace) -> None:
+    positive_int(a.workers, "--workers", "parallel FINN builds")
+    checkpoint(a.checkpoint, "--checkpoint")
+    from .training.checkpoint import resolve
+
+    output_dir(a.output, "-o", a.force, inputs=(resolve(a.checkpoint),))
+
+
+RULES: dict[str, Callable[[argparse.Namespace], None]] = {
+    "train": check_train, "eval": check_eval, "compare": check_compare, "export": check_export,
+    "simulate": check_simulate, "build": check_build, "deploy": check_deploy, "demo": check_demo,
+    "bench": check_bench,
+}
+
+
+def check(a: argparse.Namespace) -> None:
+    """Run the rules of ``a.command``; raises FracskipError on the first violation."""
+    rule = RULES.get(a.command)
+    if rule is not None:
+        rule(a)
