@@ -20,6 +20,7 @@ from ..runtime.manifest import FORMAT, Manifest, sha256
 from ..training import quant as q
 from ..training.checkpoint import load_model, resolve
 from ..training.cost import cost_table
+from ..training.intgate import IntGate
 from ..training.model import DFSNet
 from .cores import HeadCore, PathCore, StemCore
 
@@ -108,7 +109,9 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
         if qonnx_bops[name] != bitops:
             raise FracskipError(f"internal error: BitOPs of {name} are {bitops} by fracskip's count but "
                                 f"{qonnx_bops[name]} by qonnx-inference-cost")
-    _save_gates(net, folder / "gates.npz")
+    if not isinstance(net.gate, IntGate):
+        raise FracskipError("this checkpoint has a float gate (written before the integer gate), which no hardware "
+                            "runs: train its gates again, e.g. `fracskip train --init CKPT --stages gates,joint -o RUN`")
     return {
         "format": FORMAT,
         "model_config": cfg.to_dict(),
@@ -123,19 +126,8 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
                  "in": {"shape": list(head_in.shape), "datatype": head_dt,
                         "host": "sum over H and W of the last block's output integers"},
                  "out": {"shape": [1, cfg.num_classes], "datatype": "FLOAT32"}},
-        "gates": {"file": "gates.npz", "hidden": cfg.gate_hidden, "runs_on": "host (numpy)",
+        "gates": {**net.gate.integer_params().to_json(), "doc": "docs/integer-gate.md",
                   "params": sum(p.numel() for p in net.gate.parameters())},
         "bitops": {"full_8bit": table.full, "counted_as": "qonnx-inference-cost total_bops, discount_sparsity=False",
                    "qonnx_inference_cost": qonnx_bops},
     }
-
-
-def _save_gates(net: DFSNet, path: Path) -> None:
-    gate = net.gate
-    w = {"lstm_weight_ih": gate.lstm.weight_ih, "lstm_weight_hh": gate.lstm.weight_hh,
-         "lstm_bias_ih": gate.lstm.bias_ih, "lstm_bias_hh": gate.lstm.bias_hh,
-         "proj_weight": gate.proj.weight, "proj_bias": gate.proj.bias}
-    for i, e in enumerate(gate.embed):
-        w[f"embed{i}_weight"] = e.weight
-        w[f"embed{i}_bias"] = e.bias
-    np.savez(path, **{k: v.detach().cpu().numpy().astype(np.float32) for k, v in w.items()})

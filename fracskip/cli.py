@@ -164,7 +164,7 @@ def cmd_build(a: argparse.Namespace) -> int:
 def cmd_compare(a: argparse.Namespace) -> int:
     from .training.compare import compare, plot, table
 
-    rows = compare(a.checkpoints, a.dataset, a.data, a.limit, progress=not a.json)
+    rows = compare(a.checkpoints, a.dataset, a.data, a.limit, progress=not a.json, oracle=a.oracle)
     if a.plot:
         plot(rows, Path(a.plot))
     print(json.dumps(rows) if a.json else table(rows))
@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data", help="dataset folder")
     c.add_argument("--limit", type=int, help="first N test images (default: all)")
     c.add_argument("--plot", help="write accuracy-vs-compute PNG here")
+    c.add_argument("--oracle", metavar="CKPT", help="also the oracle routings (per image: cheapest correct uniform "
+                                                    "precision; per-block greedy) on this checkpoint, e.g. the backbone")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
 

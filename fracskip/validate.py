@@ -161,16 +161,14 @@ def load_onnx(path: Path):
 def export_folder(folder: str | Path, onnx: bool = True, checkpoint: bool = True):
     """An export (or the export inside a build): its manifest, every listed file's hash, and the files' contents
     readable (ONNX graphs, gate weights without pickle, the source checkpoint as plain data)."""
-    from .runtime.driver import load_npz
+    from .runtime.intgate import IntGateParams
     from .runtime.manifest import Manifest
 
     m = Manifest.load(folder)
     if onnx:
         for c in m.cores().values():
             load_onnx(m.file(c["file"]))
-    gates = load_npz(m.file(m.data["gates"]["file"]))
-    if "lstm_weight_hh" not in gates:
-        raise FracskipError(f"{m.file(m.data['gates']['file'])} holds no gate weights; re-run `fracskip export`")
+    IntGateParams.from_json(m.data["gates"])  # shapes and ranges of the integer gate's specification
     if checkpoint:
         from .training.checkpoint import load_raw
 
@@ -221,6 +219,10 @@ def check_train(a: argparse.Namespace) -> None:
             if stage not in ("backbone", "gates", "joint"):
                 raise FracskipError(f"{opt}: unknown stage {stage!r}; stages are backbone, gates, joint")
             number(v, f"{opt} {stage}", 0, lo_open=lo_open)
+    if a.depth is not None or a.bit_menu is not None:  # 6n+2, widths 0..8: the model's own rules
+        from .training.model import ModelConfig
+
+        ModelConfig(**{k: v for k, v in (("depth", a.depth), ("bit_menu", a.bit_menu)) if v is not None})
     stages = a.stages.split(",") if a.stages else None
     if a.path_probs is not None and stages is not None and "backbone" not in stages:
         raise FracskipError("--path-probs sets how often stage 1 (backbone) draws each width: it cannot be used "

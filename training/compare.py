@@ -8,6 +8,7 @@ from pathlib import Path
 from . import data as D
 from .checkpoint import load_model
 from .evaluate import evaluate
+from .oracle import ORACLES
 
 
 def kind(ck: dict) -> str:
@@ -21,22 +22,65 @@ def kind(ck: dict) -> str:
 
 
 def compare(checkpoints: list[str], dataset: str = "fashion-mnist", data_dir: str | None = None,
-            limit: int | None = None, progress: bool = True) -> list[dict]:
+            limit: int | None = None, progress: bool = True, oracle: str | None = None) -> list[dict]:
+    """One row per checkpoint; with ``oracle`` (a checkpoint holding every path, e.g. the backbone), the oracle
+    routings of ``training.oracle`` on it as rows too, and each learned row's share of the oracle's gain."""
     split = D.load(dataset, "test", data_dir, limit)
     rows = []
     for ref in checkpoints:
         net, ck = load_model(ref)
         ev = evaluate(net, split, progress=progress)
-        rows.append({"checkpoint": str(ref), "model": kind(ck), "accuracy": ev["accuracy"],
-                     "compute_pct": ev["compute_pct"], "bitops_per_input": ev["bitops_per_input"], "n": ev["n"],
-                     "choices": ev["choices"]})
+        rows.append(_row(str(ref), kind(ck), ev))
+    if oracle is not None:
+        net, _ = load_model(oracle)
+        for name, route in ORACLES.items():
+            ev = evaluate(net, split, choices=route(net, split, progress=progress), progress=progress)
+            rows.append(_row(str(oracle), f"oracle {name}", ev))
+    _recovery(rows)
     return rows
 
 
+def _row(ref: str, model: str, ev: dict) -> dict:
+    return {"checkpoint": ref, "model": model, "accuracy": ev["accuracy"], "compute_pct": ev["compute_pct"],
+            "bitops_per_input": ev["bitops_per_input"], "n": ev["n"], "choices": ev["choices"]}
+
+
+def static_front(rows: list[dict], compute_pct: float) -> float | None:
+    """Accuracy of the static rows' front at ``compute_pct``: linear between neighbours, flat past the last."""
+    pts = sorted((r["compute_pct"], r["accuracy"]) for r in rows if r["model"].startswith("static"))
+    if not pts or compute_pct < pts[0][0]:
+        return None
+    best, front = -1.0, []
+    for c, a in pts:  # only the Pareto points
+        if a > best:
+            front.append((c, a))
+            best = a
+    for (c0, a0), (c1, a1) in zip(front, front[1:]):
+        if c0 <= compute_pct <= c1:
+            return a0 + (a1 - a0) * (compute_pct - c0) / (c1 - c0)
+    return front[-1][1]
+
+
+def _recovery(rows: list[dict]) -> None:
+    """Accuracy above the static front at equal compute, and for learned rows the share of the uniform
+    oracle's gain that they recover."""
+    for r in rows:
+        f = static_front(rows, r["compute_pct"])
+        r["gain_over_static_front"] = None if f is None else r["accuracy"] - f
+    orc = next((r for r in rows if r["model"] == "oracle uniform"), None)
+    if orc is None or not orc["gain_over_static_front"]:
+        return
+    for r in rows:
+        if r["model"].startswith(("DFS", "skip-only")) and r["gain_over_static_front"] is not None:
+            r["oracle_gain_recovered"] = r["gain_over_static_front"] / orc["gain_over_static_front"]
+
+
 def table(rows: list[dict]) -> str:
-    lines = [f"{'model':<34} {'accuracy':>9} {'compute %':>10} {'BitOPs/input':>14}", "-" * 70]
+    lines = [f"{'model':<34} {'accuracy':>9} {'compute %':>10} {'BitOPs/input':>14} {'vs static':>10}", "-" * 81]
     for r in sorted(rows, key=lambda r: r["compute_pct"]):
-        lines.append(f"{r['model']:<34} {r['accuracy']:>9.4f} {r['compute_pct']:>10.1f} {r['bitops_per_input']:>14.4g}")
+        g = r.get("gain_over_static_front")
+        lines.append(f"{r['model']:<34} {r['accuracy']:>9.4f} {r['compute_pct']:>10.1f} {r['bitops_per_input']:>14.4g}"
+                     f" {'' if g is None else f'{100 * g:+.2f} pp':>10}")
     return "\n".join(lines)
 
 
@@ -47,14 +91,15 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    groups = {"DFS": ("tab:red", "o"), "static": ("tab:blue", "s"), "skip-only": ("tab:green", "^")}
+    groups = {"DFS": ("tab:red", "o"), "static": ("tab:blue", "s"), "skip-only": ("tab:green", "^"),
+              "oracle": ("tab:gray", "*")}
     for name, (color, marker) in groups.items():
         pts = sorted((r["compute_pct"], 100 * r["accuracy"], r["model"]) for r in rows if r["model"].startswith(name))
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, label=name,
                     linestyle="-" if name == "DFS" else "none")
             for x, y, m in pts:
-                if name == "static":
+                if name in ("static", "oracle"):
                     ax.annotate(m.split()[-1], (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
     ax.set_xlabel("computation (% of BitOPs of the all-8-bit network)")
     ax.set_ylabel("test accuracy (%)")

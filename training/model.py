@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from brevitas.quant_tensor import IntQuantTensor
 
 from . import quant as q
+from .intgate import IntGate, feature_hw
 from ..errors import FracskipError
 
 
@@ -28,6 +29,9 @@ class ModelConfig:
     num_classes: int = 10
     bit_menu: tuple[int, ...] = q.DEFAULT_BIT_MENU  # 0 = skip
     gate_hidden: int = 10
+    # "int": the integer gate of docs/integer-gate.md (trained as it runs on chip); "float": the reference code's
+    # float gate (checkpoints written before the integer gate; they can be trained on but not exported)
+    gate: str = "int"
     # Paths that exist in the backbone (a sub-menu model, e.g. skip-only {0, 8}, loads a subset of them)
     path_bits: tuple[int, ...] = field(default=())
 
@@ -40,6 +44,8 @@ class ModelConfig:
             raise FracskipError(f"bit menu entries must be 0 (skip) or 1..8 bits, got {self.bit_menu}")
         if len(set(self.bit_menu)) != len(self.bit_menu):
             raise FracskipError(f"bit menu has duplicates: {self.bit_menu}")
+        if self.gate not in ("int", "float"):
+            raise FracskipError(f"gate arithmetic is 'int' or 'float', got {self.gate!r}")
         if not self.path_bits:
             self.path_bits = tuple(sorted(b for b in self.bit_menu if b))
         self.path_bits = tuple(int(b) for b in self.path_bits)
@@ -199,7 +205,11 @@ class DFSNet(nn.Module):
         for i, (cin, cout, stride) in enumerate(specs):
             bits = (q.FULL_BITS,) if i == 0 else cfg.path_bits
             self.blocks.append(DFSBlock(cin, cout, stride, bits, gated=i > 0 and 0 in cfg.bit_menu))
-        self.gate = Gate([cin for cin, _, _ in specs[1:]], cfg.gate_hidden, len(cfg.bit_menu))
+        gate_in = [cin for cin, _, _ in specs[1:]]
+        if cfg.gate == "int":
+            self.gate = IntGate(gate_in, cfg.gate_hidden, len(cfg.bit_menu), feature_hw(cfg))
+        else:
+            self.gate = Gate(gate_in, cfg.gate_hidden, len(cfg.bit_menu))
         self.head_act = q.act(q.FULL_BITS)
         self.head_fc = q.linear(cfg.widths[-1], cfg.num_classes, q.FULL_BITS)
 
@@ -240,7 +250,7 @@ class DFSNet(nn.Module):
                 logits, state = self.gate(g, x.value, state)
                 choice = logits.argmax(dim=1)
                 if straight_through:
-                    soft = logits.softmax(dim=1)
+                    soft = logits.float().softmax(dim=1)
                     hard = F.one_hot(choice, len(menu)).to(soft.dtype)
                     masks.append(hard - soft.detach() + soft)
             else:
@@ -249,6 +259,16 @@ class DFSNet(nn.Module):
             x = self._route(blk, x, choice, masks[-1] if (masks and straight_through and choices is None) else None)
         return DFSOutput(self.head(x), torch.stack(picked, 1) if picked else torch.zeros(n, 0, dtype=torch.long),
                          torch.stack(masks, 1) if masks else None)
+
+    @torch.no_grad()
+    def gate_inputs(self, images: torch.Tensor, bits: int) -> list[torch.Tensor]:
+        """The input of every gate (block i-1's output) with every gated block at ``bits``."""
+        x = self.blocks[0].run(self.stem(images), q.FULL_BITS)
+        out = []
+        for blk in self.blocks[1:]:
+            out.append(x.value)
+            x = blk.run(x, bits)
+        return out
 
     def _route(self, blk: DFSBlock, x: IntQuantTensor, choice: torch.Tensor,
                mask: torch.Tensor | None) -> IntQuantTensor:

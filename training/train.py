@@ -33,6 +33,7 @@ from . import data as D
 from .checkpoint import FORMAT, atomic_save, load_raw, load_state
 from .cost import cost_table
 from .evaluate import evaluate, recalibrate_bn
+from .intgate import IntGate
 from .model import DFSNet, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class TrainConfig:
     augment: bool = True
     recalibration_images: int = 2000  # BatchNorm statistics re-estimated path by path after the backbone stage
     path_probs: tuple[float, ...] | None = None  # stage 1: how often each menu entry is drawn (default uniform)
+    gate: str = "int"  # the integer gate of docs/integer-gate.md; "float" only to reproduce earlier runs
 
     def __post_init__(self) -> None:
         self.bit_menu = tuple(int(b) for b in self.bit_menu)
@@ -98,7 +100,8 @@ class TrainConfig:
                 raise FracskipError(f"{name} must be a finite number >= 0, got {v!r}")
 
     def model_config(self, image_size: int, in_channels: int) -> ModelConfig:
-        return ModelConfig(depth=self.depth, bit_menu=self.bit_menu, image_size=image_size, in_channels=in_channels)
+        return ModelConfig(depth=self.depth, bit_menu=self.bit_menu, image_size=image_size, in_channels=in_channels,
+                           gate=self.gate)
 
 
 def _dist() -> tuple[int, int]:
@@ -134,6 +137,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
     elif cfg.init:
         missing = load_state(net, load_raw(cfg.init)["state_dict"], strict=False)
         log.info("initialised from %s (%d tensors not in it)", cfg.init, len(missing))
+    if isinstance(net.gate, IntGate) and not net.gate.calibrated:
+        _calibrate_gate(net, trainset)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1))
@@ -213,6 +218,14 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
     if world > 1:
         dist.barrier()
     return result
+
+
+def _calibrate_gate(net: DFSNet, trainset: D.Split, images: int = 512) -> None:
+    """Fix the integer gate's LSTM-input exponent from the float embeddings of block inputs under every path."""
+    net.eval()  # running BatchNorm statistics must not move
+    x = trainset.subset(images).images.float()
+    feats = [torch.cat(fs) for fs in zip(*(net.gate_inputs(x, b) for b in net.cfg.path_bits))]
+    log.info("integer gate: LSTM input exponent %d", net.gate.calibrate(feats))
 
 
 def _optimizer(net: DFSNet, stage: str, cfg: TrainConfig) -> torch.optim.Optimizer:

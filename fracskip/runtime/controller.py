@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import FracskipError
-from .gates import Gates
+from .intgate import IntGateParams, IntGates
 from .manifest import Manifest
 
 
@@ -41,7 +41,7 @@ class Controller:
     def __init__(self, manifest: Manifest, backend: Backend, record: bool = False):
         self.m = manifest
         self.backend = backend
-        self.gates = Gates.load(manifest.file(manifest.data["gates"]["file"]))
+        self.gates = IntGates(IntGateParams.from_json(manifest.data["gates"]))
         self.record = record
         self.menu = manifest.bit_menu
 
@@ -59,14 +59,12 @@ class Controller:
         x = self._call("stem", images.astype(np.float32), everyone, calls, cycles)
         state = self.gates.init_state(n)
         choices = []
-        s = self.m.iface_scale
         for blk in self.m.blocks:
             if not blk["gated"]:
                 bits = next(iter(blk["paths"]))
                 x = self._call(blk["paths"][bits]["core"], x, everyone, calls, cycles)
                 continue
-            logits, state = self.gates(blk["gate"], x * np.float32(s), state)
-            choice = logits.argmax(axis=1)
+            _, choice, state = self.gates.step(blk["gate"], x.astype(np.int64), state)
             choices.append(choice)
             y = None
             for k in np.unique(choice):

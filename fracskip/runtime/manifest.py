@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FracskipError
+from .intgate import SPEC
 
 FORMAT = "fracskip-export/1"
 REQUIRED = ("format", "bit_menu", "interface", "input", "stem", "blocks", "head", "gates", "files")
@@ -110,9 +111,10 @@ class Manifest:
         for key in ("stem", "head"):
             self._core(_obj(d[key], key), key, files)
         _shape(_obj(d["head"].get("in"), "head.in").get("shape"), "head.in.shape")
-        gfile = _obj(d["gates"], "gates").get("file")
-        if gfile not in files:
-            raise FracskipError(f"{where}: gates file {gfile!r} is not listed in files")
+        gates = _obj(d["gates"], "gates")
+        if gates.get("spec") != SPEC:
+            raise FracskipError(f"{where}: gates are not an integer gate of spec {SPEC!r} (found {gates.get('spec')!r}); "
+                                "re-export with this fracskip")
         src = d.get("source_checkpoint")
         if src is not None and _obj(src, "source_checkpoint").get("file") not in files:
             raise FracskipError(f"{where}: source checkpoint file {src.get('file')!r} is not listed in files")

@@ -45,7 +45,7 @@ def test_tampered_and_missing_files_are_refused(tiny_export, tmp_path):
         Manifest.load(bad)
     gone = tmp_path / "missing"
     shutil.copytree(tiny_export, gone)
-    (gone / "gates.npz").unlink()
+    (gone / "block1_b4.onnx").unlink()
     with pytest.raises(FracskipError, match="missing"):
         Manifest.load(gone)
 

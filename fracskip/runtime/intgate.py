@@ -1,0 +1,192 @@
+"""The integer DFS gate: the reference of its specification (docs/integer-gate.md), in numpy.
+
+Every value is an integer with a power-of-two scale (its exponent ``f``: real value = integer * 2**-f), every
+rescaling is ``rshift_round`` (add half, arithmetic shift right: round half up), every narrowing saturates, and
+sigmoid and tanh are 256-entry tables indexed by an int8 code. The torch model trains exactly this arithmetic
+(``fracskip.training.intgate``) and the RTL gate computes it (``hls/ops/gate_rtl.py``); all three must produce
+the same integers. Standard library and numpy only: it runs on a PYNQ board's ARM core as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import FracskipError
+
+SPEC = "fracskip-integer-gate/1"
+POOL_SHIFT = 20  # pooled mean code = (sum of codes * round(2**20 / (H*W)) + 2**19) >> 20
+IFACE_EXP = 5  # block-interface codes: uint8, real value = code * 2**-5
+Z_EXP = 4  # LSTM pre-activations: int8 (the tables' index), real value = z * 2**-4
+SIG_EXP = 8  # sigmoid outputs: 0..255, real value = s * 2**-8
+TANH_EXP = 7  # tanh outputs: -127..127, real value = t * 2**-7
+C_EXP = 8  # cell state: int16, real value = c * 2**-8
+H_EXP = 7  # hidden state: int8, real value = h * 2**-7
+INT8 = (-128, 127)
+INT16 = (-(1 << 15), (1 << 15) - 1)
+WEIGHT = (-127, 127)  # narrow-range int8 weights
+
+
+def rshift_round(x: np.ndarray, s: int) -> np.ndarray:
+    """x * 2**-s rounded half up (toward +inf); for s <= 0 an exact left shift."""
+    x = np.asarray(x, dtype=np.int64)
+    if s <= 0:
+        return x << -s
+    return (x + (1 << (s - 1))) >> s
+
+
+def sat(x: np.ndarray, lo_hi: tuple[int, int]) -> np.ndarray:
+    return np.clip(x, lo_hi[0], lo_hi[1])
+
+
+def _codes() -> np.ndarray:
+    return np.arange(-128, 128, dtype=np.float64) * 2.0**-Z_EXP
+
+
+def sigmoid_table() -> np.ndarray:
+    """SIG[z + 128] = clip(round(256 * sigmoid(z / 16)), 0, 255) for z in -128..127."""
+    return np.clip(np.round(256.0 / (1.0 + np.exp(-_codes()))), 0, 255).astype(np.int64)
+
+
+def tanh_table() -> np.ndarray:
+    """TANH[z + 128] = clip(round(128 * tanh(z / 16)), -127, 127) for z in -128..127."""
+    return np.clip(np.round(128.0 * np.tanh(_codes())), -127, 127).astype(np.int64)
+
+
+def pool_multiplier(hw: int) -> int:
+    """round(2**20 / (H*W)), ties up: the fixed-point reciprocal of the pooling area."""
+    return int((2 * (1 << POOL_SHIFT) + hw) // (2 * hw))
+
+
+def lstm_exponent(w_ih_exp: int, w_hh_exp: int, x_exp: int) -> int:
+    """Exponent of the LSTM accumulator: the finer of its two products' exponents (the other is shifted left)."""
+    return max(w_ih_exp + x_exp, w_hh_exp + H_EXP)
+
+
+@dataclass
+class IntGateParams:
+    """Every integer of the gates of one network. Shapes: H hidden, K menu entries, C_g channels of gate g."""
+
+    hidden: int
+    x_exp: int  # exponent of the LSTM input (the embeddings), shared by every gate
+    pool_mult: list[int]  # per gate
+    embed_w: list[np.ndarray]  # per gate (H, C_g) int8
+    embed_exp: list[int]  # per gate: exponent of embed_w; its bias has exponent embed_exp + IFACE_EXP
+    embed_b: list[np.ndarray]  # per gate (H,) int32
+    w_ih: np.ndarray  # (4H, H) int8, rows in PyTorch's LSTMCell order: input, forget, cell (g), output
+    w_ih_exp: int
+    w_hh: np.ndarray  # (4H, H) int8
+    w_hh_exp: int
+    lstm_b: np.ndarray  # (4H,) int32 at exponent lstm_exponent(...)
+    proj_w: np.ndarray  # (K, H) int8
+    proj_exp: int  # its bias has exponent proj_exp + H_EXP
+    proj_b: np.ndarray  # (K,) int32
+    sigmoid: np.ndarray  # (256,) table
+    tanh: np.ndarray  # (256,) table
+
+    @property
+    def n_gates(self) -> int:
+        return len(self.embed_w)
+
+    @property
+    def lstm_exp(self) -> int:
+        return lstm_exponent(self.w_ih_exp, self.w_hh_exp, self.x_exp)
+
+    # -- manifest form (JSON) ----------------------------------------------------------------------
+    def to_json(self) -> dict:
+        L = lambda a: np.asarray(a, dtype=np.int64).tolist()  # noqa: E731
+        return {
+            "spec": SPEC, "hidden": self.hidden, "n_gates": self.n_gates, "n_choices": int(self.proj_w.shape[0]),
+            "exponents": {"interface": IFACE_EXP, "lstm_input": self.x_exp, "lstm_acc": self.lstm_exp,
+                          "z": Z_EXP, "sigmoid": SIG_EXP, "tanh": TANH_EXP, "c": C_EXP, "h": H_EXP},
+            "pool_shift": POOL_SHIFT,
+            "embed": [{"pool_mult": int(m), "weight": L(w), "weight_exp": int(e), "bias": L(b)}
+                      for m, w, e, b in zip(self.pool_mult, self.embed_w, self.embed_exp, self.embed_b)],
+            "lstm": {"w_ih": L(self.w_ih), "w_ih_exp": self.w_ih_exp, "w_hh": L(self.w_hh),
+                     "w_hh_exp": self.w_hh_exp, "bias": L(self.lstm_b)},
+            "proj": {"weight": L(self.proj_w), "weight_exp": self.proj_exp, "bias": L(self.proj_b)},
+            "tables": {"sigmoid": L(self.sigmoid), "tanh": L(self.tanh)},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "IntGateParams":
+        A = lambda a: np.asarray(a, dtype=np.int64)  # noqa: E731
+        try:
+            if d["spec"] != SPEC:
+                raise FracskipError(f"gate spec {d['spec']!r} is not {SPEC!r}: re-export with this fracskip")
+            p = cls(hidden=int(d["hidden"]), x_exp=int(d["exponents"]["lstm_input"]),
+                    pool_mult=[int(e["pool_mult"]) for e in d["embed"]],
+                    embed_w=[A(e["weight"]) for e in d["embed"]], embed_exp=[int(e["weight_exp"]) for e in d["embed"]],
+                    embed_b=[A(e["bias"]) for e in d["embed"]],
+                    w_ih=A(d["lstm"]["w_ih"]), w_ih_exp=int(d["lstm"]["w_ih_exp"]), w_hh=A(d["lstm"]["w_hh"]),
+                    w_hh_exp=int(d["lstm"]["w_hh_exp"]), lstm_b=A(d["lstm"]["bias"]),
+                    proj_w=A(d["proj"]["weight"]), proj_exp=int(d["proj"]["weight_exp"]), proj_b=A(d["proj"]["bias"]),
+                    sigmoid=A(d["tables"]["sigmoid"]), tanh=A(d["tables"]["tanh"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise FracskipError(f"the manifest's integer gate is malformed ({type(e).__name__}: {e}); re-export it") from e
+        p.check()
+        return p
+
+    def check(self) -> None:
+        """Shapes and ranges of the specification; a manifest that breaks them is refused."""
+        H = self.hidden
+        bad = []
+        for name, a, shape, rng in [("w_ih", self.w_ih, (4 * H, H), WEIGHT), ("w_hh", self.w_hh, (4 * H, H), WEIGHT),
+                                    ("lstm bias", self.lstm_b, (4 * H,), (-(1 << 31), (1 << 31) - 1)),
+                                    ("proj weight", self.proj_w, (self.proj_w.shape[0], H), WEIGHT),
+                                    ("sigmoid table", self.sigmoid, (256,), (0, 255)),
+                                    ("tanh table", self.tanh, (256,), (-127, 127))]:
+            if a.shape != shape or a.size and (a.min() < rng[0] or a.max() > rng[1]):
+                bad.append(f"{name}: shape {a.shape}, expected {shape} within {rng}")
+        for g, (w, b) in enumerate(zip(self.embed_w, self.embed_b)):
+            if w.ndim != 2 or w.shape[0] != H or b.shape != (H,) or w.min() < WEIGHT[0] or w.max() > WEIGHT[1]:
+                bad.append(f"embed {g}: weight {w.shape}, bias {b.shape}")
+        if not (len(self.pool_mult) == len(self.embed_w) == len(self.embed_exp) == len(self.embed_b)):
+            bad.append("per-gate lists differ in length")
+        if bad:
+            raise FracskipError("integer gate parameters break the specification: " + "; ".join(bad))
+
+
+class IntGates:
+    """The gates of one network, run on integer block-interface codes. ``step`` is one gate evaluation."""
+
+    def __init__(self, params: IntGateParams):
+        params.check()
+        self.p = params
+
+    @property
+    def hidden(self) -> int:
+        return self.p.hidden
+
+    def init_state(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        z = np.zeros((n, self.p.hidden), dtype=np.int64)
+        return z, z.copy()
+
+    def step(self, g: int, codes: np.ndarray, state: tuple[np.ndarray, np.ndarray], trace: dict | None = None):
+        """codes: (N, C, H, W) interface integers -> (logits (N, K) int64, decisions (N,), new state).
+
+        ``trace`` (a dict), when given, receives every intermediate integer (for the RTL's tests)."""
+        p = self.p
+        codes = np.asarray(codes)
+        if codes.ndim != 4 or codes.shape[1] != p.embed_w[g].shape[1]:
+            raise FracskipError(f"gate {g} expects (N, {p.embed_w[g].shape[1]}, H, W) codes, got {codes.shape}")
+        s = codes.astype(np.int64).sum(axis=(2, 3))  # (N, C)
+        pooled = np.minimum(rshift_round(s * p.pool_mult[g], POOL_SHIFT), 255)
+        acc_e = pooled @ p.embed_w[g].T + p.embed_b[g]
+        e = sat(rshift_round(acc_e, p.embed_exp[g] + IFACE_EXP - p.x_exp), INT8)
+        h, c = state
+        F = p.lstm_exp
+        acc = ((e @ p.w_ih.T) << (F - p.w_ih_exp - p.x_exp)) + ((h @ p.w_hh.T) << (F - p.w_hh_exp - H_EXP)) + p.lstm_b
+        z = sat(rshift_round(acc, F - Z_EXP), INT8)
+        zi, zf, zg, zo = np.split(z, 4, axis=1)
+        i, f, o = p.sigmoid[zi + 128], p.sigmoid[zf + 128], p.sigmoid[zo + 128]
+        gg = p.tanh[zg + 128]
+        c = sat(rshift_round(f * c, SIG_EXP) + rshift_round(i * gg, SIG_EXP + TANH_EXP - C_EXP), INT16)
+        tc = p.tanh[sat(rshift_round(c, C_EXP - Z_EXP), INT8) + 128]
+        h = sat(rshift_round(o * tc, SIG_EXP + TANH_EXP - H_EXP), INT8)
+        logits = h @ p.proj_w.T + p.proj_b
+        decision = logits.argmax(axis=1)  # ties: the lowest index (numpy's argmax returns the first maximum)
+        if trace is not None:
+            trace.update(sums=s, pooled=pooled, acc_e=acc_e, e=e, acc_z=acc, z=z, c=c, h=h, logits=logits)
+        return logits, decision, (h, c)
