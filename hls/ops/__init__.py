@@ -1,4 +1,4 @@
 """The project's own FINN custom ops, registered into FINN's registry on import (the installed package is not changed)."""
 
 from ..lutmvu import op as lutmvu_op  # noqa: F401  MVAU_lut, the LUT-based MVAU
-from . import clip_rtl, duplicatestreams_rtl, requant_rtl  # noqa: F401
+from . import clip_rtl, duplicatestreams_rtl, gate_rtl, requant_rtl  # noqa: F401

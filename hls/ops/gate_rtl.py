@@ -1,0 +1,468 @@
+"""DFSGate and DFSGate_rtl: the integer DFS gate (docs/integer-gate.md) as a FINN HW layer.
+
+One node is the gate ``g`` of a network: it reads block ``g``'s output feature map and decides the precision of
+block ``g + 1``. Streams (FINN's names):
+
+- ``in0_V``: the feature map, NHWC, ``PE`` uint8 codes per word (normal shape (1, H, W, C), folded
+  (1, H, W, C/PE, PE)); ``H*W*C/PE`` words per frame.
+- ``in1_V`` (attribute ``StateIn`` = 1; absent for the first gate): the previous gate's token, one word per frame.
+- ``out0_V``: this gate's token, one word per frame.
+
+The token is one INT16 vector, element 0 at the LSB as FINN packs it: ``[d, h_0..h_{H-1}, c_0..c_{H-1}]``
+(shape (1, 1 + 2H); h sign-extended from int8) when ``StateOut`` = 1, ``[d]`` alone (shape (1, 1)) for the last
+gate. Why one output: FINN's ``InsertFIFO`` gives every output of a multi-output node the folded shape of output 0
+(FINN-NOTES §4d), so a decision stream beside a state stream breaks it. With one output, every gate is an ordinary
+single-output node; the token goes through a ``DuplicateStreams_rtl`` fork to the next block's mode input (which
+reads the low 16 bits) and to the next gate's ``in1_V``, whose shape is the same token: FIFOs, width converters and
+stitching are FINN's own. A gate ignores the ``d`` of the token it receives.
+
+Parameters: the node attribute ``params`` is the JSON (``IntGateParams.to_json``) of a one-gate ``IntGateParams``
+(this gate's embedding, the shared LSTM, projection and tables; ``gate_params`` makes it). ``generate_hdl`` writes
+a wrapper ``<top>.v`` and four ROM images (weights, biases, sigmoid, tanh) beside it; the core is
+``rtl/dfsgate.v`` + ``rtl/dfsgate_rsrsat.v``. Exponents become constant shifts (Verilog parameters).
+
+Cycle model (the RTL, no back-pressure): one evaluation takes ``C + H*C + 8H^2 + K*H + 18`` cycles (one MAC per
+cycle plus fixed pipeline drains); the pool sums have two banks, so the next frame streams in during an evaluation,
+and a frame costs ``max(H*W*C/PE, evaluation)`` cycles (``get_exp_cycles``).
+
+``python -m fracskip.hls.ops.gate_rtl`` synthesises the default network's three gate shapes with Yosys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from finn.custom_op.fpgadataflow import register_custom_op as register_hw_op
+from finn.custom_op.fpgadataflow import rtl as _rtl
+from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+from qonnx.core.datatype import DataType
+
+from ...errors import FracskipError
+from ...runtime import intgate as spec
+
+log = logging.getLogger(__name__)
+
+CORE_MODULE = "dfsgate"
+EVAL_OVERHEAD = 18  # IDLE + LWAIT + DONE + drain gaps 2 + 3 + 7 + 3 (rtl/dfsgate.v)
+
+
+def rtl_dir() -> Path:
+    return Path(str(resources.files("fracskip.hls.ops") / "rtl"))
+
+
+def rtl_sources() -> list[Path]:
+    return [rtl_dir() / "dfsgate.v", rtl_dir() / "dfsgate_rsrsat.v"]
+
+
+# ---------------------------------------------------------------------------------------------- parameters
+def gate_params(params: spec.IntGateParams, g: int) -> spec.IntGateParams:
+    """The one-gate IntGateParams of gate ``g`` (its embedding, the shared rest): what a DFSGate node holds."""
+    if not 0 <= g < params.n_gates:
+        raise FracskipError(f"gate index {g} out of range: the network has {params.n_gates} gates")
+    p = spec.IntGateParams(**{k: getattr(params, k) for k in params.__dataclass_fields__})
+    p.pool_mult, p.embed_w = [params.pool_mult[g]], [params.embed_w[g]]
+    p.embed_exp, p.embed_b = [params.embed_exp[g]], [params.embed_b[g]]
+    return p
+
+
+@dataclass(frozen=True)
+class GateShape:
+    channels: int
+    hw: int  # pixels per frame
+    pe: int = 1
+    hidden: int = 10
+    choices: int = 4
+    state_in: bool = True
+    state_out: bool = True
+
+    @property
+    def words(self) -> int:
+        return self.hw * self.channels // self.pe
+
+    @property
+    def eval_cycles(self) -> int:
+        c, h, k = self.channels, self.hidden, self.choices
+        return c + h * c + 8 * h * h + k * h + EVAL_OVERHEAD
+
+    @property
+    def exp_cycles(self) -> int:
+        return max(self.words, self.eval_cycles)
+
+    @property
+    def token_width(self) -> int:
+        return 16 * (1 + 2 * self.hidden)
+
+    @property
+    def out_width(self) -> int:
+        return self.token_width if self.state_out else 16
+
+
+def verilog_parameters(p: spec.IntGateParams, shape: GateShape) -> dict[str, int]:
+    """The core's integer parameters for the one-gate ``p`` (exponents as shifts, widths from the spec's ranges)."""
+    H, K, C = p.hidden, int(p.proj_w.shape[0]), int(p.embed_w[0].shape[1])
+    if (H, K, C) != (shape.hidden, shape.choices, shape.channels):
+        raise FracskipError(f"parameters (H={H}, K={K}, C={C}) do not match {shape}")
+    if shape.channels % shape.pe:
+        raise FracskipError(f"PE={shape.pe} does not divide the {shape.channels} channels")
+    if H < 2 or K < 2:
+        raise FracskipError(f"the RTL gate needs H >= 2 and K >= 2, has H={H}, K={K}")
+    F = p.lstm_exp
+    sh_ih, sh_hh = F - p.w_ih_exp - p.x_exp, F - p.w_hh_exp - spec.H_EXP
+    sw = (255 * shape.hw).bit_length()
+    pm = int(p.pool_mult[0])
+    bias = 1 << 31
+    acc = max(C * 127 * 255 + bias, H * 127 * 128 * ((1 << sh_ih) + (1 << sh_hh)) + bias, H * 127 * 128 + bias)
+    return {"C": C, "PE": shape.pe, "HW": shape.hw, "H": H, "K": K, "SW": sw, "PM": pm, "PMW": pm.bit_length(),
+            "SH_E": p.embed_exp[0] + spec.IFACE_EXP - p.x_exp, "SH_IH": sh_ih, "SH_HH": sh_hh,
+            "SH_Z": F - spec.Z_EXP, "ACCW": acc.bit_length() + 1,
+            "STATE_IN": int(shape.state_in), "STATE_OUT": int(shape.state_out)}
+
+
+def rom_images(p: spec.IntGateParams) -> dict[str, list[str]]:
+    """Hex lines ($readmemh) of the four ROMs, in the order the core reads them."""
+    H = p.hidden
+    h8 = lambda v: f"{int(v) & 0xFF:02x}"  # noqa: E731
+    w = [p.embed_w[0].reshape(-1)]  # row j: W[j, 0..C-1]
+    b = [p.embed_b[0]]
+    for j in range(H):
+        for t in range(4):  # i, f, g, o rows of unit j
+            w += [p.w_ih[t * H + j], p.w_hh[t * H + j]]
+            b.append(p.lstm_b[t * H + j: t * H + j + 1])
+    w.append(p.proj_w.reshape(-1))
+    b.append(p.proj_b)
+    return {"WEIGHT_FILE": [h8(v) for v in np.concatenate(w)],
+            "BIAS_FILE": [f"{int(v) & 0xFFFFFFFF:08x}" for v in np.concatenate(b)],
+            "SIG_FILE": [h8(v) for v in p.sigmoid], "TANH_FILE": [h8(v) for v in p.tanh]}
+
+
+def write_roms(p: spec.IntGateParams, prefix: Path) -> dict[str, Path]:
+    """Write the ROM images as ``<prefix>_{weights,bias,sigmoid,tanh}.mem``; {wrapper parameter: path}."""
+    names = {"WEIGHT_FILE": "weights", "BIAS_FILE": "bias", "SIG_FILE": "sigmoid", "TANH_FILE": "tanh"}
+    out = {}
+    for key, lines in rom_images(p).items():
+        path = Path(f"{prefix}_{names[key]}.mem")
+        path.write_text("\n".join(lines) + "\n")
+        out[key] = path
+    return out
+
+
+def wrapper_verilog(top: str, p: spec.IntGateParams, shape: GateShape, files: dict[str, str]) -> str:
+    """The node's top: FINN's ports (in1_V only with a state input), the core with this gate's constants."""
+    vp = verilog_parameters(p, shape)
+    fparams = ",\n".join(f'  parameter {k} = "{v}"' for k, v in files.items())
+    pars = ",\n".join([f"    .{k}({v})" for k, v in vp.items()] + [f"    .{k}({k})" for k in files])
+    tw = shape.token_width
+    in1 = (f"  input  wire [{tw - 1}:0] in1_V_TDATA,\n  input  wire in1_V_TVALID,\n  output wire in1_V_TREADY,\n"
+           if shape.state_in else "")
+    in1_conn = ("    .in1_V_TDATA(in1_V_TDATA), .in1_V_TVALID(in1_V_TVALID), .in1_V_TREADY(in1_V_TREADY),"
+                if shape.state_in else f"    .in1_V_TDATA({tw}'d0), .in1_V_TVALID(1'b0), .in1_V_TREADY(),")
+    return f"""// generated by fracskip.hls.ops.gate_rtl: DFSGate_rtl, C={shape.channels} HW={shape.hw} PE={shape.pe}
+module {top} #(
+{fparams}
+) (
+  input  wire ap_clk,
+  input  wire ap_rst_n,
+  input  wire [{8 * shape.pe - 1}:0] in0_V_TDATA,
+  input  wire in0_V_TVALID,
+  output wire in0_V_TREADY,
+{in1}  output wire [{shape.out_width - 1}:0] out0_V_TDATA,
+  output wire out0_V_TVALID,
+  input  wire out0_V_TREADY
+);
+  {CORE_MODULE} #(
+{pars}
+  ) core (
+    .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),
+    .in0_V_TDATA(in0_V_TDATA), .in0_V_TVALID(in0_V_TVALID), .in0_V_TREADY(in0_V_TREADY),
+{in1_conn}
+    .out0_V_TDATA(out0_V_TDATA), .out0_V_TVALID(out0_V_TVALID), .out0_V_TREADY(out0_V_TREADY)
+  );
+endmodule
+"""
+
+
+def token(decision: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """(N, 1 + 2H) token [d, h, c] (or (N, 1) [d] without state) as float32, FINN's tensor type."""
+    cols = [np.asarray(decision).reshape(-1, 1)]
+    if state is not None:
+        cols += [state[0], state[1]]
+    return np.concatenate(cols, axis=1).astype(np.float32)
+
+
+def run_gate(p: spec.IntGateParams, codes_nhwc: np.ndarray, tok_in: np.ndarray | None, state_out: bool,
+             trace: dict | None = None) -> np.ndarray:
+    """The python twin: the one-gate reference ``IntGates.step`` on NHWC codes and an input token."""
+    x = np.asarray(codes_nhwc).astype(np.int64).transpose(0, 3, 1, 2)
+    gates = spec.IntGates(p)
+    if tok_in is None:
+        state = gates.init_state(x.shape[0])
+    else:
+        t = np.asarray(tok_in).astype(np.int64).reshape(x.shape[0], -1)
+        state = (t[:, 1:1 + p.hidden], t[:, 1 + p.hidden:1 + 2 * p.hidden])
+    _, d, new = gates.step(0, x, state, trace=trace)
+    return token(d, new if state_out else None)
+
+
+# ---------------------------------------------------------------------------------------------- FINN ops
+@register_hw_op
+class DFSGate(HWCustomOp):
+    """The integer DFS gate (abstract HW layer; python execution = the specification's reference)."""
+
+    def get_nodeattr_types(self):
+        attrs = {
+            "NumChannels": ("i", True, 0),
+            "PE": ("i", False, 1),
+            "ImgDim": ("ints", True, [1, 1]),  # (H, W) of the feature map
+            "gate_index": ("i", False, 0),  # which gate of the network (informative; params hold its numbers)
+            "params": ("s", True, ""),  # JSON of the one-gate IntGateParams
+            "StateIn": ("i", False, 1),
+            "StateOut": ("i", False, 1),
+            "inputDataType": ("s", False, "UINT8"),
+        }
+        attrs.update(super().get_nodeattr_types())
+        return attrs
+
+    # -- parameters and shapes
+    def int_params(self) -> spec.IntGateParams:
+        try:
+            return spec.IntGateParams.from_json(json.loads(self.get_nodeattr("params")))
+        except json.JSONDecodeError as e:
+            raise FracskipError(f"{self.onnx_node.name}: attribute params is not JSON ({e})") from e
+
+    def shape(self) -> GateShape:
+        p = self.int_params()
+        hh, ww = self.get_nodeattr("ImgDim")
+        return GateShape(channels=self.get_nodeattr("NumChannels"), hw=hh * ww, pe=self.get_nodeattr("PE"),
+                         hidden=p.hidden, choices=int(p.proj_w.shape[0]),
+                         state_in=bool(self.get_nodeattr("StateIn")), state_out=bool(self.get_nodeattr("StateOut")))
+
+    def _hidden(self) -> int:
+        return int(json.loads(self.get_nodeattr("params"))["hidden"])
+
+    def _token_len(self, with_state: bool) -> int:
+        return 1 + 2 * self._hidden() if with_state else 1
+
+    def get_normal_input_shape(self, ind=0):
+        if ind == 0:
+            return (1, *self.get_nodeattr("ImgDim"), self.get_nodeattr("NumChannels"))
+        return (1, self._token_len(True))
+
+    def get_folded_input_shape(self, ind=0):
+        if ind == 0:
+            pe = self.get_nodeattr("PE")
+            return (1, *self.get_nodeattr("ImgDim"), self.get_nodeattr("NumChannels") // pe, pe)
+        return (1, 1, self._token_len(True))
+
+    def get_normal_output_shape(self, ind=0):
+        return (1, self._token_len(bool(self.get_nodeattr("StateOut"))))
+
+    def get_folded_output_shape(self, ind=0):
+        return (1, 1, self._token_len(bool(self.get_nodeattr("StateOut"))))
+
+    def get_input_datatype(self, ind=0):
+        return DataType[self.get_nodeattr("inputDataType")] if ind == 0 else DataType["INT16"]
+
+    def get_output_datatype(self, ind=0):
+        return DataType["INT16"]
+
+    def get_instream_width(self, ind=0):
+        if ind == 0:
+            return 8 * self.get_nodeattr("PE")
+        return 16 * self._token_len(True)
+
+    def get_outstream_width(self, ind=0):
+        return 16 * self._token_len(bool(self.get_nodeattr("StateOut")))
+
+    def get_number_output_values(self):
+        return 1
+
+    def get_exp_cycles(self):
+        return self.shape().exp_cycles
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], DataType["INT16"])
+
+    def verify_node(self):
+        info = []
+        if self.get_nodeattr("inputDataType") != "UINT8":
+            info.append("DFSGate reads uint8 block-interface codes")
+        if self.get_nodeattr("NumChannels") % self.get_nodeattr("PE"):
+            info.append("NumChannels is not a multiple of PE")
+        try:
+            verilog_parameters(self.int_params(), self.shape())
+        except FracskipError as e:
+            info.append(str(e))
+        return info
+
+    # -- estimates: Yosys synth_xilinx -family xc7 (see main()); the fit is an estimate
+    def lut_estimation(self, fpgapart=None):
+        """Estimate from Yosys (xc7) of the three default shapes: ~ 1150 + 16 * PE LUTs (fit; see main())."""
+        return int(LUT_BASE + LUT_PER_LANE * self.get_nodeattr("PE"))
+
+    def bram_estimation(self, fpgapart=None):
+        return 1  # the weight ROM (H*C + 8H^2 + K*H bytes, <= 2 KiB for C <= 112 at H=10, K=4)
+
+    def uram_estimation(self, fpgapart=None):
+        return 0
+
+    def dsp_estimation(self, fpgapart=None):
+        return DSP_EST
+
+    # -- execution
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        x = context[node.input[0]].reshape(-1, *self.get_nodeattr("ImgDim"), self.get_nodeattr("NumChannels"))
+        tok_in = context[node.input[1]] if self.get_nodeattr("StateIn") and len(node.input) > 1 else None
+        out = run_gate(self.int_params(), x, tok_in, bool(self.get_nodeattr("StateOut")))
+        context[node.output[0]] = out.reshape(-1, *self.get_normal_output_shape()[1:])
+
+
+class DFSGate_rtl(DFSGate, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
+    """DFSGate in Verilog (rtl/dfsgate.v): see the module docstring."""
+
+    def get_nodeattr_types(self):
+        attrs = dict(DFSGate.get_nodeattr_types(self))
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        return attrs
+
+    def _top(self) -> str:
+        return self.get_nodeattr("gen_top_module") or self.get_verilog_top_module_name()
+
+    def rom_files(self) -> dict[str, Path]:
+        code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        names = {"WEIGHT_FILE": "weights", "BIAS_FILE": "bias", "SIG_FILE": "sigmoid", "TANH_FILE": "tanh"}
+        return {k: code_dir / f"{self._top()}_{v}.mem" for k, v in names.items()}
+
+    def generate_hdl(self, model, fpgapart, clk):
+        problems = self.verify_node()
+        if problems:
+            raise FracskipError(f"{self.onnx_node.name}: " + "; ".join(problems))
+        code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        top = self.get_verilog_top_module_name()
+        self.set_nodeattr("gen_top_module", top)  # later renames still find the module
+        p = self.int_params()
+        files = write_roms(p, code_dir / top)
+        (code_dir / f"{top}.v").write_text(
+            wrapper_verilog(top, p, self.shape(), {k: str(v.resolve()) for k, v in files.items()}))
+        self.set_nodeattr("ipgen_path", str(code_dir))
+        self.set_nodeattr("ip_path", str(code_dir))
+
+    def get_rtl_file_list(self, abspath=False):
+        wrapper = f"{self._top()}.v"
+        if not abspath:
+            return [wrapper] + [s.name for s in rtl_sources()]
+        return [str(Path(self.get_nodeattr("code_gen_dir_ipgen")) / wrapper)] + [str(s) for s in rtl_sources()]
+
+    def get_verilog_paths(self):
+        return super().get_verilog_paths() + [str(rtl_dir())]
+
+    def get_verilog_top_module_intf_names(self):
+        intf = super().get_verilog_top_module_intf_names()
+        intf["s_axis"] = [("in0_V", self.get_instream_width_padded(0))]
+        if self.get_nodeattr("StateIn"):
+            intf["s_axis"].append(("in1_V", self.get_instream_width_padded(1)))
+        intf["m_axis"] = [("out0_V", self.get_outstream_width_padded(0))]
+        return intf
+
+    def code_generation_ipi(self):
+        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
+        cmd += [f"add_files -norecurse {f}" for f in self.rom_files().values()]
+        cmd.append(f"create_bd_cell -type module -reference {self._top()} {self.onnx_node.name}")
+        return cmd
+
+    def execute_node(self, context, graph):
+        DFSGate.execute_node(self, context, graph)
+
+
+_rtl.register_custom_op(DFSGate_rtl)
+_rtl.DFSGate_rtl = DFSGate_rtl
+
+# Estimates fitted to the Yosys figures of main() (filled in from a synthesis run; estimates, not measurements)
+LUT_BASE, LUT_PER_LANE, DSP_EST = 1150, 16, 2
+
+
+# ---------------------------------------------------------------------------------------------- synthesis bench
+@dataclass(frozen=True)
+class GateSynth:
+    shape: GateShape
+    lut: int
+    ff: int
+    bram18: int
+    dsp: int
+    cells: dict
+
+
+def synthesize(p: spec.IntGateParams, shape: GateShape, workdir: Path | None = None) -> GateSynth:
+    """Yosys ``synth_xilinx -family xc7`` of one gate (wrapper + core + ROM images); counts the cells."""
+    from ..lutmvu.synth import SynthResult, yosys_command
+
+    with tempfile.TemporaryDirectory(prefix="dfsgate_synth_") as tmp:
+        work = Path(workdir) if workdir is not None else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for src in rtl_sources():
+            shutil.copy(src, work / src.name)
+        files = write_roms(p, work / "gate")
+        (work / "top.v").write_text(wrapper_verilog("top", p, shape, {k: v.name for k, v in files.items()}))
+        reads = " ".join(s.name for s in rtl_sources()) + " top.v"
+        script = (f"read_verilog -defer {reads}; synth_xilinx -family xc7 -noiopad -flatten -top top; "
+                  "tee -q -o stat.json stat -json")
+        proc = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=work, capture_output=True, text=True)
+        (work / "yosys.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0 or not (work / "stat.json").exists():
+            raise FracskipError(f"Yosys failed on {shape}: {(proc.stderr or proc.stdout).strip()[-600:]}")
+        cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
+    r = SynthResult.from_cells(cells)
+    return GateSynth(shape, r.lut, r.ff, r.bram18, r.dsp, r.cells)
+
+
+def default_gates(seed: int = 0) -> tuple[spec.IntGateParams, list[GateShape]]:
+    """The default network's integer gate (untrained, calibrated on random block inputs) and its gate shapes."""
+    import torch
+
+    from ...training.intgate import feature_hw
+    from ...training.model import DFSNet, ModelConfig
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig()
+    net = DFSNet(cfg).eval()
+    hw = feature_hw(cfg)
+    chans = [int(e.weight.shape[1]) for e in net.gate.embed]
+    feats = [torch.rand(8, c, math.isqrt(s), math.isqrt(s)) * 4 for c, s in zip(chans, hw)]
+    net.gate.calibrate(feats)
+    p = net.gate.integer_params()
+    shapes = [GateShape(c, s, pe=1, hidden=p.hidden, choices=int(p.proj_w.shape[0])) for c, s in zip(chans, hw)]
+    return p, shapes
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Yosys (xc7) resources of the RTL DFS gate for the default network")
+    ap.add_argument("--pe", type=int, nargs="*", default=[1], help="PE values to synthesise (each must divide C)")
+    args = ap.parse_args(argv)
+    p, shapes = default_gates()
+    seen = set()
+    print(f"{'gate':>4} {'C':>3} {'HW':>4} {'PE':>3} {'cycles':>7} {'LUT':>6} {'FF':>6} {'BRAM18':>6} {'DSP':>4}")
+    for g, s in enumerate(shapes):
+        for pe in args.pe:
+            key = (s.channels, s.hw, pe)
+            if key in seen or s.channels % pe:
+                continue
+            seen.add(key)
+            shape = GateShape(s.channels, s.hw, pe, s.hidden, s.choices)
+            r = synthesize(gate_params(p, g), shape)
+            print(f"{g:>4} {s.channels:>3} {s.hw:>4} {pe:>3} {shape.exp_cycles:>7} {r.lut:>6} {r.ff:>6} "
+                  f"{r.bram18:>6} {r.dsp:>4}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

