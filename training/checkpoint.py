@@ -11,7 +11,7 @@ import os
 import pickle
 from collections import OrderedDict
 import tempfile
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +89,15 @@ def load_raw(ref: str | Path) -> dict:
         raise FracskipError(f"checkpoint {path} is not a file; pass a .pt file written by `fracskip train`")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # weights_only refused a global: code, or an object that is not data
-        first = str(e).strip().splitlines()[-1][:300] if str(e).strip() else ""
+    except pickle.UnpicklingError as e:
+        refused = [ln.strip() for ln in str(e).splitlines() if "global" in ln.lower()]
+        if not refused:  # not a pickle torch can read at all
+            raise FracskipError(f"{path} is not a readable checkpoint ({str(e).strip().splitlines()[-1][:200]}); "
+                                "pass a .pt file written by `fracskip train`") from e
+        # weights_only refused a global: code, or an object that is not plain data
         raise FracskipError(f"{path} is not a plain-data checkpoint: it asks to build Python objects that "
-                            f"fracskip refuses to load ({first}). Only load checkpoints written by `fracskip "
-                            "train`; nothing from the file was run.") from e
+                            f"fracskip refuses to load ({refused[0][:200]}). Only load checkpoints written by "
+                            "`fracskip train`; nothing from the file was run.") from e
     except Exception as e:  # noqa: BLE001 - zip, pickle, storage errors: all mean an unreadable file
         raise FracskipError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:300]}); "
                             "pass a .pt file written by `fracskip train`") from e
@@ -128,31 +132,37 @@ def check(ck: Any, path: Path | str) -> None:
 
 
 def model_config(ck: dict) -> ModelConfig:
-    """The checkpoint's ModelConfig, with a clear error for unknown or ill-typed fields."""
-    # checkpoints written before the integer gate carry a float gate (training/intgate.py)
-    mc = {"gate": "float", **ck["model_config"]}
-    known = {f.name: f.type for f in fields(ModelConfig)}
-    unknown = sorted(str(k) for k in mc if k not in known)
+    """The checkpoint's ModelConfig, with a clear error for unknown or ill-typed fields (each field must have
+    the type of its default: an int, a str, or a sequence of ints)."""
+    # checkpoints written before the integer gate carry the float gate (training/intgate.py)
+    mc, where = {"gate": "float", **ck["model_config"]}, ck.get("path", "checkpoint")
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+                for f in fields(ModelConfig)}
+    unknown = sorted(str(k) for k in mc if k not in defaults)
     if unknown:
-        raise FracskipError(f"{ck.get('path', 'checkpoint')}: model_config has unknown fields {unknown}; "
-                            "written by another fracskip version?")
+        raise FracskipError(f"{where}: model_config has unknown fields {unknown}; written by another fracskip version?")
     for k, v in mc.items():
-        ok = v in ("int", "float") if k == "gate" else \
-            isinstance(v, int) and not isinstance(v, bool) if k in INT_FIELDS else \
-            isinstance(v, (list, tuple)) and all(isinstance(b, int) and not isinstance(b, bool) for b in v)
+        d = defaults[k]
+        if isinstance(d, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(d, int):
+            ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        elif isinstance(d, (tuple, list)):
+            ok = isinstance(v, (list, tuple)) and all(isinstance(b, int) and not isinstance(b, bool) for b in v)
+        else:
+            ok = isinstance(v, type(d)) if d is not None else True
         if not ok:
-            raise FracskipError(f"{ck.get('path', 'checkpoint')}: model_config[{k!r}] = {v!r} is not valid")
-    return ModelConfig(**mc)
-
-
-INT_FIELDS = ("depth", "in_channels", "image_size", "num_classes", "gate_hidden")
+            raise FracskipError(f"{where}: model_config[{k!r}] = {v!r} is not valid; the checkpoint is damaged")
+    try:
+        return ModelConfig(**mc)
+    except (TypeError, ValueError) as e:
+        raise FracskipError(f"{where}: model_config {mc} describes no valid network ({e})") from e
 
 
 def load_model(ref: str | Path) -> tuple[DFSNet, dict]:
     ck = load_raw(ref)
     cfg = model_config(ck)
-    if min(cfg.widths + (cfg.in_channels, cfg.image_size, cfg.num_classes, cfg.gate_hidden)) < 1 \
-            or cfg.image_size < 4 or len(cfg.widths) != 3:
+    if len(cfg.widths) != 3 or min(cfg.widths) < 1 or cfg.image_size < 4:
         raise FracskipError(f"{ck['path']}: model_config {ck['model_config']} describes no valid network")
     net = DFSNet(cfg)
     load_state(net, ck["state_dict"], strict=True)

@@ -1,0 +1,365 @@
+"""Bad inputs to every command, run through ``fracskip.cli.main`` in-process: each one must be refused with
+exit code 2 and a message naming the problem, without a traceback, without running anything from a file
+(crafted pickles create a marker file if they ever run) and without leaving an output behind.
+
+Each case is one line of ``CASES``: (id, argv built from the fixtures, regex the message must match, outputs
+that must not exist afterwards). The table is the list of bad inputs the issue asks for; the ids say what is bad.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fracskip.cli import main
+from fracskip.runtime.manifest import sha256
+
+
+class Evil:
+    """Unpickling this runs ``touch MARKER``: a file that must never appear."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    run: Path  # a trained tiny run folder
+    ckpt: Path  # its model.pt
+    exp: Path  # an export of it
+    marker: Path
+
+    # ---- files made on demand, inside tmp
+    def evil_pt(self) -> str:
+        p = self.tmp / "evil.pt"
+        torch.save({"format": "fracskip-checkpoint/1", "payload": Evil(self.marker)}, p)
+        return str(p)
+
+    def garbage(self, name: str, data: bytes = b"\x80\x04garbage, not a checkpoint") -> str:
+        p = self.tmp / name
+        p.write_bytes(data)
+        return str(p)
+
+    def nonempty(self) -> str:
+        d = self.tmp / "full"
+        d.mkdir(exist_ok=True)
+        (d / "keep.txt").write_text("user data\n")
+        return str(d)
+
+    def a_file(self) -> str:
+        p = self.tmp / "afile"
+        p.write_text("not a folder\n")
+        return str(p)
+
+    def evil_cifar(self) -> str:
+        d = self.tmp / "cifar"
+        d.mkdir(exist_ok=True)
+        for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            (d / n).write_bytes(pickle.dumps({b"data": Evil(self.marker), b"labels": [0]}, protocol=2))
+        return str(d)
+
+    def export_copy(self, change=None) -> str:
+        """A copy of the export, changed by ``change(folder, manifest_dict)``, its hashes recomputed: only the
+        content check can catch it."""
+        d = self.tmp / "exp"
+        shutil.copytree(self.exp, d)
+        m = json.loads((d / "manifest.json").read_text())
+        if change:
+            change(d, m)
+        m["files"] = {k: sha256(d / k) for k in m["files"] if (d / k).exists()} | \
+            {k: v for k, v in m["files"].items() if not (d / k).exists()}
+        (d / "manifest.json").write_text(json.dumps(m))
+        return str(d)
+
+    def evil_npy(self) -> str:
+        p = self.tmp / "evil.npy"
+        np.save(p, np.array([Evil(self.marker)], dtype=object), allow_pickle=True)
+        return str(p)
+
+    def package(self, change=None) -> str:
+        """A deploy package of one core (stem) around a copy of the export; no bitstream."""
+        d = self.tmp / "pkg"
+        d.mkdir()
+        shutil.copytree(self.exp, d / "export")
+        io = {"idt": ["DataType['UINT8']"], "odt": ["DataType['UINT8']"],
+              "ishape_normal": [[1, 28, 28, 1]], "ishape_folded": [[1, 28, 28, 1]], "ishape_packed": [[1, 28, 28, 1]],
+              "oshape_normal": [[1, 28, 28, 16]], "oshape_folded": [[1, 28, 28, 16]],
+              "oshape_packed": [[1, 28, 28, 16]], "idma_names": ["idma_stem"], "odma_names": ["odma_stem"],
+              "num_inputs": 1, "num_outputs": 1}
+        s = {"format": "fracskip-driver/1", "driver_information": {"platform": "zynq-iodma", "fclk_mhz": 100},
+             "cores": {"stem": {"io_shape_dict": io, "host": {"input_shape": [1, 1, 28, 28],
+                                                              "pre": [{"op": "Transpose", "perm": [0, 2, 3, 1]}],
+                                                              "post": [{"op": "Transpose", "perm": [0, 3, 1, 2]}]}}}}
+        if change:
+            change(d, s)
+        if s is not None:
+            (d / "settings.json").write_text(json.dumps(s))
+        np.save(self.tmp / "x.npy", np.zeros((3, 1, 28, 28), np.uint8))
+        return str(d)
+
+    @property
+    def out(self) -> str:
+        return str(self.tmp / "out")
+
+
+def _evil_host_params(d: Path, s: dict) -> None:
+    np.savez(d / "host_params.npz", a=np.array([Evil(d.parent / "marker")], dtype=object))
+
+
+def _garbage_onnx(d: Path, m: dict) -> None:
+    (d / "block1_b4.onnx").write_bytes(b"\x08\x07garbage that is not a protobuf \xff\xff\xff")
+
+
+def _gate_out_of_range(d: Path, m: dict) -> None:
+    m["gates"]["lstm"]["w_ih"][0][0] = 999  # an int8 weight of the integer gate
+
+
+def _evil_source(d: Path, m: dict) -> None:
+    torch.save({"format": "fracskip-checkpoint/1", "x": Evil(d.parent / "marker")}, d / "source_checkpoint.pt")
+
+
+def _traversal(d: Path, m: dict) -> None:
+    m["stem"]["file"] = "../stem.onnx"
+
+
+def _traversal_files(d: Path, m: dict) -> None:
+    m["files"]["../outside.txt"] = "0" * 64
+
+
+def _not_json_manifest(ctx: Ctx) -> str:
+    d = ctx.export_copy()
+    (Path(d) / "manifest.json").write_text("{ this is not json")
+    return d
+
+
+def _empty_onnx_graph(d: Path, m: dict) -> None:
+    import onnx
+
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], [])), str(d / "head.onnx"))
+
+
+R = "-o"
+CASES = [
+    # ---------------------------------------------------------------- train
+    ("train-limit-zero", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--limit", "0"], r"--limit must be a positive", ["out"]),
+    ("train-limit-negative", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--limit", "-5"], r"--limit must be a positive", ["out"]),
+    ("train-test-limit-zero", lambda c: ["train", R, c.out, "--test-limit", "0"], r"--test-limit must be a positive", ["out"]),
+    ("train-batch-size-zero", lambda c: ["train", R, c.out, "--batch-size", "0"], r"--batch-size must be a positive", ["out"]),
+    ("train-target-zero", lambda c: ["train", R, c.out, "--target", "0"], r"--target must be in \(0, 1\]", ["out"]),
+    ("train-target-above-one", lambda c: ["train", R, c.out, "--target", "1.5"], r"--target must be in \(0, 1\]", ["out"]),
+    ("train-target-nan", lambda c: ["train", R, c.out, "--target", "nan"], r"--target must be a finite number", ["out"]),
+    ("train-alpha-negative", lambda c: ["train", R, c.out, "--alpha", "-1"], r"--alpha must be in \[0, \]", ["out"]),
+    ("train-epochs-negative", lambda c: ["train", R, c.out, "--epochs", "backbone=-1"], r"--epochs backbone must be in", ["out"]),
+    ("train-epochs-unknown-stage", lambda c: ["train", R, c.out, "--epochs", "warmup=1"], r"unknown stage 'warmup'", ["out"]),
+    ("train-lr-zero", lambda c: ["train", R, c.out, "--lr", "backbone=0"], r"--lr backbone must be in \(0, \]", ["out"]),
+    ("train-epochs-garbled", lambda c: ["train", R, c.out, "--epochs", "backbone"], r"expected stage=epochs", ["out"]),
+    ("train-seed-negative", lambda c: ["train", R, c.out, "--seed", "-1"], r"--seed must be >= 0", ["out"]),
+    ("train-depth-not-6n2", lambda c: ["train", R, c.out, "--depth", "15"], r"6n\+2", ["out"]),
+    ("train-bit-menu-16", lambda c: ["train", R, c.out, "--bit-menu", "0,16"], r"bit menu entries must be", ["out"]),
+    ("train-bit-menu-garbled", lambda c: ["train", R, c.out, "--bit-menu", "2;4"], r"bit menu is a comma-separated", ["out"]),
+    ("train-unknown-stage", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--stages", "backbone,finetune"], r"unknown stage", ["out"]),
+    ("train-path-probs-garbled", lambda c: ["train", R, c.out, "--path-probs", "1,x"], r"one relative frequency per bit-menu entry", ["out"]),
+    ("train-path-probs-count", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--path-probs", "1,1"], r"--path-probs needs one", ["out"]),
+    ("train-path-probs-without-backbone", lambda c: ["train", R, c.out, "--stages", "gates", "--path-probs", "1,1,1,1"], r"cannot be used with --stages", ["out"]),
+    ("train-cifar-without-data", lambda c: ["train", R, c.out, "--dataset", "cifar10"], r"--dataset cifar10 needs --data", ["out"]),
+    ("train-data-missing", lambda c: ["train", R, c.out, "--data", str(c.tmp / "nowhere")], r"--data .*nowhere: no such folder", ["out"]),
+    ("train-cifar-crafted-pickle", lambda c: ["train", R, c.out, "--dataset", "cifar10", "--data", c.evil_cifar(), "--limit", "8"], r"not allowed in a CIFAR-10 batch", ["out"]),
+    ("train-resume-nothing", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--resume"], r"--resume: .* holds no checkpoint.pt", ["out"]),
+    ("train-output-is-a-file", lambda c: ["train", R, c.a_file(), "--dataset", "synthetic"], r"is a file; pass a folder", []),
+    ("train-output-not-empty", lambda c: ["train", R, c.nonempty(), "--dataset", "synthetic"], r"is not empty", []),
+    ("train-init-crafted-pickle", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--init", c.evil_pt()], r"not a plain-data checkpoint", ["out"]),
+    ("train-init-missing", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--init", str(c.tmp / "no.pt")], r"does not exist", ["out"]),
+    # ---------------------------------------------------------------- eval
+    ("eval-limit-negative", lambda c: ["eval", str(c.run), "--dataset", "synthetic", "--limit", "-5"], r"--limit must be a positive", []),
+    ("eval-limit-zero", lambda c: ["eval", str(c.run), "--dataset", "synthetic", "--limit", "0"], r"--limit must be a positive", []),
+    ("eval-checkpoint-missing", lambda c: ["eval", str(c.tmp / "no.pt")], r"no\.pt does not exist", []),
+    ("eval-crafted-pickle", lambda c: ["eval", c.evil_pt(), "--dataset", "synthetic"], r"not a plain-data checkpoint", []),
+    ("eval-garbage-file", lambda c: ["eval", c.garbage("junk.pt")], r"not a readable checkpoint", []),
+    ("eval-folder-without-checkpoint", lambda c: ["eval", c.nonempty()], r"without model\.pt or checkpoint\.pt", []),
+    ("eval-bits-not-in-menu", lambda c: ["eval", str(c.run), "--dataset", "synthetic", "--limit", "8", "--bits", "3"], r"not in this model's bit menu", []),
+    ("eval-not-a-fracskip-checkpoint", lambda c: ["eval", c.plain_pt()], r"not a fracskip checkpoint", []),
+    # ---------------------------------------------------------------- compare
+    ("compare-duplicate", lambda c: ["compare", str(c.run), str(c.run), "--dataset", "synthetic"], r"listed twice", []),
+    ("compare-crafted-pickle", lambda c: ["compare", str(c.run), c.evil_pt(), "--dataset", "synthetic"], r"not a plain-data checkpoint", []),
+    ("compare-plot-suffix", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--plot", str(c.tmp / "p.xyz")], r"name a \.png", ["p.xyz"]),
+    ("compare-plot-folder-missing", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--plot", str(c.tmp / "no" / "p.png")], r"no such folder", ["no"]),
+    ("compare-limit-zero", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--limit", "0"], r"--limit must be a positive", []),
+    # ---------------------------------------------------------------- export
+    ("export-crafted-pickle", lambda c: ["export", c.evil_pt(), R, c.out], r"not a plain-data checkpoint", ["out"]),
+    ("export-output-is-a-file", lambda c: ["export", str(c.ckpt), R, c.a_file()], r"is a file; pass a folder", []),
+    ("export-output-not-empty", lambda c: ["export", str(c.ckpt), R, c.nonempty()], r"is not empty: pass --force", []),
+    ("export-force-over-its-input", lambda c: ["export", c.copy_run(), R, str(c.tmp / "run"), "--force"], r"holds the input", []),
+    ("export-garbage-checkpoint", lambda c: ["export", c.garbage("junk.pt", b"PK\x03\x04 broken zip"), R, c.out], r"not a readable checkpoint", ["out"]),
+    # ---------------------------------------------------------------- simulate
+    ("simulate-limit-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "0"], r"--limit must be a positive", []),
+    ("simulate-batch-size-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--batch-size", "0"], r"--batch-size must be a positive", []),
+    ("simulate-rtlsim-on-an-export", lambda c: ["simulate", str(c.exp), "--backend", "rtlsim", "--dataset", "synthetic"], r"not a build folder", []),
+    ("simulate-graphs-with-torch", lambda c: ["simulate", str(c.exp), "--backend", "torch", "--graphs", "qonnx"], r"cannot be used with --backend torch", []),
+    ("simulate-folder-missing", lambda c: ["simulate", str(c.tmp / "nowhere"), "--dataset", "synthetic"], r"no such folder", []),
+    ("simulate-garbage-onnx-rehashed", lambda c: ["simulate", c.export_copy(_garbage_onnx), "--dataset", "synthetic", "--limit", "4"], r"block1_b4\.onnx is not a readable ONNX model", []),
+    ("simulate-empty-onnx-graph", lambda c: ["simulate", c.export_copy(_empty_onnx_graph), "--dataset", "synthetic", "--limit", "4"], r"head\.onnx is an ONNX file without a graph", []),
+    ("simulate-manifest-not-json", lambda c: ["simulate", _not_json_manifest(c), "--dataset", "synthetic"], r"manifest\.json is not valid JSON", []),
+    ("simulate-gate-weight-out-of-range", lambda c: ["simulate", c.export_copy(_gate_out_of_range), "--dataset", "synthetic", "--limit", "4"], r"integer gate parameters break the specification", []),
+    ("simulate-crafted-source-checkpoint", lambda c: ["simulate", c.export_copy(_evil_source), "--backend", "torch", "--dataset", "synthetic", "--limit", "4"], r"not a plain-data checkpoint", []),
+    ("simulate-manifest-path-traversal", lambda c: ["simulate", c.export_copy(_traversal), "--dataset", "synthetic"], r"not listed in files", []),
+    ("simulate-manifest-lists-outside-file", lambda c: ["simulate", c.export_copy(_traversal_files), "--dataset", "synthetic"], r"'\.\./outside\.txt' is not a plain file name", []),
+    ("simulate-tampered-file", lambda c: ["simulate", c.tampered_export(), "--dataset", "synthetic"], r"does not match its sha256", []),
+    # ---------------------------------------------------------------- build
+    ("build-unknown-board", lambda c: ["build", str(c.exp), "--board", "Arty", R, c.out], r"unknown board 'Arty'", ["out"]),
+    ("build-workers-zero", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--workers", "0"], r"--workers must be a positive", ["out"]),
+    ("build-budget-zero", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--budget", "0"], r"--budget must be in \(0, 1\]", ["out"]),
+    ("build-budget-above-one", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--budget", "1.5"], r"--budget must be in \(0, 1\]", ["out"]),
+    ("build-target-fps-negative", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--target-fps", "-1"], r"--target-fps must be in \(0, \]", ["out"]),
+    ("build-calibration-zero", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--calibration", "0"], r"--calibration must be a positive", ["out"]),
+    ("build-size-fifos-with-estimates", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--until", "estimates", "--size-fifos"], r"--size-fifos .* --until estimates", ["out"]),
+    ("build-export-missing", lambda c: ["build", str(c.tmp / "nowhere"), "--board", "Pynq-Z2", R, c.out], r"no such folder", ["out"]),
+    ("build-output-inside-export", lambda c: ["build", c.export_copy(), "--board", "Pynq-Z2", R, str(c.tmp / "exp" / "b")], r"inside the input folder", []),
+    ("build-garbage-onnx-rehashed", lambda c: ["build", c.export_copy(_garbage_onnx), "--board", "Pynq-Z2", R, c.out], r"not a readable ONNX model", ["out"]),
+    ("build-output-not-empty", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.nonempty()], r"is not empty: pass --force", []),
+    # ---------------------------------------------------------------- deploy
+    ("deploy-package-missing", lambda c: ["deploy", str(c.tmp / "nowhere"), "--images", str(c.tmp / "x.npy")], r"no such folder", []),
+    ("deploy-not-a-package", lambda c: ["deploy", str(c.exp), "--images", c.npy("x.npy", np.zeros((1, 1, 28, 28), np.uint8))], r"has no settings\.json", []),
+    ("deploy-settings-empty", lambda c: ["deploy", c.package(lambda d, s: s.clear()), "--images", str(c.tmp / "x.npy")], r"format None is not 'fracskip-driver/1'", []),
+    ("deploy-settings-not-json", lambda c: ["deploy", c.settings_garbage(), "--images", str(c.tmp / "x.npy")], r"settings\.json is not valid JSON", []),
+    ("deploy-settings-bad-platform", lambda c: ["deploy", c.package(lambda d, s: s["driver_information"].update(platform="fpga")), "--images", str(c.tmp / "x.npy")], r"platform 'fpga' is not one of", []),
+    ("deploy-settings-bad-shape", lambda c: ["deploy", c.package(lambda d, s: s["cores"]["stem"]["io_shape_dict"].update(ishape_packed=[[1, 28, 28, 2]])), "--images", str(c.tmp / "x.npy")], r"core 'stem': ishape_packed", []),
+    ("deploy-images-missing", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "no.npy")], r"no\.npy: no such file", []),
+    ("deploy-images-crafted-pickle", lambda c: ["deploy", c.package(), "--images", c.evil_npy()], r"holds pickled objects", []),
+    ("deploy-images-wrong-shape", lambda c: ["deploy", c.package(), "--images", c.npy("w.npy", np.zeros((2, 3, 28, 28), np.uint8))], r"shape \(2, 3, 28, 28\)", []),
+    ("deploy-images-not-pixels", lambda c: ["deploy", c.package(), "--images", c.npy("f.npy", np.full((2, 1, 28, 28), 0.5))], r"raw 8-bit pixels", []),
+    ("deploy-labels-count", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--labels", c.npy("l.npy", np.zeros(5, np.int64))], r"\(5,\) labels for 3 images", []),
+    ("deploy-limit-zero", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--limit", "0"], r"--limit must be a positive", []),
+    ("deploy-timeout-zero", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--timeout", "0"], r"--timeout must be in", []),
+    ("deploy-crafted-host-params", lambda c: ["deploy", c.package(_evil_host_params), "--images", str(c.tmp / "x.npy")], r"host_params\.npz holds pickled objects", []),
+    ("deploy-images-truncated-idx", lambda c: ["deploy", c.package(), "--images", c.garbage("t.idx", b"\0\0\x08\x03" + (9).to_bytes(4, "big") * 3 + b"\0" * 5)], r"truncated or damaged IDX", []),
+    # ---------------------------------------------------------------- demo
+    ("demo-images-zero", lambda c: ["demo", R, c.out, "--images", "0"], r"--images must be a positive", ["out"]),
+    ("demo-workers-zero", lambda c: ["demo", R, c.out, "--workers", "0"], r"--workers must be a positive", ["out"]),
+    ("demo-unknown-board", lambda c: ["demo", R, c.out, "--board", "Basys3"], r"unknown board 'Basys3'", ["out"]),
+    ("demo-crafted-checkpoint", lambda c: ["demo", R, c.out, "--checkpoint", c.evil_pt()], r"not a plain-data checkpoint", ["out"]),
+    ("demo-output-not-empty", lambda c: ["demo", R, c.nonempty(), "--checkpoint", str(c.ckpt)], r"is not empty: pass --force", []),
+    ("demo-force-over-its-checkpoint", lambda c: ["demo", R, str(c.tmp / "run"), "--checkpoint", c.copy_run(), "--force"], r"holds the input", []),
+    # ---------------------------------------------------------------- bench
+    ("bench-workers-zero", lambda c: ["bench", R, c.out, "--workers", "0"], r"--workers must be a positive", ["out"]),
+    ("bench-crafted-checkpoint", lambda c: ["bench", R, c.out, "--checkpoint", c.evil_pt()], r"not a plain-data checkpoint", ["out"]),
+    ("bench-output-is-a-file", lambda c: ["bench", R, c.a_file(), "--checkpoint", str(c.ckpt)], r"is a file; pass a folder", []),
+    ("bench-output-not-empty", lambda c: ["bench", R, c.nonempty(), "--checkpoint", str(c.ckpt)], r"is not empty: pass --force", []),
+    # ---------------------------------------------------------------- argparse's own refusals (exit 2 too)
+    ("unknown-command", lambda c: ["frobnicate"], r"invalid choice", []),
+    ("build-without-board", lambda c: ["build", str(c.exp), R, c.out], r"--board", ["out"]),
+]
+
+
+def _extra(ctx: Ctx) -> None:
+    """Helpers that need the instance (kept out of the dataclass body for readability)."""
+
+    def plain_pt() -> str:
+        p = ctx.tmp / "plain.pt"
+        torch.save({"weights": torch.zeros(3)}, p)
+        return str(p)
+
+    def copy_run() -> str:
+        shutil.copytree(ctx.run, ctx.tmp / "run")
+        return str(ctx.tmp / "run" / "model.pt")
+
+    def tampered_export() -> str:
+        d = ctx.export_copy()
+        with open(Path(d) / "stem.onnx", "ab") as f:
+            f.write(b"\0")
+        return d
+
+    def settings_garbage() -> str:
+        d = ctx.package()
+        (Path(d) / "settings.json").write_text('{"format": "fracskip-driver/1", ')
+        return d
+
+    def npy(name: str, arr: np.ndarray) -> str:
+        np.save(ctx.tmp / name, arr)
+        return str(ctx.tmp / name)
+
+    ctx.plain_pt, ctx.copy_run, ctx.tampered_export, ctx.settings_garbage, ctx.npy = (
+        plain_pt, copy_run, tampered_export, settings_garbage, npy)
+
+
+def _snapshot(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_cleanly(case, tiny_run, tiny_export, tmp_path, capsys):
+    name, argv, message, outputs = case
+    ctx = Ctx(tmp_path, tiny_run, tiny_run / "model.pt", tiny_export, tmp_path / "marker")
+    _extra(ctx)
+    args = argv(ctx)
+    before = _snapshot(tmp_path)
+    run_before, exp_before = _snapshot(tiny_run), _snapshot(tiny_export)
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2, (name, rc, err)
+    assert "Traceback" not in err, err
+    import re
+
+    assert re.search(message, err), (name, err)
+    assert not ctx.marker.exists(), f"{name}: code from a file was executed"
+    assert not any(p.name == "marker" for p in tmp_path.rglob("marker")), f"{name}: code from a file was executed"
+    for o in outputs:
+        assert not (tmp_path / o).exists(), f"{name}: left {o} behind"
+    assert _snapshot(tmp_path) == before, f"{name}: wrote {_snapshot(tmp_path) - before}"
+    assert _snapshot(tiny_run) == run_before and _snapshot(tiny_export) == exp_before
+
+
+def test_there_are_at_least_forty_and_every_command_is_covered():
+    assert len(CASES) >= 40
+    assert len({c[0] for c in CASES}) == len(CASES)
+    commands = {c[0].split("-")[0] for c in CASES}
+    assert {"train", "eval", "compare", "export", "simulate", "build", "deploy", "demo", "bench"} <= commands
+
+
+# ---------------------------------------------------------------- a read-only output folder
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A folder nobody can write in: chmod for a normal user; for root (which ignores permission bits) the
+    immutable attribute (chattr +i), removed again afterwards."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    if os.geteuid() != 0:
+        d.chmod(0o555)
+        yield d
+        d.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode:
+        pytest.skip("running as root without chattr +i: no way to make a folder read-only here")
+    try:
+        yield d
+    finally:
+        subprocess.run(["chattr", "-i", str(d)], check=True)
+
+
+@pytest.mark.parametrize("command", [
+    lambda run, exp, out: ["export", str(run / "model.pt"), "-o", out],
+    lambda run, exp, out: ["train", "-o", out, "--dataset", "synthetic"],
+    lambda run, exp, out: ["build", str(exp), "--board", "Pynq-Z2", "-o", out],
+    lambda run, exp, out: ["bench", "-o", out, "--checkpoint", str(run / "model.pt")],
+    lambda run, exp, out: ["demo", "-o", out, "--checkpoint", str(run / "model.pt")],
+], ids=["export", "train", "build", "bench", "demo"])
+def test_read_only_output_folder_is_a_clear_error(command, readonly_dir, tiny_run, tiny_export, capsys):
+    rc = main(command(tiny_run, tiny_export, str(readonly_dir / "out")))
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "cannot write in" in err and "choose a writable output folder" in err, err
+    assert not any(readonly_dir.iterdir())
