@@ -278,7 +278,7 @@ def check(duts, outs, toks, traces, label: str) -> int:
 def _duts(rng) -> list[Dut]:
     S = G.GateShape
     duts = [
-        Dut("g_c16_hw49_pe1", S(16, 49, 1), random_params(rng, 16, 49), "file"),
+        Dut("g_c16_hw196_pe1", S(16, 196, 1), random_params(rng, 16, 196), "file"),  # input-bound: 3136 words
         Dut("g_c32_hw16_pe4", S(32, 16, 4), random_params(rng, 32, 16), "file"),
         # embedding shift negative (exact left shift), saturating int32 biases
         Dut("g_c64_hw9_pe16", S(64, 9, 16), random_params(rng, 64, 9, exps=dict(we=0, x=8), bias_bits=31), "file"),
@@ -346,3 +346,61 @@ def test_gate_rtl_bit_exact_and_cycles(tmp_path):
     decisions = np.bincount(np.concatenate([[t[0] for t in tk] for tk in toks]).astype(int), minlength=4)
     print(f"frames checked bit-exact (decision, h, c): {checked}; decisions of the last run {decisions.tolist()}")
     assert checked == 3 * FRAMES * len(duts)
+
+
+# ---------------------------------------------------------------------------------------------- the FINN node
+def _node(p: spec.IntGateParams, C: int, dim: int, pe: int, state_in: int, state_out: int):
+    from onnx import helper
+    from qonnx.custom_op.registry import getCustomOp
+
+    import fracskip.hls.ops  # noqa: F401  registers DFSGate_rtl
+
+    inputs = ["x", "s"] if state_in else ["x"]
+    node = helper.make_node("DFSGate_rtl", inputs, ["t"], name="gate1", domain="finn.custom_op.fpgadataflow.rtl",
+                            backend="fpgadataflow", NumChannels=C, PE=pe, ImgDim=[dim, dim], gate_index=1,
+                            params=__import__("json").dumps(p.to_json()), StateIn=state_in, StateOut=state_out)
+    return getCustomOp(node)
+
+
+def test_gate_node_executes_the_reference_and_packs_as_finn():
+    from finn.util.data_packing import npy_to_rtlsim_input
+    from qonnx.core.datatype import DataType
+
+    rng = np.random.default_rng(5)
+    C, dim, pe, H = 32, 5, 8, 10
+    p = random_params(rng, C, dim * dim)
+    op = _node(p, C, dim, pe, 1, 1)
+    assert op.verify_node() == []
+    assert op.get_normal_input_shape(0) == (1, dim, dim, C) and op.get_folded_input_shape(0) == (1, dim, dim, 4, 8)
+    assert op.get_normal_input_shape(1) == (1, 1 + 2 * H) and op.get_normal_output_shape() == (1, 1 + 2 * H)
+    assert op.get_instream_width(0) == 64 and op.get_instream_width(1) == op.get_outstream_width() == 16 * 21
+    assert op.get_exp_cycles() == max(dim * dim * C // pe, C + H * C + 8 * H * H + 4 * H + 18)
+    x = rng.integers(0, 256, size=(1, dim, dim, C))
+    tok = np.concatenate([[3], rng.integers(-128, 128, H), rng.integers(-30000, 30000, H)])[None]
+    ctx = {"x": x.astype(np.float32), "s": tok.astype(np.float32)}
+    op.execute_node(ctx, None)
+    tr = {}
+    _, d, (h, c) = spec.IntGates(p).step(0, x.transpose(0, 3, 1, 2), (tok[:, 1:1 + H], tok[:, 1 + H:]), trace=tr)
+    np.testing.assert_array_equal(ctx["t"], np.concatenate([d[:, None], h, c], axis=1))
+    # the last gate: decision only; the first gate: zero state
+    last, first = _node(p, C, dim, pe, 1, 0), _node(p, C, dim, pe, 0, 1)
+    last.execute_node(ctx, None)
+    np.testing.assert_array_equal(ctx["t"], d[:, None])
+    first.execute_node(ctx, None)
+    _, d0, (h0, c0) = spec.IntGates(p).step(0, x.transpose(0, 3, 1, 2), spec.IntGates(p).init_state(1))
+    np.testing.assert_array_equal(ctx["t"], np.concatenate([d0[:, None], h0, c0], axis=1))
+    # the stimuli of the Verilator test are FINN's packing
+    finn_words = npy_to_rtlsim_input(x.reshape(op.get_folded_input_shape(0)).astype(np.float32), DataType["UINT8"], 64)
+    assert finn_words == in0_words(x.reshape(1, dim * dim, C), pe)
+    assert npy_to_rtlsim_input(tok.reshape(1, 1, -1).astype(np.float32), DataType["INT16"], 16 * 21) == [pack_token(tok[0])]
+
+
+def test_gate_params_of_a_network_gate():
+    p, shapes = G.default_gates()
+    assert [(s.channels, s.hw) for s in shapes] == [(16, 784), (16, 784), (32, 196), (32, 196), (64, 49)]
+    one = G.gate_params(p, 4)
+    assert one.n_gates == 1 and one.embed_w[0].shape == (10, 64) and one.pool_mult == [p.pool_mult[4]]
+    vp = G.verilog_parameters(one, G.GateShape(64, 49, 64))
+    assert vp["SW"] == (255 * 49).bit_length() and vp["ACCW"] >= 33  # int32 bias + 64 * 127 * 255
+    with pytest.raises(FracskipError):
+        G.gate_params(p, 5)
