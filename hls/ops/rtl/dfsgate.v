@@ -133,7 +133,7 @@ module dfsgate #(
   end
 
   // ------------------------------------------------------------------ parameters
-  reg signed [7:0] wrom [0:NW-1];
+  (* rom_style = "block", ram_style = "block" *) reg signed [7:0] wrom [0:NW-1];  // read in issue order
   reg signed [31:0] brom [0:NB-1];
   reg [7:0] sig_rom [0:255];
   reg [7:0] tanh_rom [0:255];
