@@ -21,6 +21,9 @@ from ..lutmvu.core import int_range, worst_case_acc_bits
 CORE_MODULE = "bsmvu"
 MAX_MODES = 4  # a 2-bit mode token
 RAM_STYLES = {"auto": 0, "distributed": 1, "block": 2}
+# Deeper weight memories go to block RAM unless the user says otherwise: a weight word is PE*WBP*SIMD
+# bits wide, a LUT ROM costs a LUT6 per bit and 64 words.
+LUT_WMEM_MAX_DEPTH = 32
 # Cycles from the first input word of an idle unit to its first output word, beyond the per-vector
 # compute: loading the first vector (SF words, one plane per cycle) plus the pipeline (issue, read,
 # popcount, T, A, output register); thresholds add the first search's read.
@@ -191,6 +194,13 @@ class BitSerialParams:
     def wmem(self) -> int:
         return self.wbase(len(self.modes))
 
+    @property
+    def resolved_ram_style(self) -> str:
+        """``auto`` made explicit, so that synthesis and the estimate agree on where the weights live."""
+        if self.ram_style != "auto":
+            return self.ram_style
+        return "distributed" if self.wmem <= LUT_WMEM_MAX_DEPTH else "block"
+
     def tbase(self, k: int) -> int:
         return sum(self.nf << self.modes[j].out_bits for j in range(k)) if self.has_act else 0
 
@@ -252,7 +262,7 @@ class BitSerialParams:
             "WEIGHT_SIGNED": int(self.weight_signed), "ACTIVATION_SIGNED": int(self.act_signed),
             "ACTIVATION_WIDTH": self.act_width, "ACCU_WIDTH": self.acc_bits,
             "OUT_WIDTH": self.out_bits_per_element, "N_VEC": self.n_vectors,
-            "MODE_STREAM": int(self.mode_stream), "RAM_STYLE": RAM_STYLES[self.ram_style],
+            "MODE_STREAM": int(self.mode_stream), "RAM_STYLE": RAM_STYLES[self.resolved_ram_style],
             "WEIGHT_FILE": weight_file, "THRESH_FILE": thresh_prefix,
         }
 

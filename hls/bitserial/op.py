@@ -1,0 +1,369 @@
+"""MVAU_bitserial: one matrix-vector unit for every path of a DFS block, the precision chosen per frame.
+
+Importing this module registers ``MVAU_bitserial`` in ``finn.custom_op.fpgadataflow.rtl`` (FINN's own
+registry; the installed package is not changed), as ``MVAU_lut`` is registered.
+
+Node inputs: ``in0`` activations (numInputVectors + [MW]), ``in1`` the mode of each frame (shape [1, 1],
+a 2-bit index into the bit menu; absent when ``modeStream=0``, a fixed-precision unit), then one weight
+matrix (MW, MH) per mode, then (with an activation) one threshold table (MH or 1, N_k) per mode.
+Attributes per mode (lists, one entry each): ``weightBits``, ``inputBits``, ``outputBits`` (0 for all:
+no activation, the output is the accumulator), ``ActVals``. A skipped frame is not sent to the unit: the
+block's router decides skipping, so the menu holds only the precisions that compute.
+
+Semantics (``exec_mode`` "" or "cppsim"): FINN's MVAU of the frame's mode, y = x @ W_m, followed by FINN's
+MultiThreshold with T_m plus ActVal_m. "rtlsim" runs the generated RTL in Verilator.
+Streams: in0 as FINN's MVAU (SIMD elements of the widest mode's width per word), in1 one 8-bit token per
+frame, out0 PE elements per word (the widest mode's output type).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from finn.custom_op.fpgadataflow.rtl import register_custom_op
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+from onnx import TensorProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.general.multithreshold import multithreshold
+from qonnx.util.basic import qonnx_make_model
+
+from ...errors import FracskipError
+from .core import (
+    MODE_TOKEN_BITS,
+    BitSerialParams,
+    Precision,
+    pack_inputs,
+    rtl_dir,
+    rtl_sources,
+    unpack_outputs,
+    wrapper_verilog,
+    write_memory_files,
+)
+from .estimate import estimate_resources
+from .harness import ModeDut, ModeStreamHarness
+
+log = logging.getLogger(__name__)
+
+OP_TYPE = "MVAU_bitserial"
+RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
+
+
+def _int_type(bits: int, signed: bool) -> DataType:
+    return DataType[f"INT{bits}" if signed else f"UINT{bits}"]
+
+
+@register_custom_op
+class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
+    """Runtime-precision MVAU on fracskip's bit-serial RTL unit (rtl/bsmvu.v)."""
+
+    def get_nodeattr_types(self):
+        attrs = {
+            "MW": ("i", True, 0),
+            "MH": ("i", True, 0),
+            "PE": ("i", False, 1),
+            "SIMD": ("i", False, 1),
+            "WBP": ("i", False, 1),  # weight bit-planes per cycle
+            "weightBits": ("ints", True, []),
+            "inputBits": ("ints", True, []),
+            "outputBits": ("ints", False, []),  # empty or all 0: no activation
+            "ActVals": ("ints", False, []),
+            "weightSigned": ("i", False, 1),
+            "inputSigned": ("i", False, 0),
+            "numInputVectors": ("ints", False, [1]),
+            "modeStream": ("i", False, 1),
+            "ram_style": ("s", False, "auto", {"auto", "block", "distributed"}),
+        }
+        attrs.update(super().get_nodeattr_types())  # RTLBackend's and HWCustomOp's
+        return attrs
+
+    # ------------------------------------------------------------------ description
+    def bs_params(self) -> BitSerialParams:
+        get = self.get_nodeattr
+        wb, ab = list(get("weightBits")), list(get("inputBits"))
+        ob = list(get("outputBits")) or [0] * len(wb)
+        av = list(get("ActVals")) or [0] * len(wb)
+        if not (len(wb) == len(ab) == len(ob) == len(av)):
+            raise FracskipError(f"{self.onnx_node.name}: weightBits, inputBits, outputBits, ActVals differ in length")
+        return BitSerialParams(
+            mw=get("MW"), mh=get("MH"), pe=get("PE"), simd=get("SIMD"), wbp=get("WBP"),
+            modes=tuple(Precision(*m) for m in zip(wb, ab, ob, av)),
+            weight_signed=bool(get("weightSigned")), act_signed=bool(get("inputSigned")),
+            n_vectors=int(np.prod(get("numInputVectors"))), mode_stream=bool(get("modeStream")),
+            ram_style=get("ram_style"))
+
+    @property
+    def n_modes(self) -> int:
+        return len(self.get_nodeattr("weightBits"))
+
+    def _first_weight_input(self) -> int:
+        return 2 if self.get_nodeattr("modeStream") else 1
+
+    def weight_inputs(self) -> list[str]:
+        i = self._first_weight_input()
+        return list(self.onnx_node.input[i:i + self.n_modes])
+
+    def threshold_inputs(self) -> list[str]:
+        i = self._first_weight_input() + self.n_modes
+        return list(self.onnx_node.input[i:i + self.n_modes])
+
+    # ------------------------------------------------------------------ types and shapes
+    def get_input_datatype(self, ind=0):
+        p = self.bs_params()
+        if ind == 0:
+            return _int_type(p.act_width, p.act_signed)
+        if ind == 1 and p.mode_stream:
+            return DataType[f"UINT{MODE_TOKEN_BITS}"]
+        k = ind - self._first_weight_input()
+        if k < self.n_modes:
+            return _int_type(p.modes[k].wbits, p.weight_signed)
+        return DataType[f"INT{p.acc_bits + 1}"]  # thresholds
+
+    def get_output_datatype(self, ind=0):
+        p = self.bs_params()
+        return _int_type(p.out_bits_per_element, p.out_signed)
+
+    def get_accumulator_datatype(self, mode: int = -1) -> DataType:
+        """The unit's accumulator (mode -1), or FINN's datatype-only accumulator of one mode."""
+        p = self.bs_params()
+        return DataType[f"INT{p.acc_bits}"] if mode < 0 else \
+            _int_type(p.mode_acc_bits(mode), p.weight_signed or p.act_signed)
+
+    def infer_node_datatype(self, model):
+        model.set_tensor_datatype(self.onnx_node.output[0], self.get_output_datatype())
+
+    def make_shape_compatible_op(self, model):
+        return super().make_const_shape_op(self.get_normal_output_shape())
+
+    def verify_node(self):
+        try:
+            self.bs_params()
+        except FracskipError as exc:
+            return [str(exc)]
+        return []
+
+    def get_normal_input_shape(self, ind=0):
+        if ind == 0:
+            return tuple(self.get_nodeattr("numInputVectors")) + (self.get_nodeattr("MW"),)
+        if ind == 1 and self.get_nodeattr("modeStream"):
+            return (1, 1)
+        return ()
+
+    def get_folded_input_shape(self, ind=0):
+        p = self.bs_params()
+        if ind == 0:
+            return tuple(self.get_nodeattr("numInputVectors")) + (p.sf, p.simd)
+        if ind == 1 and p.mode_stream:
+            return (1, 1, 1)
+        return ()
+
+    def get_normal_output_shape(self, ind=0):
+        return tuple(self.get_nodeattr("numInputVectors")) + (self.get_nodeattr("MH"),)
+
+    def get_folded_output_shape(self, ind=0):
+        p = self.bs_params()
+        return tuple(self.get_nodeattr("numInputVectors")) + (p.nf, p.pe)
+
+    def get_instream_width(self, ind=0):
+        p = self.bs_params()
+        if ind == 0:
+            return p.in_width
+        if ind == 1 and p.mode_stream:
+            return MODE_TOKEN_BITS
+        return 0  # weights and thresholds live in the unit
+
+    def get_outstream_width(self, ind=0):
+        return self.bs_params().out_width
+
+    def get_number_output_values(self):
+        p = self.bs_params()
+        return p.n_vectors * p.nf
+
+    # ------------------------------------------------------------------ cycles
+    def get_exp_cycles_per_mode(self) -> list[int]:
+        """The unit's cycle model: cycles per frame in each mode at full rate (steady state)."""
+        p = self.bs_params()
+        return [p.frame_cycles(k) for k in range(len(p.modes))]
+
+    def get_exp_cycles(self):
+        """FINN's single figure: the slowest mode (a static schedule must allow for it)."""
+        return max(self.get_exp_cycles_per_mode())
+
+    # ------------------------------------------------------------------ code generation
+    def _top(self) -> str:
+        return self.get_nodeattr("gen_top_module") or self.get_verilog_top_module_name()
+
+    def weight_file(self) -> Path:
+        return Path(self.get_nodeattr("code_gen_dir_ipgen")) / f"{self._top()}_weights.dat"
+
+    def threshold_prefix(self) -> Path:
+        return Path(self.get_nodeattr("code_gen_dir_ipgen")) / f"{self._top()}_thresholds"
+
+    def memory_files(self) -> list[Path]:
+        pref = self.threshold_prefix()
+        return [self.weight_file()] + [Path(f"{pref}_pe{i:02d}.dat") for i in range(self.get_nodeattr("PE"))]
+
+    def _tensors(self, model: ModelWrapper) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        weights = [model.get_initializer(n) for n in self.weight_inputs()]
+        if any(w is None for w in weights) or len(weights) != self.n_modes:
+            raise FracskipError(f"{self.onnx_node.name}: every mode's weights must be an initializer")
+        if not self.bs_params().has_act:
+            return weights, None
+        thresholds = [model.get_initializer(n) for n in self.threshold_inputs()]
+        if any(t is None for t in thresholds) or len(thresholds) != self.n_modes:
+            raise FracskipError(f"{self.onnx_node.name}: every mode's thresholds must be an initializer")
+        return weights, thresholds
+
+    def generate_hdl(self, model, fpgapart, clk):
+        """Write the wrapper (FINN's port names) and the memory images into code_gen_dir_ipgen."""
+        p = self.bs_params()
+        code_gen_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        top = self.get_verilog_top_module_name()
+        self.set_nodeattr("gen_top_module", top)  # later renames still find the generated module
+        weights, thresholds = self._tensors(model)
+        write_memory_files(p, weights, thresholds, self.weight_file(), self.threshold_prefix())
+        (code_gen_dir / f"{top}.v").write_text(
+            wrapper_verilog(p, top, str(self.weight_file().resolve()), str(self.threshold_prefix().resolve())))
+        self.set_nodeattr("ipgen_path", str(code_gen_dir))
+        self.set_nodeattr("ip_path", str(code_gen_dir))
+
+    def get_rtl_file_list(self, abspath=False):
+        wrapper = f"{self._top()}.v"
+        if not abspath:
+            return [wrapper] + [src.name for src in rtl_sources()]
+        return [str(Path(self.get_nodeattr("code_gen_dir_ipgen")) / wrapper)] + [str(s) for s in rtl_sources()]
+
+    def get_verilog_paths(self):
+        return super().get_verilog_paths() + [str(rtl_dir())]
+
+    def code_generation_ipi(self):
+        """Vivado IPI: add the sources and memory images, instantiate the wrapper as a module reference."""
+        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
+        cmd += [f"add_files -norecurse {f}" for f in self.memory_files()]
+        cmd.append(f"create_bd_cell -type module -reference {self._top()} {self.onnx_node.name}")
+        return cmd
+
+    # ------------------------------------------------------------------ execution
+    def execute_node(self, context, graph):
+        mode = self.get_nodeattr("exec_mode")
+        if mode in ("", "cppsim"):
+            self._execute_python(context, graph)
+        elif mode == "rtlsim":
+            self._execute_verilator(context, graph)
+        else:
+            raise FracskipError(f"{self.onnx_node.name}: exec_mode={mode!r}; use '', 'cppsim' or 'rtlsim'")
+
+    def frame_modes(self, context) -> list[int]:
+        node = self.onnx_node
+        n_frames = context[node.input[0]].shape[0]
+        if not self.get_nodeattr("modeStream"):
+            return [0] * n_frames
+        modes = [int(v) for v in np.asarray(context[node.input[1]]).reshape(-1)]
+        if len(modes) != n_frames or any(not 0 <= m < self.n_modes for m in modes):
+            raise FracskipError(f"{node.name}: modes {modes} for {n_frames} frames; each must be 0..{self.n_modes - 1} "
+                                "(a skipped frame is not sent to the unit)")
+        return modes
+
+    def _graph_tensors(self, graph) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        inits = {t.name: t for t in graph.initializer}
+        from onnx import numpy_helper
+
+        def get(name):
+            return numpy_helper.to_array(inits[name])
+        weights = [get(n) for n in self.weight_inputs()]
+        thresholds = [get(n) for n in self.threshold_inputs()] if self.bs_params().has_act else None
+        return weights, thresholds
+
+    def _execute_python(self, context, graph) -> None:
+        """FINN's MVAU (x @ W_m) and MultiThreshold (T_m, + ActVal_m) of each frame's mode."""
+        p = self.bs_params()
+        node = self.onnx_node
+        x = context[node.input[0]]
+        weights, thresholds = self._graph_tensors(graph)
+        out = []
+        for f, k in enumerate(self.frame_modes(context)):
+            acc = np.matmul(x[f:f + 1], weights[k])
+            if p.has_act:
+                # MultiThreshold works on (N, C, ...): channels last -> move them
+                a = np.moveaxis(acc, -1, 1)
+                acc = np.moveaxis(multithreshold(a, thresholds[k]), 1, -1) + p.modes[k].act_val
+            out.append(acc)
+        context[node.output[0]] = np.concatenate(out).astype(np.float32)
+
+    def _harness(self, n_frames: int) -> ModeStreamHarness:
+        p = self.bs_params()
+        dut = ModeDut(self._top(), self.get_instream_width_padded(0), self.get_outstream_width_padded(0),
+                      n_in=n_frames * p.n_vectors * p.sf, n_modes=n_frames if p.mode_stream else 0,
+                      n_out=n_frames * p.n_vectors * p.nf, exp_cycles=n_frames * self.get_exp_cycles())
+        run_root = Path(self.get_nodeattr("code_gen_dir_ipgen")) / "verilator_runs"
+        return ModeStreamHarness([dut], [Path(s) for s in self.get_rtl_file_list(abspath=True)], run_root,
+                                 cxx_opt="-O2")
+
+    def _execute_verilator(self, context, graph) -> None:
+        node = self.onnx_node
+        if not Path(self.get_nodeattr("code_gen_dir_ipgen"), f"{self._top()}.v").exists():
+            raise FracskipError(f"{node.name}: no generated RTL; run PrepareIP (generate_hdl) before rtlsim")
+        p = self.bs_params()
+        x = context[node.input[0]]
+        modes = self.frame_modes(context)
+        harness = self._harness(len(modes))
+        (run,) = harness.run(harness.run_dir(), [pack_inputs(p, x)], [modes if p.mode_stream else []])
+        if not run.finished:
+            raise FracskipError(f"{node.name}: rtlsim gave {len(run.outputs)} of {run.n_expected} output words")
+        shape = (x.shape[0],) + tuple(self.get_normal_output_shape())[1:]
+        context[node.output[0]] = unpack_outputs(p, run.outputs, shape).astype(np.float32)
+        log.debug("%s: rtlsim %d cycles (model %d)", node.name, run.cycles, p.cycles(modes))
+
+    # ------------------------------------------------------------------ estimates (fitted Yosys model)
+    def lut_estimation(self, fpgapart=None):
+        return int(round(estimate_resources(self.bs_params()).lut))
+
+    def bram_estimation(self, fpgapart=None):
+        return int(estimate_resources(self.bs_params()).bram18)
+
+    def uram_estimation(self, fpgapart=None):
+        return 0
+
+    def dsp_estimation(self, fpgapart=None):
+        return 0
+
+
+def bitserial_model(params: BitSerialParams, weights: Sequence[np.ndarray],
+                    thresholds: Sequence[np.ndarray] | None = None, n_vectors: Sequence[int] = (1,),
+                    name: str = "MVAU_bitserial_0") -> ModelWrapper:
+    """A graph ``inp [, mode] -> MVAU_bitserial -> outp`` with every mode's weights (and thresholds)."""
+    k = len(params.modes)
+    vecs = [int(v) for v in n_vectors]
+    if int(np.prod(vecs)) != params.n_vectors:
+        raise FracskipError(f"n_vectors {vecs} do not make params.n_vectors={params.n_vectors}")
+    w_names = [f"weights{i}" for i in range(k)]
+    t_names = [f"thresholds{i}" for i in range(k)] if params.has_act else []
+    inputs = ["inp"] + (["mode"] if params.mode_stream else []) + w_names + t_names
+    node = helper.make_node(
+        OP_TYPE, inputs, ["outp"], name=name, domain=RTL_DOMAIN, backend="fpgadataflow",
+        MW=params.mw, MH=params.mh, PE=params.pe, SIMD=params.simd, WBP=params.wbp,
+        weightBits=[m.wbits for m in params.modes], inputBits=[m.abits for m in params.modes],
+        outputBits=[m.out_bits for m in params.modes], ActVals=[m.act_val for m in params.modes],
+        weightSigned=int(params.weight_signed), inputSigned=int(params.act_signed), numInputVectors=vecs,
+        modeStream=int(params.mode_stream), ram_style=params.ram_style)
+    graph_in = [helper.make_tensor_value_info("inp", TensorProto.FLOAT, [1] + vecs[1:] + [params.mw])]
+    if params.mode_stream:
+        graph_in.append(helper.make_tensor_value_info("mode", TensorProto.FLOAT, [1, 1]))
+    graph = helper.make_graph([node], "bitserial_layer", graph_in,
+                              [helper.make_tensor_value_info("outp", TensorProto.FLOAT,
+                                                             [1] + vecs[1:] + [params.mh])])
+    model = ModelWrapper(qonnx_make_model(graph, producer_name="fracskip.hls.bitserial"))
+    a_dt = _int_type(params.act_width, params.act_signed)
+    model.set_tensor_datatype("inp", a_dt)
+    if params.mode_stream:
+        model.set_tensor_datatype("mode", DataType[f"UINT{MODE_TOKEN_BITS}"])
+    for i, (m, w) in enumerate(zip(params.modes, weights)):
+        model.set_initializer(w_names[i], np.asarray(w, dtype=np.float32))
+        model.set_tensor_datatype(w_names[i], _int_type(m.wbits, params.weight_signed))
+    for i, t in enumerate(thresholds or []):
+        model.set_initializer(t_names[i], np.asarray(t, dtype=np.float32))
+    model.set_tensor_datatype("outp", _int_type(params.out_bits_per_element, params.out_signed))
+    return model

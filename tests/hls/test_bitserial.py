@@ -1,0 +1,375 @@
+"""The bit-serial runtime-precision MVU: bit-exact against FINN's MVAU + MultiThreshold of each frame's
+mode, its cycle model, its FINN op, and its resource model.
+
+The rtlsim test compiles a few Verilator models (each several differently parameterised units; cached by
+content hash) and drives many random configurations through each: every run writes new weights,
+thresholds, inputs and mode sequences (memory images are read at each simulation start), so one compiled
+unit checks many weight/threshold sets and mode sequences, with random stalls and at full rate.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from fracskip.errors import FracskipError
+from fracskip.hls.bitserial.core import (
+    BitSerialParams,
+    Precision,
+    pack_inputs,
+    reference,
+    rtl_sources,
+    unpack_outputs,
+    wrapper_verilog,
+    write_memory_files,
+)
+from fracskip.hls.lutmvu.core import LutMvuParams, int_range
+
+MODELS = 4  # Verilator builds
+DUTS = 6  # units per build
+RUNS = 9  # weight/threshold/input/mode sets per build
+FRAMES = 5  # frames per run
+MIN_CONFIGS = 200
+FPGA_PART = "xc7z020clg400-1"
+
+
+@pytest.fixture(scope="module")
+def finn(tmp_path_factory):
+    from fracskip.hls.finn_env import setup
+
+    setup(tmp_path_factory.mktemp("finn_build"))
+    import fracskip.hls.bitserial.op  # noqa: F401  (registers MVAU_bitserial)
+    from finn.core.onnx_exec import execute_onnx
+    from qonnx.custom_op.general.multithreshold import multithreshold
+    from qonnx.custom_op.registry import getCustomOp
+
+    from fracskip.hls.lutmvu.graphs import mvau_model
+
+    return SimpleNamespace(execute_onnx=execute_onnx, multithreshold=multithreshold, getCustomOp=getCustomOp,
+                           mvau_model=mvau_model)
+
+
+# ---------------------------------------------------------------------------------------------- configurations
+def random_unit(rng: np.random.Generator, no_act: bool = False) -> BitSerialParams:
+    """A random unit: shape, folding, bit-parallelism, menu (1-3 modes, sometimes b_w != b_a), signedness."""
+    n_modes = int(rng.choice([1, 2, 3, 3]))
+    fixed = n_modes == 1 and rng.random() < 0.6
+    wsigned = bool(rng.random() < 0.8)
+    bits = [int(b) for b in rng.choice([2, 4, 8], size=n_modes, replace=n_modes > 3)]
+    modes = []
+    act = not no_act and rng.random() < 0.5
+    for b in bits:
+        ab = b if rng.random() < 0.7 else int(rng.choice([2, 3, 4, 8]))
+        ob = int(rng.choice([1, 2, 3, 4, ab])) if act else 0
+        av = -(1 << (ob - 1)) if act and ob > 1 and rng.random() < 0.3 else 0
+        modes.append(Precision(b, ab, ob, av))
+    wbp_choices = [w for w in (1, 2, 4) if all(m.wbits % w == 0 for m in modes)]
+    simd, sf = int(rng.integers(1, 13)), int(rng.integers(1, 5))
+    pe, nf = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    return BitSerialParams(
+        mw=simd * sf, mh=pe * nf, pe=pe, simd=simd, wbp=int(rng.choice(wbp_choices)), modes=tuple(modes),
+        weight_signed=wsigned, act_signed=bool(rng.random() < 0.5), n_vectors=int(rng.integers(1, 4)),
+        mode_stream=not fixed, ram_style=str(rng.choice(["auto", "block", "distributed"])))
+
+
+@dataclass
+class RunData:
+    weights: list[np.ndarray]
+    thresholds: list[np.ndarray] | None
+    modes: list[int]
+    x: np.ndarray  # (frames, vectors, MW)
+
+
+def random_data(rng: np.random.Generator, p: BitSerialParams, frames: int) -> RunData:
+    kind = rng.choice(["uniform", "uniform", "extreme"])
+
+    def draw(lo, hi, size):
+        return rng.choice([lo, hi], size=size) if kind == "extreme" else rng.integers(lo, hi, endpoint=True, size=size)
+
+    weights = [draw(*int_range(m.wbits, p.weight_signed), (p.mw, p.mh)) for m in p.modes]
+    thresholds = None
+    if p.has_act:
+        thresholds = []
+        for m, w in zip(p.modes, weights):
+            al, ah = int_range(m.abits, p.act_signed)
+            lo = np.minimum(w * al, w * ah).sum(axis=0)
+            hi = np.maximum(w * al, w * ah).sum(axis=0)
+            n = int(rng.integers(1, 1 << m.out_bits))  # fewer thresholds than the output range: allowed
+            t = rng.integers(lo[:, None] - 2, hi[:, None] + 3, size=(p.mh, n)).astype(np.float64)
+            t += 0.5 * rng.integers(0, 2, size=t.shape)  # non-integer thresholds round up
+            if rng.random() < 0.3:
+                t = t[:1]  # one row for every channel, as FINN allows
+            thresholds.append(np.sort(t, axis=1))
+    n = len(p.modes)
+    # every mode, back-to-back frames of different modes whenever the menu has more than one
+    modes = [int(v) for v in rng.permutation(np.resize(np.arange(n), frames))]
+    if n > 1:
+        for f in range(1, frames):
+            if modes[f] == modes[f - 1]:
+                modes[f] = (modes[f] + 1) % n
+    x = np.stack([draw(*int_range(p.modes[k].abits, p.act_signed), (p.n_vectors, p.mw)) for k in modes])
+    return RunData(weights, thresholds, modes, x)
+
+
+def finn_golden(finn, p: BitSerialParams, data: RunData) -> np.ndarray:
+    """FINN's python execution of an MVAU node (noActivation) with the frame's mode's weights, then
+    FINN's MultiThreshold with that mode's thresholds plus its ActVal."""
+    out = []
+    for f, k in enumerate(data.modes):
+        m = p.modes[k]
+        lp = LutMvuParams(p.mw, p.mh, p.pe, p.simd, m.wbits, p.weight_signed, m.abits, p.act_signed,
+                          acc_bits=p.acc_bits)
+        model = finn.mvau_model(lp, data.weights[k], (1, p.n_vectors), op_type="MVAU")
+        acc = finn.execute_onnx(model, {"inp": data.x[f][None].astype(np.float32)})["outp"][0]
+        assert np.array_equal(acc, data.x[f] @ data.weights[k])  # FINN's MVAU is the matmul
+        if p.has_act:
+            acc = finn.multithreshold(acc, data.thresholds[k]) + m.act_val  # (vectors, MH): channels on axis 1
+        out.append(acc)
+    return np.stack(out).astype(np.int64)
+
+
+def _describe(i: int, p: BitSerialParams, data: RunData) -> str:
+    menu = ",".join(f"w{m.wbits}a{m.abits}" + (f"o{m.out_bits}{m.act_val:+d}" if m.out_bits else "") for m in p.modes)
+    return (f"DUT {i}: MW={p.mw} MH={p.mh} PE={p.pe} SIMD={p.simd} WBP={p.wbp} menu={menu} "
+            f"ws={int(p.weight_signed)} as={int(p.act_signed)} vec={p.n_vectors} stream={int(p.mode_stream)} "
+            f"ram={p.resolved_ram_style} modes={data.modes}")
+
+
+def build_model(units: list[BitSerialParams], workdir, frames: int = FRAMES):
+    from fracskip.hls.bitserial.harness import ModeDut, ModeStreamHarness
+
+    duts, sources = [], []
+    for i, p in enumerate(units):
+        wrapper = workdir / f"bs_dut{i}.v"
+        wrapper.write_text(wrapper_verilog(p, f"bs_dut{i}", f"w{i}.dat", f"t{i}"))
+        sources.append(wrapper)
+        duts.append(ModeDut(f"bs_dut{i}", (p.in_width + 7) // 8 * 8, (p.out_width + 7) // 8 * 8,
+                            n_in=frames * p.n_vectors * p.sf, n_modes=frames if p.mode_stream else 0,
+                            n_out=frames * p.n_vectors * p.nf, exp_cycles=frames * max(
+                                p.frame_cycles(k) for k in range(len(p.modes)))))
+    return ModeStreamHarness(duts, sources + rtl_sources(), workdir / "runs")
+
+
+def simulate(harness, units, datas, stall: bool, seed: int):
+    run_dir = harness.run_dir()
+    for i, (p, d) in enumerate(zip(units, datas)):
+        write_memory_files(p, d.weights, d.thresholds, run_dir / f"w{i}.dat", run_dir / f"t{i}")
+    runs = harness.run(run_dir, [pack_inputs(p, d.x) for p, d in zip(units, datas)],
+                       [d.modes if p.mode_stream else [] for p, d in zip(units, datas)], stall=stall, seed=seed)
+    return run_dir, runs
+
+
+# ---------------------------------------------------------------------------------------------- RTL vs FINN
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_bit_exact_against_finn_mvau_per_mode(finn, tmp_path):
+    """>= 200 random configurations (unit x weights/thresholds/inputs/mode sequence), RTL == FINN."""
+    rng = np.random.default_rng(12)
+    checked, ratios = 0, []
+    for b in range(MODELS):
+        units = [random_unit(rng, no_act=(i == 0)) for i in range(DUTS)]
+        work = tmp_path / f"model{b}"
+        work.mkdir()
+        harness = build_model(units, work)
+        for r in range(RUNS):
+            stall = r % 2 == 1
+            datas = [random_data(rng, p, FRAMES) for p in units]
+            _, runs = simulate(harness, units, datas, stall=stall, seed=r + 1)
+            bad = []
+            for i, (p, d, run) in enumerate(zip(units, datas, runs)):
+                golden = finn_golden(finn, p, d)
+                assert np.array_equal(golden, reference(p, d.x, d.modes, d.weights, d.thresholds))
+                if not run.finished:
+                    bad.append(f"{_describe(i, p, d)}: {len(run.outputs)} of {run.n_expected} words")
+                    continue
+                got = unpack_outputs(p, run.outputs, golden.shape)
+                if not np.array_equal(got, golden):
+                    bad.append(f"{_describe(i, p, d)}: {int((got != golden).sum())} of {golden.size} values differ")
+                elif not stall:
+                    ratios.append(run.cycles / p.cycles(d.modes))
+                    if abs(ratios[-1] - 1) > 0.02:
+                        bad.append(f"{_describe(i, p, d)}: {run.cycles} cycles, model {p.cycles(d.modes)}")
+                checked += 1
+            assert not bad, f"model {b} run {r} ({'stalls' if stall else 'full rate'}):\n" + "\n".join(bad)
+
+        if b == 0:  # negative control: one flipped weight bit in DUT 0 (no activation) must be caught
+            datas = [random_data(rng, p, FRAMES) for p in units]
+            for p, d in zip(units, datas):
+                d.modes = [0] * FRAMES
+                d.x = np.full_like(d.x, int_range(p.modes[0].abits, p.act_signed)[1])
+            run_dir = harness.run_dir()
+            for i, (p, d) in enumerate(zip(units, datas)):
+                write_memory_files(p, d.weights, d.thresholds, run_dir / f"w{i}.dat", run_dir / f"t{i}")
+            lines = (run_dir / "w0.dat").read_text().splitlines()
+            lines[0] = f"{int(lines[0], 16) ^ 1:0{len(lines[0])}x}"  # mode 0, row 0, MSB plane, column 0
+            (run_dir / "w0.dat").write_text("\n".join(lines) + "\n")
+            runs = harness.run(run_dir, [pack_inputs(p, d.x) for p, d in zip(units, datas)],
+                               [d.modes if p.mode_stream else [] for p, d in zip(units, datas)])
+            differs = [not np.array_equal(unpack_outputs(p, r.outputs, (FRAMES, p.n_vectors, p.mh)),
+                                          finn_golden(finn, p, d)) for p, d, r in zip(units, datas, runs)]
+            assert differs[0] and not any(differs[1:]), differs
+    print(f"\nMVAU_bitserial: {checked} random configurations ({MODELS} Verilator builds x {DUTS} units x "
+          f"{RUNS} weight/threshold/input/mode sets, {FRAMES} frames each, every mode, back-to-back mode "
+          f"changes) bit-exact with FINN's MVAU + MultiThreshold; full-rate cycles / model: "
+          f"min {min(ratios):.4f} max {max(ratios):.4f} over {len(ratios)} runs")
+    assert checked >= MIN_CONFIGS
+
+
+BENCH_UNITS = (  # the bench's conv3x3 C16 layer (28x28 vectors per frame) at two foldings, with thresholds
+    BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784),
+    BitSerialParams(144, 16, 4, 48, 2, (Precision(2, 2, 2), Precision(4, 4, 4), Precision(8, 8, 8)), n_vectors=784),
+    BitSerialParams(144, 16, 1, 48, 1, (Precision(2, 2, 2), Precision(4, 4, 4), Precision(8, 8, 8)), n_vectors=784),
+)
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_cycles_per_frame_match_the_model(finn, tmp_path):
+    """Frames of one mode at a time, and mixed, through the bench layer: Verilator cycles within 2 % of
+    the cycle model in every mode (and the outputs bit-exact)."""
+    rng = np.random.default_rng(3)
+    frames = 2
+    harness = build_model(list(BENCH_UNITS), tmp_path, frames=frames)
+    lines = []
+    for modes in ([0, 0], [1, 1], [2, 2], [2, 0]):
+        datas = []
+        for p in BENCH_UNITS:
+            d = random_data(rng, p, frames)
+            d.modes = list(modes)
+            d.x = np.stack([rng.integers(*int_range(p.modes[k].abits, p.act_signed), endpoint=True,
+                                         size=(p.n_vectors, p.mw)) for k in modes])
+            datas.append(d)
+        _, runs = simulate(harness, list(BENCH_UNITS), datas, stall=False, seed=1)
+        for p, d, run in zip(BENCH_UNITS, datas, runs):
+            assert run.finished
+            assert np.array_equal(unpack_outputs(p, run.outputs, d.x.shape[:2] + (p.mh,)),
+                                  reference(p, d.x, d.modes, d.weights, d.thresholds))
+            ratio = run.cycles / p.cycles(d.modes)
+            lines.append(f"PE{p.pe} SIMD{p.simd} WBP{p.wbp} act={int(p.has_act)} modes {modes}: "
+                         f"{run.cycles} cycles / {frames} frames, model {p.cycles(d.modes)}, ratio {ratio:.4f}")
+            assert abs(ratio - 1) <= 0.02, lines[-1]
+    print("\n" + "\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------- FINN op
+def test_execute_node_is_finns_mvau_and_thresholds(finn):
+    """The op's python execution (the RTL's twin) against FINN's MVAU + MultiThreshold, many configs."""
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        p = random_unit(rng)
+        d = random_data(rng, p, 3)
+        from fracskip.hls.bitserial.op import bitserial_model
+
+        model = bitserial_model(p, d.weights, d.thresholds, n_vectors=(1, p.n_vectors))
+        golden = finn_golden(finn, p, d)
+        for f, k in enumerate(d.modes):
+            inputs = {"inp": d.x[f][None].astype(np.float32)}
+            if p.mode_stream:
+                inputs["mode"] = np.array([[k]], dtype=np.float32)
+            elif k != 0:
+                continue
+            y = finn.execute_onnx(model, inputs)["outp"]
+            assert np.array_equal(y[0], golden[f])
+
+
+def test_op_shapes_streams_and_codegen(finn, tmp_path):
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.prepare_rtlsim import PrepareRTLSim  # noqa: F401
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    from fracskip.hls.bitserial.op import bitserial_model
+
+    p = BitSerialParams(24, 8, 2, 6, 2, (Precision(2, 2, 2), Precision(4, 4, 4, -8), Precision(8, 8, 8)),
+                        n_vectors=9, act_signed=True)
+    rng = np.random.default_rng(1)
+    d = random_data(rng, p, 1)
+    model = bitserial_model(p, d.weights, d.thresholds, n_vectors=(1, 3, 3)).transform(GiveUniqueNodeNames())
+    op = finn.getCustomOp(model.graph.node[0])
+    assert op.verify_node() == []
+    intf = op.get_verilog_top_module_intf_names()
+    assert intf["s_axis"] == [("in0_V", 48), ("in1_V", 8)] and intf["m_axis"] == [("out0_V", 16)]
+    assert op.get_folded_input_shape(0) == (1, 3, 3, 4, 6) and op.get_folded_output_shape() == (1, 3, 3, 4, 2)
+    assert op.get_exp_cycles_per_mode() == [p.frame_cycles(k) for k in range(3)]
+    assert op.get_exp_cycles_per_mode() == [9 * 4 * max(2 * 1 * 4, 2), 9 * 4 * 4 * 2 * 4, 9 * 4 * 8 * 4 * 4]
+    assert op.get_output_datatype().name == "INT9"  # -8..255 over the menu
+    model = model.transform(PrepareIP(FPGA_PART, 10.0))
+    op = finn.getCustomOp(model.graph.node[0])
+    files = op.get_rtl_file_list(abspath=True)
+    assert all(__import__("os").path.exists(f) for f in files + [str(f) for f in op.memory_files()])
+    assert any("create_bd_cell" in c for c in op.code_generation_ipi())
+    # rtlsim exec mode: the generated RTL in Verilator, against the python twin, two frames of different modes
+    x = np.concatenate([d.x[0][None]] * 2).reshape(2, 3, 3, p.mw).astype(np.float32)
+    expected = []
+    for k in (2, 1):
+        expected.append(finn.execute_onnx(model, {"inp": x[:1], "mode": np.array([[k]], np.float32)})["outp"])
+    op.set_nodeattr("exec_mode", "rtlsim")
+    ctx = {"inp": x, "mode": np.array([[2], [1]], np.float32)}
+    op.execute_node(ctx, model.graph)
+    assert np.array_equal(ctx["outp"], np.concatenate(expected))
+
+
+def test_fixed_precision_unit_and_refusals(finn):
+    from fracskip.hls.bitserial.op import bitserial_model
+
+    p = BitSerialParams(16, 4, 1, 8, 2, (Precision(4, 4),), mode_stream=False)
+    rng = np.random.default_rng(2)
+    d = random_data(rng, p, 1)
+    model = bitserial_model(p, d.weights, n_vectors=(1, 1))
+    op = finn.getCustomOp(model.graph.node[0])
+    assert [n for n, _ in op.get_verilog_top_module_intf_names()["s_axis"]] == ["in0_V"]
+    y = finn.execute_onnx(model, {"inp": d.x[0][None].astype(np.float32)})["outp"]
+    assert np.array_equal(y[0], finn_golden(finn, p, d)[0])
+    with pytest.raises(FracskipError, match="WBP=2 does not divide"):
+        BitSerialParams(16, 4, 1, 8, 2, (Precision(3, 3),))
+    with pytest.raises(FracskipError, match="without mode stream"):
+        BitSerialParams(16, 4, 1, 8, 1, (Precision(2, 2), Precision(4, 4)), mode_stream=False)
+    with pytest.raises(FracskipError, match="either every mode"):
+        BitSerialParams(16, 4, 1, 8, 1, (Precision(2, 2, 2), Precision(4, 4)))
+
+
+def test_cycle_model_follows_bitops():
+    """Cycles per frame scale with b_w * b_a (and 1/WBP); thresholds bound only when wider than compute."""
+    p = BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784)
+    c = [p.frame_cycles(k) for k in range(3)]
+    assert c == [784 * 2 * 2 * 1 * 3, 784 * 2 * 4 * 2 * 3, 784 * 2 * 8 * 4 * 3]
+    assert c[1] == 4 * c[0] and c[2] == 4 * c[1]
+    q = BitSerialParams(8, 8, 8, 8, 1, (Precision(2, 2, 8),))
+    assert q.frame_cycles(0) == 8  # one row fold, 255 thresholds: 8 search steps > 4 compute cycles
+
+
+# ---------------------------------------------------------------------------------------------- resources
+def test_fitted_model_error():
+    """The stored fit: LUT within 10 % mean on its points and on held-out configurations."""
+    from fracskip.hls.bitserial.estimate import bram18_count, estimate_resources
+    from fracskip.hls.bitserial.fit import params_of
+    from fracskip.hls.bitserial.fitted import MODEL
+
+    for points, limit in ((MODEL["points"], 0.10), (MODEL["held_out"], 0.10)):
+        errs = []
+        for pt in points:
+            p = params_of(pt)
+            errs.append(abs(estimate_resources(p).lut - pt["lut"]) / pt["lut"])
+            assert bram18_count(p) == pt["bram18"], (pt, bram18_count(p))
+            assert pt["dsp"] == 0
+        assert np.mean(errs) <= limit, (np.mean(errs), errs)
+    assert len(MODEL["held_out"]) >= 3
+
+
+@pytest.mark.rtlsim
+def test_rtl_lints_clean():
+    """Verilator -Wall lint of the unit over corner parameterisations."""
+    from fracskip.hls.lutmvu.harness import verilator
+
+    exe, env = verilator()
+    for p in (BitSerialParams(1, 1, 1, 1, 1, (Precision(2, 2),), mode_stream=False),
+              BitSerialParams(21, 6, 3, 7, 2, (Precision(2, 2, 2), Precision(4, 3, 4, -8)), act_signed=True),
+              BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784)):
+        pars = {k: v for k, v in p.verilog_parameters("w.dat", "t").items() if not isinstance(v, str) or "'h" in v}
+        cmd = [str(exe), "--lint-only", "-Wall", "-Wno-DECLFILENAME", "-Wno-UNUSEDPARAM", "--top-module", "bsmvu",
+               *map(str, rtl_sources()), *(f"-G{k}={v}" for k, v in pars.items())]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
