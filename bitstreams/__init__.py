@@ -53,7 +53,7 @@ def _read(p: Path) -> dict:
     clk = d["clk_ns"]
     if isinstance(clk, bool) or not isinstance(clk, (int, float)) or not 0 < clk < 1e3:
         raise bad(f"clk_ns must be a clock period in ns (0 < clk_ns < 1000), got {clk!r}")
-    if d["shell_flow"] not in SHELL_FLOWS:
+    if not isinstance(d["shell_flow"], str) or d["shell_flow"] not in SHELL_FLOWS:
         raise bad(f"shell_flow must be one of {sorted(SHELL_FLOWS)}, got {d['shell_flow']!r}")
     res = d["resources"]
     if not isinstance(res, dict) or set(res) != set(RESOURCE_KEYS) or not all(

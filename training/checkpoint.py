@@ -159,11 +159,25 @@ def model_config(ck: dict) -> ModelConfig:
         raise FracskipError(f"{where}: model_config {mc} describes no valid network ({e})") from e
 
 
+# far above any network fracskip trains: a damaged config must not allocate a giant model
+LIMITS = {"depth": 1000, "widths": 4096, "in_channels": 64, "image_size": 1024, "num_classes": 10000, "gate_hidden": 1024}
+
+
 def load_model(ref: str | Path) -> tuple[DFSNet, dict]:
     ck = load_raw(ref)
     cfg = model_config(ck)
-    if len(cfg.widths) != 3 or min(cfg.widths) < 1 or cfg.image_size < 4:
+    too_big = [k for k, hi in LIMITS.items()
+               if any(v > hi for v in (getattr(cfg, k) if isinstance(getattr(cfg, k), tuple) else (getattr(cfg, k),)))]
+    if too_big or len(cfg.widths) != 3 or min(cfg.widths) < 1 or cfg.image_size < 4:
         raise FracskipError(f"{ck['path']}: model_config {ck['model_config']} describes no valid network")
+    # the convolutions the config describes must be about the weights the file holds: a damaged config must
+    # not allocate a network far larger than the checkpoint
+    convs = 9 * cfg.in_channels * cfg.widths[0] + cfg.widths[-1] * cfg.num_classes + sum(
+        9 * cin * cout + 9 * cout * cout + (cin * cout if stride > 1 else 0) for cin, cout, stride in cfg.block_specs())
+    held = sum(v.numel() for v in ck["state_dict"].values())
+    if convs > 2 * held + 100_000:
+        raise FracskipError(f"{ck['path']}: model_config describes {convs} convolution weights but the file holds "
+                            f"{held} values; the checkpoint is damaged")
     net = DFSNet(cfg)
     load_state(net, ck["state_dict"], strict=True)
     net.eval()
