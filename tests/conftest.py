@@ -31,3 +31,31 @@ def tiny_export(tiny_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "exp"
     export(tiny_run / "model.pt", out, progress=False)
     return out
+
+
+# ---------------------------------------------------------------- Verilator: required unless explicitly waived
+
+ALLOW_NO_VERILATOR = "FRACSKIP_ALLOW_NO_VERILATOR"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The RTL tests (marker ``rtlsim``) need Verilator. Missing, it fails the run loudly instead of letting the
+    tests skip one by one; ``FRACSKIP_ALLOW_NO_VERILATOR=1`` turns that into explicit skips."""
+    import os
+
+    rtl = [i for i in items if i.get_closest_marker("rtlsim")]
+    if not rtl:
+        return
+    from fracskip.errors import ToolMissingError
+    from fracskip.hls.rtlsim import find_verilator
+
+    try:
+        find_verilator()
+    except ToolMissingError as e:
+        if os.environ.get(ALLOW_NO_VERILATOR) != "1":
+            raise pytest.UsageError(
+                f"{len(rtl)} selected tests need Verilator, which is missing: {e}\n"
+                f"Install it (`make setup` does), deselect them (-m 'not rtlsim'), or set {ALLOW_NO_VERILATOR}=1 "
+                "to skip them knowingly.") from e
+        for item in rtl:
+            item.add_marker(pytest.mark.skip(reason=f"{ALLOW_NO_VERILATOR}=1 and Verilator is missing: {e}"))
