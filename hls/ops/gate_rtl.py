@@ -25,7 +25,9 @@ Cycle model (the RTL, no back-pressure): one evaluation takes ``C + H*C + 8H^2 +
 cycle plus fixed pipeline drains); the pool sums have two banks, so the next frame streams in during an evaluation,
 and a frame costs ``max(H*W*C/PE, evaluation)`` cycles (``get_exp_cycles``).
 
-``python -m fracskip.hls.ops.gate_rtl`` synthesises the default network's three gate shapes with Yosys.
+``python -m fracskip.hls.ops.gate_rtl [--pe 1 16]`` synthesises the default network's three gate shapes with
+Yosys (``synth_xilinx -family xc7``). Measured (Yosys 0.70): C=16 at 28x28, 32 at 14x14, 64 at 7x7, PE=1:
+1018 / 985 / 1069 LUT, 789 / 795 / 800 FF, 1 BRAM18 and 5 DSP48E1 each; PE=16 adds about 37 LUT per lane.
 """
 
 from __future__ import annotations
@@ -305,13 +307,14 @@ class DFSGate(HWCustomOp):
             info.append(str(e))
         return info
 
-    # -- estimates: Yosys synth_xilinx -family xc7 (see main()); the fit is an estimate
+    # -- estimates: a fit to Yosys synth_xilinx -family xc7 of the default's gate shapes (see main())
     def lut_estimation(self, fpgapart=None):
-        """Estimate from Yosys (xc7) of the three default shapes: ~ 1150 + 16 * PE LUTs (fit; see main())."""
-        return int(LUT_BASE + LUT_PER_LANE * self.get_nodeattr("PE"))
+        """Estimate: LUT_BASE + LUT_PER_LANE * (PE - 1) (each lane: a pool-sum adder and its LUT-RAM)."""
+        return int(LUT_BASE + LUT_PER_LANE * (self.get_nodeattr("PE") - 1))
 
     def bram_estimation(self, fpgapart=None):
-        return 1  # the weight ROM (H*C + 8H^2 + K*H bytes, <= 2 KiB for C <= 112 at H=10, K=4)
+        """The weight ROM (H*C + 8H^2 + K*H bytes: one BRAM18 (2K x 9) up to C = 120 at H = 10, K = 4)."""
+        return math.ceil(_weight_rom_bytes(self.int_params()) / 2048)
 
     def uram_estimation(self, fpgapart=None):
         return 0
@@ -388,8 +391,14 @@ class DFSGate_rtl(DFSGate, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<back
 _rtl.register_custom_op(DFSGate_rtl)
 _rtl.DFSGate_rtl = DFSGate_rtl
 
-# Estimates fitted to the Yosys figures of main() (filled in from a synthesis run; estimates, not measurements)
-LUT_BASE, LUT_PER_LANE, DSP_EST = 1150, 16, 2
+# Estimates fitted to the Yosys (0.70, synth_xilinx -family xc7) figures of main() for C/HW = 16/784, 32/196,
+# 64/49 at PE 1 and 16: 1018/1671, 985/1542, 1069/1539 LUT; 786-800 FF; 1 BRAM18; 5 DSP48E1 (the pooling
+# multiplier, the MAC, the cell's three products). Estimates, not Vivado figures.
+LUT_BASE, LUT_PER_LANE, DSP_EST = 1025, 37, 5
+
+
+def _weight_rom_bytes(p: spec.IntGateParams) -> int:
+    return int(p.embed_w[0].size + p.w_ih.size + p.w_hh.size + p.proj_w.size)
 
 
 # ---------------------------------------------------------------------------------------------- synthesis bench
