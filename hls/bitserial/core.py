@@ -24,9 +24,8 @@ RAM_STYLES = {"auto": 0, "distributed": 1, "block": 2}
 # Deeper weight memories go to block RAM unless the user says otherwise: a weight word is PE*WBP*SIMD
 # bits wide, a LUT ROM costs a LUT6 per bit and 64 words.
 LUT_WMEM_MAX_DEPTH = 32
-# Cycles from the first input word of an idle unit to its first output word, beyond the per-vector
-# compute: loading the first vector (SF words, one plane per cycle) plus the pipeline (issue, read,
-# popcount, T, A, output register); thresholds add the first search's read.
+# Cycles from a vector's last compute step to its last output word: read, popcount, T, A, output register
+# (thresholds add the search: one cycle per output bit and the first read).
 PIPELINE_LATENCY = 5
 MODE_TOKEN_BITS = 8  # the mode stream's TDATA (the mode index in its low 2 bits)
 
@@ -225,16 +224,35 @@ class BitSerialParams:
         """Cycles per frame of mode k at full rate (steady state)."""
         return self.n_vectors * self.vector_cycles(k)
 
-    def latency(self, k: int) -> int:
-        """Cycles beyond the steady state for an idle unit: first vector's load, pipeline, search."""
-        return self.sf * self.modes[k].abits + PIPELINE_LATENCY + (self.modes[k].out_bits + 1 if self.has_act else 0)
+    def load_cycles(self, k: int) -> int:
+        """Cycles to load one vector of mode k into the activation buffer: one bit-plane per cycle."""
+        return self.sf * self.modes[k].abits
+
+    def tail_latency(self, k: int) -> int:
+        """Cycles from the last compute step of a vector of mode k to its last output word."""
+        return PIPELINE_LATENCY + (self.modes[k].out_bits + 1 if self.has_act else 0)
 
     def cycles(self, modes: Sequence[int]) -> int:
-        """The unit's cycle model for a sequence of frames with the given modes, from the first input word
-        taken to the last output word given, at full rate."""
-        if not modes:
+        """The unit's cycle model for frames of the given modes, from the first input word (or token)
+        taken to the last output word given, at full rate.
+
+        Two stages over a two-bank activation buffer: the loader fills a bank (load_cycles, plus one cycle
+        for each frame's mode token after the first) once the compute has freed it; the compute takes a
+        vector (vector_cycles) once it is loaded. Within a mode the loader is never the bottleneck
+        (SF*b_a <= NF*b_a*b_w/WBP*SF); after a switch from a cheap to a dear mode it can be.
+        """
+        vecs = [k for k in modes for _ in range(self.n_vectors)]
+        if not vecs:
             return 0
-        return sum(self.frame_cycles(k) for k in modes) + self.latency(modes[0])
+        load_end: list[int] = []
+        comp_end: list[int] = []
+        for v, k in enumerate(vecs):
+            start = max(load_end[v - 1] if v else 0, comp_end[v - 2] if v >= 2 else 0)
+            if v and v % self.n_vectors == 0:
+                start += 1  # the next frame's mode token
+            load_end.append(start + self.load_cycles(k))
+            comp_end.append(max(comp_end[v - 1] if v else 0, load_end[v]) + self.vector_cycles(k))
+        return comp_end[-1] + self.tail_latency(vecs[-1])
 
     @property
     def bitops_per_cycle(self) -> int:
