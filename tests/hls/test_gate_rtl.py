@@ -362,6 +362,20 @@ def _node(p: spec.IntGateParams, C: int, dim: int, pe: int, state_in: int, state
     return getCustomOp(node)
 
 
+def test_gate_node_generates_its_hdl(tmp_path):
+    p = random_params(np.random.default_rng(6), 16, 49)
+    op = _node(p, 16, 7, 4, 0, 1)
+    op.set_nodeattr("code_gen_dir_ipgen", str(tmp_path))
+    op.generate_hdl(None, "xc7z020clg400-1", 10.0)
+    files = op.get_rtl_file_list(abspath=True)
+    assert [Path(f).name for f in files] == ["gate1.v", "dfsgate.v", "dfsgate_rsrsat.v"]
+    assert all(Path(f).is_file() for f in files) and all(f.is_file() for f in op.rom_files().values())
+    text = Path(files[0]).read_text()
+    assert "in1_V_TREADY," not in text and "output wire [335:0] out0_V_TDATA" in text  # first gate: no in1 port
+    assert op.get_verilog_top_module_intf_names()["s_axis"] == [("in0_V", 32)]
+    assert len(op.rom_files()["WEIGHT_FILE"].read_text().split()) == 10 * 16 + 800 + 40
+
+
 def test_gate_node_executes_the_reference_and_packs_as_finn():
     from finn.util.data_packing import npy_to_rtlsim_input
     from qonnx.core.datatype import DataType
