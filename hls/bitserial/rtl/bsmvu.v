@@ -62,13 +62,19 @@ module bsmvu #(
     input  wire [SIMD*ACTIVATION_WIDTH-1:0] s_axis_tdata,
     input  wire                             s_axis_tvalid,
     output wire                             s_axis_tready,
+    /* verilator lint_off UNUSEDSIGNAL */  // unused with MODE_STREAM = 0
     input  wire [1:0]                       s_mode_tdata,
     input  wire                             s_mode_tvalid,
+    /* verilator lint_on UNUSEDSIGNAL */
     output wire                             s_mode_tready,
     output wire [PE*OUT_WIDTH-1:0]          m_axis_tdata,
     output wire                             m_axis_tvalid,
     input  wire                             m_axis_tready
 );
+    // Per-mode fields are cut from packed parameters and counters compared with 8-bit mode values:
+    // the widths differ on purpose throughout.
+    /* verilator lint_off WIDTHTRUNC */
+    /* verilator lint_off WIDTHEXPAND */
     function integer clog2(input integer n);  // ceil(log2(n)), 0 for n <= 1
         integer v;
         begin
@@ -139,9 +145,6 @@ module bsmvu #(
         endcase
     endfunction
 
-    /* verilator lint_off WIDTHTRUNC */
-    /* verilator lint_off WIDTHEXPAND */
-
     // ================================================================ loader: mode token, input words -> planes
     reg              has_mode;
     reg  [1:0]       lmode;
@@ -165,7 +168,9 @@ module bsmvu #(
     wire fill_done = wr_last && (lsf == SF - 1);
     assign s_axis_tready = has_mode && (!stage_v || wr_last);
     wire take = s_axis_tvalid && s_axis_tready;
+    /* verilator lint_off UNUSEDSIGNAL */
     wire frame_in_done = take && (isf == SF - 1) && (iv == N_VEC - 1);
+    /* verilator lint_on UNUSEDSIGNAL */
 
     generate
         if (MODE_STREAM != 0) begin : g_mode
@@ -372,8 +377,10 @@ module bsmvu #(
 
     // ================================================================ T: weight planes and column folds
     reg              v3, jf3, na3, rl3;
+    /* verilator lint_off UNUSEDSIGNAL */  // mode and row fold: used by the thresholds only
     reg  [1:0]       m3;
     reg  [cw(NF)-1:0] nf3;
+    /* verilator lint_on UNUSEDSIGNAL */
     reg  [PE*AC-1:0] t3;      // T of a finished activation plane
     wire [PE*AC-1:0] an;      // A after this plane: the row result on its last plane
     reg  [PE*AC-1:0] acc_a;
@@ -426,9 +433,10 @@ module bsmvu #(
         end else begin : g_act
             // results wait in a two-entry queue; the threshold engine takes one, searches OB_m cycles
             localparam integer QW = PE * AC + 2 + cw(NF);
-            wire rq_full, rq_valid, ob_full;
+            wire rq_full, rq_valid;
             wire [1:0] ob_count;
             /* verilator lint_off UNUSEDSIGNAL */
+            wire ob_full;  // the engine looks at the count
             wire [1:0] rq_count;
             /* verilator lint_on UNUSEDSIGNAL */
             wire [QW-1:0] rq;
@@ -490,7 +498,9 @@ module bsmvu #(
                     if (start) pos <= 0;
                     else if (busy) pos <= pos_new;
                 end
-                wire [31:0] y = act_val + pos_new;
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [31:0] y = act_val + pos_new;  // modulo 2^OUT_WIDTH: the output type's bits
+                /* verilator lint_on UNUSEDSIGNAL */
                 assign result[p * OUT_WIDTH +: OUT_WIDTH] = y[OUT_WIDTH-1:0];
             end
 

@@ -6,7 +6,9 @@ module bsmvu_addtree #(
     parameter integer IW = 2,
     parameter integer OW = 4
 ) (
-    input  wire [N*IW-1:0] x,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire [N*IW-1:0] x,  // top bits unused when a sum is cut to OW bits
+    /* verilator lint_on UNUSEDSIGNAL */
     output wire [OW-1:0]   y
 );
     /* verilator lint_off VARHIDDEN */  // each recursion level has its own copy
