@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,38 +42,70 @@ def test_path_probs_are_checked():
     assert T.TrainConfig(path_probs=(1, 2, 3, 3)).path_probs == (1.0, 2.0, 3.0, 3.0)
 
 
-def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, tiny_config):
-    cfg = T.TrainConfig(**{**tiny_config, "epochs": {"backbone": 1, "gates": 1, "joint": 1}})
-    T.train(cfg, tmp_path / "straight")
-    ref = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["state_dict"]
+def _recording_step(log: list, fail_at: int | None = None):
+    """T._step wrapped: before every step, the step's identity, its batch and the network's whole state (the
+    state after the previous step); raises KeyboardInterrupt at call ``fail_at`` (a killed run)."""
+    real = T._step
 
-    real_step, calls = T._step, {"n": 0}
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 7:  # inside the gates stage, after a checkpoint
+    def step(model, net, stage, x, y, cfg, table, done, *rest, **kw):
+        if fail_at is not None and len(log) + 1 == fail_at:
             raise KeyboardInterrupt
-        return real_step(*a, **k)
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        log.append({"stage": stage, "step": done, "x": x.clone(), "y": y.clone(), "state": state})
+        return real(model, net, stage, x, y, cfg, table, done, *rest, **kw)
 
-    monkeypatch.setattr(T, "_step", flaky)
+    return step
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+RESUME_CFG = {"epochs": {"backbone": 1, "gates": 2}, "stages": ("backbone", "gates")}
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, tiny_config):
+    """Killed at step k and resumed, the run replays exactly what the uninterrupted run did from its last
+    checkpoint on: the same batches into the same network state, step by step, and bit-identical final weights.
+    A "resume" that starts over (or skips ahead) fails here even though a deterministic restart would end with the
+    same weights.
+
+    Interrupted inside the gates stage: Brevitas keeps the step counter of an activation quantizer that is still
+    collecting statistics (the first 300 training steps) outside the state dict, so a checkpoint taken in the
+    backbone stage of this short run cannot restore that counter; in the gates and joint stages the quantizers
+    are in eval mode and the counter is not used.
+    """
+    cfg = T.TrainConfig(**{**tiny_config, **RESUME_CFG})
+    straight: list = []
+    monkeypatch.setattr(T, "_step", _recording_step(straight))
+    T.train(cfg, tmp_path / "straight")
+    n_backbone = sum(1 for s in straight if s["stage"] == "backbone")
+    kill_at = n_backbone + 3  # the third step of the gates stage, one step after a checkpoint (every 2 steps)
+    assert len(straight) > kill_at + 2
+
+    before: list = []
+    monkeypatch.setattr(T, "_step", _recording_step(before, fail_at=kill_at))
     with pytest.raises(KeyboardInterrupt):
         T.train(cfg, tmp_path / "broken")
     assert not (tmp_path / "broken" / "model.pt").exists()
     with pytest.raises(FracskipError, match="--resume"):
         T.train(cfg, tmp_path / "broken")  # a run folder is never overwritten silently
-    monkeypatch.setattr(T, "_step", real_step)
+    after: list = []
+    monkeypatch.setattr(T, "_step", _recording_step(after))
     T.train(cfg, tmp_path / "broken", resume=True)
-    got_ck = torch.load(tmp_path / "broken" / "model.pt", weights_only=False)
-    ref_ck = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)
-    steps = lambda ck: [(h["stage"], h["steps"]) for h in ck["history"] if "steps" in h]  # noqa: E731
-    # the resumed run finished the interrupted epoch from its checkpoint instead of starting over
-    assert sum(n for _, n in steps(got_ck)) < sum(n for _, n in steps(ref_ck)) + 6
-    got = got_ck["state_dict"]
-    assert set(got) == set(ref)
-    # Not bit-identical: Brevitas keeps the step counter of a quantizer still collecting statistics outside
-    # the state dict. Measured differences are ~1e-4.
-    for k in ref:
-        assert torch.allclose(got[k].float(), ref[k].float(), atol=2e-3), k
+
+    # the resumed run starts where a checkpoint of the interrupted one was, not at step 0, not ahead of the kill
+    j = next(i for i, s in enumerate(straight) if (s["stage"], s["step"]) == (after[0]["stage"], after[0]["step"]))
+    assert kill_at - 1 - cfg.checkpoint_every <= j <= kill_at - 1, (j, kill_at)
+    assert len(after) == len(straight) - j, "the resumed run did not do exactly the remaining steps"
+    for k, (got, want) in enumerate(zip(after, straight[j:])):
+        assert (got["stage"], got["step"]) == (want["stage"], want["step"]), k
+        assert torch.equal(got["x"], want["x"]) and torch.equal(got["y"], want["y"]), f"step {j + k}: another batch"
+        assert _same_state(got["state"], want["state"]), f"step {j + k}: the network state differs"
+    got = torch.load(tmp_path / "broken" / "model.pt", weights_only=True)
+    ref = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    assert _same_state(got["state_dict"], ref["state_dict"])
+    assert got["eval"] == ref["eval"]
 
 
 def test_bad_data_path_gives_a_clear_error(tmp_path, capsys):
@@ -90,14 +123,37 @@ def test_truncated_idx_file_is_refused(tmp_path):
         D.load("fashion-mnist", "test", tmp_path)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun_replicas(out, *extra) -> list[dict]:
+    script = Path(__file__).with_name("ddp_replicas.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           str(script), str(out), *extra]
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
 @pytest.mark.slow
-def test_torchrun_ddp_two_processes(tmp_path):
-    out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "fracskip.cli",
-           "train", "-o", str(out), "--dataset", "synthetic", "--limit", "256", "--test-limit", "64", "--depth", "8",
-           "--epochs", "backbone=1,gates=1,joint=1", "--batch-size", "32"]
-    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert cp.returncode == 0, cp.stderr[-2000:]
-    net, ck = load_model(out / "model.pt")
+def test_torchrun_ddp_keeps_replicas_equal(tmp_path):
+    """Two ranks under torchrun, each on its own shard: DDP's all-reduce leaves both ranks with the same
+    parameters, bit for bit, and the saved model is rank 0's. The control run keeps each rank's gradients
+    local (DDP replaced by the bare model): its replicas drift apart, so without DDP this test fails."""
+    r0, r1 = _torchrun_replicas(tmp_path / "ddp")
+    assert set(r0) == set(r1) and r0
+    assert all(torch.equal(r0[k], r1[k]) for k in r0), [k for k in r0 if not torch.equal(r0[k], r1[k])][:5]
+    ck = torch.load(tmp_path / "ddp" / "run" / "model.pt", weights_only=True)
+    assert all(torch.equal(ck["state_dict"][k], r0[k]) for k in r0 if k in ck["state_dict"])
     steps = [h["steps"] for h in ck["history"] if "steps" in h]
     assert steps[0] == 4  # 256 images / 2 ranks / 32 per batch: each rank took its own shard
+
+    l0, l1 = _torchrun_replicas(tmp_path / "local", "--local-gradients")
+    drifted = [k for k in l0 if not torch.equal(l0[k], l1[k])]
+    assert drifted, "without the all-reduce the replicas should differ: the test could not fail"
+    assert any(not torch.equal(l0[k], r0[k]) for k in r0)

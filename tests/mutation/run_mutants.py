@@ -1,0 +1,186 @@
+"""Hand-written mutants: does the test suite notice when the code is wrong?
+
+Each mutant is one entry of ``MUTANTS``: the file (repository path), a text that must occur in it exactly once,
+its replacement, and the tests that should kill it. For every mutant the repository's Python sources and tests
+are copied to a temporary folder, the one edit is made there (the work tree is never touched), the installed
+package layout is rebuilt from the copy (``fracskip``, ``fracskip.training`` = ``training/`` ...) and put first
+on ``PYTHONPATH``, and pytest runs the selection. The mutant is *killed* when a test fails; it *survived* when
+all selected tests pass; a selection that errors (missing text, collection error) is reported as an error.
+
+    python tests/mutation/run_mutants.py                 # all mutants, a table at the end
+    python tests/mutation/run_mutants.py packing routing # those whose name contains a word
+    python tests/mutation/run_mutants.py --baseline      # also run each selection unmutated: it must pass
+    python tests/mutation/run_mutants.py --json out.json
+
+Adding a mutant is one ``Mutant(...)`` line below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# the installed layout (pyproject.toml's package-dir): import name -> repository folder
+PACKAGES = {"fracskip": "fracskip", "fracskip/training": "training", "fracskip/export": "export",
+            "fracskip/hls": "hls", "fracskip/bitstreams": "bitstreams"}
+COPY = ["fracskip", "training", "export", "hls", "bitstreams", "tests", "pyproject.toml", "docs"]
+
+
+@dataclass
+class Mutant:
+    name: str
+    file: str  # repository path
+    old: str  # must occur exactly once
+    new: str
+    tests: list[str]  # pytest node ids / files, in the repository
+    k: str | None = None  # optional -k expression
+    why: str = ""
+
+
+MUTANTS = [
+    Mutant("resume-restarts-from-zero", "training/train.py",
+           "if resume and ck_path.exists():", "if False and resume and ck_path.exists():",
+           ["tests/training/test_train.py::test_resume_after_interruption_equals_uninterrupted"],
+           why="--resume ignores the checkpoint and trains from step 0 (deterministically: same final weights)"),
+    Mutant("ddp-removed", "training/train.py",
+           "torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True) if world > 1 else net", "net",
+           ["tests/training/test_train.py::test_torchrun_ddp_keeps_replicas_equal"],
+           why="each rank trains on its shard without the gradient all-reduce"),
+    Mutant("cost-bits-counted-once", "training/cost.py",
+           'return (m["conv1"] + m["conv2"] + m.get("shortcut", 0)) * bits * bits',
+           'return (m["conv1"] + m["conv2"] + m.get("shortcut", 0)) * bits',
+           ["tests/training/test_model.py::test_cost_table_against_hand_count"],
+           why="BitOPs of a path counted as MACs x b instead of MACs x b_w x b_a"),
+    Mutant("packing-bit-order", "fracskip/runtime/driver.py",
+           'return np.packbits(bits.reshape(x.shape[:-1] + (nbytes, 8)), axis=-1, bitorder="little")[..., 0]',
+           'return np.packbits(bits.reshape(x.shape[:-1] + (nbytes, 8)), axis=-1, bitorder="big")[..., 0]',
+           ["tests/runtime/test_driver.py::test_packing_equals_finns_byte_layout", "tests/test_loaders_property.py"],
+           k="pack", why="bits of a byte packed MSB first"),
+    Mutant("packing-no-range-check", "fracskip/runtime/driver.py",
+           "if x.size and (x.min() < dt.min or x.max() > dt.max", "if False and (x.min() < dt.min or x.max() > dt.max",
+           ["tests/test_loaders_property.py"], k="pack", why="out-of-range values wrap around silently"),
+    Mutant("routing-off-by-one", "fracskip/runtime/controller.py",
+           'core = self.m.path_core(blk["index"], self.menu[k])',
+           'core = self.m.path_core(blk["index"], self.menu[min(k + 1, len(self.menu) - 1)])',
+           ["tests/export/test_export.py::test_golden_controller_matches_torch"],
+           why="the controller runs the next menu entry's core instead of the chosen one"),
+    Mutant("manifest-hash-unchecked", "fracskip/runtime/manifest.py",
+           "if sha256(p) != digest:", "if False:",
+           ["tests/export/test_export.py::test_tampered_and_missing_files_are_refused"],
+           why="a file modified after export is accepted"),
+    Mutant("checkpoint-unpickles-anything", "training/checkpoint.py",
+           'torch.load(path, map_location="cpu", weights_only=True)',
+           'torch.load(path, map_location="cpu", weights_only=False)',
+           ["tests/test_bad_inputs.py"], k="crafted", why="a crafted .pt runs its code"),
+    Mutant("cifar-unpickler-admits-everything", "training/data.py",
+           "if (module, name) not in self.ALLOWED:", "if False:",
+           ["tests/test_bad_inputs.py"], k="cifar", why="a crafted CIFAR-10 batch runs its code"),
+    Mutant("limit-sign-unchecked", "fracskip/validate.py",
+           "if isinstance(value, bool) or not isinstance(value, int) or value < 1:",
+           "if isinstance(value, bool) or not isinstance(value, int):",
+           ["tests/test_bad_inputs.py"], k="limit", why="--limit -5 evaluates 9,995 images"),
+]
+
+
+def _copy_repo(dest: Path, mutant: Mutant | None) -> Path:
+    """The repository's sources and tests in ``dest``, the mutant applied; returns the site folder to import from."""
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+        elif src.is_file():
+            shutil.copy2(src, dest / name)
+    if mutant is not None:
+        path = dest / mutant.file
+        text = path.read_text()
+        n = text.count(mutant.old)
+        if n != 1:
+            raise RuntimeError(f"{mutant.name}: the text to replace occurs {n} times in {mutant.file} (needs 1)")
+        path.write_text(text.replace(mutant.old, mutant.new))
+    site = dest / "_site"
+    (site / "fracskip").mkdir(parents=True)
+    for entry in (dest / "fracskip").iterdir():  # fracskip/ itself, then its subpackages from their folders
+        (site / "fracskip" / entry.name).symlink_to(entry)
+    for pkg, folder in PACKAGES.items():
+        if pkg != "fracskip":
+            (site / pkg).symlink_to(dest / folder)
+    return site
+
+
+def run(mutant: Mutant | None, selection: Mutant, timeout: float) -> tuple[str, float, str]:
+    """("killed" | "survived" | "error" | "passed" | "failed", seconds, tail of the log)."""
+    with tempfile.TemporaryDirectory(prefix="fracskip-mutant-") as tmp:
+        tmp = Path(tmp)
+        try:
+            site = _copy_repo(tmp, mutant)
+        except RuntimeError as e:
+            return "error", 0.0, str(e)
+        env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        # the pytest script, not `python -m pytest`, which would put the copy's raw fracskip/ folder (without its
+        # subpackages) first on sys.path
+        cmd = [str(Path(sys.executable).parent / "pytest"), "-x", "-q", "-p", "no:cacheprovider", *selection.tests]
+        if selection.k:
+            cmd += ["-k", selection.k]
+        t0 = time.time()
+        try:
+            cp = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return "error", time.time() - t0, f"timeout after {timeout:.0f} s"
+        dt = time.time() - t0
+        log = (cp.stdout + cp.stderr)[-1500:]
+        if f"{site}" not in _imported_from(site, env):
+            return "error", dt, "the copy was not the code under test"
+        if cp.returncode == 1:
+            return ("killed" if mutant else "failed"), dt, log
+        if cp.returncode == 0:
+            return ("survived" if mutant else "passed"), dt, log
+        return "error", dt, log
+
+
+def _imported_from(site: Path, env: dict) -> str:
+    code = "import fracskip.training.train as t, fracskip.runtime.driver as d; print(t.__file__, d.__file__)"
+    return subprocess.run([sys.executable, "-c", code], cwd=site, env=env, capture_output=True, text=True).stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("names", nargs="*", help="run only mutants whose name contains one of these words")
+    p.add_argument("--baseline", action="store_true", help="first run each selection without the mutant")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per pytest run")
+    p.add_argument("--json", help="write the results here")
+    a = p.parse_args(argv)
+    chosen = [m for m in MUTANTS if not a.names or any(w in m.name for w in a.names)]
+    results = []
+    for m in chosen:
+        row = {"mutant": m.name, "file": m.file, "tests": m.tests, "k": m.k, "why": m.why}
+        if a.baseline:
+            row["baseline"], row["baseline_s"], log = run(None, m, a.timeout)
+            if row["baseline"] != "passed":
+                print(f"[baseline {row['baseline']}] {m.name}\n{log}", file=sys.stderr)
+        row["result"], row["seconds"], log = run(m, m, a.timeout)
+        if row["result"] != "killed":
+            row["log"] = log
+        print(f"{row['result']:>9}  {row['seconds']:6.0f} s  {m.name}: {m.why}", flush=True)
+        if row["result"] == "error":
+            print(log, file=sys.stderr)
+        results.append(row)
+    killed = sum(r["result"] == "killed" for r in results)
+    print(f"\n{killed}/{len(results)} mutants killed"
+          + "".join(f"\n  {r['result']}: {r['mutant']}" for r in results if r["result"] != "killed"))
+    if a.json:
+        Path(a.json).write_text(json.dumps({"killed": killed, "total": len(results), "mutants": results}, indent=1))
+    return 0 if killed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
