@@ -21,11 +21,10 @@ import json
 import logging
 import os
 import platform
-import shutil
 import time
 from pathlib import Path
 
-from .errors import FracskipError
+from .outdir import fresh
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +34,14 @@ QUICK = {"eval_images": 1000, "golden_images": 50, "rtl_images": 8, "boards": ("
 
 def bench(out: str | Path, checkpoint: str = "default", quick: bool = False, workers: int = 1,
           mvau: str | None = None, force: bool = False, progress: bool = True) -> dict:
+    """Every figure in one run, into folder ``out`` (``bench.json`` last); a failed or interrupted bench leaves
+    no folder behind."""
+    with fresh(out, force, "bench") as out:
+        return _bench(out, checkpoint, QUICK if quick else FULL, quick, workers, mvau, progress)
+
+
+def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mvau: str | None,
+           progress: bool) -> dict:
     from .export.exporter import export
     from .hls.build import BuildConfig, build, size_build_fifos
     from .runtime.manifest import Manifest
@@ -43,13 +50,6 @@ def bench(out: str | Path, checkpoint: str = "default", quick: bool = False, wor
     from .training.checkpoint import load_model
     from .training.evaluate import evaluate
 
-    plan = QUICK if quick else FULL
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise FracskipError(f"{out} is not empty: pass --force to replace it, or choose another -o folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     t_all = time.time()
     fig: dict = {"quick": quick, "checkpoint": checkpoint,
                  "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}

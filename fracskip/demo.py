@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
-from .errors import FracskipError
+from .outdir import fresh
 
 log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "training" / "checkpoints" / "default"
@@ -21,6 +20,11 @@ DEFAULT_DIR = Path(__file__).resolve().parent.parent / "training" / "checkpoints
 
 def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images: int = 100, workers: int = 2,
          backend: str = "rtlsim", force: bool = False) -> dict:
+    with fresh(out, force, "demo") as out:  # a failed or interrupted demo leaves no folder behind
+        return _demo(out, checkpoint, board, images, workers, backend)
+
+
+def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, backend: str) -> dict:
     from . import report as R
     from .export.exporter import export
     from .hls.build import BuildConfig, build, size_build_fifos
@@ -30,12 +34,6 @@ def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images:
     from .training.checkpoint import load_model
     from .training.evaluate import evaluate
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise FracskipError(f"{out} is not empty: pass --force to replace it, or choose another -o folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     times, t = {}, time.time()
 
     log.info("1/5 eval: fracskip eval %s --json", checkpoint)

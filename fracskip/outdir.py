@@ -1,0 +1,36 @@
+"""Output folders of the multi-stage commands (``demo``, ``bench``): made fresh, marked incomplete while the
+command runs, and removed again if it fails or is interrupted, so that nothing half-written looks like a result.
+``fracskip build`` keeps its own copy of the same rule (hls/build.py); ``export`` writes under a temporary name."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import FracskipError
+
+INCOMPLETE = ".incomplete"
+
+
+@contextmanager
+def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
+    """``with fresh(out, force, "demo") as out: ...``: an empty ``out`` (a non-empty one only with ``force``),
+    holding ``.incomplete`` until the block ends; removed entirely when the block raises (Ctrl-C included)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FracskipError(f"{out} is a file; pass a folder (it is created if missing)")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise FracskipError(f"{out} is not empty: pass --force to replace it, or choose another -o folder")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / INCOMPLETE
+    marker.write_text(f"a fracskip {command} is running or was interrupted; this folder is not usable\n")
+    try:
+        yield out
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # we made it: leave nothing that looks like a result
+        raise
+    marker.unlink(missing_ok=True)
