@@ -33,6 +33,16 @@ def tiny_export(tiny_run, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def rtl_cache() -> Path:
+    """The one Verilator cache of the run: fracskip's (``$FRACSKIP_CACHE``, else ``~/.cache/fracskip``). Simulators
+    and Verilator's runtime library are keyed by the content of every source, so sharing them is safe; each test
+    module used to start a fresh cache and recompile the runtime library and identical cores."""
+    from fracskip.hls.rtlsim import default_cache_dir
+
+    return default_cache_dir()
+
+
 # ---------------------------------------------------------------- Verilator: required unless explicitly waived
 
 ALLOW_NO_VERILATOR = "FRACSKIP_ALLOW_NO_VERILATOR"

@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def finn_rtlsim(tmp_path_factory):
+def finn_rtlsim(tmp_path_factory, rtl_cache):
     """FINN set up for Verilator simulation below a fresh folder (its environment restored afterwards)."""
     from fracskip.errors import ToolMissingError
     from fracskip.hls.rtlsim import find_verilator, setup_finn
@@ -19,7 +19,8 @@ def finn_rtlsim(tmp_path_factory):
         pytest.skip(str(e))
     root = tmp_path_factory.mktemp("finn_rtlsim")
     saved = {k: os.environ.get(k) for k in ("FINN_SETTINGS", "FINN_BUILD_DIR", "FINN_RTLLIB", "XILINX_VIVADO")}
-    setup_finn(root / "finn_build", cache_dir=root / "cache")
+    setup_finn(root / "finn_build", cache_dir=rtl_cache)
+    (root / "cache").symlink_to(rtl_cache, target_is_directory=True)  # the tests' finn_rtlsim / "cache"
     yield root
     for k, v in saved.items():
         if v is None:

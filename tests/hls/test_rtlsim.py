@@ -35,16 +35,16 @@ CLK_NS = 10.0
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """FINN initialised with the Verilator-compatible library copy; a fresh simulator cache."""
+def env(tmp_path_factory, rtl_cache):
+    """FINN initialised with the Verilator-compatible library copy; the run's simulator cache."""
     try:
         find_verilator()
     except ToolMissingError as e:
         pytest.skip(str(e))
     root = tmp_path_factory.mktemp("rtlsim")
     saved = {k: os.environ.get(k) for k in ("FINN_SETTINGS", "FINN_BUILD_DIR", "FINN_RTLLIB", "XILINX_VIVADO")}
-    rtllib = setup_finn(root / "finn_build", cache_dir=root / "cache")
-    yield {"root": root, "cache": root / "cache", "rtllib": rtllib}
+    rtllib = setup_finn(root / "finn_build", cache_dir=rtl_cache)
+    yield {"root": root, "cache": rtl_cache, "rtllib": rtllib}
     for k, v in saved.items():  # later tests must not inherit this module's FINN_RTLLIB
         if v is None:
             os.environ.pop(k, None)
