@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from fracskip.bench import QUICK
 from fracskip.cli import main
 
 
@@ -14,7 +15,8 @@ from fracskip.cli import main
 @pytest.mark.rtlsim
 def test_bench_quick_on_the_default(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert main(["bench", "--quick", "--json", "-o", str(out)]) == 0
+    # two parallel FINN builds: the machine has two cores, and `build --workers 2` is exercised here
+    assert main(["bench", "--quick", "--json", "-o", str(out), "--workers", "2"]) == 0
     fig = json.loads(capsys.readouterr().out)
     with capsys.disabled():  # the figures, for the CI log
         print("\nfracskip bench --quick --json:\n" + json.dumps(fig))
@@ -26,12 +28,14 @@ def test_bench_quick_on_the_default(tmp_path, capsys):
     assert g["max_logit_abs_diff"] <= 1e-4 and g["accuracy"] == g["torch_accuracy"]
 
     b = fig["build"]["Pynq-Z2"]
-    assert b["wall_s"] > 0 and b["speedup_vs_static_8bit"] > 0
-    assert b["expected_cycles_per_input"] * b["speedup_vs_static_8bit"] == pytest.approx(
-        b["static_8bit_expected_cycles_per_input"])
+    assert b["wall_s"] > 0
+    # the claim, against an independent measurement: the DFS network's cycles per input, measured in Verilator on
+    # the RTL images (their own paths), are below the static all-8-bit network's on the same budget
+    assert b["speedup_vs_static_8bit"] > 1
+    assert fig["rtlsim"]["mean_cycles_per_input"] < b["static_8bit_expected_cycles_per_input"]
 
     r = fig["rtlsim"]
-    assert r["n"] == 8
+    assert r["n"] == QUICK["rtl_images"] and fig["golden"]["n"] == QUICK["golden_images"]
     assert r["bit_exact_pct"] == 100 and r["bit_exact_vs_finn_pct"] == 100
     assert r["decisions_match_pct"] == 100 and r["accuracy"] == r["torch_accuracy"]
     lo, hi = r["cycles_vs_estimate_range"]
