@@ -1,0 +1,348 @@
+"""The whole network as one FINN dataflow graph (DESIGN.md, "The hardware mapping (version 2)").
+
+One image stream in (NHWC uint8 pixels), two streams out: the head's integer logits (the host applies the head's
+float scale and bias, as FINN leaves a classifier tail on the host) and one word of per-image decisions
+``[d_0, ..., d_{G-1}]`` (INT16 each), both in input order. Every block works on a different image at once.
+
+    image ─ stem ─ block0 ─┬─ DuplicateStreams ─ DFSGate ─ TokenFork ─┬─ [h, c] ─► next gate's in1
+                           │                                          ├─ [d] ───► datapath mode
+                           │                                          └─ [d] ───► TokenJoin ─► decisions
+                           └─ frame buffer (StreamingFIFO, ≥ one frame) ─► datapath ─► next block … 
+    … last block ─ GlobalSum ─ head ─► logits
+
+The **datapath** of a gated block is pluggable: any function ``datapath(g, block, x, mode) -> y`` that adds to the
+``GraphBuilder`` ``g`` the nodes between the frame-buffered block input ``x`` and the block output ``y``, reading one
+mode word per frame from ``mode`` (a (1, 1) INT16 stream: the decision, an index into the bit menu). The default,
+``routed_paths``, is a ``StreamRoute`` to the block's K path cores (the per-path FINN graphs of the build; skip of an
+identity block is a wire, of a downsampling block its 1x1 shortcut core ``block<i>_b0``) and a ``StreamMerge`` that
+restores input order. The bit-serial datapath (MVAU_bitserial, taking the same mode word as its in1) replaces it
+without touching the rest.
+
+FIFOs: FINN's InsertFIFO gives every output of a node the shape of output 0 (FINN-NOTES §4d), which a TokenFork
+breaks; ``InsertStreamFIFOs`` puts a FIFO on every stream between two nodes with the shape of that stream. Depths
+start at FINN's minimum (2) and the frame buffers at one frame; ``size_accelerator_fifos`` sizes them by Verilator
+simulation on real images (peak occupancy at unbounded depths, then verified with FINN's fifo.sv).
+
+Python execution (``run_python``): FINN's ``execute_onnx`` of the graph with every ``*_rtl`` node as its abstract
+op, image by image; ``StreamRoute`` sends a frame to its path and zeros to the others, ``StreamMerge`` takes it from
+its path, so the result is the hardware's. ``run_rtlsim`` streams images back to back through the stitched graph.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FracskipError
+from ..runtime.intgate import IntGateParams
+from ..runtime.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+RTL = "finn.custom_op.fpgadataflow.rtl"
+CORE_MODEL = "step_fracskip_requant_outputs.onnx"  # a core's folded, specialized graph before FIFOs, DWCs and HDL
+INPUT, LOGITS, DECISIONS = "image", "logits", "decisions"
+
+
+# ---------------------------------------------------------------------------------------------- graph building
+class GraphBuilder:
+    """Nodes, tensors (shape, FINN datatype) and initializers of the graph being composed."""
+
+    def __init__(self) -> None:
+        from onnx import TensorProto
+
+        self.nodes: list = []
+        self.value_info: dict[str, tuple[tuple, str]] = {}
+        self.initializers: list = []
+        self.extra_annotations: dict[str, str] = {}
+        self.float = TensorProto.FLOAT
+
+    def tensor(self, name: str, shape, dtype: str) -> str:
+        self.value_info[name] = (tuple(int(s) for s in shape), str(dtype))
+        return name
+
+    def node(self, op_type: str, inputs: list[str], outputs: list[str], name: str, domain: str = RTL, **attrs):
+        from onnx import helper
+
+        n = helper.make_node(op_type, inputs, outputs, name=name, domain=domain, backend="fpgadataflow", **attrs)
+        self.nodes.append(n)
+        return n
+
+    def add_core(self, model, prefix: str, x: str) -> str:
+        """Copy a core's dataflow graph in, its nodes and tensors renamed ``<prefix>__…``, its input wired to ``x``;
+        returns its output tensor."""
+        from onnx import helper
+
+        gin, gout = model.graph.input[0].name, model.graph.output[0].name
+        ren = {gin: x}
+
+        def r(t: str) -> str:
+            return ren.setdefault(t, f"{prefix}__{t}") if t else t
+
+        for n in model.graph.node:
+            m = copy.deepcopy(n)
+            m.name = f"{prefix}__{n.name}"
+            m.input[:] = [r(t) for t in n.input]
+            m.output[:] = [r(t) for t in n.output]
+            self.nodes.append(m)
+        for init in model.graph.initializer:
+            i = copy.deepcopy(init)
+            i.name = r(init.name)
+            self.initializers.append(i)
+            dt = model.get_tensor_datatype(init.name)
+            self.extra_annotations[i.name] = dt.name
+        for vi in list(model.graph.value_info) + list(model.graph.output):
+            if vi.name == gin:
+                continue
+            shape = model.get_tensor_shape(vi.name)
+            self.tensor(r(vi.name), shape, model.get_tensor_datatype(vi.name).name)
+        del helper
+        return r(gout)
+
+    def model(self, inputs: list[str], outputs: list[str], opset_from=None):
+        from onnx import helper
+        from qonnx.core.datatype import DataType
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        vi = {n: helper.make_tensor_value_info(n, self.float, list(s)) for n, (s, _) in self.value_info.items()}
+        graph = helper.make_graph(self.nodes, "fracskip_accelerator", [vi[i] for i in inputs], [vi[o] for o in outputs],
+                                  initializer=self.initializers,
+                                  value_info=[v for n, v in vi.items() if n not in inputs and n not in outputs])
+        if opset_from is None:
+            proto = helper.make_model(graph, producer_name="fracskip")
+        else:
+            proto = helper.make_model(graph, producer_name="fracskip",
+                                      opset_imports=list(opset_from.model.opset_import))
+            proto.ir_version = opset_from.model.ir_version
+        m = ModelWrapper(proto)
+        for n, (_, dt) in self.value_info.items():
+            m.set_tensor_datatype(n, DataType[dt])
+        for n, dt in self.extra_annotations.items():
+            m.set_tensor_datatype(n, DataType[dt])
+        return m
+
+
+@dataclass
+class BlockSpec:
+    """What a datapath needs to know about its block."""
+
+    index: int
+    gate: int | None
+    channels: int  # block input channels
+    hw: tuple[int, int]  # block input height, width
+    out_channels: int
+    out_hw: tuple[int, int]
+    pe: int  # words of the block interface carry pe channels
+    paths: dict[int, object | None] = field(default_factory=dict)  # bits -> core model (None: identity skip)
+
+
+Datapath = Callable[[GraphBuilder, BlockSpec, str, str], str]
+
+
+def routed_paths(g: GraphBuilder, blk: BlockSpec, x: str, mode: str) -> str:
+    """The datapath of K separate path cores: StreamRoute -> path k -> StreamMerge (input order kept)."""
+    K = len(blk.paths)
+    p = f"block{blk.index}"
+    ishape = (1, *blk.hw, blk.channels)
+    oshape = (1, *blk.out_hw, blk.out_channels)
+    t_route, t_merge = g.tensor(f"{p}_mode_route", (1, 1), "INT16"), g.tensor(f"{p}_mode_merge", (1, 1), "INT16")
+    g.node("TokenFork_rtl", [mode], [t_route, t_merge], f"{p}_modefork", TokenLen=1, OutLens=[1, 1])
+    routed = [g.tensor(f"{p}_route{k}", ishape, "UINT8") for k in range(K)]
+    g.node("StreamRoute_rtl", [x, t_route], routed, f"{p}_route", NumChannels=blk.channels, PE=blk.pe,
+           dataType="UINT8", numInputVectors=[1, *blk.hw], K=K, TokenLen=1)
+    outs = []
+    for k, (bits, core) in enumerate(sorted(blk.paths.items())):
+        if core is None:  # identity skip: a wire (a FIFO after InsertStreamFIFOs)
+            if ishape != oshape:
+                raise FracskipError(f"block {blk.index}: skip without a shortcut core, but its shape changes")
+            outs.append(routed[k])
+        else:
+            outs.append(g.add_core(core, f"{p}_b{bits}", routed[k]))
+    y = g.tensor(f"{p}_out", oshape, "UINT8")
+    g.node("StreamMerge_rtl", outs + [t_merge], [y], f"{p}_merge", NumChannels=blk.out_channels, PE=blk.pe,
+           dataType="UINT8", numInputVectors=[1, *blk.out_hw], K=K, TokenLen=1)
+    return y
+
+
+# ---------------------------------------------------------------------------------------------- composition
+def load_core(build_dir: Path, core: str):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    path = Path(build_dir) / "cores" / core / "intermediate_models" / CORE_MODEL
+    if not path.is_file():
+        raise FracskipError(f"{path} missing: the accelerator is composed from a `fracskip build` (--until hdl)")
+    return ModelWrapper(str(path))
+
+
+def compose(build_dir: str | Path, datapath: Datapath = routed_paths, iface_pe: int = 1,
+            frame_buffer_frames: float = 1.0):
+    """The accelerator's FINN graph (HW nodes, no FIFOs or width converters yet) from a build's cores."""
+    from . import ops  # noqa: F401  registers the RTL ops
+    from .ops.gate_rtl import gate_params
+
+    build_dir = Path(build_dir)
+    m = Manifest.load(build_dir / "export")
+    params = IntGateParams.from_json(m.data["gates"])
+    menu = m.bit_menu
+    g = GraphBuilder()
+    c0, h0, w0 = m.data["input"]["shape"][1:]
+    x = g.tensor(INPUT, (1, h0, w0, c0), m.data["input"]["datatype"])
+    stem = load_core(build_dir, "stem")
+    x = g.add_core(stem, "stem", x)
+    gated = [b for b in m.blocks if b["gated"]]
+    state: str | None = None
+    decisions: list[str] = []
+    for blk in m.blocks:
+        _, ci, hi, wi = blk["in"]["shape"]
+        _, co, ho, wo = blk["out"]["shape"]
+        if not blk["gated"]:
+            core = next(iter(blk["paths"].values()))["core"]
+            x = g.add_core(load_core(build_dir, core), core, x)
+            continue
+        gi = blk["gate"]
+        p = f"block{blk['index']}"
+        last = gi == gated[-1]["gate"]
+        spec = BlockSpec(index=blk["index"], gate=gi, channels=ci, hw=(hi, wi), out_channels=co, out_hw=(ho, wo),
+                         pe=iface_pe)
+        for bits in menu:
+            core = m.path_core(blk["index"], bits)
+            spec.paths[bits] = None if core is None else load_core(build_dir, core)
+        xg, xd = g.tensor(f"{p}_to_gate", (1, hi, wi, ci), "UINT8"), g.tensor(f"{p}_to_buffer", (1, hi, wi, ci), "UINT8")
+        g.node("DuplicateStreams_rtl", [x], [xg, xd], f"{p}_fork", NumChannels=ci, PE=iface_pe, NumOutputStreams=2,
+               inputDataType="UINT8", numInputVectors=[1, hi, wi])
+        L = 1 + 2 * params.hidden
+        tok = g.tensor(f"gate{gi}_token", (1, 1 if last else L), "INT16")
+        g.node("DFSGate_rtl", [xg] + ([state] if state else []), [tok], f"gate{gi}", NumChannels=ci, PE=iface_pe,
+               ImgDim=[hi, wi], gate_index=gi, params=json.dumps(gate_params(params, gi).to_json()),
+               StateIn=int(state is not None), StateOut=int(not last), inputDataType="UINT8")
+        outs, lens = [], []
+        if not last:
+            state = g.tensor(f"gate{gi}_state", (1, L), "INT16")
+            outs.append(state), lens.append(L)
+        mode = g.tensor(f"{p}_mode", (1, 1), "INT16")
+        dec = g.tensor(f"gate{gi}_decision", (1, 1), "INT16")
+        outs += [mode, dec]
+        lens += [1, 1]
+        g.node("TokenFork_rtl", [tok], outs, f"gate{gi}_fork", TokenLen=1 if last else L, OutLens=lens)
+        decisions.append(dec)
+        xb = g.tensor(f"{p}_buffered", (1, hi, wi, ci), "UINT8")
+        words = hi * wi * ci // iface_pe
+        g.node("StreamingFIFO_rtl", [xd], [xb], f"{p}_framebuf", depth=max(2, int(np.ceil(frame_buffer_frames * words))),
+               folded_shape=[1, hi, wi, ci // iface_pe, iface_pe], normal_shape=[1, hi, wi, ci], dataType="UINT8",
+               ram_style="auto")
+        x = datapath(g, spec, xb, mode)
+    # global pooling sum on chip, then the head
+    _, cl, hl, wl = m.blocks[-1]["out"]["shape"]
+    pooled = g.tensor("pooled", (1, cl), m.data["head"]["in"]["datatype"])
+    g.node("GlobalSum_rtl", [x], [pooled], "global_sum", NumChannels=cl, PE=iface_pe, inputDataType="UINT8",
+           outputDataType=m.data["head"]["in"]["datatype"], numInputVectors=[1, hl, wl])
+    head = load_core(build_dir, "head")
+    y = g.add_core(head, "head", pooled)
+    outputs = [y]
+    if decisions:
+        d = g.tensor(DECISIONS, (1, len(decisions)), "INT16")
+        g.node("TokenJoin_rtl", decisions, [d], "decision_join", InLens=[1] * len(decisions))
+        outputs.append(d)
+    model = g.model([INPUT], outputs, stem)
+    return model
+
+
+class InsertStreamFIFOs:
+    """A StreamingFIFO_rtl on every stream between two HW nodes that are not FIFOs themselves, of that stream's own
+    folded shape and datatype (output ``j`` of its producer: unlike FINN's InsertFIFO, right for nodes whose outputs
+    differ in shape). Depth ``depths.get(name, 2)``; the FIFO is named ``<producer>_o<j>_fifo``."""
+
+    def __init__(self, depths: dict[str, int] | None = None):
+        self.depths = depths or {}
+
+    def apply(self, model):
+        from onnx import helper
+        from qonnx.custom_op.registry import getCustomOp
+
+        new_nodes = []
+        for n in list(model.graph.node):
+            new_nodes.append(n)
+            if n.op_type.startswith("StreamingFIFO"):
+                continue
+            inst = getCustomOp(n)
+            for j, t in enumerate(list(n.output)):
+                cons = model.find_consumers(t)
+                if len(cons) != 1 or cons[0].op_type.startswith("StreamingFIFO"):
+                    continue
+                name = f"{n.name}_o{j}_fifo"
+                t2 = f"{t}_fifo"
+                model.set_tensor_shape(t2, list(model.get_tensor_shape(t)))
+                model.set_tensor_datatype(t2, model.get_tensor_datatype(t))
+                folded = [int(s) for s in inst.get_folded_output_shape(j)]
+                fifo = helper.make_node("StreamingFIFO_rtl", [t], [t2], name=name, domain=RTL, backend="fpgadataflow",
+                                        depth=int(self.depths.get(name, 2)), folded_shape=folded,
+                                        normal_shape=[int(s) for s in inst.get_normal_output_shape(j)],
+                                        dataType=inst.get_output_datatype(j).name, ram_style="auto")
+                c = cons[0]
+                c.input[:] = [t2 if i == t else i for i in c.input]
+                new_nodes.append(fifo)
+        model.graph.ClearField("node")
+        model.graph.node.extend(new_nodes)
+        return model, False
+
+
+def _name_unnamed(model) -> None:
+    seen: dict[str, int] = {}
+    for n in model.graph.node:
+        if not n.name:
+            k = seen.get(n.op_type, 0)
+            seen[n.op_type] = k + 1
+            n.name = f"acc_{n.op_type}_{k}"
+
+
+def to_hw(model, part: str, clk_ns: float, depths: dict[str, int] | None = None):
+    """Width converters, FIFOs (``InsertStreamFIFOs``) and HDL for every node (FINN's PrepareIP)."""
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    from . import ops  # noqa: F401
+    from .transforms import integer_eltwise_rtl
+
+    with integer_eltwise_rtl():
+        model = model.transform(InsertDWC())
+        for n in model.graph.node:
+            if n.op_type == "StreamingDataWidthConverter":
+                n.attribute.append(__import__("onnx").helper.make_attribute("preferred_impl_style", "rtl"))
+        model = model.transform(SpecializeLayers(part))
+    _name_unnamed(model)
+    model, _ = InsertStreamFIFOs(depths).apply(model)
+    return model.transform(PrepareIP(part, clk_ns))
+
+
+# ---------------------------------------------------------------------------------------------- execution
+def python_model(model):
+    """The graph with every ``*_rtl`` node (and MVAU_lut) as its abstract FINN op: FINN's python execution."""
+    from . import ops  # noqa: F401  registers the abstract ops too
+    m = copy.deepcopy(model)
+    for n in m.graph.node:
+        op, _, impl = n.op_type.rpartition("_")
+        if impl in ("rtl", "lut"):
+            n.op_type, n.domain = op, "finn.custom_op.fpgadataflow"
+    return m
+
+
+def run_python(model, images_nhwc: np.ndarray, trace: list[str] | None = None) -> dict[str, np.ndarray]:
+    """FINN's execute_onnx of ``python_model(model)``, image by image; {output (and traced) tensor: (N, ...)}."""
+    from finn.core.onnx_exec import execute_onnx
+
+    pm = python_model(model)
+    outs = [o.name for o in pm.graph.output] + list(trace or [])
+    res: dict[str, list] = {o: [] for o in outs}
+    for i in range(len(images_nhwc)):
+        ctx = execute_onnx(pm, {pm.graph.input[0].name: images_nhwc[i:i + 1].astype(np.float32)},
+                           return_full_exec_context=bool(trace))
+        for o in outs:
+            res[o].append(np.asarray(ctx[o]))
+    return {o: np.concatenate(v) for o, v in res.items()}
