@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .core import BitSerialParams
 
@@ -55,19 +56,29 @@ def ff_features(p: BitSerialParams) -> dict[str, float]:
     }
 
 
+# 7-series block RAM aspect ratios (depth, width) in simple dual port: RAMB18 and RAMB36 (= 2 RAMB18)
+_RAMB18 = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+_RAMB36 = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
+
+
+@lru_cache(maxsize=None)
 def bram18_for(depth: int, width: int) -> int:
-    """RAMB18s of a depth x width simple-dual-port memory (UG573 table 1-10; FINN's MVAU rule)."""
-    if width == 1:
-        return math.ceil(depth / 16384)
-    if width == 2:
-        return math.ceil(depth / 8192)
-    if width <= 4:
-        return math.ceil(depth / 4096) * math.ceil(width / 4)
-    if width <= 9:
-        return math.ceil(depth / 2048) * math.ceil(width / 9)
-    if width <= 18 or depth > 512:
-        return math.ceil(depth / 1024) * math.ceil(width / 18)
-    return math.ceil(depth / 512) * math.ceil(width / 36)
+    """RAMB18 equivalents of a depth x width simple-dual-port memory: whole blocks of the best aspect
+    ratio (UG473), the remaining words again in the best aspect (as Yosys mixes them)."""
+    if depth <= 0:
+        return 0
+    best = None
+    for blocks, aspects in ((1, _RAMB18), (2, _RAMB36)):
+        for d, w in aspects:
+            cols = math.ceil(width / w)
+            if depth <= d:
+                cost = blocks * cols
+            elif depth // d * d == depth:
+                cost = blocks * cols * (depth // d)
+            else:
+                cost = blocks * cols * (depth // d) + bram18_for(depth % d, width)
+            best = cost if best is None else min(best, cost)
+    return best
 
 
 def bram18_count(p: BitSerialParams) -> int:
