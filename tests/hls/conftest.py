@@ -27,3 +27,27 @@ def finn_rtlsim(tmp_path_factory, rtl_cache):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def yosys_synth():
+    """``synth(verilog_text, top) -> SynthResult``: Yosys ``synth_xilinx -family xc7`` of one module, the
+    independent reference for "smaller" (rather than the project's own LUT formulas)."""
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from fracskip.hls.lutmvu.synth import SynthResult, yosys_command
+
+    def synth(verilog: str, top: str):
+        with tempfile.TemporaryDirectory(prefix="yosys_") as tmp:
+            (Path(tmp) / "top.v").write_text(verilog)
+            script = f"read_verilog -sv top.v; synth_xilinx -family xc7 -noiopad -flatten -top {top}; " \
+                     "tee -q -o stat.json stat -json"
+            cp = subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp, capture_output=True, text=True)
+            assert cp.returncode == 0, (cp.stderr or cp.stdout)[-1000:]
+            stat = json.loads((Path(tmp) / "stat.json").read_text())
+        return SynthResult.from_cells(stat["design"]["num_cells_by_type"])
+
+    return synth

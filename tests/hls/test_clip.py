@@ -217,7 +217,7 @@ def _python_reference(model, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.rtlsim
-def test_path_core_with_clip_is_smaller_and_bit_exact(tiny_export, finn_rtlsim):
+def test_path_core_with_clip_is_smaller_and_bit_exact(tiny_export, finn_rtlsim, yosys_synth):
     from fracskip.hls.clip import step_fracskip_clip_outputs
     from fracskip.hls.requant import step_fracskip_requant_outputs
     from fracskip.hls.rtlsim import RTLSimCore, set_fifo_depths
@@ -242,7 +242,11 @@ def test_path_core_with_clip_is_smaller_and_bit_exact(tiny_export, finn_rtlsim):
     lut_base, lut_clip = _lut(finn_rtlsim / "base"), _lut(finn_rtlsim / "clip")
     (removed,) = set(lut_base) - set(lut_clip)  # the output table, by name
     assert lut_base[removed] >= 20 * inst.get_nodeattr("NumChannels")
-    assert lut_clip["total"] == pytest.approx(lut_base["total"] - lut_base[removed] + lut_clip[clip.name])
+    # smaller, by an independent count: Yosys' synthesis of the Clip's own Verilog against FINN's estimate of the
+    # table it replaces (neither is fracskip's LUT formula)
+    synth = yosys_synth(inst.verilog(), inst.get_verilog_top_module_name())
+    assert synth.bram18 == 0 and synth.dsp == 0
+    assert synth.lut < lut_base[removed] / 2, (synth, lut_base[removed])
 
     # the skip FIFO must hold about two feature-map rows (FINN-NOTES §3b); 1024 everywhere runs at full speed
     model = set_fifo_depths(model, {n.name: 1024 for n in model.get_nodes_by_op_type("StreamingFIFO_rtl")},

@@ -7,6 +7,7 @@ No board code path has been run on a board: the board itself is only simulated h
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -235,3 +236,46 @@ def test_deploy_fails_clearly_without_a_board(tiny_build, tmp_path, capsys):
         assert "pynq is not installed" in err
     else:  # pynq present but no bitstream in the package
         assert "bitstream" in err or "pynq could not open" in err
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_successful_deploy_on_the_simulated_board(tiny_export, tmp_path_factory, tmp_path, monkeypatch, capsys):
+    """`fracskip deploy PACKAGE --images --labels --json`, the board being the simulated overlay of the tiny build
+    (FIFOs of the cores these images use sized): the accuracy and compute it prints are the torch model's on the
+    same images, computed independently."""
+    from fracskip.hls.rtlsim_backend import SimOverlay, write_package
+    from fracskip.runtime.manifest import Manifest
+    from fracskip.runtime.torch_backend import TorchBackend
+
+    build_dir, _ = hil.sized_tiny_build(tiny_export, tmp_path_factory.mktemp("hil-deploy"))
+    pkg = write_package(build_dir, tmp_path / "pkg")
+    images, labels = hil.sample_images()
+    np.save(tmp_path / "x.npy", images)
+    np.save(tmp_path / "y.npy", labels)
+    overlays = []
+
+    def open_sim(package, timeout_s=10.0, download=True):
+        info, cores = drv.load_settings(package)
+        overlay = SimOverlay(build_dir, progress=False)
+        overlays.append(overlay)
+        return drv.OverlayBackend(info, cores, overlay, overlay.allocate, timeout_s=timeout_s)
+
+    monkeypatch.setattr(drv, "open_overlay", open_sim)
+    try:
+        rc = main(["deploy", str(pkg), "--images", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"),
+                   "--batch-size", "5", "--timeout", "60", "--json"])
+    finally:
+        for o in overlays:
+            o.close()
+    assert rc == 0, capsys.readouterr().err
+    res = json.loads(capsys.readouterr().out)
+    m = Manifest.load(pkg / "export")
+    ref_logits, ref_choices = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"])), exact=True).reference(images)
+    assert res["n"] == len(images) and res["backend"] == "pynq"
+    assert res["accuracy"] == float((ref_logits.argmax(1) == labels).mean())
+    cost = np.array([sum(blk["paths"][str(m.bit_menu[c])]["bitops"] for blk, c in zip(m.gated_blocks, row))
+                     for row in ref_choices], dtype=np.float64)
+    fixed = m.data["stem"]["bitops"] + m.data["head"]["bitops"] + sum(
+        next(iter(b["paths"].values()))["bitops"] for b in m.blocks if not b["gated"])
+    assert res["compute_pct"] == pytest.approx(100 * (cost + fixed).mean() / m.data["bitops"]["full_8bit"])

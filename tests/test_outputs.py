@@ -1,0 +1,115 @@
+"""The commands' outputs: a killed ``export``, ``demo`` or ``bench`` leaves nothing that looks like a result;
+``compare`` and ``demo`` (with its report) give what independent runs of their stages give."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fracskip.cli import main
+
+
+def _killer(after: int = 1):
+    calls = {"n": 0}
+
+    def kill(*a, **k):
+        calls["n"] += 1
+        if calls["n"] >= after:
+            raise KeyboardInterrupt
+    return kill
+
+
+def test_killed_export_leaves_nothing(tiny_run, tmp_path, monkeypatch):
+    import fracskip.export.exporter as E
+
+    real = E.inference_cost
+    calls = {"n": 0}
+
+    def cost_then_kill(*a, **k):  # killed after a few cores are written
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(E, "inference_cost", cost_then_kill)
+    with pytest.raises(KeyboardInterrupt):
+        E.export(tiny_run / "model.pt", tmp_path / "exp", progress=False)
+    assert calls["n"] == 3
+    assert list(tmp_path.iterdir()) == []  # neither exp nor its temporary folder
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_killed_demo_or_bench_leaves_nothing(command, tiny_run, tmp_path, monkeypatch):
+    """Killed in its build stage (after eval and export wrote their folders): the whole output folder goes."""
+    import fracskip.hls.build as B
+
+    monkeypatch.setattr(B, "build", _killer())
+    out = tmp_path / "out"
+    argv = [command, "-o", str(out), "--checkpoint", str(tiny_run / "model.pt")]
+    rc = main(argv + (["--quick"] if command == "bench" else ["--images", "2"]))
+    assert rc == 130
+    assert not out.exists()
+
+
+def test_failed_demo_keeps_the_users_folder_only_without_force(tiny_run, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("user data\n")
+    assert main(["demo", "-o", str(out), "--checkpoint", str(tiny_run / "model.pt")]) == 2
+    assert "--force" in capsys.readouterr().err and (out / "mine.txt").exists()
+
+
+def test_compare_equals_eval_of_each_checkpoint(tiny_run, tmp_path, capsys):
+    """`fracskip compare` against independent `fracskip eval` runs of the same checkpoints and images, and its
+    plot is a real PNG."""
+    other = tmp_path / "w4"
+    from fracskip.training.train import TrainConfig, train
+
+    train(TrainConfig(dataset="synthetic", train_limit=128, test_limit=32, depth=8, batch_size=64, bit_menu=(4,),
+                      stages=("backbone",), epochs={"backbone": 1}, recalibration_images=64), other)
+    ckpts = [str(tiny_run / "model.pt"), str(other / "model.pt")]
+    png = tmp_path / "front.png"
+    assert main(["compare", *ckpts, "--dataset", "synthetic", "--limit", "48", "--plot", str(png), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["checkpoint"] for r in rows] == ckpts
+    for row, ck in zip(rows, ckpts):
+        assert main(["eval", ck, "--dataset", "synthetic", "--limit", "48", "--json"]) == 0
+        ev = json.loads(capsys.readouterr().out)
+        assert (row["accuracy"], row["compute_pct"], row["n"]) == (ev["accuracy"], ev["compute_pct"], 48)
+        assert row["choices"] == ev["choices"]
+    assert rows[1]["model"] == "static W4A4" and rows[1]["compute_pct"] == pytest.approx(100 * 16 / 64, abs=15)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["compare", *ckpts, "--dataset", "synthetic", "--limit", "48"]) == 0
+    table = capsys.readouterr().out
+    assert "static W4A4" in table and f"{rows[0]['accuracy']:.4f}" in table
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_and_reports_them(tiny_run, tmp_path, capsys):
+    """`fracskip demo` on the tiny run, golden backend, its build with two parallel FINN workers: the report
+    holds what each stage's own command gives, and the folder is complete (no .incomplete marker)."""
+    out = tmp_path / "demo"
+    ck = str(tiny_run / "model.pt")
+    assert main(["demo", "-o", str(out), "--checkpoint", ck, "--images", "8", "--backend", "qonnx",
+                 "--workers", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert not (out / ".incomplete").exists()
+    rep = json.loads((out / "report" / "report.json").read_text())
+    html = (out / "report" / "index.html") if (out / "report" / "index.html").exists() else \
+        next((out / "report").glob("*.html"))
+    page = html.read_text()
+    for png in (out / "report").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.name in page
+    assert {"decisions.png", "cores.png", "expected_cycles.png"} <= {p.name for p in (out / "report").glob("*.png")}
+    # each stage against its own command
+    summary = json.loads((out / "build" / "summary.json").read_text())
+    assert rep["build"]["expected_cycles_per_input"] == summary["expected_cycles_per_input"]
+    assert json.loads((out / "build" / "build_config.json").read_text())["workers"] == 2
+    assert main(["simulate", str(out / "build"), "--backend", "qonnx", "--dataset", "fashion-mnist", "--limit", "8",
+                 "--json"]) == 0
+    sim = json.loads(capsys.readouterr().out)
+    for k in ("accuracy", "decisions_match_pct", "argmax_agreement_pct", "compute_pct"):
+        assert rep["simulate"][k] == sim[k], k
+    assert rep["simulate"]["decisions_match_pct"] == 100
+    assert f"{rep['eval']['accuracy']:.4f}" in printed and str(out / "report") in printed
