@@ -43,7 +43,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     over = {k: v for k, v in {
         "dataset": a.dataset, "data_dir": a.data, "train_limit": a.limit, "test_limit": a.test_limit,
         "depth": a.depth, "bit_menu": a.bit_menu, "stages": tuple(a.stages.split(",")) if a.stages else None,
-        "target": a.target, "alpha": a.alpha, "init": a.init, "seed": a.seed, "batch_size": a.batch_size,
+        "target": a.target, "alpha": a.alpha, "init": a.init, "distill": a.distill, "seed": a.seed,
+        "batch_size": a.batch_size,
         "path_probs": a.path_probs,
     }.items() if v is not None}
     if a.epochs:
@@ -161,6 +162,15 @@ def cmd_build(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budget(a: argparse.Namespace) -> int:
+    from .training.budget import calibrate_budget
+
+    info = calibrate_budget(a.checkpoint, a.target, a.output, images=a.images, dataset=a.dataset, data_dir=a.data)
+    print(json.dumps(info) if a.json else f"wrote {a.output}: lambda {info['lambda']:.4f}, "
+          f"{100 * info['train_compute']:.1f} % compute on {info['train_images']} training images")
+    return 0
+
+
 def cmd_compare(a: argparse.Namespace) -> int:
     from .training.compare import compare, plot, table
 
@@ -227,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--target", type=float, help="target compute as a fraction of the all-8-bit network")
     t.add_argument("--alpha", type=float, help="weight of the target-cost loss")
     t.add_argument("--init", help="start from this checkpoint's weights (e.g. a trained backbone)")
+    t.add_argument("--distill", metavar="CKPT", help="distil this checkpoint's all-8-bit logits into the model being "
+                                                     "trained (every stage; KL at temperature 4)")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
@@ -252,6 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "precision; per-block greedy) on this checkpoint, e.g. the backbone")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
+
+    u = sub.add_parser("budget", help="move a trained DFS model to another compute target without training "
+                                      "(a price on compute in the gates' output layer, set on training images)")
+    u.add_argument("checkpoint", help="a DFS checkpoint, a run folder, or 'default'")
+    u.add_argument("--target", type=float, required=True, help="mean compute, as a fraction of the all-8-bit network")
+    u.add_argument("-o", "--output", required=True, help="the new checkpoint file (must not exist)")
+    u.add_argument("--images", type=int, default=2000, help="training images to set the price on (default 2000)")
+    u.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10", "synthetic"))
+    u.add_argument("--data", help="dataset folder")
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(func=cmd_budget)
 
     n = sub.add_parser("bench", help="measure the project's figures in one run (model, golden, build, RTL)")
     n.add_argument("-o", "--output", default="bench-out", help="working folder (export, builds, bench.json)")

@@ -12,6 +12,9 @@ TINY = dict(dataset="synthetic", train_limit=256, test_limit=64, depth=8, batch_
             epochs={"backbone": 2, "gates": 1, "joint": 1}, checkpoint_every=2)
 
 
+ROUTED_IMAGES = 64  # the first 64 synthetic test images use every menu entry at every gate
+
+
 @pytest.fixture(scope="session")
 def tiny_config() -> dict:
     return dict(TINY)
@@ -19,8 +22,23 @@ def tiny_config() -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
+    """Trained for a few steps, then its gates rewritten so that one batch of the synthetic test images takes
+    every path, skip included, in every gated block (tests/routing.py): golden, RTL and driver tests then
+    see batches split across paths."""
+    from fracskip.training import data as D
+
+    from routing import diversify_gates
+
+    import torch
+
     out = tmp_path_factory.mktemp("tiny") / "run"
-    train(TrainConfig(**TINY), out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one summation order: the same tiny network on every machine
+    try:
+        train(TrainConfig(**TINY), out)
+    finally:
+        torch.set_num_threads(threads)
+    diversify_gates(out / "model.pt", D.load("synthetic", "test", limit=ROUTED_IMAGES).images)
     return out
 
 

@@ -108,7 +108,7 @@ def load_raw(ref: str | Path) -> dict:
 
 # what every checkpoint holds, and the type of each entry
 SCHEMA = {"format": str, "model_config": dict, "train_config": dict, "state_dict": dict}
-OPTIONAL = {"progress": dict, "history": list, "eval": dict, "optimizer": (dict, type(None))}
+OPTIONAL = {"progress": dict, "history": list, "eval": dict, "optimizer": (dict, type(None)), "budget": dict}
 
 
 def check(ck: Any, path: Path | str) -> None:

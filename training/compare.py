@@ -18,7 +18,10 @@ def kind(ck: dict) -> str:
     if menu == (0, 8):
         return "skip-only {skip, 8}"
     target = ck.get("train_config", {}).get("target")
-    return f"DFS {{{', '.join('skip' if b == 0 else str(b) for b in menu)}}} target {target:g}" if target else "DFS"
+    name = f"DFS {{{', '.join('skip' if b == 0 else str(b) for b in menu)}}} target {target:g}" if target else "DFS"
+    if "budget" in ck:  # gates priced to another operating point (training/budget.py)
+        name += f", priced to {ck['budget']['target']:g}"
+    return name
 
 
 def compare(checkpoints: list[str], dataset: str = "fashion-mnist", data_dir: str | None = None,

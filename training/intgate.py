@@ -84,7 +84,8 @@ class IntGate(nn.Module):
     @torch.no_grad()
     def calibrate(self, features: list[torch.Tensor]) -> int:
         """Pick the LSTM input's exponent from the float embeddings of block inputs (one tensor per gate)."""
-        m = max(float(self.embed[g](f.mean(dim=(2, 3), keepdim=True)).abs().max()) for g, f in enumerate(features))
+        m = max(float(self.embed[g](f.mean(dim=(2, 3), keepdim=True).to(self.embed[g].weight.dtype)).abs().max())
+                for g, f in enumerate(features))
         self.x_exp.fill_(int(math.floor(math.log2(127.0 / max(m, 1e-6)))))
         return int(self.x_exp)
 

@@ -34,6 +34,7 @@ from .checkpoint import FORMAT, atomic_save, load_raw, load_state
 from .cost import cost_table
 from .evaluate import evaluate, recalibrate_bn
 from .intgate import IntGate
+from . import quant as q
 from .model import DFSNet, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class TrainConfig:
     augment: bool = True
     recalibration_images: int = 2000  # BatchNorm statistics re-estimated path by path after the backbone stage
     path_probs: tuple[float, ...] | None = None  # stage 1: how often each menu entry is drawn (default uniform)
+    distill: str | None = None  # teacher checkpoint: its all-8-bit logits are distilled into every stage
+    distill_weight: float = 1.0  # weight of the distillation term (KL at temperature distill_temperature)
+    distill_temperature: float = 4.0
     gate: str = "int"  # the integer gate of docs/integer-gate.md; "float" only to reproduce earlier runs
 
     def __post_init__(self) -> None:
@@ -143,6 +147,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1))
     table = cost_table(mcfg)
+    teacher = _teacher(cfg.distill) if cfg.distill else None
 
     def save(done: bool = False) -> None:
         if rank != 0:
@@ -176,7 +181,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
                     break
                 if cfg.augment:  # seeded per step, so that a resumed run draws what the original would have
                     x = D.augment(x, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + done_steps))
-                loss, acc, c = _step(model, net, stage, x.float(), y, cfg, table, done_steps)
+                loss, acc, c = _step(model, net, stage, x.float(), y, cfg, table, done_steps, teacher)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -245,7 +250,28 @@ def _optimizer(net: DFSNet, stage: str, cfg: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
 
-def _step(model, net: DFSNet, stage: str, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, table, step: int):
+def _teacher(ref: str) -> DFSNet:
+    """A frozen network that runs every gated block at its widest path: the distillation target."""
+    from .checkpoint import load_model
+
+    net, _ = load_model(ref)
+    if q.FULL_BITS not in net.cfg.path_bits:
+        raise FracskipError(f"--distill {ref}: the teacher has no {q.FULL_BITS}-bit paths (its menu is {list(net.cfg.bit_menu)})")
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.eval()
+
+
+def _distill_loss(logits: torch.Tensor, x: torch.Tensor, teacher: DFSNet, T: float) -> torch.Tensor:
+    with torch.no_grad():
+        k = teacher.cfg.bit_menu.index(q.FULL_BITS)
+        target = teacher(x, choices=torch.full((len(x), teacher.n_gated), k)).logits
+    return F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(target / T, 1), log_target=True,
+                    reduction="batchmean") * T * T
+
+
+def _step(model, net: DFSNet, stage: str, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, table, step: int,
+          teacher: DFSNet | None = None):
     if stage == "backbone":
         net.train()
         g = torch.Generator().manual_seed(cfg.seed * 7919 + step)  # same draw on every DDP rank
@@ -265,6 +291,8 @@ def _step(model, net: DFSNet, stage: str, x: torch.Tensor, y: torch.Tensor, cfg:
         sign = 1.0 if float(cost) > cfg.target else -1.0  # the DFS sign-switching target-cost loss
         loss = F.cross_entropy(out.logits, y) + cfg.alpha * sign * cost
         c = float(cost)
+    if teacher is not None:
+        loss = loss + cfg.distill_weight * _distill_loss(out.logits, x, teacher, cfg.distill_temperature)
     acc = float((out.logits.argmax(1) == y).float().mean())
     return loss, acc, c
 

@@ -26,6 +26,7 @@ H_EXP = 7  # hidden state: int8, real value = h * 2**-7
 INT8 = (-128, 127)
 INT16 = (-(1 << 15), (1 << 15) - 1)
 WEIGHT = (-127, 127)  # narrow-range int8 weights
+INT32 = (-(1 << 31), (1 << 31) - 1)
 
 
 def rshift_round(x: np.ndarray, s: int) -> np.ndarray:
@@ -133,15 +134,18 @@ class IntGateParams:
         H = self.hidden
         bad = []
         for name, a, shape, rng in [("w_ih", self.w_ih, (4 * H, H), WEIGHT), ("w_hh", self.w_hh, (4 * H, H), WEIGHT),
-                                    ("lstm bias", self.lstm_b, (4 * H,), (-(1 << 31), (1 << 31) - 1)),
+                                    ("lstm bias", self.lstm_b, (4 * H,), INT32),
                                     ("proj weight", self.proj_w, (self.proj_w.shape[0], H), WEIGHT),
                                     ("sigmoid table", self.sigmoid, (256,), (0, 255)),
                                     ("tanh table", self.tanh, (256,), (-127, 127))]:
             if a.shape != shape or a.size and (a.min() < rng[0] or a.max() > rng[1]):
                 bad.append(f"{name}: shape {a.shape}, expected {shape} within {rng}")
         for g, (w, b) in enumerate(zip(self.embed_w, self.embed_b)):
-            if w.ndim != 2 or w.shape[0] != H or b.shape != (H,) or w.min() < WEIGHT[0] or w.max() > WEIGHT[1]:
-                bad.append(f"embed {g}: weight {w.shape}, bias {b.shape}")
+            if w.ndim != 2 or w.shape[0] != H or b.shape != (H,) or w.min() < WEIGHT[0] or w.max() > WEIGHT[1] \
+                    or b.min() < INT32[0] or b.max() > INT32[1]:
+                bad.append(f"embed {g}: weight {w.shape}, bias {b.shape} (int8 weights, int32 biases)")
+        if self.proj_b.shape != (self.proj_w.shape[0],) or self.proj_b.min() < INT32[0] or self.proj_b.max() > INT32[1]:
+            bad.append(f"proj bias: shape {self.proj_b.shape}, int32 expected")
         if not (len(self.pool_mult) == len(self.embed_w) == len(self.embed_exp) == len(self.embed_b)):
             bad.append("per-gate lists differ in length")
         if bad:
