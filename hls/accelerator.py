@@ -305,17 +305,21 @@ def to_hw(model, part: str, clk_ns: float, depths: dict[str, int] | None = None)
     """Width converters, FIFOs (``InsertStreamFIFOs``) and HDL for every node (FINN's PrepareIP)."""
     from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from onnx import helper
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
     from . import ops  # noqa: F401
     from .transforms import integer_eltwise_rtl
 
+    names = {n.output[0]: n.name for n in model.graph.node}
     with integer_eltwise_rtl():
         model = model.transform(InsertDWC())
         for n in model.graph.node:
             if n.op_type == "StreamingDataWidthConverter":
-                n.attribute.append(__import__("onnx").helper.make_attribute("preferred_impl_style", "rtl"))
+                n.attribute.append(helper.make_attribute("preferred_impl_style", "rtl"))
         model = model.transform(SpecializeLayers(part))
+    for n in model.graph.node:  # SpecializeLayers renames every node <op>_<i>: keep the composed names
+        n.name = names.get(n.output[0], "")
     _name_unnamed(model)
     model, _ = InsertStreamFIFOs(depths).apply(model)
     return model.transform(PrepareIP(part, clk_ns))
@@ -346,3 +350,221 @@ def run_python(model, images_nhwc: np.ndarray, trace: list[str] | None = None) -
         for o in outs:
             res[o].append(np.asarray(ctx[o]))
     return {o: np.concatenate(v) for o, v in res.items()}
+
+
+# ---------------------------------------------------------------------------------------------- Verilator
+@dataclass
+class AcceleratorSizing:
+    depths: dict[str, int]  # per StreamingFIFO_rtl
+    peak_occupancy: dict[str, int]  # with every FIFO at its capacity
+    unbounded_cycles: float  # cycles per image, every FIFO at its capacity
+    sized_cycles: float  # cycles per image at the chosen depths (sizing FIFOs)
+    estimate_cycles: int  # FINN's max_cycles (slowest node)
+    total_bits: int
+    frames: int
+    sized_run: object = None  # the SimResult at the chosen depths (outputs, cycles); not in to_dict
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return {k: v for k, v in asdict(self).items() if k != "sized_run"}
+
+
+def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_dir: Path | None = None,
+               tolerance: float = 0.03, progress: bool = False):
+    """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame): every FIFO at a
+    capacity of two frames of its stream, the peak occupancy of each measured, then depth = peak + 1 (FINN's
+    simulation-based rule), checked to run the same images at the same throughput (within ``tolerance``).
+    Returns the model with the depths written and its HDL regenerated, and the figures."""
+    from . import ops  # noqa: F401
+    from .rtlsim import RTLSimCore, set_fifo_depths
+
+    x = [np.asarray(images_nhwc, np.float32)]
+    with RTLSimCore(model, cache_dir=cache_dir, sizing_fifos=True, progress=progress) as core:
+        caps = [s.max_depth + 1 for s in core.fifos]
+        best = core.run(x, fifo_depths=caps, reset=True)
+        depths = [max(2, m + 1) for m in best.fifo_maxcount]
+        sized = core.run(x, fifo_depths=depths, reset=True, check=False)
+        if sized.stalled or sized.cycles_per_frame > best.cycles_per_frame * (1 + tolerance):
+            raise FracskipError(f"peak-occupancy FIFO depths do not reproduce the unbounded run ({sized.stalled=}, "
+                                f"{sized.cycles_per_frame:.0f} vs {best.cycles_per_frame:.0f} cycles per image)")
+        slots = core.fifos
+        est = int(core.estimate["max_cycles"])
+    chosen = {s.node: d for s, d in zip(slots, depths)}
+    report = AcceleratorSizing(depths=chosen, peak_occupancy={s.node: m for s, m in zip(slots, best.fifo_maxcount)},
+                               unbounded_cycles=best.cycles_per_frame, sized_cycles=sized.cycles_per_frame,
+                               estimate_cycles=est, total_bits=sum(d * s.width for s, d in zip(slots, depths)),
+                               frames=len(images_nhwc), sized_run=sized)
+    return set_fifo_depths(model, chosen, part, clk_ns), report
+
+
+# ---------------------------------------------------------------------------------------------- host side, build
+class Host:
+    """What stays on the host, from the build's cores (FINN's parent graphs, as the board driver runs them): the
+    stem's input transpose (NCHW pixels -> the NHWC stream) and the head's float scale and bias."""
+
+    def __init__(self, build_dir: str | Path):
+        from ..runtime import driver as drv
+        from .rtlsim_backend import driver_settings
+
+        settings, params = driver_settings(Path(build_dir))
+        self.stem = drv.CoreIO.from_settings("stem", settings["cores"]["stem"], params)
+        self.head = drv.CoreIO.from_settings("head", settings["cores"]["head"], params)
+
+    def stream(self, images: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) uint8 pixels -> (N, H, W, C) float32, the accelerator's input stream."""
+        return np.asarray(self.stem.pre(self.stem.check_input(images)), np.float32)
+
+    def logits(self, head_out: np.ndarray) -> np.ndarray:
+        """The head's integer output -> logits (the head's float tail)."""
+        return np.asarray(self.head.post(np.asarray(head_out)), np.float32)
+
+
+@dataclass
+class AcceleratorRun:
+    """One batch through the accelerator: integer head outputs, decisions, and (Verilator) cycles."""
+
+    head_out: np.ndarray  # (N, classes) integers
+    decisions: np.ndarray  # (N, gated blocks) menu indices
+    cycles_per_image: float | None = None  # steady state, images streamed back to back
+    latency: int | None = None  # cycles to the first image's results
+    cycles: int | None = None
+
+
+def run_rtlsim(sim, stream: np.ndarray) -> AcceleratorRun:
+    """Stream images (NHWC, ``Host.stream``) back to back through an ``RTLSimCore`` of the accelerator."""
+    res = sim.run([np.asarray(stream, np.float32)])
+    names = [s.tensor for s in sim.outputs]
+    out = dict(zip(names, res.outputs))
+    head = next(v for k, v in out.items() if k != DECISIONS)
+    dec = out.get(DECISIONS, np.zeros((len(stream), 0)))
+    return AcceleratorRun(head.reshape(len(stream), -1), dec.reshape(len(stream), -1).astype(np.int64),
+                          res.cycles_per_frame, res.latency, res.cycles)
+
+
+def run_python_batch(model, stream: np.ndarray) -> AcceleratorRun:
+    out = run_python(model, stream)
+    head = next(v for k, v in out.items() if k != DECISIONS)
+    dec = out.get(DECISIONS, np.zeros((len(stream), 0)))
+    return AcceleratorRun(head.reshape(len(stream), -1), dec.reshape(len(stream), -1).astype(np.int64))
+
+
+ACC_DIR = "accelerator"
+MODELS = ("step_accelerator_compose.onnx", "step_accelerator_hw.onnx", "step_accelerator_size_fifos.onnx")
+
+
+def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, datapath: Datapath = routed_paths,
+                      iface_pe: int = 1, cache_dir: Path | None = None, progress: bool = False) -> dict:
+    """``BUILD/accelerator/``, FINN's layout: ``intermediate_models/`` (the composed graph, with FIFOs and HDL, and
+    with the FIFOs sized on ``images`` by Verilator), ``report/accelerator.json``. ``images``: (N, C, H, W) uint8
+    pixels, real ones (the sizing depends on their decisions); without them the FIFOs stay unsized."""
+    import time
+
+    from .rtlsim import setup_finn
+
+    build_dir = Path(build_dir)
+    out = build_dir / ACC_DIR
+    im, rep = out / "intermediate_models", out / "report"
+    im.mkdir(parents=True, exist_ok=True)
+    rep.mkdir(exist_ok=True)
+    summary = json.loads((build_dir / "summary.json").read_text())
+    part, clk = summary["board"]["part"], summary["board"]["clk_ns"]
+    setup_finn(out / "finn_tmp", cache_dir)
+    t0 = time.time()
+    model = compose(build_dir, datapath=datapath, iface_pe=iface_pe)
+    model.save(str(im / MODELS[0]))
+    model = to_hw(model, part, clk)
+    model.save(str(im / MODELS[1]))
+    from .rtlsim import finn_estimate
+
+    est = finn_estimate(model)
+    report = {"nodes": len(model.graph.node), "datapath": getattr(datapath, "__name__", str(datapath)),
+              "iface_pe": iface_pe, "estimate": {k: (int(v) if isinstance(v, (int, np.integer)) else v)
+                                                 for k, v in est.items()},
+              "inputs": [i.name for i in model.graph.input], "outputs": [o.name for o in model.graph.output],
+              "seconds": {"compose_hdl": round(time.time() - t0, 1)}}
+    if images is not None:
+        t1 = time.time()
+        stream = Host(build_dir).stream(images)
+        model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress)
+        model.save(str(im / MODELS[2]))
+        report["fifo_sizing"] = sizing.to_dict()
+        report["sizing_run"] = sizing.sized_run
+        report["seconds"]["size_fifos"] = round(time.time() - t1, 1)
+    sized_run = report.pop("sizing_run", None)
+    (rep / "accelerator.json").write_text(json.dumps(report, indent=1, default=str))
+    return {**report, "sizing_run": sized_run} if sized_run is not None else report
+
+
+def accelerator_model(build_dir: str | Path):
+    """The newest accelerator graph of a build (sized if it was)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    im = Path(build_dir) / ACC_DIR / "intermediate_models"
+    for name in reversed(MODELS[1:]):
+        if (im / name).is_file():
+            return ModelWrapper(str(im / name))
+    raise FracskipError(f"{im} has no accelerator graph: run hls.accelerator.build_accelerator first")
+
+
+def simulate(build_dir: str | Path, images: np.ndarray, cache_dir: Path | None = None, progress: bool = False) -> dict:
+    """The accelerator of a build (``build_accelerator`` first) in Verilator as one model, images streamed back to
+    back, against FINN's python execution of the same graph and the numpy controller on the exported graphs."""
+    from .rtlsim import RTLSimCore, setup_finn
+    from ..runtime.controller import Controller
+    from ..runtime.qonnx_backend import QONNXBackend
+
+    build_dir = Path(build_dir)
+    setup_finn(build_dir / ACC_DIR / "finn_tmp", cache_dir)
+    from . import ops  # noqa: F401
+
+    model = accelerator_model(build_dir)
+    host = Host(build_dir)
+    x = host.stream(images)
+    with RTLSimCore(model, cache_dir=cache_dir, progress=progress) as sim:
+        rtl = run_rtlsim(sim, x)
+        est = sim.estimate
+    py = run_python_batch(model, x)
+    man = Manifest.load(build_dir / "export")
+    logits, trace = Controller(man, QONNXBackend(man, progress=False)).run(images)
+    lg = host.logits(rtl.head_out)
+    n = len(images)
+    return {
+        "images": n, "model": model.model.graph.name,
+        "rtl_equals_python_images": int(sum(np.array_equal(rtl.head_out[i], py.head_out[i])
+                                            and np.array_equal(rtl.decisions[i], py.decisions[i]) for i in range(n))),
+        "decisions_equal_controller_images": int((rtl.decisions == trace.choices).all(axis=1).sum()),
+        "argmax_equal_controller_images": int((lg.argmax(1) == logits.argmax(1)).sum()),
+        "logits_max_abs_diff": float(np.abs(lg - logits).max()),
+        "cycles_per_image": rtl.cycles_per_image, "latency_cycles": rtl.latency,
+        "estimate_max_cycles": int(est["max_cycles"]), "estimate_bottleneck": est["max_cycles_node_name"],
+        "path_use": {f"gate{g}": np.bincount(rtl.decisions[:, g], minlength=len(man.bit_menu)).tolist()
+                     for g in range(rtl.decisions.shape[1])},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m fracskip.hls.accelerator BUILD [--images N] [--simulate]``: BUILD/accelerator/ from an HDL build,
+    FIFOs sized on N test images of the build's dataset; with --simulate, the Verilator run against the goldens."""
+    import argparse
+
+    from ..training import data as D
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("build")
+    ap.add_argument("--images", type=int, default=12)
+    ap.add_argument("--simulate", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    build_dir = Path(args.build)
+    calib = json.loads((build_dir / "calibration.json").read_text())
+    images = D.load(calib["dataset"], "test", None, args.images).images.numpy()
+    rep = build_accelerator(build_dir, images)
+    rep.pop("sizing_run", None)
+    print(json.dumps({k: v for k, v in rep.items() if k != "fifo_sizing"}, indent=1, default=str))
+    if args.simulate:
+        print(json.dumps(simulate(build_dir, images), indent=1))
+
+
+if __name__ == "__main__":
+    main()

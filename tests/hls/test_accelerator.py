@@ -84,3 +84,91 @@ def test_token_plumbing_python_and_rtl(finn_rtlsim):
     # the slowest node is GlobalSum (64 words in, 4 out per frame): frames stream at its pace, no stall elsewhere
     assert sim.estimate["max_cycles_node_name"] == "gsum" and sim.estimate["max_cycles"] == 68
     assert res.cycles_per_frame < 1.03 * 68, res.cycles_per_frame
+
+
+# ---------------------------------------------------------------------------------------------- the whole network
+if "fracskip_tests_hil" not in __import__("sys").modules:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    _spec = importlib.util.spec_from_file_location("fracskip_tests_hil", Path(__file__).parents[1] / "runtime" / "hil.py")
+    sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules[_spec.name])
+hil = __import__("sys").modules["fracskip_tests_hil"]
+N_IMAGES = 12
+
+
+@pytest.fixture(scope="module")
+def network(tiny_export, tmp_path_factory, finn_rtlsim):
+    """The tiny routed network's HDL build, its accelerator graph (HW, FIFOs, HDL), the golden controller's results."""
+    from fracskip.hls import accelerator as A
+    from fracskip.hls.rtlsim import setup_finn
+    from fracskip.runtime.controller import Controller
+    from fracskip.runtime.manifest import Manifest
+    from fracskip.runtime.qonnx_backend import QONNXBackend
+
+    build_dir = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
+    setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")  # the build re-initialised FINN
+    images, _ = hil.sample_images(N_IMAGES)
+    man = Manifest.load(build_dir / "export")
+    logits, trace = Controller(man, QONNXBackend(man, progress=False), record=True).run(images)
+    pooled = next(c["in"] for c in trace.calls if c["core"] == "head")
+    summary = __import__("json").loads((build_dir / "summary.json").read_text())
+    hw = A.to_hw(A.compose(build_dir), summary["board"]["part"], summary["board"]["clk_ns"])
+    return dict(build_dir=build_dir, images=images, logits=logits, choices=trace.choices, pooled=pooled, hw=hw,
+                host=A.Host(build_dir), part=summary["board"]["part"], clk=summary["board"]["clk_ns"],
+                cache=finn_rtlsim / "cache")
+
+
+def _routing_is_diverse(choices: np.ndarray) -> None:
+    """Every gate uses every path on these images, and consecutive images switch paths."""
+    for g in range(choices.shape[1]):
+        assert set(choices[:, g]) == {0, 1, 2, 3}, choices[:, g]
+    assert (choices[1:] != choices[:-1]).any(axis=1).sum() >= len(choices) // 2
+
+
+@pytest.mark.slow
+def test_accelerator_graph_python_equals_controller(network):
+    """FINN's python execution of the one accelerator graph = the numpy controller on the exported graphs."""
+    from fracskip.hls import accelerator as A
+
+    _routing_is_diverse(network["choices"])
+    hw = network["hw"]
+    assert [i.name for i in hw.graph.input] == [A.INPUT] and [o.name for o in hw.graph.output][1] == A.DECISIONS
+    ops = {n.op_type for n in hw.graph.node}
+    assert {"DFSGate_rtl", "StreamRoute_rtl", "StreamMerge_rtl", "TokenFork_rtl", "GlobalSum_rtl"} <= ops
+    out = A.run_python(hw, network["host"].stream(network["images"]), trace=["pooled"])
+    dec = out[A.DECISIONS].astype(np.int64)
+    np.testing.assert_array_equal(dec, network["choices"])
+    np.testing.assert_array_equal(out["pooled"].reshape(network["pooled"].shape), network["pooled"])
+    head = next(v for k, v in out.items() if k not in (A.DECISIONS, "pooled"))
+    logits = network["host"].logits(head.reshape(len(dec), -1))
+    assert np.abs(logits - network["logits"]).max() < 1e-4
+    np.testing.assert_array_equal(logits.argmax(1), network["logits"].argmax(1))
+
+
+@pytest.mark.slow
+def test_accelerator_rtl_sized_bit_exact(network):
+    """Verilator of the whole stitched graph, FIFOs sized on the images, images back to back: the same integers as
+    FINN's python execution; the frame buffers hold a frame; steady-state cycles per image near the slowest node."""
+    from fracskip.hls import accelerator as A
+
+    x = network["host"].stream(network["images"])
+    py = A.run_python_batch(network["hw"], x)
+    np.testing.assert_array_equal(py.decisions, network["choices"])
+    sized, rep = A.size_fifos(network["hw"], x, network["part"], network["clk"], cache_dir=network["cache"])
+    got = dict(zip([o.name for o in sized.graph.output], rep.sized_run.outputs))
+    np.testing.assert_array_equal(got[A.DECISIONS].reshape(py.decisions.shape), py.decisions)
+    head = next(v for k, v in got.items() if k != A.DECISIONS)
+    np.testing.assert_array_equal(head.reshape(py.head_out.shape), py.head_out)
+    from qonnx.custom_op.registry import getCustomOp
+
+    buffers = {n.name: int(np.prod(getCustomOp(n).get_nodeattr("folded_shape")[:-1]))
+               for n in sized.graph.node if n.name.endswith("_framebuf")}
+    assert len(buffers) == 2  # one per gated block, each holds the whole frame until the gate has decided
+    for name, words in buffers.items():
+        assert rep.depths[name] > rep.peak_occupancy[name] >= words - 2, (name, rep.peak_occupancy[name], words)
+    assert rep.sized_cycles <= rep.unbounded_cycles * 1.03
+    # the pipeline overlaps images: far below the sum of the stages, near the slowest one
+    assert rep.sized_cycles < 1.5 * rep.estimate_cycles, (rep.sized_cycles, rep.estimate_cycles)
