@@ -88,6 +88,26 @@ MUTANTS = [
            "if isinstance(value, bool) or not isinstance(value, int) or value < 1:",
            "if isinstance(value, bool) or not isinstance(value, int):",
            ["tests/test_bad_inputs.py"], k="limit", why="--limit -5 evaluates 9,995 images"),
+    # the integer gate (fracskip/runtime/intgate.py), each against the independent spec in tests/runtime/test_intgate.py
+    Mutant("gate-lstm-input-forget-swapped", "fracskip/runtime/intgate.py",
+           "zi, zf, zg, zo = np.split(z, 4, axis=1)", "zf, zi, zg, zo = np.split(z, 4, axis=1)",
+           ["tests/runtime/test_intgate.py"], k="random_parameters",
+           why="the numpy gate takes the LSTM's forget gate for its input gate and vice versa"),
+    Mutant("gate-rounding-truncates", "fracskip/runtime/intgate.py",
+           "return (x + (1 << (s - 1))) >> s", "return x >> s",
+           ["tests/runtime/test_intgate.py"], k="random_parameters", why="rescaling floors instead of rounding half up"),
+    Mutant("gate-tie-picks-last", "fracskip/runtime/intgate.py",
+           "decision = logits.argmax(axis=1)", "decision = logits.shape[1] - 1 - logits[:, ::-1].argmax(axis=1)",
+           ["tests/runtime/test_intgate.py"], k="random_parameters", why="a tie goes to the highest menu index"),
+    Mutant("gate-state-not-passed", "fracskip/runtime/controller.py",
+           '_, choice, state = self.gates.step(blk["gate"], x.astype(np.int64), state)',
+           '_, choice, _ = self.gates.step(blk["gate"], x.astype(np.int64), state)',
+           ["tests/runtime/test_intgate.py"], k="every_path",
+           why="the controller restarts the LSTM state at every gate"),
+    Mutant("torch-gate-float-pool", "training/intgate.py",
+           "pooled = soft + (pooled_int * 2.0**-spec.IFACE_EXP - soft).detach()", "pooled = soft",
+           ["tests/runtime/test_intgate.py"], k="torch_gate",
+           why="the trained gate pools in float instead of the specification's integer mean"),
 ]
 
 

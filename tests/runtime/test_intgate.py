@@ -99,6 +99,12 @@ def test_numpy_gate_equals_the_specification_on_random_parameters():
     for trial in range(6):
         p = random_params(rng, channels, [s * s for s in sizes])
         maps = [rng.integers(0, 256, size=(5, c, s, s)) for c, s in zip(channels, sizes)]
+        if trial == 0:  # every logit equal: the tie rule decides
+            p.proj_w[:] = 0
+            p.proj_b[:] = 7
+        elif trial == 1:  # the two dearest entries tie above the others
+            p.proj_w[:] = 0
+            p.proj_b[:] = [1, 2, 5, 5]
         _chain(p, maps)
 
 
