@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the results here")
     a = p.parse_args(argv)
     chosen = [m for m in MUTANTS if not a.names or any(w in m.name for w in a.names)]
+    if a.names:  # in the order the words were given
+        chosen.sort(key=lambda m: min(i for i, w in enumerate(a.names) if w in m.name))
     results = []
     for m in chosen:
         row = {"mutant": m.name, "file": m.file, "tests": m.tests, "k": m.k, "why": m.why}
