@@ -29,8 +29,8 @@ from fracskip.hls.bitserial.core import (
 )
 from fracskip.hls.lutmvu.core import LutMvuParams, int_range
 
-MODELS = 3  # Verilator builds
-DUTS = 8  # units per build
+MODELS = 4  # Verilator builds
+DUTS = 6  # units per build
 RUNS = 9  # weight/threshold/input/mode sets per build
 FRAMES = 5  # frames per run
 MIN_CONFIGS = 200
