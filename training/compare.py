@@ -79,10 +79,10 @@ def _recovery(rows: list[dict]) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'model':<34} {'accuracy':>9} {'compute %':>10} {'BitOPs/input':>14} {'vs static':>10}", "-" * 81]
+    lines = [f"{'model':<48} {'accuracy':>9} {'compute %':>10} {'BitOPs/input':>14} {'vs static':>10}", "-" * 95]
     for r in sorted(rows, key=lambda r: r["compute_pct"]):
         g = r.get("gain_over_static_front")
-        lines.append(f"{r['model']:<34} {r['accuracy']:>9.4f} {r['compute_pct']:>10.1f} {r['bitops_per_input']:>14.4g}"
+        lines.append(f"{r['model']:<48} {r['accuracy']:>9.4f} {r['compute_pct']:>10.1f} {r['bitops_per_input']:>14.4g}"
                      f" {'' if g is None else f'{100 * g:+.2f} pp':>10}")
     return "\n".join(lines)
 
