@@ -28,7 +28,8 @@ def make_backend(name: str, manifest: Manifest, folder: Path, graphs: str = "fin
     if name == "torch":
         from .torch_backend import TorchBackend
 
-        return TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])))
+        # float64 with the float32 scales: the cores' integers are then exactly the hardware's (see TorchBackend)
+        return TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])), exact=True)
     if name == "qonnx":
         from .qonnx_backend import QONNXBackend
 

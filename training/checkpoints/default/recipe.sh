@@ -23,11 +23,14 @@ for b in 4 2 8; do
 done
 $F train -o runs/skip-only-0.30 --init $B --bit-menu 0,8 --stages gates,joint --epochs gates=0.5,joint=1 --target 0.30
 
-# The second operating point: the same gates, priced to 26 % on training images (training/budget.py).
+# The operating points: the same gates priced (training/budget.py, on 2,000 training images) to 29.8 % (the shipped
+# default: strictly below 30 % on the test set) and to 26 %.
+$F budget runs/dfs-0.30/model.pt --target 0.298 -o runs/dfs-0.30-priced-0.298.pt
 $F budget runs/dfs-0.30/model.pt --target 0.26 -o runs/dfs-0.30-priced-0.26.pt
 
 # The comparison table with the oracle rows on the backbone, and its plot, on the full test set:
-$F compare runs/dfs-0.30 runs/dfs-0.30-priced-0.26.pt runs/w2a2 runs/w4a4 runs/w8a8 runs/skip-only-0.30 --oracle $B \
-  --json --plot training/checkpoints/default/accuracy_vs_compute.png > training/checkpoints/default/compare.json
-cp runs/dfs-0.30/model.pt training/checkpoints/default/model.pt
+$F compare runs/dfs-0.30 runs/dfs-0.30-priced-0.298.pt runs/dfs-0.30-priced-0.26.pt runs/w2a2 runs/w4a4 runs/w8a8 \
+  runs/skip-only-0.30 --oracle $B --json --plot training/checkpoints/default/accuracy_vs_compute.png \
+  > training/checkpoints/default/compare.json
+cp runs/dfs-0.30-priced-0.298.pt training/checkpoints/default/model.pt
 $F eval default --json > training/checkpoints/default/eval.json
