@@ -34,8 +34,9 @@ BITS = (2, 4, 8)
 # (PE, SIMD, WBP) of the bit-serial unit
 FOLDINGS = ((1, 48, 1), (4, 48, 2), (8, 48, 2))
 LUT_MVU = (1, 48)  # PE, SIMD of MVAU_lut (lutmvu.bench's folding for the 50k-cycle target)
-BISMO_NOTE = ("BISMO (Umuroglu et al., FPL 2018), published: cycles ~ b_w*b_a at run-time precision on "
-              "PYNQ-Z1; its LUT per binary op/cycle is not quoted here (not verified offline)")
+BISMO_NOTE = ("BISMO (Umuroglu et al., FPL 2018), published, not measured here: cycles ~ b_w*b_a at run-time "
+              "precision; peak 6.5 binary TOPS on the PYNQ-Z1 (xc7z020, 53,200 LUT in the whole device). The paper's "
+              "LUT count for that configuration is not quoted here, so no LUT per (BitOP/cycle) is derived from it")
 
 
 @dataclass(frozen=True)
