@@ -230,6 +230,8 @@ def check_train(a: argparse.Namespace) -> None:
     data_dir(a, a.dataset)
     if a.init is not None:
         checkpoint(a.init, "--init")
+    if getattr(a, "distill", None) is not None:
+        checkpoint(a.distill, "--distill")
     out = Path(a.output)
     if a.resume:
         if not (out / "checkpoint.pt").is_file():
@@ -252,6 +254,8 @@ def check_compare(a: argparse.Namespace) -> None:
         raise FracskipError("the same checkpoint is listed twice: pass each checkpoint once")
     for c in a.checkpoints:
         checkpoint(c)
+    if getattr(a, "oracle", None) is not None:
+        checkpoint(a.oracle, "--oracle")
     if a.plot is not None:
         p = Path(a.plot)
         if p.suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -353,10 +357,22 @@ def check_bench(a: argparse.Namespace) -> None:
     output_dir(a.output, "-o", a.force, inputs=(resolve(a.checkpoint),))
 
 
+def check_budget(a: argparse.Namespace) -> None:
+    number(a.target, "--target", 0, 1, lo_open=True, what="a fraction of the all-8-bit compute")
+    positive_int(a.images, "--images", "training images")
+    data_dir(a, a.dataset)
+    checkpoint(a.checkpoint)
+    out = Path(a.output)
+    if out.exists():
+        raise FracskipError(f"-o {a.output} exists; choose another output file (nothing is overwritten)")
+    existing_dir(str(out.parent) if str(out.parent) else ".", "-o", "a file in an existing folder")
+    writable(out.parent, "-o")
+
+
 RULES: dict[str, Callable[[argparse.Namespace], None]] = {
     "train": check_train, "eval": check_eval, "compare": check_compare, "export": check_export,
     "simulate": check_simulate, "build": check_build, "deploy": check_deploy, "demo": check_demo,
-    "bench": check_bench,
+    "bench": check_bench, "budget": check_budget,
 }
 
 

@@ -197,6 +197,13 @@ CASES = [
     ("compare-plot-suffix", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--plot", str(c.tmp / "p.xyz")], r"name a \.png", ["p.xyz"]),
     ("compare-plot-folder-missing", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--plot", str(c.tmp / "no" / "p.png")], r"no such folder", ["no"]),
     ("compare-limit-zero", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--limit", "0"], r"--limit must be a positive", []),
+    ("compare-oracle-missing", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--oracle", str(c.tmp / "none.pt")], r"does not exist", []),
+    ("compare-oracle-crafted-pickle", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--oracle", c.evil_pt()], r"not a plain-data checkpoint", []),
+    # ---------------------------------------------------------------- budget
+    ("budget-target-above-one", lambda c: ["budget", str(c.run), "--target", "1.5", "-o", str(c.tmp / "b.pt")], r"--target must be in", ["b.pt"]),
+    ("budget-images-zero", lambda c: ["budget", str(c.run), "--target", "0.5", "-o", str(c.tmp / "b.pt"), "--images", "0"], r"--images must be a positive", ["b.pt"]),
+    ("budget-output-folder-missing", lambda c: ["budget", str(c.run), "--target", "0.5", "-o", str(c.tmp / "no" / "b.pt")], r"no such folder", ["no"]),
+    ("budget-crafted-pickle", lambda c: ["budget", c.evil_pt(), "--target", "0.5", "-o", str(c.tmp / "b.pt")], r"not a plain-data checkpoint", ["b.pt"]),
     # ---------------------------------------------------------------- export
     ("export-crafted-pickle", lambda c: ["export", c.evil_pt(), R, c.out], r"not a plain-data checkpoint", ["out"]),
     ("export-output-is-a-file", lambda c: ["export", str(c.ckpt), R, c.a_file()], r"is a file; pass a folder", []),
