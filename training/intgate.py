@@ -82,10 +82,10 @@ class IntGate(nn.Module):
         return z, z.clone()
 
     @torch.no_grad()
-    def calibrate(self, features: list[torch.Tensor]) -> int:
+    def calibrate(self, features: list[torch.Tensor | None]) -> int:
         """Pick the LSTM input's exponent from the float embeddings of block inputs (one tensor per gate)."""
         m = max(float(self.embed[g](f.mean(dim=(2, 3), keepdim=True).to(self.embed[g].weight.dtype)).abs().max())
-                for g, f in enumerate(features))
+                for g, f in enumerate(features) if f is not None)
         self.x_exp.fill_(int(math.floor(math.log2(127.0 / max(m, 1e-6)))))
         return int(self.x_exp)
 
@@ -102,8 +102,8 @@ class IntGate(nn.Module):
         return soft + (table[idx] - soft).detach()
 
     def forward(self, i: int, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
-        if not self.calibrated:
-            raise RuntimeError("IntGate.calibrate() must run before the gate is used")
+        if not self.calibrated:  # a fresh network used before training calibrated it: take this input's range
+            self.calibrate([x if g == i else None for g in range(len(self.embed))])
         ex = self.exponents()
         x = x.double()
         # pooled mean code, exactly as the hardware computes it; the gradient is the float mean's
