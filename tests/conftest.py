@@ -12,9 +12,6 @@ TINY = dict(dataset="synthetic", train_limit=256, test_limit=64, depth=8, batch_
             epochs={"backbone": 2, "gates": 1, "joint": 1}, checkpoint_every=2)
 
 
-ROUTED_IMAGES = 64  # the first 64 synthetic test images use every menu entry at every gate
-
-
 @pytest.fixture(scope="session")
 def tiny_config() -> dict:
     return dict(TINY)
@@ -27,7 +24,7 @@ def tiny_run(tmp_path_factory) -> Path:
     see batches split across paths."""
     from fracskip.training import data as D
 
-    from routing import diversify_gates
+    from routing import ROUTED_IMAGES, diversify_gates
 
     import torch
 

@@ -15,6 +15,8 @@ import torch
 
 from fracskip.training.checkpoint import atomic_save, load_model, load_raw
 
+ROUTED_IMAGES = 64  # the tiny test network's first 64 synthetic test images use every menu entry at every gate
+
 
 @torch.no_grad()
 def _hidden_states(net, images: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

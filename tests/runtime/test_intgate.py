@@ -169,7 +169,7 @@ def test_one_batch_takes_every_path_through_the_golden_controller(tiny_export):
     from fracskip.runtime.qonnx_backend import QONNXBackend
     from fracskip.runtime.torch_backend import TorchBackend
 
-    from conftest import ROUTED_IMAGES
+    from routing import ROUTED_IMAGES
 
     m = Manifest.load(tiny_export)
     images = D.load("synthetic", "test", limit=ROUTED_IMAGES).images.numpy()
