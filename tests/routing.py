@@ -82,6 +82,13 @@ def diversify_gates(checkpoint: Path, images: torch.Tensor, seed: int = 0, min_s
             ck = load_raw(checkpoint)
             ck["state_dict"] = net.state_dict()
             ck.pop("path", None)
+            if "eval" in ck:  # the figures of the network as it now is, on the run's own test images
+                from fracskip.training import data as D
+                from fracskip.training.evaluate import evaluate
+
+                cfg = ck["train_config"]
+                ck["eval"] = evaluate(net, D.load(cfg["dataset"], "test", cfg.get("data_dir"), cfg.get("test_limit")),
+                                      progress=False)
             atomic_save(ck, Path(checkpoint))
             return choices
     raise RuntimeError("no gate direction found that routes the batch down every path")

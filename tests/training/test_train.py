@@ -115,7 +115,7 @@ def test_bad_data_path_gives_a_clear_error(tmp_path, capsys):
     rc = main(["train", "-o", str(tmp_path / "r"), "--data", str(tmp_path / "nowhere")])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "nowhere" in err and "dataset-fashion-mnist" in err
+    assert "nowhere" in err and "no such folder" in err and "dataset folder" in err
     assert not (tmp_path / "r").exists()
 
 
