@@ -19,13 +19,16 @@ ROUTED_IMAGES = 64  # the tiny test network's first 64 synthetic test images use
 
 
 @torch.no_grad()
-def _hidden_states(net, images: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    seen: list[torch.Tensor] = []
+def _gate_trace(net, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """Run the network; per gate, the pooled block input it saw and the hidden state it produced; the choices."""
+    pooled: list[torch.Tensor] = []
+    hidden: list[torch.Tensor] = []
     gate_forward = net.gate.forward
 
     def record(i, x, state):
+        pooled.append(x.mean(dim=(2, 3), keepdim=True))
         logits, (h, c) = gate_forward(i, x, state)
-        seen.append(h.clone())
+        hidden.append(h.clone())
         return logits, (h, c)
 
     net.gate.forward = record
@@ -33,25 +36,14 @@ def _hidden_states(net, images: torch.Tensor) -> tuple[list[torch.Tensor], torch
         out = net(images)
     finally:
         del net.gate.forward
-    return seen, out.choices
+    return pooled, hidden, out.choices
 
 
 @torch.no_grad()
 def _spread_embeddings(net, images: torch.Tensor, std: float = 0.4) -> None:
     """Scale each gate's embedding to a spread of ``std`` over the batch (on its int8 grid's +-1 range), so that
     the LSTM state depends visibly on the input."""
-    feats: list[torch.Tensor] = []
-    gate_forward = net.gate.forward
-
-    def record(i, x, state):
-        feats.append(x.mean(dim=(2, 3), keepdim=True))
-        return gate_forward(i, x, state)
-
-    net.gate.forward = record
-    try:
-        net(images)
-    finally:
-        del net.gate.forward
+    feats, _, _ = _gate_trace(net, images)
     for emb, f in zip(net.gate.embed, feats):
         e = emb(f.float()).flatten(1)
         scale = std / e.std(0).clamp_min(1e-6)
@@ -71,12 +63,12 @@ def diversify_gates(checkpoint: Path, images: torch.Tensor, seed: int = 0, min_s
         v = torch.randn(H, generator=gen)
         for _ in range(3):
             _spread_embeddings(net, images.float())  # the later gates' states depend on the earlier gates' routing: iterate
-            hs, _ = _hidden_states(net, images.float())
+            _, hs, _ = _gate_trace(net, images.float())
             u = torch.cat([h.float() @ v for h in hs])
             t = torch.quantile(u, torch.linspace(0, 1, K + 1)[1:-1])
             net.gate.proj.weight.copy_(k[:, None] * v[None, :])
             net.gate.proj.bias.copy_(-torch.cat([torch.zeros(1), torch.cumsum(t, 0)]))
-        _, choices = _hidden_states(net, images.float())
+        _, _, choices = _gate_trace(net, images.float())
         counts = [torch.bincount(choices[:, g], minlength=K) for g in range(choices.shape[1])]
         if all(int(c.min()) >= need for c in counts):
             ck = load_raw(checkpoint)
