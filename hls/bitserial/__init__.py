@@ -28,13 +28,12 @@ from .core import (
     wrapper_verilog,
     write_memory_files,
 )
-from .harness import ModeDut, ModeStreamHarness
 
 _LAZY = {"MVAU_bitserial": "op", "bitserial_model": "op"}
 
 __all__ = [
     "BitSerialParams", "Precision", "pack_inputs", "reference", "rtl_sources", "threshold_words",
-    "unpack_outputs", "weight_words", "wrapper_verilog", "write_memory_files", "ModeDut", "ModeStreamHarness",
+    "unpack_outputs", "weight_words", "wrapper_verilog", "write_memory_files",
     *_LAZY,
 ]
 

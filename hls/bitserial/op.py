@@ -44,7 +44,7 @@ from .core import (
     write_memory_files,
 )
 from .estimate import estimate_resources
-from .harness import ModeDut, ModeStreamHarness
+from ..rtlsim.harness import StreamDut, StreamHarness
 
 log = logging.getLogger(__name__)
 
@@ -293,14 +293,14 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             out.append(acc)
         context[node.output[0]] = np.concatenate(out).astype(np.float32)
 
-    def _harness(self, n_frames: int) -> ModeStreamHarness:
+    def _harness(self, n_frames: int) -> StreamHarness:
         p = self.bs_params()
-        dut = ModeDut(self._top(), self.get_instream_width_padded(0), self.get_outstream_width_padded(0),
-                      n_in=n_frames * p.n_vectors * p.sf, n_modes=n_frames if p.mode_stream else 0,
-                      n_out=n_frames * p.n_vectors * p.nf, exp_cycles=n_frames * self.get_exp_cycles())
+        dut = StreamDut(self._top(), self.get_instream_width_padded(0), self.get_outstream_width_padded(0),
+                        n_in=n_frames * p.n_vectors * p.sf, n_modes=n_frames if p.mode_stream else 0,
+                        n_out=n_frames * p.n_vectors * p.nf, exp_cycles=n_frames * self.get_exp_cycles())
         run_root = Path(self.get_nodeattr("code_gen_dir_ipgen")) / "verilator_runs"
-        return ModeStreamHarness([dut], [Path(s) for s in self.get_rtl_file_list(abspath=True)], run_root,
-                                 cxx_opt="-O1")  # one instance, possibly long runs
+        return StreamHarness([dut], [Path(s) for s in self.get_rtl_file_list(abspath=True)], run_root,
+                             cxx_opt="-O1")  # one instance, possibly long runs
 
     def _execute_verilator(self, context, graph) -> None:
         node = self.onnx_node
@@ -310,7 +310,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         x = context[node.input[0]]
         modes = self.frame_modes(context)
         harness = self._harness(len(modes))
-        (run,) = harness.run(harness.run_dir(), [pack_inputs(p, x)], [modes if p.mode_stream else []])
+        (run,) = harness.run([pack_inputs(p, x)], [modes if p.mode_stream else []])
         if not run.finished:
             raise FracskipError(f"{node.name}: rtlsim gave {len(run.outputs)} of {run.n_expected} output words")
         shape = (x.shape[0],) + tuple(self.get_normal_output_shape())[1:]

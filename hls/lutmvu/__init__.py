@@ -26,7 +26,6 @@ from .core import (
     write_threshold_file,
 )
 from .estimate import ResourceEstimate, estimate_resources
-from .harness import DutRun, StreamDut, StreamHarness
 from .synth import SynthResult, synthesize
 
 # FINN-dependent names, imported on first use (FINN must be set up first; see finn_env).
@@ -40,7 +39,7 @@ _LAZY = {
 __all__ = [
     "LutMvuParams", "rom_words", "rtl_sources", "threshold_words", "worst_case_acc_bits", "wrapper_verilog",
     "write_rom_file", "write_threshold_file",
-    "ResourceEstimate", "estimate_resources", "DutRun", "StreamDut", "StreamHarness", "SynthResult", "synthesize",
+    "ResourceEstimate", "estimate_resources", "SynthResult", "synthesize",
     *_LAZY,
 ]
 

@@ -30,7 +30,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from ...errors import FracskipError
 from .core import LutMvuParams, rtl_dir, rtl_sources, wrapper_verilog, write_rom_file, write_threshold_file
 from .estimate import estimate_resources
-from .harness import StreamDut, StreamHarness
+from ..rtlsim.harness import StreamDut, StreamHarness
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,6 @@ class MVAU_lut(MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         if not Path(self.get_nodeattr("code_gen_dir_ipgen"), f"{self._top()}.v").exists():
             raise FracskipError(f"{node.name}: no generated RTL; run PrepareIP (generate_hdl) before rtlsim")
         harness = self._harness()
-        if not harness.binary.exists():
-            harness.build()
         x = context[node.input[0]].reshape(self.get_folded_input_shape(0))
         words = npy_to_rtlsim_input(x, self.get_input_datatype(0), self.get_instream_width_padded(0))
         (run,) = harness.run([words])

@@ -140,26 +140,27 @@ def _describe(i: int, p: BitSerialParams, data: RunData) -> str:
 
 
 def build_model(units: list[BitSerialParams], workdir, frames: int = FRAMES):
-    from fracskip.hls.bitserial.harness import ModeDut, ModeStreamHarness
+    from fracskip.hls.rtlsim.harness import StreamDut, StreamHarness
 
     duts, sources = [], []
     for i, p in enumerate(units):
         wrapper = workdir / f"bs_dut{i}.v"
         wrapper.write_text(wrapper_verilog(p, f"bs_dut{i}", f"w{i}.dat", f"t{i}"))
         sources.append(wrapper)
-        duts.append(ModeDut(f"bs_dut{i}", (p.in_width + 7) // 8 * 8, (p.out_width + 7) // 8 * 8,
-                            n_in=frames * p.n_vectors * p.sf, n_modes=frames if p.mode_stream else 0,
-                            n_out=frames * p.n_vectors * p.nf, exp_cycles=frames * max(
-                                p.frame_cycles(k) for k in range(len(p.modes)))))
-    return ModeStreamHarness(duts, sources + rtl_sources(), workdir / "runs")
+        duts.append(StreamDut(f"bs_dut{i}", (p.in_width + 7) // 8 * 8, (p.out_width + 7) // 8 * 8,
+                              n_in=frames * p.n_vectors * p.sf, n_modes=frames if p.mode_stream else 0,
+                              n_out=frames * p.n_vectors * p.nf, exp_cycles=frames * max(
+                                  p.frame_cycles(k) for k in range(len(p.modes)))))
+    return StreamHarness(duts, sources + rtl_sources(), workdir / "runs")
 
 
 def simulate(harness, units, datas, stall: bool, seed: int):
     run_dir = harness.run_dir()
     for i, (p, d) in enumerate(zip(units, datas)):
         write_memory_files(p, d.weights, d.thresholds, run_dir / f"w{i}.dat", run_dir / f"t{i}")
-    runs = harness.run(run_dir, [pack_inputs(p, d.x) for p, d in zip(units, datas)],
-                       [d.modes if p.mode_stream else [] for p, d in zip(units, datas)], stall=stall, seed=seed)
+    runs = harness.run([pack_inputs(p, d.x) for p, d in zip(units, datas)],
+                       [d.modes if p.mode_stream else [] for p, d in zip(units, datas)], run_dir=run_dir,
+                       stall=stall, seed=seed)
     return run_dir, runs
 
 
@@ -207,8 +208,8 @@ def test_bit_exact_against_finn_mvau_per_mode(finn, tmp_path):
             lines = (run_dir / "w0.dat").read_text().splitlines()
             lines[0] = f"{int(lines[0], 16) ^ 1:0{len(lines[0])}x}"  # mode 0, row 0, MSB plane, column 0
             (run_dir / "w0.dat").write_text("\n".join(lines) + "\n")
-            runs = harness.run(run_dir, [pack_inputs(p, d.x) for p, d in zip(units, datas)],
-                               [d.modes if p.mode_stream else [] for p, d in zip(units, datas)])
+            runs = harness.run([pack_inputs(p, d.x) for p, d in zip(units, datas)],
+                               [d.modes if p.mode_stream else [] for p, d in zip(units, datas)], run_dir=run_dir)
             differs = [not np.array_equal(unpack_outputs(p, r.outputs, (FRAMES, p.n_vectors, p.mh)),
                                           finn_golden(finn, p, d)) for p, d, r in zip(units, datas, runs)]
             assert differs[0] and not any(differs[1:]), differs
@@ -364,9 +365,10 @@ def test_fitted_model_error():
 @pytest.mark.rtlsim
 def test_rtl_lints_clean():
     """Verilator -Wall lint of the unit over corner parameterisations."""
-    from fracskip.hls.lutmvu.harness import verilator
+    from fracskip.hls.rtlsim import find_verilator
 
-    exe, env = verilator()
+    tool = find_verilator()
+    exe, env = tool.binary, tool.env()
     for p in (BitSerialParams(1, 1, 1, 1, 1, (Precision(2, 2),), mode_stream=False),
               BitSerialParams(21, 6, 3, 7, 2, (Precision(2, 2, 2), Precision(4, 3, 4, -8)), act_signed=True),
               BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784)):

@@ -49,7 +49,7 @@ CASES = [  # idt, odt, lo, hi, PE, channels
 def test_clip_rtl_matches_python_under_backpressure(tmp_path):
     from finn.util.data_packing import npy_to_rtlsim_input, rtlsim_output_to_npy
 
-    from fracskip.hls.lutmvu.harness import StreamDut, StreamHarness
+    from fracskip.hls.rtlsim.harness import StreamDut, StreamHarness
 
     vectors = 97
     insts, duts, sources = [], [], []

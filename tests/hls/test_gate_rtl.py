@@ -179,7 +179,7 @@ class GateBench:
     """Compile the DUTs once; each run writes ROM images and stimuli, simulates, returns outputs per DUT."""
 
     def __init__(self, duts: list[Dut], work: Path, frames: int = FRAMES):
-        from fracskip.hls.lutmvu.harness import _MAIN_CPP, verilator
+        from fracskip.hls.rtlsim.harness import compile_testbench
 
         self.duts, self.work, self.frames = duts, work, frames
         work.mkdir(parents=True, exist_ok=True)
@@ -189,19 +189,7 @@ class GateBench:
             v = work / f"{d.name}.v"
             v.write_text(G.wrapper_verilog(d.name, d.params, d.shape, {k: str(p) for k, p in d.roms.items()}))
             sources.append(v)
-        (work / "gate_tb.sv").write_text(bench_sv(duts, frames))
-        (work / "main.cpp").write_text(_MAIN_CPP.format(top="gate_tb"))
-        exe, env = verilator()
-        cmd = [str(exe), "--cc", "--exe", "--build", "-j", "1", "--no-timing", "-Wno-fatal",
-               "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
-               *(a for o in ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL") for a in ("-MAKEFLAGS", f"{o}=-O0")),
-               "--x-assign", "unique", "--x-initial", "unique", "--top-module", "gate_tb", "--Mdir", "obj",
-               "-o", "sim", "gate_tb.sv", *map(str, sources), *map(str, G.rtl_sources()), "main.cpp"]
-        proc = subprocess.run(["nice", *cmd], cwd=work, env=env, capture_output=True, text=True)
-        (work / "verilator.log").write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            errs = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "%Error" in ln or "error:" in ln]
-            raise FracskipError("Verilator build failed: " + " | ".join(errs[:6]))
+        self.binary = compile_testbench("gate_tb", bench_sv(duts, frames), [*sources, *G.rtl_sources()], jobs=1)
         self.runs = 0
 
     def run(self, maps: list[np.ndarray], states: list[list[int] | None], stall: bool, seed: int):
@@ -214,7 +202,7 @@ class GateBench:
             (d / f"in{i}.hex").write_text("".join(f"{w:0{digits}x}\n" for w in in0_words(m, dut.shape.pe)))
             if st is not None:
                 (d / f"st{i}.hex").write_text("".join(f"{w:x}\n" for w in st))
-        args = [str(self.work / "obj" / "sim"), f"+seed={seed}", "+max_cycles=3000000"] + (["+stall"] if stall else [])
+        args = [str(self.binary), f"+seed={seed}", "+max_cycles=3000000"] + (["+stall"] if stall else [])
         proc = subprocess.run(["nice", *args], cwd=d, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-400:]
         outs = [[] for _ in self.duts]

@@ -184,7 +184,7 @@ def _describe(layer: Layer) -> str:
 
 def check_batch(finn, batch: list[Case], workdir) -> None:
     """Compile the batch into one model; check every layer bit-exact (stalls, full rate) and its cycles."""
-    from fracskip.hls.lutmvu.harness import StreamDut, StreamHarness
+    from fracskip.hls.rtlsim.harness import StreamDut, StreamHarness
 
     layers = [build_layer(finn, c, f"MVAU_lut_{i}") for i, c in enumerate(batch)]
     duts, sources = [], []
@@ -415,9 +415,10 @@ def test_yosys_synthesis_smoke():
 @pytest.mark.rtlsim
 def test_rtl_lints_clean():
     """Verilator -Wall lint of the unit over corner parameterisations (SIMD=PE=1, odd sizes, block ROM)."""
-    from fracskip.hls.lutmvu.harness import verilator
+    from fracskip.hls.rtlsim import find_verilator
 
-    exe, env = verilator()
+    tool = find_verilator()
+    exe, env = tool.binary, tool.env()
     for pars in ({"MW": 1, "MH": 1, "PE": 1, "SIMD": 1},
                  {"MW": 21, "MH": 6, "PE": 3, "SIMD": 7, "ACCU_WIDTH": 5, "WEIGHT_SIGNED": 0},
                  {"MW": 64, "MH": 32, "PE": 4, "SIMD": 16, "ROM_STYLE": 2, "ACTIVATION_SIGNED": 1}):

@@ -202,7 +202,7 @@ def _requant_node(name, thr, idt, bits, act_val, pe, vectors):
 def test_requant_rtl_matches_python_and_table_under_backpressure(tmp_path):
     from finn.util.data_packing import npy_to_rtlsim_input, rtlsim_output_to_npy
 
-    from fracskip.hls.lutmvu.harness import StreamDut, StreamHarness
+    from fracskip.hls.rtlsim.harness import StreamDut, StreamHarness
 
     rng = np.random.default_rng(0)
     vectors = 80
