@@ -30,10 +30,12 @@ dataset:
 	  mkdir -p .data && cd .data && apt-get download dataset-fashion-mnist && dpkg -x dataset-fashion-mnist_*.deb .; \
 	fi
 
-# The slowest ten tests are listed at the end (the CI budget is 15 minutes on 2 cores). Without Verilator the run
-# fails; FRACSKIP_ALLOW_NO_VERILATOR=1 skips the RTL tests instead.
+# The slowest ten tests are listed at the end (the CI budget is 15 minutes on 2 cores). Two pytest-xdist workers;
+# the tests that share the tiny HDL build form one group, run by one worker. Without Verilator the run fails;
+# FRACSKIP_ALLOW_NO_VERILATOR=1 skips the RTL tests instead.
+TEST_WORKERS ?= 2
 test: setup dataset
-	$(BIN)/pytest -m "not vivado and not board" --durations=10 $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not vivado and not board" -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
 
 # Hand-written mutants against the tests that should kill them (tests/mutation/run_mutants.py).
 mutants: setup dataset

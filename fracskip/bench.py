@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 FULL = {"eval_images": None, "golden_images": 1000, "rtl_images": 200, "boards": ("Pynq-Z2", "ZCU104")}
 # CI-sized: what only the bench checks is the real network through every stage; the FIFO sizing (most of its
-# time) covers just the cores its RTL images take, so two images keep it to a handful of cores
-QUICK = {"eval_images": 1000, "golden_images": 16, "rtl_images": 2, "boards": ("Pynq-Z2",)}
+# time) covers just the cores its RTL images take, so one image keeps it to one core per block
+QUICK = {"eval_images": 1000, "golden_images": 8, "rtl_images": 1, "boards": ("Pynq-Z2",)}
 
 
 def bench(out: str | Path, checkpoint: str = "default", quick: bool = False, workers: int = 1,

@@ -13,6 +13,8 @@ from fracskip.hls import finn_env
 from fracskip.hls.build import BuildConfig, build
 from fracskip.hls.folding import allocate
 
+import hil  # tests/hil.py: the shared tiny HDL build
+
 
 def test_board_presets():
     assert bitstreams.names() == ["Pynq-Z2", "U250", "ZCU104"]
@@ -63,10 +65,12 @@ def test_bitstream_without_vivado_fails_clearly(tiny_export, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_build_estimates_summary(tiny_export, tmp_path):
-    out = tmp_path / "build"
-    s = build(tiny_export, out, BuildConfig(board="ZCU104", until="estimates", calibration_images=64), progress=False)
-    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(s))
+@pytest.mark.xdist_group(hil.GROUP)
+def test_build_summary(tiny_export, tmp_path, tmp_path_factory):
+    """The shared tiny build (Pynq-Z2, --until hdl, --mvau lut) against FINN's own reports and the board preset,
+    and a --mvau dsp build of the same export beside it."""
+    out = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
+    s = json.loads((out / "summary.json").read_text())
     assert not (out / ".incomplete").exists()
     assert set(s["cores"]) == {"stem", "block0_b8", "block1_b0", "block1_b2", "block1_b4", "block1_b8",
                                "block2_b0", "block2_b2", "block2_b4", "block2_b8", "head"}
@@ -79,7 +83,7 @@ def test_build_estimates_summary(tiny_export, tmp_path):
     # fits, recomputed from independent sources: FINN's own per-layer reports of every core, and the board's
     # capacity read from its preset file times the budget fraction
     t = s["totals"]
-    board = json.loads((Path(bitstreams.__file__).parent / "boards" / "zcu104.json").read_text())["resources"]
+    board = json.loads((Path(bitstreams.__file__).parent / "boards" / "pynq-z2.json").read_text())["resources"]
     used = {r: 0.0 for r in t["resources"]}  # FINN estimates LUT, BRAM_18K, URAM and DSP (no FF)
     for c in s["cores"].values():
         rep = json.loads((out / c["finn_output_dir"] / "report" / "estimate_layer_resources.json").read_text())
@@ -92,13 +96,13 @@ def test_build_estimates_summary(tiny_export, tmp_path):
     assert t["fits"] == all(used[r] <= 0.8 * board[r] for r in used)
     assert s["static_8bit"]["expected_cycles_per_input"] > 0 and s["speedup_vs_static_8bit"] > 0
     assert s["exceptions"] == []  # every layer in RTL, every sub-8-bit MVAU on the LUT unit
-    with pytest.raises(FracskipError, match="--force"):
+    with pytest.raises(FracskipError, match="--force"):  # refused before any work: the shared build is untouched
         build(tiny_export, out, BuildConfig(board="ZCU104", until="estimates"), progress=False)
 
     # --mvau: lut (the default) puts the MVAUs of the 2- and 4-bit paths on MVAU_lut (LUTs, no DSP), dsp all on MVAU_rtl
     dsp = tmp_path / "dsp"
-    assert main(["build", str(tiny_export), "--board", "ZCU104", "-o", str(dsp), "--until", "estimates",
-                 "--calibration", "64", "--mvau", "dsp", "--quiet"]) == 0
+    assert main(["build", str(tiny_export), "--board", "Pynq-Z2", "-o", str(dsp), "--until", "estimates",
+                 "--target-fps", str(hil.TARGET_FPS), "--calibration", "64", "--mvau", "dsp", "--quiet"]) == 0
     d = json.loads((dsp / "summary.json").read_text())
     for folder, summary, mvau in ((out, s, "lut"), (dsp, d, "dsp")):
         assert json.loads((folder / "build_config.json").read_text())["mvau"] == summary["mvau"] == mvau

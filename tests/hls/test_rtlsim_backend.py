@@ -1,17 +1,14 @@
 """The ``rtlsim`` backend: the runtime controller driving the Verilator models of a build's cores.
 
 The build is the tiny test network's (tests/conftest.py ``tiny_export``) taken to HDL for Pynq-Z2, with the FIFOs
-of the residual cores the test images use sized by simulation (tests/runtime/hil.py, shared with the driver
+of the residual cores the test images use sized by simulation (tests/hil.py, shared with the driver
 tests). References: FINN's Python execution of each partition (exact integers), the exported QONNX graphs and
 the PyTorch model.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,12 +17,9 @@ from fracskip.cli import main
 from fracskip.errors import FracskipError
 from fracskip.hls.build import BuildConfig
 
-if "fracskip_tests_hil" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("fracskip_tests_hil",
-                                                   Path(__file__).parents[1] / "runtime" / "hil.py")
-    sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules[_spec.name])
-hil = sys.modules["fracskip_tests_hil"]
+import hil  # tests/hil.py: the shared tiny HDL build
+
+pytestmark = pytest.mark.xdist_group(hil.GROUP)
 
 
 def test_size_fifos_needs_hdl():

@@ -6,12 +6,10 @@ No board code path has been run on a board: the board itself is only simulated h
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,12 +18,9 @@ from fracskip.cli import main
 from fracskip.errors import FracskipError
 from fracskip.runtime import driver as drv
 
-# the shared tiny HDL build (tests/runtime/hil.py), one module instance per process whichever file loads it
-if "fracskip_tests_hil" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("fracskip_tests_hil", Path(__file__).with_name("hil.py"))
-    sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules[_spec.name])
-hil = sys.modules["fracskip_tests_hil"]
+import hil  # tests/hil.py: the shared tiny HDL build
+
+pytestmark = pytest.mark.xdist_group(hil.GROUP)
 
 DTYPES = ["UINT8", "INT8", "UINT4", "INT4", "UINT2", "INT2", "BINARY", "BIPOLAR", "UINT14", "INT24", "INT3", "INT17"]
 SHAPES = [(2, 28, 28, 1, 1), (3, 7, 5), (1, 6, 48), (4, 10), (2, 3, 3, 16)]

@@ -1,7 +1,9 @@
 """The HDL build of the tiny test network that the hardware-in-the-loop tests share (made once per session).
 
-Both tests/runtime/test_driver.py and tests/hls/test_rtlsim_backend.py load this file by path as the module
-``fracskip_tests_hil``, so that the build, the FIFO sizing and the verilated simulators are made once.
+tests/runtime/test_driver.py, tests/hls/test_rtlsim_backend.py, tests/hls/test_accelerator.py and
+tests/hls/test_build.py import it (``import hil``: tests/ is on the path), so that the build, the FIFO sizing and
+the verilated simulators are made once per process; under pytest-xdist those tests share the group ``GROUP``, so
+one worker makes them.
 Verilator binaries go to fracskip's cache (``$FRACSKIP_CACHE`` or ``~/.cache/fracskip``): they are keyed by the
 content of every RTL source and memory file, so a rerun reuses them and can never pick up a different design.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+GROUP = "tiny_hdl"  # their xdist_group: one worker runs them all, and builds once
 
 # cores ~25k cycles/frame: fast to simulate, small enough to verilate in seconds
 TARGET_FPS = 2000.0
