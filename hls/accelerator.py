@@ -395,7 +395,8 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
         sized = core.run(x, fifo_depths=depths, reset=True, check=False)
         if sized.stalled or sized.cycles_per_frame > best.cycles_per_frame * (1 + tolerance):
             raise FracskipError(f"peak-occupancy FIFO depths do not reproduce the unbounded run ({sized.stalled=}, "
-                                f"{sized.cycles_per_frame:.0f} vs {best.cycles_per_frame:.0f} cycles per image)")
+                                f"{sized.cycles_per_frame:.0f} vs {best.cycles_per_frame:.0f} cycles per image"
+                                + (f"; {sized.stall_diagnosis})" if sized.stalled else ")"))
         slots = core.fifos
         est = int(core.estimate["max_cycles"])
     chosen = {s.node: d for s, d in zip(slots, depths)}

@@ -438,8 +438,8 @@ class SimOverlay:
         res = self.sims.run(core, ibuf.reshape(-1)[:n * per_frame_in].tobytes(), n, check=False)
         self.last_result[core] = res
         if res.stalled:
-            log.warning("simulated core %s stalled after %d cycles (words in %s, out %s): its DMA never finishes",
-                        core, res.cycles, res.words_in, res.words_out)
+            log.warning("simulated core %s stalled after %d cycles (words in %s, out %s; %s): its DMA never finishes",
+                        core, res.cycles, res.words_in, res.words_out, res.stall_diagnosis)
             return
         out = np.frombuffer(res.raw_outputs[0], np.uint8)
         obuf.reshape(-1)[:out.size] = out

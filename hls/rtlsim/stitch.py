@@ -12,6 +12,10 @@ whose top module takes its memory images as parameters (``memory_file_parameters
 MVAU_lut) is instantiated with those parameters naming the gathered copies, so that a cached simulator never
 reads the files of the build it was first compiled for.
 
+Every internal stream's TVALID and TREADY are also wired to one output, ``stream_state``, so that a simulation
+stopped at its cycle limit can say which stage stopped (``diagnose_stall``): a stream holding a word that its
+consumer does not take leads, consumer by consumer, to the node that waits for an input that never comes.
+
 With ``sizing_fifos=True`` every StreamingFIFO_rtl becomes a FIFO whose depth is a top-level input
 (``fracskip/sizing_fifo.sv`` in the library copy), so one build simulates any set of FIFO depths.
 """
@@ -67,6 +71,17 @@ class FifoSlot:
     words_per_frame: int
 
 
+@dataclass(frozen=True)
+class Link:
+    """One internal stream: bits 2*index (TVALID) and 2*index+1 (TREADY) of the top's ``stream_state``."""
+
+    index: int
+    tensor: str
+    producer: str
+    consumer: str
+    op_type: str  # the consumer's
+
+
 @dataclass
 class StitchedCore:
     top: str
@@ -78,6 +93,53 @@ class StitchedCore:
     outputs: list[StreamPort]
     fifos: list[FifoSlot] = field(default_factory=list)
     generated_dirs: list[Path] = field(default_factory=list)  # FINN code-gen folders the sources came from
+    links: list[Link] = field(default_factory=list)
+
+    @property
+    def state_words(self) -> int:
+        return state_words(len(self.links))
+
+
+def state_words(n_links: int) -> int:
+    """32-bit words of ``stream_state``: always more than two, so that Verilator makes it a wide port."""
+    return max(3, -(-2 * n_links // 32))
+
+
+def diagnose_stall(links: list[Link], state: list[tuple[bool, bool]]) -> str:
+    """Which stage stopped, from the (TVALID, TREADY) of every internal stream at the cycle limit.
+
+    A word offered and not taken blocks its producer; following such streams consumer by consumer ends at a
+    node that holds input words and offers nothing downstream: it waits, for the empty inputs named (a join
+    whose other branch never delivers, the classic fork/join deadlock of a too-shallow FIFO), or for its own
+    computation. If no stream is blocked, the pipeline is starved or merely slow.
+    """
+    if not links or len(state) < len(links):
+        return "no stream state was recorded"
+    blocked = [ln for ln in links if state[ln.index][0] and not state[ln.index][1]]
+    if not blocked:
+        return ("no internal stream holds a word its consumer refuses: the core is starved of input or slower "
+                "than the cycle limit allows")
+    by_producer: dict[str, list[Link]] = {}
+    by_consumer: dict[str, list[Link]] = {}
+    for ln in links:
+        by_producer.setdefault(ln.producer, []).append(ln)
+        by_consumer.setdefault(ln.consumer, []).append(ln)
+    stuck = {ln.consumer for ln in blocked} - {ln.producer for ln in blocked}
+    parts = []
+    for node in sorted(stuck):
+        ins = by_consumer.get(node, [])
+        empty = [ln for ln in ins if not state[ln.index][0]]
+        held = [ln for ln in ins if state[ln.index][0] and not state[ln.index][1]]
+        op = ins[0].op_type if ins else "?"
+        msg = f"{node} ({op}) does not take {', '.join(f'{ln.tensor} (from {ln.producer})' for ln in held)}"
+        if empty:
+            msg += f" while it waits for {', '.join(f'{ln.tensor} (from {ln.producer}, empty)' for ln in empty)}"
+        parts.append(msg)
+    full = sorted({ln.consumer for ln in blocked if ln.op_type.startswith("StreamingFIFO")})
+    text = "stalled at " + "; ".join(parts)
+    if full:
+        text += f"; full FIFOs: {', '.join(full)}"
+    return text
 
 
 # ---------------------------------------------------------------- port lists of SystemVerilog modules
@@ -245,6 +307,7 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
     data_files: dict[str, Path] = {}
     gen_dirs: list[Path] = []
     wires, blocks, fifos = [], [], []
+    links: list[Link] = []
     for k, node in enumerate(nodes):
         inst = getCustomOp(node)
         gen_dir = Path(_nodeattr(inst, "code_gen_dir_ipgen", "") or "/nonexistent")
@@ -264,6 +327,8 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
                 raise FracskipError(f"graph output {t} is also consumed by {cons[0].name}: fork it explicitly.")
             width[t] = w
             if t not in signal:
+                cons_node = cons[0]
+                links.append(Link(len(wires), t, node.name, cons_node.name, cons_node.op_type))
                 signal[t] = _sig(len(wires))
                 wires.append(f"  wire [{w}-1:0] {signal[t]}_tdata; wire {signal[t]}_tvalid, {signal[t]}_tready;"
                              f"  // {t}: {node.name}.out{j}")
@@ -348,7 +413,7 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
     inputs = [_stream_port(model, t, f"s_axis_{k}", width[t], True) for k, t in enumerate(graph_inputs)]
     outputs = [_stream_port(model, t, f"m_axis_{k}", width[t], False) for k, t in enumerate(graph_outputs)]
     top_file = out_dir / f"{TOP}.sv"
-    top_file.write_text(_top_text(inputs, outputs, fifos, wires, blocks))
+    top_file.write_text(_top_text(inputs, outputs, fifos, wires, blocks, state_words(len(links))))
     # packages first (mvu_pkg, swg_pkg) so that `import pkg::*` resolves, then the rest in first-use order
     sources = [f for f in sources if "pkg" in f.name] + [f for f in sources if "pkg" not in f.name] + [top_file]
     _check_rtllib(sources)
@@ -359,7 +424,7 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
     log.info("stitched %d nodes (%d inputs, %d outputs, %d sources, %d memory files) into %s", len(nodes),
              len(inputs), len(outputs), len(sources), len(data_files), top_file)
     return StitchedCore(top=TOP, top_file=top_file, sources=sources, include_dirs=include_dirs, data_files=data_files,
-                        inputs=inputs, outputs=outputs, fifos=fifos, generated_dirs=gen_dirs)
+                        inputs=inputs, outputs=outputs, fifos=fifos, generated_dirs=gen_dirs, links=links)
 
 
 def _stream_port(model, tensor: str, port: str, width: int, is_input: bool) -> StreamPort:
@@ -382,7 +447,7 @@ def _stream_port(model, tensor: str, port: str, width: int, is_input: bool) -> S
 
 
 def _top_text(inputs: list[StreamPort], outputs: list[StreamPort], fifos: list[FifoSlot], wires: list[str],
-              blocks: list[str]) -> str:
+              blocks: list[str], state_words: int) -> str:
     ports = ["input ap_clk", "input ap_rst_n"]
     for s in inputs:
         ports.append(f"input [{s.width}-1:0] {s.port}_tdata, input {s.port}_tvalid, output {s.port}_tready")
@@ -390,8 +455,13 @@ def _top_text(inputs: list[StreamPort], outputs: list[StreamPort], fifos: list[F
         ports.append(f"output [{s.width}-1:0] {s.port}_tdata, output {s.port}_tvalid, input {s.port}_tready")
     for f in fifos:
         ports.append(f"input [31:0] fifo_depth_{f.index}, output [31:0] fifo_maxcount_{f.index}")
+    ports.append(f"output [{32 * state_words}-1:0] stream_state")
+    state = [f"  assign stream_state[{2 * i + 1}:{2 * i}] = {{{_sig(i)}_tready, {_sig(i)}_tvalid}};"
+             for i in range(len(wires))]
+    if 2 * len(wires) < 32 * state_words:
+        state.append(f"  assign stream_state[{32 * state_words}-1:{2 * len(wires)}] = '0;")
     streams = "\n".join(f"//   {s.port}: {s.tensor} ({s.dtype}, folded {list(s.folded_shape)})"
                         for s in inputs + outputs)
     return ("// generated by fracskip.hls.rtlsim.stitch: the FINN dataflow partition as one AXI-stream top\n"
             f"{streams}\nmodule {TOP} (\n  " + ",\n  ".join(ports) + "\n);\n"
-            + "\n".join(wires) + "\n\n" + "\n".join(blocks) + "\nendmodule\n")
+            + "\n".join(wires) + "\n" + "\n".join(state) + "\n\n" + "\n".join(blocks) + "\nendmodule\n")

@@ -11,6 +11,7 @@
 //   TB_OUTPUTS(X)           X(index, port) for each output stream
 //   TB_FIFOS(X)             X(index) for each run-time-depth sizing FIFO (fifo_depth_<i>, fifo_maxcount_<i>)
 //   TB_N_INPUTS, TB_N_OUTPUTS, TB_N_FIFOS
+//   TB_STATE_WORDS          32-bit words of the top's stream_state (TVALID, TREADY of every internal stream)
 //
 // Request  (little endian): u32 magic 'FSRQ', u32 n_frames, u64 cycle_limit, u32 flags (bit 0: reset first),
 //   TB_N_INPUTS x {u32 bytes_per_word, u64 words_per_frame}, TB_N_OUTPUTS x {same},
@@ -18,7 +19,8 @@
 // Answer: u32 magic 'FSRA', u32 status (0 done, 1 cycle limit reached), u64 cycles,
 //   TB_N_INPUTS x u64 words consumed, TB_N_OUTPUTS x u64 words produced, u32 frames done,
 //   frames_done x u64 cycle at which the frame's last output word was taken (counted from 1),
-//   TB_N_FIFOS x u32 maxcount, then per output words_produced*bytes_per_word bytes.
+//   TB_N_FIFOS x u32 maxcount, TB_STATE_WORDS x u32 stream_state at the last cycle,
+//   then per output words_produced*bytes_per_word bytes.
 #include <unistd.h>
 
 #include <algorithm>
@@ -208,6 +210,7 @@ int main(int argc, char **argv) {
     for (auto c : frame_done) put<uint64_t>(ans, c);
 #define TB_MAXCOUNT(i) put<uint32_t>(ans, top->fifo_maxcount_##i);
     TB_FIFOS(TB_MAXCOUNT)
+    for (int w = 0; w < TB_STATE_WORDS; w++) put<uint32_t>(ans, top->stream_state[w]);
     for (int i = 0; i < TB_N_OUTPUTS; i++)
       ans.insert(ans.end(), out[i].data.begin(), out[i].data.begin() + out[i].pos * out[i].bytes);
     write_exact(ans.data(), ans.size());

@@ -145,6 +145,47 @@ def test_a_stalled_core_is_reported(sized):
 
 @pytest.mark.rtlsim
 @pytest.mark.slow
+def test_a_deadlock_is_reported_with_the_stage_that_stopped(sized, rtl_cache):
+    """A residual core with every FIFO at FINN's minimum depth (2): the fork's skip branch cannot hold what the
+    convolution branch buffers, the join waits for the branch that never delivers. The error names the join and
+    the empty input it waits for, not just the core."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from fracskip.hls.rtlsim import RTLSimCore
+    from fracskip.hls.rtlsim_backend import core_model_path
+
+    build_dir, used, _ = sized
+    core = next(c for c in used if c.startswith("block") and not c.endswith("_b0"))
+    model = ModelWrapper(str(core_model_path(build_dir, core)))
+    joins = {n.name for n in model.graph.node if n.op_type == "ElementwiseAdd_rtl"}
+    assert len(joins) == 1
+    x = np.zeros([2, *model.get_tensor_shape(model.graph.input[0].name)[1:]], np.float32)
+    with RTLSimCore(model, cache_dir=rtl_cache, sizing_fifos=True, cycle_limit=200_000, progress=False) as sim:
+        with pytest.raises(FracskipError, match="stalled at ") as err:
+            sim.run([x], fifo_depths=[2] * len(sim.fifos), reset=True)
+        res = sim.run([x], fifo_depths=[2] * len(sim.fifos), reset=True, check=False)
+    assert res.stalled and res.stall_diagnosis in str(err.value)
+    (join,) = joins
+    assert res.stall_diagnosis.startswith(f"stalled at {join} (ElementwiseAdd_rtl) does not take "), res.stall_diagnosis
+    assert "while it waits for" in res.stall_diagnosis and "empty" in res.stall_diagnosis, res.stall_diagnosis
+
+
+def test_stall_diagnosis_follows_blocked_streams_to_the_waiting_node():
+    from fracskip.hls.rtlsim.stitch import Link, diagnose_stall
+
+    # fork -> fifo_a -> add.in0 ; fork -> conv -> add.in1 ; add -> out
+    links = [Link(0, "t_skip", "fork", "fifo_a", "StreamingFIFO_rtl"), Link(1, "t_a", "fifo_a", "add", "ElementwiseAdd_rtl"),
+             Link(2, "t_conv_in", "fork", "conv", "MVAU_rtl"), Link(3, "t_b", "conv", "add", "ElementwiseAdd_rtl")]
+    deadlock = [(True, False), (True, False), (False, True), (False, False)]
+    d = diagnose_stall(links, deadlock)
+    assert d == ("stalled at add (ElementwiseAdd_rtl) does not take t_a (from fifo_a) while it waits for t_b "
+                 "(from conv, empty); full FIFOs: fifo_a"), d
+    assert "starved" in diagnose_stall(links, [(False, True)] * 4)
+    assert diagnose_stall(links, []) == "no stream state was recorded"
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
 def test_lut_mvau_core_is_bit_exact(sized, backend):
     """With the builder's default ``--mvau lut`` the 2- and 4-bit paths compute on fracskip's MVAU_lut
     (test_build.py checks which layers); one that the test images take runs bit-exact on random inputs."""
