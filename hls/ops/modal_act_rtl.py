@@ -1,0 +1,436 @@
+"""ModalActivation and ModalActivation_rtl: one per-element function per mode, the mode chosen per frame.
+
+The elementwise stages of a DFS block differ from path to path: the 2- and 4-bit paths quantize the block input
+with a threshold table and the 8-bit path does not; the middle activation is a 3- or 15-step table at 2 and 4 bits
+and an exact requantizer (``IntRequant``) at 8. In the block's one runtime-precision datapath (``hls/modal.py``)
+each such stage is one node of this op, holding every mode's function:
+
+- ``bypass``: out = in (the mode's path has no such stage);
+- ``thresholds``: out = act_val + #{j : in >= T[c, j]} (FINN's MultiThreshold on integers; T ceiled);
+- ``requant``: out = clip((in * mul[c] + bias[c]) >> shift, lo, hi) (``IntRequant``; ``>>`` floors).
+
+Streams: ``in0_V`` the data, FINN's Thresholding layout (``NumChannels`` with ``PE`` per word, ``numInputVectors``
+words of NumChannels/PE per frame), ``in1_V`` one mode token per frame (8 bits, the mode in the low bits, as
+``MVAU_bitserial`` reads it), ``out0_V`` the data in ``outputDataType``, which holds every mode's outputs. The
+functions are the JSON attribute ``modes`` (a list, one ``ModeFunction.to_json()`` per mode).
+
+The RTL (generated per node, plain Verilog-2005) takes a frame's token in a cycle of its own, then the frame's
+words at one per cycle through two pipeline stages: compare (every threshold of the mode at once, against a
+constant table indexed by mode and channel) and multiply; then select the mode's result into the output
+register. Both stages advance when the output register is free, as in ``IntRequant_rtl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from finn.custom_op.fpgadataflow import register_custom_op as register_hw_op
+from finn.custom_op.fpgadataflow import rtl as _rtl
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+from qonnx.core.datatype import DataType
+
+from ...errors import FracskipError
+from .requant_rtl import signed_bits
+from .single_file import SingleFileRTL
+from .stream_op import PerChannelStreamOp, verilog_literal
+
+KINDS = ("bypass", "thresholds", "requant")
+MODE_TOKEN_BITS = 8  # as MVAU_bitserial's in1_V
+MAX_MODES = 4
+
+
+@dataclass(frozen=True)
+class ModeFunction:
+    """One mode's per-element function of an integer stream, channels on the last axis."""
+
+    kind: str
+    thresholds: tuple[tuple[int, ...], ...] = ()  # (C or 1, N) integer thresholds, rows sorted
+    act_val: int = 0
+    mul: tuple[int, ...] = ()  # (C,), >= 0
+    bias: tuple[int, ...] = ()  # (C,)
+    shift: int = 0
+    lo: int = 0
+    hi: int = 0
+
+    @classmethod
+    def bypass(cls) -> ModeFunction:
+        return cls("bypass")
+
+    @classmethod
+    def from_thresholds(cls, table: np.ndarray, idt: DataType, act_val: int = 0) -> ModeFunction:
+        """A FINN threshold table on integers of ``idt``: ``x >= t`` <=> ``x >= ceil(t)``, and a threshold beyond
+        the type's range is clipped to min (always reached) or max + 1 (never), which keeps the RTL's compare
+        width that of the input."""
+        t = np.clip(np.ceil(np.asarray(table, dtype=np.float64)), idt.min(), idt.max() + 1).astype(np.int64)
+        return cls("thresholds", thresholds=tuple(tuple(int(v) for v in row) for row in np.sort(t, axis=1)),
+                   act_val=int(act_val))
+
+    @classmethod
+    def requant(cls, mul, bias, shift: int, lo: int, hi: int) -> ModeFunction:
+        return cls("requant", mul=tuple(int(v) for v in mul), bias=tuple(int(v) for v in bias), shift=int(shift),
+                   lo=int(lo), hi=int(hi))
+
+    @property
+    def steps(self) -> int:
+        return len(self.thresholds[0]) if self.thresholds else 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x).astype(np.int64)
+        if self.kind == "bypass":
+            return x
+        if self.kind == "thresholds":
+            t = np.asarray(self.thresholds, dtype=np.int64)  # (C or 1, N): broadcasts over the channel axis
+            return (x[..., None] >= t).sum(axis=-1) + self.act_val
+        mul, bias = np.asarray(self.mul, dtype=np.int64), np.asarray(self.bias, dtype=np.int64)
+        return np.clip((x * mul + bias) >> self.shift, self.lo, self.hi)
+
+    def out_range(self, idt: DataType) -> tuple[int, int]:
+        if self.kind == "bypass":
+            return int(idt.min()), int(idt.max())
+        if self.kind == "thresholds":
+            return self.act_val, self.act_val + self.steps
+        return self.lo, self.hi
+
+    def problems(self, channels: int) -> list[str]:
+        if self.kind not in KINDS:
+            return [f"kind {self.kind!r} is not one of {KINDS}"]
+        if self.kind == "thresholds":
+            rows = {len(r) for r in self.thresholds}
+            if len(self.thresholds) not in (1, channels) or len(rows) != 1 or not self.steps:
+                return [f"thresholds need (1 or {channels}, N >= 1) entries"]
+            if any(list(r) != sorted(r) for r in self.thresholds):
+                return ["threshold rows must be sorted"]
+        if self.kind == "requant":
+            if len(self.mul) != channels or len(self.bias) != channels:
+                return [f"requant needs {channels} multipliers and biases"]
+            if min(self.mul) < 0 or self.shift < 0 or self.lo > self.hi:
+                return ["requant needs multipliers >= 0, shift >= 0 and lo <= hi"]
+        return []
+
+    def to_json(self) -> dict:
+        if self.kind == "bypass":
+            return {"kind": "bypass"}
+        if self.kind == "thresholds":
+            return {"kind": "thresholds", "thresholds": [list(r) for r in self.thresholds], "act_val": self.act_val}
+        return {"kind": "requant", "mul": list(self.mul), "bias": list(self.bias), "shift": self.shift,
+                "lo": self.lo, "hi": self.hi}
+
+    @classmethod
+    def from_json(cls, d: dict) -> ModeFunction:
+        d = dict(d)
+        if "thresholds" in d:
+            d["thresholds"] = tuple(tuple(int(v) for v in r) for r in d["thresholds"])
+        for k in ("mul", "bias"):
+            if k in d:
+                d[k] = tuple(int(v) for v in d[k])
+        return cls(**d)
+
+
+def datatype_for(lo: int, hi: int) -> DataType:
+    """The narrowest FINN integer type holding [lo, hi]."""
+    return DataType[f"INT{signed_bits([lo, hi])}"] if lo < 0 else DataType[f"UINT{max(1, int(hi).bit_length())}"]
+
+
+@register_hw_op
+class ModalActivation(PerChannelStreamOp):
+    """Per-frame choice of a per-element function (abstract HW layer; python execution)."""
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(), "modes": ("s", True, "[]")}
+
+    def mode_functions(self) -> list[ModeFunction]:
+        return [ModeFunction.from_json(d) for d in json.loads(self.get_nodeattr("modes"))]
+
+    def verify_node(self):
+        try:
+            fns = self.mode_functions()
+        except (TypeError, ValueError) as exc:
+            return [f"modes is not a list of mode functions: {exc}"]
+        idt, odt = self.get_input_datatype(), self.get_output_datatype()
+        info = []
+        if not 1 <= len(fns) <= MAX_MODES:
+            info.append(f"{len(fns)} modes: 1 to {MAX_MODES}")
+        if not (idt.is_integer() and odt.is_integer()) or DataType["BIPOLAR"] in (idt, odt):
+            info.append(f"integer input and output types needed, has {idt.name} -> {odt.name}")
+        for k, f in enumerate(fns):
+            info += [f"mode {k}: {p}" for p in f.problems(self.get_nodeattr("NumChannels"))]
+            lo, hi = f.out_range(idt)
+            if not info and not (odt.allowed(lo) and odt.allowed(hi)):
+                info.append(f"mode {k}: outputs [{lo}, {hi}] exceed {odt.name}")
+        return info + self.fold_reasons()
+
+    # ------------------------------------------------------------------ streams: in1 is the mode token
+    def get_normal_input_shape(self, ind=0):
+        return super().get_normal_input_shape() if ind == 0 else (1, 1)
+
+    def get_folded_input_shape(self, ind=0):
+        return super().get_folded_input_shape() if ind == 0 else (1, 1, 1)
+
+    def get_input_datatype(self, ind=0):
+        return super().get_input_datatype() if ind == 0 else DataType[f"UINT{MODE_TOKEN_BITS}"]
+
+    def get_instream_width(self, ind=0):
+        return super().get_instream_width() if ind == 0 else MODE_TOKEN_BITS
+
+    def get_exp_cycles(self):
+        return super().get_exp_cycles() + 1  # the token takes a cycle of its own
+
+    # ------------------------------------------------------------------ estimates
+    def widths(self) -> dict[str, int]:
+        """Datapath bits: signed input operand, threshold compare, count; requant multiplier, bias, sum."""
+        idt, fns = self.get_input_datatype(), self.mode_functions()
+        xw = idt.bitwidth() + (0 if idt.signed() else 1)
+        rq = [f for f in fns if f.kind == "requant"]
+        mw = max((signed_bits(f.mul) for f in rq), default=1)
+        bw = max((signed_bits(f.bias) for f in rq), default=1)
+        sw = max([xw + mw, bw] + [signed_bits([f.lo, f.hi]) for f in rq]) + 1
+        nt = max((f.steps for f in fns), default=0)
+        return {"xw": xw, "tw": xw + 1, "nt": nt, "ctw": max(1, nt.bit_length()), "mw": mw, "bw": bw, "sw": sw}
+
+    def _kinds(self) -> set[str]:
+        return {f.kind for f in self.mode_functions()}
+
+    def dsp_estimation(self, fpgapart=None):
+        """One 25 x 18 multiplier per lane when a mode requantizes (two for wider operands)."""
+        if "requant" not in self._kinds():
+            return 0
+        w = self.widths()
+        return self.get_nodeattr("PE") * (1 if min(w["xw"], w["mw"]) <= 18 and max(w["xw"], w["mw"]) <= 25 else 2)
+
+    def lut_estimation(self, fpgapart=None):
+        """Per lane: one comparator per threshold slot (~1 LUT per 4 bits on the carry chain) and the adder of
+        their count; each table a LUT6 ROM per bit and 64 (mode, channel) entries; requant's clip as IntRequant's;
+        the output multiplexer over the kinds. Plus the counters."""
+        w, pe = self.widths(), self.get_nodeattr("PE")
+        entries = math.ceil(len(self.mode_functions()) * self.get_nodeattr("NumChannels") / pe / 64)
+        kinds = self._kinds()
+        lane = self.get_output_datatype().bitwidth() * max(1, len(kinds) - 1)
+        if "thresholds" in kinds:
+            lane += w["nt"] * (math.ceil(w["tw"] / 4) + w["tw"] * entries) + w["nt"]
+        if "requant" in kinds:
+            lane += (w["mw"] + w["bw"]) * entries + 2 * math.ceil(w["sw"] / 4)
+        frame = int(np.prod(self.get_folded_input_shape()[:-1]))
+        return pe * lane + 2 * max(1, frame.bit_length()) + 4
+
+    def bram_estimation(self, fpgapart=None):
+        return 0
+
+    def uram_estimation(self, fpgapart=None):
+        return 0
+
+    # ------------------------------------------------------------------ execution
+    def frame_modes(self, context) -> list[int]:
+        node = self.onnx_node
+        n = context[node.input[0]].shape[0]
+        modes = [int(v) for v in np.asarray(context[node.input[1]]).reshape(-1)]
+        if len(modes) != n or any(not 0 <= m < len(self.mode_functions()) for m in modes):
+            raise FracskipError(f"{node.name}: modes {modes} for {n} frames, each must be in the menu")
+        return modes
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        x = context[node.input[0]]
+        fns = self.mode_functions()
+        y = np.concatenate([fns[m](x[f:f + 1]) for f, m in enumerate(self.frame_modes(context))])
+        context[node.output[0]] = y.astype(np.float32)
+
+
+_V = """// fracskip ModalActivation_rtl: {channels} channels, {pe} per word, {idt} -> {odt}; per frame, one mode token:
+{summary}// The token takes a cycle; then per word: compare and multiply | select the mode's result -> output register.
+module {top} (
+  input ap_clk,
+  input ap_rst_n,
+  input  [{iw_pad}-1:0] in0_V_TDATA,
+  input  in0_V_TVALID,
+  output in0_V_TREADY,
+  input  [{tok_bits}-1:0] in1_V_TDATA,
+  input  in1_V_TVALID,
+  output in1_V_TREADY,
+  output [{ow_pad}-1:0] out0_V_TDATA,
+  output out0_V_TVALID,
+  input  out0_V_TREADY
+);
+  localparam PE = {pe};
+  localparam C = {channels};
+  localparam MB = {mb};  // mode index bits
+  localparam FW = {fw};  // word-in-pixel counter bits (lane i of word f is channel f*PE + i)
+  localparam NW = {nw};  // word-in-frame counter bits
+  localparam IW = {iw};  // input element bits
+  localparam XW = {xw};  // input as a signed operand
+  localparam OW = {ow};  // output element bits
+  localparam TW = {tw};  // threshold compare width
+  localparam NT = {nt_decl};  // threshold slots per (mode, channel)
+  localparam CTW = {ctw};  // count bits
+  localparam MW = {mw};  // requant multiplier (signed, all >= 0)
+  localparam BW = {bw};  // requant bias
+  localparam PW = XW + MW;
+  localparam SW = {sw};  // requant sum
+{tables}
+  reg have;  // the current frame's token has been taken
+  reg [MB-1:0] mode, p_mode;
+  reg [FW-1:0] fold;
+  reg [NW-1:0] word;
+  reg p_valid, y_valid;
+  wire advance = !y_valid || out0_V_TREADY;
+  wire take = have && in0_V_TVALID && advance;
+  assign in0_V_TREADY = have && advance;
+  assign in1_V_TREADY = !have;
+  assign out0_V_TVALID = y_valid;
+
+  always @(posedge ap_clk) begin
+    if (!ap_rst_n) begin
+      have <= 1'b0;
+      mode <= 0;
+      fold <= 0;
+      word <= 0;
+      p_valid <= 1'b0;
+      y_valid <= 1'b0;
+    end else begin
+      if (!have && in1_V_TVALID) begin
+        have <= 1'b1;
+        mode <= in1_V_TDATA[MB-1:0];
+      end
+      if (take) begin
+        fold <= (fold == {fw}'d{last_fold}) ? {{FW{{1'b0}}}} : fold + 1'b1;
+        word <= (word == {nw}'d{last_word}) ? {{NW{{1'b0}}}} : word + 1'b1;
+        if (word == {nw}'d{last_word}) have <= 1'b0;
+      end
+      if (advance) begin
+        p_valid <= take;
+        y_valid <= p_valid;
+        p_mode <= mode;
+      end
+    end
+  end
+
+  genvar i;
+  generate
+    for (i = 0; i < PE; i = i + 1) begin : g_pe
+      wire [IW-1:0] x = in0_V_TDATA[i*IW +: IW];
+      wire signed [XW-1:0] xs = {xs};
+      wire [{ew}-1:0] e = mode * C + fold * PE + i;  // (mode, channel) table entry
+      reg signed [XW-1:0] x1;
+{lane_decl}      reg [OW-1:0] y;
+      always @(posedge ap_clk) begin
+        if (advance) begin
+          x1 <= xs;
+{lane_stage1}        end
+      end
+{lane_stage2}      always @(posedge ap_clk) begin
+        if (advance) begin
+          case (p_mode)
+{cases}            default: y <= {{OW{{1'b0}}}};
+          endcase
+        end
+      end
+      assign out0_V_TDATA[i*OW +: OW] = y;
+    end
+  endgenerate
+{pad}endmodule
+"""
+
+
+def _twos(value: int, width: int) -> str:
+    return f"{width}'d{value & ((1 << width) - 1)}"
+
+
+def _resize(signal: str, width: int, out: int) -> str:
+    """A signed ``width``-bit signal as ``out`` bits, sign-extended or truncated (every mode's results lie in
+    the output type, so either keeps the value)."""
+    if width >= out:
+        return f"{signal}[{out - 1}:0]"
+    return f"{{{{{out - width}{{{signal}[{width - 1}]}}}}, {signal}}}"
+
+
+def _table(values: list[int], width: int) -> str:
+    """A packed constant, entry 0 in the lowest bits."""
+    return "{" + ", ".join(_twos(v, width) for v in reversed(values)) + "}"
+
+
+class ModalActivation_rtl(SingleFileRTL, ModalActivation, RTLBackend):
+    """ModalActivation as a pipelined Verilog module (see the module docstring)."""
+
+    def get_nodeattr_types(self):
+        attrs = dict(ModalActivation.get_nodeattr_types(self))
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        return attrs
+
+    def get_verilog_top_module_intf_names(self):
+        intf = super().get_verilog_top_module_intf_names()
+        intf["s_axis"] = [("in0_V", self.get_instream_width_padded(0)), ("in1_V", MODE_TOKEN_BITS)]
+        return intf
+
+    def verilog(self, top: str | None = None) -> str:
+        """The module's Verilog (plain Verilog-2005: Verilator and Yosys read it)."""
+        problems = self.verify_node()
+        if problems:
+            raise FracskipError(f"{self.onnx_node.name}: " + "; ".join(problems))
+        fns = self.mode_functions()
+        idt, odt = self.get_input_datatype(), self.get_output_datatype()
+        C, pe = self.get_nodeattr("NumChannels"), self.get_nodeattr("PE")
+        w, ow, iw = self.widths(), odt.bitwidth(), idt.bitwidth()
+        cf = C // pe
+        words = int(np.prod(self.get_folded_input_shape()[:-1]))
+        K = len(fns)
+        kinds = {f.kind for f in fns}
+        tables, decl, stage1, stage2, cases, summary = [], "", "", "", "", ""
+        for k, f in enumerate(fns):
+            summary += f"//   mode {k}: {f.kind}" + (
+                f", {f.steps} thresholds, act_val {f.act_val}" if f.kind == "thresholds" else
+                f", >> {f.shift}, clip [{f.lo}, {f.hi}]" if f.kind == "requant" else "") + "\n"
+        if "thresholds" in kinds:
+            nt, tw = w["nt"], w["tw"]
+            never = (1 << (tw - 1)) - 1  # above every input value: a slot a mode does not use is never reached
+            thr = []
+            for f in fns:
+                rows = np.broadcast_to(np.asarray(f.thresholds or [[never]], dtype=np.int64), (C, max(1, f.steps)))
+                for c in range(C):
+                    thr += [int(v) for v in rows[c]] + [never] * (nt - (f.steps if f.thresholds else 1))
+            tables.append(f"  localparam [{K * C * nt}*TW-1:0] THR = {_table(thr, tw)};")
+            decl += "      reg [CTW-1:0] cnt, cnt1;\n      integer j;\n"
+            stage1 += "          cnt1 <= cnt;\n"
+            stage2 += ("      always @* begin\n        cnt = 0;\n        for (j = 0; j < NT; j = j + 1)\n"
+                       "          cnt = cnt + ($signed({{(TW-XW){xs[XW-1]}}, xs}) >= $signed(THR[(e*NT + j)*TW +: TW]));\n"
+                       "      end\n")
+        if "requant" in kinds:
+            mul = [v for f in fns for v in (f.mul if f.kind == "requant" else [0] * C)]
+            bias = [v for f in fns for v in (f.bias if f.kind == "requant" else [0] * C)]
+            tables.append(f"  localparam [{K * C}*MW-1:0] MUL = {_table(mul, w['mw'])};")
+            tables.append(f"  localparam [{K * C}*BW-1:0] BIAS = {_table(bias, w['bw'])};")
+            decl += "      reg signed [PW-1:0] p1;\n      reg signed [BW-1:0] b1;\n"
+            stage1 += "          p1 <= xs * $signed(MUL[e*MW +: MW]);\n          b1 <= BIAS[e*BW +: BW];\n"
+            stage2 += ("      wire signed [SW-1:0] sum = {{(SW-PW){p1[PW-1]}}, p1} + {{(SW-BW){b1[BW-1]}}, b1};\n")
+        for k, f in enumerate(fns):
+            if f.kind == "bypass":
+                cases += f"            {k}: y <= {_resize('x1', w['xw'], ow)};\n"
+            elif f.kind == "thresholds":
+                aw = max(w["ctw"] + 1, signed_bits([f.act_val])) + 1
+                stage2 += (f"      wire signed [{aw}-1:0] t{k} = $signed({{1'b0, cnt1}}) + "
+                           f"{verilog_literal(aw, f.act_val)};\n")
+                cases += f"            {k}: y <= {_resize(f't{k}', aw, ow)};\n"
+            else:
+                lo, hi = verilog_literal(w["sw"], f.lo), verilog_literal(w["sw"], f.hi)
+                stage2 += (f"      wire signed [SW-1:0] q{k} = sum >>> {f.shift};\n"
+                           f"      wire signed [SW-1:0] r{k} = (q{k} < {lo}) ? {lo} : ((q{k} > {hi}) ? {hi} : q{k});\n")
+                cases += f"            {k}: y <= {_resize(f'r{k}', w['sw'], ow)};\n"
+        ow_pad, ow_raw = self.get_outstream_width_padded(), ow * pe
+        pad = (f"  assign out0_V_TDATA[{ow_pad}-1:{ow_raw}] = {{{ow_pad - ow_raw}{{1'b0}}}};\n"
+               if ow_pad > ow_raw else "")
+        return _V.format(
+            top=top or self.get_verilog_top_module_name(), channels=C, pe=pe, idt=idt.name, odt=odt.name,
+            summary=summary, iw_pad=self.get_instream_width_padded(0), tok_bits=MODE_TOKEN_BITS, ow_pad=ow_pad,
+            mb=max(1, (K - 1).bit_length()), fw=max(1, (cf - 1).bit_length()), nw=max(1, (words - 1).bit_length()),
+            iw=iw, ow=ow, nt_decl=max(1, w["nt"]), tables="\n".join(tables), last_fold=cf - 1, last_word=words - 1,
+            xs="x" if idt.signed() else "{1'b0, x}", ew=max(1, (K * C - 1).bit_length()),
+            lane_decl=decl, lane_stage1=stage1, lane_stage2=stage2, cases=cases, pad=pad,
+            **{k: v for k, v in w.items() if k not in ("nt",)})
+
+    def execute_node(self, context, graph):
+        ModalActivation.execute_node(self, context, graph)
+
+
+_rtl.register_custom_op(ModalActivation_rtl)
+_rtl.ModalActivation_rtl = ModalActivation_rtl
