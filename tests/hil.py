@@ -44,6 +44,34 @@ def sample_images(n: int = N_IMAGES) -> tuple[np.ndarray, np.ndarray]:
     return s.images.numpy(), s.labels.numpy()
 
 
+def covering_images(build_dir: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` of the routed test images (tests/routing.py) that between them take every path of every gated block
+    (by the torch model's decisions), in their original order: the fewest images that exercise every core."""
+    from fracskip.runtime.manifest import Manifest
+    from fracskip.runtime.torch_backend import TorchBackend
+
+    from routing import ROUTED_IMAGES
+
+    images, labels = sample_images(ROUTED_IMAGES)
+    m = Manifest.load(build_dir / "export")
+    _, choices = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"]))).reference(images)
+    choices = np.asarray(choices)
+    takes = [{(g, int(c)) for g, c in enumerate(row)} for row in choices]
+    need = {(g, c) for g in range(choices.shape[1]) for c in range(len(m.bit_menu))}
+    picked: list[int] = []
+    while need:  # greedy set cover
+        i = max((i for i in range(len(images)) if i not in picked), key=lambda i: len(takes[i] & need))
+        if not takes[i] & need:
+            raise AssertionError(f"the routed images never take {sorted(need)}")
+        picked.append(i)
+        need -= takes[i]
+    if len(picked) > n:
+        raise AssertionError(f"{len(picked)} images are needed to take every path, not {n}")
+    picked += [i for i in range(len(images)) if i not in picked][:n - len(picked)]
+    idx = sorted(picked)
+    return images[idx], labels[idx]
+
+
 def cores_per_image(build_dir: Path, images: np.ndarray) -> list[list[str]]:
     """The cores the torch model's own decisions send each image through."""
     from fracskip.runtime.manifest import Manifest

@@ -89,7 +89,7 @@ def test_token_plumbing_python_and_rtl(finn_rtlsim):
 
 
 # ---------------------------------------------------------------------------------------------- the whole network
-N_IMAGES = 8  # every path of both gated blocks is taken (checked); FINN's python execution, ~7 s an image
+N_IMAGES = 8  # chosen so that every path of both gated blocks is taken; FINN's python execution, ~7 s an image
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def network(tiny_export, tmp_path_factory, finn_rtlsim):
 
     build_dir = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
     setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")  # the build re-initialised FINN
-    images, _ = hil.sample_images(N_IMAGES)
+    images, _ = hil.covering_images(build_dir, N_IMAGES)
     man = Manifest.load(build_dir / "export")
     logits, trace = Controller(man, QONNXBackend(man, progress=False), record=True).run(images)
     pooled = next(c["in"] for c in trace.calls if c["core"] == "head")
