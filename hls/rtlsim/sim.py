@@ -38,9 +38,10 @@ _REQ_MAGIC, _ANS_MAGIC = 0x51525346, 0x41525346
 @dataclass
 class SimResult:
     outputs: list[np.ndarray]  # per graph output, (n_frames, *normal shape without batch), FINN float32 values
-    cycles: int  # cycles simulated by this call: from the first input word offered to the last output word taken
+    cycles: int  # cycles simulated by this call: from the first input word offered until the last output word
+    # was taken and every input word read (a core may read a frame's end after its last output; see testbench.cpp)
     frame_cycles: list[int]  # per frame, the cycle at which its last output word was taken
-    stalled: bool = False  # the cycle limit was reached before all outputs arrived
+    stalled: bool = False  # the cycle limit was reached before all outputs arrived and all inputs were taken
     words_in: list[int] = field(default_factory=list)  # words consumed per input
     words_out: list[int] = field(default_factory=list)  # words produced per output
     fifo_maxcount: list[int] = field(default_factory=list)  # sizing cores: peak occupancy per FIFO
@@ -427,8 +428,11 @@ class RTLSimCore:
             if check:
                 expected_in = [n * s.words_per_frame for s in self.inputs]
                 expected_out = [n * s.words_per_frame for s in self.outputs]
+                what = (f"every output word given, but not every input word taken by the cycle limit of {limit} cycles "
+                        f"({n_done}/{n} frames done; " if n_done == n else
+                        f"no result after the cycle limit of {limit} cycles ({n_done}/{n} frames done; ")
                 raise FracskipError(
-                    f"the core stalled: no result after the cycle limit of {limit} cycles ({n_done}/{n} frames done; "
+                    f"the core stalled: {what}"
                     f"input words consumed {words_in} of {expected_in}, output words produced {words_out} of "
                     f"{expected_out}); {result.stall_diagnosis}. It is deadlocked or far slower than FINN's estimate "
                     f"({(self.estimate or {}).get('max_cycles', '?')} cycles/frame): check the FIFO depths (a "

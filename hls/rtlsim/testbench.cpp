@@ -3,7 +3,11 @@
 // Python (fracskip.hls.rtlsim.sim) writes requests on stdin and reads answers on the original stdout;
 // everything the RTL prints ($display, Verilator warnings) is moved to stderr so it cannot corrupt them.
 // Per request, every input stream is offered back-to-back (TVALID whenever a word is left), every output
-// is always ready, until all expected output words arrived or the cycle limit is reached.
+// is always ready, until all expected output words arrived and every input word was taken, or the cycle
+// limit is reached. Both, as a DMA transfer on the board: a core may give a frame's last output before it
+// has read the frame's end (a strided 1x1 sliding window drops the last row and column, and reads them
+// after its last output). Stopping at the last output would leave those words unread, and the core, still
+// waiting for them, would take the first words of the next request as the end of the old frame.
 //
 // tb_config.h (generated per core by sim.py) defines
 //   TB_TOP                  the Verilated class, e.g. Vfracskip_top
@@ -16,7 +20,7 @@
 // Request  (little endian): u32 magic 'FSRQ', u32 n_frames, u64 cycle_limit, u32 flags (bit 0: reset first),
 //   TB_N_INPUTS x {u32 bytes_per_word, u64 words_per_frame}, TB_N_OUTPUTS x {same},
 //   TB_N_FIFOS x u32 depth, then per input n_frames*words_per_frame*bytes_per_word bytes of words.
-// Answer: u32 magic 'FSRA', u32 status (0 done, 1 cycle limit reached), u64 cycles,
+// Answer: u32 magic 'FSRA', u32 status (0 done, 1 cycle limit reached), u64 cycles (of the whole request),
 //   TB_N_INPUTS x u64 words consumed, TB_N_OUTPUTS x u64 words produced, u32 frames done,
 //   frames_done x u64 cycle at which the frame's last output word was taken (counted from 1),
 //   TB_N_FIFOS x u32 maxcount, TB_STATE_WORDS x u32 stream_state at the last cycle,
@@ -171,7 +175,9 @@ int main(int argc, char **argv) {
       uint64_t frames = n_frames;
       for (int i = 0; i < TB_N_OUTPUTS; i++) frames = std::min<uint64_t>(frames, out[i].pos / out[i].per_frame);
       while (frame_done.size() < frames) frame_done.push_back(cyc);
-      if (frames == n_frames) break;
+      bool inputs_taken = true;
+      for (int i = 0; i < TB_N_INPUTS; i++) inputs_taken = inputs_taken && in[i].pos == in[i].total;
+      if (frames == n_frames && inputs_taken) break;
       if (cyc >= limit) {
         status = 1;
         break;

@@ -293,6 +293,43 @@ def _skip_fifo(model) -> str:
     raise AssertionError("no skip FIFO in the residual core")
 
 
+# ---------------------------------------------------------------- core 3: a strided 1x1 sliding window
+
+@pytest.fixture(scope="module")
+def pointwise_stride2(env):
+    """A 1x1, stride-2 ConvolutionInputGenerator_rtl alone (the first layer of a downsampling block's 1x1
+    shortcut core): on an even-sized image it reads the last row and column only after its last output."""
+    from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
+    from onnx import TensorProto, helper
+    from qonnx.core.data_layout import NHWC
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.general import GiveUniqueNodeNames
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.basic import qonnx_make_model
+
+    h, c = 8, 4
+    node = helper.make_node("Im2Col", ["x"], ["y"], domain="qonnx.custom_op.general", stride=[2, 2],
+                            kernel_size=[1, 1], pad_amount=[0, 0, 0, 0], input_shape=f"(1, {h}, {h}, {c})",
+                            dilations=[1, 1])
+    graph = helper.make_graph([node], "pointwise_stride2",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, h, h, c])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, h // 2, h // 2, c])])
+    m = ModelWrapper(qonnx_make_model(graph, producer_name="fracskip-test"))
+    m.set_tensor_datatype("x", DataType["UINT8"])
+    m.set_tensor_layout("x", NHWC)
+    for t in (InferShapes(), InferDataTypes(), InferConvInpGen(), GiveUniqueNodeNames(), InferShapes(),
+              InferDataTypes()):
+        m = m.transform(t)
+    for n in m.graph.node:
+        getCustomOp(n).set_nodeattr("preferred_impl_style", "rtl")
+    m = _to_ip(m, target_cycles=h * h * c)
+    swg = m.get_nodes_by_op_type("ConvolutionInputGenerator_rtl")
+    assert len(swg) == 1 and getCustomOp(swg[0]).get_nodeattr("Stride") == [2, 2], [n.op_type for n in m.graph.node]
+    return m
+
+
 # ---------------------------------------------------------------- tests
 
 
@@ -412,3 +449,20 @@ def test_fifo_sizing_makes_the_residual_core_run_at_full_speed(env, residual):
         for got, ref in zip(result.outputs, python_reference(sized, frames)):
             np.testing.assert_array_equal(got, ref)
         assert result.cycles_per_frame <= report.target_cycles
+
+
+def test_a_core_that_reads_past_its_last_output_starts_the_next_call_on_frame_bounds(env, pointwise_stride2):
+    """A call ends when every output word was given and every input word taken, as a DMA transfer does.
+    The 1x1 stride-2 window gives its last output before reading the frame's last row: a simulation that
+    stopped at the last output left that row unread, and the next call's first words completed the old frame
+    (every later frame shifted: the downsampling shortcut core block1_b0 of the tiny network, called once
+    per image, was exact on its first call only)."""
+    frames = [np.random.default_rng(s).integers(0, 256, (1, 8, 8, 4)).astype(np.float32) for s in (7, 8)]
+    refs = [python_reference(pointwise_stride2, [x])[0] for x in frames]
+    with RTLSimCore(pointwise_stride2, cache_dir=env["cache"], jobs=2, progress=False) as core:
+        per_frame = core.inputs[0].words_per_frame
+        for x, ref in zip(frames + frames[::-1], refs + refs[::-1]):  # one frame per call, as the controller does
+            result = core.run(x)
+            assert result.words_in == [per_frame]  # the frame's end, which no output needs, is read too
+            np.testing.assert_array_equal(result.outputs[0], ref)
+            assert result.cycles > result.frame_cycles[-1]  # ... after the last output: the case at hand

@@ -71,9 +71,6 @@ def test_fifo_sizing_is_recorded_in_the_build(sized):
 
 @pytest.mark.rtlsim
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open bug, found when the tiny network's gates were made to take every path: "
-                   "1 of 48 core invocations differs between Verilator and the qonnx golden (bit_exact_pct 97.9); "
-                   "the path is not identified yet")
 def test_full_network_in_the_loop_is_bit_exact(sized, capsys):
     """`fracskip simulate BUILD --backend rtlsim --json` on the test images: every core invocation bit-exact
     with the qonnx backend and with FINN's Python execution of its partition, the gates decide as PyTorch
