@@ -194,11 +194,16 @@ class ModalActivation(PerChannelStreamOp):
         return {f.kind for f in self.mode_functions()}
 
     def dsp_estimation(self, fpgapart=None):
-        """One 25 x 18 multiplier per lane when a mode requantizes (two for wider operands)."""
+        """When a mode requantizes: per lane, the signed multiplier tiled from 25 x 18 DSP48s as
+        ``IntRequant_rtl.dsp_estimation`` counts them."""
         if "requant" not in self._kinds():
             return 0
         w = self.widths()
-        return self.get_nodeattr("PE") * (1 if min(w["xw"], w["mw"]) <= 18 and max(w["xw"], w["mw"]) <= 25 else 2)
+
+        def tiles(a, b):  # a on the 25-bit port, b on the 18-bit port
+            return (1 + math.ceil(max(0, a - 25) / 24)) * (1 + math.ceil(max(0, b - 18) / 17))
+
+        return self.get_nodeattr("PE") * min(tiles(w["xw"], w["mw"]), tiles(w["mw"], w["xw"]))
 
     def lut_estimation(self, fpgapart=None):
         """Per lane: one comparator per threshold slot (~1 LUT per 4 bits on the carry chain) and the adder of
@@ -345,9 +350,18 @@ def _resize(signal: str, width: int, out: int) -> str:
     return f"{{{{{out - width}{{{signal}[{width - 1}]}}}}, {signal}}}"
 
 
-def _table(values: list[int], width: int) -> str:
-    """A packed constant, entry 0 in the lowest bits."""
-    return "{" + ", ".join(_twos(v, width) for v in reversed(values)) + "}"
+def _word(values: list[int], width: int) -> int:
+    """Fields of ``width`` bits (two's complement), value 0 in the lowest bits."""
+    return sum((v & ((1 << width) - 1)) << (i * width) for i, v in enumerate(values))
+
+
+def _rom(name: str, width: int, values: list[int], ew: int) -> str:
+    """A constant table as a function of the (mode, channel) entry: a case statement, which synthesis maps to LUT
+    ROMs (a dynamic part-select of one wide constant would be a shifter as wide as the table)."""
+    mask = (1 << width) - 1
+    body = "".join(f"      {e}: {name} = {width}'h{v & mask:x};\n" for e, v in enumerate(values))
+    return (f"  function [{width}-1:0] {name};\n    input [{ew}-1:0] e;\n    case (e)\n{body}"
+            f"      default: {name} = {width}'h0;\n    endcase\n  endfunction")
 
 
 class ModalActivation_rtl(SingleFileRTL, ModalActivation, RTLBackend):
@@ -376,6 +390,7 @@ class ModalActivation_rtl(SingleFileRTL, ModalActivation, RTLBackend):
         words = int(np.prod(self.get_folded_input_shape()[:-1]))
         K = len(fns)
         kinds = {f.kind for f in fns}
+        ew = max(1, (K * C - 1).bit_length())  # (mode, channel) entry index bits
         tables, decl, stage1, stage2, cases, summary = [], "", "", "", "", ""
         for k, f in enumerate(fns):
             summary += f"//   mode {k}: {f.kind}" + (
@@ -384,24 +399,23 @@ class ModalActivation_rtl(SingleFileRTL, ModalActivation, RTLBackend):
         if "thresholds" in kinds:
             nt, tw = w["nt"], w["tw"]
             never = (1 << (tw - 1)) - 1  # above every input value: a slot a mode does not use is never reached
-            thr = []
+            rows = []
             for f in fns:
-                rows = np.broadcast_to(np.asarray(f.thresholds or [[never]], dtype=np.int64), (C, max(1, f.steps)))
-                for c in range(C):
-                    thr += [int(v) for v in rows[c]] + [never] * (nt - (f.steps if f.thresholds else 1))
-            tables.append(f"  localparam [{K * C * nt}*TW-1:0] THR = {_table(thr, tw)};")
-            decl += "      reg [CTW-1:0] cnt, cnt1;\n      integer j;\n"
+                t = np.broadcast_to(np.asarray(f.thresholds or [[never]], dtype=np.int64), (C, max(1, f.steps)))
+                rows += [list(r) + [never] * (nt - len(r)) for r in t.tolist()]
+            tables.append(_rom("thr_row", nt * tw, [_word(r, tw) for r in rows], ew))
+            decl += "      wire [NT*TW-1:0] trow = thr_row(e);\n      reg [CTW-1:0] cnt, cnt1;\n      integer j;\n"
             stage1 += "          cnt1 <= cnt;\n"
             stage2 += ("      always @* begin\n        cnt = 0;\n        for (j = 0; j < NT; j = j + 1)\n"
-                       "          cnt = cnt + ($signed({{(TW-XW){xs[XW-1]}}, xs}) >= $signed(THR[(e*NT + j)*TW +: TW]));\n"
+                       "          cnt = cnt + ($signed({{(TW-XW){xs[XW-1]}}, xs}) >= $signed(trow[j*TW +: TW]));\n"
                        "      end\n")
         if "requant" in kinds:
-            mul = [v for f in fns for v in (f.mul if f.kind == "requant" else [0] * C)]
-            bias = [v for f in fns for v in (f.bias if f.kind == "requant" else [0] * C)]
-            tables.append(f"  localparam [{K * C}*MW-1:0] MUL = {_table(mul, w['mw'])};")
-            tables.append(f"  localparam [{K * C}*BW-1:0] BIAS = {_table(bias, w['bw'])};")
+            tables.append(_rom("mul_of", w["mw"], [v for f in fns for v in (f.mul if f.kind == "requant" else [0] * C)],
+                               ew))
+            tables.append(_rom("bias_of", w["bw"],
+                               [v for f in fns for v in (f.bias if f.kind == "requant" else [0] * C)], ew))
             decl += "      reg signed [PW-1:0] p1;\n      reg signed [BW-1:0] b1;\n"
-            stage1 += "          p1 <= xs * $signed(MUL[e*MW +: MW]);\n          b1 <= BIAS[e*BW +: BW];\n"
+            stage1 += "          p1 <= xs * $signed(mul_of(e));\n          b1 <= bias_of(e);\n"
             stage2 += ("      wire signed [SW-1:0] sum = {{(SW-PW){p1[PW-1]}}, p1} + {{(SW-BW){b1[BW-1]}}, b1};\n")
         for k, f in enumerate(fns):
             if f.kind == "bypass":
@@ -424,7 +438,7 @@ class ModalActivation_rtl(SingleFileRTL, ModalActivation, RTLBackend):
             summary=summary, iw_pad=self.get_instream_width_padded(0), tok_bits=MODE_TOKEN_BITS, ow_pad=ow_pad,
             mb=max(1, (K - 1).bit_length()), fw=max(1, (cf - 1).bit_length()), nw=max(1, (words - 1).bit_length()),
             iw=iw, ow=ow, nt_decl=max(1, w["nt"]), tables="\n".join(tables), last_fold=cf - 1, last_word=words - 1,
-            xs="x" if idt.signed() else "{1'b0, x}", ew=max(1, (K * C - 1).bit_length()),
+            xs="x" if idt.signed() else "{1'b0, x}", ew=ew,
             lane_decl=decl, lane_stage1=stage1, lane_stage2=stage2, cases=cases, pad=pad,
             **{k: v for k, v in w.items() if k not in ("nt",)})
 

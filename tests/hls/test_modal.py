@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import hil  # tests/hil.py: the shared tiny HDL build
 import numpy as np
 import pytest
 
@@ -182,3 +183,149 @@ def test_mode_fork_rtl_drops_skips(tmp_path, finn_rtlsim):
     for stall in (False, True):
         (res,) = harness.run([[int(v) & 0xFFFF for v in d]], stall=stall)
         assert res.outputs == want, (stall, res.outputs)
+
+
+# ---------------------------------------------------------------------------------------------- the tiny network
+@pytest.fixture(scope="module")
+def tiny(tiny_export, tmp_path_factory):
+    """The tiny network's HDL build (shared, tests/hil.py), its manifest, and a few synthetic test images whose
+    decisions (the torch model's, on 64 images) take every path of every gated block, with the golden controller's
+    record of them (every core call with its input)."""
+    from fracskip.runtime.controller import Controller
+    from fracskip.runtime.manifest import Manifest
+    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.runtime.torch_backend import TorchBackend
+
+    build_dir = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
+    man = Manifest.load(build_dir / "export")
+    images, _ = hil.sample_images(64)
+    _, choices = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"]))).reference(images)
+    pick: list[int] = []
+    for g in range(choices.shape[1]):
+        for d in range(len(man.bit_menu)):
+            if not any(choices[i, g] == d for i in pick):
+                pick.append(int(np.flatnonzero(choices[:, g] == d)[0]))
+    logits, trace = Controller(man, QONNXBackend(man, progress=False), record=True).run(images[pick])
+    np.testing.assert_array_equal(trace.choices, choices[pick])
+    return {"build_dir": build_dir, "man": man, "images": images[pick], "logits": logits, "trace": trace}
+
+
+def _gated_paths(tiny) -> dict[int, dict[int, object]]:
+    from fracskip.hls.accelerator import load_core
+
+    man = tiny["man"]
+    return {b["index"]: {bits: load_core(tiny["build_dir"], man.path_core(b["index"], bits))
+                         for bits in man.bit_menu if bits} for b in man.blocks if b["gated"]}
+
+
+def _run(model, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    from finn.core.onnx_exec import execute_onnx
+
+    return execute_onnx(model, feeds)[model.graph.output[0].name]
+
+
+@pytest.mark.xdist_group(hil.GROUP)  # the worker that holds the shared tiny build
+def test_modal_graph_equals_each_path_core(tiny):
+    """Per gated block, one graph for the 2-, 4- and 8-bit paths: MVAU_bitserial for every MVAU, ModalActivation for
+    the stages that differ, no per-path node left. A batch of real block inputs (the controller's, whatever path
+    they took) and random ones, each frame in a mode of its own (mixed, back to back): FINN's python execution
+    equals the path core of the frame's mode, integer for integer; the three modes give three different results."""
+    from fracskip.hls.accelerator import python_model
+    from fracskip.hls.modal import modal_graph
+
+    calls = tiny["trace"].calls
+    rng = np.random.default_rng(5)
+    for index, paths in _gated_paths(tiny).items():
+        bits = sorted(paths)
+        graph = modal_graph(paths)
+        ops = [n.op_type for n in graph.graph.node]
+        n_mvau = sum(n.op_type.startswith("MVAU") for n in paths[8].graph.node)
+        assert ops.count("MVAU_bitserial") == n_mvau and ops.count("ModeFork_rtl") == 1, ops
+        assert not {"MVAU_rtl", "MVAU_lut", "Thresholding_rtl", "IntRequant_rtl"} & set(ops), ops
+        assert ops.count("ModalActivation_rtl") >= 3, ops  # input quantizer, middle activation, add operands
+        pm, cores = python_model(graph), {b: python_model(m) for b, m in paths.items()}
+        # block inputs as the network makes them (NCHW in the controller, NHWC in the cores), and random ones
+        real = np.concatenate([c["in"] for c in calls if c["core"].startswith(f"block{index}_b")])
+        shape = graph.get_tensor_shape("block_in")
+        frames = [f.transpose(1, 2, 0)[None] for f in real[rng.permutation(len(real))[:7]]]
+        frames += [rng.integers(0, 256, shape), (rng.random(shape) ** 4 * 256).astype(np.int64)]
+        modes = np.resize(np.arange(len(bits)), len(frames))
+        rng.shuffle(modes)
+        for f, (x, k) in enumerate(zip(frames, modes)):
+            x = x.astype(np.float32)
+            got = _run(pm, {"block_in": x, "mode": np.array([[k]], np.float32)})
+            core = cores[bits[k]]
+            want = _run(core, {core.graph.input[0].name: x})
+            np.testing.assert_array_equal(got, want, err_msg=f"block {index}, frame {f}, {bits[k]}-bit mode")
+        x = frames[0].astype(np.float32)
+        outs = [_run(pm, {"block_in": x, "mode": np.array([[k]], np.float32)}) for k in range(len(bits))]
+        assert all(not np.array_equal(outs[i], outs[j]) for i in range(3) for j in range(i)), "modes must matter"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(hil.GROUP)
+def test_accelerator_bitserial_datapath_python_equals_controller(tiny, finn_rtlsim):
+    """The whole network as one accelerator graph with ``datapath=bitserial_datapath`` (HW nodes, FIFOs, HDL):
+    FINN's python execution equals the numpy controller on images whose decisions take every path of every gated
+    block, skip included (decisions, logits)."""
+    import json
+    import re
+
+    from fracskip.hls import accelerator as A
+    from fracskip.hls.modal import bitserial_datapath
+    from fracskip.hls.rtlsim import setup_finn
+
+    setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")  # the build re-initialised FINN
+    choices = tiny["trace"].choices
+    for g in range(choices.shape[1]):
+        assert set(choices[:, g]) == set(range(len(tiny["man"].bit_menu))), choices[:, g]
+    build_dir = tiny["build_dir"]
+    summary = json.loads((build_dir / "summary.json").read_text())
+    hw = A.to_hw(A.compose(build_dir, datapath=bitserial_datapath), summary["board"]["part"],
+                 summary["board"]["clk_ns"])
+    ops = {n.op_type for n in hw.graph.node}
+    assert {"MVAU_bitserial", "ModalActivation_rtl", "ModeFork_rtl", "StreamRoute_rtl"} <= ops
+    gated = "|".join(str(b["index"]) for b in tiny["man"].blocks if b["gated"])
+    assert not [n.name for n in hw.graph.node if re.match(rf"block({gated})_b[1-9]\d*__", n.name)]  # no path core
+    host = A.Host(build_dir)
+    run = A.run_python_batch(hw, host.stream(tiny["images"]))
+    np.testing.assert_array_equal(run.decisions, choices)
+    logits = host.logits(run.head_out)
+    assert np.abs(logits - tiny["logits"]).max() < 1e-4
+    np.testing.assert_array_equal(logits.argmax(1), tiny["logits"].argmax(1))
+
+
+@pytest.mark.slow
+@pytest.mark.rtlsim
+@pytest.mark.xdist_group(hil.GROUP)
+def test_modal_block_rtl_equals_python(tiny, finn_rtlsim):
+    """The last gated block's modal graph as hardware (width converters, FIFOs at the capacity of the sizing run,
+    HDL; bit-serial units at 2 weight planes per cycle), stitched and verilated: real block inputs in the modes 2,
+    4, 8 and 2 bits back to back give FINN's python execution's integers; the frames take the cycles of the
+    bit-serial units' modes (the pipeline's slowest stage, frame by frame), not those of a fixed precision."""
+    import json
+
+    from finn.core.onnx_exec import execute_onnx
+    from fracskip.hls import accelerator as A
+    from fracskip.hls.modal import modal_graph
+    from fracskip.hls.rtlsim import RTLSimCore, setup_finn
+    from qonnx.custom_op.registry import getCustomOp
+
+    setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")
+    index, paths = max(_gated_paths(tiny).items())
+    summary = json.loads((tiny["build_dir"] / "summary.json").read_text())
+    hw = A.to_hw(modal_graph(paths, wbp=2), summary["board"]["part"], summary["board"]["clk_ns"])
+    real = np.concatenate([c["in"] for c in tiny["trace"].calls if c["core"].startswith(f"block{index}_b")])
+    modes = np.array([0, 1, 2, 0])
+    x = np.resize(real, (len(modes),) + real.shape[1:]).transpose(0, 2, 3, 1).astype(np.float32)
+    pm = A.python_model(hw)
+    want = np.concatenate([execute_onnx(pm, {"block_in": x[i:i + 1], "mode": np.array([[m]], np.float32)})[
+        pm.graph.output[0].name] for i, m in enumerate(modes)])
+    units = [getCustomOp(n) for n in hw.graph.node if n.op_type == "MVAU_bitserial"]
+    slowest = max(sum(u.get_exp_cycles_per_mode()[m] for m in modes) for u in units)
+    with RTLSimCore(hw, cache_dir=finn_rtlsim / "cache", progress=False, sizing_fifos=True,
+                    cycle_limit=4 * slowest) as sim:
+        res = sim.run([x, modes.reshape(-1, 1).astype(np.float32)], fifo_depths=[s.max_depth + 1 for s in sim.fifos])
+    np.testing.assert_array_equal(res.outputs[0].reshape(want.shape), want)
+    # measured (block 2 of the tiny network): 1,408,922 cycles against the slowest unit's 1,241,856 for these modes
+    assert slowest <= res.cycles <= 1.25 * slowest, (res.cycles, slowest)

@@ -1,0 +1,359 @@
+"""One runtime-precision datapath per DFS block: the block's path cores merged into one mode-indexed FINN graph.
+
+A build makes one FINN core per (block, bit-width) path. Their graphs share one skeleton, the nodes that move
+or combine data (DuplicateStreams, FMPadding, ConvolutionInputGenerator, MVAU, ElementwiseAdd), and differ in
+the elementwise stages on the edges between them (Thresholding, IntRequant, Clip; some paths lack a stage: the
+8-bit path needs no input quantizer). ``modal_block`` writes one graph for every computing path at once:
+
+- each MVAU becomes ``MVAU_bitserial`` holding every path's weights (the path's own weight and input widths per
+  mode; accumulator out, as the paths' MVAUs have no activation either);
+- on each edge, stage j of the paths' chains becomes one ``ModalActivation`` (the path's threshold table,
+  requantizer or clip per mode; bypass where the path has no stage j), or stays the paths' node where it is the
+  same in every path (the residual Clip);
+- skeleton nodes other than MVAUs are the widest path's, in the widest mode's datatype (its folding too);
+- one ``ModeFork`` turns the frame's decision into the mode token of every mode-aware node.
+
+Nodes are matched across paths by their place in the skeleton (op, geometry, and the places of their inputs),
+not by name or order, so paths whose FINN graphs list nodes differently merge all the same.
+
+    mode k of the graph == the path core of the k-th computing bit-width, frame by frame, integer for integer
+
+``bitserial_datapath`` is the accelerator's datapath (``hls/accelerator.py``) built on it. Skip is not a mode of
+the modal graph: a ``StreamRoute`` sends skipped frames past it (a wire, or a downsampling block's 1x1 shortcut
+core) and a ``StreamMerge`` restores input order. ``MVAU_bitserial``'s menu holds only precisions that compute,
+a skipped frame then costs the bit-serial units no cycles, and the downsampling skip (an 8-bit shortcut with
+its own weights and no branch) has a skeleton of its own, which one merged graph cannot hold.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import FracskipError
+from .accelerator import BlockSpec, GraphBuilder
+
+log = logging.getLogger(__name__)
+
+ELEMENTWISE = ("Thresholding", "IntRequant", "Clip")
+# what makes two skeleton nodes the same place of the network (beyond op, shapes and inputs)
+GEOMETRY = {
+    "DuplicateStreams": ("NumOutputStreams",),
+    "FMPadding": ("Padding", "ImgDim"),
+    "ConvolutionInputGenerator": ("ConvKernelDim", "Stride", "Dilation", "IFMDim", "OFMDim", "depthwise"),
+    "MVAU": ("MW", "MH"),
+    "ElementwiseAdd": (),
+}
+COMMUTATIVE = ("ElementwiseAdd",)
+INPUT = ("input",)
+DTYPE_ATTRS = ("inputDataType", "outputDataType")
+
+
+def base_op(op_type: str) -> str:
+    """FINN's op without its backend suffix: MVAU_rtl, MVAU_lut -> MVAU."""
+    op, _, impl = op_type.rpartition("_")
+    return op if impl in ("rtl", "hls", "lut", "bitserial") else op_type
+
+
+@dataclass
+class Edge:
+    """A data input of a skeleton node (or the graph output): where it comes from and the elementwise stages on
+    the way."""
+
+    source: tuple  # key of the producing skeleton node, or INPUT
+    chain: list = field(default_factory=list)  # NodeProtos, in stream order
+
+
+@dataclass
+class Skeleton:
+    model: object
+    nodes: dict[tuple, object]  # key -> NodeProto
+    inputs: dict[tuple, list[Edge]]  # key -> its data inputs, in the node's input order
+    output: Edge
+    order: list[tuple]  # keys, topological
+
+
+def skeleton(model) -> Skeleton:
+    """The skeleton of a path core's dataflow graph (one input, one output)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from . import ops  # noqa: F401  registers fracskip's ops (DuplicateStreams_rtl, IntRequant_rtl, ...)
+
+    keys: dict[str, tuple] = {}
+    sk = Skeleton(model, {}, {}, Edge(INPUT), [])
+
+    def data_inputs(n) -> list[str]:
+        return [t for t in n.input if t and model.get_initializer(t) is None]
+
+    def edge(tensor: str) -> Edge:
+        p = model.find_producer(tensor)
+        if p is None:
+            if tensor != model.graph.input[0].name:
+                raise FracskipError(f"{tensor}: neither produced nor the graph input")
+            return Edge(INPUT)
+        if base_op(p.op_type) in ELEMENTWISE:
+            e = edge(p.input[0])
+            e.chain.append(p)
+            return e
+        return Edge(key(p))
+
+    def key(n) -> tuple:
+        if n.name in keys:
+            return keys[n.name]
+        op = base_op(n.op_type)
+        if op not in GEOMETRY:
+            raise FracskipError(f"{n.name}: no rule to merge {n.op_type} across paths")
+        ins = [edge(t) for t in data_inputs(n)]
+        sources = [e.source for e in ins]
+        inst = getCustomOp(n)
+        geo = tuple((a, str(inst.get_nodeattr(a))) for a in GEOMETRY[op])
+        k = (op, geo, tuple(sorted(sources) if op in COMMUTATIVE else sources),
+             tuple(model.get_tensor_shape(n.output[0])))
+        keys[n.name] = k
+        sk.nodes[k] = n
+        sk.inputs[k] = ins
+        return k
+
+    sk.output = edge(model.graph.output[0].name)
+    for n in model.graph.node:  # FINN keeps its graphs topologically sorted
+        if base_op(n.op_type) not in ELEMENTWISE:
+            sk.order.append(key(n))
+    if len(set(sk.order)) != len(sk.order):
+        raise FracskipError("two nodes of one path take the same place in its skeleton: cannot match them")
+    return sk
+
+
+# ---------------------------------------------------------------------------------------------- mode functions
+def mode_function(model, node):
+    """The per-element function of one path's elementwise node (``None``: the path has no such stage)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from .ops.modal_act_rtl import ModeFunction
+
+    if node is None:
+        return ModeFunction.bypass()
+    inst, op = getCustomOp(node), base_op(node.op_type)
+    if op == "Thresholding":
+        idt = model.get_tensor_datatype(node.input[0])
+        return ModeFunction.from_thresholds(model.get_initializer(node.input[1]), idt, inst.get_nodeattr("ActVal"))
+    if op == "IntRequant":
+        return ModeFunction.requant(inst.get_nodeattr("mul"), inst.get_nodeattr("bias"), inst.get_nodeattr("shift"),
+                                    inst.get_nodeattr("lo"), inst.get_nodeattr("hi"))
+    channels = inst.get_nodeattr("NumChannels")  # Clip
+    return ModeFunction.requant([1] * channels, [0] * channels, 0, inst.get_nodeattr("lo"), inst.get_nodeattr("hi"))
+
+
+# ---------------------------------------------------------------------------------------------- the merge
+class _Merge:
+    """Writes one block's modal graph into a GraphBuilder (state of one ``modal_block`` call)."""
+
+    def __init__(self, g: GraphBuilder, paths: dict[int, object], prefix: str, wbp: int):
+        self.g, self.prefix, self.wbp = g, prefix, wbp
+        self.bits = sorted(paths)  # mode k = the k-th computing bit-width
+        self.models = [paths[b] for b in self.bits]
+        self.sks = [skeleton(m) for m in self.models]
+        self.ref = self.sks[-1]  # the widest path: skeleton nodes, shapes, folding
+        keys = [set(s.order) for s in self.sks]
+        if any(k != keys[-1] for k in keys):
+            raise FracskipError(f"{prefix}: the paths {self.bits} differ in structure beyond their elementwise "
+                                "stages; they cannot share one datapath")
+        self.mode_tokens: list[str] = []
+        self.counts: dict[str, int] = {}
+
+    def name(self, what: str) -> str:
+        """A fresh name ``<prefix>_<what><i>``, numbered per ``what``."""
+        i = self.counts.get(what, 0)
+        self.counts[what] = i + 1
+        return f"{self.prefix}_{what}{i}"
+
+    def mode_token(self) -> str:
+        t = self.g.tensor(f"{self.prefix}_mode{len(self.mode_tokens)}", (1, 1), "UINT8")
+        self.mode_tokens.append(t)
+        return t
+
+    def dtype(self, t: str) -> str:
+        return self.g.value_info[t][1]
+
+    # ---- elementwise chains
+    def chain(self, edges: list[Edge], x: str) -> str:
+        """The stages of one edge in every path, applied to ``x``."""
+        from qonnx.core.datatype import DataType
+        from qonnx.custom_op.registry import getCustomOp
+
+        from .ops.modal_act_rtl import datatype_for
+
+        for j in range(max(len(e.chain) for e in edges)):
+            nodes = [e.chain[j] if j < len(e.chain) else None for e in edges]
+            fns = [mode_function(m, n) for m, n in zip(self.models, nodes)]
+            shape, idt = self.g.value_info[x][0], self.dtype(x)
+            ref = nodes[-1]
+            if (all(f == fns[-1] and n is not None and n.op_type == ref.op_type for f, n in zip(fns, nodes))
+                    and len(ref.input) == 1 and getCustomOp(ref).get_nodeattr("inputDataType") == idt):
+                # the same stage in every path, on the same input type (the residual clip): the node itself
+                y = self.g.tensor(self.name("t"), shape, self.ref_dtype(ref.output[0]))
+                n = copy.deepcopy(ref)
+                n.name, n.input[:], n.output[:] = self.name(base_op(ref.op_type).lower()), [x], [y]
+                self.g.nodes.append(n)
+            else:
+                ranges = [f.out_range(DataType[idt]) for f in fns]
+                odt = datatype_for(min(r[0] for r in ranges), max(r[1] for r in ranges)).name
+                y = self.g.tensor(self.name("t"), shape, odt)
+                inst = getCustomOp(next(n for n in reversed(nodes) if n is not None))
+                self.g.node("ModalActivation_rtl", [x, self.mode_token()], [y], self.name("act"),
+                            NumChannels=inst.get_nodeattr("NumChannels"), PE=inst.get_nodeattr("PE"),
+                            inputDataType=idt, outputDataType=odt, numInputVectors=list(shape[:-1]),
+                            modes=json.dumps([f.to_json() for f in fns]))
+            x = y
+        return x
+
+    def ref_dtype(self, tensor: str) -> str:
+        return self.ref.model.get_tensor_datatype(tensor).name
+
+    # ---- skeleton nodes
+    def mvau(self, key: tuple, x: str) -> str:
+        from onnx import numpy_helper
+        from qonnx.custom_op.registry import getCustomOp
+
+        from .bitserial.core import BitSerialParams, Precision
+
+        nodes = [s.nodes[key] for s in self.sks]
+        insts = [getCustomOp(n) for n in nodes]
+        ref = insts[-1]
+        if any(i.get_nodeattr("noActivation") != 1 for i in insts):
+            raise FracskipError(f"{nodes[-1].name}: an MVAU with embedded thresholds (the cores have standalone ones)")
+        wdts = [i.get_input_datatype(1) for i in insts]
+        adts = [i.get_input_datatype(0) for i in insts]
+        if any(dt.signed() for dt in adts) or not all(dt.signed() for dt in wdts):
+            raise FracskipError(f"{nodes[-1].name}: signed weights and unsigned inputs expected, have "
+                                f"{[d.name for d in wdts]} x {[d.name for d in adts]}")
+        vecs = [int(v) for v in ref.get_nodeattr("numInputVectors")]
+        params = BitSerialParams(mw=ref.get_nodeattr("MW"), mh=ref.get_nodeattr("MH"), pe=ref.get_nodeattr("PE"),
+                                 simd=ref.get_nodeattr("SIMD"), wbp=self.wbp,
+                                 modes=tuple(Precision(w.bitwidth(), a.bitwidth()) for w, a in zip(wdts, adts)),
+                                 n_vectors=int(np.prod(vecs)))
+        weights = []
+        for m, n, b, wdt in zip(self.models, nodes, self.bits, wdts):
+            w = self.g.tensor(self.name(f"W{b}_"), m.get_tensor_shape(n.input[1]), wdt.name)
+            self.g.initializers.append(numpy_helper.from_array(m.get_initializer(n.input[1]).astype(np.float32), w))
+            self.g.extra_annotations[w] = wdt.name
+            weights.append(w)
+        y = self.g.tensor(self.name("acc"), self.ref.model.get_tensor_shape(nodes[-1].output[0]),
+                          f"INT{params.acc_bits}")
+        self.g.node("MVAU_bitserial", [x, self.mode_token()] + weights, [y], self.name("mvau"),
+                    MW=params.mw, MH=params.mh, PE=params.pe, SIMD=params.simd, WBP=params.wbp,
+                    weightBits=[m.wbits for m in params.modes], inputBits=[m.abits for m in params.modes],
+                    outputBits=[0] * len(params.modes), ActVals=[0] * len(params.modes), weightSigned=1,
+                    inputSigned=0, numInputVectors=vecs, modeStream=1)
+        return y
+
+    def copy_ref(self, key: tuple, xs: list[str]) -> list[str]:
+        """The widest path's node on the modal inputs ``xs``, its datatype attributes those of the inputs."""
+        from qonnx.custom_op.registry import getCustomOp
+
+        node = self.ref.nodes[key]
+        n = copy.deepcopy(node)
+        n.name = self.name(base_op(node.op_type).lower())
+        op = base_op(node.op_type)
+        if op == "ElementwiseAdd":
+            inst = getCustomOp(node)
+            if [self.dtype(x) for x in xs] != [inst.get_nodeattr("lhs_dtype"), inst.get_nodeattr("rhs_dtype")]:
+                raise FracskipError(f"{node.name}: the add's operands differ in type between paths")
+            odt = inst.get_nodeattr("out_dtype")
+        else:
+            odt = self.dtype(xs[0])
+            for a in n.attribute:
+                if a.name in DTYPE_ATTRS:
+                    a.s = odt.encode()
+        n.input[:len(xs)] = xs
+        ys = [self.g.tensor(self.name("t"), self.ref.model.get_tensor_shape(o), odt) for o in node.output]
+        n.output[:] = ys
+        self.g.nodes.append(n)
+        return ys
+
+    def run(self, x: str, decision: str, mode_of: list[int]) -> str:
+        start = len(self.g.nodes)
+        outputs: dict[tuple, list[str]] = {INPUT: [x]}
+        used: dict[tuple, int] = {}
+
+        def take(source: tuple) -> str:  # a fork's outputs are copies: each consumer takes the next one
+            i = used.get(source, 0)
+            used[source] = i + 1
+            return outputs[source][i if source != INPUT else 0]
+
+        def inputs_of(key: tuple) -> list[str]:
+            # the same input in every path, found by its source (an add's operands may come in either order)
+            pending = [list(s.inputs[key]) for s in self.sks]
+            xs = []
+            for e in self.ref.inputs[key]:
+                edges = [p.pop(next(i for i, f in enumerate(p) if f.source == e.source)) for p in pending]
+                xs.append(self.chain(edges, take(e.source)))
+            return xs
+
+        for key in self.ref.order:
+            xs = inputs_of(key)
+            outputs[key] = [self.mvau(key, xs[0])] if key[0] == "MVAU" else self.copy_ref(key, xs)
+        y = self.chain([s.output for s in self.sks], take(self.ref.output.source))
+        self.g.node("ModeFork_rtl", [decision], self.mode_tokens, f"{self.prefix}_modefork", ModeOf=list(mode_of))
+        self.g.nodes.insert(start, self.g.nodes.pop())  # before its consumers: FINN executes in list order
+        log.info("%s: %d modes %s, %d mode-aware nodes", self.prefix, len(self.bits), self.bits, len(self.mode_tokens))
+        return y
+
+
+def modal_block(g: GraphBuilder, paths: dict[int, object], x: str, decision: str, prefix: str,
+                mode_of: list[int] | None = None, wbp: int = 1) -> str:
+    """Add to ``g`` one datapath for the computing paths ``paths`` ({bits: path core's dataflow graph}) between
+    ``x`` (the block input) and the returned block output. ``decision``: a (1, 1) INT16 stream, one word per frame;
+    ``mode_of[d]`` the mode of decision ``d`` (mode k: the k-th smallest bit-width; -1: the frame does not come
+    here), by default the decision is the mode. ``wbp``: weight bit-planes per cycle of the bit-serial MVAUs."""
+    m = _Merge(g, paths, prefix, wbp)
+    return m.run(x, decision, list(range(len(paths))) if mode_of is None else mode_of)
+
+
+def modal_graph(paths: dict[int, object], wbp: int = 1):
+    """The modal datapath of one block as a FINN graph: inputs the block input and the (1, 1) INT16 mode of each
+    frame, output the block output."""
+    ref = paths[max(paths)]
+    g = GraphBuilder()
+    x = g.tensor("block_in", ref.get_tensor_shape(ref.graph.input[0].name),
+                 ref.get_tensor_datatype(ref.graph.input[0].name).name)
+    mode = g.tensor("mode", (1, 1), "INT16")
+    y = modal_block(g, paths, x, mode, "modal", wbp=wbp)
+    return g.model([x, mode], [y], opset_from=ref)
+
+
+def bitserial_datapath(g: GraphBuilder, blk: BlockSpec, x: str, mode: str, wbp: int = 1) -> str:
+    """The accelerator's datapath of one gated block (``hls/accelerator.py``'s ``Datapath``): the block's
+    computing paths as one modal datapath; with skip in the menu, a StreamRoute sends skipped frames past it (a
+    wire, or the 1x1 shortcut core ``block<i>_b0``) and a StreamMerge restores their order."""
+    menu = sorted(blk.paths)  # decision d is menu[d]
+    computing = {b: c for b, c in blk.paths.items() if b != 0}
+    p = f"block{blk.index}"
+    if 0 not in blk.paths:
+        return modal_block(g, computing, x, mode, f"{p}_modal", wbp=wbp)
+    if menu[0] != 0:
+        raise FracskipError(f"block {blk.index}: skip must be the menu's first entry, menu {menu}")
+    ishape, oshape = (1, *blk.hw, blk.channels), (1, *blk.out_hw, blk.out_channels)
+    t_route, t_merge, t_modal = (g.tensor(f"{p}_mode_{s}", (1, 1), "INT16") for s in ("route", "merge", "modal"))
+    g.node("TokenFork_rtl", [mode], [t_route, t_merge, t_modal], f"{p}_modefork3", TokenLen=1, OutLens=[1, 1, 1])
+    skip_in, modal_in = (g.tensor(f"{p}_route{k}", ishape, "UINT8") for k in range(2))
+    # K = 2: the router clamps the decision to 0..1, so skip (0) goes to output 0 and every precision to 1
+    g.node("StreamRoute_rtl", [x, t_route], [skip_in, modal_in], f"{p}_route", NumChannels=blk.channels,
+           PE=blk.pe, dataType="UINT8", numInputVectors=[1, *blk.hw], K=2, TokenLen=1)
+    if blk.paths[0] is None:
+        if ishape != oshape:
+            raise FracskipError(f"block {blk.index}: skip without a shortcut core, but its shape changes")
+        skip_out = skip_in
+    else:
+        skip_out = g.add_core(blk.paths[0], f"{p}_b0", skip_in)
+    bits = sorted(computing)
+    mode_of = [-1 if b == 0 else bits.index(b) for b in menu]
+    modal_out = modal_block(g, computing, modal_in, t_modal, f"{p}_modal", mode_of=mode_of, wbp=wbp)
+    y = g.tensor(f"{p}_out", oshape, "UINT8")
+    g.node("StreamMerge_rtl", [skip_out, modal_out, t_merge], [y], f"{p}_merge", NumChannels=blk.out_channels,
+           PE=blk.pe, dataType="UINT8", numInputVectors=[1, *blk.out_hw], K=2, TokenLen=1)
+    return y
+
