@@ -15,8 +15,9 @@ The **datapath** of a gated block is pluggable: any function ``datapath(g, block
 mode word per frame from ``mode`` (a (1, 1) INT16 stream: the decision, an index into the bit menu). The default,
 ``routed_paths``, is a ``StreamRoute`` to the block's K path cores (the per-path FINN graphs of the build; skip of an
 identity block is a wire, of a downsampling block its 1x1 shortcut core ``block<i>_b0``) and a ``StreamMerge`` that
-restores input order. The bit-serial datapath (MVAU_bitserial, taking the same mode word as its in1) replaces it
-without touching the rest.
+restores input order. ``hls.modal.bitserial_datapath`` replaces it without touching the rest: the block's computing
+paths merged into one runtime-precision graph (MVAU_bitserial, ModalActivation; mode per frame from the decision),
+skip routed past it as here (``compose(build, datapath=bitserial_datapath)``).
 
 FIFOs: FINN's InsertFIFO gives every output of a node the shape of output 0 (FINN-NOTES §4d), which a TokenFork
 breaks; ``InsertStreamFIFOs`` puts a FIFO on every stream between two nodes with the shape of that stream. Depths
