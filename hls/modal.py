@@ -165,8 +165,9 @@ def mode_function(model, node):
 class _Merge:
     """Writes one block's modal graph into a GraphBuilder (state of one ``modal_block`` call)."""
 
-    def __init__(self, g: GraphBuilder, paths: dict[int, object], prefix: str, wbp: int):
-        self.g, self.prefix, self.wbp = g, prefix, wbp
+    def __init__(self, g: GraphBuilder, paths: dict[int, object], prefix: str, wbp: int,
+                 folding: dict[str, dict] | None):
+        self.g, self.prefix, self.wbp, self.folding = g, prefix, wbp, folding or {}
         self.bits = sorted(paths)  # mode k = the k-th computing bit-width
         self.models = [paths[b] for b in self.bits]
         self.sks = [skeleton(m) for m in self.models]
@@ -245,10 +246,17 @@ class _Merge:
             raise FracskipError(f"{nodes[-1].name}: signed weights and unsigned inputs expected, have "
                                 f"{[d.name for d in wdts]} x {[d.name for d in adts]}")
         vecs = [int(v) for v in ref.get_nodeattr("numInputVectors")]
-        params = BitSerialParams(mw=ref.get_nodeattr("MW"), mh=ref.get_nodeattr("MH"), pe=ref.get_nodeattr("PE"),
-                                 simd=ref.get_nodeattr("SIMD"), wbp=self.wbp,
-                                 modes=tuple(Precision(w.bitwidth(), a.bitwidth()) for w, a in zip(wdts, adts)),
-                                 n_vectors=int(np.prod(vecs)))
+        name = self.name("mvau")
+        fold = {"PE": ref.get_nodeattr("PE"), "SIMD": ref.get_nodeattr("SIMD"), "WBP": self.wbp,
+                **self.folding.get(name, {})}
+        try:
+            params = BitSerialParams(mw=ref.get_nodeattr("MW"), mh=ref.get_nodeattr("MH"), pe=fold["PE"],
+                                     simd=fold["SIMD"], wbp=fold["WBP"],
+                                     modes=tuple(Precision(w.bitwidth(), a.bitwidth()) for w, a in zip(wdts, adts)),
+                                     n_vectors=int(np.prod(vecs)))
+        except FracskipError as exc:
+            raise FracskipError(f"{name} (from {nodes[-1].name}, folded {fold}): {exc}; give it a folding of its "
+                                "own (modal_block's `folding`)") from exc
         weights = []
         for m, n, b, wdt in zip(self.models, nodes, self.bits, wdts):
             w = self.g.tensor(self.name(f"W{b}_"), m.get_tensor_shape(n.input[1]), wdt.name)
@@ -257,7 +265,7 @@ class _Merge:
             weights.append(w)
         y = self.g.tensor(self.name("acc"), self.ref.model.get_tensor_shape(nodes[-1].output[0]),
                           f"INT{params.acc_bits}")
-        self.g.node("MVAU_bitserial", [x, self.mode_token()] + weights, [y], self.name("mvau"),
+        self.g.node("MVAU_bitserial", [x, self.mode_token()] + weights, [y], name,
                     MW=params.mw, MH=params.mh, PE=params.pe, SIMD=params.simd, WBP=params.wbp,
                     weightBits=[m.wbits for m in params.modes], inputBits=[m.abits for m in params.modes],
                     outputBits=[0] * len(params.modes), ActVals=[0] * len(params.modes), weightSigned=1,
@@ -318,16 +326,18 @@ class _Merge:
 
 
 def modal_block(g: GraphBuilder, paths: dict[int, object], x: str, decision: str, prefix: str,
-                mode_of: list[int] | None = None, wbp: int = 1) -> str:
+                mode_of: list[int] | None = None, wbp: int = 1, folding: dict[str, dict] | None = None) -> str:
     """Add to ``g`` one datapath for the computing paths ``paths`` ({bits: path core's dataflow graph}) between
     ``x`` (the block input) and the returned block output. ``decision``: a (1, 1) INT16 stream, one word per frame;
     ``mode_of[d]`` the mode of decision ``d`` (mode k: the k-th smallest bit-width; -1: the frame does not come
-    here), by default the decision is the mode. ``wbp``: weight bit-planes per cycle of the bit-serial MVAUs."""
-    m = _Merge(g, paths, prefix, wbp)
+    here), by default the decision is the mode. The bit-serial MVAUs take the widest path's PE and SIMD and ``wbp``
+    weight bit-planes per cycle, unless ``folding`` (FINN's folding config: node name -> {"PE", "SIMD", "WBP"}; the
+    units are ``<prefix>_mvau<i>`` in the order of the skeleton) says otherwise."""
+    m = _Merge(g, paths, prefix, wbp, folding)
     return m.run(x, decision, list(range(len(paths))) if mode_of is None else mode_of)
 
 
-def modal_graph(paths: dict[int, object], wbp: int = 1):
+def modal_graph(paths: dict[int, object], wbp: int = 1, folding: dict[str, dict] | None = None):
     """The modal datapath of one block as a FINN graph: inputs the block input and the (1, 1) INT16 mode of each
     frame, output the block output."""
     ref = paths[max(paths)]
@@ -335,11 +345,12 @@ def modal_graph(paths: dict[int, object], wbp: int = 1):
     x = g.tensor("block_in", ref.get_tensor_shape(ref.graph.input[0].name),
                  ref.get_tensor_datatype(ref.graph.input[0].name).name)
     mode = g.tensor("mode", (1, 1), "INT16")
-    y = modal_block(g, paths, x, mode, "modal", wbp=wbp)
+    y = modal_block(g, paths, x, mode, "modal", wbp=wbp, folding=folding)
     return g.model([x, mode], [y], opset_from=ref)
 
 
-def bitserial_datapath(g: GraphBuilder, blk: BlockSpec, x: str, mode: str, wbp: int = 1) -> str:
+def bitserial_datapath(g: GraphBuilder, blk: BlockSpec, x: str, mode: str, wbp: int = 1,
+                       folding: dict[str, dict] | None = None) -> str:
     """The accelerator's datapath of one gated block (``hls/accelerator.py``'s ``Datapath``): the block's
     computing paths as one modal datapath; with skip in the menu, a StreamRoute sends skipped frames past it (a
     wire, or the 1x1 shortcut core ``block<i>_b0``) and a StreamMerge restores their order."""
@@ -347,7 +358,7 @@ def bitserial_datapath(g: GraphBuilder, blk: BlockSpec, x: str, mode: str, wbp: 
     computing = {b: c for b, c in blk.paths.items() if b != 0}
     p = f"block{blk.index}"
     if 0 not in blk.paths:
-        return modal_block(g, computing, x, mode, f"{p}_modal", wbp=wbp)
+        return modal_block(g, computing, x, mode, f"{p}_modal", wbp=wbp, folding=folding)
     if menu[0] != 0:
         raise FracskipError(f"block {blk.index}: skip must be the menu's first entry, menu {menu}")
     ishape, oshape = (1, *blk.hw, blk.channels), (1, *blk.out_hw, blk.out_channels)
@@ -365,7 +376,8 @@ def bitserial_datapath(g: GraphBuilder, blk: BlockSpec, x: str, mode: str, wbp: 
         skip_out = g.add_core(blk.paths[0], f"{p}_b0", skip_in)
     bits = sorted(computing)
     mode_of = [-1 if b == 0 else bits.index(b) for b in menu]
-    modal_out = modal_block(g, computing, modal_in, t_modal, f"{p}_modal", mode_of=mode_of, wbp=wbp)
+    modal_out = modal_block(g, computing, modal_in, t_modal, f"{p}_modal", mode_of=mode_of, wbp=wbp,
+                            folding=folding)
     y = g.tensor(f"{p}_out", oshape, "UINT8")
     g.node("StreamMerge_rtl", [skip_out, modal_out, t_merge], [y], f"{p}_merge", NumChannels=blk.out_channels,
            PE=blk.pe, dataType="UINT8", numInputVectors=[1, *blk.out_hw], K=2, TokenLen=1)

@@ -262,6 +262,27 @@ def test_modal_graph_equals_each_path_core(tiny):
         assert all(not np.array_equal(outs[i], outs[j]) for i in range(3) for j in range(i)), "modes must matter"
 
 
+@pytest.mark.xdist_group(hil.GROUP)
+def test_modal_graph_folding(tiny):
+    """The bit-serial units take a folding of their own by node name (the default network's 8-bit paths are folded
+    to PE 1 x SIMD 1, too deep a weight memory for the unit); a folding the unit cannot take is refused by name."""
+    from fracskip.hls.accelerator import python_model
+    from fracskip.hls.modal import modal_graph
+    from qonnx.custom_op.registry import getCustomOp
+
+    _, paths = min(_gated_paths(tiny).items())
+    graph = modal_graph(paths, folding={"modal_mvau1": {"PE": 2, "WBP": 2}})
+    unit = getCustomOp(graph.get_node_from_name("modal_mvau1"))
+    assert (unit.get_nodeattr("PE"), unit.get_nodeattr("WBP")) == (2, 2)
+    mw = unit.get_nodeattr("MW")
+    x = np.random.default_rng(1).integers(0, 256, graph.get_tensor_shape("block_in")).astype(np.float32)
+    core = python_model(paths[8])
+    np.testing.assert_array_equal(_run(python_model(graph), {"block_in": x, "mode": np.array([[2]], np.float32)}),
+                                  _run(core, {core.graph.input[0].name: x}))
+    with pytest.raises(FracskipError, match="modal_mvau1 .*not a multiple of SIMD"):
+        modal_graph(paths, folding={"modal_mvau1": {"SIMD": mw + 1}})
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group(hil.GROUP)
 def test_accelerator_bitserial_datapath_python_equals_controller(tiny, finn_rtlsim):
