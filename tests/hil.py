@@ -44,18 +44,23 @@ def sample_images(n: int = N_IMAGES) -> tuple[np.ndarray, np.ndarray]:
     return s.images.numpy(), s.labels.numpy()
 
 
-def covering_images(build_dir: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` of the routed test images (tests/routing.py) that between them take every path of every gated block
-    (by the torch model's decisions), in their original order: the fewest images that exercise every core."""
+def torch_choices(build_dir: Path, images: np.ndarray):
+    """The build's manifest and the torch model's per-image decisions (images x gates, menu indices)."""
     from fracskip.runtime.manifest import Manifest
     from fracskip.runtime.torch_backend import TorchBackend
 
+    m = Manifest.load(build_dir / "export")
+    _, choices = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"]))).reference(images)
+    return m, np.asarray(choices)
+
+
+def covering_images(build_dir: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` of the routed test images (tests/routing.py) that between them take every path of every gated block
+    (by the torch model's decisions), in their original order: the fewest images that exercise every core."""
     from routing import ROUTED_IMAGES
 
     images, labels = sample_images(ROUTED_IMAGES)
-    m = Manifest.load(build_dir / "export")
-    _, choices = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"]))).reference(images)
-    choices = np.asarray(choices)
+    m, choices = torch_choices(build_dir, images)
     takes = [{(g, int(c)) for g, c in enumerate(row)} for row in choices]
     need = {(g, c) for g in range(choices.shape[1]) for c in range(len(m.bit_menu))}
     picked: list[int] = []
@@ -74,11 +79,7 @@ def covering_images(build_dir: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def cores_per_image(build_dir: Path, images: np.ndarray) -> list[list[str]]:
     """The cores the torch model's own decisions send each image through."""
-    from fracskip.runtime.manifest import Manifest
-    from fracskip.runtime.torch_backend import TorchBackend
-
-    m = Manifest.load(build_dir / "export")
-    _, choices = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"]))).reference(images)
+    m, choices = torch_choices(build_dir, images)
     per_image = []
     for ch in choices:
         cores = ["stem"]

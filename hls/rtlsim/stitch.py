@@ -119,10 +119,8 @@ def diagnose_stall(links: list[Link], state: list[tuple[bool, bool]]) -> str:
     if not blocked:
         return ("no internal stream holds a word its consumer refuses: the core is starved of input or slower "
                 "than the cycle limit allows")
-    by_producer: dict[str, list[Link]] = {}
     by_consumer: dict[str, list[Link]] = {}
     for ln in links:
-        by_producer.setdefault(ln.producer, []).append(ln)
         by_consumer.setdefault(ln.consumer, []).append(ln)
     stuck = {ln.consumer for ln in blocked} - {ln.producer for ln in blocked}
     parts = []
