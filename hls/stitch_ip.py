@@ -9,12 +9,16 @@ runs ``vivado -mode batch -source make_project.tcl`` in its project folder; FINN
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from ..errors import FracskipError
 
 TCL = "make_project.tcl"
+_MODULE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.M)
+_ASSOC = re.compile(r'X_INTERFACE_PARAMETER\s*=\s*"ASSOCIATED_BUSIF\s+([^",]*)\s*,\s*ASSOCIATED_RESET\s+(\w+)"\s*\*\)'
+                    r"(?:\s*\(\*.*?\*\))*\s*input\s+(?:wire\s+|logic\s+)?(\w+)", re.S)
 
 
 def create_stitched_ip(model, part: str, clk_ns: float):
@@ -25,21 +29,31 @@ def create_stitched_ip(model, part: str, clk_ns: float):
 
 
 def stitch_problems(model, tcl: str) -> list[str]:
-    """What the IPI script ``tcl`` lacks for ``model``: an RTL file of a node not added, a node without its cell,
-    clock or reset, an internal stream not connected producer to consumer, a graph stream not made external."""
+    """What the IPI script ``tcl`` lacks for ``model``: an added file that does not exist, an RTL file of a node not
+    added, a node without its cell, clock or reset, a cell whose module is not among the added files or lacks a
+    port of the node's interfaces, a module whose clock does not associate its streams and reset, an internal
+    stream not connected producer to consumer, a graph stream not made external."""
     from qonnx.custom_op.registry import getCustomOp
 
     lines = tcl.splitlines()
-    added = {ln.split()[-1] for ln in lines if ln.startswith("add_files")}
-    problems = []
+    added = {_expand(ln.split()[-1]) for ln in lines if ln.startswith("add_files")}
+    project = next((ln.split()[2] for ln in lines if ln.startswith("create_project ")), None)
+    # files below the project folder are Vivado's own output (the block design's wrapper)
+    problems = [f"{f} is added but does not exist" for f in sorted(added)
+                if not Path(f).is_file() and not (project and f.startswith(project + "/"))]
+    modules = _declared_modules(added)
+    cells = _cells(lines)
     graph_io = {t.name for t in model.graph.input} | {t.name for t in model.graph.output}
     for k, node in enumerate(model.graph.node):
         inst = getCustomOp(node)
         missing = [f for f in inst.get_rtl_file_list(abspath=True) if str(f) not in added]
         problems += [f"{node.name}: RTL file {f} is not added" for f in missing]
-        if not any(re.search(rf"create_bd_cell .*\s{re.escape(node.name)}$", ln) for ln in lines):
-            problems.append(f"{node.name}: no IPI cell")
         intf = inst.get_verilog_top_module_intf_names()
+        cell = cells.get(node.name)
+        if cell is None:
+            problems.append(f"{node.name}: no IPI cell")
+        else:
+            problems += [f"{node.name}: {p}" for p in _cell_problems(cell, node.name, intf, lines, modules)]
         for kind, port in (("clock", intf["clk"][0]), ("reset", intf["rst"][0])):
             if not any(f"[get_bd_pins {node.name}/{port}]" in ln for ln in lines):
                 problems.append(f"{node.name}: {kind} {port} not connected")
@@ -66,6 +80,61 @@ def stitch_problems(model, tcl: str) -> list[str]:
                 if f"make_bd_intf_pins_external [get_bd_intf_pins {node.name}/{m_axis}]" not in lines:
                     problems.append(f"{node.name}: graph output {t} ({m_axis}) not made external")
     return problems
+
+
+def _expand(path: str) -> str:
+    """``$::env(NAME)`` in a TCL path replaced by the variable's value here (Vivado inherits this environment)."""
+    return re.sub(r"\$::env\((\w+)\)", lambda m: os.environ.get(m[1], m[0]), path)
+
+
+def _declared_modules(files) -> dict[str, Path]:
+    """{module: the added HDL file that declares it}."""
+    found: dict[str, Path] = {}
+    for f in sorted(files):
+        p = Path(f)
+        if p.suffix in (".v", ".sv") and p.is_file():
+            for m in _MODULE.finditer(p.read_text(errors="replace")):
+                found.setdefault(m[1], p)
+    return found
+
+
+def _cells(lines: list[str]) -> dict[str, tuple[str, str | None]]:
+    """{top-level IPI cell: ('module', the referenced module) or ('hier', None)}."""
+    cell = re.compile(r"create_bd_cell -type (module|hier)(?: -reference (\S+))? ([^/\s]+)")
+    return {m[3]: (m[1], m[2]) for ln in lines if (m := cell.fullmatch(ln.strip()))}
+
+
+def _cell_problems(cell, name: str, intf: dict, lines: list[str], modules: dict[str, Path]) -> list[str]:
+    """A module cell: its module is declared in an added file, has the clock, the reset and the three AXI-stream
+    signals of every interface the node declares, and its clock port associates every stream and the reset
+    (``X_INTERFACE_PARAMETER``, as FINN's own wrappers do). A hierarchy cell: its clock, reset and interface pins
+    are created."""
+    from .rtlsim.stitch import module_ports
+
+    kind, ref = cell
+    clk, rst = intf["clk"][0], intf["rst"][0]
+    streams = [n for n, _ in list(intf["s_axis"]) + list(intf["m_axis"])]
+    if kind == "hier":
+        want = [f"create_bd_pin -dir I -type clk /{name}/{clk}", f"create_bd_pin -dir I -type rst /{name}/{rst}"]
+        out = [f"hierarchy pin {w.split()[-1]} not created" for w in want if w not in lines]
+        pins = {ln.split()[-1] for ln in lines if ln.startswith("create_bd_intf_pin ")}
+        return out + [f"hierarchy interface /{name}/{s} not created" for s in streams if f"/{name}/{s}" not in pins]
+    if ref not in modules:
+        return [f"module {ref} (its IPI cell) is declared in no added file"]
+    ports = module_ports([modules[ref]], ref)
+    out = [f"module {ref} has no port {p}" for p in (clk, rst) if p not in ports]
+    out += [f"module {ref} has no port {s}_{sig} (interface {s})" for s in streams
+            for sig in ("TDATA", "TVALID", "TREADY") if f"{s}_{sig}" not in ports]
+    text = modules[ref].read_text(errors="replace")
+    head = re.search(rf"\bmodule\s+{re.escape(ref)}\b", text)
+    assoc = next((m for m in _ASSOC.finditer(text, head.end()) if m[3] == clk), None)
+    if assoc is None:
+        return out + [f"module {ref}: clock {clk} has no ASSOCIATED_BUSIF/ASSOCIATED_RESET"]
+    bound = set(assoc[1].split(":"))
+    out += [f"module {ref}: stream {s} is not associated with clock {clk}" for s in streams if s not in bound]
+    if assoc[2] != rst:
+        out.append(f"module {ref}: clock {clk} is associated with reset {assoc[2]}, not {rst}")
+    return out
 
 
 def check_stitch_project(model) -> Path:

@@ -219,14 +219,17 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
 
     def generate_hdl(self, model, fpgapart, clk):
         """Write the wrapper (FINN's port names) and the memory images into code_gen_dir_ipgen."""
+        from ..ops.wrapped_rtl import associate_clock
+
         p = self.bs_params()
         code_gen_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
         top = self.get_verilog_top_module_name()
         self.set_nodeattr("gen_top_module", top)  # later renames still find the generated module
         weights, thresholds = self._tensors(model)
         write_memory_files(p, weights, thresholds, self.weight_file(), self.threshold_prefix())
-        (code_gen_dir / f"{top}.v").write_text(
-            wrapper_verilog(p, top, str(self.weight_file().resolve()), str(self.threshold_prefix().resolve())))
+        (code_gen_dir / f"{top}.v").write_text(associate_clock(
+            wrapper_verilog(p, top, str(self.weight_file().resolve()), str(self.threshold_prefix().resolve())), top,
+            self.get_verilog_top_module_intf_names()))
         self.set_nodeattr("ipgen_path", str(code_gen_dir))
         self.set_nodeattr("ip_path", str(code_gen_dir))
 

@@ -131,6 +131,8 @@ class MVAU_lut(MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
     # ------------------------------------------------------------------ code generation
     def generate_hdl(self, model, fpgapart, clk):
         """Write the wrapper (FINN's port names) and the ROM images into code_gen_dir_ipgen."""
+        from ..ops.wrapped_rtl import associate_clock
+
         params = self.lut_params(model)
         weights = model.get_initializer(self.onnx_node.input[1])
         if weights is None:
@@ -144,7 +146,9 @@ class MVAU_lut(MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         if params.n_thresholds:
             thresholds = model.get_initializer(self.onnx_node.input[2])
             thr = str(write_threshold_file(params, thresholds, self.threshold_file()).resolve())
-        (code_gen_dir / f"{top}.v").write_text(wrapper_verilog(params, top, str(rom.resolve()), thr))
+        (code_gen_dir / f"{top}.v").write_text(
+            associate_clock(wrapper_verilog(params, top, str(rom.resolve()), thr), top,
+                            self.get_verilog_top_module_intf_names()))
         self.set_nodeattr("ipgen_path", str(code_gen_dir))
         self.set_nodeattr("ip_path", str(code_gen_dir))
 

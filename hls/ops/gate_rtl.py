@@ -52,6 +52,7 @@ from qonnx.core.datatype import DataType
 
 from ...errors import FracskipError
 from ...runtime import intgate as spec
+from .wrapped_rtl import associate_clock
 
 log = logging.getLogger(__name__)
 
@@ -356,8 +357,9 @@ class DFSGate_rtl(DFSGate, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<back
         self.set_nodeattr("gen_top_module", top)  # later renames still find the module
         p = self.int_params()
         files = write_roms(p, code_dir / top)
-        (code_dir / f"{top}.v").write_text(
-            wrapper_verilog(top, p, self.shape(), {k: str(v.resolve()) for k, v in files.items()}))
+        (code_dir / f"{top}.v").write_text(associate_clock(
+            wrapper_verilog(top, p, self.shape(), {k: str(v.resolve()) for k, v in files.items()}), top,
+            self.get_verilog_top_module_intf_names()))
         self.set_nodeattr("ipgen_path", str(code_dir))
         self.set_nodeattr("ip_path", str(code_dir))
 

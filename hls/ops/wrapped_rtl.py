@@ -8,6 +8,7 @@ Stream ops here move whole frames (or one-word tokens) between streams: every st
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +24,24 @@ def port(direction: str, name: str, width: int) -> str:
                 f"  output wire {name}_TREADY")
     return (f"  output wire [{width - 1}:0] {name}_TDATA,\n  output wire {name}_TVALID,\n"
             f"  input  wire {name}_TREADY")
+
+
+def associate_clock(text: str, top: str, intf: dict) -> str:
+    """``text`` with Vivado's interface association on the clock port of module ``top``, as FINN's own wrappers
+    declare it: ``ASSOCIATED_BUSIF`` every AXI-stream interface of the node (``intf``: its
+    ``get_verilog_top_module_intf_names()``), ``ASSOCIATED_RESET`` its reset. IP integrator reads it when it
+    instantiates the module as a cell (``create_bd_cell -type module -reference``); without it the streams have no
+    clock domain. ``hls.stitch_ip.stitch_problems`` checks it."""
+    clk, rst = intf["clk"][0], intf["rst"][0]
+    busif = ":".join(name for name, _ in list(intf["s_axis"]) + list(intf["m_axis"]))
+    head = re.search(rf"\bmodule\s+{re.escape(top)}\b", text)
+    port = head and re.compile(rf"\binput\s+(?:wire\s+|logic\s+)?{re.escape(clk)}\b").search(text, head.end())
+    if not port:
+        from ...errors import FracskipError
+
+        raise FracskipError(f"no `input {clk}` port in module {top}: cannot associate its streams with the clock")
+    attr = f'(* X_INTERFACE_PARAMETER = "ASSOCIATED_BUSIF {busif}, ASSOCIATED_RESET {rst}" *) '
+    return text[:port.start()] + attr + text[port.start():]
 
 
 def wrapper(top: str, core: str, params: dict[str, int], ports: list[str], body: str, conns: list[str],
@@ -53,7 +72,8 @@ class WrappedRTL:
         code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
         top = self.get_verilog_top_module_name()
         self.set_nodeattr("gen_top_module", top)
-        (code_dir / f"{top}.v").write_text(self.wrapper_verilog(top))
+        (code_dir / f"{top}.v").write_text(
+            associate_clock(self.wrapper_verilog(top), top, self.get_verilog_top_module_intf_names()))
         self.set_nodeattr("ipgen_path", str(code_dir))
         self.set_nodeattr("ip_path", str(code_dir))
 

@@ -9,6 +9,7 @@ set of depths is one call of a running simulator, not a compile:
 3. start from the peak occupancies (what FINN's simulation-based sizing would choose), then, largest FIFO
    (depth x width bits) first, binary-search each FIFO's smallest depth that still meets the target with
    the others at their current depths (minimal FINN depth 2 tried first: most FIFOs need no more);
+   ``minimize=False`` stops at the peak occupancies (two simulations instead of dozens, more FIFO bits);
 4. write the depths into the model, regenerate those FIFOs' HDL and, unless ``verify=False``, build the core
    with FINN's real fifo.sv and measure it again on twice the frames (outputs must equal the sizing run's).
 
@@ -77,11 +78,17 @@ def random_frames(core: RTLSimCore, n_frames: int, seed: int = 0) -> list[np.nda
 
 
 def set_fifo_depths(model, depths: dict[str, int], fpgapart: str, clk_ns: float):
-    """Write ``depths`` into the StreamingFIFO_rtl nodes (and their producers' outFIFODepths, as FINN's
-    ApplyFIFODepthsFromFile does) and regenerate the HDL of the FIFOs that changed."""
+    """A copy of ``model`` with ``depths`` written into its StreamingFIFO_rtl nodes (and their producers'
+    outFIFODepths, as FINN's ApplyFIFODepthsFromFile does) and the HDL of the FIFOs that changed regenerated.
+    ``model`` itself is left as it was: its FIFOs keep their depths and their generated HDL (clearing a FIFO's
+    ``code_gen_dir_ipgen`` in the caller's model left it pointing at no HDL, and FINN's CreateStitchedIP of that
+    model then stopped at "Expected file /<fifo>.v ... not found")."""
+    import copy
+
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
     from qonnx.custom_op.registry import getCustomOp
 
+    model = copy.deepcopy(model)
     for node in model.get_nodes_by_op_type("StreamingFIFO_rtl"):
         if node.name not in depths:
             continue
@@ -103,11 +110,12 @@ def set_fifo_depths(model, depths: dict[str, int], fpgapart: str, clk_ns: float)
 
 def size_fifos(model, fpgapart: str, clk_ns: float, cache_dir: Path | None = None, tolerance: float = 0.03,
                n_frames: int = 4, verify: bool = True, jobs: int = 1, progress: bool = True,
-               seed: int = 0) -> tuple[object, FifoSizingReport]:
+               seed: int = 0, minimize: bool = True) -> tuple[object, FifoSizingReport]:
     """Size the StreamingFIFO_rtl depths of a FINN all-RTL dataflow model by simulation.
 
     ``model``: after SpecializeLayers (FIFOs are inserted when there are none), with or without PrepareIP.
     ``tolerance``: allowed throughput loss relative to max(FINN's estimate, the best measured).
+    ``minimize``: search each FIFO's smallest depth (step 3), or keep the peak occupancies.
     Returns the model with the chosen depths (HDL regenerated) and a report.
     """
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
@@ -154,7 +162,7 @@ def size_fifos(model, fpgapart: str, clk_ns: float, cache_dir: Path | None = Non
         if not meets(depths):
             log.info("peak-occupancy depths miss the target; starting from the maxima")
             depths = list(caps)
-        order = sorted(range(len(slots)), key=lambda i: -depths[i] * slots[i].width)
+        order = sorted(range(len(slots)), key=lambda i: -depths[i] * slots[i].width) if minimize else []
         for i in _bar(progress, len(order))(order):
             if depths[i] == MIN_DEPTH:
                 continue

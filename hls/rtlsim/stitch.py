@@ -365,7 +365,8 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
                 f"    .out0_V_TDATA({o_sig}_tdata), .out0_V_TVALID({o_sig}_tvalid), .out0_V_TREADY({o_sig}_tready));")
             continue
 
-        top = inst.get_verilog_top_module_name()
+        # the module the node's HDL was generated as (a node renamed since keeps it), else FINN's name rule
+        top = _nodeattr(inst, "gen_top_module", "") or inst.get_verilog_top_module_name()
         files = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
         pre = ""
         if _nodeattr(inst, "pumpedMemory", 0) or _nodeattr(inst, "pumpedCompute", 0):

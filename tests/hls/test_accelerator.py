@@ -6,9 +6,16 @@
 2. The whole tiny routed network (tests/routing.py: every path of every gated block taken within the batch) as one
    accelerator graph: FINN python execution = the numpy controller on the exported graphs (decisions, pooled sums,
    logits); Verilator of the stitched graph = python execution, integer for integer, images back to back.
+3. The same graph through FINN's own CreateStitchedIP up to its Vivado call, with a recording stand-in for Vivado:
+   the IPI script complete, before and after FINN's node renaming. No Vivado runs; nothing here is a bitstream.
 """
 
 from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +175,109 @@ def test_accelerator_rtl_sized_bit_exact(network):
     # the pipeline overlaps images: far below the sum of the stages, near the slowest one
     assert rep.sized_cycles < 1.5 * rep.estimate_cycles, (rep.sized_cycles, rep.estimate_cycles)
 
+
+# ---------------------------------------------------------------------------------------------- stitched IP
+FINN_STOPS_AFTER_VIVADO = "no wrapper HDL found"  # FINN's error when the block design Vivado writes is absent
+
+
+def _recording_vivado(root: Path, monkeypatch) -> Path:
+    """A clearly named stand-in for ``vivado``, found by FINN through FINN_TOOL_DIR_OVERRIDE: it appends its
+    working folder, its arguments and the FINN_RTLLIB it was given (the IPI script reads $::env(FINN_RTLLIB)) to
+    the returned file, and does nothing else."""
+    shim = root / "recording-stand-in-not-vivado"
+    shim.mkdir()
+    calls = root / "vivado_calls.txt"
+    (shim / "vivado").write_text("#!/bin/sh\n# a recording stand-in for Vivado: it records how it was called, and "
+                                 f"does nothing\necho \"$PWD|$*|$FINN_RTLLIB\" >> {calls}\n")
+    os.chmod(shim / "vivado", 0o755)
+    monkeypatch.setenv("FINN_TOOL_DIR_OVERRIDE", str(shim))
+    return calls
+
+
+def _stitch_until_vivado(model, part: str, clk: float, calls: Path) -> str:
+    """FINN's CreateStitchedIP of ``model``, which must call the stand-in exactly once, in its project folder, the
+    way FINN's make_project.sh calls Vivado, and then stop for want of Vivado's output; returns the IPI script."""
+    from fracskip.hls.stitch_ip import TCL, create_stitched_ip
+
+    before = calls.read_text().splitlines() if calls.exists() else []
+    with pytest.raises(Exception, match=FINN_STOPS_AFTER_VIVADO):
+        create_stitched_ip(model, part, clk)
+    (call,) = calls.read_text().splitlines()[len(before):]
+    cwd, args, rtllib = call.split("|")
+    proj = Path(cwd)
+    assert proj.name.startswith("vivado_stitch_proj_") and args == f"-mode batch -source {TCL}", call
+    assert f"create_project finn_vivado_stitch_proj {proj} " in (proj / TCL).read_text()
+    assert (Path(rtllib) / "memstream").is_dir(), rtllib  # ip_repo_paths: $::env(FINN_RTLLIB)/memstream
+    return (proj / TCL).read_text()
+
+
+@pytest.mark.slow
+def test_stitched_ip_script_is_complete(network, tmp_path, monkeypatch):
+    """FINN's own CreateStitchedIP of the accelerator graph, up to its Vivado call (a recording stand-in; nothing
+    here is a bitstream), checked by ``stitch_problems``: every RTL file of every node added and present, every
+    node's cell, its module declared in the added files with the ports of every AXI-stream interface the node
+    names, clock and reset connected and associated with every stream (ASSOCIATED_BUSIF/RESET), every stream
+    connected producer to consumer, the graph's streams external. Then again after FINN's node renaming
+    (GiveUniqueNodeNames, as ZynqBuild does after the HDL exists): the custom ops must still name their files."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    from fracskip.hls.stitch_ip import stitch_problems
+
+    calls = _recording_vivado(tmp_path, monkeypatch)
+    hw = copy.deepcopy(network["hw"])
+    ops = {n.op_type for n in hw.graph.node}
+    assert {"DFSGate_rtl", "TokenFork_rtl", "StreamRoute_rtl", "StreamMerge_rtl", "TokenJoin_rtl", "GlobalSum_rtl",
+            "DuplicateStreams_rtl", "Clip_rtl", "IntRequant_rtl", "StreamingFIFO_rtl"} <= ops, ops
+    tcl = _stitch_until_vivado(hw, network["part"], network["clk"], calls)
+    assert f"-part {network['part']}" in tcl
+    assert stitch_problems(hw, tcl) == []
+
+    renamed = copy.deepcopy(network["hw"]).transform(GiveUniqueNodeNames("sdp_0_"))
+    renamed = renamed.transform(PrepareIP(network["part"], network["clk"]))  # keeps the HDL already generated
+    assert all(n.name.startswith("sdp_0_") for n in renamed.graph.node)
+    tcl_renamed = _stitch_until_vivado(renamed, network["part"], network["clk"], calls)
+    assert stitch_problems(renamed, tcl_renamed) == []
+
+    # the check can fail: one node's file, one stream, one clock, one clock association taken away
+    lines = tcl.splitlines()
+    gate = next(n for n in hw.graph.node if n.op_type == "DFSGate_rtl").name
+    first_file = next(ln for ln in lines if ln.startswith("add_files") and gate in ln)
+    assert any(p.startswith(f"{gate}: RTL file") for p in stitch_problems(hw, tcl.replace(first_file + "\n", "")))
+    names = {n.name for n in hw.graph.node}
+    pins = re.compile(r"connect_bd_intf_net \[get_bd_intf_pins (\w+)/\w+\] \[get_bd_intf_pins (\w+)/\w+\]")
+    link = next(ln for ln in lines  # node to node, not inside a node's hierarchy (its weight streamer)
+                if (m := pins.fullmatch(ln)) and {m[1], m[2]} <= names)
+    assert any("not connected" in p for p in stitch_problems(hw, tcl.replace(link + "\n", "")))
+    clock = f"connect_bd_net [get_bd_ports ap_clk] [get_bd_pins {gate}/ap_clk]"
+    assert clock in lines
+    assert f"{gate}: clock ap_clk not connected" in stitch_problems(hw, tcl.replace(clock + "\n", ""))
+    wrapper = Path(first_file.split()[-1])
+    unassociated = tmp_path / wrapper.name
+    unassociated.write_text(re.sub(r"\(\* X_INTERFACE_PARAMETER[^*]*\*\)", "", wrapper.read_text()))
+    problems = stitch_problems(hw, tcl.replace(str(wrapper), str(unassociated)))
+    assert any(p.startswith(f"{gate}: module") and "ASSOCIATED_BUSIF" in p for p in problems), problems
+
+
+@pytest.mark.slow
+def test_set_fifo_depths_leaves_its_input_stitchable(finn_rtlsim, tmp_path, monkeypatch):
+    """Sizing FIFOs returns a new model and leaves the one it was given intact: clearing a FIFO's
+    code_gen_dir_ipgen in the caller's model made FINN's CreateStitchedIP of that model stop before Vivado
+    ("Expected file /<fifo>.v ... not found"), which is how the stitched-IP test failed after the sizing test."""
+    from fracskip.hls.accelerator import to_hw
+    from fracskip.hls.rtlsim import set_fifo_depths
+    from fracskip.hls.stitch_ip import stitch_problems
+    from qonnx.custom_op.registry import getCustomOp
+
+    part, clk = "xc7z020clg400-1", 10.0
+    calls = _recording_vivado(tmp_path, monkeypatch)
+    hw = to_hw(_plumbing_graph(), part, clk)
+    attrs = {n.name: (getCustomOp(n).get_nodeattr("depth"), getCustomOp(n).get_nodeattr("code_gen_dir_ipgen"))
+             for n in hw.get_nodes_by_op_type("StreamingFIFO_rtl")}
+    sized = set_fifo_depths(hw, {"router_o1_fifo": 64}, part, clk)
+    assert {n.name: (getCustomOp(n).get_nodeattr("depth"), getCustomOp(n).get_nodeattr("code_gen_dir_ipgen"))
+            for n in hw.get_nodes_by_op_type("StreamingFIFO_rtl")} == attrs
+    assert getCustomOp(sized.get_node_from_name("router_o1_fifo")).get_nodeattr("depth") == 64
+    for m in (hw, sized):
+        m = copy.deepcopy(m)
+        assert stitch_problems(m, _stitch_until_vivado(m, part, clk, calls)) == []
