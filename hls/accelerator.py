@@ -555,7 +555,9 @@ def simulate(build_dir: str | Path, images: np.ndarray, cache_dir: Path | None =
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m fracskip.hls.accelerator BUILD [--images N] [--simulate]``: BUILD/accelerator/ from an HDL build,
-    FIFOs sized on N test images of the build's dataset; with --simulate, the Verilator run against the goldens."""
+    FIFOs sized on N test images of the build's dataset; with --simulate, the Verilator run against the goldens.
+    ``--throughput``: only the folding table of the DFS accelerator and the static pipelines (any build, estimates;
+    ``python -m fracskip.hls.pipeline_folding``)."""
     import argparse
 
     from ..training import data as D
@@ -564,7 +566,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("build")
     ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--simulate", action="store_true")
+    ap.add_argument("--throughput", action="store_true")
     args = ap.parse_args(argv)
+    if args.throughput:
+        from .pipeline_folding import main as throughput
+
+        return throughput([args.build])
     logging.basicConfig(level=logging.INFO)
     build_dir = Path(args.build)
     calib = json.loads((build_dir / "calibration.json").read_text())

@@ -1,0 +1,570 @@
+"""Folding of the one-pipeline accelerator: the slowest node's expected cycles per image, minimized within the
+board budget (DESIGN.md, "The hardware mapping (version 2)"), and the static baselines folded the same way.
+
+FINN runs every node of a dataflow graph at once, each on its own image, so a pipeline takes one image every
+max_n(cycles_n) cycles. In the DFS accelerator the nodes do not all see every image alike: a gated block's
+bit-serial unit takes b_w*b_a/WBP cycles per fold for a frame of its mode, the other nodes of the block's modal
+datapath see only the frames that compute, a downsampling block's shortcut only the skipped ones. With FIFOs that
+absorb the frame-to-frame variation of the modes, node n's share of the pipeline is its expected cycles
+
+    E[c_n] = sum_m p(m) * c_n(m)      m: the menu entries n serves; p(m): the gates' path frequencies on
+                                      the build's calibration images (``calibration.json``), at
+                                      least 1/N for N images (``path_frequencies``)
+
+and the pipeline's throughput bound is T = max_n E[c_n] (``cycles_per_image_model``). If a stage took one frame
+at a time, its bound would be the stage-wise sum_m p(m) * max_n c_n(m), reported beside it
+(``cycles_per_image_model_stagewise``). For a static network p = 1 and the two are one figure.
+
+Ladders (``node_ladder``): every candidate folding of a node, its cycles per mode and its resources.
+- MVAU layers: SIMD | MW and PE | MH, weight words of at most 1,024 bits (the builder's SetFolding bound), the
+  weights in block or LUT RAM, and, among ``units``, the unit: FINN's MVAU_rtl (DSP), fracskip's MVAU_lut, or the bit-serial unit at fixed
+  precision (WBP | weight bits); a gated block's MVAU_bitserial: SIMD, PE and WBP.
+- streaming nodes: PE | channels (thresholds, requantizers, clips, modal activations, forks, adds, routers,
+  gates, the global sum); padding and sliding windows: SIMD | channels, the RTL sliding window also with FINN's
+  parallel_window at SIMD = channels (as FINN's SetFolding does).
+- frame buffers (one frame whatever the folding): block RAM, LUT RAM or UltraRAM; token nodes: as they are.
+Cycles: each node's own ``get_exp_cycles`` (the bit-serial unit's cycle model per mode); resources: FINN's
+``node_res_estimation`` (fracskip's units: their models fitted to Yosys). Estimates, all of them; the FIFOs
+between nodes are sized later by simulation and are not in these figures. Rungs that another rung beats in
+expected cycles and every resource are dropped.
+
+Allocation (``allocate``): the smallest T for which every node has a rung with E[c] <= T and the chosen rungs
+fit the budget. For a given T each node takes, among its rungs meeting T, the one of least priced use,
+sum_r price_r * use_r / budget_r (ties to the slower rung); prices start at 1 and double on a resource over
+budget, for a few rounds. T is found by bisection over the rungs' expected cycles. This is exact when every
+ladder gets dearer in every resource as it gets faster (the slowest rung meeting T is then the cheapest in all
+of them, and feasibility grows with T); otherwise it is a heuristic.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import json
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FracskipError
+
+log = logging.getLogger(__name__)
+
+RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
+RTL = "finn.custom_op.fpgadataflow.rtl"
+UNITS = ("MVAU_rtl", "MVAU_lut", "MVAU_bitserial")  # the matrix-vector units a layer may take
+MVAU_OPS = ("MVAU_rtl", "MVAU_lut", "MVAU_hls")
+WEIGHT_WORD_MAX = 1024  # bits per weight word: the builder's SetFolding(mvau_wwidth_max=1024)
+PE_OPS = ("Thresholding_rtl", "IntRequant_rtl", "Clip_rtl", "ModalActivation_rtl", "DuplicateStreams_rtl",
+          "ElementwiseAdd_rtl", "StreamRoute_rtl", "StreamMerge_rtl", "GlobalSum_rtl", "DFSGate_rtl")
+SIMD_OPS = ("FMPadding_rtl", "ConvolutionInputGenerator_rtl")
+ALL = "all"  # the one mode of a node outside the gated blocks
+PRICE_ROUNDS = 8
+
+
+@dataclass
+class Rung:
+    """One folding of one node: FINN's folding-config entry (``op_type`` when the unit changes), cycles per
+    frame of each mode it serves, resources (estimates), and E[c] under the node's mode probabilities."""
+
+    folding: dict
+    cycles: dict  # mode -> cycles per frame of that mode
+    resources: dict[str, float]
+    expected: float = 0.0
+
+
+@dataclass
+class NodeLadder:
+    node: str
+    op_type: str
+    stage: str
+    probs: dict  # mode -> probability per image that a frame of this mode comes to the node
+    rungs: list[Rung] = field(default_factory=list)  # ascending expected cycles, dominated rungs dropped
+
+
+@dataclass
+class Allocation:
+    rungs: dict[str, int]  # node -> index into its ladder
+    cycles: float  # max over nodes of the chosen rungs' expected cycles (the throughput bound)
+    bottleneck: str
+    resources: dict[str, float]
+    fits: bool
+
+
+# ---------------------------------------------------------------------------------------------- ladders
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def as_unit(node, unit: str):
+    """A copy of an MVAU node as ``unit`` (MVAU_lut as fracskip's conversion makes it; MVAU_rtl with FINN's
+    decoupled weight memory)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from .lutmvu.convert import _lut_node
+
+    if unit == "MVAU_lut":
+        return _lut_node(node)
+    new = copy.deepcopy(node)
+    if new.op_type != unit:
+        new.op_type, new.domain = unit, RTL
+        getCustomOp(new).set_nodeattr("mem_mode", "internal_decoupled")
+    return new
+
+
+def _res(inst, part: str) -> dict[str, float]:
+    r = inst.node_res_estimation(part)
+    return {k: float(r.get(k, 0) or 0) for k in RESOURCES}
+
+
+def _finn_rungs(node, part: str, choices: list[dict], modes: list, op_type: str | None = None) -> list[Rung]:
+    """Rungs of a FINN node by its own estimates, one per attribute assignment in ``choices``."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    inst = getCustomOp(as_unit(node, op_type) if op_type else copy.deepcopy(node))
+    out = []
+    for attrs in choices:
+        try:
+            for k, v in attrs.items():
+                inst.set_nodeattr(k, v)
+            if op_type == "MVAU_lut":
+                from .lutmvu.op import unsupported_reasons
+
+                if unsupported_reasons(inst):
+                    continue
+            c = int(inst.get_exp_cycles())
+            res = _res(inst, part)
+        except (AssertionError, ValueError, FracskipError) as exc:  # a folding the node refuses: not a rung
+            log.debug("%s %s: %s", node.name, attrs, exc)
+            continue
+        out.append(Rung(dict(attrs, **({"op_type": op_type} if op_type and op_type != node.op_type else {})),
+                        {m: c for m in modes}, res))
+    return out
+
+
+def _bitserial_rungs(params, modes: list, op_type: str | None) -> list[Rung]:
+    """Rungs of a bit-serial unit (``params``: its BitSerialParams) over PE, SIMD and WBP; ``modes[k]`` is the
+    menu entry of the unit's mode k. Cycles: the unit's per-mode model; resources: its fitted Yosys model."""
+    from .bitserial.estimate import estimate_resources
+
+    wbps = divisors(math.gcd(*[m.wbits for m in params.modes]))
+    out = []
+    for simd in divisors(params.mw):
+        for pe in divisors(params.mh):
+            for wbp, ram in itertools.product(wbps, ("block", "distributed")):
+                if pe * simd * wbp > WEIGHT_WORD_MAX:
+                    continue
+                try:
+                    p = replace(params, pe=pe, simd=simd, wbp=wbp, ram_style=ram)
+                except FracskipError:
+                    continue
+                r = estimate_resources(p)
+                fold = {"PE": pe, "SIMD": simd, "WBP": wbp, "ram_style": ram, **({"op_type": op_type} if op_type else {})}
+                out.append(Rung(fold, {m: p.frame_cycles(k) for k, m in enumerate(modes)},
+                                {"LUT": r.lut, "BRAM_18K": float(r.bram18), "URAM": 0.0, "DSP": 0.0}))
+    return out
+
+
+def _fixed_bitserial(inst):
+    """The bit-serial unit at the fixed precision of an MVAU node (None where it cannot take the layer)."""
+    from .bitserial.core import BitSerialParams, Precision
+
+    if inst.get_nodeattr("noActivation") != 1:
+        return None
+    wdt, idt = inst.get_input_datatype(1), inst.get_input_datatype(0)
+    try:
+        return BitSerialParams(mw=inst.get_nodeattr("MW"), mh=inst.get_nodeattr("MH"), pe=1, simd=1, wbp=1,
+                               modes=(Precision(wdt.bitwidth(), idt.bitwidth()),), weight_signed=wdt.signed(),
+                               act_signed=idt.signed(), n_vectors=int(np.prod(inst.get_nodeattr("numInputVectors"))),
+                               mode_stream=False)
+    except FracskipError:
+        return None
+
+
+def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...] = UNITS,
+                budget: dict[str, float] | None = None) -> NodeLadder:
+    """Every candidate folding of ``node`` with cycles per mode (the modes of ``probs``) and resources, minus
+    the dominated ones, in ascending expected cycles. ``budget``: rungs needing a resource it lacks are dropped."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    inst = getCustomOp(node)
+    op = node.op_type
+    modes = list(probs)
+    if op == "MVAU_bitserial":
+        p = inst.bs_params()
+        menu_modes = sorted(m for m in modes)  # the unit's mode k is the k-th smallest computing width
+        rungs = _bitserial_rungs(p, menu_modes, None)
+    elif op in MVAU_OPS:
+        mw, mh = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")
+        wbits = inst.get_input_datatype(1).bitwidth()
+        choices = [{"SIMD": s, "PE": pe, "ram_style": ram} for s in divisors(mw) for pe in divisors(mh)
+                   for ram in ("block", "distributed") if s * pe * wbits <= WEIGHT_WORD_MAX]
+        rungs = []
+        for unit in units:
+            if unit == "MVAU_bitserial":
+                fixed = _fixed_bitserial(inst)
+                if fixed is not None:
+                    rungs += _bitserial_rungs(fixed, modes, unit)
+            else:
+                rungs += _finn_rungs(node, part, choices, modes, unit)
+    elif op in PE_OPS:
+        ch = _channels(inst)
+        rungs = _finn_rungs(node, part, [{"PE": pe} for pe in divisors(ch)], modes)
+    elif op in SIMD_OPS:
+        ch = _channels(inst)
+        choices = [{"SIMD": s} for s in divisors(ch)]
+        if op == "ConvolutionInputGenerator_rtl":
+            choices = [dict(c, parallel_window=0) for c in choices]
+            if not inst.get_nodeattr("depthwise"):
+                choices.append({"SIMD": ch, "parallel_window": 1})
+        rungs = _finn_rungs(node, part, choices, modes)
+    elif op.startswith("StreamingFIFO"):  # a frame buffer: the memory it is built of (FINN's "auto" counts URAM)
+        rungs = _finn_rungs(node, part, [{"ram_style": s} for s in ("block", "distributed", "ultra")], modes)
+    else:  # token ops: as they are
+        rungs = _finn_rungs(node, part, [{}], modes)
+    if budget is not None:
+        rungs = [r for r in rungs if all(r.resources[k] <= 0 or budget.get(k, 0) > 0 for k in RESOURCES)]
+    if not rungs:
+        raise FracskipError(f"{node.name} ({op}): no folding it accepts; it cannot be placed")
+    for r in rungs:
+        r.expected = sum(probs[m] * r.cycles[m] for m in modes)
+    return NodeLadder(node.name, op, stage, dict(probs), pareto(rungs))
+
+
+def _channels(inst) -> int:
+    types = inst.get_nodeattr_types()
+    for a in ("NumChannels", "IFMChannels"):
+        if a in types and inst.get_nodeattr(a):
+            return int(inst.get_nodeattr(a))
+    return int(inst.get_normal_output_shape()[-1])
+
+
+def pareto(rungs: list[Rung]) -> list[Rung]:
+    """The rungs no other rung beats in expected cycles and every resource, ascending in expected cycles."""
+    rungs = sorted(rungs, key=lambda r: (r.expected, sum(r.resources.values())))
+    kept: list[Rung] = []
+    for r in rungs:
+        if not any(k.expected <= r.expected and all(k.resources[x] <= r.resources[x] for x in RESOURCES)
+                   for k in kept):
+            kept.append(r)
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------- allocation
+def _usage(total: dict[str, float], budget: dict[str, float]) -> bool:
+    return all(total[r] <= budget.get(r, 0) + 1e-9 for r in RESOURCES)
+
+
+def _choose(ladders: list[NodeLadder], t: float, budget: dict[str, float]):
+    """Per node the least-priced rung with E[c] <= t, prices raised on any resource over budget; None if a
+    node has no rung meeting t."""
+    scale = {r: 1.0 / budget[r] for r in RESOURCES if budget.get(r, 0) > 0}
+    price = dict.fromkeys(scale, 1.0)
+    choice: dict[str, int] = {}
+    total: dict[str, float] = {}
+    for _ in range(PRICE_ROUNDS):
+        choice = {}
+        for lad in ladders:
+            best, best_cost = None, math.inf
+            for i, r in enumerate(lad.rungs):
+                if r.expected > t:
+                    break
+                cost = sum(price[k] * scale[k] * r.resources[k] for k in scale)
+                if cost <= best_cost:  # ties: the later (slower) rung of equal cost
+                    best, best_cost = i, cost
+            if best is None:
+                return None
+            choice[lad.node] = best
+        total = _totals(ladders, choice)
+        over = [r for r in scale if total[r] > budget[r]]
+        if not over:
+            break
+        for r in over:
+            price[r] *= 2.0
+    return choice, total
+
+
+def _totals(ladders: list[NodeLadder], choice: dict[str, int]) -> dict[str, float]:
+    total = dict.fromkeys(RESOURCES, 0.0)
+    for lad in ladders:
+        for r in RESOURCES:
+            total[r] += lad.rungs[choice[lad.node]].resources[r]
+    return total
+
+
+def allocate(ladders: list[NodeLadder], budget: dict[str, float]) -> Allocation:
+    """The smallest throughput bound T (max over nodes of E[c]) whose rungs fit ``budget`` (see the module's
+    docstring); if none fits, the cheapest choice at the largest T, with ``fits`` False."""
+    floor = max(lad.rungs[0].expected for lad in ladders)
+    ts = sorted({r.expected for lad in ladders for r in lad.rungs if r.expected >= floor})
+    lo, hi = 0, len(ts) - 1
+    best = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        got = _choose(ladders, ts[mid], budget)
+        if got is not None and _usage(got[1], budget):
+            best, hi = got, mid - 1
+        else:
+            lo = mid + 1
+    fits = best is not None
+    if best is None:
+        best = _choose(ladders, ts[-1], budget)
+    choice, total = best
+    worst = max(ladders, key=lambda lad: lad.rungs[choice[lad.node]].expected)
+    return Allocation(choice, worst.rungs[choice[worst.node]].expected, worst.node, total, fits)
+
+
+# ---------------------------------------------------------------------------------------------- the designs
+def node_activity(name: str, freq: dict[int, dict], menu: list[int], floor: bool = True) -> tuple[str, dict]:
+    """(stage, {mode: p}) of an accelerator node by its name (``hls/accelerator.py``'s and ``hls/modal.py``'s
+    naming): ``freq[block][bits]`` the path frequencies of gated blocks. Modal nodes serve the computing widths
+    (the bit-serial units one mode each), a downsampling skip's shortcut core the skipped frames, every other node
+    every frame."""
+    import re
+
+    if name.startswith(("stem__",)):
+        return "stem", {ALL: 1.0}
+    if name.startswith(("global_sum", "head__", "decision_join")):
+        return "head", {ALL: 1.0}
+    m = re.match(r"gate(\d+)", name)
+    if m:
+        g = int(m.group(1))
+        block = next(b for b, f in freq.items() if f["gate"] == g)
+        return f"block{block}", {ALL: 1.0}
+    m = re.match(r"block(\d+)_(modal_|b0__)?", name)
+    if not m:
+        raise FracskipError(f"{name}: not a node of a composed accelerator (stem__, block<i>…, gate<g>…, head__)")
+    b = int(m.group(1))
+    stage = f"block{b}"
+    if b not in freq:
+        return stage, {ALL: 1.0}
+    f = {k: max(v, freq[b]["floor"]) if floor else v for k, v in freq[b]["p"].items()}
+    computing = {bits: f.get(bits, 0.0) for bits in menu if bits}
+    if m.group(2) == "modal_":
+        return stage, computing
+    if m.group(2) == "b0__":
+        return stage, {0: f.get(0, 0.0)}
+    return stage, {ALL: 1.0}
+
+
+def path_frequencies(build_dir: Path, man) -> dict[int, dict]:
+    """{gated block: {"gate": g, "p": {bits: p}, "floor": 1/N}} from the build's calibration (N images,
+    ``hls.build.calibrate``). The folding weighs each path by at least the floor: a path no calibration image took
+    must not be left at its slowest folding (one frame of it would stall the pipeline for millions of cycles)."""
+    calib = json.loads((build_dir / "calibration.json").read_text())
+    return {b["index"]: {"gate": b["gate"], "floor": 1.0 / max(1, int(calib["images"])),
+                         "p": {int(k): float(v) for k, v in calib["frequencies"][b["gate"]].items()}}
+            for b in man.blocks if b["gated"]}
+
+
+def ladders_of(model, part: str, freq: dict, menu: list[int], budget: dict[str, float],
+               units: tuple[str, ...] = UNITS, progress: bool = False) -> list[NodeLadder]:
+    from tqdm import tqdm
+
+    out = []
+    for node in tqdm(list(model.graph.node), desc="ladders", unit="node", disable=None if progress else True):
+        stage, probs = node_activity(node.name, freq, menu)
+        # a node that serves a mode never taken still gets a ladder: it must not stall the other modes
+        if node.op_type == "MVAU_bitserial":
+            out.append(node_ladder(node, part, probs, stage, units, budget))
+        else:
+            merged = {"frames": sum(probs.values())}  # one figure: the node's cycles do not depend on the mode
+            lad = node_ladder(node, part, merged, stage, units, budget)
+            for r in lad.rungs:
+                r.cycles = {m: r.cycles["frames"] for m in probs}
+            lad.probs = probs
+            out.append(lad)
+    return out
+
+
+def bitops(model, freq: dict, menu: list[int]) -> float:
+    """Expected BitOPs per image: every MVAU's MACs x weight bits x input bits, weighted by how often its frames
+    (of each mode) come to it; counted as qonnx-inference-cost counts them (no sparsity discount)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    total = 0.0
+    for node in model.graph.node:
+        if node.op_type not in (*MVAU_OPS, "MVAU_bitserial"):
+            continue
+        inst = getCustomOp(node)
+        macs = inst.get_nodeattr("MW") * inst.get_nodeattr("MH") * int(np.prod(inst.get_nodeattr("numInputVectors")))
+        _, probs = node_activity(node.name, freq, menu, floor=False)
+        if node.op_type == "MVAU_bitserial":
+            p = inst.bs_params()
+            for k, bits in enumerate(sorted(probs)):
+                total += probs[bits] * macs * p.modes[k].wbits * p.modes[k].abits
+        else:
+            bw = inst.get_input_datatype(0).bitwidth() * inst.get_input_datatype(1).bitwidth()
+            total += sum(probs.values()) * macs * bw
+    return total
+
+
+def report(model, ladders: list[NodeLadder], alloc: Allocation, budget: dict[str, float], freq: dict,
+           menu: list[int], what: str) -> dict:
+    """One design's figures: model cycles per image, BitOPs, resources (estimates), fit, folding, stages."""
+    chosen = {lad.node: lad.rungs[alloc.rungs[lad.node]] for lad in ladders}
+    stages: dict[str, dict] = {}
+    for lad in ladders:
+        r = chosen[lad.node]
+        s = stages.setdefault(lad.stage, {"expected_cycles": 0.0, "bottleneck": None, "cycles_per_mode": {},
+                                          "probabilities": {}, "resources_estimate": dict.fromkeys(RESOURCES, 0.0)})
+        if r.expected >= s["expected_cycles"]:
+            s["expected_cycles"], s["bottleneck"] = r.expected, lad.node
+        for m, c in r.cycles.items():
+            key = str(m)
+            s["cycles_per_mode"][key] = max(s["cycles_per_mode"].get(key, 0), c)
+            s["probabilities"][key] = lad.probs[m]
+        for k in RESOURCES:
+            s["resources_estimate"][k] += r.resources[k]
+    for s in stages.values():
+        pm = s["cycles_per_mode"]
+        if ALL in pm:  # a node of every frame bounds every mode of its stage
+            pm.update({k: max(v, pm[ALL]) for k, v in pm.items()})
+        s["expected_cycles_stagewise"] = (pm[ALL] if set(pm) == {ALL} else
+                                          sum(s["probabilities"][k] * v for k, v in pm.items() if k != ALL))
+    folding = {"Defaults": {}}
+    for lad in ladders:
+        folding[lad.node] = dict(chosen[lad.node].folding)
+    return {
+        "what": what,
+        "cycles_per_image_model": alloc.cycles,
+        "bottleneck": alloc.bottleneck,
+        "cycles_per_image_model_stagewise": max(s["expected_cycles_stagewise"] for s in stages.values()),
+        "bitops_per_image": bitops(model, freq, menu),
+        "resources_estimate": alloc.resources,
+        "budget": budget,
+        "fits": alloc.fits,
+        "folding": folding,
+        "stages": stages,
+    }
+
+
+DESIGNS = ("dfs", "static_W2A2", "static_W4A4", "static_W8A8")
+
+
+def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, progress: bool = False) -> dict:
+    """The DFS accelerator and the static W2A2, W4A4 and W8A8 pipelines of a build (``fracskip build``, any
+    ``--until``), each folded by ``allocate`` on the build's board and budget. FINN must be set up
+    (``hls.finn_env.setup``). Keys ``DESIGNS``; figures are FINN's and fracskip's estimates."""
+    from .. import bitstreams
+    from ..runtime.manifest import Manifest
+    from . import ops  # noqa: F401
+    from .accelerator import compose
+    from .baselines import compose_static
+    from .modal import bitserial_datapath
+
+    build_dir = Path(build_dir)
+    summary = json.loads((build_dir / "summary.json").read_text())
+    board = bitstreams.load(summary["board"]["name"])
+    budget = board.budget(summary["budget_fraction"])
+    budget = {k: float(budget[k]) for k in RESOURCES}
+    man = Manifest.load(build_dir / "export")
+    menu = list(man.bit_menu)
+    freq = path_frequencies(build_dir, man)
+    dfs = compose(build_dir, datapath=functools.partial(bitserial_datapath, folding=modal_start(build_dir, man)))
+    what = ("one pipeline: stem, blocks (gated ones: gate, frame buffer, bit-serial datapath, skip routed past), "
+            "global sum, head; E[cycles] under the gates' path frequencies")
+    designs = {"dfs": (dfs, freq, what)}
+    for bits in (2, 4, 8):
+        if bits in menu:
+            designs[f"static_W{bits}A{bits}"] = (compose_static(build_dir, bits), {},
+                                                 f"one pipeline: stem, every block at {bits} bits, global sum, head")
+    out = {"board": board.name, "budget_fraction": summary["budget_fraction"], "units": list(units),
+           "calibration": {f"block{b}": f["p"] for b, f in freq.items()},
+           "note": "cycles and resources are estimates: FINN's per node (MVAU_lut, MVAU_bitserial: fracskip's "
+                   "models fitted to Yosys); FIFOs between nodes are not included (sized later by simulation)"}
+    for name, (model, fr, what) in designs.items():
+        lads = ladders_of(model, board.part, fr, menu, budget, units, progress)
+        alloc = allocate(lads, budget)
+        out[name] = report(model, lads, alloc, budget, fr, menu, what)
+        log.info("%s: %.0f cycles per image (%s), fits %s", name, alloc.cycles, alloc.bottleneck, alloc.fits)
+    return out
+
+
+def modal_start(build_dir: Path, man) -> dict[str, dict]:
+    """A folding every modal unit accepts (PE 1, SIMD = MW: a shallow weight memory), to compose the graph whose
+    nodes the ladders enumerate; the 8-bit path's own folding can exceed the unit's memory (PE 1 x SIMD 1)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from .accelerator import load_core
+    from .modal import skeleton
+
+    fold = {}
+    for b in man.blocks:
+        if b["gated"]:
+            sk = skeleton(load_core(build_dir, man.path_core(b["index"], max(man.bit_menu))))
+            mvaus = [sk.nodes[k] for k in sk.order if k[0] == "MVAU"]  # modal.py names them in this order
+            for j, n in enumerate(mvaus):
+                fold[f"block{b['index']}_modal_mvau{j}"] = {"PE": 1, "SIMD": getCustomOp(n).get_nodeattr("MW")}
+    return fold
+
+
+def apply_folding(model, folding: dict):
+    """A folding (``report``'s ``folding``, FINN's folding-config shape) applied by node name, as FINN's ApplyConfig
+    does, and the unit changed where the rung says so between MVAU_rtl and MVAU_lut. Returns the model and the
+    nodes left as they were because their rung is the bit-serial unit at fixed precision (its accumulator type
+    differs from the MVAU's, so its consumers would need re-typing: not done here)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    skipped = []
+    for idx, node in enumerate(list(model.graph.node)):
+        f = folding.get(node.name)
+        if not f:
+            continue
+        unit = f.get("op_type", node.op_type)
+        if unit != node.op_type:
+            if unit == "MVAU_bitserial":
+                skipped.append(node.name)
+                continue
+            new = as_unit(node, unit)
+            model.graph.node.remove(node)
+            model.graph.node.insert(idx, new)
+            node = model.graph.node[idx]  # protobuf inserts a copy
+        inst = getCustomOp(node)
+        for k, v in f.items():
+            if k != "op_type":
+                inst.set_nodeattr(k, v)
+    return model, skipped
+
+
+def folded_dfs(build_dir: str | Path, folding: dict):
+    """The DFS accelerator graph (``hls.accelerator.compose`` with ``hls.modal.bitserial_datapath``) built with a
+    folding of ``throughput_table``'s "dfs" entry: the modal units get theirs through the datapath, every other node
+    by name (``apply_folding``). Returns the model and the nodes ``apply_folding`` left as they were."""
+    from .accelerator import compose
+    from .modal import bitserial_datapath
+
+    units = {n: {k: v for k, v in f.items() if k in ("PE", "SIMD", "WBP")} for n, f in folding.items()
+             if "_modal_mvau" in n}
+    model = compose(Path(build_dir), datapath=functools.partial(bitserial_datapath, folding=units))
+    return apply_folding(model, {n: f for n, f in folding.items() if "_modal_mvau" not in n})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m fracskip.hls.pipeline_folding BUILD [--units ...]``: the throughput table of a build."""
+    import argparse
+    import tempfile
+
+    from . import finn_env
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("build")
+    ap.add_argument("--units", default=",".join(UNITS), help=f"matrix-vector units a layer may take ({UNITS})")
+    ap.add_argument("--folding", action="store_true", help="print every node's folding too")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with tempfile.TemporaryDirectory(prefix="fracskip_folding_") as tmp:
+        finn_env.setup(Path(tmp))
+        table = throughput_table(args.build, tuple(args.units.split(",")), progress=True)
+    if not args.folding:
+        for d in DESIGNS:
+            if d in table:
+                table[d].pop("folding")
+    print(json.dumps(table, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
