@@ -16,9 +16,9 @@ from pathlib import Path
 from ..errors import FracskipError
 
 TCL = "make_project.tcl"
-_MODULE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.M)
+_MODULE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.MULTILINE)
 _ASSOC = re.compile(r'X_INTERFACE_PARAMETER\s*=\s*"ASSOCIATED_BUSIF\s+([^",]*)\s*,\s*ASSOCIATED_RESET\s+(\w+)"\s*\*\)'
-                    r"(?:\s*\(\*.*?\*\))*\s*input\s+(?:wire\s+|logic\s+)?(\w+)", re.S)
+                    r"(?:\s*\(\*.*?\*\))*\s*input\s+(?:wire\s+|logic\s+)?(\w+)", re.DOTALL)
 
 
 def create_stitched_ip(model, part: str, clk_ns: float):
@@ -29,8 +29,8 @@ def create_stitched_ip(model, part: str, clk_ns: float):
 
 
 def stitch_problems(model, tcl: str) -> list[str]:
-    """What the IPI script ``tcl`` lacks for ``model``: an added file that does not exist, an RTL file of a node not
-    added, a node without its cell, clock or reset, a cell whose module is not among the added files or lacks a
+    """What the IPI script ``tcl`` lacks for ``model``: an added file that does not exist, a library module that an
+    added file instantiates but no added file declares, an RTL file of a node not added, a node without its cell, clock or reset, a cell whose module is not among the added files or lacks a
     port of the node's interfaces, a module whose clock does not associate its streams and reset, an internal
     stream not connected producer to consumer, a graph stream not made external."""
     from qonnx.custom_op.registry import getCustomOp
@@ -42,6 +42,7 @@ def stitch_problems(model, tcl: str) -> list[str]:
     problems = [f"{f} is added but does not exist" for f in sorted(added)
                 if not Path(f).is_file() and not (project and f.startswith(project + "/"))]
     modules = _declared_modules(added)
+    problems += _unresolved_instances(modules)
     cells = _cells(lines)
     graph_io = {t.name for t in model.graph.input} | {t.name for t in model.graph.output}
     for k, node in enumerate(model.graph.node):
@@ -96,6 +97,37 @@ def _declared_modules(files) -> dict[str, Path]:
             for m in _MODULE.finditer(p.read_text(errors="replace")):
                 found.setdefault(m[1], p)
     return found
+
+
+def _library_modules() -> set[str]:
+    """Modules declared in the HDL libraries the nodes draw on: FINN's rtllib (``FINN_RTLLIB``, else the installed
+    one) and fracskip's own ``rtl/`` folders."""
+    from .rtlsim.rtllib import installed_rtllib
+
+    roots = [Path(os.environ["FINN_RTLLIB"]) if os.environ.get("FINN_RTLLIB") else installed_rtllib()]
+    roots += [Path(__file__).parent / d / "rtl" for d in ("ops", "bitserial", "lutmvu")]
+    names: set[str] = set()
+    for root in roots:
+        for f in [*root.rglob("*.v"), *root.rglob("*.sv")]:
+            names.update(m[1] for m in _MODULE.finditer(f.read_text(errors="replace")))
+    return names
+
+
+def _unresolved_instances(modules: dict[str, Path]) -> list[str]:
+    """A library module that an added file instantiates but no added file declares (a source missing from a node's
+    file list: Vivado would fail to elaborate that cell)."""
+    from .rtlsim.stitch import _strip_comments
+
+    wanted = _library_modules() - set(modules)
+    if not wanted:
+        return []
+    inst = re.compile(r"\b(" + "|".join(sorted(map(re.escape, wanted), key=len, reverse=True))
+                      + r")\s*(?:#\s*\(|[A-Za-z_][A-Za-z0-9_$]*\s*\()")
+    out = []
+    for f in sorted(set(modules.values())):
+        for name in sorted({m[1] for m in inst.finditer(_strip_comments(f.read_text(errors="replace")))}):
+            out.append(f"module {name}, instantiated in {f}, is declared in no added file")
+    return out
 
 
 def _cells(lines: list[str]) -> dict[str, tuple[str, str | None]]:
