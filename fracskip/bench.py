@@ -28,10 +28,12 @@ from .outdir import fresh
 
 log = logging.getLogger(__name__)
 
-FULL = {"eval_images": None, "golden_images": 1000, "rtl_images": 200, "boards": ("Pynq-Z2", "ZCU104")}
+FULL = {"eval_images": None, "golden_images": 1000, "rtl_images": 200, "boards": ("Pynq-Z2", "ZCU104"),
+        "minimize_fifos": True}
 # CI-sized: what only the bench checks is the real network through every stage; the FIFO sizing (most of its
-# time) covers just the cores its RTL images take, so one image keeps it to one core per block
-QUICK = {"eval_images": 1000, "golden_images": 8, "rtl_images": 1, "boards": ("Pynq-Z2",)}
+# time) covers just the cores its RTL images take, so one image keeps it to one core per block, and it keeps
+# FINN's peak-occupancy depths without searching each FIFO's minimum (the tests of the search use small cores)
+QUICK = {"eval_images": 1000, "golden_images": 8, "rtl_images": 1, "boards": ("Pynq-Z2",), "minimize_fifos": False}
 
 
 def bench(out: str | Path, checkpoint: str = "default", quick: bool = False, workers: int = 1,
@@ -100,8 +102,9 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
     used = cores_for_images(m, rtl.images.numpy())
     stage("FIFO sizing", f"{len(used)} cores of the {board} build")
     t = time.time()
-    sized = size_build_fifos(bdir, cores=used, workers=workers, progress=progress)
+    sized = size_build_fifos(bdir, cores=used, workers=workers, progress=progress, minimize=plan["minimize_fifos"])
     fig["fifo_sizing"] = {"board": board, "cores": used, "seconds": round(time.time() - t, 1),
+                          "minimized": plan["minimize_fifos"],
                           "cycles_vs_estimate": {c: sized["cores"][c]["cycles_vs_estimate"] for c in used},
                           "fifo_bits": {c: sized["cores"][c]["fifo_bits"] for c in used}}
 

@@ -157,9 +157,10 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
 
 
 def size_build_fifos(build_dir: str | Path, cores: list[str] | None = None, workers: int = 1,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, minimize: bool = True) -> dict:
     """Size the FIFOs of an existing HDL build by simulation (all cores, or ``cores``) and record the depths and
-    measured cycles in the "rtlsim" section of its summary.json (other keys unchanged). Returns that section."""
+    measured cycles in the "rtlsim" section of its summary.json (other keys unchanged). Returns that section.
+    ``minimize=False`` keeps each FIFO at its peak occupancy (FINN's rule) instead of searching its minimum."""
     out = Path(build_dir).resolve()
     path = out / "summary.json"
     if not path.is_file() or (out / INCOMPLETE).exists():
@@ -171,17 +172,18 @@ def size_build_fifos(build_dir: str | Path, cores: list[str] | None = None, work
     if unknown:
         raise FracskipError(f"no core(s) {unknown} in {out}; the cores are {', '.join(summary['cores'])}")
     t0 = time.time()
-    summary["rtlsim"] = _size_fifos(out, summary, cores or list(summary["cores"]), workers, progress)
+    summary["rtlsim"] = _size_fifos(out, summary, cores or list(summary["cores"]), workers, progress, minimize)
     summary.setdefault("time_s", {})["size_fifos"] = round(time.time() - t0, 1)
     path.write_text(json.dumps(summary, indent=1))
     return summary["rtlsim"]
 
 
-def _size_fifos(out: Path, summary: dict, cores: list[str], workers: int, progress: bool) -> dict:
+def _size_fifos(out: Path, summary: dict, cores: list[str], workers: int, progress: bool,
+                minimize: bool = True) -> dict:
     """Run ``core.size_fifos`` on ``cores``; the "rtlsim" summary section, merged with earlier sizings."""
     board = summary["board"]
     jobs = {c: dict(out=str(out / "cores" / c), part=board["part"], clk_ns=board["clk_ns"],
-                    finn_build_dir=str(out / "cores" / c / "finn_tmp")) for c in cores}
+                    finn_build_dir=str(out / "cores" / c / "finn_tmp"), minimize=minimize) for c in cores}
     sized = _parallel(finn_core.size_fifos, jobs, workers, "size FIFOs", progress)
     section = summary.get("rtlsim") or {
         "what": "FIFO depths sized by Verilator simulation (fracskip.hls.rtlsim.size_fifos); cycles per frame "
@@ -194,6 +196,7 @@ def _size_fifos(out: Path, summary: dict, cores: list[str], workers: int, progre
             "cycles_per_frame": measured, "cycles_vs_estimate": measured / r["estimate_cycles"],
             "minimal_fifo_cycles": r["initial_cycles"],  # None: deadlocked with FINN's minimal FIFOs
             "unbounded_fifo_cycles": r["unbounded_cycles"], "tolerance": r["tolerance"],
+            "minimized": r["minimized"],
             "model": f"cores/{c}/intermediate_models/{finn_core.SIZED}.onnx",
             "report": f"cores/{c}/report/fifo_sizing.json", "seconds": r["seconds"]}
     done = section["cores"]

@@ -17,9 +17,11 @@ processes that stitch (the sizing, the rtlsim backend) initialise FINN with the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -48,7 +50,9 @@ def _run(onnx: Path, cfg) -> None:
 
     from ..errors import FracskipError
 
-    rc = build.build_dataflow_cfg(str(onnx), cfg)
+    # FINN's builder prints its progress to stdout, which carries the commands' --json output
+    with contextlib.redirect_stdout(sys.stderr):
+        rc = build.build_dataflow_cfg(str(onnx), cfg)
     meta = Path(cfg.output_dir) / "report" / "metadata_builder.json"
     status = json.loads(meta.read_text()).get("status") if meta.exists() else None
     if rc != 0 or status != "ok":  # build_dataflow returns, rather than raises, on a failed step
@@ -139,7 +143,7 @@ SIZED = "step_fracskip_size_fifos"  # the sized model, saved beside FINN's other
 
 
 def size_fifos(out: str, part: str, clk_ns: float, finn_build_dir: str, cache_dir: str | None = None,
-               tolerance: float = 0.03, n_frames: int = 4) -> dict:
+               tolerance: float = 0.03, n_frames: int = 4, minimize: bool = True) -> dict:
     """FIFO depths of one HDL build by simulation (``rtlsim.size_fifos``): reads
     ``intermediate_models/step_fracskip_hdl.onnx``, writes the sized model as ``step_fracskip_size_fifos.onnx``
     (the regenerated FIFO HDL goes below ``finn_build_dir``) and ``report/fifo_sizing.json``."""
@@ -155,7 +159,7 @@ def size_fifos(out: str, part: str, clk_ns: float, finn_build_dir: str, cache_di
     im = Path(out) / "intermediate_models"
     model = ModelWrapper(str(im / "step_fracskip_hdl.onnx"))
     sized, rep = simulate_sizes(model, part, clk_ns, cache_dir=Path(cache_dir) if cache_dir else None,
-                                tolerance=tolerance, n_frames=n_frames, jobs=1, progress=False)
+                                tolerance=tolerance, n_frames=n_frames, jobs=1, progress=False, minimize=minimize)
     sized.save(str(im / f"{SIZED}.onnx"))
     report = {**rep.to_dict(), "tolerance": tolerance, "seconds": round(time.time() - t0, 1)}
     (Path(out) / "report" / "fifo_sizing.json").write_text(json.dumps(report, indent=1))

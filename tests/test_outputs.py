@@ -10,16 +10,6 @@ import pytest
 from fracskip.cli import main
 
 
-def _killer(after: int = 1):
-    calls = {"n": 0}
-
-    def kill(*a, **k):
-        calls["n"] += 1
-        if calls["n"] >= after:
-            raise KeyboardInterrupt
-    return kill
-
-
 def test_killed_export_leaves_nothing(tiny_run, tmp_path, monkeypatch):
     import fracskip.export.exporter as E
 
@@ -39,16 +29,44 @@ def test_killed_export_leaves_nothing(tiny_run, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # neither exp nor its temporary folder
 
 
-@pytest.mark.parametrize("command", ["demo", "bench"])
-def test_killed_demo_or_bench_leaves_nothing(command, tiny_run, tmp_path, monkeypatch):
-    """Killed in its build stage (after eval and export wrote their folders): the whole output folder goes."""
-    import fracskip.hls.build as B
+def _few_test_images(monkeypatch, n: int) -> None:
+    """The commands' eval stage on the first ``n`` test images (10,000 take a minute even for the tiny net)."""
+    from fracskip.training import data as D
 
-    monkeypatch.setattr(B, "build", _killer())
+    real_load = D.load
+
+    def load(dataset, split, data_dir=None, limit=None):
+        return real_load(dataset, split, data_dir, min(n, limit or n))
+    monkeypatch.setattr(D, "load", load)
+
+
+@pytest.fixture
+def small_world(tiny_export, monkeypatch):
+    """The demo's and bench's stages before the one killed, made cheap but real: 64 test images, and an export
+    that is the tiny run's (copied whole, as the exporter would have written it)."""
+    import shutil
+
+    import fracskip.export.exporter as E
+
+    _few_test_images(monkeypatch, 64)
+    monkeypatch.setattr(E, "export", lambda checkpoint, out, **k: shutil.copytree(tiny_export, out))
+
+
+@pytest.mark.parametrize("command, stage", [("demo", "fracskip.hls.build.build"),
+                                            ("bench", "fracskip.runtime.simulate.simulate")])
+def test_killed_demo_or_bench_leaves_nothing(command, stage, small_world, tiny_run, tmp_path, monkeypatch):
+    """Killed in the stage after export (the demo in its build, the bench in its golden simulation), with eval
+    done and a complete export in the output folder: the whole output folder goes."""
     out = tmp_path / "out"
+    held = []
+
+    def kill(*a, **k):
+        held.extend(p.name for p in (out / "export").iterdir())
+        raise KeyboardInterrupt
+    monkeypatch.setattr(stage, kill)
     argv = [command, "-o", str(out), "--checkpoint", str(tiny_run / "model.pt")]
     rc = main(argv + (["--quick"] if command == "bench" else ["--images", "2"]))
-    assert rc == 130
+    assert rc == 130 and "manifest.json" in held
     assert not out.exists()
 
 
@@ -87,9 +105,11 @@ def test_compare_equals_eval_of_each_checkpoint(tiny_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_runs_every_stage_and_reports_them(tiny_run, tmp_path, capsys):
-    """`fracskip demo` on the tiny run, golden backend, its build with two parallel FINN workers: the report
-    holds what each stage's own command gives, and the folder is complete (no .incomplete marker)."""
+def test_demo_runs_every_stage_and_reports_them(tiny_run, tmp_path, capsys, monkeypatch):
+    """`fracskip demo` on the tiny run (its eval on 1,000 test images), golden backend, its build with two
+    parallel FINN workers: the report holds what each stage's own command gives, and the folder is complete (no
+    .incomplete marker)."""
+    _few_test_images(monkeypatch, 1000)
     out = tmp_path / "demo"
     ck = str(tiny_run / "model.pt")
     assert main(["demo", "-o", str(out), "--checkpoint", ck, "--images", "8", "--backend", "qonnx",

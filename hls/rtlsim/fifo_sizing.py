@@ -48,6 +48,7 @@ class FifoSizingReport:
     verified_cycles: float | None  # measured with FINN's fifo.sv at the chosen depths, 2 x frames
     evaluations: int
     frames: int
+    minimized: bool  # False: the peak occupancies, kept without the per-FIFO search
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -206,7 +207,8 @@ def size_fifos(model, fpgapart: str, clk_ns: float, cache_dir: Path | None = Non
         peak_occupancy={s.node: mc for s, mc in zip(slots, best.fifo_maxcount)},
         total_bits=sum(chosen[n] * widths[n] for n in chosen), estimate_cycles=estimate, target_cycles=target,
         unbounded_cycles=unbounded, initial_cycles=initial_cycles, sized_cycles=final.cycles_per_frame,
-        verified_cycles=verified, evaluations=evaluations, frames=n_frames)
+        verified_cycles=verified, evaluations=evaluations, frames=n_frames,
+        minimized=minimize)
     log.info("FIFO sizing: %d FIFOs, %d bits in total, %.1f cycles/frame (FINN estimate %d, target %.1f) "
              "after %d simulations", len(chosen), report.total_bits, verified or final.cycles_per_frame, estimate,
              target, report.evaluations)

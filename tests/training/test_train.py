@@ -64,7 +64,7 @@ def _same_state(a: dict, b: dict) -> bool:
     return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
-RESUME_CFG = {"epochs": {"backbone": 1, "gates": 2}, "stages": ("backbone", "gates")}
+RESUME_CFG = {"epochs": {"backbone": 1, "gates": 2}, "stages": ("backbone", "gates"), "recalibration_images": 64}
 
 
 def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, tiny_config):
