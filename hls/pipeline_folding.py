@@ -16,9 +16,10 @@ at a time, its bound would be the stage-wise sum_m p(m) * max_n c_n(m), reported
 (``cycles_per_image_model_stagewise``). For a static network p = 1 and the two are one figure.
 
 Ladders (``node_ladder``): every candidate folding of a node, its cycles per mode and its resources.
-- MVAU layers: SIMD | MW and PE | MH, weight words of at most 1,024 bits (the builder's SetFolding bound), the
-  weights in block or LUT RAM, and, among ``units``, the unit: FINN's MVAU_rtl (DSP), fracskip's MVAU_lut, or the bit-serial unit at fixed
-  precision (WBP | weight bits); a gated block's MVAU_bitserial: SIMD, PE and WBP.
+- MVAU layers: SIMD | MW and PE | MH, weight words of at most 1,024 bits (``word_max``; the builder's SetFolding
+  bound; a bit-serial unit's word is PE*SIMD*WBP bits, as it reads WBP planes per cycle), the weights in block or
+  LUT RAM, and, among ``units``, the unit: FINN's MVAU_rtl (DSP), fracskip's MVAU_lut, or the bit-serial unit at
+  fixed precision (WBP | weight bits); a gated block's MVAU_bitserial: SIMD, PE and WBP.
 - streaming nodes: PE | channels (thresholds, requantizers, clips, modal activations, forks, adds, routers,
   gates, the global sum); padding and sliding windows: SIMD | channels, the RTL sliding window also with FINN's
   parallel_window at SIMD = channels (as FINN's SetFolding does).
@@ -116,36 +117,47 @@ def as_unit(node, unit: str):
 
 
 def _res(inst, part: str) -> dict[str, float]:
-    r = inst.node_res_estimation(part)
-    return {k: float(r.get(k, 0) or 0) for k in RESOURCES}
+    """FINN's node_res_estimation without its efficiency figures (which re-derive the memory estimate)."""
+    return {"LUT": float(inst.lut_estimation(part)), "BRAM_18K": float(inst.bram_estimation(part)),
+            "URAM": float(inst.uram_estimation(part)), "DSP": float(inst.dsp_estimation(part))}
 
 
-def _finn_rungs(node, part: str, choices: list[dict], modes: list, op_type: str | None = None) -> list[Rung]:
-    """Rungs of a FINN node by its own estimates, one per attribute assignment in ``choices``."""
+def _finn_rungs(node, part: str, choices: list[dict], modes: list, op_type: str | None = None,
+                cache: dict | None = None) -> list[Rung]:
+    """Rungs of a FINN node by its own estimates, one per attribute assignment in ``choices``. ``cache``: the
+    figures of nodes that differ only in name and tensors (the same core's layer in several designs)."""
     from qonnx.custom_op.registry import getCustomOp
 
-    inst = getCustomOp(as_unit(node, op_type) if op_type else copy.deepcopy(node))
-    out = []
-    for attrs in choices:
-        try:
-            for k, v in attrs.items():
-                inst.set_nodeattr(k, v)
-            if op_type == "MVAU_lut":
-                from .lutmvu.op import unsupported_reasons
+    key = None
+    if cache is not None:
+        bare = copy.deepcopy(node)
+        bare.name = ""  # tensors by position: some estimates count a node's inputs or outputs
+        bare.input[:] = [f"i{k}" for k in range(len(bare.input))]
+        bare.output[:] = [f"o{k}" for k in range(len(bare.output))]
+        key = (bare.SerializeToString(), part, json.dumps(choices), op_type)
+    if key not in (cache or {}):
+        inst = getCustomOp(as_unit(node, op_type) if op_type else copy.deepcopy(node))
+        if op_type == "MVAU_lut":
+            from .lutmvu.op import unsupported_reasons
 
-                if unsupported_reasons(inst):
-                    continue
-            c = int(inst.get_exp_cycles())
-            res = _res(inst, part)
-        except (AssertionError, ValueError, FracskipError) as exc:  # a folding the node refuses: not a rung
-            log.debug("%s %s: %s", node.name, attrs, exc)
-            continue
-        out.append(Rung(dict(attrs, **({"op_type": op_type} if op_type and op_type != node.op_type else {})),
-                        {m: c for m in modes}, res))
-    return out
+            if unsupported_reasons(inst):  # by types: no folding helps (the choices divide MW and MH)
+                choices = []
+        figures = []
+        for attrs in choices:
+            try:
+                for k, v in attrs.items():
+                    inst.set_nodeattr(k, v)
+                figures.append((attrs, int(inst.get_exp_cycles()), _res(inst, part)))
+            except (AssertionError, ValueError, FracskipError) as exc:  # a folding the node refuses: not a rung
+                log.debug("%s %s: %s", node.name, attrs, exc)
+        if cache is None:
+            cache = {}
+        cache[key] = figures
+    unit = {"op_type": op_type} if op_type and op_type != node.op_type else {}
+    return [Rung(dict(attrs, **unit), dict.fromkeys(modes, c), dict(res)) for attrs, c, res in cache[key]]
 
 
-def _bitserial_rungs(params, modes: list, op_type: str | None) -> list[Rung]:
+def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = WEIGHT_WORD_MAX) -> list[Rung]:
     """Rungs of a bit-serial unit (``params``: its BitSerialParams) over PE, SIMD and WBP; ``modes[k]`` is the
     menu entry of the unit's mode k. Cycles: the unit's per-mode model; resources: its fitted Yosys model."""
     from .bitserial.estimate import estimate_resources
@@ -155,7 +167,7 @@ def _bitserial_rungs(params, modes: list, op_type: str | None) -> list[Rung]:
     for simd in divisors(params.mw):
         for pe in divisors(params.mh):
             for wbp, ram in itertools.product(wbps, ("block", "distributed")):
-                if pe * simd * wbp > WEIGHT_WORD_MAX:
+                if pe * simd * wbp > word_max:
                     continue
                 try:
                     p = replace(params, pe=pe, simd=simd, wbp=wbp, ram_style=ram)
@@ -185,9 +197,11 @@ def _fixed_bitserial(inst):
 
 
 def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...] = UNITS,
-                budget: dict[str, float] | None = None) -> NodeLadder:
+                budget: dict[str, float] | None = None, word_max: int = WEIGHT_WORD_MAX,
+                cache: dict | None = None) -> NodeLadder:
     """Every candidate folding of ``node`` with cycles per mode (the modes of ``probs``) and resources, minus
-    the dominated ones, in ascending expected cycles. ``budget``: rungs needing a resource it lacks are dropped."""
+    the dominated ones, in ascending expected cycles. ``budget``: rungs needing a resource it lacks are dropped;
+    ``word_max``: the widest weight word (bits) of a matrix-vector unit; ``cache``: see ``_finn_rungs``."""
     from qonnx.custom_op.registry import getCustomOp
 
     inst = getCustomOp(node)
@@ -196,23 +210,23 @@ def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...]
     if op == "MVAU_bitserial":
         p = inst.bs_params()
         menu_modes = sorted(m for m in modes)  # the unit's mode k is the k-th smallest computing width
-        rungs = _bitserial_rungs(p, menu_modes, None)
+        rungs = _bitserial_rungs(p, menu_modes, None, word_max)
     elif op in MVAU_OPS:
         mw, mh = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")
         wbits = inst.get_input_datatype(1).bitwidth()
         choices = [{"SIMD": s, "PE": pe, "ram_style": ram} for s in divisors(mw) for pe in divisors(mh)
-                   for ram in ("block", "distributed") if s * pe * wbits <= WEIGHT_WORD_MAX]
+                   for ram in ("block", "distributed") if s * pe * wbits <= word_max]
         rungs = []
         for unit in units:
             if unit == "MVAU_bitserial":
                 fixed = _fixed_bitserial(inst)
                 if fixed is not None:
-                    rungs += _bitserial_rungs(fixed, modes, unit)
+                    rungs += _bitserial_rungs(fixed, modes, unit, word_max)
             else:
-                rungs += _finn_rungs(node, part, choices, modes, unit)
+                rungs += _finn_rungs(node, part, choices, modes, unit, cache)
     elif op in PE_OPS:
         ch = _channels(inst)
-        rungs = _finn_rungs(node, part, [{"PE": pe} for pe in divisors(ch)], modes)
+        rungs = _finn_rungs(node, part, [{"PE": pe} for pe in divisors(ch)], modes, cache=cache)
     elif op in SIMD_OPS:
         ch = _channels(inst)
         choices = [{"SIMD": s} for s in divisors(ch)]
@@ -220,11 +234,12 @@ def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...]
             choices = [dict(c, parallel_window=0) for c in choices]
             if not inst.get_nodeattr("depthwise"):
                 choices.append({"SIMD": ch, "parallel_window": 1})
-        rungs = _finn_rungs(node, part, choices, modes)
+        rungs = _finn_rungs(node, part, choices, modes, cache=cache)
     elif op.startswith("StreamingFIFO"):  # a frame buffer: the memory it is built of (FINN's "auto" counts URAM)
-        rungs = _finn_rungs(node, part, [{"ram_style": s} for s in ("block", "distributed", "ultra")], modes)
+        rungs = _finn_rungs(node, part, [{"ram_style": s} for s in ("block", "distributed", "ultra")], modes,
+                            cache=cache)
     else:  # token ops: as they are
-        rungs = _finn_rungs(node, part, [{}], modes)
+        rungs = _finn_rungs(node, part, [{}], modes, cache=cache)
     if budget is not None:
         rungs = [r for r in rungs if all(r.resources[k] <= 0 or budget.get(k, 0) > 0 for k in RESOURCES)]
     if not rungs:
@@ -361,7 +376,8 @@ def path_frequencies(build_dir: Path, man) -> dict[int, dict]:
 
 
 def ladders_of(model, part: str, freq: dict, menu: list[int], budget: dict[str, float],
-               units: tuple[str, ...] = UNITS, progress: bool = False) -> list[NodeLadder]:
+               units: tuple[str, ...] = UNITS, progress: bool = False, word_max: int = WEIGHT_WORD_MAX,
+               cache: dict | None = None) -> list[NodeLadder]:
     from tqdm import tqdm
 
     out = []
@@ -369,10 +385,10 @@ def ladders_of(model, part: str, freq: dict, menu: list[int], budget: dict[str, 
         stage, probs = node_activity(node.name, freq, menu)
         # a node that serves a mode never taken still gets a ladder: it must not stall the other modes
         if node.op_type == "MVAU_bitserial":
-            out.append(node_ladder(node, part, probs, stage, units, budget))
+            out.append(node_ladder(node, part, probs, stage, units, budget, word_max, cache))
         else:
             merged = {"frames": sum(probs.values())}  # one figure: the node's cycles do not depend on the mode
-            lad = node_ladder(node, part, merged, stage, units, budget)
+            lad = node_ladder(node, part, merged, stage, units, budget, word_max, cache)
             for r in lad.rungs:
                 r.cycles = {m: r.cycles["frames"] for m in probs}
             lad.probs = probs
@@ -445,10 +461,12 @@ def report(model, ladders: list[NodeLadder], alloc: Allocation, budget: dict[str
 DESIGNS = ("dfs", "static_W2A2", "static_W4A4", "static_W8A8")
 
 
-def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, progress: bool = False) -> dict:
+def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, progress: bool = False,
+                     word_max: int = WEIGHT_WORD_MAX) -> dict:
     """The DFS accelerator and the static W2A2, W4A4 and W8A8 pipelines of a build (``fracskip build``, any
-    ``--until``), each folded by ``allocate`` on the build's board and budget. FINN must be set up
-    (``hls.finn_env.setup``). Keys ``DESIGNS``; figures are FINN's and fracskip's estimates."""
+    ``--until``), each folded by ``allocate`` on the build's board and budget, every matrix-vector unit's weight
+    word at most ``word_max`` bits. FINN must be set up (``hls.finn_env.setup``). Keys ``DESIGNS``; figures are
+    FINN's and fracskip's estimates."""
     from .. import bitstreams
     from ..runtime.manifest import Manifest
     from . import ops  # noqa: F401
@@ -473,11 +491,13 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
             designs[f"static_W{bits}A{bits}"] = (compose_static(build_dir, bits), {},
                                                  f"one pipeline: stem, every block at {bits} bits, global sum, head")
     out = {"board": board.name, "budget_fraction": summary["budget_fraction"], "units": list(units),
+           "weight_word_max": word_max,
            "calibration": {f"block{b}": f["p"] for b, f in freq.items()},
            "note": "cycles and resources are estimates: FINN's per node (MVAU_lut, MVAU_bitserial: fracskip's "
                    "models fitted to Yosys); FIFOs between nodes are not included (sized later by simulation)"}
+    cache: dict = {}  # stem, ungated blocks and head recur in every design
     for name, (model, fr, what) in designs.items():
-        lads = ladders_of(model, board.part, fr, menu, budget, units, progress)
+        lads = ladders_of(model, board.part, fr, menu, budget, units, progress, word_max, cache)
         alloc = allocate(lads, budget)
         out[name] = report(model, lads, alloc, budget, fr, menu, what)
         log.info("%s: %.0f cycles per image (%s), fits %s", name, alloc.cycles, alloc.bottleneck, alloc.fits)
@@ -544,7 +564,8 @@ def folded_dfs(build_dir: str | Path, folding: dict):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m fracskip.hls.pipeline_folding BUILD [--units ...]``: the throughput table of a build."""
+    """``python -m fracskip.hls.pipeline_folding BUILD [--units U,...] [--weight-word-max BITS] [--folding]``: the
+    throughput table of a build (the DFS accelerator and the static pipelines, estimates) as JSON."""
     import argparse
     import tempfile
 
@@ -553,12 +574,15 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("build")
     ap.add_argument("--units", default=",".join(UNITS), help=f"matrix-vector units a layer may take ({UNITS})")
+    ap.add_argument("--weight-word-max", type=int, default=WEIGHT_WORD_MAX,
+                    help="widest weight word of a matrix-vector unit, bits (default: the builder's SetFolding bound)")
     ap.add_argument("--folding", action="store_true", help="print every node's folding too")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with tempfile.TemporaryDirectory(prefix="fracskip_folding_") as tmp:
         finn_env.setup(Path(tmp))
-        table = throughput_table(args.build, tuple(args.units.split(",")), progress=True)
+        table = throughput_table(args.build, tuple(args.units.split(",")), progress=True,
+                                 word_max=args.weight_word_max)
     if not args.folding:
         for d in DESIGNS:
             if d in table:

@@ -287,3 +287,25 @@ def test_folded_dfs_python_equals_controller(tiny_build):
     np.testing.assert_array_equal(run.decisions, trace.choices)
     got = host.logits(run.head_out)
     assert np.abs(got - logits).max() < 1e-4
+
+
+@pytest.mark.xdist_group(hil.GROUP)
+def test_ladder_cache_changes_nothing(tiny_build):
+    """Nodes that differ only in name and tensors share their figures (``_finn_rungs``'s cache): the ladders of the
+    DFS graph are the same with it as without."""
+    import functools
+
+    from fracskip.hls.accelerator import compose
+    from fracskip.hls.modal import bitserial_datapath
+    from fracskip.hls.pipeline_folding import ladders_of, modal_start
+
+    board, budget, man, freq = _setup(tiny_build)
+    model = compose(tiny_build, datapath=functools.partial(bitserial_datapath, folding=modal_start(tiny_build, man)))
+    cache: dict = {}
+    plain = ladders_of(model, board.part, freq, list(man.bit_menu), budget)
+    cached = ladders_of(model, board.part, freq, list(man.bit_menu), budget, cache=cache)
+    again = ladders_of(model, board.part, freq, list(man.bit_menu), budget, cache=cache)  # all from the cache
+    for a, b, c in zip(plain, cached, again):
+        want = [(r.folding, r.cycles, r.resources, r.expected) for r in a.rungs]
+        assert [(r.folding, r.cycles, r.resources, r.expected) for r in b.rungs] == want, a.node
+        assert [(r.folding, r.cycles, r.resources, r.expected) for r in c.rungs] == want, a.node
