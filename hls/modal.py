@@ -31,8 +31,8 @@ windows, add, clip) in place of three cores of 14-15. FINN's python execution of
 ``bitserial_datapath`` equals the numpy controller on 4 images taking every path (skip included), and so does its
 Verilator run with FIFOs sized on them (2,269,785 cycles for the 4 images at 2 weight planes per cycle). Cycles per
 frame of the slowest bit-serial unit at 2 / 4 / 8 bits, 2 weight planes: 50,176 / 200,704 / 802,816 (block 1),
-56,448 / 225,792 / 903,168 (block 2), against 25,088 and 28,224 for every path core: the folding that gives the
-units the cores' throughput where the gates' path frequencies need it is still to do. Block 2's graph alone in
+56,448 / 225,792 / 903,168 (block 2), against 25,088 and 28,224 for every path core (unfolded); the folding by
+the gates' path frequencies is ``hls/pipeline_folding.py``'s (``folded_dfs`` builds with it). Block 2's graph alone in
 Verilator, frames of 2, 4, 8, 2 bits back to back: 1,408,922 cycles against 1,241,856 for its slowest unit
 (fill and drain of two units in series). Yosys ``synth_xilinx`` of block 2's ModalActivations (PE 1): input
 quantizer (3 / 15 thresholds / bypass, 32 channels) 86 LUT; middle activation (3 / 15 thresholds / requant, 64
