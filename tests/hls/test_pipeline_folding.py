@@ -146,7 +146,7 @@ def test_bitserial_rungs_cycles_per_mode():
 def tiny_build(tiny_export, tmp_path_factory):
     from fracskip.hls import finn_env
 
-    build_dir = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
+    build_dir = hil.tiny_build(tiny_export, tmp_path_factory)
     finn_env.setup(tmp_path_factory.mktemp("folding_finn"))
     return build_dir
 
@@ -164,7 +164,7 @@ def _setup(build_dir):
     return board, budget, man, path_frequencies(build_dir, man)
 
 
-@pytest.mark.xdist_group(hil.GROUP)
+@pytest.mark.xdist_group(__name__)
 def test_static_pipeline_bottleneck_is_finns(tiny_build):
     """Static W4A4 of the tiny network with FINN's two units: the folding applied to the FINN graph, FINN's own
     analysis gives the model's cycles per image (max over nodes' get_exp_cycles) and its resource estimate; the
@@ -194,7 +194,7 @@ def test_static_pipeline_bottleneck_is_finns(tiny_build):
     assert {"MVAU_lut", "MVAU_rtl"} & set(ops.values())
 
 
-@pytest.mark.xdist_group(hil.GROUP)
+@pytest.mark.xdist_group(__name__)
 def test_throughput_table_of_the_tiny_build(tiny_build):
     """The four designs with their figures; BitOPs per image equal the export's qonnx-inference-cost counts
     (static: the paths of one width; DFS: each path weighted by its calibration frequency, skip by its shortcut);
@@ -226,7 +226,7 @@ def test_throughput_table_of_the_tiny_build(tiny_build):
             assert {"2", "4", "8"} <= set(per_mode)
 
 
-@pytest.mark.xdist_group(hil.GROUP)
+@pytest.mark.xdist_group(__name__)
 def test_dfs_folding_applied_equals_the_model(tiny_build):
     """The DFS accelerator built with its folding: node by node, FINN's estimated cycles (the bit-serial units'
     per mode) equal the rungs the allocator chose, and the slowest node's expected cycles are the model's."""
@@ -262,22 +262,34 @@ def test_dfs_folding_applied_equals_the_model(tiny_build):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(hil.GROUP)
+@pytest.mark.xdist_group(__name__)
 def test_folded_dfs_python_equals_controller(tiny_build):
     """The DFS accelerator with its folding, taken to hardware (width converters, FIFOs, HDL): FINN's python
     execution gives the numpy controller's decisions and logits on images that take every path of every gated
-    block."""
+    block; no width converter FINN inserted between differently folded nodes caps the pipeline (its words per
+    frame, weighted by how often frames come to it, within the model's cycles per image)."""
     from fracskip.hls import accelerator as A
-    from fracskip.hls.pipeline_folding import folded_dfs, throughput_table
+    from fracskip.hls.pipeline_folding import folded_dfs, node_activity, throughput_table
+    from qonnx.custom_op.registry import getCustomOp
 
     from fracskip.runtime.controller import Controller
     from fracskip.runtime.qonnx_backend import QONNXBackend
 
-    board, _, man, _ = _setup(tiny_build)
+    board, _, man, freq = _setup(tiny_build)
     table = throughput_table(tiny_build, units=("MVAU_rtl", "MVAU_lut"))
     model, skipped = folded_dfs(tiny_build, table["dfs"]["folding"])
     assert skipped == []
     hw = A.to_hw(model, board.part, board.clk_ns)
+    bound = table["dfs"]["cycles_per_image_model"]
+    for n in hw.graph.node:
+        if n.op_type.startswith("StreamingDataWidthConverter"):
+            src = hw.find_producer(n.input[0])
+            while src.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+                src = hw.find_producer(src.input[0])
+            _, probs = node_activity(src.name, freq, list(man.bit_menu))
+            inst = getCustomOp(n)
+            words = max(np.prod(inst.get_folded_input_shape()[:-1]), np.prod(inst.get_folded_output_shape()[:-1]))
+            assert sum(probs.values()) * words <= bound, (n.name, src.name, words, bound)
     images, _ = hil.covering_images(tiny_build, 8)
     host = A.Host(tiny_build)
     run = A.run_python_batch(hw, host.stream(images))
@@ -289,7 +301,7 @@ def test_folded_dfs_python_equals_controller(tiny_build):
     assert np.abs(got - logits).max() < 1e-4
 
 
-@pytest.mark.xdist_group(hil.GROUP)
+@pytest.mark.xdist_group(__name__)
 def test_ladder_cache_changes_nothing(tiny_build):
     """Nodes that differ only in name and tensors share their figures (``_finn_rungs``'s cache): the ladders of the
     DFS graph are the same with it as without."""
