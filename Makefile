@@ -30,12 +30,14 @@ dataset:
 	  mkdir -p .data && cd .data && apt-get download dataset-fashion-mnist && dpkg -x dataset-fashion-mnist_*.deb .; \
 	fi
 
-# The slowest ten tests are listed at the end (the CI budget is 15 minutes on 2 cores). Two pytest-xdist workers;
-# the tests that share the tiny HDL build form one group, run by one worker. Without Verilator the run fails;
-# FRACSKIP_ALLOW_NO_VERILATOR=1 skips the RTL tests instead.
+# The slowest ten tests are listed at the end (the CI budget is 15 minutes on 2 cores). Two pytest-xdist workers,
+# taking the tests in the order tests/conftest.py gives (longest first); the tests of a module that share module
+# fixtures form one xdist_group, and the tiny HDL build is shared by both workers (tests/hil.py). Without
+# Verilator the run fails; FRACSKIP_ALLOW_NO_VERILATOR=1 skips the RTL tests instead.
 TEST_WORKERS ?= 2
 test: setup dataset
-	$(BIN)/pytest -m "not vivado and not board" -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not vivado and not board" -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+	  --durations=10 $(PYTEST_ARGS)
 
 # Hand-written mutants against the tests that should kill them (tests/mutation/run_mutants.py).
 mutants: setup dataset

@@ -63,11 +63,28 @@ def rtl_cache() -> Path:
 ALLOW_NO_VERILATOR = "FRACSKIP_ALLOW_NO_VERILATOR"
 
 
+# The order in which the two workers take the tests (`make test` passes --no-loadscope-reorder, so pytest-xdist
+# keeps it): the quick bench first, the longest test, which needs nothing shared, while the other worker makes the
+# shared tiny HDL build (tests/hil.py) for the hardware-in-the-loop modules that follow; then the other long tests,
+# so that no long one is left for the end; the rest in file order.
+FIRST = ("tests/test_bench.py", "tests/hls/test_rtlsim_backend.py", "tests/hls/test_accelerator.py",
+         "tests/hls/test_modal.py", "tests/runtime/test_driver.py", "tests/hls/test_pipeline_folding.py",
+         "tests/hls/test_build.py::test_build_summary", "tests/test_outputs.py::test_demo_runs",
+         "tests/hls/test_lutmvu.py::test_bit_exact", "tests/hls/test_bitserial.py::test_bit_exact",
+         "tests/training/test_train.py::test_resume")
+
+
+def _rank(item) -> int:
+    return next((i for i, prefix in enumerate(FIRST) if item.nodeid.startswith(prefix)), len(FIRST))
+
+
 def pytest_collection_modifyitems(config, items):
-    """The RTL tests (marker ``rtlsim``) need Verilator. Missing, it fails the run loudly instead of letting the
-    tests skip one by one; ``FRACSKIP_ALLOW_NO_VERILATOR=1`` turns that into explicit skips."""
+    """The order above (a stable sort: file order within each rank). And the RTL tests (marker ``rtlsim``) need
+    Verilator. Missing, it fails the run loudly instead of letting the tests skip one by one;
+    ``FRACSKIP_ALLOW_NO_VERILATOR=1`` turns that into explicit skips."""
     import os
 
+    items.sort(key=_rank)
     rtl = [i for i in items if i.get_closest_marker("rtlsim")]
     if not rtl:
         return

@@ -1,40 +1,107 @@
-"""The HDL build of the tiny test network that the hardware-in-the-loop tests share (made once per session).
+"""The HDL build of the tiny test network that the hardware-in-the-loop tests share (made once per run).
 
-tests/runtime/test_driver.py, tests/hls/test_rtlsim_backend.py, tests/hls/test_accelerator.py and
-tests/hls/test_build.py import it (``import hil``: tests/ is on the path), so that the build, the FIFO sizing and
-the verilated simulators are made once per process; under pytest-xdist those tests share the group ``GROUP``, so
-one worker makes them.
+tests/runtime/test_driver.py, tests/hls/test_rtlsim_backend.py, tests/hls/test_accelerator.py, tests/hls/test_modal.py,
+tests/hls/test_pipeline_folding.py and tests/hls/test_build.py import it (``import hil``: tests/ is on the path).
+The build (HDL, and the FIFOs of the cores with a fork sized by simulation) is made once for all pytest-xdist
+workers, in their common temporary folder under a file lock: the first worker that needs it builds it, the
+other waits and reuses it, after checking that its own tiny export is the same network (the tiny run is trained
+deterministically in each worker). So the modules that use it need not run in one worker; each keeps its own
+module fixtures together with an ``xdist_group`` of its own.
 Verilator binaries go to fracskip's cache (``$FRACSKIP_CACHE`` or ``~/.cache/fracskip``): they are keyed by the
 content of every RTL source and memory file, so a rerun reuses them and can never pick up a different design.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-
-GROUP = "tiny_hdl"  # their xdist_group: one worker runs them all, and builds once
 
 # cores ~25k cycles/frame: fast to simulate, small enough to verilate in seconds
 TARGET_FPS = 2000.0
 N_IMAGES = 12
 
-_builds: dict[str, Path] = {}
-_sized: dict[str, list[str]] = {}
+_builds: dict[str, tuple[Path, list[str]]] = {}
 
 
-def tiny_build(export_dir: Path, root: Path) -> Path:
-    """``fracskip build EXPORT --board Pynq-Z2 --until hdl --target-fps 2000`` of the tiny export."""
-    from fracskip.hls.build import BuildConfig, build
+def shared_dir(tmp_path_factory) -> Path:
+    """The temporary folder common to every pytest-xdist worker of the run (each worker's own is below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
+
+@contextmanager
+def _exclusive(lock: Path):
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, also if the worker dies
+        yield
+
+
+def tiny_build(export_dir: Path, tmp_path_factory) -> Path:
+    """``fracskip build EXPORT --board Pynq-Z2 --until hdl --target-fps 2000`` of the tiny export, with the
+    FIFOs of the cores that the sample images use and that fork (a residual block's skip) sized by simulation."""
+    return _shared(export_dir, tmp_path_factory)[0]
+
+
+def sized_tiny_build(export_dir: Path, tmp_path_factory) -> tuple[Path, list[str]]:
+    """(the tiny build, the cores the sample images use). Only the used cores with a fork have their FIFOs
+    sized (the others run at full speed on FINN's minimal FIFOs); ``fracskip build --size-fifos`` sizes all."""
+    return _shared(export_dir, tmp_path_factory)
+
+
+def summary_before_sizing(tmp_path_factory) -> dict:
+    """The build's summary.json as the build wrote it, before the FIFO sizing added its section."""
+    return json.loads((shared_dir(tmp_path_factory) / "hil" / "summary_before_sizing.json").read_text())
+
+
+def _shared(export_dir: Path, tmp_path_factory) -> tuple[Path, list[str]]:
     key = str(export_dir)
     if key not in _builds:
-        out = root / "build"
-        build(export_dir, out, BuildConfig(board="Pynq-Z2", until="hdl", target_fps=TARGET_FPS,
-                                           calibration_images=64), progress=False)
-        _builds[key] = out
+        root = shared_dir(tmp_path_factory) / "hil"
+        root.mkdir(exist_ok=True)
+        with _exclusive(root / "lock"):
+            done = root / "used_cores.json"  # written last: the build and its sizing are complete
+            if not done.exists():
+                shutil.rmtree(root / "build", ignore_errors=True)  # left by a worker that died in it
+                used = _build_and_size(export_dir, root)
+                done.write_text(json.dumps(used))
+            used = json.loads(done.read_text())
+        _same_network(root / "build" / "export", export_dir)
+        _builds[key] = (root / "build", used)
     return _builds[key]
+
+
+def _build_and_size(export_dir: Path, root: Path) -> list[str]:
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from fracskip.hls.build import BuildConfig, build, size_build_fifos
+
+    out = root / "build"
+    build(export_dir, out, BuildConfig(board="Pynq-Z2", until="hdl", target_fps=TARGET_FPS, calibration_images=64),
+          progress=False)
+    shutil.copyfile(out / "summary.json", root / "summary_before_sizing.json")
+    images, _ = sample_images()
+    used = used_cores(out, images)
+    hdl = "intermediate_models/step_fracskip_hdl.onnx"
+    forks = [c for c in used
+             if ModelWrapper(str(out / "cores" / c / hdl)).get_nodes_by_op_type("DuplicateStreams_rtl")]
+    size_build_fifos(out, cores=forks, progress=False)
+    return used
+
+
+def _same_network(built: Path, mine: Path) -> None:
+    """The shared build was made from another worker's export: the same network, file for file (the source
+    checkpoint's bytes aside: torch.save is not byte-stable)."""
+    theirs, ours = (json.loads((d / "manifest.json").read_text())["files"] for d in (built, mine))
+    differ = sorted(k for k in set(theirs) | set(ours) if k != "source_checkpoint.pt" and theirs.get(k) != ours.get(k))
+    if differ:
+        raise AssertionError(f"the pytest workers trained different tiny networks ({differ} differ): the tiny run "
+                             "is meant to be deterministic (tests/conftest.py)")
 
 
 def sample_images(n: int = N_IMAGES) -> tuple[np.ndarray, np.ndarray]:
@@ -93,24 +160,3 @@ def cores_per_image(build_dir: Path, images: np.ndarray) -> list[list[str]]:
 
 def used_cores(build_dir: Path, images: np.ndarray) -> list[str]:
     return sorted({c for cores in cores_per_image(build_dir, images) for c in cores})
-
-
-def sized_tiny_build(export_dir: Path, root: Path) -> tuple[Path, list[str]]:
-    """The tiny build with the FIFOs of the used residual cores sized by simulation (the others keep FINN's
-    minimal FIFOs, on which they run at full speed: no fork). Sizing every core of the build would take
-    minutes more; ``fracskip build --size-fifos`` does that."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from fracskip.hls.build import size_build_fifos
-
-    build_dir = tiny_build(export_dir, root)
-    key = str(build_dir)
-    if key not in _sized:
-        images, _ = sample_images()
-        used = used_cores(build_dir, images)
-        forks = [c for c in used if ModelWrapper(str(build_dir / "cores" / c / "intermediate_models" /
-                                                     "step_fracskip_hdl.onnx")).get_nodes_by_op_type(
-                                                         "DuplicateStreams_rtl")]
-        size_build_fifos(build_dir, cores=forks, progress=False)
-        _sized[key] = used
-    return build_dir, _sized[key]

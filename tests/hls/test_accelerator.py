@@ -22,7 +22,7 @@ import pytest
 
 import hil  # tests/hil.py: the shared tiny HDL build
 
-pytestmark = [pytest.mark.rtlsim, pytest.mark.xdist_group(hil.GROUP)]
+pytestmark = [pytest.mark.rtlsim, pytest.mark.xdist_group(__name__)]
 
 N_FRAMES = 12
 H, W, C, PE = 4, 4, 8, 2
@@ -108,7 +108,7 @@ def network(tiny_export, tmp_path_factory, finn_rtlsim):
     from fracskip.runtime.manifest import Manifest
     from fracskip.runtime.qonnx_backend import QONNXBackend
 
-    build_dir = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
+    build_dir = hil.tiny_build(tiny_export, tmp_path_factory)
     setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")  # the build re-initialised FINN
     images, _ = hil.covering_images(build_dir, N_IMAGES)
     man = Manifest.load(build_dir / "export")

@@ -65,11 +65,10 @@ def test_bitstream_without_vivado_fails_clearly(tiny_export, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(hil.GROUP)
 def test_build_summary(tiny_export, tmp_path, tmp_path_factory):
     """The shared tiny build (Pynq-Z2, --until hdl, --mvau lut) against FINN's own reports and the board preset,
     and a --mvau dsp build of the same export beside it."""
-    out = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
+    out = hil.tiny_build(tiny_export, tmp_path_factory)
     s = json.loads((out / "summary.json").read_text())
     assert not (out / ".incomplete").exists()
     assert set(s["cores"]) == {"stem", "block0_b8", "block1_b0", "block1_b2", "block1_b4", "block1_b8",

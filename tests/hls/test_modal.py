@@ -199,7 +199,7 @@ def tiny(tiny_export, tmp_path_factory):
     from fracskip.runtime.qonnx_backend import QONNXBackend
     from fracskip.runtime.torch_backend import TorchBackend
 
-    build_dir = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
+    build_dir = hil.tiny_build(tiny_export, tmp_path_factory)
     man = Manifest.load(build_dir / "export")
     images, _ = hil.sample_images(64)
     _, choices = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"]))).reference(images)
@@ -227,7 +227,7 @@ def _run(model, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return execute_onnx(model, feeds)[model.graph.output[0].name]
 
 
-@pytest.mark.xdist_group(hil.GROUP)  # the worker that holds the shared tiny build
+@pytest.mark.xdist_group(__name__)  # with the module fixtures it shares
 def test_modal_graph_equals_each_path_core(tiny):
     """Per gated block, one graph for the 2-, 4- and 8-bit paths: MVAU_bitserial for every MVAU, ModalActivation for
     the stages that differ, no per-path node left. A batch of real block inputs (the controller's, whatever path
@@ -265,7 +265,7 @@ def test_modal_graph_equals_each_path_core(tiny):
         assert all(not np.array_equal(outs[i], outs[j]) for i in range(3) for j in range(i)), "modes must matter"
 
 
-@pytest.mark.xdist_group(hil.GROUP)
+@pytest.mark.xdist_group(__name__)
 def test_modal_graph_folding(tiny):
     """The bit-serial units take a folding of their own by node name (the default network's 8-bit paths are folded
     to PE 1 x SIMD 1, too deep a weight memory for the unit); a folding the unit cannot take is refused by name."""
@@ -309,7 +309,7 @@ def bitserial_accelerator(tiny, finn_rtlsim):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(hil.GROUP)
+@pytest.mark.xdist_group(__name__)
 def test_accelerator_bitserial_datapath_python_equals_controller(tiny, bitserial_accelerator):
     """FINN's python execution of the accelerator with the bit-serial datapath equals the numpy controller on
     images whose decisions take every path of every gated block, skip included (decisions, logits)."""
@@ -332,7 +332,7 @@ def test_accelerator_bitserial_datapath_python_equals_controller(tiny, bitserial
 
 @pytest.mark.slow
 @pytest.mark.rtlsim
-@pytest.mark.xdist_group(hil.GROUP)
+@pytest.mark.xdist_group(__name__)
 def test_accelerator_bitserial_datapath_rtl_equals_python(bitserial_accelerator):
     """The same accelerator stitched and verilated, FIFOs sized on the images (back to back): head integers and
     decisions equal FINN's python execution for every image. Measured: 2,269,785 cycles for the 4 images."""
@@ -348,7 +348,7 @@ def test_accelerator_bitserial_datapath_rtl_equals_python(bitserial_accelerator)
 
 @pytest.mark.slow
 @pytest.mark.rtlsim
-@pytest.mark.xdist_group(hil.GROUP)
+@pytest.mark.xdist_group(__name__)
 def test_modal_block_rtl_equals_python(tiny, finn_rtlsim):
     """The last gated block's modal graph as hardware (width converters, FIFOs at the capacity of the sizing run,
     HDL; bit-serial units at 2 weight planes per cycle), stitched and verilated: real block inputs in the modes 2,

@@ -19,7 +19,7 @@ from fracskip.hls.build import BuildConfig
 
 import hil  # tests/hil.py: the shared tiny HDL build
 
-pytestmark = pytest.mark.xdist_group(hil.GROUP)
+pytestmark = pytest.mark.xdist_group(__name__)
 
 
 def test_size_fifos_needs_hdl():
@@ -33,10 +33,8 @@ def sized(tiny_export, tmp_path_factory):
     from fracskip.hls.rtlsim import find_verilator
 
     find_verilator()
-    build_dir = hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
-    before = json.loads((build_dir / "summary.json").read_text())
-    build_dir, used = hil.sized_tiny_build(tiny_export, build_dir.parent)
-    return build_dir, used, before
+    build_dir, used = hil.sized_tiny_build(tiny_export, tmp_path_factory)
+    return build_dir, used, hil.summary_before_sizing(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from fracskip.runtime import driver as drv
 
 import hil  # tests/hil.py: the shared tiny HDL build
 
-pytestmark = pytest.mark.xdist_group(hil.GROUP)
+pytestmark = pytest.mark.xdist_group(__name__)
 
 DTYPES = ["UINT8", "INT8", "UINT4", "INT4", "UINT2", "INT2", "BINARY", "BIPOLAR", "UINT14", "INT24", "INT3", "INT17"]
 SHAPES = [(2, 28, 28, 1, 1), (3, 7, 5), (1, 6, 48), (4, 10), (2, 3, 3, 16)]
@@ -131,7 +131,7 @@ def tiny_build(tiny_export, tmp_path_factory):
     from fracskip.hls.rtlsim import find_verilator
 
     find_verilator()
-    return hil.tiny_build(tiny_export, tmp_path_factory.mktemp("hil"))
+    return hil.tiny_build(tiny_export, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +243,7 @@ def test_successful_deploy_on_the_simulated_board(tiny_export, tmp_path_factory,
     from fracskip.runtime.manifest import Manifest
     from fracskip.runtime.torch_backend import TorchBackend
 
-    build_dir, _ = hil.sized_tiny_build(tiny_export, tmp_path_factory.mktemp("hil-deploy"))
+    build_dir, _ = hil.sized_tiny_build(tiny_export, tmp_path_factory)
     pkg = write_package(build_dir, tmp_path / "pkg")
     images, labels = hil.sample_images()
     np.save(tmp_path / "x.npy", images)
