@@ -1,0 +1,68 @@
+"""FINN's own Zynq shell step (``ZynqBuild`` for Pynq-Z2) on a graph of fracskip's RTL ops, run up to its first call
+of a Xilinx tool, which a recording stand-in answers. No Xilinx tool runs here. Nothing here is a bitstream.
+
+What runs: InsertIODMA, InsertDWC, SpecializeLayers, Floorplan and CreateDataflowPartition on the whole graph, each
+followed by GiveUniqueNodeNames (every node is renamed after its HDL exists); then, in the first partition (an input
+IODMA), InsertFIFO, SpecializeLayers, GiveUniqueNodeNames with the partition's prefix and PrepareIP. The first tool
+call is ``vitis_hls``, which synthesises FINN's IODMA_hls: the Zynq shell needs Vitis HLS as well as Vivado, even
+when every compute node is RTL. The compute partitions are not reached.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.rtlsim  # the graph's HDL is generated with the Verilator-compatible FINN setup
+
+PART, CLK = "xc7z020clg400-1", 10.0
+TOOLS = ("vivado", "vitis_hls", "vitis-run", "v++", "xelab")  # every name FINN resolves through the override
+FINN_STOPS_AFTER_HLS = "Generated IP couldn't be found"  # FINN's error when the IP vitis_hls writes is absent
+
+
+@pytest.mark.slow
+def test_zynq_build_runs_to_its_first_tool_call(finn_rtlsim, tmp_path, monkeypatch):
+    from finn.transformation.fpgadataflow.make_zynq_proj import ZynqBuild
+    from fracskip.hls.accelerator import to_hw
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+    from test_accelerator import _plumbing_graph
+
+    shim = tmp_path / "recording-stand-ins-not-xilinx-tools"
+    shim.mkdir()
+    calls = tmp_path / "tool_calls.txt"
+    for tool in TOOLS:
+        (shim / tool).write_text(f"#!/bin/sh\n# a recording stand-in for {tool}: it records how it was called, "
+                                 f"and does nothing\necho \"{tool}|$PWD|$*\" >> {calls}\n")
+        os.chmod(shim / tool, 0o755)
+    monkeypatch.setenv("FINN_TOOL_DIR_OVERRIDE", str(shim))
+    # FINN reads the tool version from this path before it calls vitis_hls; no Vivado is there
+    monkeypatch.setenv("XILINX_VIVADO", str(tmp_path / "no-vivado-here" / "Vivado" / "2024.2"))
+
+    hw = to_hw(_plumbing_graph(), PART, CLK)  # route, merge, token fork and join, global sum, clips, FIFOs
+    with pytest.raises(Exception, match=FINN_STOPS_AFTER_HLS):
+        hw.transform(ZynqBuild("Pynq-Z2", CLK))
+    (call,) = calls.read_text().splitlines()
+    tool, cwd, args = call.split("|")
+    assert tool == "vitis_hls" and "IODMA_hls" in Path(cwd).name, call
+    script = Path(args.split()[-1])
+    assert script.parent == Path(cwd) and script.name.startswith("hls_syn_") and script.is_file(), args
+
+    # the partitions FINN saved: one per IODMA (3 inputs, 3 outputs), the compute in the others, every node renamed
+    # by FINN after its HDL was generated; each of fracskip's ops still names the module and the files it was
+    # generated with, and they exist (what the partition's PrepareIP and CreateStitchedIP will use)
+    models = [ModelWrapper(str(f)) for f in
+              sorted(Path(os.environ["FINN_BUILD_DIR"]).glob("dataflow_partition_*/partition_*.onnx"))]
+    assert sum(1 for m in models if [n.op_type for n in m.graph.node] == ["IODMA_hls"]) == 6
+    ours = [n for m in models for n in m.graph.node if n.op_type in (
+        "StreamRoute_rtl", "StreamMerge_rtl", "TokenFork_rtl", "TokenJoin_rtl", "GlobalSum_rtl", "Clip_rtl")]
+    assert len(ours) == 7, [n.name for n in ours]
+    for n in ours:
+        inst = getCustomOp(n)
+        top = inst.get_nodeattr("gen_top_module")
+        assert top not in ("", n.name), n.name  # renamed after HDL generation
+        for f in inst.get_rtl_file_list(abspath=True):
+            assert Path(f).is_file(), (n.name, f)
+        assert f"create_bd_cell -type module -reference {top} {n.name}" in inst.code_generation_ipi()
