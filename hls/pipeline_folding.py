@@ -18,8 +18,9 @@ at a time, its bound would be the stage-wise sum_m p(m) * max_n c_n(m), reported
 Ladders (``node_ladder``): every candidate folding of a node, its cycles per mode and its resources.
 - MVAU layers: SIMD | MW and PE | MH, weight words of at most 1,024 bits (``word_max``; the builder's SetFolding
   bound; a bit-serial unit's word is PE*SIMD*WBP bits, as it reads WBP planes per cycle), the weights in block or
-  LUT RAM, and, among ``units``, the unit: FINN's MVAU_rtl (DSP), fracskip's MVAU_lut, or the bit-serial unit at
-  fixed precision (WBP | weight bits); a gated block's MVAU_bitserial: SIMD, PE and WBP.
+  LUT RAM (MVAU_rtl: block RAM only, as FINN estimates no LUTs for it), and, among ``units``, the unit: FINN's
+  MVAU_rtl (DSP), fracskip's MVAU_lut, or the bit-serial unit at fixed precision (WBP | weight bits); a gated
+  block's MVAU_bitserial: SIMD, PE and WBP.
 - streaming nodes: PE | channels (thresholds, requantizers, clips, modal activations, forks, adds, routers,
   gates, the global sum); padding and sliding windows: SIMD | channels, the RTL sliding window also with FINN's
   parallel_window at SIMD = channels (as FINN's SetFolding does).
@@ -214,10 +215,12 @@ def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...]
     elif op in MVAU_OPS:
         mw, mh = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")
         wbits = inst.get_input_datatype(1).bitwidth()
-        choices = [{"SIMD": s, "PE": pe, "ram_style": ram} for s in divisors(mw) for pe in divisors(mh)
-                   for ram in ("block", "distributed") if s * pe * wbits <= word_max]
         rungs = []
         for unit in units:
+            # FINN estimates 0 LUT for MVAU_rtl: its weights in LUT RAM would be free in the figures, so block RAM
+            rams = ("block",) if unit == "MVAU_rtl" else ("block", "distributed")
+            choices = [{"SIMD": s, "PE": pe, "ram_style": ram} for s in divisors(mw) for pe in divisors(mh)
+                       for ram in rams if s * pe * wbits <= word_max]
             if unit == "MVAU_bitserial":
                 fixed = _fixed_bitserial(inst)
                 if fixed is not None:
