@@ -9,9 +9,6 @@ within float32 precision of a rounding boundary either way. The float32 disagree
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 from tqdm import tqdm
 
@@ -23,22 +20,21 @@ def front_end(manifest: Manifest, cores: list[str] | None = None, progress: bool
     name -> streamlined ModelWrapper, integer in and integer out (the head: logits)."""
     from ..hls import finn_env
 
-    work = Path(tempfile.mkdtemp(prefix="fracskip-frontend-"))
-    finn_env.setup(work / "finn_build")
-    from finn.builder.build_dataflow_config import DataflowBuildConfig
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from ..hls.steps import frontend_steps
-
-    cfg = DataflowBuildConfig(output_dir=str(work / "out"), synth_clk_period_ns=10.0, target_fps=1,
-                              generate_outputs=[])
     models = {}
-    for name in tqdm(cores or list(manifest.cores()), desc="FINN front end", unit="core",
-                     disable=None if progress else True):
-        model = ModelWrapper(str(manifest.file(manifest.cores()[name]["file"])))
-        for step in frontend_steps():
-            model = step(model, cfg)
-        models[name] = model
+    with finn_env.scratch("fracskip-frontend-") as work:
+        from finn.builder.build_dataflow_config import DataflowBuildConfig
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        from ..hls.steps import frontend_steps
+
+        cfg = DataflowBuildConfig(output_dir=str(work / "out"), synth_clk_period_ns=10.0, target_fps=1,
+                                  generate_outputs=[])
+        for name in tqdm(cores or list(manifest.cores()), desc="FINN front end", unit="core",
+                         disable=None if progress else True):
+            model = ModelWrapper(str(manifest.file(manifest.cores()[name]["file"])))
+            for step in frontend_steps():
+                model = step(model, cfg)
+            models[name] = model
     return models
 
 

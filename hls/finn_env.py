@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ToolMissingError
@@ -61,3 +64,18 @@ def setup(build_dir: Path, rtllib: Path | None = None) -> None:
     from finn.util.settings import initialize_dummy_settings
 
     initialize_dummy_settings()
+
+
+@contextmanager
+def scratch(prefix: str = "fracskip-finn-") -> Iterator[Path]:
+    """FINN set up in a temporary folder for the block, which is removed afterwards; the process's earlier FINN
+    set-up (build folder, finn-rtllib copy) is restored, so FINN's later code generation goes where it went."""
+    before = os.environ.get("FINN_BUILD_DIR"), os.environ.get("FINN_RTLLIB")
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        setup(work / "finn_build")
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if before[0]:
+            setup(Path(before[0]), Path(before[1]) if before[1] else None)
