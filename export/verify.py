@@ -9,33 +9,43 @@ within float32 precision of a rounding boundary either way. The float32 disagree
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from tqdm import tqdm
 
 from ..runtime.manifest import Manifest
 
 
+# a core's QONNX file (by content) -> its front-end graph: within one process (the tests, the bench) each graph
+# is streamlined once, however many golden runs read it
+_streamlined: dict[str, object] = {}
+
+
 def front_end(manifest: Manifest, cores: list[str] | None = None, progress: bool = True) -> dict:
     """FINN's front end (``hls.steps.frontend_steps``: QONNX to FINN and streamlining, in float64) on each core's graph:
-    name -> streamlined ModelWrapper, integer in and integer out (the head: logits)."""
+    name -> streamlined ModelWrapper (the caller's own copy), integer in and integer out (the head: logits)."""
     from ..hls import finn_env
+    from ..runtime.manifest import sha256
 
-    models = {}
-    with finn_env.scratch("fracskip-frontend-") as work:
-        from finn.builder.build_dataflow_config import DataflowBuildConfig
-        from qonnx.core.modelwrapper import ModelWrapper
+    files = {name: manifest.file(manifest.cores()[name]["file"]) for name in cores or manifest.cores()}
+    keys = {name: sha256(f) for name, f in files.items()}
+    todo = [name for name in files if keys[name] not in _streamlined]
+    if todo:
+        with finn_env.scratch("fracskip-frontend-") as work:
+            from finn.builder.build_dataflow_config import DataflowBuildConfig
+            from qonnx.core.modelwrapper import ModelWrapper
 
-        from ..hls.steps import frontend_steps
+            from ..hls.steps import frontend_steps
 
-        cfg = DataflowBuildConfig(output_dir=str(work / "out"), synth_clk_period_ns=10.0, target_fps=1,
-                                  generate_outputs=[])
-        for name in tqdm(cores or list(manifest.cores()), desc="FINN front end", unit="core",
-                         disable=None if progress else True):
-            model = ModelWrapper(str(manifest.file(manifest.cores()[name]["file"])))
-            for step in frontend_steps():
-                model = step(model, cfg)
-            models[name] = model
-    return models
+            cfg = DataflowBuildConfig(output_dir=str(work / "out"), synth_clk_period_ns=10.0, target_fps=1,
+                                      generate_outputs=[])
+            for name in tqdm(todo, desc="FINN front end", unit="core", disable=None if progress else True):
+                model = ModelWrapper(str(files[name]))
+                for step in frontend_steps():
+                    model = step(model, cfg)
+                _streamlined[keys[name]] = model
+    return {name: copy.deepcopy(_streamlined[keys[name]]) for name in files}
 
 
 def execute(model, x: np.ndarray) -> np.ndarray:
