@@ -45,8 +45,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         "depth": a.depth, "bit_menu": a.bit_menu, "stages": tuple(a.stages.split(",")) if a.stages else None,
         "target": a.target, "alpha": a.alpha, "init": a.init, "distill": a.distill, "seed": a.seed,
         "batch_size": a.batch_size,
-        "path_probs": a.path_probs,
+        "path_probs": a.path_probs, "mode": a.mode, "channel_group": a.channel_group,
     }.items() if v is not None}
+    if a.mode in ("channels", "both") and a.bit_menu is None:  # LC-Net's setting: skip, or 8 bits with channels
+        over["bit_menu"] = (0, 8) if a.mode == "channels" else cfg.bit_menu
     if a.epochs:
         over["epochs"] = {**cfg.epochs, **a.epochs}
     if a.lr:
@@ -76,7 +78,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     ev = evaluate(net, split, choices=forced, progress=not a.json)
     if a.bits is not None:
         ev["forced_bits"] = a.bits
-    ev["checkpoint"] = a.checkpoint if a.checkpoint == "default" else ck["path"]
+    ev["checkpoint"] = a.checkpoint if a.checkpoint in ("default", "lcnet") else ck["path"]
     ev["dataset"] = dataset
     if a.json:
         print(json.dumps(ev))
@@ -84,7 +86,9 @@ def cmd_eval(a: argparse.Namespace) -> int:
         print(f"accuracy {ev['accuracy']:.4f}  compute {ev['compute_pct']:.1f} % of 8-bit  "
               f"BitOPs/input {ev['bitops_per_input']:.3e}  ({ev['n']} images)")
         for g, c in enumerate(ev["choices"]):
-            print(f"  gated block {g + 1}: " + "  ".join(f"{'skip' if b == '0' else b + '-bit'}={n}" for b, n in c.items()))
+            kept = ev.get("kept_channel_fraction")
+            print(f"  gated block {g + 1}: " + "  ".join(f"{'skip' if b == '0' else b + '-bit'}={n}" for b, n in c.items())
+                  + ("" if not kept or kept[g] is None else f"  channels kept {100 * kept[g]:.1f} %"))
     return 0
 
 
@@ -239,13 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="start from this checkpoint's weights (e.g. a trained backbone)")
     t.add_argument("--distill", metavar="CKPT", help="distil this checkpoint's all-8-bit logits into the model being "
                                                      "trained (every stage; KL at temperature 4)")
+    t.add_argument("--mode", choices=("bits", "channels", "both"),
+                   help="bits: DFS (default); channels: per-input channel groups at one precision, skip allowed "
+                        "(LC-Net-style; bit menu 0,8 unless given); both: bit-width and channel groups")
+    t.add_argument("--channel-group", type=int, metavar="N",
+                   help="channels per skippable group (one PE fold) for --mode channels/both; must divide the widths")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="accuracy and compute of a checkpoint")
-    e.add_argument("checkpoint", help="a checkpoint file, a run folder, or 'default'")
+    e.add_argument("checkpoint", help="a checkpoint file, a run folder, 'default' or 'lcnet' (channel skipping)")
     e.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "synthetic"))
     e.add_argument("--data", help="dataset folder")
     e.add_argument("--limit", type=int, help="first N test images")

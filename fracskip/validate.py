@@ -116,7 +116,7 @@ def output_dir(path: str, option: str, force: bool, inputs: tuple[str | Path | N
     if p.exists() and not p.is_dir():
         raise FracskipError(f"{option} {path} is a file; pass a folder (it is created if missing)")
     for i in inputs:
-        if i is None or str(i) == "default":
+        if i is None or str(i) in ("default", "lcnet"):
             continue
         if _inside(Path(i), p):
             raise FracskipError(f"{option} {path} holds the input {i}: writing there would "
@@ -210,6 +210,11 @@ def check_train(a: argparse.Namespace) -> None:
     positive_int(a.test_limit, "--test-limit", "test images")
     positive_int(a.batch_size, "--batch-size", "images per step")
     positive_int(a.depth, "--depth", "6n+2")
+    positive_int(a.channel_group, "--channel-group", "channels per group")
+    if a.channel_group is not None and a.mode not in ("channels", "both"):
+        raise FracskipError("--channel-group needs --mode channels or both (bits-only DFS skips no channels)")
+    if a.mode in ("channels", "both") and a.channel_group is None:
+        raise FracskipError(f"--mode {a.mode} needs --channel-group N (channels per group, one PE fold, e.g. 4)")
     number(a.target, "--target", 0, 1, lo_open=True, what="a fraction of the all-8-bit compute")
     number(a.alpha, "--alpha", 0, what="weight of the cost term")
     if a.seed is not None and a.seed < 0:
@@ -219,10 +224,11 @@ def check_train(a: argparse.Namespace) -> None:
             if stage not in ("backbone", "gates", "joint"):
                 raise FracskipError(f"{opt}: unknown stage {stage!r}; stages are backbone, gates, joint")
             number(v, f"{opt} {stage}", 0, lo_open=lo_open)
-    if a.depth is not None or a.bit_menu is not None:  # 6n+2, widths 0..8: the model's own rules
+    if a.depth is not None or a.bit_menu is not None or a.channel_group is not None:  # the model's own rules
         from .training.model import ModelConfig
 
-        ModelConfig(**{k: v for k, v in (("depth", a.depth), ("bit_menu", a.bit_menu)) if v is not None})
+        ModelConfig(**{k: v for k, v in (("depth", a.depth), ("bit_menu", a.bit_menu),
+                                          ("channel_group", a.channel_group)) if v is not None})
     stages = a.stages.split(",") if a.stages else None
     if a.path_probs is not None and stages is not None and "backbone" not in stages:
         raise FracskipError("--path-probs sets how often stage 1 (backbone) draws each width: it cannot be used "
@@ -268,7 +274,12 @@ def check_compare(a: argparse.Namespace) -> None:
 
 def check_export(a: argparse.Namespace) -> None:
     checkpoint(a.checkpoint)
-    from .training.checkpoint import resolve
+    from .training.checkpoint import load_raw, resolve
+
+    if load_raw(a.checkpoint)["model_config"].get("channel_group"):
+        raise FracskipError(f"{a.checkpoint} skips channel groups (training/channels.py): the exporter and the "
+                            "hardware do not implement channel skipping yet (issue #16), and exporting it without "
+                            "would be another network")
 
     output_dir(a.output, "-o", a.force, inputs=(resolve(a.checkpoint),))
 

@@ -48,6 +48,9 @@ def calibrate_budget(checkpoint: str | Path, target: float, out: str | Path, ima
     if out.exists():
         raise FracskipError(f"{out} exists; choose another output file")
     net, ck = load_model(checkpoint)
+    if net.cfg.channel_group:
+        raise FracskipError(f"{checkpoint} also skips channel groups: pricing prices only the bit-width choice, "
+                            "and would leave the channel heads' compute unaccounted")
     if net.n_gated == 0 or len(net.cfg.bit_menu) < 2:
         raise FracskipError(f"{checkpoint} has no gates to price")
     table = cost_table(net.cfg)

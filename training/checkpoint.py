@@ -18,11 +18,14 @@ from typing import Any
 import torch
 
 from ..errors import FracskipError
+from .channels import build
 from .model import DFSNet, ModelConfig
 
 FORMAT = "fracskip-checkpoint/1"
 DEFAULT_DIR = Path(__file__).parent / "checkpoints" / "default"
 DEFAULT_CHECKPOINT = DEFAULT_DIR / "model.pt"
+#: shipped checkpoints by alias: the DFS default and the channel-skipping one (docs/channel-skipping.md)
+SHIPPED = {"default": DEFAULT_CHECKPOINT, "lcnet": Path(__file__).parent / "checkpoints" / "lcnet" / "model.pt"}
 
 
 PLAIN = (dict, list, tuple, str, int, float, bool, type(None), torch.Tensor)
@@ -67,10 +70,11 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 def resolve(ref: str | Path) -> Path:
     """'default', a checkpoint file, or a training run folder -> the checkpoint file."""
-    if str(ref) == "default":
-        if not DEFAULT_CHECKPOINT.exists():
-            raise FracskipError(f"the shipped default checkpoint is missing ({DEFAULT_CHECKPOINT}); reinstall fracskip")
-        return DEFAULT_CHECKPOINT
+    if str(ref) in SHIPPED:
+        path = SHIPPED[str(ref)]
+        if not path.exists():
+            raise FracskipError(f"the shipped {ref} checkpoint is missing ({path}); reinstall fracskip")
+        return path
     p = Path(ref)
     if p.is_dir():
         for name in ("model.pt", "checkpoint.pt"):
@@ -178,7 +182,7 @@ def load_model(ref: str | Path) -> tuple[DFSNet, dict]:
     if convs > 2 * held + 100_000:
         raise FracskipError(f"{ck['path']}: model_config describes {convs} convolution weights but the file holds "
                             f"{held} values; the checkpoint is damaged")
-    net = DFSNet(cfg)
+    net = build(cfg)
     load_state(net, ck["state_dict"], strict=True)
     net.eval()
     return net, ck

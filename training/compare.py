@@ -13,6 +13,12 @@ from .oracle import ORACLES
 
 def kind(ck: dict) -> str:
     menu = tuple(ck["model_config"]["bit_menu"])
+    group = ck["model_config"].get("channel_group")
+    if group:  # per-input channel skipping (training/channels.py)
+        target = ck.get("train_config", {}).get("target")
+        widths = ", ".join("skip" if b == 0 else str(b) for b in menu)
+        name = "LC channels" if len([b for b in menu if b]) == 1 else "LC bits+channels"
+        return f"{name} {{{widths}}} groups of {group}" + (f" target {target:g}" if target else "")
     if len(menu) == 1:
         return f"static W{menu[0]}A{menu[0]}"
     if menu == (0, 8):
@@ -74,7 +80,7 @@ def _recovery(rows: list[dict]) -> None:
     if orc is None or not orc["gain_over_static_front"]:
         return
     for r in rows:
-        if r["model"].startswith(("DFS", "skip-only")) and r["gain_over_static_front"] is not None:
+        if r["model"].startswith(("DFS", "skip-only", "LC")) and r["gain_over_static_front"] is not None:
             r["oracle_gain_recovered"] = r["gain_over_static_front"] / orc["gain_over_static_front"]
 
 
@@ -95,7 +101,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     groups = {"DFS": ("tab:red", "o"), "static": ("tab:blue", "s"), "skip-only": ("tab:green", "^"),
-              "oracle": ("tab:gray", "*")}
+              "oracle": ("tab:gray", "*"), "LC": ("tab:purple", "D")}
     for name, (color, marker) in groups.items():
         pts = sorted((r["compute_pct"], 100 * r["accuracy"], r["model"]) for r in rows if r["model"].startswith(name))
         if pts:

@@ -6,7 +6,7 @@ import torch
 from tqdm import tqdm
 
 from . import data as D
-from .cost import cost_table
+from .channels import LCNet, mode_of, table_for
 from .model import DFSNet
 
 
@@ -15,21 +15,25 @@ def evaluate(net: DFSNet, split: D.Split, batch_size: int = 256, choices: torch.
              progress: bool = True) -> dict:
     """The figures of ``fracskip eval``: accuracy, mean compute, mean BitOPs and the choices per gated block."""
     net.eval()
-    table = cost_table(net.cfg)
-    correct, picked = 0, []
+    table = table_for(net.cfg)
+    lc = isinstance(net, LCNet)
+    correct, picked, kept = 0, [], []
     bar = tqdm(total=len(split), desc="eval", unit="img", disable=None if progress else True, leave=False)
     for i, (x, y) in enumerate(D.batches(split, batch_size, shuffle=False)):
         forced = None if choices is None else choices[i * batch_size: i * batch_size + len(y)]
         out = net(x.float(), choices=forced)
         correct += int((out.logits.argmax(1) == y).sum())
         picked.append(out.choices)
+        if lc:
+            kept.append(out.kept)
         bar.update(len(y))
     bar.close()
     ch = torch.cat(picked)
-    bitops = table.per_input(ch)
+    kept = torch.cat(kept).double() if lc else None
+    bitops = table.per_input(ch, kept) if lc else table.per_input(ch)
     menu = net.cfg.bit_menu
     counts = [{str(b): int((ch[:, g] == k).sum()) for k, b in enumerate(menu)} for g in range(ch.shape[1])]
-    return {
+    ev = {
         "n": len(split),
         "accuracy": correct / max(len(split), 1),
         "compute_pct": float(100 * bitops.mean() / table.full),
@@ -39,6 +43,20 @@ def evaluate(net: DFSNet, split: D.Split, batch_size: int = 256, choices: torch.
         "choices": counts,
         "gate_params": sum(p.numel() for p in net.gate.parameters()),
     }
+    if lc:
+        ev.update(channel_report(net, ch, kept))
+    return ev
+
+
+def channel_report(net: LCNet, choices: torch.Tensor, kept: torch.Tensor) -> dict:
+    """Per gated block, the mean fraction of its channels kept by the inputs that ran its convolutions (not
+    skipped); and over all inputs, a skip counting as no channel."""
+    ran = torch.tensor([b != 0 for b in net.cfg.bit_menu])[choices]  # (N, G)
+    per_block = [None if not bool(ran[:, g].any()) else float(kept[ran[:, g], g].mean()) for g in range(kept.shape[1])]
+    return {"mode": mode_of(net.cfg),
+            "channel_group": net.cfg.channel_group, "channel_groups": list(net.groups),
+            "kept_channel_fraction": per_block,
+            "kept_channel_fraction_all": [float((kept[:, g] * ran[:, g]).mean()) for g in range(kept.shape[1])]}
 
 
 @torch.no_grad()

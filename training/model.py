@@ -34,6 +34,8 @@ class ModelConfig:
     gate: str = "int"
     # Paths that exist in the backbone (a sub-menu model, e.g. skip-only {0, 8}, loads a subset of them)
     path_bits: tuple[int, ...] = field(default=())
+    # channels per group of per-input channel skipping (training/channels.py); 0 = none (DFS)
+    channel_group: int = 0
 
     def __post_init__(self) -> None:
         self.widths = tuple(self.widths)
@@ -49,6 +51,13 @@ class ModelConfig:
         if not self.path_bits:
             self.path_bits = tuple(sorted(b for b in self.bit_menu if b))
         self.path_bits = tuple(int(b) for b in self.path_bits)
+        if self.channel_group:
+            inner = sorted({cout for _, cout, _ in self.block_specs()[1:]})
+            if self.channel_group < 1 or any(c % self.channel_group for c in inner):
+                raise FracskipError(f"channel group size {self.channel_group} must divide every gated block's "
+                                    f"width {inner}")
+            if self.gate != "int":
+                raise FracskipError("channel skipping needs the integer gate (gate='int')")
 
     @property
     def blocks_per_stage(self) -> int:
@@ -65,7 +74,10 @@ class ModelConfig:
         return specs
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["channel_group"]:
+            del d["channel_group"]  # DFS checkpoints stay as they were
+        return d
 
 
 def value(t) -> torch.Tensor:
@@ -104,9 +116,19 @@ class BlockPath(nn.Module):
             self.q_sc = q.iface()
         self.q_out = q.iface()
 
-    def forward(self, x: IntQuantTensor) -> IntQuantTensor:
+    def forward(self, x: IntQuantTensor, keep: torch.Tensor | None = None,
+                scale: torch.Tensor | None = None) -> IntQuantTensor:
+        """keep, scale: (B, cout) channel skipping of conv1's outputs (training/channels.py): the retained
+        channels scaled before relu1's quantizer (a per-mode constant that folds into its thresholds), the
+        dropped ones zero codes, so that conv2 reads exactly what skipping their folds leaves."""
         h = self.q_in(x) if self.q_in is not None else x
-        branch = self.q_branch(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(h))))))
+        if keep is None:
+            branch = self.q_branch(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(h))))))
+        else:
+            a = self.relu1(self.bn1(self.conv1(h)) * scale[:, :, None, None])
+            a = IntQuantTensor(a.value * keep[:, :, None, None], a.scale, a.zero_point, a.bit_width, a.signed,
+                               a.training)
+            branch = self.q_branch(self.bn2(self.conv2(a)))
         skip = self.q_sc(self.bn_sc(self.shortcut(h))) if self.shortcut is not None else x
         return self.q_out(branch + skip)
 
@@ -156,9 +178,12 @@ class DFSBlock(nn.Module):
             return None
         return self.paths[f"b{bits}"]
 
-    def run(self, x: IntQuantTensor, bits: int) -> IntQuantTensor:
+    def run(self, x: IntQuantTensor, bits: int, keep: torch.Tensor | None = None,
+            scale: torch.Tensor | None = None) -> IntQuantTensor:
         p = self.path(bits)
-        return x if p is None else p(x)
+        if p is None:
+            return x
+        return p(x) if keep is None or isinstance(p, ShortcutPath) else p(x, keep, scale)
 
 
 class Gate(nn.Module):

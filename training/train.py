@@ -31,10 +31,10 @@ from tqdm import tqdm
 from ..errors import FracskipError
 from . import data as D
 from .checkpoint import FORMAT, atomic_save, load_raw, load_state
-from .cost import cost_table
 from .evaluate import evaluate, recalibrate_bn
 from .intgate import IntGate
 from . import quant as q
+from .channels import MODES, LCNet, build, table_for
 from .model import DFSNet, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ class TrainConfig:
     distill_weight: float = 1.0  # weight of the distillation term (KL at temperature distill_temperature)
     distill_temperature: float = 4.0
     gate: str = "int"  # the integer gate of docs/integer-gate.md; "float" only to reproduce earlier runs
+    # bits: DFS; channels: per-input channel groups at one precision (skip allowed), LC-Net-style; both: the two
+    # axes (training/channels.py). channel_group: channels per group, one PE fold of the hardware
+    mode: str = "bits"
+    channel_group: int | None = None
 
     def __post_init__(self) -> None:
         self.bit_menu = tuple(int(b) for b in self.bit_menu)
@@ -98,14 +102,35 @@ class TrainConfig:
                         or (positive and v == 0):
                     raise FracskipError(f"--{name} {k}={v}: stages are {', '.join(STAGES)}, values finite and "
                                         f"{'> 0' if positive else '>= 0'}")
+        self._check_mode()
         for name in ("alpha", "weight_decay", "gate_lr_joint"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise FracskipError(f"{name} must be a finite number >= 0, got {v!r}")
 
+    def _check_mode(self) -> None:
+        if self.mode not in MODES:
+            raise FracskipError(f"--mode is one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "bits":
+            if self.channel_group is not None:
+                raise FracskipError("--channel-group needs --mode channels or both (bits-only DFS skips no channels)")
+            return
+        g = self.channel_group
+        if isinstance(g, bool) or not isinstance(g, int) or g < 1:
+            raise FracskipError(f"--mode {self.mode} needs --channel-group N (channels per group, a PE fold), got {g!r}")
+        widths = len([b for b in self.bit_menu if b])
+        if self.mode == "channels" and widths != 1:
+            raise FracskipError(f"--mode channels runs one precision (skip allowed): a bit menu such as 0,8 or 4, "
+                                f"got {list(self.bit_menu)}; use --mode both for several widths")
+        if self.mode == "both" and widths < 2:
+            raise FracskipError(f"--mode both needs at least two widths in the bit menu, got {list(self.bit_menu)}")
+        if "backbone" in self.stages:
+            raise FracskipError(f"--mode {self.mode} trains the gates and channel heads on a trained backbone: "
+                                "use --stages gates,joint with --init BACKBONE")
+
     def model_config(self, image_size: int, in_channels: int) -> ModelConfig:
         return ModelConfig(depth=self.depth, bit_menu=self.bit_menu, image_size=image_size, in_channels=in_channels,
-                           gate=self.gate)
+                           gate=self.gate, channel_group=self.channel_group or 0)
 
 
 def _dist() -> tuple[int, int]:
@@ -127,7 +152,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
     trainset = D.load(cfg.dataset, "train", cfg.data_dir, cfg.train_limit)
     testset = D.load(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
     mcfg = cfg.model_config(trainset.images.shape[-1], trainset.images.shape[1])
-    net = DFSNet(mcfg)
+    net = build(mcfg)
     progress = {"stage": 0, "epoch": 0, "step": 0}
     history: list[dict] = []
     opt_state = None
@@ -146,7 +171,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1))
-    table = cost_table(mcfg)
+    table = table_for(mcfg)
     teacher = _teacher(cfg.distill) if cfg.distill else None
 
     def save(done: bool = False) -> None:
@@ -234,7 +259,7 @@ def _calibrate_gate(net: DFSNet, trainset: D.Split, images: int = 512) -> None:
 
 
 def _optimizer(net: DFSNet, stage: str, cfg: TrainConfig) -> torch.optim.Optimizer:
-    gate = list(net.gate.parameters())
+    gate = net.decision_parameters() if isinstance(net, LCNet) else list(net.gate.parameters())
     gate_ids = {id(p) for p in gate}
     backbone = [p for p in net.parameters() if id(p) not in gate_ids]
     for p in backbone:
@@ -286,7 +311,8 @@ def _step(model, net: DFSNet, stage: str, x: torch.Tensor, y: torch.Tensor, cfg:
     else:
         net.eval()  # frozen BatchNorm statistics (see module docstring); gradients still flow
         out = model(x, straight_through=True)
-        frac = table.expected_fraction(out.masks)
+        frac = table.expected_fraction(out.masks, out.kept) if isinstance(net, LCNet) else \
+            table.expected_fraction(out.masks)
         cost = frac.mean()
         sign = 1.0 if float(cost) > cfg.target else -1.0  # the DFS sign-switching target-cost loss
         loss = F.cross_entropy(out.logits, y) + cfg.alpha * sign * cost
@@ -305,4 +331,6 @@ def _jsonable(cfg: TrainConfig) -> dict:
         d["path_probs"] = list(d["path_probs"])
     else:
         del d["path_probs"]  # keeps the configs of earlier runs resumable
+    if d["mode"] == "bits":
+        del d["mode"], d["channel_group"]  # likewise
     return d

@@ -1,0 +1,174 @@
+"""Per-input channel skipping (training/channels.py): masks, cost, the unchanged bits-only mode, resume, loading."""
+
+import json
+
+import pytest
+import torch
+
+from fracskip.cli import main
+from fracskip.errors import FracskipError
+from fracskip.training import channels as C
+from fracskip.training import data as D
+from fracskip.training import train as T
+from fracskip.training.checkpoint import atomic_save, load_model, load_raw
+from fracskip.training.model import DFSNet, ModelConfig
+
+LC = dict(stages=("gates", "joint"), epochs={"gates": 1, "joint": 1}, mode="both", channel_group=4)
+
+
+def _calibrated(cfg: ModelConfig) -> DFSNet:
+    torch.manual_seed(0)
+    net = C.build(cfg)
+    net.train()
+    x = torch.randint(0, 256, (16, cfg.in_channels, cfg.image_size, cfg.image_size)).float()
+    with torch.no_grad():
+        for k in range(len(cfg.bit_menu)):
+            net(x, choices=torch.full((16, net.n_gated), k))
+    return net.eval()
+
+
+def _keep(net, rows: int, pattern) -> list[torch.Tensor]:
+    """Per gated block a (rows, groups) keep mask drawn by ``pattern(g, groups)``."""
+    return [pattern(g, n).expand(rows, n).clone() for g, n in enumerate(net.groups)]
+
+
+def test_masks_zero_exactly_the_dropped_groups():
+    """conv2 reads zeros in exactly the dropped groups' channels and, in the kept ones, relu1's codes of
+    bn1(conv1) times the mode's scale (number of groups kept, path bits); every group kept at scale 1 is DFS."""
+    cfg = ModelConfig(depth=8, channel_group=4)
+    net = _calibrated(cfg)
+    x = torch.randint(0, 256, (4, 1, 28, 28)).float()
+    k4 = cfg.bit_menu.index(4)
+    forced = torch.full((4, net.n_gated), k4)
+    with torch.no_grad():
+        net.channel_scale[0][cfg.path_bits.index(4)].uniform_(-0.3, 0.3)
+    pattern = lambda g, n: (torch.arange(n) % 3 == 1)[None]  # noqa: E731 - groups 1, 4, 7, ... kept
+    seen = {}
+    p = net.blocks[1].paths["b4"]
+    hooks = [p.conv2.register_forward_pre_hook(lambda m, a: seen.__setitem__("conv2_in", a[0].value.clone())),
+             p.conv1.register_forward_hook(lambda m, a, o: seen.__setitem__("conv1_in", a[0]))]
+    with torch.no_grad():
+        out = net(x, choices=forced, keep=_keep(net, 4, pattern))
+    for h in hooks:
+        h.remove()
+    grp = torch.arange(p.conv1.out_channels) // cfg.channel_group
+    kept_ch = grp % 3 == 1
+    got = seen["conv2_in"]
+    assert got.shape[1] == p.conv1.out_channels
+    assert torch.all(got[:, ~kept_ch] == 0), "a dropped group's channel is not zero"
+    with torch.no_grad():
+        nk = int(kept_ch.view(-1, cfg.channel_group)[:, 0].sum())
+        s = net.mode_scales(0)[cfg.path_bits.index(4), nk]
+        want = p.relu1(p.bn1(p.conv1(seen["conv1_in"])) * s[None, :, None, None]).value
+    assert torch.equal(got[:, kept_ch], want[:, kept_ch])
+    assert float(want[:, kept_ch].abs().sum()) > 0  # the kept channels carry data
+    assert out.kept[0, 0] == kept_ch.float().mean()
+    # every group kept, every scale 1: the channel machinery computes exactly the DFS network
+    with torch.no_grad():
+        for s in net.channel_scale:
+            s.zero_()
+        full = net(x, choices=forced, keep=_keep(net, 4, lambda g, n: torch.ones(1, n, dtype=torch.bool)))
+        dfs = DFSNet.forward(net, x, choices=forced)
+    assert torch.equal(full.logits, dfs.logits)
+
+
+def test_decide_keeps_at_least_one_group():
+    keep = C.decide(torch.tensor([[-1.0, 2.0, 0.0], [-3.0, -1.0, -1.0], [0.0, 0.0, 0.0]]))
+    assert keep.tolist() == [[False, True, False], [False, True, False], [True, False, False]]
+
+
+def test_cost_counts_the_kept_channels():
+    """BitOPs against a count of each conv's MACs with its input and output channels as kept."""
+    cfg = ModelConfig(depth=8, channel_group=4)  # gated: 16->32 /2 @14, 32->64 /2 @7
+    table = C.table_for(cfg)
+    kept_groups = [[3, 8], [1, 16], [8, 5]]  # per input: groups kept in each gated block (of 8 and 16)
+    choices = torch.tensor([[1, 3], [2, 0], [0, 2]])  # menu (0, 2, 4, 8): 2-bit/8-bit, 4-bit/skip, skip/4-bit
+    kept = torch.tensor([[k / n for k, n in zip(row, (8, 16))] for row in kept_groups], dtype=torch.float64)
+    fixed = (1 * 16 * 9 * 28 * 28 + 2 * 16 * 16 * 9 * 28 * 28) * 64 + 64 * 10 * 64
+
+    def block(cin, cout, hw, bits, groups_kept):
+        if bits == 0:
+            return cin * cout * hw * 8 * 8  # a downsampling block's skip runs its 1x1 shortcut at 8 bits
+        inner = 4 * groups_kept
+        return (cin * inner * 9 * hw + inner * cout * 9 * hw + cin * cout * hw) * bits * bits
+
+    menu = cfg.bit_menu
+    want = [fixed + block(16, 32, 196, menu[c[0]], k[0]) + block(32, 64, 49, menu[c[1]], k[1])
+            for c, k in zip(choices.tolist(), kept_groups)]
+    assert table.per_input(choices, kept).tolist() == want
+    masks = torch.nn.functional.one_hot(choices, 4).double()
+    assert torch.allclose(table.expected_fraction(masks, kept), torch.tensor(want, dtype=torch.float64) / table.full)
+    assert table.full == C.cost_table(ModelConfig(depth=8)).full  # 100 % is the same all-8-bit network
+
+
+def test_bits_only_mode_is_unchanged(tiny_config):
+    """DFS builds the DFS network, evaluates with the DFS cost and writes no new config keys (old runs resume)."""
+    cfg = ModelConfig(depth=8)
+    assert type(C.build(cfg)) is DFSNet and "channel_group" not in cfg.to_dict()
+    assert C.mode_of(cfg) == "bits" and type(C.table_for(cfg)) is C.CostTable
+    j = T._jsonable(T.TrainConfig(**tiny_config))
+    assert "mode" not in j and "channel_group" not in j
+    with pytest.raises(FracskipError, match="--channel-group needs --mode"):
+        T.TrainConfig(**tiny_config, channel_group=4)
+    with pytest.raises(FracskipError, match="one precision"):
+        T.TrainConfig(**{**tiny_config, **LC, "mode": "channels"})
+    with pytest.raises(FracskipError, match="divide"):
+        ModelConfig(depth=8, channel_group=5)
+
+
+def _lc_config(tiny_config, init) -> T.TrainConfig:
+    return T.TrainConfig(**{**tiny_config, **LC, "init": str(init), "target": 0.5, "train_limit": 128,
+                            "test_limit": 32, "checkpoint_every": 1})
+
+
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch, tiny_config, tiny_run):
+    """An LC run killed inside its stage and resumed ends with the weights of the uninterrupted run."""
+    cfg = T.TrainConfig(**{**_lc_config(tiny_config, tiny_run / "model.pt").__dict__, "stages": ("joint",)})
+    T.train(cfg, tmp_path / "straight")
+    real, calls = T._step, []
+
+    def dying(*a, **kw):
+        calls.append(a[2])
+        if len(calls) == 2:  # the second step (2 steps per stage, a checkpoint after each)
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(T, "_step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, tmp_path / "broken")
+    assert calls[-1] == "joint"
+    monkeypatch.setattr(T, "_step", real)
+    T.train(cfg, tmp_path / "broken", resume=True)
+    got = torch.load(tmp_path / "broken" / "model.pt", weights_only=True)
+    ref = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    assert set(got["state_dict"]) == set(ref["state_dict"])
+    assert all(torch.equal(got["state_dict"][k], ref["state_dict"][k]) for k in ref["state_dict"])
+    assert got["eval"] == ref["eval"] and got["model_config"]["channel_group"] == 4
+    assert any(k.startswith("channel_head.") for k in got["state_dict"])
+
+
+def test_checkpoint_loads_safely_and_eval_reports_channels(tmp_path, tiny_config, tiny_run, capsys):
+    cfg = T.TrainConfig(**{**_lc_config(tiny_config, tiny_run / "model.pt").__dict__, "epochs": {"gates": 0.5,
+                                                                                                   "joint": 0.5},
+                           "test_limit": 64})
+    T.train(cfg, tmp_path / "lc")
+    net, ck = load_model(tmp_path / "lc")  # torch.load(weights_only=True) and the checked config
+    assert isinstance(net, C.LCNet) and net.cfg.channel_group == 4
+    assert main(["eval", str(tmp_path / "lc"), "--dataset", "synthetic", "--limit", "64", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev == {**ck["eval"], "checkpoint": str(tmp_path / "lc" / "model.pt"), "dataset": "synthetic"}
+    assert ev["mode"] == "both" and ev["channel_groups"] == [8, 16]
+    assert len(ev["kept_channel_fraction"]) == net.n_gated
+    assert all(f is None or 0 < f <= 1 for f in ev["kept_channel_fraction"])
+    # a damaged group size is refused with a message, not a traceback or a wrong network
+    raw = load_raw(tmp_path / "lc")
+    raw.pop("path")
+    raw["model_config"]["channel_group"] = 5
+    atomic_save(raw, tmp_path / "bad.pt")
+    with pytest.raises(FracskipError, match="group size 5 must divide"):
+        load_model(tmp_path / "bad.pt")
+    # channel checkpoints are not exported until the hardware skips channels (issue #16)
+    assert main(["export", str(tmp_path / "lc"), "-o", str(tmp_path / "exp")]) == 2
+    assert "channel" in capsys.readouterr().err and not (tmp_path / "exp").exists()
+    assert main(["train", "-o", str(tmp_path / "x"), "--channel-group", "4"]) == 2
+    assert "--mode" in capsys.readouterr().err
