@@ -83,7 +83,7 @@ class TrainConfig:
         bad = [s for s in self.stages if s not in STAGES]
         if bad:
             raise FracskipError(f"unknown stage(s) {bad}; stages are {', '.join(STAGES)}")
-        if len(self.bit_menu) == 1 and any(s != "backbone" for s in self.stages):
+        if len(self.bit_menu) == 1 and any(s != "backbone" for s in self.stages) and self.mode == "bits":
             raise FracskipError("a static baseline (one-entry bit menu) has no gates: use --stages backbone")
         if not 0 < self.target <= 1:
             raise FracskipError(f"--target is a fraction of the 8-bit compute in (0, 1], got {self.target}")

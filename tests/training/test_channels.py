@@ -114,6 +114,8 @@ def test_bits_only_mode_is_unchanged(tiny_config):
         T.TrainConfig(**{**tiny_config, **LC, "mode": "channels"})
     with pytest.raises(FracskipError, match="divide"):
         ModelConfig(depth=8, channel_group=5)
+    # channels at one fixed precision without skip: the gate only decides channel groups
+    assert T.TrainConfig(**{**tiny_config, **LC, "mode": "channels", "bit_menu": (4,)}).mode == "channels"
 
 
 def _lc_config(tiny_config, init) -> T.TrainConfig:
