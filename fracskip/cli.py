@@ -117,7 +117,13 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
 
 def cmd_deploy(a: argparse.Namespace) -> int:
-    """On a board: the controller with every core on the package's overlay (numpy, pynq; no torch)."""
+    """The accelerator's package (FINN's layout: driver/settings.json) on a board, or with --simulate its
+    Verilator model through the same driver; a version-1 package (settings.json of separate cores): the
+    controller with every core on the overlay. On a board: numpy, pynq and the standard library, no torch."""
+    from .runtime.accelerator_driver import SETTINGS
+
+    if (Path(a.package) / SETTINGS).is_file():
+        return _deploy_accelerator(a)
     import time
 
     import numpy as np
@@ -143,6 +149,39 @@ def cmd_deploy(a: argparse.Namespace) -> int:
     if labels is not None:
         res["accuracy"] = float((lo.argmax(1) == labels).mean())
     print(json.dumps(res) if a.json else "\n".join(f"{k:>14}: {v}" for k, v in res.items()))
+    return 0
+
+
+def _deploy_accelerator(a: argparse.Namespace) -> int:
+    from .runtime import accelerator_driver as ad
+    from .runtime.driver import load_array
+
+    images = load_array(a.images)[:a.limit]
+    labels = load_array(a.labels)[:a.limit] if a.labels else None
+    if a.simulate:
+        from .hls import deploy_package as DP
+
+        pkg, sim, overlay = DP.open_simulated(a.package, batch_size=a.batch_size, progress=not a.json)
+    else:
+        pkg, overlay = ad.open_board(a.package, a.batch_size, a.timeout, finn_driver=a.finn_driver)
+    drv = ad.AcceleratorDriver(pkg, overlay)
+    try:
+        run = drv.run(images, a.batch_size)
+    finally:
+        if a.simulate:
+            sim.close()
+    res = drv.report(run, labels)
+    if a.simulate:  # the same figures as on a board, then the simulation's own and the golden's
+        res["simulated"] = True
+        res["images_per_s_note"] = "wall clock of the driver with the Verilator model, not a board's rate"
+        res["rtlsim"] = {"fifos": sim.fifos, **sim.cycle_report(),
+                         "images_per_s_at_fclk": (1e6 * pkg.info["fclk_mhz"] / sim.cycle_report()["cycles_per_image"]
+                                                  if sim.cycle_report()["cycles_per_image"] else None),
+                         "verilated_now": bool(sim.sim.compiled)}
+        gold = DP.golden(pkg, images, labels)
+        res.update(DP.compare(run, gold))
+        res.update({k: v for k, v in gold.items() if k.startswith("accuracy")})
+    print(json.dumps(res, default=float) if a.json else "\n".join(f"{k:>22}: {v}" for k, v in res.items()))
     return 0
 
 
@@ -345,8 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build)
 
     y = sub.add_parser("deploy", help="on a PYNQ/Alveo board: run images through the package's overlay "
-                                      "(no board code path has been run on a board yet)")
-    y.add_argument("package", help="a deploy package (settings.json, host_params.npz, export/, bitfile/)")
+                                      "(no board code path has been run on a board yet); --simulate: through "
+                                      "the accelerator's Verilator model, with the same driver")
+    y.add_argument("package", help="the accelerator's deployment package (FINN's layout: bitfile/, driver/; "
+                                   "python -m fracskip.hls.deploy_package), or a version-1 package of cores")
+    y.add_argument("--simulate", action="store_true",
+                   help="no board: the driver's DMAs stream through the Verilator model of the accelerator; "
+                        "adds the golden's figures (decisions_match_pct, bit_exact_pct)")
+    y.add_argument("--finn-driver", action="store_true",
+                   help="on a board: FINN's own FINNDMAOverlay (pip install finn-plus-driver) instead of "
+                        "fracskip's numpy copy of its DMA sequences")
     y.add_argument("--images", required=True, help="(N, C, H, W) uint8 images: .npy, or an IDX file (.gz)")
     y.add_argument("--labels", help="labels (.npy or IDX) for the accuracy")
     y.add_argument("--limit", type=int, help="first N images")

@@ -329,12 +329,19 @@ def check_deploy(a: argparse.Namespace) -> None:
     positive_int(a.limit, "--limit", "images")
     positive_int(a.batch_size, "--batch-size", "images per batch")
     number(a.timeout, "--timeout", 0, 3600, lo_open=True, what="seconds")
-    pkg = existing_dir(a.package, "package", "a deploy package (settings.json, host_params.npz, export/, bitfile/)")
-    load_settings(pkg)
-    m = Manifest.load(pkg / "export")
+    pkg = existing_dir(a.package, "package", "a deploy package (FINN's layout: bitfile/, driver/)")
+    from .runtime.accelerator_driver import SETTINGS, load_package
+
+    if (pkg / SETTINGS).is_file():  # the accelerator's package
+        exp = load_package(pkg).input_shape[1:]
+    else:  # version 1: a package of separate cores
+        if getattr(a, "simulate", False) or getattr(a, "finn_driver", False):
+            raise FracskipError(f"{pkg} has no {SETTINGS}: --simulate and --finn-driver drive the accelerator's "
+                                "package (python -m fracskip.hls.deploy_package BUILD -o PACKAGE)")
+        load_settings(pkg)
+        exp = tuple(Manifest.load(pkg / "export").data["input"]["shape"][1:])
     existing_file(a.images, "--images", "a .npy or IDX file of uint8 images")
     images = load_array(a.images)
-    exp = tuple(m.data["input"]["shape"][1:])
     if images.ndim != 4 or tuple(images.shape[1:]) != exp:
         raise FracskipError(f"--images {a.images}: shape {images.shape}, the network takes (N, "
                             f"{', '.join(map(str, exp))}) raw pixels")
