@@ -23,19 +23,23 @@ Ladders (``node_ladder``): every candidate folding of a node, its cycles per mod
   block's MVAU_bitserial: SIMD, PE and WBP.
 - streaming nodes: PE | channels (thresholds, requantizers, clips, modal activations, forks, adds, routers,
   gates, the global sum); padding and sliding windows: SIMD | channels, the RTL sliding window also with FINN's
-  parallel_window at SIMD = channels (as FINN's SetFolding does).
+  parallel_window at SIMD = channels (as FINN's SetFolding does), its line buffer in LUT RAM (FINN's default)
+  or block RAM (FINN's ram_style).
 - frame buffers (one frame whatever the folding): block RAM, LUT RAM or UltraRAM; token nodes: as they are.
 Cycles: each node's own ``get_exp_cycles`` (the bit-serial unit's cycle model per mode); resources: FINN's
-``node_res_estimation`` (fracskip's units: their models fitted to Yosys). Estimates, all of them; the FIFOs
+``node_res_estimation`` (fracskip's units: their models fitted to Yosys), except MVAU_rtl's DSPs, counted as
+its RTL packs them (``mvau_rtl_dsp``: on the Pynq-Z2's DSP48E1, 2 lanes per slice at 8 bits, where FINN's
+estimate takes 4 whatever the widths). Estimates, all of them; the FIFOs
 between nodes are sized later by simulation and are not in these figures. Rungs that another rung beats in
 expected cycles and every resource are dropped.
 
 Allocation (``allocate``): the smallest T for which every node has a rung with E[c] <= T and the chosen rungs
-fit the budget. For a given T each node takes, among its rungs meeting T, the one of least priced use,
-sum_r price_r * use_r / budget_r (ties to the slower rung); prices start at 1 and double on a resource over
-budget, for a few rounds. T is found by bisection over the rungs' expected cycles. This is exact when every
-ladder gets dearer in every resource as it gets faster (the slowest rung meeting T is then the cheapest in all
-of them, and feasibility grows with T); otherwise it is a heuristic.
+fit the budget. For a given T the choice is a multiple-choice knapsack: one rung per node among those meeting
+T, the sums within the budget in every resource, least priced use sum_r use_r / budget_r; solved exactly as a
+0-1 program (scipy's HiGHS, ``_choose_exact``). Feasibility only grows with T, so bisection over the rungs'
+expected cycles finds the optimum. (The earlier pricing heuristic, ``_choose``: prices doubled on a resource
+over budget; exact only when every ladder gets dearer in every resource as it gets faster. ``Levers`` and
+``lever_table`` measure what each of these choices is worth, on every design alike.)
 """
 
 from __future__ import annotations
@@ -65,6 +69,18 @@ PE_OPS = ("Thresholding_rtl", "IntRequant_rtl", "Clip_rtl", "ModalActivation_rtl
 SIMD_OPS = ("FMPadding_rtl", "ConvolutionInputGenerator_rtl")
 ALL = "all"  # the one mode of a node outside the gated blocks
 PRICE_ROUNDS = 8
+MILP_SECONDS = 60  # per throughput bound tried by the exact allocator
+
+
+@dataclass(frozen=True)
+class Levers:
+    """Hardware choices and figures the folding can be told to leave out, to measure what each one is worth
+    (``python -m fracskip.hls.pipeline_folding BUILD --levers``); every design of a table gets the same."""
+
+    exact: bool = True  # the allocator solves each bound exactly (a 0-1 program), else the pricing heuristic
+    dsp_lanes: bool = True  # MVAU_rtl's DSPs by its RTL's lane packing (``mvau_rtl_dsp``), else FINN's estimate
+    swg_block_ram: bool = True  # a sliding window's line buffer may be block RAM, else LUT RAM only (FINN's default)
+    word_max: int = WEIGHT_WORD_MAX  # widest weight word of a matrix-vector unit, bits
 
 
 @dataclass
@@ -117,14 +133,42 @@ def as_unit(node, unit: str):
     return new
 
 
-def _res(inst, part: str) -> dict[str, float]:
-    """FINN's node_res_estimation without its efficiency figures (which re-derive the memory estimate)."""
+def mvau_rtl_dsp(inst, part: str, narrow_weights: bool) -> int:
+    """DSP slices of FINN's MVAU_rtl as its RTL builds it (finn-rtllib mvu/mvu.sv): on DSP48E1/E2, SIMD cascaded
+    slices per group of ``lanes`` PEs, lanes = 1 + (A - !narrow - W) // (W + X - 1) with A = 25 (E1) or 27 (E2)
+    bits of the A port, W and X the weight and input bits. FINN's ``dsp_estimation`` takes 4 lanes whatever the
+    widths: on a 7-series part 2x too few slices at 8 bits (2 lanes), 4/3 too few at 4 bits unless the weights are
+    narrow (3 lanes; 4 when narrow). DSP58 (Versal): FINN's own figure."""
+    from finn.util.basic import get_dsp_block
+
+    block = get_dsp_block(part)
+    if block == "DSP58":
+        return int(inst.dsp_estimation(part))
+    a = 25 if block == "DSP48E1" else 27
+    w, x = inst.get_input_datatype(1).bitwidth(), inst.get_input_datatype(0).bitwidth()
+    lanes = 1 if a == w else 1 + (a - (0 if narrow_weights else 1) - w) // (w + x - 1)
+    return math.ceil(inst.get_nodeattr("PE") / lanes) * inst.get_nodeattr("SIMD")
+
+
+def _res(inst, part: str, narrow_weights: bool | None = False) -> dict[str, float]:
+    """FINN's node_res_estimation without its efficiency figures (which re-derive the memory estimate); MVAU_rtl's
+    DSPs by its RTL's lane packing (``mvau_rtl_dsp``) unless ``narrow_weights`` is None."""
+    dsp = (mvau_rtl_dsp(inst, part, narrow_weights) if inst.onnx_node.op_type == "MVAU_rtl"
+           and narrow_weights is not None else inst.dsp_estimation(part))
     return {"LUT": float(inst.lut_estimation(part)), "BRAM_18K": float(inst.bram_estimation(part)),
-            "URAM": float(inst.uram_estimation(part)), "DSP": float(inst.dsp_estimation(part))}
+            "URAM": float(inst.uram_estimation(part)), "DSP": float(dsp)}
+
+
+def narrow_weights(model, node) -> bool:
+    """FINN's NARROW_WEIGHTS of an MVAU_rtl (its generate_hdl): the weights never take their type's minimum."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    w = model.get_initializer(node.input[1]) if len(node.input) > 1 else None
+    return w is not None and float(np.min(w)) != getCustomOp(node).get_input_datatype(1).min()
 
 
 def _finn_rungs(node, part: str, choices: list[dict], modes: list, op_type: str | None = None,
-                cache: dict | None = None) -> list[Rung]:
+                cache: dict | None = None, narrow: bool | None = False) -> list[Rung]:
     """Rungs of a FINN node by its own estimates, one per attribute assignment in ``choices``. ``cache``: the
     figures of nodes that differ only in name and tensors (the same core's layer in several designs)."""
     from qonnx.custom_op.registry import getCustomOp
@@ -135,7 +179,7 @@ def _finn_rungs(node, part: str, choices: list[dict], modes: list, op_type: str 
         bare.name = ""  # tensors by position: some estimates count a node's inputs or outputs
         bare.input[:] = [f"i{k}" for k in range(len(bare.input))]
         bare.output[:] = [f"o{k}" for k in range(len(bare.output))]
-        key = (bare.SerializeToString(), part, json.dumps(choices), op_type)
+        key = (bare.SerializeToString(), part, json.dumps(choices), op_type, narrow)
     if key not in (cache or {}):
         inst = getCustomOp(as_unit(node, op_type) if op_type else copy.deepcopy(node))
         if op_type == "MVAU_lut":
@@ -148,7 +192,7 @@ def _finn_rungs(node, part: str, choices: list[dict], modes: list, op_type: str 
             try:
                 for k, v in attrs.items():
                     inst.set_nodeattr(k, v)
-                figures.append((attrs, int(inst.get_exp_cycles()), _res(inst, part)))
+                figures.append((attrs, int(inst.get_exp_cycles()), _res(inst, part, narrow)))
             except (AssertionError, ValueError, FracskipError) as exc:  # a folding the node refuses: not a rung
                 log.debug("%s %s: %s", node.name, attrs, exc)
         if cache is None:
@@ -199,10 +243,13 @@ def _fixed_bitserial(inst):
 
 def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...] = UNITS,
                 budget: dict[str, float] | None = None, word_max: int = WEIGHT_WORD_MAX,
-                cache: dict | None = None) -> NodeLadder:
+                cache: dict | None = None, narrow: bool | None = False, swg_rams=("distributed", "block"),
+                ) -> NodeLadder:
     """Every candidate folding of ``node`` with cycles per mode (the modes of ``probs``) and resources, minus
     the dominated ones, in ascending expected cycles. ``budget``: rungs needing a resource it lacks are dropped;
-    ``word_max``: the widest weight word (bits) of a matrix-vector unit; ``cache``: see ``_finn_rungs``."""
+    ``word_max``: the widest weight word (bits) of a matrix-vector unit; ``cache``: see ``_finn_rungs``;
+    ``narrow``: an MVAU's weights never take their type's minimum (``narrow_weights``; None: MVAU_rtl's DSPs
+    by FINN's estimate); ``swg_rams``: the memories a sliding window's line buffer may take."""
     from qonnx.custom_op.registry import getCustomOp
 
     inst = getCustomOp(node)
@@ -226,7 +273,7 @@ def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...]
                 if fixed is not None:
                     rungs += _bitserial_rungs(fixed, modes, unit, word_max)
             else:
-                rungs += _finn_rungs(node, part, choices, modes, unit, cache)
+                rungs += _finn_rungs(node, part, choices, modes, unit, cache, narrow)
     elif op in PE_OPS:
         ch = _channels(inst)
         rungs = _finn_rungs(node, part, [{"PE": pe} for pe in divisors(ch)], modes, cache=cache)
@@ -237,6 +284,8 @@ def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...]
             choices = [dict(c, parallel_window=0) for c in choices]
             if not inst.get_nodeattr("depthwise"):
                 choices.append({"SIMD": ch, "parallel_window": 1})
+            # the line buffer in LUT RAM (FINN's default) or block RAM
+            choices = [dict(c, ram_style=m) for c in choices for m in swg_rams]
         rungs = _finn_rungs(node, part, choices, modes, cache=cache)
     elif op.startswith("StreamingFIFO"):  # a frame buffer: the memory it is built of (FINN's "auto" counts URAM)
         rungs = _finn_rungs(node, part, [{"ram_style": s} for s in ("block", "distributed", "ultra")], modes,
@@ -313,16 +362,50 @@ def _totals(ladders: list[NodeLadder], choice: dict[str, int]) -> dict[str, floa
     return total
 
 
-def allocate(ladders: list[NodeLadder], budget: dict[str, float]) -> Allocation:
+def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float]):
+    """Per node one rung with E[c] <= t such that the sum fits ``budget``, of least priced use
+    sum_r use_r / budget_r: a multiple-choice knapsack, solved exactly as a 0-1 program (scipy's HiGHS).
+    None if no such choice exists (or a node has no rung meeting t)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import lil_array
+
+    cols = [(k, i) for k, lad in enumerate(ladders) for i, r in enumerate(lad.rungs) if r.expected <= t]
+    if len({k for k, _ in cols}) < len(ladders):
+        return None
+    res = [r for r in RESOURCES if any(ladders[k].rungs[i].resources[r] > 0 for k, i in cols)]
+    one = lil_array((len(ladders), len(cols)))
+    use = np.zeros((len(res), len(cols)))
+    cost = np.zeros(len(cols))
+    for j, (k, i) in enumerate(cols):
+        one[k, j] = 1
+        rr = ladders[k].rungs[i].resources
+        use[:, j] = [rr[r] for r in res]
+        cost[j] = sum(rr[r] / budget[r] for r in res if budget.get(r, 0) > 0)
+    cap = np.array([budget.get(r, 0.0) for r in res])
+    cons = [LinearConstraint(one.tocsr(), 1, 1)] + ([LinearConstraint(use, -np.inf, cap)] if res else [])
+    sol = milp(cost, constraints=cons, integrality=np.ones(len(cols)), bounds=Bounds(0, 1),
+               options={"time_limit": MILP_SECONDS})
+    if sol.x is None:
+        if sol.status == 1:  # out of time without a feasible point: counted as infeasible, and said so
+            log.warning("allocation at T=%.0f: no solution within %d s; taken as infeasible", t, MILP_SECONDS)
+        return None
+    choice = {ladders[k].node: i for (k, i), v in zip(cols, sol.x) if v > 0.5}
+    return choice, _totals(ladders, choice)
+
+
+def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = True) -> Allocation:
     """The smallest throughput bound T (max over nodes of E[c]) whose rungs fit ``budget`` (see the module's
-    docstring); if none fits, the cheapest choice at the largest T, with ``fits`` False."""
+    docstring); if none fits, the cheapest choice at the largest T, with ``fits`` False. ``exact``: each T's
+    choice by ``_choose_exact`` (then T is the optimum: feasibility only grows with T), else by the pricing
+    heuristic ``_choose``."""
     floor = max(lad.rungs[0].expected for lad in ladders)
     ts = sorted({r.expected for lad in ladders for r in lad.rungs if r.expected >= floor})
+    choose = _choose_exact if exact else _choose
     lo, hi = 0, len(ts) - 1
     best = None
     while lo <= hi:
         mid = (lo + hi) // 2
-        got = _choose(ladders, ts[mid], budget)
+        got = choose(ladders, ts[mid], budget)
         if got is not None and _usage(got[1], budget):
             best, hi = got, mid - 1
         else:
@@ -379,19 +462,24 @@ def path_frequencies(build_dir: Path, man) -> dict[int, dict]:
 
 
 def ladders_of(model, part: str, freq: dict, menu: list[int], budget: dict[str, float],
-               units: tuple[str, ...] = UNITS, progress: bool = False, word_max: int = WEIGHT_WORD_MAX,
-               cache: dict | None = None) -> list[NodeLadder]:
+               units: tuple[str, ...] = UNITS, progress: bool = False, word_max: int | None = None,
+               cache: dict | None = None, levers: Levers = Levers()) -> list[NodeLadder]:
+    """Every node's ladder (``node_ladder``) with the choices ``levers`` allows (``word_max``, if given, in place
+    of its word bound)."""
     from tqdm import tqdm
 
+    word_max = levers.word_max if word_max is None else word_max
+    swg_rams = ("distributed", "block") if levers.swg_block_ram else ("distributed",)
     out = []
     for node in tqdm(list(model.graph.node), desc="ladders", unit="node", disable=None if progress else True):
         stage, probs = node_activity(node.name, freq, menu)
         # a node that serves a mode never taken still gets a ladder: it must not stall the other modes
         if node.op_type == "MVAU_bitserial":
-            out.append(node_ladder(node, part, probs, stage, units, budget, word_max, cache))
+            out.append(node_ladder(node, part, probs, stage, units, budget, word_max, cache))  # no DSP, no SWG
         else:
             merged = {"frames": sum(probs.values())}  # one figure: the node's cycles do not depend on the mode
-            lad = node_ladder(node, part, merged, stage, units, budget, word_max, cache)
+            narrow = (node.op_type in MVAU_OPS and narrow_weights(model, node)) if levers.dsp_lanes else None
+            lad = node_ladder(node, part, merged, stage, units, budget, word_max, cache, narrow, swg_rams)
             for r in lad.rungs:
                 r.cycles = {m: r.cycles["frames"] for m in probs}
             lad.probs = probs
@@ -454,6 +542,7 @@ def report(model, ladders: list[NodeLadder], alloc: Allocation, budget: dict[str
         "cycles_per_image_model_stagewise": max(s["expected_cycles_stagewise"] for s in stages.values()),
         "bitops_per_image": bitops(model, freq, menu),
         "resources_estimate": alloc.resources,
+        "resources_est": alloc.resources,
         "budget": budget,
         "fits": alloc.fits,
         "folding": folding,
@@ -464,12 +553,8 @@ def report(model, ladders: list[NodeLadder], alloc: Allocation, budget: dict[str
 DESIGNS = ("dfs", "static_W2A2", "static_W4A4", "static_W8A8")
 
 
-def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, progress: bool = False,
-                     word_max: int = WEIGHT_WORD_MAX) -> dict:
-    """The DFS accelerator and the static W2A2, W4A4 and W8A8 pipelines of a build (``fracskip build``, any
-    ``--until``), each folded by ``allocate`` on the build's board and budget, every matrix-vector unit's weight
-    word at most ``word_max`` bits. FINN must be set up (``hls.finn_env.setup``). Keys ``DESIGNS``; figures are
-    FINN's and fracskip's estimates."""
+def _designs(build_dir: Path) -> dict:
+    """The build's board, budget, menu, path frequencies, and the four designs' graphs (unfolded)."""
     from .. import bitstreams
     from ..runtime.manifest import Manifest
     from . import ops  # noqa: F401
@@ -477,7 +562,6 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
     from .baselines import compose_static
     from .modal import bitserial_datapath
 
-    build_dir = Path(build_dir)
     summary = json.loads((build_dir / "summary.json").read_text())
     board = bitstreams.load(summary["board"]["name"])
     budget = board.budget(summary["budget_fraction"])
@@ -493,18 +577,93 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
         if bits in menu:
             designs[f"static_W{bits}A{bits}"] = (compose_static(build_dir, bits), {},
                                                  f"one pipeline: stem, every block at {bits} bits, global sum, head")
-    out = {"board": board.name, "budget_fraction": summary["budget_fraction"], "units": list(units),
-           "weight_word_max": word_max,
+    return {"board": board, "budget_fraction": summary["budget_fraction"], "budget": budget, "menu": menu,
+            "freq": freq, "designs": designs}
+
+
+def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, progress: bool = False,
+                     word_max: int | None = None, levers: Levers = Levers(), cache: dict | None = None,
+                     designs: dict | None = None, ladders_out: dict | None = None) -> dict:
+    """The DFS accelerator and the static W2A2, W4A4 and W8A8 pipelines of a build (``fracskip build``, any
+    ``--until``), each folded by ``allocate`` on the build's board and budget with the same ``levers`` (every
+    matrix-vector unit's weight word at most ``word_max`` bits, if given). FINN must be set up
+    (``hls.finn_env.setup``). Keys ``DESIGNS``, each with ``cycles_per_image_model``, ``bitops_per_image``,
+    ``resources_est`` and ``fits``; figures are FINN's and fracskip's estimates. ``cache``: FINN's figures of
+    nodes, shared between calls; ``designs``: ``_designs(build_dir)``, if already made; ``ladders_out``: gets
+    each design's ladders."""
+    build_dir = Path(build_dir)
+    if word_max is not None:
+        levers = replace(levers, word_max=word_max)
+    ctx = designs or _designs(build_dir)
+    board, budget, menu, freq = ctx["board"], ctx["budget"], ctx["menu"], ctx["freq"]
+    out = {"board": board.name, "budget_fraction": ctx["budget_fraction"], "units": list(units),
+           "weight_word_max": levers.word_max, "levers": levers.__dict__,
            "calibration": {f"block{b}": f["p"] for b, f in freq.items()},
-           "note": "cycles and resources are estimates: FINN's per node (MVAU_lut, MVAU_bitserial: fracskip's "
-                   "models fitted to Yosys); FIFOs between nodes are not included (sized later by simulation)"}
-    cache: dict = {}  # stem, ungated blocks and head recur in every design
-    for name, (model, fr, what) in designs.items():
-        lads = ladders_of(model, board.part, fr, menu, budget, units, progress, word_max, cache)
-        alloc = allocate(lads, budget)
+           "note": "cycles and resources are estimates: FINN's per node (MVAU_rtl's DSPs by its RTL's lane packing; "
+                   "MVAU_lut, MVAU_bitserial, the gates: fracskip's models fitted to Yosys); FIFOs between nodes are "
+                   "not included (sized later by simulation)"}
+    cache = {} if cache is None else cache  # stem, ungated blocks and head recur in every design
+    for name, (model, fr, what) in ctx["designs"].items():
+        lads = ladders_of(model, board.part, fr, menu, budget, units, progress, None, cache, levers)
+        alloc = allocate(lads, budget, exact=levers.exact)
         out[name] = report(model, lads, alloc, budget, fr, menu, what)
+        if ladders_out is not None:
+            ladders_out[name] = lads
         log.info("%s: %.0f cycles per image (%s), fits %s", name, alloc.cycles, alloc.bottleneck, alloc.fits)
     return out
+
+
+# each lever on top of the ones before it: what the table was before this work, then one change at a time
+LEVER_STEPS = (
+    ("before: pricing heuristic, FINN's MVAU_rtl DSPs, LUT-RAM line buffers",
+     Levers(exact=False, dsp_lanes=False, swg_block_ram=False)),
+    ("+ MVAU_rtl DSPs by its RTL's lanes (7-series: 2 per slice at 8 bits)",
+     Levers(exact=False, dsp_lanes=True, swg_block_ram=False)),
+    ("+ exact allocator (0-1 program per bound)", Levers(exact=True, dsp_lanes=True, swg_block_ram=False)),
+    ("+ sliding-window line buffers in block RAM where cheaper", Levers()),
+    ("+ weight words up to 4,096 bits (every unit)", Levers(word_max=4096)),
+)
+
+
+# what-if bounds of the DFS design (not hardware): its nodes of these kinds at no cost
+FREE_KINDS = (("ModalActivation_rtl",), ("DFSGate_rtl",), ("ModalActivation_rtl", "DFSGate_rtl"),
+              ("ModalActivation_rtl", "DFSGate_rtl", "ConvolutionInputGenerator_rtl"), "all but MVAU_bitserial")
+
+
+def free_bound(ladders: list[NodeLadder], budget: dict[str, float], free) -> Allocation:
+    """The allocation if the nodes of the op types ``free`` (or all but the bit-serial units) cost nothing: an
+    upper bound on what making them cheaper can buy, not a design."""
+    if free == "all but MVAU_bitserial":
+        free = {lad.op_type for lad in ladders} - {"MVAU_bitserial"}
+    out = []
+    for lad in ladders:
+        if lad.op_type in free:
+            lad = replace(lad, rungs=[replace(r, resources=dict.fromkeys(RESOURCES, 0.0)) for r in lad.rungs])
+        out.append(lad)
+    return allocate(out, budget)
+
+
+def lever_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, steps=LEVER_STEPS,
+                progress: bool = False) -> dict:
+    """Cycles per image (model), fit and resources of every design after each lever of ``steps`` (cumulative):
+    one row per step, the designs folded alike in each; and, after the last step, the DFS design's bound with
+    the nodes of ``FREE_KINDS`` at no cost (``free_bound``)."""
+    build_dir = Path(build_dir)
+    ctx, cache, rows, lads = _designs(build_dir), {}, [], {}
+    for what, levers in steps:
+        t = throughput_table(build_dir, units, progress, levers=levers, cache=cache, designs=ctx, ladders_out=lads)
+        row = {"lever": what, "levers": levers.__dict__}
+        for d in DESIGNS:
+            if d in t:
+                row[d] = {k: t[d][k] for k in ("cycles_per_image_model", "bottleneck", "bitops_per_image",
+                                              "resources_est", "fits")}
+        rows.append(row)
+    bounds = []
+    for free in FREE_KINDS:
+        a = free_bound(lads["dfs"], ctx["budget"], free)
+        bounds.append({"free": free if isinstance(free, str) else list(free), "cycles_per_image_model": a.cycles,
+                       "bottleneck": a.bottleneck, "fits": a.fits})
+    return {"steps": rows, "dfs_if_free": bounds}
 
 
 def modal_start(build_dir: Path, man) -> dict[str, dict]:
@@ -567,8 +726,9 @@ def folded_dfs(build_dir: str | Path, folding: dict):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m fracskip.hls.pipeline_folding BUILD [--units U,...] [--weight-word-max BITS] [--folding]``: the
-    throughput table of a build (the DFS accelerator and the static pipelines, estimates) as JSON."""
+    """``python -m fracskip.hls.pipeline_folding BUILD [--units U,...] [--weight-word-max BITS] [--folding]
+    [--levers]``: the throughput table of a build (the DFS accelerator and the static pipelines, estimates) as
+    JSON; with ``--levers``, each design's figures after each lever of ``LEVER_STEPS`` instead."""
     import argparse
     import tempfile
 
@@ -580,12 +740,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--weight-word-max", type=int, default=WEIGHT_WORD_MAX,
                     help="widest weight word of a matrix-vector unit, bits (default: the builder's SetFolding bound)")
     ap.add_argument("--folding", action="store_true", help="print every node's folding too")
+    ap.add_argument("--levers", action="store_true", help="the table after each lever (LEVER_STEPS), cumulative")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    units = tuple(args.units.split(","))
     with tempfile.TemporaryDirectory(prefix="fracskip_folding_") as tmp:
         finn_env.setup(Path(tmp))
-        table = throughput_table(args.build, tuple(args.units.split(",")), progress=True,
-                                 word_max=args.weight_word_max)
+        if args.levers:
+            print(json.dumps(lever_table(args.build, units, progress=True), indent=1, default=str))
+            return
+        table = throughput_table(args.build, units, progress=True, word_max=args.weight_word_max)
     if not args.folding:
         for d in DESIGNS:
             if d in table:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import hil  # tests/hil.py: the shared tiny HDL build
 import numpy as np
@@ -79,14 +80,18 @@ def test_allocate_equals_brute_force_on_monotone_ladders():
     assert 50 < feasible < 300  # both cases drawn
 
 
-def test_allocate_on_arbitrary_ladders_fits_and_is_no_better_than_optimum():
+def test_allocate_on_arbitrary_ladders_is_the_optimum():
+    """Ladders that are not dearer in every resource as they get faster: the exact allocator (a 0-1 program per
+    throughput bound) still finds the brute-force optimum; the pricing heuristic fits and is no better."""
     rng = np.random.default_rng(1)
     feasible = fits = exact = 0
     for _ in range(300):
         ladders, budget = _no_uram(_random_ladders(rng, monotone=False)), _budget(rng)
         ladders = [NodeLadder(lad.node, lad.op_type, lad.stage, lad.probs, pareto(lad.rungs)) for lad in ladders]
         want = _brute_force(ladders, budget)
-        got = allocate(ladders, budget)
+        best = allocate(ladders, budget)
+        assert best.fits == (want is not None) and (want is None or best.cycles == want), (want, best)
+        got = allocate(ladders, budget, exact=False)
         if want is None:
             assert not got.fits
             continue
@@ -98,6 +103,28 @@ def test_allocate_on_arbitrary_ladders_fits_and_is_no_better_than_optimum():
             exact += got.cycles == want
     # a heuristic here (measured: 93 of 94 feasible instances placed, 91 at the optimum)
     assert feasible > 50 and fits >= 0.95 * feasible and exact >= 0.9 * feasible, (feasible, fits, exact)
+
+
+def test_free_bound():
+    """Nodes of a kind at no cost: never a worse bound than the real allocation; all but one kind free, the bound
+    is that kind's own optimum, and everything free, the slowest node's fastest rung."""
+    from fracskip.hls.pipeline_folding import free_bound
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        ladders, budget = _no_uram(_random_ladders(rng, monotone=False)), _budget(rng)
+        ladders = [NodeLadder(lad.node, "A" if k % 2 else "B", lad.stage, lad.probs, pareto(lad.rungs))
+                   for k, lad in enumerate(ladders)]  # at least two ladders: both kinds drawn
+        real = allocate(ladders, budget)
+        for free in (("A",), ("B",)):
+            got = free_bound(ladders, budget, free)
+            assert got.fits >= real.fits and (not real.fits or got.cycles <= real.cycles)
+            rest = allocate([lad for lad in ladders if lad.op_type not in free], budget)
+            assert got.fits == rest.fits
+            if rest.fits:
+                assert got.cycles == max(rest.cycles, max(lad.rungs[0].expected for lad in ladders
+                                                          if lad.op_type in free))
+        assert free_bound(ladders, budget, ("A", "B")).cycles == max(lad.rungs[0].expected for lad in ladders)
 
 
 def test_pareto_keeps_exactly_the_undominated_rungs():
@@ -141,6 +168,45 @@ def test_bitserial_rungs_cycles_per_mode():
         assert (r.resources["LUT"], r.resources["BRAM_18K"]) == (est.lut, est.bram18)
 
 
+# ---------------------------------------------------------------------------------------------- MVAU_rtl's DSPs
+def test_mvau_rtl_dsps_follow_its_rtl(tmp_path):
+    """DSP slices of MVAU_rtl: ceil(PE / lanes) * SIMD, lanes as finn-rtllib's mvu.sv computes them (its NUM_LANES
+    expression read from the installed file), for 8- and 4-bit layers, narrow weights or not, on a 7-series part
+    (DSP48E1) and an UltraScale+ part (DSP48E2); FINN's own estimate takes 4 lanes whatever the widths."""
+    import re
+
+    from fracskip.hls import finn_env
+    from fracskip.hls.lutmvu.core import LutMvuParams
+    from fracskip.hls.lutmvu.graphs import mvau_model
+    from fracskip.hls.pipeline_folding import mvau_rtl_dsp, narrow_weights
+    from qonnx.custom_op.registry import getCustomOp
+
+    finn_env.setup(tmp_path / "finn")
+    from finn.util.settings import get_settings
+
+    src = (Path(get_settings().finn_rtllib) / "mvu" / "mvu.sv").read_text()
+    assert re.search(r"NUM_LANES = A_WIDTH == WEIGHT_WIDTH\? 1 : 1 \+ \(A_WIDTH - !NARROW_WEIGHTS - WEIGHT_WIDTH\) / "
+                     r"MIN_LANE_WIDTH;", src)
+    assert "MIN_LANE_WIDTH = WEIGHT_WIDTH + ACTIVATION_WIDTH - 1;" in src
+    assert "A_WIDTH = 25 + 2*(VERSION > 1);" in src and "PIPE_COUNT = 1 + (PE-1)/NUM_LANES;" in src
+    rng = np.random.default_rng(0)
+    # (bits, narrow) -> lanes on DSP48E1 (A 25 bits), DSP48E2 (A 27 bits)
+    for (bits, narrow), want in {(8, False): (2, 2), (8, True): (2, 2), (4, False): (3, 4), (4, True): (4, 4),
+                                 (2, False): (8, 9), (2, True): (8, 9)}.items():
+        p = LutMvuParams(mw=16, mh=12, pe=6, simd=4, weight_bits=bits, weight_signed=True, act_bits=bits,
+                         act_signed=False, acc_bits=2 * bits + 5)
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        w = rng.integers(lo + narrow, hi + 1, size=(16, 12))
+        w[0, 0] = lo + narrow  # the minimum there (or not)
+        m = mvau_model(p, w.astype(np.float32), op_type="MVAU_rtl")
+        node = m.graph.node[0]
+        assert narrow_weights(m, node) == narrow
+        inst = getCustomOp(node)
+        for part, lanes in zip(("xc7z020clg400-1", "xczu7ev-ffvc1156-2-e"), want):
+            assert mvau_rtl_dsp(inst, part, narrow) == -(-6 // lanes) * 4, (bits, narrow, part)
+        assert inst.dsp_estimation("xc7z020clg400-1") == -(-6 // 4) * 4  # FINN's: 4 lanes
+
+
 # ---------------------------------------------------------------------------------------------- the tiny network
 @pytest.fixture(scope="module")
 def tiny_build(tiny_export, tmp_path_factory):
@@ -171,8 +237,9 @@ def test_static_pipeline_bottleneck_is_finns(tiny_build):
     unit changes the allocator chose are in the graph; no node is slower than the bottleneck."""
     from finn.analysis.fpgadataflow.res_estimation import res_estimation
     from fracskip.hls.baselines import compose_static
-    from fracskip.hls.pipeline_folding import allocate, apply_folding, ladders_of, report
+    from fracskip.hls.pipeline_folding import allocate, apply_folding, ladders_of, mvau_rtl_dsp, narrow_weights, report
     from fracskip.hls.rtlsim import finn_estimate
+    from qonnx.custom_op.registry import getCustomOp
 
     board, budget, man, _ = _setup(tiny_build)
     model = compose_static(tiny_build, 4)
@@ -185,6 +252,9 @@ def test_static_pipeline_bottleneck_is_finns(tiny_build):
     est = finn_estimate(folded)
     assert est["max_cycles"] == alloc.cycles
     res = res_estimation(folded, board.part)
+    for n in folded.graph.node:  # MVAU_rtl's DSPs by its RTL's lane packing, not FINN's estimate
+        if n.op_type == "MVAU_rtl":
+            res[n.name]["DSP"] = mvau_rtl_dsp(getCustomOp(n), board.part, narrow_weights(folded, n))
     for r in RESOURCES:
         assert sum(v[r] for v in res.values()) == pytest.approx(alloc.resources[r]), r
     ops = {n.name: n.op_type for n in folded.graph.node}
