@@ -189,7 +189,8 @@ def cmd_build(a: argparse.Namespace) -> int:
     from .hls.build import BuildConfig, build
 
     cfg = BuildConfig(board=a.board, until=a.until, target_fps=a.target_fps, budget=a.budget, workers=a.workers,
-                      calibration_images=a.calibration, data_dir=a.data, size_fifos=a.size_fifos, mvau=a.mvau)
+                      calibration_images=a.calibration, data_dir=a.data, size_fifos=a.size_fifos, mvau=a.mvau,
+                      accelerator=not a.per_core)
     s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
     t = s["totals"]
     print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}")
@@ -202,6 +203,11 @@ def cmd_build(a: argparse.Namespace) -> int:
         r = s["rtlsim"]
         print(f"  FIFOs sized by simulation: measured cycles per input {r['expected_cycles_per_input']:.0f} "
               f"({r['expected_vs_estimate']:.3f} x FINN's estimate)")
+    if "accelerator" in s:
+        r = s["accelerator"]
+        print(f"  accelerator ({r['nodes']} nodes): {r['cycles_per_image_model']:.0f} cycles per image expected "
+              f"(folding, bottleneck {r['bottleneck_model']}), {r['cycles_per_image_sizing_run']:.0f} measured in "
+              f"Verilator on {r['sizing_images']} images with the FIFOs sized")
     return 0
 
 
@@ -374,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=1, help="parallel FINN builds")
     b.add_argument("--calibration", type=int, default=1000, help="training images to measure path frequencies")
     b.add_argument("--data", help="dataset folder for calibration")
+    b.add_argument("--per-core", action="store_true",
+                   help="only the cores (the host runs one at a time), not the whole-network accelerator")
     b.add_argument("--size-fifos", action="store_true",
                    help="after HDL, size every core's FIFOs by Verilator simulation (needed by --backend rtlsim)")
     b.add_argument("--mvau", default="lut", choices=("lut", "dsp", "hls"),

@@ -24,6 +24,13 @@ breaks; ``InsertStreamFIFOs`` puts a FIFO on every stream between two nodes with
 start at FINN's minimum (2) and the frame buffers at one frame; ``size_accelerator_fifos`` sizes them by Verilator
 simulation on real images (peak occupancy at unbounded depths, then verified with FINN's fifo.sv).
 
+The build (``build_accelerator``, run by ``fracskip build`` after the cores' HDL unless ``--per-core``): design
+``dfs`` is the bit-serial datapath in every gated block, every node folded by ``hls.pipeline_folding`` (the slowest
+node's expected cycles per image minimized within the board budget: ``cycles_per_image_model``); FIFOs sized on
+real images of the calibration split; then the HDL as emitted (FINN's fifo.sv at those depths) run on the same
+images in Verilator and checked against the sizing run, its simulator cached for ``rtlsim``. ``rtlsim`` (``fracskip
+simulate BUILD --backend rtlsim``) streams test images through it against the numpy controller and the torch model.
+
 Python execution (``run_python``): FINN's ``execute_onnx`` of the graph with every ``*_rtl`` node as its abstract
 op, image by image; ``StreamRoute`` sends a frame to its path and zeros to the others, ``StreamMerge`` takes it from
 its path, so the result is the hardware's. ``run_rtlsim`` streams images back to back through the stitched graph.
@@ -461,9 +468,52 @@ def run_python_batch(model, stream: np.ndarray) -> AcceleratorRun:
 
 ACC_DIR = "accelerator"
 MODELS = ("step_accelerator_compose.onnx", "step_accelerator_hw.onnx", "step_accelerator_size_fifos.onnx")
+DESIGNS = ("dfs", "routed")  # dfs: bit-serial datapaths folded by the pipeline allocator; routed: K path cores each
+# the units of the MVAU layers outside the gated blocks: folded_dfs builds these (not the fixed-precision
+# bit-serial unit, whose accumulator type would need its consumers re-typed)
+FOLDED_UNITS = ("MVAU_rtl", "MVAU_lut")
+SIZING_IMAGES = 24  # real images the build sizes the FIFOs on (their decisions vary frame to frame)
 
 
-def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, datapath: Datapath = routed_paths,
+def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = False) -> tuple[object, dict]:
+    """The accelerator graph of ``design`` and what the folding says of it. ``dfs``: every gated block's bit-serial
+    datapath (``hls.modal.bitserial_datapath``), every node folded by ``hls.pipeline_folding`` (the slowest node's
+    expected cycles per image minimized within the build's budget); ``routed``: the path cores of the build as they
+    were folded, a StreamRoute/StreamMerge per gated block (a debugging aid)."""
+    if design == "routed":
+        return compose(build_dir), {"design": design}
+    if design != "dfs":
+        raise FracskipError(f"unknown accelerator design {design!r}; choose one of {', '.join(DESIGNS)}")
+    from .pipeline_folding import apply_folding, folded_dfs, throughput_table
+
+    table = throughput_table(build_dir, units=FOLDED_UNITS, progress=progress)
+    dfs = table["dfs"]
+    model, skipped = folded_dfs(build_dir, dfs["folding"])
+    # folded_dfs gives the bit-serial units their PE, SIMD and WBP through the datapath; their weight memory too
+    model, _ = apply_folding(model, {n: {"ram_style": f["ram_style"]} for n, f in dfs["folding"].items()
+                                     if "_modal_mvau" in n and "ram_style" in f})
+    if skipped:  # the fixed-precision bit-serial unit outside the gated blocks: not built by folded_dfs
+        raise FracskipError(f"the folding puts {skipped} on the fixed-precision bit-serial unit, which folded_dfs "
+                            "does not build: the accelerator would not be the folding's design")
+    info = {"design": design, "units": list(FOLDED_UNITS), "cycles_per_image_model": dfs["cycles_per_image_model"],
+            "cycles_per_image_model_stagewise": dfs["cycles_per_image_model_stagewise"],
+            "bottleneck_model": dfs["bottleneck"], "bitops_per_image": dfs["bitops_per_image"],
+            "resources_estimate": dfs["resources_estimate"], "budget": dfs["budget"], "fits_estimate": dfs["fits"],
+            "folding": dfs["folding"], "throughput_table": {k: {kk: vv for kk, vv in v.items() if kk != "folding"}
+                                                            if isinstance(v, dict) and "folding" in v else v
+                                                            for k, v in table.items()}}
+    return model, info
+
+
+def sizing_images(build_dir: str | Path, n: int = SIZING_IMAGES) -> np.ndarray:
+    """The first ``n`` images of the split the build calibrated on (training images: the test set stays unseen)."""
+    from ..training import data as D
+
+    calib = json.loads((Path(build_dir) / "calibration.json").read_text())
+    return D.load(calib["dataset"], calib.get("split", "train"), None, n).images.numpy()
+
+
+def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, design: str = "dfs",
                       iface_pe: int = 1, cache_dir: Path | None = None, progress: bool = False) -> dict:
     """``BUILD/accelerator/``, FINN's layout: ``intermediate_models/`` (the composed graph, with FIFOs and HDL, and
     with the FIFOs sized on ``images`` by Verilator), ``report/accelerator.json``. ``images``: (N, C, H, W) uint8
@@ -475,35 +525,60 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     build_dir = Path(build_dir)
     out = build_dir / ACC_DIR
     im, rep = out / "intermediate_models", out / "report"
+    for name in MODELS:  # a graph of an earlier run must not pass for this one's
+        (im / name).unlink(missing_ok=True)
     im.mkdir(parents=True, exist_ok=True)
     rep.mkdir(exist_ok=True)
+    (rep / "accelerator.json").unlink(missing_ok=True)
     summary = json.loads((build_dir / "summary.json").read_text())
     part, clk = summary["board"]["part"], summary["board"]["clk_ns"]
     setup_finn(out / "finn_tmp", cache_dir)
     t0 = time.time()
-    model = compose(build_dir, datapath=datapath, iface_pe=iface_pe)
+    if iface_pe != 1 and design == "dfs":
+        raise FracskipError("the folded accelerator takes its interface PE from the folding: iface_pe must be 1")
+    if design == "routed":
+        model, info = compose(build_dir, iface_pe=iface_pe), {"design": design}
+    else:
+        model, info = compose_design(build_dir, design, progress)
     model.save(str(im / MODELS[0]))
+    t_compose = time.time() - t0
     model = to_hw(model, part, clk)
     model.save(str(im / MODELS[1]))
     from .rtlsim import finn_estimate
 
     est = finn_estimate(model)
-    report = {"nodes": len(model.graph.node), "datapath": getattr(datapath, "__name__", str(datapath)),
-              "iface_pe": iface_pe, "estimate": {k: (int(v) if isinstance(v, (int, np.integer)) else v)
-                                                 for k, v in est.items()},
+    report = {"nodes": len(model.graph.node), **info, "iface_pe": iface_pe,
+              "estimate": {k: (int(v) if isinstance(v, (int, np.integer)) else v) for k, v in est.items()},
               "inputs": [i.name for i in model.graph.input], "outputs": [o.name for o in model.graph.output],
-              "seconds": {"compose_hdl": round(time.time() - t0, 1)}}
+              "seconds": {"compose": round(t_compose, 1), "hdl": round(time.time() - t0 - t_compose, 1)}}
+    sized_run = None
     if images is not None:
         t1 = time.time()
         stream = Host(build_dir).stream(images)
         model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress)
         model.save(str(im / MODELS[2]))
         report["fifo_sizing"] = sizing.to_dict()
-        report["sizing_run"] = sizing.sized_run
+        sized_run = sizing.sized_run
         report["seconds"]["size_fifos"] = round(time.time() - t1, 1)
-    sized_run = report.pop("sizing_run", None)
+        t2 = time.time()
+        report["verified"] = verify_emitted(model, stream, sized_run, cache_dir, progress)
+        report["seconds"]["verify"] = round(time.time() - t2, 1)
     (rep / "accelerator.json").write_text(json.dumps(report, indent=1, default=str))
     return {**report, "sizing_run": sized_run} if sized_run is not None else report
+
+
+def verify_emitted(model, stream: np.ndarray, sized_run, cache_dir: Path | None = None,
+                   progress: bool = False) -> dict:
+    """The HDL as emitted (FINN's fifo.sv at the chosen depths, not the sizing FIFOs) on the sizing images: it must
+    not stall and must give the sizing run's outputs. Its Verilator model is cached, for ``rtlsim`` to reuse."""
+    from .rtlsim import RTLSimCore
+
+    with RTLSimCore(model, cache_dir=cache_dir, progress=progress) as sim:
+        res = sim.run([np.asarray(stream, np.float32)])  # a stall raises, naming the stage that stopped
+    for name, a, b in zip([o.name for o in model.graph.output], res.outputs, sized_run.outputs):
+        if not np.array_equal(a, b):
+            raise FracskipError(f"the emitted accelerator's {name} differs from the sizing run's on the same images")
+    return {"images": len(stream), "cycles_per_image": res.cycles_per_frame, "latency_cycles": res.latency}
 
 
 def accelerator_model(build_dir: str | Path):
@@ -514,58 +589,132 @@ def accelerator_model(build_dir: str | Path):
     for name in reversed(MODELS[1:]):
         if (im / name).is_file():
             return ModelWrapper(str(im / name))
-    raise FracskipError(f"{im} has no accelerator graph: run hls.accelerator.build_accelerator first")
+    raise FracskipError(f"{im} has no accelerator graph: build one with `fracskip build` (--until hdl) or "
+                        "`python -m fracskip.hls.accelerator BUILD`")
 
 
-def simulate(build_dir: str | Path, images: np.ndarray, cache_dir: Path | None = None, progress: bool = False) -> dict:
-    """The accelerator of a build (``build_accelerator`` first) in Verilator as one model, images streamed back to
-    back, against FINN's python execution of the same graph and the numpy controller on the exported graphs."""
-    from .rtlsim import RTLSimCore, setup_finn
+def accelerator_report(build_dir: str | Path) -> dict:
+    path = Path(build_dir) / ACC_DIR / "report" / "accelerator.json"
+    if not path.is_file():
+        raise FracskipError(f"{path} missing: the build has no accelerator")
+    return json.loads(path.read_text())
+
+
+def has_accelerator(build_dir: str | Path) -> bool:
+    return (Path(build_dir) / ACC_DIR / "report" / "accelerator.json").is_file()
+
+
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def rtlsim(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
+           cache_dir: Path | None = None, progress: bool = False, python_images: int = 0) -> dict:
+    """``rtlsim_run``'s figures alone: what ``fracskip simulate BUILD --backend rtlsim --json`` prints and the bench
+    records."""
+    return rtlsim_run(build_dir, images, labels, cache_dir, progress, python_images)[0]
+
+
+def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
+               cache_dir: Path | None = None, progress: bool = False,
+               python_images: int = 0) -> tuple[dict, AcceleratorRun]:
+    """The accelerator of a build in Verilator as one model, ``images`` ((N, C, H, W) uint8) streamed back to
+    back, against goldens independent of the RTL: the numpy controller on the exported graphs (decisions and
+    logits, float32 for float32), the PyTorch model (decisions, float64) and, on the first ``python_images``
+    images, FINN's python execution of the same accelerator graph (head integers and decisions).
+
+    Returns ``n``, ``bit_exact_pct`` (images whose logits and decisions equal the controller's, bit for bit),
+    ``decisions_match_pct`` (vs the controller), ``decisions_match_torch_pct``, ``accuracy`` (with ``labels``),
+    ``cycles_per_image_measured`` (steady state: spacing of result completions), ``cycles_per_image_model``
+    (``hls.pipeline_folding``'s expected cycles of the slowest node), ``sim_images_per_s`` (the Verilator run
+    alone; ``verilate_s`` is the compile, cached by content)."""
+    import time
+
     from ..runtime.controller import Controller
     from ..runtime.qonnx_backend import QONNXBackend
+    from ..runtime.torch_backend import TorchBackend
+    from .rtlsim import RTLSimCore, setup_finn
 
     build_dir = Path(build_dir)
+    info = accelerator_report(build_dir)
     setup_finn(build_dir / ACC_DIR / "finn_tmp", cache_dir)
     from . import ops  # noqa: F401
 
     model = accelerator_model(build_dir)
     host = Host(build_dir)
     x = host.stream(images)
+    t0 = time.time()
     with RTLSimCore(model, cache_dir=cache_dir, progress=progress) as sim:
+        t_build = time.time() - t0
+        cpu0 = _children_cpu()  # the verilation's processes have ended: from here on, the simulator's
+        t1 = time.time()
         rtl = run_rtlsim(sim, x)
+        t_sim = time.time() - t1
         est = sim.estimate
-    py = run_python_batch(model, x)
+    cpu_sim = _children_cpu() - cpu0  # its whole life (model construction included), counted once it has ended
     man = Manifest.load(build_dir / "export")
-    logits, trace = Controller(man, QONNXBackend(man, progress=False)).run(images)
-    lg = host.logits(rtl.head_out)
+    ctl_logits, trace = Controller(man, QONNXBackend(man, progress=False)).run(images)
+    torch_logits, torch_choices = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"])), exact=True).reference(images)
+    logits = host.logits(rtl.head_out)
     n = len(images)
-    return {
-        "images": n, "model": model.model.graph.name,
-        "rtl_equals_python_images": int(sum(np.array_equal(rtl.head_out[i], py.head_out[i])
-                                            and np.array_equal(rtl.decisions[i], py.decisions[i]) for i in range(n))),
-        "decisions_equal_controller_images": int((rtl.decisions == trace.choices).all(axis=1).sum()),
-        "argmax_equal_controller_images": int((lg.argmax(1) == logits.argmax(1)).sum()),
-        "logits_max_abs_diff": float(np.abs(lg - logits).max()),
-        "cycles_per_image": rtl.cycles_per_image, "latency_cycles": rtl.latency,
-        "estimate_max_cycles": int(est["max_cycles"]), "estimate_bottleneck": est["max_cycles_node_name"],
+    dec_ok = (rtl.decisions == trace.choices).all(axis=1)
+    exact = dec_ok & (logits.astype(np.float32) == ctl_logits.astype(np.float32)).all(axis=1)
+    model_cycles = info.get("cycles_per_image_model")
+    res = {
+        "backend": "rtlsim", "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images "
+                                     "back to back",
+        "golden": "numpy controller on the exported graphs (logits, decisions); torch float64 (decisions)",
+        "n": n,
+        "bit_exact_pct": 100.0 * float(exact.mean()),
+        "decisions_match_pct": 100.0 * float(dec_ok.mean()),
+        "decisions_match_torch_pct": 100.0 * float((rtl.decisions == torch_choices).all(axis=1).mean()),
+        "logits_max_abs_diff": float(np.abs(logits - ctl_logits).max()),
+        "accuracy": None if labels is None else float((logits.argmax(1) == np.asarray(labels)).mean()),
+        "torch_accuracy": None if labels is None else float((torch_logits.argmax(1) == np.asarray(labels)).mean()),
+        "argmax_agreement_pct": 100.0 * float((logits.argmax(1) == torch_logits.argmax(1)).mean()),
+        "cycles_per_image_measured": rtl.cycles_per_image,
+        "cycles_per_image_model": model_cycles,
+        "measured_vs_model": None if not model_cycles else rtl.cycles_per_image / model_cycles,
+        "cycles_per_image_finn_estimate": int(est["max_cycles"]), "finn_estimate_bottleneck": est["max_cycles_node_name"],
+        "latency_cycles": rtl.latency, "cycles": rtl.cycles,
+        "sim_images_per_s": n / t_sim, "sim_cycles_per_s": rtl.cycles / t_sim, "sim_s": round(t_sim, 2),
+        # the simulator's own CPU time: its speed on a machine shared with other work
+        "sim_cpu_s": round(cpu_sim, 2), "sim_images_per_cpu_s": n / cpu_sim if cpu_sim > 0 else None,
+        "verilate_s": round(t_build, 1), "rtlsim_build_s": round(t_build, 1), "verilated_now": bool(sim.compiled),
         "path_use": {f"gate{g}": np.bincount(rtl.decisions[:, g], minlength=len(man.bit_menu)).tolist()
                      for g in range(rtl.decisions.shape[1])},
     }
+    if python_images:
+        k = min(int(python_images), n)
+        py = run_python_batch(model, x[:k])
+        res["python_images"] = k
+        res["python_bit_exact_pct"] = 100.0 * float(np.mean([np.array_equal(rtl.head_out[i], py.head_out[i]) and
+                                                             np.array_equal(rtl.decisions[i], py.decisions[i])
+                                                             for i in range(k)]))
+    return res, rtl
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m fracskip.hls.accelerator BUILD [--images N] [--simulate]``: BUILD/accelerator/ from an HDL build,
-    FIFOs sized on N test images of the build's dataset; with --simulate, the Verilator run against the goldens.
-    ``--throughput``: only the folding table of the DFS accelerator and the static pipelines (any build, estimates;
-    ``python -m fracskip.hls.pipeline_folding``)."""
+    """``python -m fracskip.hls.accelerator BUILD [--images N] [--simulate M]``: BUILD/accelerator/ from an HDL
+    build (``--design dfs``: the bit-serial datapaths folded by the pipeline allocator), FIFOs sized on N images of
+    the build's calibration split; ``--simulate M``: M test images through its Verilator model against the goldens
+    (JSON; ``--no-build`` uses the accelerator the build has). ``--throughput``: only the folding table of the DFS
+    accelerator and the static pipelines (any build, estimates; ``python -m fracskip.hls.pipeline_folding``)."""
     import argparse
 
     from ..training import data as D
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("build")
-    ap.add_argument("--images", type=int, default=12)
-    ap.add_argument("--simulate", action="store_true")
+    ap.add_argument("--design", choices=DESIGNS, default="dfs")
+    ap.add_argument("--images", type=int, default=SIZING_IMAGES, help="images the FIFOs are sized on")
+    ap.add_argument("--simulate", type=int, default=0, metavar="M", help="test images to simulate (0: none)")
+    ap.add_argument("--python", type=int, default=0, metavar="K",
+                    help="also check the first K against FINN's python execution of the graph (slow)")
+    ap.add_argument("--no-build", action="store_true", help="simulate the accelerator the build already has")
     ap.add_argument("--throughput", action="store_true")
     args = ap.parse_args(argv)
     if args.throughput:
@@ -574,13 +723,16 @@ def main(argv: list[str] | None = None) -> None:
         return throughput([args.build])
     logging.basicConfig(level=logging.INFO)
     build_dir = Path(args.build)
-    calib = json.loads((build_dir / "calibration.json").read_text())
-    images = D.load(calib["dataset"], "test", None, args.images).images.numpy()
-    rep = build_accelerator(build_dir, images)
-    rep.pop("sizing_run", None)
-    print(json.dumps({k: v for k, v in rep.items() if k != "fifo_sizing"}, indent=1, default=str))
+    if not args.no_build:
+        rep = build_accelerator(build_dir, sizing_images(build_dir, args.images), design=args.design, progress=True)
+        rep.pop("sizing_run", None)
+        print(json.dumps({k: v for k, v in rep.items() if k not in ("fifo_sizing", "folding", "throughput_table")},
+                         indent=1, default=str))
     if args.simulate:
-        print(json.dumps(simulate(build_dir, images), indent=1))
+        calib = json.loads((build_dir / "calibration.json").read_text())
+        test = D.load(calib["dataset"], "test", None, args.simulate)
+        print(json.dumps(rtlsim(build_dir, test.images.numpy(), test.labels.numpy(), python_images=args.python),
+                         indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,15 @@ BUILD_DIR/
   calibration.json    how often each path runs, measured with the trained model
   cores/<core>/       one FINN build each, in FINN's layout: report/*.json, intermediate_models/, folding_config.json;
                       report/mvau_layers.json: which MVAU each matrix layer became (``--mvau``)
+  accelerator/        (--until hdl, unless --per-core) the whole network as one pipelined FINN graph, composed
+                      from the cores' graphs (hls/accelerator.py: bit-serial datapaths, folded by
+                      hls/pipeline_folding.py), its HDL and its FIFOs sized by Verilator simulation on real
+                      images: intermediate_models/, report/accelerator.json; `fracskip simulate BUILD --backend
+                      rtlsim` runs it
   summary.json        written last: per core layers, resources and cycles; totals against the board;
                       expected cycles per input vs a static all-8-bit network on the same budget;
-                      with --size-fifos, an "rtlsim" section: FIFO depths and cycles measured in Verilator
+                      with --size-fifos, an "rtlsim" section: FIFO depths and cycles measured in Verilator;
+                      an "accelerator" section
 
 FIFO sizing (``--size-fifos``, or ``size_build_fifos`` on an existing HDL build) writes each core's sized model as
 ``cores/<core>/intermediate_models/step_fracskip_size_fifos.onnx`` (the RTL simulation and later steps use it)
@@ -68,6 +74,11 @@ class BuildConfig:
     data_dir: str | None = None
     size_fifos: bool = False  # size every core's FIFOs by Verilator simulation after HDL generation
     mvau: str = "lut"  # the matrix-vector unit of each MVAU layer: see MVAU
+    # after the cores' HDL, the whole network as one pipelined accelerator (hls/accelerator.py: bit-serial
+    # datapaths, folded by hls/pipeline_folding.py, FIFOs sized in Verilator on real images); False: the cores only,
+    # run one at a time by the host (the per-core mode, a debugging aid)
+    accelerator: bool = True
+    accelerator_images: int = 24  # calibration-split images the accelerator's FIFOs are sized on
 
     def __post_init__(self) -> None:
         if self.until not in UNTIL:
@@ -151,9 +162,31 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
         t_fifo = time.time()
         summary["rtlsim"] = _size_fifos(out, summary, list(cores), cfg.workers, progress)
         summary["time_s"]["size_fifos"] = round(time.time() - t_fifo, 1)
+    if cfg.accelerator and cfg.until != "estimates":
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))  # the accelerator reads the board from it
+        t_acc = time.time()
+        summary["accelerator"] = _accelerator(out, cfg, progress)
+        summary["time_s"]["accelerator"] = round(time.time() - t_acc, 1)
     summary["time_s"]["total"] = round(time.time() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _accelerator(out: Path, cfg: BuildConfig, progress: bool) -> dict:
+    """``hls.accelerator.build_accelerator`` (design dfs) on the build; its summary.json section."""
+    from .accelerator import ACC_DIR, MODELS, build_accelerator, sizing_images
+
+    rep = build_accelerator(out, sizing_images(out, cfg.accelerator_images), design="dfs", progress=progress)
+    sizing = rep["fifo_sizing"]
+    return {"what": "the whole network as one pipelined FINN dataflow graph (bit-serial datapaths, folded for the "
+                    "slowest node's expected cycles), FIFOs sized by Verilator simulation on real images",
+            "model": f"{ACC_DIR}/intermediate_models/{MODELS[2]}", "report": f"{ACC_DIR}/report/accelerator.json",
+            "nodes": rep["nodes"], "cycles_per_image_model": rep["cycles_per_image_model"],
+            "bottleneck_model": rep["bottleneck_model"], "resources_estimate": rep["resources_estimate"],
+            "fits_estimate": rep["fits_estimate"], "sizing_images": sizing["frames"],
+            "cycles_per_image_sizing_run": sizing["sized_cycles"], "fifo_bits": sizing["total_bits"],
+            "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
+            "seconds": rep["seconds"]}
 
 
 def size_build_fifos(build_dir: str | Path, cores: list[str] | None = None, workers: int = 1,

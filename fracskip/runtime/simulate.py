@@ -4,10 +4,13 @@ with the PyTorch model (decisions, logits, accuracy).
 The reference is the PyTorch model evaluated in float64, whose quantizers round exactly as integer hardware
 does (float32 rounds values within its precision of a rounding boundary either way; see export/verify.py).
 
-On the ``rtlsim`` backend (a build folder) every core call is also checked, after the timed run, against the
-``qonnx`` backend (``bit_exact_pct``: share of path invocations, i.e. (input, core) pairs, whose integer output is
-identical) and against FINN's Python execution of the same dataflow partition (``bit_exact_vs_finn_pct``), and
-the cycles the cores spent are compared with FINN's estimates.
+On the ``rtlsim`` backend, a build with an accelerator (``fracskip build``'s default) runs as one Verilator model,
+images streamed back to back, against the numpy controller and the torch model (``simulate_accelerator``,
+``hls.accelerator.rtlsim``). A build without one (``--per-core``) runs its cores one call at a time: every core
+call is also checked, after the timed run, against the ``qonnx`` backend (``bit_exact_pct``: share of path
+invocations, i.e. (input, core) pairs, whose integer output is identical) and against FINN's Python execution of
+the same dataflow partition (``bit_exact_vs_finn_pct``), and the cycles the cores spent are compared with FINN's
+estimates.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
     from .torch_backend import TorchBackend
 
     folder = Path(folder)
+    if backend == "rtlsim":
+        from ..hls import accelerator as A
+
+        if A.has_accelerator(folder):
+            return simulate_accelerator(folder, images, labels, progress)
     export_dir = folder / "export" if (folder / "export" / "manifest.json").exists() else folder
     m = Manifest.load(export_dir)
     be = make_backend(backend, m, folder, graphs, progress)
@@ -101,6 +109,28 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
     trace = Trace(ch, np.asarray(m.bit_menu)[ch] if ch.size else ch, bo, np.concatenate(cycles) if cycles else None)
     if checked is not None:
         res.update(checked.report(len(images), dt, trace.cycles))
+    return res, trace
+
+
+def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray,
+                         progress: bool = True) -> tuple[dict, Trace]:
+    """The build's accelerator (``hls.accelerator``: the whole network, one Verilator model, images back to back)
+    against the numpy controller and the torch model; ``hls.accelerator.rtlsim`` has the figures."""
+    from ..hls import accelerator as A
+
+    res, run = A.rtlsim_run(build_dir, images, labels, progress=progress)
+    m = Manifest.load(Path(build_dir) / "export")
+    from .controller import Controller
+
+    bitops = Controller(m, None).bitops(run.decisions)
+    res["compute_pct"] = float(100 * bitops.mean() / m.data["bitops"]["full_8bit"])
+    res["bitops_per_input"] = float(bitops.mean())
+    # the names of the per-core run's figures, for callers that read those
+    res["images_per_s"] = res["sim_images_per_s"]
+    res["mean_cycles_per_input"] = res["cycles_per_image_measured"]
+    res["cycles_vs_estimate"] = {"overall": res["measured_vs_model"]}
+    trace = Trace(run.decisions, np.asarray(m.bit_menu)[run.decisions], bitops,
+                  np.full(len(images), res["cycles_per_image_measured"]))
     return res, trace
 
 

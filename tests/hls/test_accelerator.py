@@ -177,6 +177,39 @@ def test_accelerator_rtl_sized_bit_exact(network):
     assert rep.sized_cycles < 1.5 * rep.estimate_cycles, (rep.sized_cycles, rep.estimate_cycles)
 
 
+@pytest.mark.slow
+def test_compose_design_dfs_is_the_allocators_folding(tiny_export, tmp_path_factory, finn_rtlsim):
+    """The accelerator ``fracskip build`` emits (design dfs) is the pipeline allocator's design: bit-serial
+    datapaths in place of the gated blocks' path cores, and every node the folding names folded as it says."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from fracskip.errors import FracskipError
+    from fracskip.hls import accelerator as A
+    from fracskip.hls.rtlsim import setup_finn
+    from fracskip.runtime.manifest import Manifest
+
+    build_dir = hil.tiny_build(tiny_export, tmp_path_factory)
+    setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")  # the build re-initialised FINN
+    model, info = A.compose_design(build_dir, "dfs")
+    folding = {k: v for k, v in info["folding"].items() if k != "Defaults"}
+    nodes = {n.name: n for n in model.graph.node}
+    assert set(folding) == set(nodes)  # the allocator folded every node of this graph, and only those
+    for name, f in folding.items():
+        n = nodes[name]
+        assert n.op_type == f.get("op_type", n.op_type), name
+        inst = getCustomOp(n)
+        for k, v in f.items():
+            if k != "op_type":
+                assert inst.get_nodeattr(k) == v, (name, k, inst.get_nodeattr(k), v)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("MVAU_bitserial") >= 2 and "StreamMerge_rtl" in ops
+    gated = [b["index"] for b in Manifest.load(build_dir / "export").gated_blocks]
+    assert not [n for n in nodes if re.match(rf"block({'|'.join(map(str, gated))})_b[1-9]\d*__", n)]
+    assert info["cycles_per_image_model"] > 0 and info["units"] == list(A.FOLDED_UNITS)
+    with pytest.raises(FracskipError, match="unknown accelerator design"):
+        A.compose_design(build_dir, "static")
+
+
 # ---------------------------------------------------------------------------------------------- stitched IP
 FINN_STOPS_AFTER_VIVADO = "no wrapper HDL found"  # FINN's error when the block design Vivado writes is absent
 
