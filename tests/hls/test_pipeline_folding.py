@@ -1,14 +1,16 @@
 """Folding of the one-pipeline accelerator and the static baselines (hls/pipeline_folding.py, hls/baselines.py).
 
-1. The allocator against brute force: on random small ladders that get dearer in every resource as they get
-   faster, the smallest feasible throughput bound of an exhaustive search; on arbitrary ladders, a choice that
-   fits and is no better than that optimum. Pareto pruning keeps exactly the undominated rungs.
+1. The allocator against brute force: on random small ladders, the smallest feasible throughput bound of an
+   exhaustive search; the pricing heuristic, on arbitrary ladders, a choice that fits and is no better. Pareto
+   pruning keeps exactly the undominated rungs.
 2. The bit-serial unit's rungs: cycles per mode from b_w*b_a/WBP per fold, written out here.
 3. On the tiny network's build (shared, tests/hil.py): the static pipeline, folded and applied to its FINN graph,
    has FINN's own bottleneck (AnnotateCycles + dataflow_performance) equal to the model's, and FINN's resource
    estimate of the graph equal to the allocation's; BitOPs equal qonnx-inference-cost's per path (the export's
    manifest); the DFS graph built with its folding has, node by node, FINN's estimated cycles (per mode for the
    bit-serial units) equal to its rungs. Slow: FINN's python execution of that folded graph equals the controller.
+4. MVAU_rtl's DSPs as finn-rtllib's mvu.sv packs them; the what-if bound with kinds of nodes at no cost; the
+   per-node Yosys cache (hls/synth/nodes.py) keyed by content.
 """
 
 from __future__ import annotations
@@ -391,3 +393,34 @@ def test_ladder_cache_changes_nothing(tiny_build):
         want = [(r.folding, r.cycles, r.resources, r.expected) for r in a.rungs]
         assert [(r.folding, r.cycles, r.resources, r.expected) for r in b.rungs] == want, a.node
         assert [(r.folding, r.cycles, r.resources, r.expected) for r in c.rungs] == want, a.node
+
+
+# ---------------------------------------------------------------------------------------------- Yosys per node
+def test_synth_cache_is_keyed_by_content(tmp_path, monkeypatch):
+    """hls/synth/nodes.py: a node's cache key ignores its name and follows its attributes and initializers; a
+    synthesized node is read back from the cache, not synthesized again; FINN's own ops are not synthesized."""
+    from fracskip.hls.synth import nodes
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    def model(name="a", pe=1, w=0.0):
+        n = helper.make_node("ModalActivation_rtl", ["x", "w"], ["y"], name=name, domain="x", PE=pe)
+        g = helper.make_graph([n], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+        m = ModelWrapper(helper.make_model(g))
+        m.set_initializer("w", np.full((4,), w, dtype=np.float32))
+        return m
+
+    key = nodes.node_key(model(), model().graph.node[0])
+    assert nodes.node_key(model("b"), model("b").graph.node[0]) == key
+    assert nodes.node_key(model(pe=2), model(pe=2).graph.node[0]) != key
+    assert nodes.node_key(model(w=1.0), model(w=1.0).graph.node[0]) != key
+    calls = []
+    monkeypatch.setattr(nodes, "synthesize", lambda m, n: calls.append(n.name) or {"LUT": 7, "FF": 1, "BRAM_18K": 0,
+                                                                                   "DSP": 0})
+    m = model()
+    assert nodes.synth_node(m, m.graph.node[0], tmp_path) == {"LUT": 7, "FF": 1, "BRAM_18K": 0, "DSP": 0}
+    assert nodes.synth_node(model("b"), model("b").graph.node[0], tmp_path)["LUT"] == 7
+    assert calls == ["a"] and len(list(tmp_path.glob("*.json"))) == 1
+    m.graph.node[0].op_type = "MVAU_rtl"
+    assert nodes.synth_node(m, m.graph.node[0], tmp_path) is None and calls == ["a"]
