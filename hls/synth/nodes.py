@@ -3,8 +3,8 @@
 A whole accelerator is too slow to synthesize on this machine (one ModalActivation at PE 1 alone took 80-180 s
 of a shared core), so each distinct node is synthesized once and its cells kept in
 ``$FRACSKIP_CACHE/synth/<sha256>.json``, keyed by the node's type and attributes (not its name), its
-initializers and the script. fracskip's own RTL only: the bit-serial unit (its fit's script: hierarchy kept, no
-DSP), the gate, and the single-file ops (``SINGLE_FILE``; DSPs allowed, as they multiply). FINN's own RTL
+initializers and the script. fracskip's own RTL only: the bit-serial unit and the LUT MVU (their fits' scripts,
+no DSP), the gate, and the single-file ops (``SINGLE_FILE``; DSPs allowed, as they multiply). FINN's own RTL
 (MVAU_rtl, sliding windows, padding, FIFOs) needs its SystemVerilog library through ``read_slang``
 (FINN-NOTES §4b): reported as not synthesized.
 
@@ -27,7 +27,7 @@ from ...errors import FracskipError
 log = logging.getLogger(__name__)
 
 SINGLE_FILE = ("ModalActivation_rtl", "IntRequant_rtl", "Clip_rtl")  # the ops with a verilog() of their own
-SUPPORTED = ("MVAU_bitserial", "DFSGate_rtl", *SINGLE_FILE)
+SUPPORTED = ("MVAU_bitserial", "MVAU_lut", "DFSGate_rtl", *SINGLE_FILE)
 SCRIPT = "synth_xilinx -family xc7 -noiopad -flatten -top top"
 VERSION = 1  # of the cache entries
 
@@ -73,6 +73,11 @@ def synthesize(model, node) -> dict | None:
 
         weights, thresholds = inst._tensors(model)
         return _figures(bs_synth(inst.bs_params(), weights, thresholds))
+    if node.op_type == "MVAU_lut":
+        from ..lutmvu.synth import synthesize as lut_synth
+
+        thresholds = None if inst.get_nodeattr("noActivation") else model.get_initializer(node.input[2])
+        return _figures(lut_synth(inst.lut_params(model), model.get_initializer(node.input[1]), thresholds))
     if node.op_type == "DFSGate_rtl":
         from ..ops.gate_rtl import synthesize as gate_synth
 
