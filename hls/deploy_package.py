@@ -54,7 +54,7 @@ def class_names(dataset: str | None, n: int) -> list[str]:
 # ---------------------------------------------------------------- FINN's driver settings
 
 
-def shell_prepare(model, board: dict):
+def shell_prepare(model, board: dict, work: Path):
     """ZynqBuild's model preparation (finn-plus 1.6.1, no instrumentation): IODMAs, width converters, the
     IODMA's HLS variant, floorplan, one dataflow partition per IODMA and one for the accelerator; then the DMA
     instance names MakeZYNQProject gives them. Returns (the partitioned parent model, whether names were set here)."""
@@ -71,8 +71,8 @@ def shell_prepare(model, board: dict):
     from . import ops  # noqa: F401  fracskip's RTL ops, for FINN's transformations
     from .transforms import integer_eltwise_rtl
 
-    width = 512 if board["shell_flow"] == "vitis_alveo" else pynq_native_port_width.get(board["name"], 64)
-    parts = Path(tempfile.mkdtemp(prefix="fracskip-partitions-"))
+    width = pynq_native_port_width.get(board["name"], 64)
+    parts = work / "partitions"
     model = model.transform(InferDataLayouts())
     with integer_eltwise_rtl():
         for trn in (InsertIODMA(width), InsertDWC(), SpecializeLayers(board["part"]), Floorplan(),
@@ -92,17 +92,24 @@ def shell_prepare(model, board: dict):
     return model, named_here
 
 
-def finn_driver_settings(model, board: dict) -> tuple[dict, Path, bool]:
-    """FINN's MakePYNQDriver on the prepared model: (settings.json content, FINN's driver folder, DMA names
-    given here)."""
+def finn_driver_settings(model, board: dict) -> tuple[dict, bool]:
+    """FINN's MakePYNQDriver on the prepared model: (settings.json content, DMA names given here). FINN's
+    partitions and driver folder are made in a scratch folder, removed afterwards."""
     from finn.transformation.fpgadataflow.make_driver import MakePYNQDriver
 
-    platform = "alveo" if board["shell_flow"] == "vitis_alveo" else "zynq-iodma"
-    parent, named_here = shell_prepare(model, board)
-    parent = parent.transform(MakePYNQDriver(platform, "FINNDMAOverlay", clk_period_ns=board["clk_ns"],
-                                             board=board["name"]))
-    folder = Path(parent.get_metadata_prop("pynq_driver_dir"))
-    return json.loads((folder / "settings.json").read_text()), folder, named_here
+    from . import finn_env
+
+    if board["shell_flow"] != "vivado_zynq":
+        raise FracskipError(f"{board['name']}: only Zynq boards (ZynqBuild, zynq-iodma) get a package so far; for "
+                            "Alveo, FINN names the kernels' instances in its Vitis link step, which is not reached "
+                            "without Vitis")
+    platform = "zynq-iodma"
+    with finn_env.scratch() as work:
+        parent, named_here = shell_prepare(model, board, Path(work))
+        parent = parent.transform(MakePYNQDriver(platform, "FINNDMAOverlay", clk_period_ns=board["clk_ns"],
+                                                 board=board["name"]))
+        folder = Path(parent.get_metadata_prop("pynq_driver_dir"))
+        return json.loads((folder / "settings.json").read_text()), named_here
 
 
 # ---------------------------------------------------------------- fracskip's additions
@@ -166,7 +173,7 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".partial-", dir=out.parent))
     try:
-        settings, _, named_here = finn_driver_settings(model, board)
+        settings, named_here = finn_driver_settings(model, board)
         (tmp / "driver").mkdir()
         (tmp / ad.SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
         host, params = host_side(build_dir)
@@ -225,9 +232,6 @@ def package_from_build(build_dir: str | Path, out: str | Path, bitfile_dir: str 
         raise FracskipError(f"{sized} is missing: the build has no accelerator with sized FIFOs; `fracskip build "
                             f"EXPORT --board B -o {build_dir} --until hdl` makes one (or `python -m "
                             f"fracskip.hls.accelerator {build_dir}`)")
-    from .rtlsim import setup_finn
-
-    setup_finn(Path(build_dir) / ACC_DIR / "finn_tmp")
     return write_package(build_dir, out, ModelWrapper(str(sized)), None, bitfile_dir, force)
 
 

@@ -76,6 +76,10 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             "numInputVectors": ("ints", False, [1]),
             "modeStream": ("i", False, 1),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed"}),
+            # FINN's shell flow reads these of every MVAU* (Floorplan, MakePYNQDriver): the weights live inside
+            # the unit, fixed in the bitstream
+            "mem_mode": ("s", False, "internal_embedded", {"internal_embedded"}),
+            "runtime_writeable_weights": ("i", False, 0, {0}),
         }
         attrs.update(super().get_nodeattr_types())  # RTLBackend's and HWCustomOp's
         return attrs
