@@ -223,7 +223,10 @@ def cmd_budget(a: argparse.Namespace) -> int:
 def cmd_compare(a: argparse.Namespace) -> int:
     from .training.compare import compare, plot, table
 
-    rows = compare(a.checkpoints, a.dataset, a.data, a.limit, progress=not a.json, oracle=a.oracle)
+    from .validate import compare_rows
+
+    include = [compare_rows(Path(f)) for f in a.include or ()]
+    rows = compare(a.checkpoints, a.dataset, a.data, a.limit, progress=not a.json, oracle=a.oracle, include=include)
     if a.plot:
         plot(rows, Path(a.plot))
     print(json.dumps(rows) if a.json else table(rows))
@@ -316,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", help="write accuracy-vs-compute PNG here")
     c.add_argument("--oracle", metavar="CKPT", help="also the oracle routings (per image: cheapest correct uniform "
                                                     "precision; per-block greedy) on this checkpoint, e.g. the backbone")
+    c.add_argument("--include", action="append", metavar="JSON",
+                   help="rows of an earlier `fracskip compare --json` on the same test images, e.g. "
+                        "training/checkpoints/default/compare.json (repeatable)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
 

@@ -179,6 +179,19 @@ def export_folder(folder: str | Path, onnx: bool = True, checkpoint: bool = True
     return m
 
 
+def compare_rows(path: Path) -> list[dict]:
+    """The rows of a `fracskip compare --json` file, each with the fields a comparison needs."""
+    existing_file(str(path), "--include", "a JSON file written by `fracskip compare --json`")
+    rows = load_json(path, "pass a file written by `fracskip compare --json`")
+    need = {"model": str, "accuracy": (int, float), "compute_pct": (int, float), "bitops_per_input": (int, float),
+            "n": int}
+    if not isinstance(rows, list) or not rows or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), t) for k, t in need.items()) for r in rows):
+        raise FracskipError(f"--include {path}: not the rows of `fracskip compare --json` (a list of objects with "
+                            f"{', '.join(need)})")
+    return rows
+
+
 def checkpoint(ref: str, option: str = "checkpoint") -> None:
     """'default', a .pt file or a run folder, readable as plain data (nothing in it is run)."""
     from .training.checkpoint import load_raw
@@ -262,6 +275,8 @@ def check_compare(a: argparse.Namespace) -> None:
         checkpoint(c)
     if getattr(a, "oracle", None) is not None:
         checkpoint(a.oracle, "--oracle")
+    for f in getattr(a, "include", None) or ():
+        compare_rows(Path(f))
     if a.plot is not None:
         p = Path(a.plot)
         if p.suffix.lower() not in (".png", ".pdf", ".svg"):

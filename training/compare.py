@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import FracskipError
 from . import data as D
 from .checkpoint import load_model
 from .evaluate import evaluate
@@ -31,11 +32,19 @@ def kind(ck: dict) -> str:
 
 
 def compare(checkpoints: list[str], dataset: str = "fashion-mnist", data_dir: str | None = None,
-            limit: int | None = None, progress: bool = True, oracle: str | None = None) -> list[dict]:
+            limit: int | None = None, progress: bool = True, oracle: str | None = None,
+            include: list[list[dict]] = ()) -> list[dict]:
     """One row per checkpoint; with ``oracle`` (a checkpoint holding every path, e.g. the backbone), the oracle
-    routings of ``training.oracle`` on it as rows too, and each learned row's share of the oracle's gain."""
+    routings of ``training.oracle`` on it as rows too, and each learned row's share of the oracle's gain.
+    ``include``: rows of earlier comparisons on the same test images (``--json`` output), kept as measured."""
     split = D.load(dataset, "test", data_dir, limit)
     rows = []
+    for earlier in include:
+        for r in earlier:
+            if r["n"] != len(split):
+                raise FracskipError(f"an included row ({r['model']}) was measured on {r['n']} test images, this "
+                                    f"comparison runs on {len(split)}: compare on the same images")
+            rows.append({k: v for k, v in r.items() if k not in ("gain_over_static_front", "oracle_gain_recovered")})
     for ref in checkpoints:
         net, ck = load_model(ref)
         ev = evaluate(net, split, progress=progress)
