@@ -115,8 +115,9 @@ def test_host_program_equals_onnx_execution_on_batches():
 
 
 def test_board_side_imports_little():
-    """The driver and the controller run on a PYNQ image: numpy and the standard library, nothing heavier."""
-    code = ("import sys; import fracskip.runtime.driver, fracskip.runtime.controller, fracskip.cli; "
+    """The drivers and the controller run on a PYNQ image: numpy and the standard library, nothing heavier."""
+    code = ("import sys; import fracskip.runtime.driver, fracskip.runtime.accelerator_driver, "
+            "fracskip.runtime.controller, fracskip.cli; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'qonnx', 'finn', 'onnx', 'brevitas', "
             "'onnxruntime', 'pynq', 'scipy'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
