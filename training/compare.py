@@ -19,7 +19,7 @@ def kind(ck: dict) -> str:
         target = ck.get("train_config", {}).get("target")
         widths = ", ".join("skip" if b == 0 else str(b) for b in menu)
         name = "LC channels" if len([b for b in menu if b]) == 1 else "LC bits+channels"
-        return f"{name} {{{widths}}} groups of {group}" + (f" target {target:g}" if target else "")
+        return f"{name} {{{widths}}} g{group}" + (f" target {target:g}" if target else "")
     if len(menu) == 1:
         return f"static W{menu[0]}A{menu[0]}"
     if menu == (0, 8):
