@@ -25,7 +25,7 @@ _streamlined: dict[str, object] = {}
 def front_end(manifest: Manifest, cores: list[str] | None = None, progress: bool = True) -> dict:
     """FINN's front end (``hls.steps.frontend_steps``: QONNX to FINN and streamlining, in float64) on each core's graph:
     name -> streamlined ModelWrapper (the caller's own copy), integer in and integer out (the head: logits)."""
-    from ..hls import finn_env
+    from ..hls import finn_env, frontend
     from ..runtime.manifest import sha256
 
     files = {name: manifest.file(manifest.cores()[name]["file"]) for name in cores or manifest.cores()}
@@ -41,9 +41,13 @@ def front_end(manifest: Manifest, cores: list[str] | None = None, progress: bool
             cfg = DataflowBuildConfig(output_dir=str(work / "out"), synth_clk_period_ns=10.0, target_fps=1,
                                       generate_outputs=[])
             for name in tqdm(todo, desc="FINN front end", unit="core", disable=None if progress else True):
+                if cached := frontend.lookup(files[name]):
+                    _streamlined[keys[name]] = ModelWrapper(str(cached))
+                    continue
                 model = ModelWrapper(str(files[name]))
                 for step in frontend_steps():
                     model = step(model, cfg)
+                frontend.store(files[name], model)
                 _streamlined[keys[name]] = model
     return {name: copy.deepcopy(_streamlined[keys[name]]) for name in files}
 

@@ -21,6 +21,7 @@ import contextlib
 import copy
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -60,10 +61,14 @@ def _run(onnx: Path, cfg) -> None:
         raise FracskipError(f"FINN build of {onnx.name} failed (status {status}); see {logf}")
 
 
+def _name(step) -> str:
+    return step if isinstance(step, str) else step.__name__
+
+
 def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, mvau: str = "lut",
             max_steps: int = 10) -> dict:
     """FINN flow to the specialized partition, then the (cycles, resources) of a ladder of foldings."""
-    from . import finn_env
+    from . import finn_env, frontend
 
     finn_env.setup(Path(finn_build_dir))
     from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
@@ -71,18 +76,30 @@ def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, 
     from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
     from finn.transformation.fpgadataflow.set_folding import SetFolding
     from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
-    from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
     from .requant import ThresholdsToRequant
-    from .steps import place_mvaus
+    from .steps import frontend_steps, hdl_steps, place_mvaus
+    from .transforms import MinimizeWeightBitWidthMemo
 
     t0 = time.time()
     onnx_p, out_p = Path(onnx), Path(out)
-    cfg = _config(onnx_p, out_p, part, clk_ns, mvau, target_fps=1, stop_step=SPECIALIZED)
+    im = out_p / "intermediate_models"
+    front = frontend_steps()
+    streamlined = im / f"{front[-1].__name__}.onnx"
+    if cached := frontend.lookup(onnx_p):  # streamlined already (the export's golden run, another build)
+        im.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, streamlined)
+        cfg = _config(onnx_p, out_p, part, clk_ns, mvau, target_fps=1, stop_step=SPECIALIZED,
+                      start_step=_name(hdl_steps(mvau)[len(front)]))
+    else:
+        cfg = _config(onnx_p, out_p, part, clk_ns, mvau, target_fps=1, stop_step=SPECIALIZED)
     _run(onnx_p, cfg)
+    if not cached:
+        frontend.store(onnx_p, streamlined)
     base = ModelWrapper(str(out_p / "intermediate_models" / f"{SPECIALIZED}.onnx"))
+    widths: dict = {}  # threshold tables' minimal types, the same on every rung
 
     def measure(target: int) -> dict:
         m = copy.deepcopy(base).transform(SetFolding(target, mvau_wwidth_max=1024, two_pass_relaxation=True))
@@ -91,7 +108,7 @@ def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, 
             inst = getCustomOp(n)
             folding[n.name] = {a: inst.get_nodeattr(a) for a in FOLDING_ATTRS if a in inst.get_nodeattr_types()}
         m, _ = place_mvaus(m, mvau)  # as finish's step_fracskip_lut_mvau does
-        m = m.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
+        m = m.transform(MinimizeWeightBitWidthMemo(widths)).transform(MinimizeAccumulatorWidth())
         m = m.transform(ThresholdsToRequant())  # as finish's step_fracskip_requant_outputs does
         perf = m.transform(AnnotateCycles()).analysis(dataflow_performance)
         res = m.analysis(lambda mm: res_estimation(mm, part))

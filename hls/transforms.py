@@ -205,3 +205,37 @@ def float64_activation_thresholds() -> Iterator[None]:
         yield
     finally:
         handlers.np_default_dtype = original
+
+
+class MinimizeWeightBitWidthMemo(Transformation):
+    """FINN's ``MinimizeWeightBitWidth`` for a ladder of foldings of one graph: a threshold table's minimal type
+    depends on the table and its input type, not on the folding, and FINN checks every threshold of it one by
+    one in Python (most of the ladder's time on a 64-channel core). ``memo`` (one dict per graph) keeps each
+    table's result for the next rung; every other layer is minimized by FINN as usual."""
+
+    def __init__(self, memo: dict):
+        super().__init__()
+        self.memo = memo
+
+    def apply(self, model: ModelWrapper):
+        from finn.util.basic import getHWCustomOp
+        from finn.util.fpgadataflow import is_fpgadataflow_node
+        from qonnx.core.datatype import DataType
+
+        for n in model.graph.node:
+            if not is_fpgadataflow_node(n):
+                continue
+            inst = getHWCustomOp(n)
+            if not hasattr(inst, "minimize_weight_bit_width"):
+                continue
+            if not n.op_type.startswith("Thresholding") or inst.get_nodeattr("runtime_writeable_weights"):
+                inst.minimize_weight_bit_width(model)
+                continue
+            thr = model.get_initializer(n.input[1])
+            key = (n.op_type, thr.tobytes(), thr.shape, str(inst.get_input_datatype(0)),
+                   str(inst.get_input_datatype(1)), inst.get_nodeattr("mlo_max_iter"))
+            if key not in self.memo:
+                self.memo[key] = inst.minimize_weight_bit_width(model).name
+            inst.set_nodeattr("weightDataType", self.memo[key])
+            model.set_tensor_datatype(n.input[1], DataType[self.memo[key]])
+        return model, False
