@@ -5,13 +5,22 @@ On a checkpoint (the shipped default unless told otherwise), each stage timed:
 - ``model``: accuracy and compute on the Fashion-MNIST test set (``fracskip eval``);
 - ``export``: wall time, cores, BitOPs per path equal to qonnx-inference-cost's (the exporter refuses otherwise);
 - ``golden``: the qonnx backend (FINN-streamlined cores) vs the float64 torch model (``fracskip simulate``);
-- ``build``: ``fracskip build --until hdl`` per board: wall time, fit, expected cycles per input, the ratio to
-  a static all-8-bit network on the same budget;
-- ``fifo_sizing``: FIFO depths by Verilator simulation for the cores the RTL images use;
-- ``rtlsim``: those images through the controller with every core in Verilator: bit-exactness, decisions,
-  accuracy vs torch, cycles vs FINN's estimate, simulation speed.
+- ``build``: ``fracskip build --until hdl`` on Pynq-Z2: the cores, then the whole network as one pipelined
+  accelerator (bit-serial datapaths, folded for the slowest node, FIFOs sized in Verilator on real images);
+- ``rtlsim``: test images streamed back to back through the accelerator's Verilator model (``fracskip simulate
+  BUILD --backend rtlsim``): logits and decisions against the numpy controller, cycles per image against the
+  folding model, simulation speed;
+- ``throughput``: the DFS accelerator and the static W2A2, W4A4 and W8A8 pipelines folded by the same allocator
+  on the same budget (``hls.pipeline_folding``), each with its accuracy (the static networks': ``fracskip compare``
+  on the 10,000 test images, from the checkpoint's ``compare.json``), BitOPs, modelled cycles and FINN's
+  resource estimates; DFS's cycles and images/s also as measured in Verilator. The static pipelines are not
+  simulated here: their measured columns are null, not filled in from the model.
 
-``quick`` shrinks every count to a CI-sized run (the same stages, fewer images, one board).
+``quick`` is the CI-sized run: fewer images, and the build stops at FINN's estimates (``--until estimates``), so
+there is no ``rtlsim`` stage (``"rtlsim": null``) and the DFS row has no measured columns. Verilating the shipped
+network's accelerator (about 500 nodes) and sizing its FIFOs takes tens of CPU minutes here; the whole-network
+RTL tests of the suite run the same builder on the tiny test network instead (tests/hls/test_accelerator.py,
+tests/hls/test_modal.py).
 The machine is shared: compare the ratios of one run, not wall times across runs.
 """
 
@@ -28,12 +37,10 @@ from .outdir import fresh
 
 log = logging.getLogger(__name__)
 
-FULL = {"eval_images": None, "golden_images": 1000, "rtl_images": 200, "boards": ("Pynq-Z2", "ZCU104"),
-        "minimize_fifos": True}
-# CI-sized: what only the bench checks is the real network through every stage; the FIFO sizing (most of its
-# time) covers just the cores its RTL images take, so one image keeps it to one core per block, and it keeps
-# FINN's peak-occupancy depths without searching each FIFO's minimum (the tests of the search use small cores)
-QUICK = {"eval_images": 1000, "golden_images": 8, "rtl_images": 1, "boards": ("Pynq-Z2",), "minimize_fifos": False}
+BOARD = "Pynq-Z2"
+FULL = {"eval_images": None, "golden_images": 1000, "until": "hdl", "rtl_images": 200, "sizing_images": 24}
+QUICK = {"eval_images": 1000, "golden_images": 8, "until": "estimates", "rtl_images": 0, "sizing_images": 0}
+STATIC_ROWS = {"static_W2A2": "static W2A2", "static_W4A4": "static W4A4", "static_W8A8": "static W8A8"}
 
 
 def bench(out: str | Path, checkpoint: str = "default", quick: bool = False, workers: int = 1,
@@ -47,11 +54,11 @@ def bench(out: str | Path, checkpoint: str = "default", quick: bool = False, wor
 def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mvau: str | None,
            progress: bool) -> dict:
     from .export.exporter import export
-    from .hls.build import BuildConfig, build, size_build_fifos
+    from .hls.build import BuildConfig, build
     from .runtime.manifest import Manifest
-    from .runtime.simulate import cores_for_images, simulate
+    from .runtime.simulate import simulate
     from .training import data as D
-    from .training.checkpoint import load_model
+    from .training.checkpoint import load_model, resolve
     from .training.evaluate import evaluate
 
     t_all = time.time()
@@ -80,44 +87,86 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
     fig["golden"] = _pick(res, "n", "decisions_match_pct", "argmax_agreement_pct", "max_logit_abs_diff", "accuracy",
                           "torch_accuracy", "images_per_s")
 
-    fig["build"] = {}
-    for board in plan["boards"]:
-        stage(f"build {board}", "fracskip build --until hdl")
-        t = time.time()
-        kw = {"mvau": mvau} if mvau else {}
-        s = build(out / "export", out / f"build-{board}", BuildConfig(board=board, until="hdl", workers=workers, **kw),
-                  progress=progress)
-        tot = s["totals"]
-        fig["build"][board] = {
-            "wall_s": round(time.time() - t, 1), "fits": tot["fits"],
-            "resources": tot["resources"], "budget": tot["budget"], "utilization": tot["utilization"],
-            "expected_cycles_per_input": s["expected_cycles_per_input"],
-            "static_8bit_expected_cycles_per_input": s["static_8bit"]["expected_cycles_per_input"],
-            "static_8bit_fits": s["static_8bit"]["fits"],
-            "speedup_vs_static_8bit": s["speedup_vs_static_8bit"], "folding": s["folding"]}
-
-    board = plan["boards"][0]
-    bdir = out / f"build-{board}"
-    rtl = test.subset(plan["rtl_images"])
-    used = cores_for_images(m, rtl.images.numpy())
-    stage("FIFO sizing", f"{len(used)} cores of the {board} build")
+    stage(f"build {BOARD}", f"fracskip build --until {plan['until']}")
     t = time.time()
-    sized = size_build_fifos(bdir, cores=used, workers=workers, progress=progress, minimize=plan["minimize_fifos"])
-    fig["fifo_sizing"] = {"board": board, "cores": used, "seconds": round(time.time() - t, 1),
-                          "minimized": plan["minimize_fifos"],
-                          "cycles_vs_estimate": {c: sized["cores"][c]["cycles_vs_estimate"] for c in used},
-                          "fifo_bits": {c: sized["cores"][c]["fifo_bits"] for c in used}}
+    kw = {"mvau": mvau} if mvau else {}
+    if plan["sizing_images"]:
+        kw["accelerator_images"] = plan["sizing_images"]
+    bdir = out / f"build-{BOARD}"
+    s = build(out / "export", bdir, BuildConfig(board=BOARD, until=plan["until"], workers=workers, **kw),
+              progress=progress)
+    fig["build"] = {"board": BOARD, "until": plan["until"], "wall_s": round(time.time() - t, 1),
+                    "time_s": s["time_s"], "cores": len(s["cores"]), "accelerator": s.get("accelerator")}
 
-    stage("rtlsim", "fracskip simulate --backend rtlsim")
-    res, _ = simulate(bdir, "rtlsim", rtl.images.numpy(), rtl.labels.numpy(), progress=progress)
-    fig["rtlsim"] = _pick(res, "n", "bit_exact_pct", "bit_exact_vs_finn_pct", "decisions_match_pct", "argmax_agreement_pct",
-                          "accuracy", "torch_accuracy", "mean_cycles_per_input", "cycles_vs_estimate", "images_per_s",
-                          "rtlsim_build_s")
-    cve = [v for k, v in res["cycles_vs_estimate"].items() if k != "overall" and v is not None]
-    fig["rtlsim"]["cycles_vs_estimate_range"] = [min(cve), max(cve)] if cve else None
+    fig["rtlsim"] = None
+    if plan["rtl_images"]:
+        stage("rtlsim", "fracskip simulate BUILD --backend rtlsim")
+        rtl = test.subset(plan["rtl_images"])
+        res, _ = simulate(bdir, "rtlsim", rtl.images.numpy(), rtl.labels.numpy(), progress=progress)
+        fig["rtlsim"] = _pick(res, "n", "bit_exact_pct", "decisions_match_pct", "decisions_match_torch_pct",
+                              "logits_max_abs_diff", "accuracy", "torch_accuracy", "argmax_agreement_pct",
+                              "cycles_per_image_measured", "cycles_per_image_model", "measured_vs_model",
+                              "latency_cycles", "sim_images_per_s", "sim_images_per_cpu_s", "verilate_s", "path_use")
+
+    stage("throughput", "hls.pipeline_folding on the build, every design on the same budget")
+    fig["throughput"] = throughput(bdir, resolve(checkpoint), fig["model"], fig["rtlsim"])
     fig["wall_s"] = round(time.time() - t_all, 1)
     (out / "bench.json").write_text(json.dumps(fig, indent=1))
     return fig
+
+
+def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | None) -> dict:
+    """``pipeline_folding.throughput_table`` of the build, one entry per design with its accuracy and, for DFS,
+    the Verilator figures; ``claim``: DFS against every static network at least as accurate, judged only on
+    accuracies of the same test images."""
+    from .hls import finn_env
+    from .hls.pipeline_folding import throughput_table
+
+    with finn_env.scratch("fracskip-bench-"):
+        table = throughput_table(build_dir)
+    clk_hz = 1e9 / json.loads((build_dir / "summary.json").read_text())["board"]["clk_ns"]
+    side = checkpoint.parent
+    rows = {r["model"]: r for r in _json(side / "compare.json", [])}
+    # DFS's accuracy: this bench's evaluation, or, when that saw fewer images than the static rows (--quick), the
+    # checkpoint's own eval.json on the whole test set
+    acc = {"dfs": (model["accuracy"], model["n"], "this bench's evaluation")}
+    full = _json(side / "eval.json", {})
+    if rows and full.get("n", 0) > model["n"]:
+        acc["dfs"] = (full["accuracy"], full["n"], "eval.json beside the checkpoint")
+    for name, row in STATIC_ROWS.items():
+        r = rows.get(row)
+        acc[name] = (r["accuracy"], r["n"], "compare.json beside the checkpoint") if r else (None, None, None)
+    out = {"board": table["board"], "budget_fraction": table["budget_fraction"], "clock_mhz": clk_hz / 1e6,
+           "note": table["note"]}
+    for name in ("dfs", *STATIC_ROWS):
+        d = table[name]
+        measured = rtlsim["cycles_per_image_measured"] if name == "dfs" and rtlsim else None
+        out[name] = {
+            "accuracy": acc[name][0], "accuracy_images": acc[name][1], "accuracy_from": acc[name][2],
+            "bitops_per_image": d["bitops_per_image"],
+            "cycles_per_image_model": d["cycles_per_image_model"],
+            "images_per_s_model": clk_hz / d["cycles_per_image_model"],
+            "cycles_per_image_measured": measured,
+            "images_per_s_measured": clk_hz / measured if measured else None,
+            "resources_est": d["resources_est"], "resources_synth": d.get("resources_synth"), "fits": d["fits"]}
+    dfs = out["dfs"]
+    out["claim"] = {
+        "speedup_model": {n: out[n]["cycles_per_image_model"] / dfs["cycles_per_image_model"] for n in STATIC_ROWS},
+        "bitops_ratio": {n: out[n]["bitops_per_image"] / dfs["bitops_per_image"] for n in STATIC_ROWS}}
+    if any(out[n]["accuracy_images"] != dfs["accuracy_images"] for n in STATIC_ROWS):
+        out["claim"]["statics_at_least_as_accurate"] = None
+        out["claim"]["dfs_faster_than_every_peer_model"] = None
+        out["claim"]["why_none"] = "the accuracies are not all on the same test images"
+    else:
+        peers = [n for n in STATIC_ROWS if out[n]["accuracy"] >= dfs["accuracy"]]
+        out["claim"]["statics_at_least_as_accurate"] = peers
+        out["claim"]["dfs_faster_than_every_peer_model"] = all(
+            out[n]["cycles_per_image_model"] > dfs["cycles_per_image_model"] for n in peers)
+    return out
+
+
+def _json(path: Path, default):
+    return json.loads(path.read_text()) if path.is_file() else default
 
 
 def stage(name: str, what: str) -> None:
