@@ -17,7 +17,6 @@ processes that stitch (the sizing, the rtlsim backend) initialise FINN with the 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -51,9 +50,14 @@ def _run(onnx: Path, cfg) -> None:
 
     from ..errors import FracskipError
 
-    # FINN's builder prints its progress to stdout, which carries the commands' --json output
-    with contextlib.redirect_stdout(sys.stderr):
+    # FINN's builder prints its progress to stdout, which carries the commands' --json output; it also replaces
+    # sys.stdout and sys.stderr with loggers for good (its progress then came out as "ERROR" lines on the next build)
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr
+    try:
         rc = build.build_dataflow_cfg(str(onnx), cfg)
+    finally:
+        sys.stdout, sys.stderr = saved
     meta = Path(cfg.output_dir) / "report" / "metadata_builder.json"
     status = json.loads(meta.read_text()).get("status") if meta.exists() else None
     if rc != 0 or status != "ok":  # build_dataflow returns, rather than raises, on a failed step
