@@ -16,17 +16,18 @@ import torch.distributed as dist
 from fracskip.training import train as T
 
 nets: list = []
+_build = T.build
 
 
-class Recorded(T.DFSNet):
-    def __init__(self, *a, **k):
-        super().__init__(*a, **k)
-        nets.append(self)
+def recorded(cfg):
+    """train()'s model factory, keeping the network it trains (the replica whose parameters are saved)."""
+    nets.append(_build(cfg))
+    return nets[-1]
 
 
 def main() -> None:
     out = Path(sys.argv[1])
-    T.DFSNet = Recorded
+    T.build = recorded
     if "--local-gradients" in sys.argv:
         torch.nn.parallel.DistributedDataParallel = lambda module, **kw: module  # no all-reduce
     cfg = T.TrainConfig(dataset="synthetic", train_limit=256, test_limit=32, depth=8, batch_size=32,
