@@ -174,3 +174,32 @@ def test_checkpoint_loads_safely_and_eval_reports_channels(tmp_path, tiny_config
     assert "channel" in capsys.readouterr().err and not (tmp_path / "exp").exists()
     assert main(["train", "-o", str(tmp_path / "x"), "--channel-group", "4"]) == 2
     assert "--mode" in capsys.readouterr().err
+
+
+def test_shipped_lcnet_loads_as_channel_skipping():
+    """The alias `lcnet` is a plain-data checkpoint (weights_only) of a channel-skipping network, its group size
+    recorded, and its eval.json is what `fracskip eval lcnet --json` printed for it."""
+    from fracskip.training.checkpoint import SHIPPED
+
+    net, ck = load_model("lcnet")
+    assert isinstance(net, C.LCNet) and ck["model_config"]["channel_group"] == net.cfg.channel_group >= 1
+    ev = json.loads((SHIPPED["lcnet"].parent / "eval.json").read_text())
+    assert ev["checkpoint"] == "lcnet" and ev["channel_group"] == net.cfg.channel_group
+    assert len(ev["kept_channel_fraction"]) == net.n_gated and ev["accuracy"] == ck["eval"]["accuracy"]
+
+
+def test_compare_includes_earlier_rows(tmp_path, tiny_run, capsys):
+    """`fracskip compare --include` adds the rows of an earlier comparison on the same images (the static rows of
+    the default's table beside new channel-skipping rows) and refuses rows measured on other images."""
+    args = ["compare", str(tiny_run), "--dataset", "synthetic", "--json"]
+    assert main(args + ["--limit", "32"]) == 0
+    first = capsys.readouterr().out
+    (tmp_path / "a.json").write_text(first)
+    static = {**json.loads(first)[0], "model": "static W2A2", "checkpoint": "w2a2", "compute_pct": 1.0}
+    (tmp_path / "b.json").write_text(json.dumps([static]))
+    assert main(args + ["--limit", "32", "--include", str(tmp_path / "b.json")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows][0] == "static W2A2" and len(rows) == 2
+    assert rows[1]["gain_over_static_front"] == rows[1]["accuracy"] - static["accuracy"]
+    assert main(args + ["--limit", "16", "--include", str(tmp_path / "a.json")]) == 2
+    assert "32 test images" in capsys.readouterr().err
