@@ -254,14 +254,21 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import demo
 
     t = time.time()
-    r = demo(Path(a.output), a.checkpoint, a.board, a.images, a.workers, a.backend, a.force)
-    ev, s, sim = r["eval"], r["summary"], r["simulate"]
+    r = demo(Path(a.output), a.checkpoint, a.board, a.images, a.workers, a.backend, a.force,
+             accelerator=not a.per_core)
+    ev, s, sim, tp = r["eval"], r["summary"], r["simulate"], r["throughput"]
     print(f"\nfracskip demo: {time.time() - t:.0f} s")
     print(f"  model      accuracy {ev['accuracy']:.4f} at {ev['compute_pct']:.1f} % of the 8-bit compute (10,000 test images)")
-    print(f"  build      {len(s['cores'])} FINN cores for {s['board']['name']}: "
-          f"{'fits' if s['totals']['fits'] else 'does NOT fit'} the budget; expected cycles/input "
-          f"{s['expected_cycles_per_input']:.0f} vs {s['static_8bit']['expected_cycles_per_input']:.0f} static 8-bit "
-          f"({s['speedup_vs_static_8bit']:.2f}x)")
+    if acc := s.get("accelerator"):
+        print(f"  build      one pipelined accelerator for {s['board']['name']} ({acc['nodes']} nodes): "
+              f"{'fits' if acc['fits_estimate'] else 'does NOT fit'} the budget (estimates); "
+              f"{acc['cycles_per_image_model']:.0f} cycles/image (model)")
+    else:
+        print(f"  build      {len(s['cores'])} FINN cores for {s['board']['name']} (--per-core): "
+              f"{'fits' if s['totals']['fits'] else 'does NOT fit'} the budget")
+    print("  throughput " + ", ".join(f"{k} {tp[k]['images_per_s_model']:,.0f}" for k in
+                                       ("dfs", "static_W2A2", "static_W4A4", "static_W8A8"))
+          + f" images/s (folding model, {tp['clock_mhz']:.0f} MHz)")
     print(f"  simulate   {sim['n']} images on {sim['backend']}: accuracy {sim['accuracy']:.4f}, "
           f"decisions match torch {sim['decisions_match_pct']:.0f} %")
     print(f"  report     {r['report']}")
@@ -354,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--backend", default="rtlsim", choices=("rtlsim", "qonnx"))
     d.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    d.add_argument("--per-core", action="store_true", help="build and simulate the cores one at a time (the "
+                   "debugging aid of `fracskip build --per-core`) instead of the one-pipeline accelerator")
     d.set_defaults(func=cmd_demo)
 
     x = sub.add_parser("export", help="QONNX graphs of every core (stem, each block path, head), gates and manifest")

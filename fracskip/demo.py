@@ -16,15 +16,16 @@ from .outdir import fresh
 
 log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "training" / "checkpoints" / "default"
+ACCELERATOR = True
 
 
 def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images: int = 100, workers: int = 2,
-         backend: str = "rtlsim", force: bool = False) -> dict:
+         backend: str = "rtlsim", force: bool = False, accelerator: bool = ACCELERATOR) -> dict:
     with fresh(out, force, "demo") as out:  # a failed or interrupted demo leaves no folder behind
-        return _demo(out, checkpoint, board, images, workers, backend)
+        return _demo(out, checkpoint, board, images, workers, backend, accelerator)
 
 
-def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, backend: str) -> dict:
+def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, backend: str, accelerator: bool) -> dict:
     from . import report as R
     from .export.exporter import export
     from .hls.build import BuildConfig, build, size_build_fifos
@@ -47,12 +48,15 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
     export(checkpoint, out / "export")
     times["export"] = time.time() - t
 
-    log.info("3/5 build: fracskip build %s --board %s --until hdl", out / "export", board)
+    log.info("3/5 build: fracskip build %s --board %s --until hdl%s", out / "export", board,
+             "" if accelerator else " --per-core")
     t = time.time()
-    summary = build(out / "export", out / "build", BuildConfig(board=board, until="hdl", workers=workers))
+    summary = build(out / "export", out / "build",
+                    BuildConfig(board=board, until="hdl", workers=workers, accelerator=accelerator))
     times["build"] = time.time() - t
     sub = test.subset(images)
-    if backend == "rtlsim":
+    accelerator = "accelerator" in summary  # else the cores, each sized and simulated alone
+    if backend == "rtlsim" and not accelerator:
         # only the cores these images run need their FIFOs sized by simulation (each sizing verilates the core)
         used = cores_for_images(Manifest.load(out / "export"), sub.images.numpy())
         log.info("   FIFO sizing in Verilator: %s", ", ".join(used))
@@ -87,26 +91,43 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
     else:
         R.decisions_plot(ev["choices"], rep / "decisions.png", "decisions of this checkpoint")
         figures["Per-block decisions"] = "decisions.png"
+    from .bench import throughput
+    from .training.checkpoint import resolve
+
+    table = throughput(out / "build", resolve(checkpoint), ev, sim if accelerator and backend == "rtlsim" else None)
+    R.throughput_plot(table, rep / "throughput.png")
+    figures = {"Throughput on the same budget: DFS and the static pipelines (`fracskip bench` \"throughput\")":
+               "throughput.png", **figures}
     R.cores_plot(summary, rep / "cores.png")
     figures["Per-core resources (FINN estimates) and cycles"] = "cores.png"
-    R.expected_cycles_plot(summary, rep / "expected_cycles.png")
-    figures["Expected cycles per input: DFS vs static 8-bit"] = "expected_cycles.png"
     t_tot = {k: round(v, 1) for k, v in times.items()}
-    figs = {"eval": ev, "build": {k: summary[k] for k in ("totals", "expected_cycles_per_input", "static_8bit",
-                                                           "speedup_vs_static_8bit", "folding", "time_s")},
-            "simulate": sim, "time_s": t_tot}
+    figs = {"eval": ev, "build": {k: summary[k] for k in ("totals", "folding", "time_s", "accelerator") if k in summary},
+            "simulate": sim, "throughput": table, "time_s": t_tot}
     R.save_json(rep, "report.json", figs)
-    tot = summary["totals"]
     sections = {
         "Model (full Fashion-MNIST test set)": {"accuracy": f"{ev['accuracy']:.4f}", "compute (% of 8-bit)": f"{ev['compute_pct']:.1f}",
                                                 "BitOPs per input": f"{ev['bitops_per_input']:.4g}"},
-        f"Build for {summary['board']['name']} ({summary['board']['part']})": {
-            **{f"{r} (FINN estimate)": f"{tot['resources'][r]:.0f} / {tot['capacity'][r]}" for r in tot["resources"]},
-            "fits the budget": tot["fits"], "expected cycles per input": f"{summary['expected_cycles_per_input']:.0f}",
-            "static all-8-bit, same budget": f"{summary['static_8bit']['expected_cycles_per_input']:.0f}",
-            "speed-up": f"{summary['speedup_vs_static_8bit']:.2f}x"},
+        f"Build for {summary['board']['name']} ({summary['board']['part']})": _build_rows(summary),
+        f"Throughput, one pipeline each, same {table['board']} budget": R.throughput_rows(table),
         f"Simulation ({backend}, {images} test images)": {k: v for k, v in sim.items() if not isinstance(v, dict)},
         "Wall time (s)": t_tot,
     }
     page = R.write_html(rep, figures, sections)
-    return {"report": str(page), "eval": ev, "summary": summary, "simulate": sim, "time_s": t_tot}
+    return {"report": str(page), "eval": ev, "summary": summary, "simulate": sim, "throughput": table,
+            "time_s": t_tot}
+
+
+def _build_rows(summary: dict) -> dict:
+    acc = summary.get("accelerator")
+    if acc:  # the one-pipeline accelerator (the default build)
+        budget = summary["totals"]["budget"]
+        return {"design": acc["what"], "nodes": acc["nodes"],
+                **{f"{r} (estimate)": f"{v:.0f} / {budget[r]:.0f}" for r, v in acc["resources_estimate"].items()},
+                "fits the budget (estimates)": acc["fits_estimate"],
+                "cycles per image, folding model": f"{acc['cycles_per_image_model']:.0f} ({acc['bottleneck_model']})",
+                "cycles per image, emitted HDL in Verilator (sizing images)": f"{acc['cycles_per_image_emitted']:.0f}",
+                "FIFO bits": acc["fifo_bits"]}
+    tot = summary["totals"]  # --per-core: the cores, run one at a time by the host
+    return {**{f"{r} (FINN estimate, all cores)": f"{tot['resources'][r]:.0f} / {tot['capacity'][r]}" for r in tot["resources"]},
+            "fits the budget": tot["fits"], "expected cycles per input, cores run one at a time":
+            f"{summary['expected_cycles_per_input']:.0f}"}

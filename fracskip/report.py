@@ -56,15 +56,51 @@ def cores_plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def expected_cycles_plot(summary: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(4.5, 3), dpi=120)
-    vals = [summary["expected_cycles_per_input"], summary["static_8bit"]["expected_cycles_per_input"]]
-    ax.bar(["DFS", "static 8-bit"], vals, color=["tab:red", "tab:blue"])
-    ax.set_ylabel("expected cycles per input")
-    ax.set_title(f"{summary['board']['name']}, same budget: {summary['speedup_vs_static_8bit']:.2f}x", fontsize=9)
+DESIGNS = {"dfs": "DFS", "static_W2A2": "static W2A2", "static_W4A4": "static W4A4", "static_W8A8": "static W8A8"}
+
+
+def throughput_plot(table: dict, path: Path) -> None:
+    """Images per second at the board clock of the DFS accelerator and the static pipelines on the same budget
+    (``fracskip bench``'s "throughput"): the folding model's, and DFS's as measured in Verilator when it was."""
+    names = [n for n in DESIGNS if n in table]
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=120)
+    model = [table[n]["images_per_s_model"] for n in names]
+    ax.barh(range(len(names)), model, color=["tab:red" if n == "dfs" else "tab:blue" for n in names],
+            label="folding model (FINN estimates)")
+    measured = [(k, table[n]["images_per_s_measured"]) for k, n in enumerate(names) if table[n]["images_per_s_measured"]]
+    if measured:
+        ax.plot([v for _, v in measured], [k for k, _ in measured], "kD", label="measured in Verilator")
+    for k, n in enumerate(names):
+        acc = table[n]["accuracy"]
+        ax.annotate("" if acc is None else f" acc {acc:.4f}", (model[k], k), va="center", fontsize=7)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels([DESIGNS[n] for n in names])
+    ax.set_xlabel(f"images / s at {table['clock_mhz']:.0f} MHz")
+    ax.set_title(f"{table['board']}, {100 * table['budget_fraction']:.0f} % budget, one pipeline each", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlim(0, max(model) * 1.35)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def throughput_rows(table: dict) -> dict:
+    """One line per design for the report's table."""
+    rows = {}
+    for n in DESIGNS:
+        d = table[n]
+        r = d["resources_est"]
+        measured = d["images_per_s_measured"]
+        rows[DESIGNS[n]] = (f"accuracy {d['accuracy'] if d['accuracy'] is not None else 'n/a'} · "
+                            f"{d['bitops_per_image']:.3g} BitOPs · {d['cycles_per_image_model']:,.0f} cycles/image "
+                            f"(model) = {d['images_per_s_model']:,.0f} img/s"
+                            + (f" · measured {measured:,.0f} img/s" if measured else "")
+                            + f" · LUT {r['LUT']:,.0f} BRAM18 {r['BRAM_18K']:.0f} DSP {r['DSP']:.0f} (estimates)"
+                            + f" · fits {d['fits']}")
+    c = table["claim"]
+    rows["DFS faster than every static network at least as accurate"] = (
+        c["dfs_faster_than_every_peer_model"] if c["dfs_faster_than_every_peer_model"] is not None else c["why_none"])
+    return rows
 
 
 def write_html(folder: Path, figures: dict, sections: dict[str, dict]) -> Path:

@@ -138,10 +138,14 @@ def test_demo_runs_every_stage_and_reports_them(tiny_run, tiny_export, tmp_path,
     page = html.read_text()
     for png in (out / "report").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.name in page
-    assert {"decisions.png", "cores.png", "expected_cycles.png"} <= {p.name for p in (out / "report").glob("*.png")}
+    assert {"decisions.png", "cores.png", "throughput.png"} <= {p.name for p in (out / "report").glob("*.png")}
     # each stage against its own command
     summary = json.loads((out / "build" / "summary.json").read_text())
-    assert rep["build"]["expected_cycles_per_input"] == summary["expected_cycles_per_input"]
+    assert rep["build"]["totals"] == summary["totals"]
+    tp = rep["throughput"]
+    assert all(tp[d]["cycles_per_image_model"] > 0 for d in ("dfs", "static_W2A2", "static_W4A4", "static_W8A8"))
+    assert tp["dfs"]["accuracy"] == rep["eval"]["accuracy"] and tp["static_W4A4"]["accuracy"] is None  # no compare.json
+    assert tp["claim"]["dfs_faster_than_every_peer_model"] is None and "throughput" in printed
     assert main(["simulate", str(out / "build"), "--backend", "qonnx", "--dataset", "fashion-mnist", "--limit", "8",
                  "--json"]) == 0
     sim = json.loads(capsys.readouterr().out)
