@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from qonnx.util.inference_cost import inference_cost
 from tqdm import tqdm
 
 from ..errors import FracskipError
+from ..outdir import staged
 from ..runtime.manifest import FORMAT, Manifest, sha256
 from ..training import quant as q
 from ..training.checkpoint import load_model, resolve
@@ -39,9 +39,7 @@ def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, pro
         raise FracskipError(f"{out} exists and is not empty: pass --force to replace it, or choose another -o folder")
     net, ck = load_model(checkpoint)
     ck_path = resolve(checkpoint)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged(out) as tmp:
         data = _export_into(net, tmp, progress)
         shutil.copyfile(ck_path, tmp / SOURCE_CHECKPOINT)  # the export carries its own torch reference
         data["source_checkpoint"] = {"ref": str(checkpoint), "file": SOURCE_CHECKPOINT, "sha256": sha256(ck_path),
@@ -50,12 +48,6 @@ def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, pro
         m = Manifest(tmp, data)
         m.check_schema()
         m.save()
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return Manifest.load(out)
 
 

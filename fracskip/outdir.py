@@ -1,10 +1,12 @@
 """Output folders of the multi-stage commands (``demo``, ``bench``): made fresh, marked incomplete while the
 command runs, and removed again if it fails or is interrupted, so that nothing half-written looks like a result.
-``fracskip build`` keeps its own copy of the same rule (hls/build.py); ``export`` writes under a temporary name."""
+``fracskip build`` keeps its own copy of the same rule (hls/build.py); single-stage outputs (an export, a
+deployment package) are written under a temporary name beside their place and renamed when complete (``staged``)."""
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -34,3 +36,19 @@ def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
         shutil.rmtree(out, ignore_errors=True)  # we made it: leave nothing that looks like a result
         raise
     marker.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged(out: Path, tag: str = "partial") -> Iterator[Path]:
+    """``with staged(out) as tmp: ...``: the block writes into a temporary folder beside ``out``, which becomes
+    ``out`` (replacing it) only when the block completes; if it raises, ``out`` is as it was and ``tmp`` is gone."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{tag}-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

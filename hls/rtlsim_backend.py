@@ -391,7 +391,29 @@ class SimIODMA:
                 self.overlay._transfer(self.core)
 
 
-class SimOverlay:
+class SimMemory:
+    """The board's memory as ``pynq.allocate`` sees it: buffers at device addresses, found again by the address
+    a DMA's registers hold."""
+
+    def __init__(self):
+        self._buffers: dict[int, SimBuffer] = {}
+        self._next_address = 0x1000_0000
+
+    def allocate(self, shape, dtype=np.uint8, cacheable: bool = True, target=None) -> SimBuffer:
+        buf = np.zeros(shape, dtype).view(SimBuffer)
+        buf.device_address = self._next_address
+        self._next_address += (buf.nbytes + 0xFFF) & ~0xFFF or 0x1000
+        self._buffers[buf.device_address] = buf
+        return buf
+
+    def _buffer(self, dma: "SimIODMA") -> SimBuffer:
+        addr = dma.regs[0x10] | (dma.regs[0x14] << 32)
+        if addr not in self._buffers:
+            raise FracskipError(f"a DMA of {dma.core} points at 0x{addr:x}, which is no allocated buffer")
+        return self._buffers[addr]
+
+
+class SimOverlay(SimMemory):
     """The board as the driver sees it, simulated: one IODMA pair per core (``idma_<core>``/``odma_<core>``),
     ``allocate`` for buffers, and every transfer streamed through the core's Verilator model."""
 
@@ -402,8 +424,7 @@ class SimOverlay:
         self.info, self.settings = settings["driver_information"], settings
         self.sims = CoreSims(build_dir, list(settings["cores"]), cache_dir, cycle_limit, progress)
         self.ip_dict = {}
-        self._buffers: dict[int, SimBuffer] = {}
-        self._next_address = 0x1000_0000
+        super().__init__()
         self.last_result: dict = {}
         for core, e in settings["cores"].items():
             d = e["io_shape_dict"]
@@ -413,19 +434,6 @@ class SimOverlay:
 
     def cores(self) -> dict[str, drv.CoreIO]:
         return {c: drv.CoreIO.from_settings(c, e, self.params) for c, e in self.settings["cores"].items()}
-
-    def allocate(self, shape, dtype=np.uint8, cacheable: bool = True, target=None) -> SimBuffer:
-        buf = np.zeros(shape, dtype).view(SimBuffer)
-        buf.device_address = self._next_address
-        self._next_address += (buf.nbytes + 0xFFF) & ~0xFFF or 0x1000
-        self._buffers[buf.device_address] = buf
-        return buf
-
-    def _buffer(self, dma: SimIODMA) -> SimBuffer:
-        addr = dma.regs[0x10] | (dma.regs[0x14] << 32)
-        if addr not in self._buffers:
-            raise FracskipError(f"DMA of core {dma.core} points at 0x{addr:x}, which is no allocated buffer")
-        return self._buffers[addr]
 
     def _transfer(self, core: str) -> None:
         d = self.settings["cores"][core]["io_shape_dict"]
@@ -449,7 +457,7 @@ class SimOverlay:
         self.sims.close()
 
 
-class AcceleratorSimOverlay:
+class AcceleratorSimOverlay(SimMemory):
     """The board as the accelerator's driver sees it (``fracskip.runtime.accelerator_driver``), simulated: the IODMAs
     of the package's ``driver/settings.json`` as registers (``SimIODMA``), ``allocate`` for buffers, and starting the
     input DMA with every output DMA armed streams the input buffer through the Verilator model of the whole
@@ -486,8 +494,7 @@ class AcceleratorSimOverlay:
         self._check_streams()
         self.results: list = []
         self.ip_dict = {}
-        self._buffers: dict[int, SimBuffer] = {}
-        self._next_address = 0x1000_0000
+        super().__init__()
         for names, is_in in ((self.io["idma_names"], True), (self.io["odma_names"], False)):
             for name in names:
                 setattr(self, name, SimIODMA(self, "accelerator", is_in))
@@ -504,19 +511,6 @@ class AcceleratorSimOverlay:
                 if shape[-1] != p.word_bytes or int(np.prod(shape[1:-1])) != p.words_per_frame:
                     raise FracskipError(f"stream {p.tensor}: FINN's packed shape {shape} is not its "
                                         f"{p.words_per_frame} words of {p.word_bytes} bytes per image")
-
-    def allocate(self, shape, dtype=np.uint8, cacheable: bool = True, target=None) -> SimBuffer:
-        buf = np.zeros(shape, dtype).view(SimBuffer)
-        buf.device_address = self._next_address
-        self._next_address += (buf.nbytes + 0xFFF) & ~0xFFF or 0x1000
-        self._buffers[buf.device_address] = buf
-        return buf
-
-    def _buffer(self, dma: SimIODMA) -> SimBuffer:
-        addr = dma.regs[0x10] | (dma.regs[0x14] << 32)
-        if addr not in self._buffers:
-            raise FracskipError(f"a DMA points at 0x{addr:x}, which is no allocated buffer")
-        return self._buffers[addr]
 
     def _transfer(self, _core: str) -> None:
         idmas = [getattr(self, n) for n in self.io["idma_names"]]
