@@ -642,8 +642,9 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     Returns ``n``, ``bit_exact_pct`` (images whose logits and decisions equal the controller's, bit for bit),
     ``decisions_match_pct`` (vs the controller), ``decisions_match_torch_pct``, ``accuracy`` (with ``labels``),
     ``cycles_per_image_measured`` (steady state: spacing of result completions), ``cycles_per_image_model``
-    (``hls.pipeline_folding``'s expected cycles of the slowest node), ``sim_images_per_s`` (the Verilator run
-    alone; ``verilate_s`` is the compile, cached by content)."""
+    (``hls.pipeline_folding``'s expected cycles of the slowest node, paths weighed as on the calibration images)
+    and ``cycles_per_image_model_these_images`` (the same bound on these images' own decisions),
+    ``sim_images_per_s`` (the Verilator run alone; ``verilate_s`` is the compile, cached by content)."""
     import time
 
     from ..runtime.controller import Controller
@@ -676,6 +677,10 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     dec_ok = (rtl.decisions == trace.choices).all(axis=1)
     exact = dec_ok & (logits.astype(np.float32) == ctl_logits.astype(np.float32)).all(axis=1)
     model_cycles = info.get("cycles_per_image_model")
+    from .pipeline_folding import decision_frequencies, pipeline_cycles
+
+    # the same model on these images' own decisions: the folding's figure weighs the calibration images' paths
+    these, these_node = pipeline_cycles(model, decision_frequencies(trace.choices, man), list(man.bit_menu))
     res = {
         "backend": "rtlsim", "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images "
                                      "back to back",
@@ -691,6 +696,8 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "cycles_per_image_measured": rtl.cycles_per_image,
         "cycles_per_image_model": model_cycles,
         "measured_vs_model": None if not model_cycles else rtl.cycles_per_image / model_cycles,
+        "cycles_per_image_model_these_images": these, "bottleneck_model_these_images": these_node,
+        "measured_vs_model_these_images": rtl.cycles_per_image / these if these else None,
         "cycles_per_image_finn_estimate": int(est["max_cycles"]), "finn_estimate_bottleneck": est["max_cycles_node_name"],
         "latency_cycles": rtl.latency, "cycles": rtl.cycles,
         "sim_images_per_s": n / t_sim, "sim_cycles_per_s": rtl.cycles / t_sim, "sim_s": round(t_sim, 2),

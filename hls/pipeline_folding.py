@@ -576,6 +576,40 @@ def bitops(model, freq: dict, menu: list[int]) -> float:
     return total
 
 
+def decision_frequencies(decisions: np.ndarray, man) -> dict[int, dict]:
+    """``path_frequencies``'s form for a given set of images: {gated block: {"gate", "p", "floor": 0}} from their
+    decisions ((images, gates) menu indices), so that the model can be evaluated on exactly those images."""
+    decisions = np.asarray(decisions)
+    menu = list(man.bit_menu)
+    return {b["index"]: {"gate": b["gate"], "floor": 0.0,
+                         "p": {bits: float((decisions[:, b["gate"]] == k).mean()) for k, bits in enumerate(menu)}}
+            for b in man.blocks if b["gated"]}
+
+
+def pipeline_cycles(model, freq: dict, menu: list[int], floor: bool = False) -> tuple[float, str]:
+    """(max_n E[c_n], n): the throughput bound of a folded accelerator graph under path frequencies ``freq``, each
+    node's cycles per mode from the node itself (a bit-serial unit's per-mode model, FINN's figure otherwise).
+    FIFOs and the width converters FINN inserts are left out, as in the folding: the folding keeps converters at
+    integer ratios, where they run at the rate of the wider side. ``floor``: as the folding weighs paths
+    (``node_activity``)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    worst, name = 0.0, ""
+    for node in model.graph.node:
+        if node.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+            continue
+        inst = getCustomOp(node)
+        _, probs = node_activity(node.name, freq, menu, floor=floor)
+        if node.op_type == "MVAU_bitserial":
+            per_mode = inst.get_exp_cycles_per_mode()
+            e = sum(probs[bits] * per_mode[k] for k, bits in enumerate(sorted(probs)))
+        else:
+            e = sum(probs.values()) * int(inst.get_exp_cycles())
+        if e > worst:
+            worst, name = e, node.name
+    return worst, name
+
+
 def report(model, ladders: list[NodeLadder], alloc: Allocation, budget: dict[str, float], freq: dict,
            menu: list[int], what: str) -> dict:
     """One design's figures: model cycles per image, BitOPs, resources (estimates), fit, folding, stages."""

@@ -308,7 +308,8 @@ def test_dfs_folding_applied_equals_the_model(tiny_build):
 
     from fracskip.hls.accelerator import compose
     from fracskip.hls.modal import bitserial_datapath
-    from fracskip.hls.pipeline_folding import allocate, folded_dfs, ladders_of, modal_start, node_activity, report
+    from fracskip.hls.pipeline_folding import (allocate, decision_frequencies, folded_dfs, ladders_of, modal_start,
+                                               node_activity, pipeline_cycles, report)
     from qonnx.custom_op.registry import getCustomOp
 
     board, budget, man, freq = _setup(tiny_build)
@@ -333,6 +334,18 @@ def test_dfs_folding_applied_equals_the_model(tiny_build):
         worst = max(worst, sum(probs[m] * c for m, c in got.items()))
     assert worst == pytest.approx(alloc.cycles)
     assert any(getCustomOp(n).get_nodeattr("PE") > 1 for n in model.graph.node if n.op_type == "MVAU_bitserial")
+    # the bound the Verilator runs are held to: the same figure from the folded graph alone, and on given
+    # images' decisions their own path frequencies
+    assert pipeline_cycles(model, freq, menu, floor=True)[0] == pytest.approx(alloc.cycles)
+    gates = max(b["gate"] for b in man.blocks if b["gated"]) + 1
+    decisions = np.zeros((4, gates), np.int64)
+    decisions[:, 0] = [0, 1, 1, 3]  # one skip, two of the first width, one of the last
+    f = decision_frequencies(decisions, man)
+    first = next(b for b in man.blocks if b["gated"] and b["gate"] == 0)["index"]
+    assert f[first]["p"] == dict(zip(menu, [0.25, 0.5, 0.0, 0.25]))
+    narrowest = pipeline_cycles(model, decision_frequencies(np.ones((3, gates), np.int64), man), menu)[0]
+    widest = pipeline_cycles(model, decision_frequencies(np.full((3, gates), len(menu) - 1), man), menu)[0]
+    assert narrowest < widest  # the bit-serial units' cycles follow the frames' widths
 
 
 @pytest.mark.slow
