@@ -1,7 +1,8 @@
 """The HDL build of the tiny test network that the hardware-in-the-loop tests share (made once per run).
 
 tests/runtime/test_driver.py, tests/hls/test_rtlsim_backend.py, tests/hls/test_accelerator.py, tests/hls/test_modal.py,
-tests/hls/test_pipeline_folding.py and tests/hls/test_build.py import it (``import hil``: tests/ is on the path).
+tests/hls/test_pipeline_folding.py, tests/hls/test_build.py and tests/runtime/test_deploy.py import it (``import hil``:
+tests/ is on the path).
 The build (HDL, and the FIFOs of the cores with a fork sized by simulation) is made once for all pytest-xdist
 workers, in their common temporary folder under a file lock: the first worker that needs it builds it, the
 other waits and reuses it, after checking that its own tiny export is the same network (the tiny run is trained
@@ -163,3 +164,43 @@ def cores_per_image(build_dir: Path, images: np.ndarray) -> list[list[str]]:
 
 def used_cores(build_dir: Path, images: np.ndarray) -> list[str]:
     return sorted({c for cores in cores_per_image(build_dir, images) for c in cores})
+
+
+# ---------------------------------------------------------------------------------------------- the accelerator
+ACCELERATOR_IMAGES = 8  # covering images (every path of every gated block taken) the accelerator tests stream
+
+_accelerators: dict[str, dict] = {}
+
+
+def dfs_accelerator(export_dir: Path, tmp_path_factory, cache_dir: Path) -> dict:
+    """The accelerator ``fracskip build`` emits, of the tiny build: design dfs (``compose_design``: the bit-serial
+    datapaths, every node folded by the pipeline allocator), then ``to_hw`` (width converters, FIFOs, HDL), as
+    ``hls.accelerator.build_accelerator`` makes it; its figures (``info``), board, host side, and the stream of
+    ``ACCELERATOR_IMAGES`` covering images. Made once per process: tests/hls/test_accelerator.py and
+    tests/runtime/test_deploy.py, one xdist group, share it. FINN must be set up (``setup_finn``) in a folder that
+    lasts the session, as tmp_path_factory's do: the HDL is generated there."""
+    from fracskip.hls import accelerator as A
+
+    build_dir = tiny_build(export_dir, tmp_path_factory)
+    key = str(build_dir)
+    if key not in _accelerators:
+        images, labels = covering_images(build_dir, ACCELERATOR_IMAGES)
+        board = json.loads((build_dir / "summary.json").read_text())["board"]
+        model, info = A.compose_design(build_dir, "dfs")
+        hw = A.to_hw(model, board["part"], board["clk_ns"])
+        host = A.Host(build_dir)
+        _accelerators[key] = dict(build_dir=build_dir, composed=model, info=info, hw=hw, part=board["part"],
+                                  clk=board["clk_ns"], host=host, images=images, labels=labels,
+                                  x=host.stream(images), cache=Path(cache_dir))
+    return _accelerators[key]
+
+
+def sized_dfs_accelerator(acc: dict):
+    """``hls.accelerator.size_fifos`` of ``dfs_accelerator``'s graph on its images (Verilator, the sizing FIFOs;
+    the binary cached by content): (the sized model, the ``AcceleratorSizing`` with its sized run), once per
+    process, for the bit-exactness test and the deployment package alike."""
+    from fracskip.hls import accelerator as A
+
+    if "sizing" not in acc:
+        acc["sizing"] = A.size_fifos(acc["hw"], acc["x"], acc["part"], acc["clk"], cache_dir=acc["cache"])
+    return acc["sizing"]

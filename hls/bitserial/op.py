@@ -80,6 +80,8 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             # the unit, fixed in the bitstream
             "mem_mode": ("s", False, "internal_embedded", {"internal_embedded"}),
             "runtime_writeable_weights": ("i", False, 0, {0}),
+            # and CreateStitchedIP this one (is_double_pumped: a second clock for the weight memory): a single clock
+            "pumpedMemory": ("i", False, 0, {0}),
         }
         attrs.update(super().get_nodeattr_types())  # RTLBackend's and HWCustomOp's
         return attrs

@@ -7,8 +7,8 @@
    MVAU_bitserial and ModalActivation nodes): FINN's python execution equals, frame by frame, the path core of the
    frame's mode, for a batch of frames of mixed modes; a folding of its own per bit-serial unit. Slow: the last
    gated block's graph stitched and verilated equals its python execution, cycles following the frames' modes.
-3. The whole network with ``datapath=bitserial_datapath``: FINN's python execution equals the numpy controller
-   (every path of every gated block taken, skip included); slow: Verilator of it equals its python execution.
+The whole network with these datapaths (design dfs, what ``fracskip build`` emits) is tests/hls/test_accelerator.py's:
+FINN's python execution equals the numpy controller, Verilator equals the python execution.
 """
 
 from __future__ import annotations
@@ -284,66 +284,6 @@ def test_modal_graph_folding(tiny):
                                   _run(core, {core.graph.input[0].name: x}))
     with pytest.raises(FracskipError, match="modal_mvau1 .*not a multiple of SIMD"):
         modal_graph(paths, folding={"modal_mvau1": {"SIMD": mw + 1}})
-
-
-@pytest.fixture(scope="module")
-def bitserial_accelerator(tiny, finn_rtlsim):
-    """The whole network as one accelerator graph with ``datapath=bitserial_datapath`` (bit-serial units at 2
-    weight planes per cycle; HW nodes, FIFOs, HDL), and FINN's python execution of it on the tiny images."""
-    import functools
-    import json
-
-    from fracskip.hls import accelerator as A
-    from fracskip.hls.modal import bitserial_datapath
-    from fracskip.hls.rtlsim import setup_finn
-
-    setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")  # the build re-initialised FINN
-    build_dir = tiny["build_dir"]
-    board = json.loads((build_dir / "summary.json").read_text())["board"]
-    hw = A.to_hw(A.compose(build_dir, datapath=functools.partial(bitserial_datapath, wbp=2)), board["part"],
-                 board["clk_ns"])
-    host = A.Host(build_dir)
-    x = host.stream(tiny["images"])
-    return {"hw": hw, "host": host, "x": x, "python": A.run_python_batch(hw, x), "part": board["part"],
-            "clk": board["clk_ns"], "cache": finn_rtlsim / "cache"}
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group(__name__)
-def test_accelerator_bitserial_datapath_python_equals_controller(tiny, bitserial_accelerator):
-    """FINN's python execution of the accelerator with the bit-serial datapath equals the numpy controller on
-    images whose decisions take every path of every gated block, skip included (decisions, logits)."""
-    import re
-
-    choices = tiny["trace"].choices
-    for g in range(choices.shape[1]):
-        assert set(choices[:, g]) == set(range(len(tiny["man"].bit_menu))), choices[:, g]
-    hw = bitserial_accelerator["hw"]
-    ops = {n.op_type for n in hw.graph.node}
-    assert {"MVAU_bitserial", "ModalActivation_rtl", "ModeFork_rtl", "StreamRoute_rtl"} <= ops
-    gated = "|".join(str(b["index"]) for b in tiny["man"].blocks if b["gated"])
-    assert not [n.name for n in hw.graph.node if re.match(rf"block({gated})_b[1-9]\d*__", n.name)]  # no path core
-    run = bitserial_accelerator["python"]
-    np.testing.assert_array_equal(run.decisions, choices)
-    logits = bitserial_accelerator["host"].logits(run.head_out)
-    assert np.abs(logits - tiny["logits"]).max() < 1e-4
-    np.testing.assert_array_equal(logits.argmax(1), tiny["logits"].argmax(1))
-
-
-@pytest.mark.slow
-@pytest.mark.rtlsim
-@pytest.mark.xdist_group(__name__)
-def test_accelerator_bitserial_datapath_rtl_equals_python(bitserial_accelerator):
-    """The same accelerator stitched and verilated, FIFOs sized on the images (back to back): head integers and
-    decisions equal FINN's python execution for every image. Measured: 2,269,785 cycles for the 4 images."""
-    from fracskip.hls import accelerator as A
-
-    acc = bitserial_accelerator
-    sized, rep = A.size_fifos(acc["hw"], acc["x"], acc["part"], acc["clk"], cache_dir=acc["cache"])
-    got = dict(zip([o.name for o in sized.graph.output], rep.sized_run.outputs))
-    head = next(v for k, v in got.items() if k != A.DECISIONS)
-    np.testing.assert_array_equal(head.reshape(acc["python"].head_out.shape), acc["python"].head_out)
-    np.testing.assert_array_equal(got[A.DECISIONS].reshape(acc["python"].decisions.shape), acc["python"].decisions)
 
 
 @pytest.mark.slow

@@ -1,11 +1,13 @@
 """The accelerator's deployment package (hls/deploy_package.py) driven by the board driver
 (fracskip.runtime.accelerator_driver) through the simulated overlay: ``fracskip deploy PACKAGE --simulate``.
 
-The tiny routed network's accelerator (tests/hil.py's shared build, composed as tests/hls/test_accelerator.py does, on
-its eight covering images: every path of every gated block taken) is simulated with the run-time-depth FIFOs of FIFO
-sizing, the RTL test_accelerator's sizing compiles: one Verilator binary for both, cached by content. The module runs
-in test_accelerator's xdist group, after it: the binary is there, and so is FINN's front end of the export, which the
-golden (the numpy controller) reuses. No Vivado runs and no bitstream exists: the package says so.
+The accelerator is the one ``fracskip build`` emits for the tiny network (design dfs: tests/hil.py's shared build,
+composed and FIFO-sized by tests/hil.py's ``dfs_accelerator`` and ``sized_dfs_accelerator``, as
+tests/hls/test_accelerator.py's are, on the same eight covering images: every path of every gated block taken),
+packaged with the run-time-depth FIFOs at the depths that sizing chose. The module runs in test_accelerator's xdist
+group, after it: the graph, its HDL and its sizing are there (made once per process), and so is FINN's front end of
+the export, which the golden (the numpy controller) reuses; ``--simulate`` runs the Verilator binary the sizing
+compiled (cached by content). No Vivado runs and no bitstream exists: the package says so.
 """
 
 from __future__ import annotations
@@ -19,34 +21,27 @@ import hil  # tests/hil.py: the shared tiny HDL build
 
 pytestmark = [pytest.mark.rtlsim, pytest.mark.slow, pytest.mark.xdist_group("test_accelerator")]
 
-N_IMAGES = 8  # test_accelerator's: the same images give the same sizing run
+N_IMAGES = hil.ACCELERATOR_IMAGES  # test_accelerator's: the same images give the same sizing run
 
 
 @pytest.fixture(scope="module")
 def package(tiny_export, tmp_path_factory, rtl_cache):
     """(package folder, images file, labels file, images, labels) of the tiny build's accelerator."""
-    from fracskip.hls import accelerator as A
     from fracskip.hls import deploy_package as DP
-    from fracskip.hls.rtlsim import RTLSimCore, find_verilator, setup_finn
+    from fracskip.hls.rtlsim import find_verilator, setup_finn
 
     find_verilator()
-    build_dir = hil.tiny_build(tiny_export, tmp_path_factory)
+    hil.tiny_build(tiny_export, tmp_path_factory)
     root = tmp_path_factory.mktemp("deploy")
     setup_finn(root / "finn_build", cache_dir=rtl_cache)  # the build re-initialised FINN
     from fracskip.hls import ops  # noqa: F401
 
-    images, labels = hil.covering_images(build_dir, N_IMAGES)
-    summary = json.loads((build_dir / "summary.json").read_text())
-    hw = A.to_hw(A.compose(build_dir), summary["board"]["part"], summary["board"]["clk_ns"])
-    # the sizing run at every FIFO's capacity, then FINN's peak-occupancy rule (hls.accelerator.size_fifos, step 1)
-    with RTLSimCore(hw, cache_dir=rtl_cache, sizing_fifos=True, progress=False) as core:
-        res = core.run([A.Host(build_dir).stream(images)], fifo_depths=[s.max_depth + 1 for s in core.fifos],
-                       reset=True)
-        depths = {s.node: max(2, m + 1) for s, m in zip(core.fifos, res.fifo_maxcount)}
-    pkg = DP.write_package(build_dir, root / "package", hw, depths)
-    np.save(root / "x.npy", images)
-    np.save(root / "y.npy", labels)
-    return pkg, root / "x.npy", root / "y.npy", images, labels
+    acc = hil.dfs_accelerator(tiny_export, tmp_path_factory, rtl_cache)
+    _, sizing = hil.sized_dfs_accelerator(acc)  # FINN's peak-occupancy rule on the images (size_fifos, step 1)
+    pkg = DP.write_package(acc["build_dir"], root / "package", acc["hw"], sizing.depths)
+    np.save(root / "x.npy", acc["images"])
+    np.save(root / "y.npy", acc["labels"])
+    return pkg, root / "x.npy", root / "y.npy", acc["images"], acc["labels"]
 
 
 def test_package_is_finns_layout(package):
