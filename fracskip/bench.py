@@ -107,6 +107,7 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
                               "logits_max_abs_diff", "accuracy", "torch_accuracy", "argmax_agreement_pct",
                               "cycles_per_image_measured", "cycles_per_image_model", "measured_vs_model",
                               "cycles_per_image_model_these_images", "measured_vs_model_these_images",
+                              "cycles_per_image_model_mean_these_images",
                               "latency_cycles", "sim_images_per_s", "sim_images_per_cpu_s", "verilate_s", "path_use")
 
     stage("throughput", "hls.pipeline_folding on the build, every design on the same budget")

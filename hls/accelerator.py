@@ -643,7 +643,8 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     ``decisions_match_pct`` (vs the controller), ``decisions_match_torch_pct``, ``accuracy`` (with ``labels``),
     ``cycles_per_image_measured`` (steady state: spacing of result completions), ``cycles_per_image_model``
     (``hls.pipeline_folding``'s expected cycles of the slowest node, paths weighed as on the calibration images)
-    and ``cycles_per_image_model_these_images`` (the same bound on these images' own decisions),
+    and ``cycles_per_image_model_these_images`` (``frame_sequence_cycles``: these images' own modes frame by
+    frame through every node; ``..._mean_these_images``: the mean bound on their path frequencies),
     ``sim_images_per_s`` (the Verilator run alone; ``verilate_s`` is the compile, cached by content)."""
     import time
 
@@ -677,10 +678,12 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     dec_ok = (rtl.decisions == trace.choices).all(axis=1)
     exact = dec_ok & (logits.astype(np.float32) == ctl_logits.astype(np.float32)).all(axis=1)
     model_cycles = info.get("cycles_per_image_model")
-    from .pipeline_folding import decision_frequencies, pipeline_cycles
+    from .pipeline_folding import decision_frequencies, frame_sequence_cycles, pipeline_cycles
 
-    # the same model on these images' own decisions: the folding's figure weighs the calibration images' paths
+    # the model on these images: the folding's figure is a mean over the calibration images' paths; the frame
+    # sequence of these images' own modes through every node is what the measured spacing is to be held to
     these, these_node = pipeline_cycles(model, decision_frequencies(trace.choices, man), list(man.bit_menu))
+    sequence, sequence_latency = frame_sequence_cycles(model, trace.choices, man)
     res = {
         "backend": "rtlsim", "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images "
                                      "back to back",
@@ -696,8 +699,9 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "cycles_per_image_measured": rtl.cycles_per_image,
         "cycles_per_image_model": model_cycles,
         "measured_vs_model": None if not model_cycles else rtl.cycles_per_image / model_cycles,
-        "cycles_per_image_model_these_images": these, "bottleneck_model_these_images": these_node,
-        "measured_vs_model_these_images": rtl.cycles_per_image / these if these else None,
+        "cycles_per_image_model_mean_these_images": these, "bottleneck_model_these_images": these_node,
+        "cycles_per_image_model_these_images": sequence, "latency_cycles_model_these_images": sequence_latency,
+        "measured_vs_model_these_images": rtl.cycles_per_image / sequence if sequence else None,
         "cycles_per_image_finn_estimate": int(est["max_cycles"]), "finn_estimate_bottleneck": est["max_cycles_node_name"],
         "latency_cycles": rtl.latency, "cycles": rtl.cycles,
         "sim_images_per_s": n / t_sim, "sim_cycles_per_s": rtl.cycles / t_sim, "sim_s": round(t_sim, 2),

@@ -96,7 +96,8 @@ PE_OPS = ("Thresholding_rtl", "IntRequant_rtl", "Clip_rtl", "ModalActivation_rtl
 SIMD_OPS = ("FMPadding_rtl", "ConvolutionInputGenerator_rtl")
 ALL = "all"  # the one mode of a node outside the gated blocks
 PRICE_ROUNDS = 8
-MILP_SECONDS = 60  # per throughput bound tried by the exact allocator
+MILP_SECONDS = 60
+REDUCING_OPS = ("DFSGate_rtl", "GlobalSum_rtl")  # emit a frame's result only when the whole frame is in  # per throughput bound tried by the exact allocator
 
 
 @dataclass(frozen=True)
@@ -608,6 +609,51 @@ def pipeline_cycles(model, freq: dict, menu: list[int], floor: bool = False) -> 
         if e > worst:
             worst, name = e, node.name
     return worst, name
+
+
+def frame_sequence_cycles(model, decisions: np.ndarray, man) -> tuple[float, float]:
+    """(cycles per image, latency) of a folded accelerator graph on a given sequence of images, by their decisions
+    ((images, gates) menu indices): each node takes its own cycles for each frame's mode (0 for frames it does not
+    see), starts a frame when every producer has finished it and it has finished the previous one, buffers
+    unbounded. Cycles per image as the Verilator runs measure them: the spacing of result completions.
+    ``pipeline_cycles`` is its limit for long random sequences; on a finite one, blocks whose modes vary frame
+    by frame hold each other up (a frame slow in one block and another slow in the next), which the mean misses."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    decisions = np.asarray(decisions)
+    menu = list(man.bit_menu)
+    n = len(decisions)
+    done: dict[str, np.ndarray] = {}  # per node, when it finished each frame
+    first: dict[str, np.ndarray] = {}  # per node, when each frame's first output left it
+    producer = {t: node.name for node in model.graph.node for t in node.output}
+    gated = {b["index"]: b["gate"] for b in man.blocks if b["gated"]}
+    for node in model.graph.node:
+        if node.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+            per_frame = np.zeros(n)
+        else:
+            inst = getCustomOp(node)
+            _, probs = node_activity(node.name, {b: {"gate": g, "floor": 0.0, "p": {}} for b, g in gated.items()},
+                                     menu, floor=False)
+            if ALL in probs:
+                per_frame = np.full(n, float(inst.get_exp_cycles()))
+            else:
+                block = int(node.name[5:node.name.index("_")])
+                bits = np.asarray(menu)[decisions[:, gated[block]]]
+                if node.op_type == "MVAU_bitserial":
+                    per_mode = dict(zip(sorted(probs), inst.get_exp_cycles_per_mode()))
+                    per_frame = np.array([per_mode.get(int(b), 0.0) for b in bits], float)
+                else:
+                    per_frame = np.where(np.isin(bits, list(probs)), float(inst.get_exp_cycles()), 0.0)
+        preds = [producer[t] for t in node.input if t in producer and producer[t] in done]
+        start, end = np.zeros(n), np.zeros(n)
+        for i in range(n):
+            start[i] = max([first[p][i] for p in preds] + [end[i - 1] if i else 0.0])
+            end[i] = max([start[i] + per_frame[i]] + [done[p][i] for p in preds])
+        done[node.name] = end
+        # streaming nodes pass a frame on as it comes; a reduction (the gate, the pooling sum) only at its end
+        first[node.name] = end if node.op_type in REDUCING_OPS else start
+    ends = np.maximum.reduce([done[producer[o.name]] for o in model.graph.output])
+    return (float((ends[-1] - ends[0]) / (n - 1)) if n > 1 else float(ends[0])), float(ends[0])
 
 
 def report(model, ladders: list[NodeLadder], alloc: Allocation, budget: dict[str, float], freq: dict,
