@@ -308,8 +308,8 @@ def test_dfs_folding_applied_equals_the_model(tiny_build):
 
     from fracskip.hls.accelerator import compose
     from fracskip.hls.modal import bitserial_datapath
-    from fracskip.hls.pipeline_folding import (allocate, decision_frequencies, folded_dfs, ladders_of, modal_start,
-                                               node_activity, pipeline_cycles, report)
+    from fracskip.hls.pipeline_folding import (allocate, decision_frequencies, folded_dfs, frame_sequence_cycles,
+                                               ladders_of, modal_start, node_activity, pipeline_cycles, report)
     from qonnx.custom_op.registry import getCustomOp
 
     board, budget, man, freq = _setup(tiny_build)
@@ -346,6 +346,15 @@ def test_dfs_folding_applied_equals_the_model(tiny_build):
     narrowest = pipeline_cycles(model, decision_frequencies(np.ones((3, gates), np.int64), man), menu)[0]
     widest = pipeline_cycles(model, decision_frequencies(np.full((3, gates), len(menu) - 1), man), menu)[0]
     assert narrowest < widest  # the bit-serial units' cycles follow the frames' widths
+    # frame by frame: a run of frames all in one mode is paced by the slowest node in that mode, the mean bound;
+    # mixed modes cost more than their mean
+    for k in range(len(menu)):
+        same = np.full((6, gates), k)
+        assert frame_sequence_cycles(model, same, man)[0] == pytest.approx(
+            pipeline_cycles(model, decision_frequencies(same, man), menu)[0]), menu[k]
+    mixed = np.tile(np.arange(len(menu)), (gates, 3)).T
+    assert frame_sequence_cycles(model, mixed, man)[0] >= pipeline_cycles(
+        model, decision_frequencies(mixed, man), menu)[0]
 
 
 @pytest.mark.slow
