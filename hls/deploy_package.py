@@ -29,12 +29,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FracskipError
+from ..outdir import staged
 from ..runtime import accelerator_driver as ad
 
 log = logging.getLogger(__name__)
@@ -170,9 +170,7 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
     fifos = {n.name for n in model.get_nodes_by_op_type("StreamingFIFO_rtl")}
     if fifo_depths is not None and set(fifo_depths) - fifos:
         raise FracskipError(f"FIFO depths for FIFOs the accelerator lacks: {sorted(set(fifo_depths) - fifos)[:5]}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".partial-", dir=out.parent))
-    try:
+    with staged(out) as tmp:
         settings, named_here = finn_driver_settings(model, board)
         (tmp / "driver").mkdir()
         (tmp / ad.SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
@@ -211,12 +209,6 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
         if fifo_depths is not None:
             (tmp / SIM_DEPTHS).write_text(json.dumps(fifo_depths, indent=1) + "\n")
         ad.load_package(tmp)  # what the board will read, checked
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
