@@ -96,8 +96,9 @@ PE_OPS = ("Thresholding_rtl", "IntRequant_rtl", "Clip_rtl", "ModalActivation_rtl
 SIMD_OPS = ("FMPadding_rtl", "ConvolutionInputGenerator_rtl")
 ALL = "all"  # the one mode of a node outside the gated blocks
 PRICE_ROUNDS = 8
-MILP_SECONDS = 60
-REDUCING_OPS = ("DFSGate_rtl", "GlobalSum_rtl")  # emit a frame's result only when the whole frame is in  # per throughput bound tried by the exact allocator
+MILP_SECONDS = 60  # per throughput bound tried by the exact allocator
+REDUCING_OPS = ("DFSGate_rtl", "GlobalSum_rtl")  # emit a frame's result only when the whole frame is in
+INSERTED_OPS = ("StreamingFIFO", "StreamingDataWidthConverter")  # what FINN inserts between the folded nodes
 
 
 @dataclass(frozen=True)
@@ -365,7 +366,7 @@ def fold_channels(model, node) -> int | None:
     from qonnx.custom_op.registry import getCustomOp
 
     src = model.find_producer(node.input[0]) if node.input else None
-    while src is not None and src.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+    while src is not None and src.op_type.startswith(INSERTED_OPS):
         src = model.find_producer(src.input[0])
     if src is None:
         return None
@@ -597,18 +598,22 @@ def pipeline_cycles(model, freq: dict, menu: list[int], floor: bool = False) -> 
 
     worst, name = 0.0, ""
     for node in model.graph.node:
-        if node.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+        if node.op_type.startswith(INSERTED_OPS):
             continue
-        inst = getCustomOp(node)
         _, probs = node_activity(node.name, freq, menu, floor=floor)
-        if node.op_type == "MVAU_bitserial":
-            per_mode = inst.get_exp_cycles_per_mode()
-            e = sum(probs[bits] * per_mode[k] for k, bits in enumerate(sorted(probs)))
-        else:
-            e = sum(probs.values()) * int(inst.get_exp_cycles())
+        cycles = _cycles_per_mode(getCustomOp(node), probs)
+        e = sum(probs[m] * cycles[m] for m in probs)
         if e > worst:
             worst, name = e, node.name
     return worst, name
+
+
+def _cycles_per_mode(inst, probs: dict) -> dict:
+    """A folded node's cycles per frame for each mode it serves (the modes of ``probs``): a bit-serial unit's
+    per-mode model (its mode k is the k-th smallest computing width), FINN's one figure for any other node."""
+    if inst.onnx_node.op_type == "MVAU_bitserial":
+        return dict(zip(sorted(probs), inst.get_exp_cycles_per_mode()))
+    return dict.fromkeys(probs, int(inst.get_exp_cycles()))
 
 
 def frame_sequence_cycles(model, decisions: np.ndarray, man) -> tuple[float, float]:
@@ -627,23 +632,18 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man) -> tuple[float, flo
     first: dict[str, np.ndarray] = {}  # per node, when each frame's first output left it
     producer = {t: node.name for node in model.graph.node for t in node.output}
     gated = {b["index"]: b["gate"] for b in man.blocks if b["gated"]}
+    modes_only = {b: {"gate": g, "floor": 0.0, "p": {}} for b, g in gated.items()}  # which modes, not how often
     for node in model.graph.node:
-        if node.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+        if node.op_type.startswith(INSERTED_OPS):
             per_frame = np.zeros(n)
         else:
-            inst = getCustomOp(node)
-            _, probs = node_activity(node.name, {b: {"gate": g, "floor": 0.0, "p": {}} for b, g in gated.items()},
-                                     menu, floor=False)
+            stage, probs = node_activity(node.name, modes_only, menu, floor=False)
+            cycles = _cycles_per_mode(getCustomOp(node), probs)
             if ALL in probs:
-                per_frame = np.full(n, float(inst.get_exp_cycles()))
+                per_frame = np.full(n, float(cycles[ALL]))
             else:
-                block = int(node.name[5:node.name.index("_")])
-                bits = np.asarray(menu)[decisions[:, gated[block]]]
-                if node.op_type == "MVAU_bitserial":
-                    per_mode = dict(zip(sorted(probs), inst.get_exp_cycles_per_mode()))
-                    per_frame = np.array([per_mode.get(int(b), 0.0) for b in bits], float)
-                else:
-                    per_frame = np.where(np.isin(bits, list(probs)), float(inst.get_exp_cycles()), 0.0)
+                bits = np.asarray(menu)[decisions[:, gated[int(stage[len("block"):])]]]
+                per_frame = np.array([cycles.get(int(b), 0.0) for b in bits], float)
         preds = [producer[t] for t in node.input if t in producer and producer[t] in done]
         start, end = np.zeros(n), np.zeros(n)
         for i in range(n):
