@@ -11,7 +11,11 @@ BUILD_DIR/
                       from the cores' graphs (hls/accelerator.py: bit-serial datapaths, folded by
                       hls/pipeline_folding.py), its HDL and its FIFOs sized by Verilator simulation on real
                       images: intermediate_models/, report/accelerator.json; `fracskip simulate BUILD --backend
-                      rtlsim` runs it
+                      rtlsim` runs it; with --until bitstream (Vivado, Vitis HLS; v++ for Alveo) FINN's
+                      own steps after the HDL add stitched_ip/, bitfile/ and the post-synthesis reports
+                      (hls/shell.py)
+  deploy/             (--until bitstream) the deployment package: FINN's bitfile/ and driver/, fracskip's host
+                      side (hls/deploy_package.py); `fracskip deploy BUILD/deploy` runs it on the board
   summary.json        written last: per core layers, resources and cycles; totals against the board;
                       expected cycles per input vs a static all-8-bit network on the same budget;
                       with --size-fifos, an "rtlsim" section: FIFO depths and cycles measured in Verilator;
@@ -31,7 +35,7 @@ import multiprocessing as mp
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +45,7 @@ from .. import bitstreams
 from ..errors import FracskipError, ToolMissingError
 from ..runtime.manifest import Manifest
 from . import core as finn_core
+from . import shell
 from . import finn_env
 from .folding import RESOURCES, allocate, uniform
 
@@ -103,11 +108,10 @@ def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool
             "vitis_hls on PATH (source Vitis' settings64.sh), or use --until estimates, or --mvau lut (LUT-based "
             "RTL, no Vitis needed). Nothing was written.")
     if cfg.until == "bitstream":
-        finn_env.require("vivado")
-        if board.shell_flow == "vitis_alveo":
-            finn_env.require("v++")
-        # said before any work rather than after an hour of HDL builds
-        raise FracskipError("bitstream generation is not implemented yet in this version of fracskip")
+        if not cfg.accelerator:
+            raise FracskipError("--until bitstream builds the whole-network accelerator: drop --per-core (the "
+                                "per-core cores are a debugging aid without a shell)")
+        shell.require_tools(board)  # said before any work rather than after an hour of HDL builds
     manifest = Manifest.load(export_dir)
     out = Path(out).resolve()
     if out.exists() and any(out.iterdir()):
@@ -117,11 +121,15 @@ def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool
     out.mkdir(parents=True)
     (out / INCOMPLETE).write_text("a fracskip build is running or was interrupted; this folder is not usable\n")
     try:
-        summary = _build(manifest, out, cfg, board, progress)
+        # the HDL build first, complete in itself; the shell steps then turn it into a bitstream build
+        summary = _build(manifest, out, replace(cfg, until="hdl") if cfg.until == "bitstream" else cfg, board,
+                         progress)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # we created it: leave nothing that looks like a build
         raise
     (out / INCOMPLETE).unlink()
+    if cfg.until == "bitstream":  # the HDL build is complete: a failing Vivado run leaves it as it is
+        summary["bitstream"] = shell.shell_build(out)
     return summary
 
 

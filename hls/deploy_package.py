@@ -69,12 +69,12 @@ def shell_prepare(model, board: dict, work: Path):
     from qonnx.transformation.infer_data_layouts import InferDataLayouts
 
     from . import ops  # noqa: F401  fracskip's RTL ops, for FINN's transformations
-    from .transforms import integer_eltwise_rtl
+    from .transforms import integer_eltwise_rtl, partition_check_once
 
     width = pynq_native_port_width.get(board["name"], 64)
     parts = work / "partitions"
     model = model.transform(InferDataLayouts())
-    with integer_eltwise_rtl():
+    with integer_eltwise_rtl(), partition_check_once():
         for trn in (InsertIODMA(width), InsertDWC(), SpecializeLayers(board["part"]), Floorplan(),
                     CreateDataflowPartition(partition_model_dir=str(parts))):
             model = model.transform(trn).transform(GiveUniqueNodeNames()).transform(GiveReadableTensorNames())
@@ -92,20 +92,22 @@ def shell_prepare(model, board: dict, work: Path):
     return model, named_here
 
 
-def finn_driver_settings(model, board: dict) -> tuple[dict, bool]:
-    """FINN's MakePYNQDriver on the prepared model: (settings.json content, DMA names given here). FINN's
-    partitions and driver folder are made in a scratch folder, removed afterwards."""
+def finn_driver_settings(model, board: dict, shell_model=None) -> tuple[dict, bool]:
+    """FINN's MakePYNQDriver: (settings.json content, DMA names given here). On ``shell_model``, the model FINN's
+    shell build returned (its DMAs named by the block design or the Vitis link), as FINN's step_make_driver does;
+    otherwise on ``model`` prepared as ZynqBuild prepares it. FINN's partitions and driver folder are made in a
+    scratch folder, removed afterwards."""
     from finn.transformation.fpgadataflow.make_driver import MakePYNQDriver
 
     from . import finn_env
 
-    if board["shell_flow"] != "vivado_zynq":
-        raise FracskipError(f"{board['name']}: only Zynq boards (ZynqBuild, zynq-iodma) get a package so far; for "
-                            "Alveo, FINN names the kernels' instances in its Vitis link step, which is not reached "
-                            "without Vitis")
-    platform = "zynq-iodma"
+    platform = board.get("driver", "zynq-iodma")
+    if shell_model is None and board["shell_flow"] != "vivado_zynq":
+        raise FracskipError(f"{board['name']}: without a shell build only Zynq boards get a package; for Alveo, "
+                            "FINN names the kernels' instances in its Vitis link step (`--until bitstream`)")
     with finn_env.scratch() as work:
-        parent, named_here = shell_prepare(model, board, Path(work))
+        parent, named_here = (shell_model, False) if shell_model is not None else \
+            shell_prepare(model, board, Path(work))
         parent = parent.transform(MakePYNQDriver(platform, "FINNDMAOverlay", clk_period_ns=board["clk_ns"],
                                                  board=board["name"]))
         folder = Path(parent.get_metadata_prop("pynq_driver_dir"))
@@ -152,11 +154,11 @@ def decisions_layout(man) -> dict:
 
 
 def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: dict[str, int] | None = None,
-                  bitfile_dir: str | Path | None = None, force: bool = False) -> Path:
+                  bitfile_dir: str | Path | None = None, force: bool = False, shell_model=None) -> Path:
     """The deployment package of the accelerator ``model`` (HW graph with its HDL) of ``build_dir``; with
     ``fifo_depths`` (by FIFO name) ``model`` is the graph FIFO sizing simulated and those are its depths. Written
     into a temporary folder beside ``out`` and renamed at the end: a failure leaves nothing that looks like a
-    package."""
+    package. ``shell_model``: the model a real shell build returned (``hls.shell``), which FINN's driver reads."""
     import finn
 
     from ..runtime.manifest import Manifest
@@ -171,7 +173,7 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
     if fifo_depths is not None and set(fifo_depths) - fifos:
         raise FracskipError(f"FIFO depths for FIFOs the accelerator lacks: {sorted(set(fifo_depths) - fifos)[:5]}")
     with staged(out) as tmp:
-        settings, named_here = finn_driver_settings(model, board)
+        settings, named_here = finn_driver_settings(model, board, shell_model)
         (tmp / "driver").mkdir()
         (tmp / ad.SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
         host, params = host_side(build_dir)
@@ -212,9 +214,8 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
     return out
 
 
-def package_from_build(build_dir: str | Path, out: str | Path, bitfile_dir: str | Path | None = None,
-                       force: bool = False) -> Path:
-    """``write_package`` of the build's accelerator as emitted (``BUILD/accelerator/``, FIFOs sized)."""
+def sized_accelerator(build_dir: str | Path):
+    """The build's accelerator as emitted (``BUILD/accelerator/``, FIFOs sized)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     from .accelerator import ACC_DIR, MODELS
@@ -224,7 +225,13 @@ def package_from_build(build_dir: str | Path, out: str | Path, bitfile_dir: str 
         raise FracskipError(f"{sized} is missing: the build has no accelerator with sized FIFOs; `fracskip build "
                             f"EXPORT --board B -o {build_dir} --until hdl` makes one (or `python -m "
                             f"fracskip.hls.accelerator {build_dir}`)")
-    return write_package(build_dir, out, ModelWrapper(str(sized)), None, bitfile_dir, force)
+    return ModelWrapper(str(sized))
+
+
+def package_from_build(build_dir: str | Path, out: str | Path, bitfile_dir: str | Path | None = None,
+                       force: bool = False) -> Path:
+    """``write_package`` of the build's accelerator as emitted."""
+    return write_package(build_dir, out, sized_accelerator(build_dir), None, bitfile_dir, force)
 
 
 # ---------------------------------------------------------------- simulation and the golden

@@ -20,17 +20,24 @@ from ..errors import ToolMissingError
 _ABSENT_VIVADO = "/nonexistent/Xilinx/Vivado"  # marks the workaround; never a real install
 
 
+def _found(tool: str) -> bool:
+    """Whether FINN will find ``tool``: in FINN_TOOL_DIR_OVERRIDE's folder when that is set, else on PATH (the
+    rule of finn.util.basic.resolve_xilinx_tool)."""
+    override = os.environ.get("FINN_TOOL_DIR_OVERRIDE")
+    return shutil.which(str(Path(override) / tool) if override else tool) is not None
+
+
 def vivado_available() -> bool:
     root = os.environ.get("XILINX_VIVADO")
-    return shutil.which("vivado") is not None and bool(root) and root != _ABSENT_VIVADO
+    return _found("vivado") and bool(root) and root != _ABSENT_VIVADO
 
 
 def vitis_hls_available() -> bool:
-    return shutil.which("vitis_hls") is not None or shutil.which("vitis-run") is not None
+    return _found("vitis_hls") or _found("vitis-run")
 
 
 def v_plus_plus_available() -> bool:
-    return shutil.which("v++") is not None
+    return _found("v++")
 
 
 def require(tool: str) -> None:

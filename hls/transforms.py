@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
+from qonnx.transformation.create_generic_partitions import PartitionFromLambda
 from qonnx.transformation.general import GiveUniqueNodeNames, SortGraph
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
@@ -168,6 +169,83 @@ def residual_join_detection() -> Iterator[None]:
         yield
     finally:
         ModelWrapper.is_join_node = original
+
+
+class PartitionFromLambdaOnce(PartitionFromLambda):
+    """qonnx 1.0.0's ``PartitionFromLambda`` (same partitions, same files, same ``GenericPartition`` nodes) whose
+    legality check walks each upstream node once. qonnx's own follows every upstream path of a partition's inputs
+    without remembering what it has seen: its work is exponential in the number of fork/join diamonds in front of
+    the partition, and on the default's accelerator FINN's CreateDataflowPartition did not finish in 18 CPU-minutes.
+    ``partition_check_once()`` has FINN use this one."""
+
+    def apply(self, model):
+        import copy
+        import pathlib
+        import tempfile
+
+        ids = {self.partitioning(n) for n in model.graph.node} - {-1}
+        if self.partition_dir is None:
+            self.partition_dir = tempfile.mkdtemp(prefix="partitioning_")
+        pathlib.Path(self.partition_dir).mkdir(parents=True, exist_ok=True)
+        outputs = {t.name for t in model.graph.output}
+        for pid in ids:
+            all_nodes = list(model.graph.node)
+            inside = [self.partitioning(n) == pid for n in all_nodes]
+            p_model = copy.deepcopy(model)
+            for node, keep in zip(list(p_model.graph.node), inside):
+                if not keep:
+                    p_model.graph.node.remove(node)
+            inits = {t.name for t in p_model.graph.initializer}
+            p_in, p_out, start = [], [], 0
+            for node in p_model.graph.node:
+                for t in node.input:
+                    if t not in inits and p_model.find_producer(t) is None:
+                        if t not in p_in:
+                            p_in.append(t)
+                        start = start or next(i for i, n in enumerate(all_nodes) if n.name == node.name)
+                for t in node.output:
+                    leaves = t in outputs or any(self.partitioning(c) != pid for c in model.find_consumers(t))
+                    if leaves and t not in p_out:
+                        p_out.append(t)
+            in_vi = [p_model.get_tensor_valueinfo(t) for t in p_in]
+            out_vi = [p_model.get_tensor_valueinfo(t) for t in p_out]
+            seen, todo = set(), [model.find_producer(t) for t in p_in]
+            while todo:
+                node = todo.pop()
+                if node is None or node.name in seen:
+                    continue
+                seen.add(node.name)
+                assert self.partitioning(node) != pid, "cycle-free graph violated: partition depends on itself"
+                todo.extend(model.find_direct_predecessors(node) or [])
+            for field, vis in ((p_model.graph.input, in_vi), (p_model.graph.output, out_vi)):
+                del field[:]
+                field.extend(vis)
+            for vi in in_vi + out_vi:
+                if vi in p_model.graph.value_info:
+                    p_model.graph.value_info.remove(vi)
+            filename = f"{self.partition_dir}/partition_{pid}.onnx"
+            p_model.cleanup()
+            p_model.save(filename)
+            model.graph.node.insert(start, helper.make_node(
+                "GenericPartition", p_in, p_out, name=f"GenericPartition_{pid}", model=filename,
+                domain="qonnx.custom_op.general"))
+            for node, keep in zip(all_nodes, inside):
+                if keep:
+                    model.graph.node.remove(node)
+        return model, False
+
+
+@contextlib.contextmanager
+def partition_check_once() -> Iterator[None]:
+    """FINN's CreateDataflowPartition (and so ZynqBuild and VitisBuild) with ``PartitionFromLambdaOnce``."""
+    import finn.transformation.fpgadataflow.create_dataflow_partition as cdp
+
+    original = cdp.PartitionFromLambda
+    cdp.PartitionFromLambda = PartitionFromLambdaOnce
+    try:
+        yield
+    finally:
+        cdp.PartitionFromLambda = original
 
 
 @contextlib.contextmanager

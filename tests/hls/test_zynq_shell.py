@@ -1,4 +1,5 @@
-"""FINN's own Zynq shell step (``ZynqBuild`` for Pynq-Z2) on a graph of fracskip's RTL ops, run up to its first call
+"""FINN's own Zynq shell step (``step_synthesize_bitfile``: ``ZynqBuild`` for Pynq-Z2, as ``hls.shell.synthesize`` runs
+it for ``--until bitstream``) on a graph of fracskip's RTL ops, run up to its first call
 of a Xilinx tool, which a recording stand-in answers. No Xilinx tool runs here. Nothing here is a bitstream.
 
 What runs: InsertIODMA, InsertDWC, SpecializeLayers, Floorplan and CreateDataflowPartition on the whole graph, each
@@ -24,7 +25,8 @@ FINN_STOPS_AFTER_HLS = "Generated IP couldn't be found"  # FINN's error when the
 
 @pytest.mark.slow
 def test_zynq_build_runs_to_its_first_tool_call(finn_rtlsim, tmp_path, monkeypatch):
-    from finn.transformation.fpgadataflow.make_zynq_proj import ZynqBuild
+    from fracskip import bitstreams
+    from fracskip.hls import shell
     from fracskip.hls.accelerator import to_hw
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
@@ -42,8 +44,11 @@ def test_zynq_build_runs_to_its_first_tool_call(finn_rtlsim, tmp_path, monkeypat
     monkeypatch.setenv("XILINX_VIVADO", str(tmp_path / "no-vivado-here" / "Vivado" / "2024.2"))
 
     hw = to_hw(_plumbing_graph(), PART, CLK)  # route, merge, token fork and join, global sum, clips, FIFOs
+    monkeypatch.setenv("NUM_DEFAULT_WORKERS", "2")  # a FINN user's setting; the shell step keeps one worker
+    out = tmp_path / "finn_output"
     with pytest.raises(Exception, match=FINN_STOPS_AFTER_HLS):
-        hw.transform(ZynqBuild("Pynq-Z2", CLK))
+        shell.synthesize(hw, shell.dataflow_config(out, bitstreams.load("Pynq-Z2")))
+    assert os.environ["NUM_DEFAULT_WORKERS"] == "2"
     (call,) = calls.read_text().splitlines()
     tool, cwd, args = call.split("|")
     assert tool == "vitis_hls" and "IODMA_hls" in Path(cwd).name, call
@@ -54,7 +59,7 @@ def test_zynq_build_runs_to_its_first_tool_call(finn_rtlsim, tmp_path, monkeypat
     # by FINN after its HDL was generated; each of fracskip's ops still names the module and the files it was
     # generated with, and they exist (what the partition's PrepareIP and CreateStitchedIP will use)
     models = [ModelWrapper(str(f)) for f in
-              sorted(Path(os.environ["FINN_BUILD_DIR"]).glob("dataflow_partition_*/partition_*.onnx"))]
+              sorted((out / "intermediate_models" / "kernel_partitions").glob("partition_*.onnx"))]
     assert sum(1 for m in models if [n.op_type for n in m.graph.node] == ["IODMA_hls"]) == 6
     ours = [n for m in models for n in m.graph.node if n.op_type in (
         "StreamRoute_rtl", "StreamMerge_rtl", "TokenFork_rtl", "TokenJoin_rtl", "GlobalSum_rtl", "Clip_rtl")]

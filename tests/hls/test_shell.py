@@ -1,0 +1,86 @@
+"""``--until bitstream`` (hls/shell.py: FINN's step_create_stitched_ip and step_synthesize_bitfile after the HDL)
+without AMD's tools. Clearly named recording stand-ins answer FINN's tool calls; nothing here is a bitstream.
+
+The accelerator is the tiny build's, as ``fracskip build`` emits it (tests/hil.py's ``dfs_accelerator``, FIFOs sized
+on the covering images), in a build folder of its own; the module shares test_accelerator's xdist group and its
+graph, HDL and sizing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import hil  # tests/hil.py: the shared tiny HDL build
+
+pytestmark = [pytest.mark.rtlsim, pytest.mark.slow, pytest.mark.xdist_group("test_accelerator")]
+
+TOOLS = ("vivado", "vitis_hls", "vitis-run", "v++", "xelab")  # every name FINN resolves through the override
+
+
+def _stand_ins(root: Path, monkeypatch) -> Path:
+    """Recording stand-ins for every Xilinx tool FINN calls: each appends its name, working folder and arguments
+    to the returned file and does nothing else."""
+    shim = root / "recording-stand-ins-not-xilinx-tools"
+    shim.mkdir()
+    calls = root / "tool_calls.txt"
+    for tool in TOOLS:
+        (shim / tool).write_text(f"#!/bin/sh\n# a recording stand-in for {tool}: it records how it was called, "
+                                 f"and does nothing\necho \"{tool}|$PWD|$*\" >> {calls}\n")
+        os.chmod(shim / tool, 0o755)
+    monkeypatch.setenv("FINN_TOOL_DIR_OVERRIDE", str(shim))
+    monkeypatch.setenv("XILINX_VIVADO", str(root / "no-vivado-here" / "Vivado" / "2024.2"))
+    return calls
+
+
+def _hdl_build(build_dir: Path, sized, root: Path) -> Path:
+    """A build folder as ``fracskip build --until hdl`` leaves it: the tiny build's export, cores and summary,
+    and the accelerator with its FIFOs sized."""
+    from fracskip.hls.accelerator import ACC_DIR, MODELS
+
+    out = root / "build"
+    (out / ACC_DIR / "intermediate_models").mkdir(parents=True)
+    for name in ("export", "cores", "calibration.json"):
+        (out / name).symlink_to(build_dir / name)
+    summary = json.loads((build_dir / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps(dict(summary, until="hdl")))
+    sized.save(str(out / ACC_DIR / "intermediate_models" / MODELS[2]))
+    return out
+
+
+def test_until_bitstream_runs_finns_steps_to_vivado(tiny_export, tmp_path_factory, rtl_cache, tmp_path, monkeypatch):
+    import finn.transformation.fpgadataflow.create_stitched_ip as csi
+
+    from fracskip.errors import FracskipError
+    from fracskip.hls import shell
+    from fracskip.hls.stitch_ip import TCL, stitch_problems
+
+    acc = hil.dfs_accelerator(tiny_export, tmp_path_factory, rtl_cache)
+    sized, _ = hil.sized_dfs_accelerator(acc)
+    build = _hdl_build(acc["build_dir"], sized, tmp_path)
+    summary = (build / "summary.json").read_text()
+    for var in ("FINN_BUILD_DIR", "FINN_SETTINGS", "FINN_RTLLIB"):  # shell_build sets FINN up in the build
+        monkeypatch.setenv(var, os.environ.get(var, ""))
+    monkeypatch.setattr(csi, "wait_for_file", functools.partial(csi.wait_for_file, stable_for=0))
+
+    with pytest.raises(FracskipError, match="vivado not found"):  # without the tools: before any work
+        shell.shell_build(build)
+    assert not (build / "accelerator" / "finn_tmp").exists()
+
+    calls = _stand_ins(tmp_path, monkeypatch)
+    with pytest.raises(FracskipError, match=r"CreateStitchedIP failed \(vivado ran, FINN found no result\)"):
+        shell.shell_build(build)
+    (call,) = calls.read_text().splitlines()  # FINN's step_create_stitched_ip called Vivado once, as FINN does
+    tool, cwd, args = call.split("|")
+    proj = Path(cwd)
+    assert tool == "vivado" and proj.name.startswith("vivado_stitch_proj_") and args == f"-mode batch -source {TCL}"
+    assert proj.parent == build.resolve() / "accelerator" / "finn_tmp"  # the build's own FINN folder
+    tcl = (proj / TCL).read_text()
+    assert f"-part {acc['part']}" in tcl and stitch_problems(sized, tcl) == []
+    # the HDL build is left as it was: no package, no bitstream section, no stitched_ip copy that looks finished
+    assert (build / "summary.json").read_text() == summary
+    assert not (build / "deploy").exists() and not (build / "accelerator" / "stitched_ip").exists()
