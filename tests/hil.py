@@ -204,3 +204,32 @@ def sized_dfs_accelerator(acc: dict):
     if "sizing" not in acc:
         acc["sizing"] = A.size_fifos(acc["hw"], acc["x"], acc["part"], acc["clk"], cache_dir=acc["cache"])
     return acc["sizing"]
+
+
+# ---------------------------------------------------------------------------------------------- AMD's tools, absent
+XILINX_TOOLS = ("vivado", "vitis_hls", "vitis-run", "v++", "xelab")  # every name FINN resolves through the override
+FINN_STOPS_AFTER_VIVADO = "no wrapper HDL found"  # CreateStitchedIP's error when Vivado's block design is absent
+FINN_STOPS_AFTER_HLS = "Generated IP couldn't be found"  # FINN's error when the IP vitis_hls writes is absent
+
+
+def recording_stand_ins(root: Path, monkeypatch) -> Path:
+    """Clearly named recording stand-ins for every Xilinx tool FINN calls, found by FINN through
+    FINN_TOOL_DIR_OVERRIDE: each appends ``tool|working folder|arguments`` to the returned file and does nothing
+    else. XILINX_VIVADO names a folder where no Vivado is (FINN reads the tool version from it)."""
+    shim = root / "recording-stand-ins-not-xilinx-tools"
+    shim.mkdir()
+    calls = root / "tool_calls.txt"
+    for tool in XILINX_TOOLS:
+        (shim / tool).write_text(f"#!/bin/sh\n# a recording stand-in for {tool}: it records how it was called, "
+                                 f"and does nothing\necho \"{tool}|$PWD|$*\" >> {calls}\n")
+        os.chmod(shim / tool, 0o755)
+    monkeypatch.setenv("FINN_TOOL_DIR_OVERRIDE", str(shim))
+    monkeypatch.setenv("XILINX_VIVADO", str(root / "no-vivado-here" / "Vivado" / "2024.2"))
+    return calls
+
+
+def tool_calls(calls: Path) -> list[tuple[str, Path, str]]:
+    """(tool, working folder, arguments) of each call the stand-ins recorded."""
+    if not calls.exists():
+        return []
+    return [(t, Path(cwd), args) for t, cwd, args in (ln.split("|") for ln in calls.read_text().splitlines())]

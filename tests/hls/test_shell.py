@@ -19,24 +19,6 @@ import hil  # tests/hil.py: the shared tiny HDL build
 
 pytestmark = [pytest.mark.rtlsim, pytest.mark.slow, pytest.mark.xdist_group("test_accelerator")]
 
-TOOLS = ("vivado", "vitis_hls", "vitis-run", "v++", "xelab")  # every name FINN resolves through the override
-
-
-def _stand_ins(root: Path, monkeypatch) -> Path:
-    """Recording stand-ins for every Xilinx tool FINN calls: each appends its name, working folder and arguments
-    to the returned file and does nothing else."""
-    shim = root / "recording-stand-ins-not-xilinx-tools"
-    shim.mkdir()
-    calls = root / "tool_calls.txt"
-    for tool in TOOLS:
-        (shim / tool).write_text(f"#!/bin/sh\n# a recording stand-in for {tool}: it records how it was called, "
-                                 f"and does nothing\necho \"{tool}|$PWD|$*\" >> {calls}\n")
-        os.chmod(shim / tool, 0o755)
-    monkeypatch.setenv("FINN_TOOL_DIR_OVERRIDE", str(shim))
-    monkeypatch.setenv("XILINX_VIVADO", str(root / "no-vivado-here" / "Vivado" / "2024.2"))
-    return calls
-
-
 def _hdl_build(build_dir: Path, sized, root: Path) -> Path:
     """A build folder as ``fracskip build --until hdl`` leaves it: the tiny build's export, cores and summary,
     and the accelerator with its FIFOs sized."""
@@ -71,12 +53,11 @@ def test_until_bitstream_runs_finns_steps_to_vivado(tiny_export, tmp_path_factor
         shell.shell_build(build)
     assert not (build / "accelerator" / "finn_tmp").exists()
 
-    calls = _stand_ins(tmp_path, monkeypatch)
+    calls = hil.recording_stand_ins(tmp_path, monkeypatch)
     with pytest.raises(FracskipError, match=r"CreateStitchedIP failed \(vivado ran, FINN found no result\)"):
         shell.shell_build(build)
-    (call,) = calls.read_text().splitlines()  # FINN's step_create_stitched_ip called Vivado once, as FINN does
-    tool, cwd, args = call.split("|")
-    proj = Path(cwd)
+    (call,) = hil.tool_calls(calls)  # FINN's step_create_stitched_ip called Vivado once, as FINN does
+    tool, proj, args = call
     assert tool == "vivado" and proj.name.startswith("vivado_stitch_proj_") and args == f"-mode batch -source {TCL}"
     assert proj.parent == build.resolve() / "accelerator" / "finn_tmp"  # the build's own FINN folder
     tcl = (proj / TCL).read_text()

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+import hil  # tests/hil.py: the recording stand-ins for AMD's tools
+
 pytestmark = pytest.mark.rtlsim  # the graph's HDL is generated with the Verilator-compatible FINN setup
 
 PART, CLK = "xc7z020clg400-1", 10.0
-TOOLS = ("vivado", "vitis_hls", "vitis-run", "v++", "xelab")  # every name FINN resolves through the override
-FINN_STOPS_AFTER_HLS = "Generated IP couldn't be found"  # FINN's error when the IP vitis_hls writes is absent
 
 
 @pytest.mark.slow
@@ -32,21 +32,12 @@ def test_zynq_build_runs_to_its_first_tool_call(finn_rtlsim, tmp_path, monkeypat
     from qonnx.custom_op.registry import getCustomOp
     from test_accelerator import _plumbing_graph
 
-    shim = tmp_path / "recording-stand-ins-not-xilinx-tools"
-    shim.mkdir()
-    calls = tmp_path / "tool_calls.txt"
-    for tool in TOOLS:
-        (shim / tool).write_text(f"#!/bin/sh\n# a recording stand-in for {tool}: it records how it was called, "
-                                 f"and does nothing\necho \"{tool}|$PWD|$*\" >> {calls}\n")
-        os.chmod(shim / tool, 0o755)
-    monkeypatch.setenv("FINN_TOOL_DIR_OVERRIDE", str(shim))
-    # FINN reads the tool version from this path before it calls vitis_hls; no Vivado is there
-    monkeypatch.setenv("XILINX_VIVADO", str(tmp_path / "no-vivado-here" / "Vivado" / "2024.2"))
+    calls = hil.recording_stand_ins(tmp_path, monkeypatch)
 
     hw = to_hw(_plumbing_graph(), PART, CLK)  # route, merge, token fork and join, global sum, clips, FIFOs
     monkeypatch.setenv("NUM_DEFAULT_WORKERS", "2")  # a FINN user's setting; the shell step keeps one worker
     out = tmp_path / "finn_output"
-    with pytest.raises(Exception, match=FINN_STOPS_AFTER_HLS):
+    with pytest.raises(Exception, match=hil.FINN_STOPS_AFTER_HLS):
         shell.synthesize(hw, shell.dataflow_config(out, bitstreams.load("Pynq-Z2")))
     assert os.environ["NUM_DEFAULT_WORKERS"] == "2"
     (call,) = calls.read_text().splitlines()
