@@ -208,6 +208,13 @@ def cmd_build(a: argparse.Namespace) -> int:
         print(f"  accelerator ({r['nodes']} nodes): {r['cycles_per_image_model']:.0f} cycles per image expected "
               f"(folding, bottleneck {r['bottleneck_model']}), {r['cycles_per_image_sizing_run']:.0f} measured in "
               f"Verilator on {r['sizing_images']} images with the FIFOs sized")
+        fit = "fits" if r["fits_device_estimate_emitted"] else "DOES NOT FIT"
+        t = r["resources_estimate_emitted"]["total"]
+        print(f"  as emitted, FIFOs and width converters included: LUT {t['LUT']:.0f}, BRAM_18K {t['BRAM_18K']:.0f}, "
+              f"DSP {t['DSP']:.0f} (FINN's estimates) -> {fit} the device")
+    if "bitstream" in s:
+        print(f"  bitstream: {a.output}/{s['bitstream']['bitfile']}; deployment package: {a.output}/"
+              f"{s['bitstream']['package']}")
     return 0
 
 

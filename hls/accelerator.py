@@ -385,13 +385,14 @@ def run_python(model, images_nhwc: np.ndarray, trace: list[str] | None = None) -
 @dataclass
 class AcceleratorSizing:
     depths: dict[str, int]  # per StreamingFIFO_rtl
-    peak_occupancy: dict[str, int]  # with every FIFO at its capacity
-    unbounded_cycles: float  # cycles per image, every FIFO at its capacity
+    peak_occupancy: dict[str, int]  # with the FIFOs behind sliding windows at WINDOW_FIFO_DEPTH
+    unbounded_cycles: float  # cycles per image, every FIFO at two frames
     sized_cycles: float  # cycles per image at the chosen depths (sizing FIFOs)
     estimate_cycles: int  # FINN's max_cycles (slowest node)
     total_bits: int
     frames: int
     sized_run: object = None  # the SimResult at the chosen depths (outputs, cycles); not in to_dict
+    unbounded_bits: int = 0  # FINN's rule alone: the bits of every FIFO at its peak with every FIFO at two frames
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -399,20 +400,45 @@ class AcceleratorSizing:
         return {k: v for k, v in asdict(self).items() if k != "sized_run"}
 
 
+WINDOW_FIFO_DEPTH = 32  # a FIFO fed by a sliding window: one SRL32 per bit, enough for the unit behind it
+
+
+def window_fifos(model) -> set[str]:
+    """The FIFOs fed by a sliding-window generator (through width converters and FIFOs): they carry the image
+    unfolded into windows, k*k times its size, and buffering there costs k*k times the bits it costs in front of
+    the generator, which stalls when they are full."""
+    names = set()
+    for node in model.get_nodes_by_op_type("StreamingFIFO_rtl"):
+        src = model.find_producer(node.input[0])
+        while src is not None and src.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+            src = model.find_producer(src.input[0])
+        if src is not None and src.op_type.startswith("ConvolutionInputGenerator"):
+            names.add(node.name)
+    return names
+
+
 def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_dir: Path | None = None,
                tolerance: float = 0.03, progress: bool = False):
-    """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame): every FIFO at a
-    capacity of two frames of its stream, the peak occupancy of each measured, then depth = peak + 1 (FINN's
-    simulation-based rule), checked to run the same images at the same throughput (within ``tolerance``).
-    Returns the model with the depths written and its HDL regenerated, and the figures."""
+    """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame), FINN's
+    simulation-based rule (depth = peak occupancy + 1) with the buffering moved to where it is cheapest: every FIFO
+    at a capacity of two frames of its stream except those behind a sliding window (``window_fifos``), kept at
+    ``WINDOW_FIFO_DEPTH``, so that frames wait in front of the window generators, unexpanded; then the peak
+    occupancy of each, checked to run the same images at the same throughput (within ``tolerance``) as with every
+    FIFO at two frames. Returns the model with the depths written and its HDL regenerated, and the figures."""
     from . import ops  # noqa: F401
     from .rtlsim import RTLSimCore, set_fifo_depths
 
     x = [np.asarray(images_nhwc, np.float32)]
+    windows = window_fifos(model)
     with RTLSimCore(model, cache_dir=cache_dir, sizing_fifos=True, progress=progress) as core:
         caps = [s.max_depth + 1 for s in core.fifos]
         best = core.run(x, fifo_depths=caps, reset=True)
-        depths = [max(2, m + 1) for m in best.fifo_maxcount]
+        caps = [min(c, WINDOW_FIFO_DEPTH) if s.node in windows else c for s, c in zip(core.fifos, caps)]
+        moved = core.run(x, fifo_depths=caps, reset=True, check=False)
+        if moved.stalled:
+            raise FracskipError(f"with the FIFOs behind the sliding windows at {WINDOW_FIFO_DEPTH} words the "
+                                f"accelerator stalls: {moved.stall_diagnosis}")
+        depths = [max(2, min(m + 1, c)) for m, c in zip(moved.fifo_maxcount, caps)]
         sized = core.run(x, fifo_depths=depths, reset=True, check=False)
         if sized.stalled or sized.cycles_per_frame > best.cycles_per_frame * (1 + tolerance):
             raise FracskipError(f"peak-occupancy FIFO depths do not reproduce the unbounded run ({sized.stalled=}, "
@@ -421,10 +447,11 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
         slots = core.fifos
         est = int(core.estimate["max_cycles"])
     chosen = {s.node: d for s, d in zip(slots, depths)}
-    report = AcceleratorSizing(depths=chosen, peak_occupancy={s.node: m for s, m in zip(slots, best.fifo_maxcount)},
+    report = AcceleratorSizing(depths=chosen, peak_occupancy={s.node: m for s, m in zip(slots, moved.fifo_maxcount)},
                                unbounded_cycles=best.cycles_per_frame, sized_cycles=sized.cycles_per_frame,
                                estimate_cycles=est, total_bits=sum(d * s.width for s, d in zip(slots, depths)),
-                               frames=len(images_nhwc), sized_run=sized)
+                               frames=len(images_nhwc), sized_run=sized,
+                               unbounded_bits=sum(m * s.width for s, m in zip(slots, best.fifo_maxcount)))
     return set_fifo_depths(model, chosen, part, clk_ns), report
 
 
@@ -576,8 +603,19 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
         t2 = time.time()
         report["verified"] = verify_emitted(model, stream, sized_run, cache_dir, progress)
         report["seconds"]["verify"] = round(time.time() - t2, 1)
+    report.update(emitted_fit(model, summary["board"]))
     (rep / "accelerator.json").write_text(json.dumps(report, indent=1, default=str))
     return {**report, "sizing_run": sized_run} if sized_run is not None else report
+
+
+def emitted_fit(model, board: dict) -> dict:
+    """The emitted graph by FINN's estimates against the whole device: the folded nodes and the width converters
+    and FIFOs FINN inserted (which the folding's budget leaves out)."""
+    from .pipeline_folding import emitted_resources
+
+    res = emitted_resources(model, board["part"], uram=board["resources"].get("URAM", 0) > 0)
+    over = {r: v for r, v in res["total"].items() if v > board["resources"].get(r, 0)}
+    return {"resources_estimate_emitted": res, "fits_device_estimate_emitted": not over}
 
 
 def verify_emitted(model, stream: np.ndarray, sized_run, cache_dir: Path | None = None,

@@ -194,6 +194,8 @@ def _accelerator(out: Path, cfg: BuildConfig, progress: bool) -> dict:
             "fits_estimate": rep["fits_estimate"], "sizing_images": sizing["frames"],
             "cycles_per_image_sizing_run": sizing["sized_cycles"], "fifo_bits": sizing["total_bits"],
             "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
+            "resources_estimate_emitted": rep["resources_estimate_emitted"],
+            "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"],
             "seconds": rep["seconds"]}
 
 

@@ -205,6 +205,37 @@ def _res(inst, part: str, narrow_weights: bool | None = False) -> dict[str, floa
             "URAM": float(inst.uram_estimation(part)), "DSP": float(dsp)}
 
 
+def emitted_resources(model, part: str, uram: bool = True) -> dict[str, dict[str, float]]:
+    """FINN's estimates of every node of an emitted accelerator graph (the folding's own figures per node), by
+    kind: ``"folded"`` (the nodes the folding budgets), each of ``INSERTED_OPS`` (what FINN inserted between them,
+    outside the folding's budget) and ``"total"``. ``uram=False``: the device has none, and a FIFO fifo.sv asks
+    UltraRAM for is counted in block RAM, where Vivado puts it (FINN's estimate reports what the RTL asks for)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    out = {k: dict.fromkeys(("LUT", "BRAM_18K", "URAM", "DSP"), 0.0) for k in ("folded", *INSERTED_OPS, "total")}
+    for node in model.graph.node:
+        kind = next((k for k in INSERTED_OPS if node.op_type.startswith(k)), "folded")
+        nw = narrow_weights(model, node) if node.op_type == "MVAU_rtl" else False
+        res = _res(getCustomOp(node), part, nw)
+        if res["URAM"] and not uram:
+            res = _fifo_in_block_ram(getCustomOp(node), part)
+        for r, v in res.items():
+            out[kind][r] += v
+            out["total"][r] += v
+    return out
+
+
+def _fifo_in_block_ram(inst, part: str) -> dict[str, float]:
+    from finn.util.basic import is_versal
+    from finn.util.resource_models import _fifo_cost
+
+    if not inst.onnx_node.op_type.startswith("StreamingFIFO"):
+        raise FracskipError(f"{inst.onnx_node.name}: UltraRAM asked for by a {inst.onnx_node.op_type} on a part "
+                            "without UltraRAM")
+    cost = _fifo_cost(inst.get_nodeattr("depth"), inst.get_instream_width_padded(), "block", is_versal(part))
+    return {"LUT": float(cost.lut), "BRAM_18K": float(cost.bram), "URAM": 0.0, "DSP": 0.0}
+
+
 def narrow_weights(model, node) -> bool:
     """FINN's NARROW_WEIGHTS of an MVAU_rtl (its generate_hdl): the weights never take their type's minimum."""
     from qonnx.custom_op.registry import getCustomOp

@@ -45,12 +45,13 @@ def dataflow_config(out: Path, board: bitstreams.Board):
         generate_outputs=[DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE])
 
 
-def shell_build(build_dir: str | Path, force: bool = False) -> dict:
+def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = False) -> dict:
     """Stitched IP, bitstream and deployment package of the build's accelerator (FIFOs sized); returns the
-    ``"bitstream"`` section of its summary.json (also written there)."""
+    ``"bitstream"`` section of its summary.json (also written there). ``ignore_fit``: run Vivado even where FINN's
+    estimates of the emitted graph exceed the device (they are estimates; Vivado's placement decides)."""
     from finn.builder.build_dataflow_steps import step_create_stitched_ip
 
-    from .accelerator import ACC_DIR
+    from .accelerator import ACC_DIR, emitted_fit
     from .deploy_package import sized_accelerator, write_package
     from .rtlsim import setup_finn
     from .stitch_ip import TCL, stitch_problems
@@ -67,6 +68,15 @@ def shell_build(build_dir: str | Path, force: bool = False) -> dict:
     if deploy.exists() and any(deploy.iterdir()) and not force:
         raise FracskipError(f"{deploy} exists: pass --force to replace the bitstream and package")
     model = sized_accelerator(build_dir)
+    fit = emitted_fit(model, summary["board"])
+    if not fit["fits_device_estimate_emitted"] and not ignore_fit:
+        total, cap = fit["resources_estimate_emitted"]["total"], board.resources
+        over = ", ".join(f"{r} {total[r]:.0f} of {cap.get(r, 0)}" for r in total if total[r] > cap.get(r, 0))
+        raise FracskipError(f"the accelerator as emitted does not fit the {board.name} by FINN's estimates ({over}; "
+                            "FIFOs and width converters included: BUILD/accelerator/report/accelerator.json): Vivado "
+                            f"would fail in placement after its synthesis. Build for a larger board, or with a "
+                            f"smaller --budget; or let Vivado try: python -m fracskip.hls.shell {build_dir} "
+                            "--ignore-fit")
     acc = build_dir / ACC_DIR
     for stale in ("stitched_ip", "bitfile"):  # an earlier run's must not pass for this one's
         shutil.rmtree(acc / stale, ignore_errors=True)
@@ -129,16 +139,19 @@ def _tool_failed(tool: str, step: str, e: Exception) -> FracskipError:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m fracskip.hls.shell BUILD [--force]``: bitstream and package of a finished HDL build."""
+    """``python -m fracskip.hls.shell BUILD [--force] [--ignore-fit]``: bitstream and package of a finished HDL
+    build."""
     import argparse
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("build")
     ap.add_argument("--force", action="store_true", help="replace an earlier bitstream and package")
+    ap.add_argument("--ignore-fit", action="store_true",
+                    help="run Vivado even where FINN's estimates of the emitted accelerator exceed the device")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     try:
-        print(json.dumps(shell_build(a.build, a.force), indent=1))
+        print(json.dumps(shell_build(a.build, a.force, a.ignore_fit), indent=1))
     except FracskipError as e:
         raise SystemExit(f"fracskip: error: {e}") from None
 

@@ -38,6 +38,7 @@ def test_until_bitstream_runs_finns_steps_to_vivado(tiny_export, tmp_path_factor
     import finn.transformation.fpgadataflow.create_stitched_ip as csi
 
     from fracskip.errors import FracskipError
+    from fracskip.hls import accelerator as A
     from fracskip.hls import shell
     from fracskip.hls.stitch_ip import TCL, stitch_problems
 
@@ -54,8 +55,17 @@ def test_until_bitstream_runs_finns_steps_to_vivado(tiny_export, tmp_path_factor
     assert not (build / "accelerator" / "finn_tmp").exists()
 
     calls = hil.recording_stand_ins(tmp_path, monkeypatch)
-    with pytest.raises(FracskipError, match=r"CreateStitchedIP failed \(vivado ran, FINN found no result\)"):
+    # FINN's estimates of the emitted graph, FIFOs and width converters included, exceed the xc7z020: refused
+    # before Vivado runs, with the figures (the tiny network's folding fills the budget with its nodes alone)
+    acc_json = json.loads((acc["build_dir"] / "summary.json").read_text())["board"]
+    fit = A.emitted_fit(sized, acc_json)
+    assert not fit["fits_device_estimate_emitted"]
+    assert fit["resources_estimate_emitted"]["total"]["URAM"] == 0  # no UltraRAM on the part: FIFOs in block RAM
+    with pytest.raises(FracskipError, match=r"does not fit the Pynq-Z2 by FINN's estimates \(LUT \d+ of 53200"):
         shell.shell_build(build)
+    assert not hil.tool_calls(calls)
+    with pytest.raises(FracskipError, match=r"CreateStitchedIP failed \(vivado ran, FINN found no result\)"):
+        shell.shell_build(build, ignore_fit=True)
     (call,) = hil.tool_calls(calls)  # FINN's step_create_stitched_ip called Vivado once, as FINN does
     tool, proj, args = call
     assert tool == "vivado" and proj.name.startswith("vivado_stitch_proj_") and args == f"-mode batch -source {TCL}"
