@@ -396,7 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("export_dir", help="a folder written by `fracskip export`")
     b.add_argument("--board", required=True, help="Pynq-Z2, ZCU104 or U250 (bitstreams/boards/*.json)")
     b.add_argument("-o", "--output", required=True, help="build folder")
-    b.add_argument("--until", default="hdl", choices=("estimates", "hdl", "bitstream"))
+    b.add_argument("--until", default="hdl", choices=("estimates", "hdl", "bitstream"),
+                   help="estimates: FINN's reports only; hdl (default): the accelerator's HDL, FIFOs sized by "
+                        "simulation; bitstream: then FINN's stitched IP, shell build and driver (Vivado and Vitis "
+                        "HLS, v++ for Alveo) and the deployment package in OUTPUT/deploy")
     b.add_argument("--target-fps", type=float, help="fold every core for this rate (default: probability-aware)")
     b.add_argument("--budget", type=float, default=0.8, help="share of the device for the cores (default 0.8)")
     b.add_argument("--workers", type=int, default=1, help="parallel FINN builds")
