@@ -2,8 +2,9 @@
 
 finn-plus keeps global settings that its CLI normally creates, and checks eagerly for Vivado's simulator
 at import time. Outside its CLI, and on a machine without Vivado, three things are needed (FINN-NOTES §2):
-settings initialised by hand, the XSI import check short-circuited, and ``XILINX_VIVADO`` set so that
-``exit_buildflow`` can write its metadata. The last two are applied only when Vivado is really absent.
+settings initialised by hand, the XSI import check short-circuited (fracskip never uses Vivado's simulator,
+with or without Vivado), and ``XILINX_VIVADO`` set so that ``exit_buildflow`` can write its metadata, only when
+Vivado is really absent.
 """
 
 from __future__ import annotations
@@ -65,9 +66,12 @@ def setup(build_dir: Path, rtllib: Path | None = None) -> None:
         os.environ["FINN_RTLLIB"] = str(Path(rtllib).resolve())
     if not vivado_available():
         os.environ.setdefault("XILINX_VIVADO", _ABSENT_VIVADO)
-        import finn.xsi
+    import finn.xsi
 
-        finn.xsi.SimEngine = None  # build_dataflow_steps imports it for type hints; the import runs the XSI check
+    # build_dataflow_steps imports SimEngine for type hints, and that import builds FINN's binding of Vivado's
+    # simulator (XSI), or fails where it cannot; fracskip simulates with Verilator and needs none of it
+    if "SimEngine" not in vars(finn.xsi):
+        finn.xsi.SimEngine = None
     from finn.util.settings import initialize_dummy_settings
 
     initialize_dummy_settings()

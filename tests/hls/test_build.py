@@ -64,6 +64,28 @@ def test_bitstream_without_vivado_fails_clearly(tiny_export, tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
+def test_finn_set_up_where_vivado_is_but_not_its_simulator_binding(tmp_path):
+    """A machine with Vivado (here: XILINX_VIVADO and a stand-in found through FINN_TOOL_DIR_OVERRIDE) where FINN's
+    binding of Vivado's simulator (XSI, built by `finn deps update`) is not: FINN's build steps still import, since
+    fracskip never uses that simulator. They raised "XSI not available" there, in every build's first step."""
+    import os
+    import subprocess
+    import sys
+
+    shim = tmp_path / "recording-stand-ins-not-xilinx-tools"
+    shim.mkdir()
+    (shim / "vivado").write_text("#!/bin/sh\n# a stand-in for vivado: never called here\nexit 1\n")
+    os.chmod(shim / "vivado", 0o755)
+    env = dict(os.environ, FINN_TOOL_DIR_OVERRIDE=str(shim),
+               XILINX_VIVADO=str(tmp_path / "no-vivado-here" / "Vivado" / "2024.2"))
+    code = ("import sys; from pathlib import Path; from fracskip.hls import finn_env; "
+            "assert finn_env.vivado_available(); finn_env.setup(Path(sys.argv[1])); "
+            "import finn.builder.build_dataflow_steps")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "finn")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_build_summary(tiny_export, tmp_path, tmp_path_factory):
     """The shared tiny build (Pynq-Z2, --until hdl, --mvau lut) against FINN's own reports and the board preset,
