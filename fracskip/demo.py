@@ -120,13 +120,19 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
 def _build_rows(summary: dict) -> dict:
     acc = summary.get("accelerator")
     if acc:  # the one-pipeline accelerator (the default build)
-        budget = summary["totals"]["budget"]
-        return {"design": acc["what"], "nodes": acc["nodes"],
+        budget, device = summary["totals"]["budget"], summary["board"]["resources"]
+        rows = {"design": acc["what"], "nodes": acc["nodes"],
                 **{f"{r} (estimate)": f"{v:.0f} / {budget[r]:.0f}" for r, v in acc["resources_estimate"].items()},
                 "fits the budget (estimates)": acc["fits_estimate"],
                 "cycles per image, folding model": f"{acc['cycles_per_image_model']:.0f} ({acc['bottleneck_model']})",
                 "cycles per image, emitted HDL in Verilator (sizing images)": f"{acc['cycles_per_image_emitted']:.0f}",
                 "FIFO bits": acc["fifo_bits"]}
+        emitted = acc.get("resources_estimate_emitted")
+        if emitted:  # what FINN inserts between the folded nodes, which the budget leaves out
+            rows.update({f"{r} as emitted, FIFOs and width converters included (estimate)":
+                         f"{emitted['total'][r]:.0f} / {device.get(r, 0)}" for r in ("LUT", "BRAM_18K", "DSP")})
+            rows["fits the device as emitted (estimates)"] = acc["fits_device_estimate_emitted"]
+        return rows
     tot = summary["totals"]  # --per-core: the cores, run one at a time by the host
     return {**{f"{r} (FINN estimate, all cores)": f"{tot['resources'][r]:.0f} / {tot['capacity'][r]}" for r in tot["resources"]},
             "fits the budget": tot["fits"], "expected cycles per input, cores run one at a time":
