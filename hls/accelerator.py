@@ -407,14 +407,11 @@ def window_fifos(model) -> set[str]:
     """The FIFOs fed by a sliding-window generator (through width converters and FIFOs): they carry the image
     unfolded into windows, k*k times its size, and buffering there costs k*k times the bits it costs in front of
     the generator, which stalls when they are full."""
-    names = set()
-    for node in model.get_nodes_by_op_type("StreamingFIFO_rtl"):
-        src = model.find_producer(node.input[0])
-        while src is not None and src.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
-            src = model.find_producer(src.input[0])
-        if src is not None and src.op_type.startswith("ConvolutionInputGenerator"):
-            names.add(node.name)
-    return names
+    from .pipeline_folding import upstream_node
+
+    return {node.name for node in model.get_nodes_by_op_type("StreamingFIFO_rtl")
+            if (src := upstream_node(model, node)) is not None
+            and src.op_type.startswith("ConvolutionInputGenerator")}
 
 
 def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_dir: Path | None = None,

@@ -215,10 +215,10 @@ def emitted_resources(model, part: str, uram: bool = True) -> dict[str, dict[str
     out = {k: dict.fromkeys(("LUT", "BRAM_18K", "URAM", "DSP"), 0.0) for k in ("folded", *INSERTED_OPS, "total")}
     for node in model.graph.node:
         kind = next((k for k in INSERTED_OPS if node.op_type.startswith(k)), "folded")
-        nw = narrow_weights(model, node) if node.op_type == "MVAU_rtl" else False
-        res = _res(getCustomOp(node), part, nw)
+        inst = getCustomOp(node)
+        res = _res(inst, part, narrow_weights(model, node) if node.op_type == "MVAU_rtl" else False)
         if res["URAM"] and not uram:
-            res = _fifo_in_block_ram(getCustomOp(node), part)
+            res = _fifo_in_block_ram(inst, part)
         for r, v in res.items():
             out[kind][r] += v
             out["total"][r] += v
@@ -390,15 +390,22 @@ def _channels(inst) -> int:
     return int(inst.get_normal_output_shape()[-1])
 
 
+def upstream_node(model, node):
+    """The node feeding ``node``'s data input, past the FIFOs and width converters FINN inserted; None for the
+    graph's input."""
+    src = model.find_producer(node.input[0]) if node.input else None
+    while src is not None and src.op_type.startswith(INSERTED_OPS):
+        src = model.find_producer(src.input[0])
+    return src
+
+
 def fold_channels(model, node) -> int | None:
     """The channels over which the node feeding ``node``'s data input (through FIFOs) folds its output: a
     matrix-vector unit's MH, a streaming node's or sliding window's channels (``parallel``); None for the graph's
     input or a node the folding leaves as it is."""
     from qonnx.custom_op.registry import getCustomOp
 
-    src = model.find_producer(node.input[0]) if node.input else None
-    while src is not None and src.op_type.startswith(INSERTED_OPS):
-        src = model.find_producer(src.input[0])
+    src = upstream_node(model, node)
     if src is None:
         return None
     if src.op_type in (*MVAU_OPS, "MVAU_bitserial"):

@@ -67,8 +67,8 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
     deploy = build_dir / DEPLOY_DIR
     if deploy.exists() and any(deploy.iterdir()) and not force:
         raise FracskipError(f"{deploy} exists: pass --force to replace the bitstream and package")
-    model = sized_accelerator(build_dir)
-    fit = emitted_fit(model, summary["board"])
+    sized = sized_accelerator(build_dir)
+    fit = emitted_fit(sized, summary["board"])
     if not fit["fits_device_estimate_emitted"] and not ignore_fit:
         total, cap = fit["resources_estimate_emitted"]["total"], board.resources
         over = ", ".join(f"{r} {total[r]:.0f} of {cap.get(r, 0)}" for r in total if total[r] > cap.get(r, 0))
@@ -84,7 +84,7 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
     cfg = dataflow_config(acc, board)
     t0 = time.time()
     try:
-        model = step_create_stitched_ip(model, cfg)
+        model = step_create_stitched_ip(sized, cfg)
     except Exception as e:
         raise _tool_failed("vivado", "CreateStitchedIP", e) from e
     problems = stitch_problems(model, (acc / "stitched_ip" / TCL).read_text())
@@ -95,7 +95,7 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
         shell = synthesize(model, cfg)
     except Exception as e:
         raise _tool_failed("vivado" if board.shell_flow == "vivado_zynq" else "v++", "the shell build", e) from e
-    write_package(build_dir, deploy, sized_accelerator(build_dir), bitfile_dir=acc / "bitfile", shell_model=shell,
+    write_package(build_dir, deploy, sized, bitfile_dir=acc / "bitfile", shell_model=shell,
                   force=True)
     section = {"stitched_ip": f"{ACC_DIR}/stitched_ip", "bitfile": f"{ACC_DIR}/bitfile",
                "reports": f"{ACC_DIR}/report", "package": DEPLOY_DIR,

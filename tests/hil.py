@@ -20,6 +20,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -214,22 +215,40 @@ FINN_STOPS_AFTER_HLS = "Generated IP couldn't be found"  # FINN's error when the
 
 def recording_stand_ins(root: Path, monkeypatch) -> Path:
     """Clearly named recording stand-ins for every Xilinx tool FINN calls, found by FINN through
-    FINN_TOOL_DIR_OVERRIDE: each appends ``tool|working folder|arguments`` to the returned file and does nothing
-    else. XILINX_VIVADO names a folder where no Vivado is (FINN reads the tool version from it)."""
+    FINN_TOOL_DIR_OVERRIDE: each appends its name, working folder, arguments and the FINN_RTLLIB it was given (the
+    IPI script reads $::env(FINN_RTLLIB)) to the returned file, and does nothing else. XILINX_VIVADO names a folder
+    where no Vivado is (FINN reads the tool version from it)."""
     shim = root / "recording-stand-ins-not-xilinx-tools"
     shim.mkdir()
     calls = root / "tool_calls.txt"
     for tool in XILINX_TOOLS:
         (shim / tool).write_text(f"#!/bin/sh\n# a recording stand-in for {tool}: it records how it was called, "
-                                 f"and does nothing\necho \"{tool}|$PWD|$*\" >> {calls}\n")
+                                 f"and does nothing\necho \"{tool}|$PWD|$*|$FINN_RTLLIB\" >> {calls}\n")
         os.chmod(shim / tool, 0o755)
     monkeypatch.setenv("FINN_TOOL_DIR_OVERRIDE", str(shim))
     monkeypatch.setenv("XILINX_VIVADO", str(root / "no-vivado-here" / "Vivado" / "2024.2"))
     return calls
 
 
-def tool_calls(calls: Path) -> list[tuple[str, Path, str]]:
-    """(tool, working folder, arguments) of each call the stand-ins recorded."""
+class ToolCall(NamedTuple):
+    tool: str
+    cwd: Path
+    args: str
+    rtllib: Path
+
+
+def tool_calls(calls: Path) -> list[ToolCall]:
+    """The calls the stand-ins recorded, in order."""
     if not calls.exists():
         return []
-    return [(t, Path(cwd), args) for t, cwd, args in (ln.split("|") for ln in calls.read_text().splitlines())]
+    return [ToolCall(t, Path(cwd), args, Path(lib))
+            for t, cwd, args, lib in (ln.split("|") for ln in calls.read_text().splitlines())]
+
+
+def keep_finn_env(monkeypatch) -> None:
+    """Restore FINN's set-up (build folder, settings, library copy) after the test, which sets up FINN anew."""
+    for var in ("FINN_BUILD_DIR", "FINN_SETTINGS", "FINN_RTLLIB"):
+        if var in os.environ:
+            monkeypatch.setenv(var, os.environ[var])
+        else:
+            monkeypatch.delenv(var, raising=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -106,8 +105,7 @@ def test_default_accelerator_up_to_the_first_vivado_call(default_build, rtl_cach
     from qonnx.core.modelwrapper import ModelWrapper
 
     board = bitstreams.load("Pynq-Z2")
-    for var in ("FINN_BUILD_DIR", "FINN_SETTINGS", "FINN_RTLLIB"):  # restored afterwards, for later tests
-        monkeypatch.setenv(var, os.environ.get(var, ""))
+    hil.keep_finn_env(monkeypatch)
     setup_finn(tmp_path / "finn", cache_dir=rtl_cache)
     model, info = compose_design(default_build, "dfs")
     hw = to_hw(model, board.part, board.clk_ns)
@@ -119,15 +117,16 @@ def test_default_accelerator_up_to_the_first_vivado_call(default_build, rtl_cach
     monkeypatch.setattr(csi, "wait_for_file", functools.partial(csi.wait_for_file, stable_for=0))
     with pytest.raises(Exception, match=hil.FINN_STOPS_AFTER_VIVADO):
         create_stitched_ip(hw, board.part, board.clk_ns)
-    ((tool, proj, args),) = hil.tool_calls(calls)
-    assert tool == "vivado" and args == f"-mode batch -source {TCL}" and proj.name.startswith("vivado_stitch_proj_")
-    assert stitch_problems(hw, (proj / TCL).read_text()) == []
+    (call,) = hil.tool_calls(calls)
+    assert call.tool == "vivado" and call.args == f"-mode batch -source {TCL}"
+    assert call.cwd.name.startswith("vivado_stitch_proj_")
+    assert stitch_problems(hw, (call.cwd / TCL).read_text()) == []
 
     out = tmp_path / "finn_output"
     with pytest.raises(Exception, match=hil.FINN_STOPS_AFTER_HLS):
         shell.synthesize(hw, shell.dataflow_config(out, board))
-    tool, cwd, args = hil.tool_calls(calls)[1]
-    assert tool == "vitis_hls" and "IODMA_hls" in cwd.name, (tool, cwd)
+    call = hil.tool_calls(calls)[1]
+    assert call.tool == "vitis_hls" and "IODMA_hls" in call.cwd.name, call
     parts = sorted((out / "intermediate_models" / "kernel_partitions").glob("partition_*.onnx"))
     sizes = sorted(len(ModelWrapper(str(p)).graph.node) for p in parts)
     # one image stream in, logits and decisions out: three IODMAs, and the accelerator whole in one partition

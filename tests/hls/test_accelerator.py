@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import re
 from pathlib import Path
 
@@ -291,37 +290,20 @@ def test_routed_design_block_equals_its_path_cores(network):
 
 
 # ---------------------------------------------------------------------------------------------- stitched IP
-FINN_STOPS_AFTER_VIVADO = "no wrapper HDL found"  # FINN's error when the block design Vivado writes is absent
-
-
-def _recording_vivado(root: Path, monkeypatch) -> Path:
-    """A clearly named stand-in for ``vivado``, found by FINN through FINN_TOOL_DIR_OVERRIDE: it appends its
-    working folder, its arguments and the FINN_RTLLIB it was given (the IPI script reads $::env(FINN_RTLLIB)) to
-    the returned file, and does nothing else."""
-    shim = root / "recording-stand-in-not-vivado"
-    shim.mkdir()
-    calls = root / "vivado_calls.txt"
-    (shim / "vivado").write_text("#!/bin/sh\n# a recording stand-in for Vivado: it records how it was called, and "
-                                 f"does nothing\necho \"$PWD|$*|$FINN_RTLLIB\" >> {calls}\n")
-    os.chmod(shim / "vivado", 0o755)
-    monkeypatch.setenv("FINN_TOOL_DIR_OVERRIDE", str(shim))
-    return calls
-
-
 def _stitch_until_vivado(model, part: str, clk: float, calls: Path) -> str:
     """FINN's CreateStitchedIP of ``model``, which must call the stand-in exactly once, in its project folder, the
     way FINN's make_project.sh calls Vivado, and then stop for want of Vivado's output; returns the IPI script."""
     from fracskip.hls.stitch_ip import TCL, create_stitched_ip
 
-    before = calls.read_text().splitlines() if calls.exists() else []
-    with pytest.raises(Exception, match=FINN_STOPS_AFTER_VIVADO):
+    before = len(hil.tool_calls(calls))
+    with pytest.raises(Exception, match=hil.FINN_STOPS_AFTER_VIVADO):
         create_stitched_ip(model, part, clk)
-    (call,) = calls.read_text().splitlines()[len(before):]
-    cwd, args, rtllib = call.split("|")
-    proj = Path(cwd)
-    assert proj.name.startswith("vivado_stitch_proj_") and args == f"-mode batch -source {TCL}", call
+    (call,) = hil.tool_calls(calls)[before:]
+    proj = call.cwd
+    assert call.tool == "vivado" and proj.name.startswith("vivado_stitch_proj_"), call
+    assert call.args == f"-mode batch -source {TCL}", call
     assert f"create_project finn_vivado_stitch_proj {proj} " in (proj / TCL).read_text()
-    assert (Path(rtllib) / "memstream").is_dir(), rtllib  # ip_repo_paths: $::env(FINN_RTLLIB)/memstream
+    assert (call.rtllib / "memstream").is_dir(), call  # ip_repo_paths: $::env(FINN_RTLLIB)/memstream
     return (proj / TCL).read_text()
 
 
@@ -341,7 +323,7 @@ def test_stitched_ip_script_is_complete(network, tmp_path, monkeypatch):
 
     from fracskip.hls.stitch_ip import stitch_problems
 
-    calls = _recording_vivado(tmp_path, monkeypatch)
+    calls = hil.recording_stand_ins(tmp_path, monkeypatch)
     # FINN polls each of the ~1,100 added files until its size and mtime hold still for 50 ms (for slow shared file
     # systems), about a minute here; these were all written before the stitch, so being there is what counts
     monkeypatch.setattr(csi, "wait_for_file", functools.partial(csi.wait_for_file, stable_for=0))
@@ -394,7 +376,7 @@ def test_set_fifo_depths_leaves_its_input_stitchable(finn_rtlsim, tmp_path, monk
     from qonnx.custom_op.registry import getCustomOp
 
     part, clk = "xc7z020clg400-1", 10.0
-    calls = _recording_vivado(tmp_path, monkeypatch)
+    calls = hil.recording_stand_ins(tmp_path, monkeypatch)
     hw = to_hw(_plumbing_graph(), part, clk)
     attrs = {n.name: (getCustomOp(n).get_nodeattr("depth"), getCustomOp(n).get_nodeattr("code_gen_dir_ipgen"))
              for n in hw.get_nodes_by_op_type("StreamingFIFO_rtl")}

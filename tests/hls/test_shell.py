@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,7 @@ def test_until_bitstream_runs_finns_steps_to_vivado(tiny_export, tmp_path_factor
     sized, _ = hil.sized_dfs_accelerator(acc)
     build = _hdl_build(acc["build_dir"], sized, tmp_path)
     summary = (build / "summary.json").read_text()
-    for var in ("FINN_BUILD_DIR", "FINN_SETTINGS", "FINN_RTLLIB"):  # shell_build sets FINN up in the build
-        monkeypatch.setenv(var, os.environ.get(var, ""))
+    hil.keep_finn_env(monkeypatch)  # shell_build sets FINN up in the build
     monkeypatch.setattr(csi, "wait_for_file", functools.partial(csi.wait_for_file, stable_for=0))
 
     with pytest.raises(FracskipError, match="vivado not found"):  # without the tools: before any work
@@ -67,7 +65,7 @@ def test_until_bitstream_runs_finns_steps_to_vivado(tiny_export, tmp_path_factor
     with pytest.raises(FracskipError, match=r"CreateStitchedIP failed \(vivado ran, FINN found no result\)"):
         shell.shell_build(build, ignore_fit=True)
     (call,) = hil.tool_calls(calls)  # FINN's step_create_stitched_ip called Vivado once, as FINN does
-    tool, proj, args = call
+    tool, proj, args, _ = call
     assert tool == "vivado" and proj.name.startswith("vivado_stitch_proj_") and args == f"-mode batch -source {TCL}"
     assert proj.parent == build.resolve() / "accelerator" / "finn_tmp"  # the build's own FINN folder
     tcl = (proj / TCL).read_text()
