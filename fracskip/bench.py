@@ -150,10 +150,11 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
             "images_per_s_model": clk_hz / d["cycles_per_image_model"],
             "cycles_per_image_measured": measured,
             "images_per_s_measured": clk_hz / measured if measured else None,
-            "resources_est": d["resources_est"], "resources_synth": d.get("resources_synth"), "fits": d["fits"]}
+            "resources_est": d["resources_est"], "resources_est_inserted": d["resources_estimate_inserted"],
+            "resources_synth": d.get("resources_synth"), "fits": d["fits"]}
     dfs = out["dfs"]
     emitted = json.loads((build_dir / "summary.json").read_text()).get("accelerator") or {}
-    if "resources_estimate_emitted" in emitted:  # the static pipelines are not emitted: their FIFOs are unknown
+    if "resources_estimate_emitted" in emitted:  # the static pipelines are not emitted: their FIFOs are not sized
         dfs["resources_est_emitted"] = emitted["resources_estimate_emitted"]["total"]
         dfs["fits_device_emitted"] = emitted["fits_device_estimate_emitted"]
     out["claim"] = {

@@ -207,7 +207,8 @@ def cmd_build(a: argparse.Namespace) -> int:
         r = s["accelerator"]
         print(f"  accelerator ({r['nodes']} nodes): {r['cycles_per_image_model']:.0f} cycles per image expected "
               f"(folding, bottleneck {r['bottleneck_model']}), {r['cycles_per_image_sizing_run']:.0f} measured in "
-              f"Verilator on {r['sizing_images']} images with the FIFOs sized")
+              f"Verilator on {r['sizing_images']} images with the FIFOs sized "
+              f"({r['cycles_per_image_fifos_unbounded']:.0f} with every FIFO at two frames)")
         fit = "fits" if r["fits_device_estimate_emitted"] else "DOES NOT FIT"
         t = r["resources_estimate_emitted"]["total"]
         print(f"  as emitted, FIFOs and width converters included: LUT {t['LUT']:.0f}, BRAM_18K {t['BRAM_18K']:.0f}, "

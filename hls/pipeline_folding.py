@@ -29,9 +29,10 @@ Ladders (``node_ladder``): every candidate folding of a node, its cycles per mod
 Cycles: each node's own ``get_exp_cycles`` (the bit-serial unit's cycle model per mode); resources: FINN's
 ``node_res_estimation`` (fracskip's units: their models fitted to Yosys), except MVAU_rtl's DSPs, counted as
 its RTL packs them (``mvau_rtl_dsp``: on the Pynq-Z2's DSP48E1, 2 lanes per slice at 8 bits, where FINN's
-estimate takes 4 whatever the widths). Estimates, all of them; the FIFOs
-between nodes are sized later by simulation and are not in these figures. Rungs that another rung beats in
-expected cycles and every resource are dropped.
+estimate takes 4 whatever the widths), plus the depth-2 FIFO FINN inserts on each of the node's output streams
+(``stream_fifo_lut``: fifo.sv's shift registers cost a LUT per bit of width, so a 512-bit stream costs 520 LUTs
+before it holds anything; on the default the FIFOs and converters FINN inserted cost more LUTs than the nodes).
+Estimates, all of them. Rungs that another rung beats in expected cycles and every resource are dropped.
 
 Stream widths (``parallel``, ``input_parallel``). Where a node's output word carries p elements and its
 consumer's input word q, FINN's InsertDWC puts a StreamingDataWidthConverter between them. At a ratio that is not
@@ -67,6 +68,19 @@ T, the sums within the budget in every resource, least priced use sum_r use_r / 
 expected cycles finds the optimum. (The earlier pricing heuristic, ``_choose``: prices doubled on a resource
 over budget; exact only when every ladder gets dearer in every resource as it gets faster. ``Levers`` and
 ``lever_table`` measure what each of these choices is worth, on every design alike.)
+
+What FINN inserts between the nodes is in the budget, every design alike. A FIFO of depth 2 on every stream is
+in each rung (above). A width converter where neighbouring streams differ, and the FIFO behind it, depend on two
+nodes' choices: the 0-1 program holds them as one term per stream and consumer width w, m >= [consumer takes w] -
+[producer gives w], at ``converter_lut(w)`` LUTs (FINN's estimate of a converter at an integer ratio is about the
+consumer's width; ``graph_edges``), so the allocator trades a converter against the parallelism it buys. Pareto
+pruning keeps a rung that another of other stream widths dominates. Then FINN's own InsertDWC and FIFOs on the
+folded graph (``inserted_resources``) check the whole against the budget (``fits``); what they find beyond the
+model is reserved and the nodes allocated again (``allocate_inserted``). Measured on the default (Pynq-Z2, 80 %):
+FINN's inserted nodes beyond the model 0 LUT for DFS, 41 for static W4A4, 29 for W8A8; before this, FINN's
+converters and FIFOs were outside the budget (the DFS accelerator as emitted needed LUT 102,493 of 53,200).
+The FIFOs deeper than 2 that sizing by simulation gives are not in these figures (the build checks the sized graph
+against the device: ``accelerator.emitted_fit``).
 """
 
 from __future__ import annotations
@@ -119,8 +133,11 @@ class Rung:
 
     folding: dict
     cycles: dict  # mode -> cycles per frame of that mode
-    resources: dict[str, float]
+    resources: dict[str, float]  # the node's, and the depth-2 FIFOs on its outputs (``stream_fifo_lut``)
     expected: float = 0.0
+    stream_lut: float = 0.0  # of which the FIFOs on its outputs, LUTs
+    in_widths: tuple = ()  # bits per word of each input stream (None: not a stream, e.g. weights)
+    out_widths: tuple = ()  # bits per word of each output stream
 
 
 @dataclass
@@ -132,13 +149,24 @@ class NodeLadder:
     rungs: list[Rung] = field(default_factory=list)  # ascending expected cycles, dominated rungs dropped
 
 
+@dataclass(frozen=True)
+class Edge:
+    """A stream between two nodes: output ``out`` of ``src`` into input ``inp`` of ``dst``."""
+
+    src: str
+    out: int
+    dst: str
+    inp: int
+
+
 @dataclass
 class Allocation:
     rungs: dict[str, int]  # node -> index into its ladder
     cycles: float  # max over nodes of the chosen rungs' expected cycles (the throughput bound)
     bottleneck: str
-    resources: dict[str, float]
+    resources: dict[str, float]  # the rungs' and the width converters' (``converter_lut``)
     fits: bool
+    converter_lut: float = 0.0  # LUTs of the width converters the choice makes, each with the FIFO after it
 
 
 # ---------------------------------------------------------------------------------------------- ladders
@@ -225,6 +253,15 @@ def emitted_resources(model, part: str, uram: bool = True) -> dict[str, dict[str
     return out
 
 
+def stream_fifo_lut(widths) -> float:
+    """LUTs of the depth-2 FIFOs FINN inserts on a node's output streams (``widths``, bits, each padded to whole
+    bytes as the FIFO's AXI stream is; fifo.sv's SRL style, FINN's fitted cost): the least every stream costs
+    whatever its consumer, in proportion to its width."""
+    from finn.util.resource_models import _fifo_cost
+
+    return float(sum(_fifo_cost(2, -(-int(w) // 8) * 8, "srl").lut for w in widths))
+
+
 def _fifo_in_block_ram(inst, part: str) -> dict[str, float]:
     from finn.util.basic import is_versal
     from finn.util.resource_models import _fifo_cost
@@ -269,14 +306,31 @@ def _finn_rungs(node, part: str, choices: list[dict], modes: list, op_type: str 
             try:
                 for k, v in attrs.items():
                     inst.set_nodeattr(k, v)
-                figures.append((attrs, int(inst.get_exp_cycles()), _res(inst, part, narrow)))
+                res = _res(inst, part, narrow)
+                outs = tuple(int(inst.get_outstream_width(j)) for j in range(len(node.output)))
+                fifo = stream_fifo_lut(outs)
+                res["LUT"] += fifo
+                figures.append((attrs, int(inst.get_exp_cycles()), res, fifo, _in_widths(inst, node), outs))
             except (AssertionError, ValueError, FracskipError) as exc:  # a folding the node refuses: not a rung
                 log.debug("%s %s: %s", node.name, attrs, exc)
         if cache is None:
             cache = {}
         cache[key] = figures
     unit = {"op_type": op_type} if op_type and op_type != node.op_type else {}
-    return [Rung(dict(attrs, **unit), dict.fromkeys(modes, c), dict(res)) for attrs, c, res in cache[key]]
+    return [Rung(dict(attrs, **unit), dict.fromkeys(modes, c), dict(res), stream_lut=fifo, in_widths=ins,
+                 out_widths=outs) for attrs, c, res, fifo, ins, outs in cache[key]]
+
+
+def _in_widths(inst, node) -> tuple:
+    """Bits per word of each input of a node (None where the op has no stream width for it; only inputs fed by
+    another node are read, ``graph_edges``)."""
+    out = []
+    for k in range(len(node.input)):
+        try:
+            out.append(int(inst.get_instream_width(k)))
+        except Exception:  # noqa: BLE001  an input the op has no stream for
+            out.append(None)
+    return tuple(out)
 
 
 def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = WEIGHT_WORD_MAX,
@@ -299,8 +353,10 @@ def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = W
                     continue
                 r = estimate_resources(p)
                 fold = {"PE": pe, "SIMD": simd, "WBP": wbp, "ram_style": ram, **({"op_type": op_type} if op_type else {})}
+                fifo = stream_fifo_lut([p.out_width])
                 out.append(Rung(fold, {m: p.frame_cycles(k) for k, m in enumerate(modes)},
-                                {"LUT": r.lut, "BRAM_18K": float(r.bram18), "URAM": 0.0, "DSP": 0.0}))
+                                {"LUT": r.lut + fifo, "BRAM_18K": float(r.bram18), "URAM": 0.0, "DSP": 0.0},
+                                stream_lut=fifo, in_widths=(p.in_width, None), out_widths=(p.out_width,)))
     return out
 
 
@@ -416,14 +472,26 @@ def fold_channels(model, node) -> int | None:
 
 
 def pareto(rungs: list[Rung]) -> list[Rung]:
-    """The rungs no other rung beats in expected cycles and every resource, ascending in expected cycles."""
+    """The rungs no other rung of the same stream widths beats in expected cycles and every resource, ascending in
+    expected cycles (a rung of other widths may cost width converters its neighbours' choices decide)."""
     rungs = sorted(rungs, key=lambda r: (r.expected, sum(r.resources.values())))
     kept: list[Rung] = []
     for r in rungs:
-        if not any(k.expected <= r.expected and all(k.resources[x] <= r.resources[x] for x in RESOURCES)
-                   for k in kept):
+        if not any(k.expected <= r.expected and (k.in_widths, k.out_widths) == (r.in_widths, r.out_widths)
+                   and all(k.resources[x] <= r.resources[x] for x in RESOURCES) for k in kept):
             kept.append(r)
     return kept
+
+
+def graph_edges(model) -> tuple[Edge, ...]:
+    """Every stream between two nodes of ``model``."""
+    out = []
+    for v in model.graph.node:
+        for k, t in enumerate(v.input):
+            u = model.find_producer(t)
+            if u is not None:
+                out.append(Edge(u.name, list(u.output).index(t), v.name, k))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------- allocation
@@ -431,7 +499,7 @@ def _usage(total: dict[str, float], budget: dict[str, float]) -> bool:
     return all(total[r] <= budget.get(r, 0) + 1e-9 for r in RESOURCES)
 
 
-def _choose(ladders: list[NodeLadder], t: float, budget: dict[str, float]):
+def _choose(ladders: list[NodeLadder], t: float, budget: dict[str, float], edges: tuple = ()):
     """Per node the least-priced rung with E[c] <= t, prices raised on any resource over budget; None if a
     node has no rung meeting t."""
     scale = {r: 1.0 / budget[r] for r in RESOURCES if budget.get(r, 0) > 0}
@@ -451,7 +519,7 @@ def _choose(ladders: list[NodeLadder], t: float, budget: dict[str, float]):
             if best is None:
                 return None
             choice[lad.node] = best
-        total = _totals(ladders, choice)
+        total = _totals(ladders, choice, edges)
         over = [r for r in scale if total[r] > budget[r]]
         if not over:
             break
@@ -460,17 +528,39 @@ def _choose(ladders: list[NodeLadder], t: float, budget: dict[str, float]):
     return choice, total
 
 
-def _totals(ladders: list[NodeLadder], choice: dict[str, int]) -> dict[str, float]:
+def _totals(ladders: list[NodeLadder], choice: dict[str, int], edges: tuple = ()) -> dict[str, float]:
     total = dict.fromkeys(RESOURCES, 0.0)
     for lad in ladders:
         for r in RESOURCES:
             total[r] += lad.rungs[choice[lad.node]].resources[r]
+    total["LUT"] += sum(converter_lut(w) for _, w in _mismatch(ladders, edges, choice))
     return total
 
 
-def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float]):
+def converter_lut(width: int) -> float:
+    """LUTs FINN estimates for a width converter into a ``width``-bit stream (its shift register is the wider
+    side at an integer ratio: InsertDWC's converter costs about the consumer's width) and the FIFO FINN then
+    puts behind it."""
+    return float(width) + stream_fifo_lut([width])
+
+
+def _mismatch(ladders, edges, choice_of) -> list[tuple[Edge, int]]:
+    """The edges whose producer's and consumer's chosen rungs differ in stream width, with the consumer's width."""
+    by = {lad.node: lad for lad in ladders}
+    out = []
+    for e in edges:
+        a = by[e.src].rungs[choice_of[e.src]].out_widths[e.out]
+        b = by[e.dst].rungs[choice_of[e.dst]].in_widths[e.inp]
+        if a is not None and b is not None and a != b:
+            out.append((e, b))
+    return out
+
+
+def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float], edges: tuple = ()):
     """Per node one rung with E[c] <= t such that the sum fits ``budget``, of least priced use
-    sum_r use_r / budget_r: a multiple-choice knapsack, solved exactly as a 0-1 program (scipy's HiGHS).
+    sum_r use_r / budget_r: a multiple-choice knapsack, solved exactly as a 0-1 program (scipy's HiGHS), the
+    width converters included: per edge and consumer width w, m >= [consumer takes w] - [producer gives w]
+    (m is 1 exactly where the widths differ and the consumer's is w), costing ``converter_lut(w)`` LUTs.
     None if no such choice exists (or a node has no rung meeting t)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import lil_array
@@ -478,35 +568,65 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float])
     cols = [(k, i) for k, lad in enumerate(ladders) for i, r in enumerate(lad.rungs) if r.expected <= t]
     if len({k for k, _ in cols}) < len(ladders):
         return None
-    res = [r for r in RESOURCES if any(ladders[k].rungs[i].resources[r] > 0 for k, i in cols)]
-    one = lil_array((len(ladders), len(cols)))
-    use = np.zeros((len(res), len(cols)))
-    cost = np.zeros(len(cols))
+    at = {lad.node: k for k, lad in enumerate(ladders)}
+    by_node: dict[int, list[int]] = {}
+    for j, (k, i) in enumerate(cols):
+        by_node.setdefault(k, []).append(j)
+    conv = []  # (edge, consumer width, producer columns giving it, consumer columns taking it)
+    for e in edges:
+        ku, kv = at[e.src], at[e.dst]
+        outs = {j: ladders[ku].rungs[cols[j][1]].out_widths[e.out] for j in by_node[ku]}
+        ins = {j: ladders[kv].rungs[cols[j][1]].in_widths[e.inp] for j in by_node[kv]}
+        if None in outs.values() or None in ins.values() or len(set(outs.values()) | set(ins.values())) == 1:
+            continue
+        for w in sorted(set(ins.values())):
+            conv.append((e, w, [j for j, x in outs.items() if x == w], [j for j, x in ins.items() if x == w]))
+    n, nm = len(cols), len(conv)
+    res = [r for r in RESOURCES if any(ladders[k].rungs[i].resources[r] > 0 for k, i in cols) or (r == "LUT" and nm)]
+    one = lil_array((len(ladders), n + nm))
+    use = lil_array((len(res), n + nm))
+    link = lil_array((nm, n + nm))
+    cost = np.zeros(n + nm)
     for j, (k, i) in enumerate(cols):
         one[k, j] = 1
         rr = ladders[k].rungs[i].resources
-        use[:, j] = [rr[r] for r in res]
+        for q, r in enumerate(res):
+            use[q, j] = rr[r]
         cost[j] = sum(rr[r] / budget[r] for r in res if budget.get(r, 0) > 0)
+    lut = res.index("LUT") if nm else None
+    for q, (_, w, give, take) in enumerate(conv):
+        m = n + q
+        link[q, m] = 1
+        for j in give:
+            link[q, j] += 1
+        for j in take:
+            link[q, j] -= 1
+        use[lut, m] = converter_lut(w)
+        cost[m] = converter_lut(w) / budget["LUT"] if budget.get("LUT", 0) > 0 else 0.0
     cap = np.array([budget.get(r, 0.0) for r in res])
-    cons = [LinearConstraint(one.tocsr(), 1, 1)] + ([LinearConstraint(use, -np.inf, cap)] if res else [])
-    sol = milp(cost, constraints=cons, integrality=np.ones(len(cols)), bounds=Bounds(0, 1),
+    cons = [LinearConstraint(one.tocsr(), 1, 1)] + ([LinearConstraint(use.tocsr(), -np.inf, cap)] if res else [])
+    if nm:
+        cons.append(LinearConstraint(link.tocsr(), 0, np.inf))
+    sol = milp(cost, constraints=cons, integrality=np.r_[np.ones(n), np.zeros(nm)], bounds=Bounds(0, 1),
                options={"time_limit": MILP_SECONDS})
     if sol.x is None:
         if sol.status == 1:  # out of time without a feasible point: counted as infeasible, and said so
             log.warning("allocation at T=%.0f: no solution within %d s; taken as infeasible", t, MILP_SECONDS)
         return None
-    choice = {ladders[k].node: i for (k, i), v in zip(cols, sol.x) if v > 0.5}
-    return choice, _totals(ladders, choice)
+    choice = {ladders[k].node: i for (k, i), v in zip(cols, sol.x[:n]) if v > 0.5}
+    return choice, _totals(ladders, choice, edges)
 
 
-def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = True) -> Allocation:
-    """The smallest throughput bound T (max over nodes of E[c]) whose rungs fit ``budget`` (see the module's
-    docstring); if none fits, the cheapest choice at the largest T, with ``fits`` False. ``exact``: each T's
-    choice by ``_choose_exact`` (then T is the optimum: feasibility only grows with T), else by the pricing
-    heuristic ``_choose``."""
+def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = True,
+             edges: tuple = ()) -> Allocation:
+    """The smallest throughput bound T (max over nodes of E[c]) whose rungs, and the width converters on
+    ``edges`` (``graph_edges``) their widths make, fit ``budget`` (see the module's docstring); if none fits, the
+    cheapest choice at the largest T, with ``fits`` False. ``exact``: each T's choice by ``_choose_exact`` (then T
+    is the optimum: feasibility only grows with T), else by the pricing heuristic ``_choose`` (which counts the
+    converters of its choice but does not steer by them)."""
     floor = max(lad.rungs[0].expected for lad in ladders)
     ts = sorted({r.expected for lad in ladders for r in lad.rungs if r.expected >= floor})
-    choose = _choose_exact if exact else _choose
+    choose = functools.partial(_choose_exact, edges=edges) if exact else functools.partial(_choose, edges=edges)
     lo, hi = 0, len(ts) - 1
     best = None
     while lo <= hi:
@@ -518,10 +638,11 @@ def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = 
             lo = mid + 1
     fits = best is not None
     if best is None:
-        best = _choose(ladders, ts[-1], budget)
+        best = _choose(ladders, ts[-1], budget, edges)
     choice, total = best
     worst = max(ladders, key=lambda lad: lad.rungs[choice[lad.node]].expected)
-    return Allocation(choice, worst.rungs[choice[worst.node]].expected, worst.node, total, fits)
+    conv = sum(converter_lut(w) for _, w in _mismatch(ladders, edges, choice))
+    return Allocation(choice, worst.rungs[choice[worst.node]].expected, worst.node, total, fits, conv)
 
 
 # ---------------------------------------------------------------------------------------------- the designs
@@ -785,13 +906,24 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
            "weight_word_max": levers.word_max, "levers": levers.__dict__,
            "calibration": {f"block{b}": f["p"] for b, f in freq.items()},
            "note": "cycles and resources are estimates: FINN's per node (MVAU_rtl's DSPs by its RTL's lane packing; "
-                   "MVAU_lut, MVAU_bitserial, the gates: fracskip's models fitted to Yosys); FIFOs between nodes are "
-                   "not included (sized later by simulation)"}
+                   "MVAU_lut, MVAU_bitserial, the gates: fracskip's models fitted to Yosys); resources_estimate: the "
+                   "nodes and a depth-2 FIFO on each of their outputs; inserted_estimate: FINN's width converters "
+                   "and the FIFOs after them; fits: both within the budget; FIFOs deeper than 2 come from sizing by "
+                   "simulation and are not included"}
     cache = {} if cache is None else cache  # stem, ungated blocks and head recur in every design
+    uram = board.resources.get("URAM", 0) > 0
     for name, (model, fr, what) in ctx["designs"].items():
         lads = ladders_of(model, board.part, fr, menu, budget, units, progress, None, cache, levers)
-        alloc = allocate(lads, budget, exact=levers.exact)
+
+        def inserted(alloc, name=name, model=model, lads=lads):
+            folding = {lad.node: dict(lad.rungs[alloc.rungs[lad.node]].folding) for lad in lads}
+            folded = folded_design(build_dir, name, folding, None if name == "dfs" else model, widths_only=True)
+            return inserted_resources(folded, board.part, uram)
+
+        alloc, extra, rounds = allocate_inserted(lads, budget, inserted, levers.exact, graph_edges(model))
         out[name] = report(model, lads, alloc, budget, fr, menu, what)
+        out[name].update(inserted_estimate=extra, fit_rounds=rounds,
+                         resources_estimate_inserted={r: alloc.resources[r] + extra[r] for r in RESOURCES})
         if ladders_out is not None:
             ladders_out[name] = lads
         log.info("%s: %.0f cycles per image (%s), fits %s", name, alloc.cycles, alloc.bottleneck, alloc.fits)
@@ -815,9 +947,10 @@ FREE_KINDS = (("ModalActivation_rtl",), ("DFSGate_rtl",), ("ModalActivation_rtl"
               ("ModalActivation_rtl", "DFSGate_rtl", "ConvolutionInputGenerator_rtl"), "all but MVAU_bitserial")
 
 
-def free_bound(ladders: list[NodeLadder], budget: dict[str, float], free) -> Allocation:
-    """The allocation if the nodes of the op types ``free`` (or all but the bit-serial units) cost nothing: an
-    upper bound on what making them cheaper can buy, not a design."""
+def free_bound(ladders: list[NodeLadder], budget: dict[str, float], free, edges: tuple = ()) -> Allocation:
+    """The allocation if the nodes of the op types ``free`` (or all but the bit-serial units) cost nothing (the
+    FIFOs on their outputs too; width converters still count): an upper bound on what making them cheaper can
+    buy, not a design."""
     if free == "all but MVAU_bitserial":
         free = {lad.op_type for lad in ladders} - {"MVAU_bitserial"}
     out = []
@@ -825,7 +958,7 @@ def free_bound(ladders: list[NodeLadder], budget: dict[str, float], free) -> All
         if lad.op_type in free:
             lad = replace(lad, rungs=[replace(r, resources=dict.fromkeys(RESOURCES, 0.0)) for r in lad.rungs])
         out.append(lad)
-    return allocate(out, budget)
+    return allocate(out, budget, edges=edges)
 
 
 def lever_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, steps=LEVER_STEPS,
@@ -843,9 +976,9 @@ def lever_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, steps=LEV
                 row[d] = {k: t[d][k] for k in ("cycles_per_image_model", "bottleneck", "bitops_per_image",
                                               "resources_est", "fits")}
         rows.append(row)
-    bounds = []
+    bounds, edges = [], graph_edges(ctx["designs"]["dfs"][0])
     for free in FREE_KINDS:
-        a = free_bound(lads["dfs"], ctx["budget"], free)
+        a = free_bound(lads["dfs"], ctx["budget"], free, edges)
         bounds.append({"free": free if isinstance(free, str) else list(free), "cycles_per_image_model": a.cycles,
                        "bottleneck": a.bottleneck, "fits": a.fits})
     return {"steps": rows, "dfs_if_free": bounds}
@@ -899,15 +1032,104 @@ def apply_folding(model, folding: dict):
 
 def folded_dfs(build_dir: str | Path, folding: dict):
     """The DFS accelerator graph (``hls.accelerator.compose`` with ``hls.modal.bitserial_datapath``) built with a
-    folding of ``throughput_table``'s "dfs" entry: the modal units get theirs through the datapath, every other node
-    by name (``apply_folding``). Returns the model and the nodes ``apply_folding`` left as they were."""
+    folding of ``throughput_table``'s "dfs" entry: the modal units get theirs through the datapath (and their
+    weight memory by name), every other node by name (``apply_folding``). Returns the model and the nodes
+    ``apply_folding`` left as they were."""
     from .accelerator import compose
     from .modal import bitserial_datapath
 
     units = {n: {k: v for k, v in f.items() if k in ("PE", "SIMD", "WBP")} for n, f in folding.items()
              if "_modal_mvau" in n}
     model = compose(Path(build_dir), datapath=functools.partial(bitserial_datapath, folding=units))
-    return apply_folding(model, {n: f for n, f in folding.items() if "_modal_mvau" not in n})
+    memory = {n: {"ram_style": f["ram_style"]} for n, f in folding.items() if "_modal_mvau" in n and "ram_style" in f}
+    return apply_folding(model, {**{n: f for n, f in folding.items() if "_modal_mvau" not in n}, **memory})
+
+
+def folded_design(build_dir: str | Path, design: str, folding: dict, model=None, widths_only: bool = False):
+    """The graph of ``design`` (one of ``DESIGNS``) with ``folding`` applied; ``model``: the design's unfolded
+    graph, if at hand (static designs). A node the folding puts on the fixed-precision bit-serial unit
+    (``apply_folding`` does not build it) is refused, or with ``widths_only`` gets the rung's PE and SIMD on the
+    MVAU it stands for: the graph then has the folded design's stream widths, not its units."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from .baselines import compose_static
+
+    if design == "dfs":
+        model, skipped = folded_dfs(build_dir, folding)
+    else:
+        model = compose_static(Path(build_dir), int(design.split("W")[1].split("A")[0])) if model is None \
+            else copy.deepcopy(model)
+        model, skipped = apply_folding(model, folding)
+    if skipped and not widths_only:
+        raise FracskipError(f"{design}: the folding puts {skipped} on the fixed-precision bit-serial unit, which "
+                            "apply_folding does not build; fold with --units MVAU_rtl,MVAU_lut")
+    for name in skipped:
+        inst = getCustomOp(model.get_node_from_name(name))
+        for k in ("PE", "SIMD"):
+            inst.set_nodeattr(k, folding[name][k])
+    return model
+
+
+def inserted_resources(model, part: str, uram: bool = True) -> dict[str, float]:
+    """FINN's estimates of what FINN inserts between the nodes of a folded graph: its width converters (InsertDWC)
+    and a FIFO of depth 2 on every stream (``accelerator.insert_streams``). Deeper FIFOs come from sizing."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from .accelerator import insert_streams
+
+    names = {n.name for n in model.graph.node}
+    out = dict.fromkeys(RESOURCES, 0.0)
+    for node in insert_streams(copy.deepcopy(model), part).graph.node:
+        if node.name not in names:
+            inst = getCustomOp(node)
+            res = _res(inst, part)
+            if res["URAM"] and not uram:
+                res = _fifo_in_block_ram(inst, part)
+            for r, v in res.items():
+                out[r] += v
+    return out
+
+
+FIT_ROUNDS = 6  # allocations per design at most after the first, each with a different reserve for FINN's nodes
+
+
+def allocate_inserted(ladders: list[NodeLadder], budget: dict[str, float], inserted, exact: bool = True,
+                      edges: tuple = ()):
+    """``allocate`` with FINN's inserted nodes inside ``budget``. The allocation counts each node, the depth-2 FIFOs
+    on its outputs and the width converters of its choice (``converter_lut``); ``inserted(alloc)`` gives FINN's
+    estimates of every converter and FIFO the folding makes (``inserted_resources``), and what the allocation
+    did not count (E) must fit beside it. If it does not, the nodes are allocated within the budget less a
+    reserve s*E0 (E0: E of the allocation without reserve), s found by doubling and then bisection: the fastest
+    allocation found whose nodes and E fit (``fits``), in at most ``FIT_ROUNDS`` further allocations. Returns the
+    allocation, its E, and the allocations made."""
+    def attempt(s: float, e0: dict[str, float]):
+        alloc = allocate(ladders, {r: budget.get(r, 0.0) - s * e0[r] for r in RESOURCES}, exact, edges)
+        if not alloc.fits and s > 0:  # the nodes alone do not fit beside this reserve: no allocation to judge
+            return alloc, None
+        charged = sum(lad.rungs[alloc.rungs[lad.node]].stream_lut for lad in ladders) + alloc.converter_lut
+        ins = inserted(alloc)
+        extra = {r: max(0.0, ins[r] - (charged if r == "LUT" else 0.0)) for r in RESOURCES}
+        alloc.fits = _usage({r: alloc.resources[r] + extra[r] for r in RESOURCES}, budget)
+        return alloc, extra
+
+    first, e0 = attempt(0.0, dict.fromkeys(RESOURCES, 0.0))
+    made = 1
+    if first.fits or not _usage(first.resources, budget):  # fits, or the nodes alone do not
+        return first, e0, made
+    # s too small: the whole is over budget; too large: the nodes alone no longer fit beside the reserve
+    best, lo, hi = None, 0.0, None
+    while made <= FIT_ROUNDS:
+        s = 2 * lo if hi is None else (lo + hi) / 2  # doubling from 1 until bounded, then bisection
+        s = s or 1.0
+        alloc, extra = attempt(s, e0)
+        made += 1
+        if alloc.fits and (best is None or alloc.cycles <= best[0].cycles):
+            best = (alloc, extra)
+        if alloc.fits or extra is None:
+            hi = s
+        else:
+            lo = s
+    return (best[0], best[1], made) if best is not None else (first, e0, made)
 
 
 def main(argv: list[str] | None = None) -> None:

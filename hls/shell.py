@@ -70,7 +70,7 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
     sized = sized_accelerator(build_dir)
     fit = emitted_fit(sized, summary["board"])
     if not fit["fits_device_estimate_emitted"] and not ignore_fit:
-        total, cap = fit["resources_estimate_emitted"]["total"], board.resources
+        total, cap = fit["resources_estimate_emitted"]["total"], summary["board"]["resources"]
         over = ", ".join(f"{r} {total[r]:.0f} of {cap.get(r, 0)}" for r in total if total[r] > cap.get(r, 0))
         raise FracskipError(f"the accelerator as emitted does not fit the {board.name} by FINN's estimates ({over}; "
                             "FIFOs and width converters included: BUILD/accelerator/report/accelerator.json): Vivado "

@@ -105,22 +105,6 @@ def synth_node(model, node, cache_dir: Path | None = None) -> dict | None:
     return got
 
 
-def folded_design(build_dir: Path, design: str, table: dict):
-    """The graph of ``design`` (a ``throughput_table`` key) with the table's folding applied."""
-    from ..baselines import compose_static
-    from ..pipeline_folding import apply_folding, folded_dfs
-
-    folding = table[design]["folding"]
-    if design == "dfs":
-        model, skipped = folded_dfs(build_dir, folding)
-    else:
-        model, skipped = apply_folding(compose_static(build_dir, int(design.split("W")[1].split("A")[0])), folding)
-    if skipped:
-        raise FracskipError(f"{design}: the folding puts {skipped} on the fixed-precision bit-serial unit, which "
-                            "apply_folding does not build; fold with --units MVAU_rtl,MVAU_lut")
-    return model
-
-
 def stage_figures(build_dir: str | Path, design: str = "dfs", stage: str | None = None,
                   units: tuple[str, ...] = ("MVAU_rtl", "MVAU_lut"), progress: bool = False) -> dict:
     """Per node of ``stage`` (all stages if None) of ``design`` as folded by ``throughput_table``: its estimate
@@ -128,12 +112,12 @@ def stage_figures(build_dir: str | Path, design: str = "dfs", stage: str | None 
     from qonnx.custom_op.registry import getCustomOp
 
     from ..bitserial.estimate import estimate_resources
-    from ..pipeline_folding import _designs, _res, narrow_weights, node_activity, throughput_table
+    from ..pipeline_folding import _designs, _res, folded_design, narrow_weights, node_activity, throughput_table
 
     build_dir = Path(build_dir)
     ctx = _designs(build_dir)
     table = throughput_table(build_dir, units, progress, designs=ctx)
-    model = folded_design(build_dir, design, table)
+    model = folded_design(build_dir, design, table[design]["folding"])
     freq = ctx["freq"] if design == "dfs" else {}
     rows, est_sum, syn_sum = [], dict.fromkeys(("LUT", "BRAM_18K", "DSP"), 0.0), dict.fromkeys(("LUT", "FF", "BRAM_18K",
                                                                                                 "DSP"), 0.0)

@@ -170,11 +170,9 @@ def test_accelerator_rtl_sized_bit_exact(network):
         np.testing.assert_array_equal(y.reshape(py[name].shape), py[name], err_msg=name)
     from qonnx.custom_op.registry import getCustomOp
 
-    # the buffer path of each gated block (its fork's second output to its router: the frame buffer, and the width
-    # converters and FIFOs the folding puts around it) holds the whole frame until the gate has decided. The
-    # folding streams the fork wider than the frame buffer's one channel a word, so the FIFO after the converter in
-    # front of the router is the one that fills, at the converter's width (tiny network: 805 of 784 words of 16
-    # channels, block 1), and the sizing shrinks the frame buffer itself (depth 3)
+    # the buffer path of each gated block (its fork's second output to its router: the frame buffer, and any width
+    # converters and FIFOs the folding puts around it) holds the whole frame until the gate has decided; which of
+    # its FIFOs fills depends on the folding's stream widths
     gated = network["man"].gated_blocks
     assert len([n for n in sized.graph.node if n.name.endswith("_framebuf")]) == len(gated) == 2
     for b in gated:
@@ -187,9 +185,11 @@ def test_accelerator_rtl_sized_bit_exact(network):
         assert f"block{b['index']}_framebuf" in {f for f, _ in fifos}, fifos
         held = sum(rep.peak_occupancy[f] * lanes for f, lanes in fifos)  # elements, at the peaks
         widest = max(lanes for _, lanes in fifos)
-        assert all(rep.depths[f] > rep.peak_occupancy[f] for f, _ in fifos)
         assert held >= frame - 2 * widest, (b["index"], fifos, [rep.peak_occupancy[f] for f, _ in fifos], frame)
     assert rep.sized_cycles <= rep.unbounded_cycles * 1.03
+    # at most a frame per FIFO where that keeps the throughput; the tiny network's frame-to-frame variation needs
+    # more (68,571 cycles per image with the peaks, 76,797 at most a frame), so it keeps the peaks
+    assert not rep.frame_bound
     # the FIFOs behind the sliding windows carry the image unfolded k*k times: kept short, so that frames wait in
     # front of the window generators instead, which costs fewer bits than FINN's peak rule alone
     windows = A.window_fifos(sized)
