@@ -123,7 +123,7 @@ def _build_rows(summary: dict) -> dict:
         budget, device = summary["totals"]["budget"], summary["board"]["resources"]
         rows = {"design": acc["what"], "nodes": acc["nodes"],
                 **{f"{r} (estimate, with the width converters and depth-2 FIFOs FINN inserts)": f"{v:.0f} / {budget[r]:.0f}"
-                   for r, v in acc.get("resources_estimate_inserted", acc["resources_estimate"]).items()},
+                   for r, v in acc["resources_estimate_inserted"].items()},
                 "fits the budget (estimates)": acc["fits_estimate"],
                 "cycles per image, folding model": f"{acc['cycles_per_image_model']:.0f} ({acc['bottleneck_model']})",
                 "cycles per image, emitted HDL in Verilator (sizing images)": f"{acc['cycles_per_image_emitted']:.0f}",

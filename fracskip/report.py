@@ -89,7 +89,7 @@ def throughput_rows(table: dict) -> dict:
     rows = {}
     for n in DESIGNS:
         d = table[n]
-        r = d.get("resources_est_inserted") or d["resources_est"]
+        r = d["resources_est_inserted"]
         measured = d["images_per_s_measured"]
         rows[DESIGNS[n]] = (f"accuracy {d['accuracy'] if d['accuracy'] is not None else 'n/a'} · "
                             f"{d['bitops_per_image']:.3g} BitOPs · {d['cycles_per_image_model']:,.0f} cycles/image "

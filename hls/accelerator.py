@@ -435,9 +435,9 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     than a frame buys no throughput, the images wait in the host's buffer instead (the default: 3.25 Mbit at
     221,800 cycles per image with the peaks, 2.08 Mbit at 222,514 at most one frame; the tiny test network needs
     more: 68,571 with the peaks, 76,797 at most one frame; bounding the FIFOs while measuring only moves the
-    waiting images upstream). What holding the window FIFOs short costs in throughput (against every FIFO at two frames) is
-    in the figures, ``unbounded_cycles`` beside ``sized_cycles``. Returns the model with the depths written and its
-    HDL regenerated, and the figures."""
+    waiting images upstream). What holding the window FIFOs short costs in throughput (against every FIFO at two
+    frames) is in the figures, ``unbounded_cycles`` beside ``sized_cycles``. Returns the model with the depths
+    written and its HDL regenerated, and the figures."""
     from . import ops  # noqa: F401
     from .rtlsim import RTLSimCore, set_fifo_depths
 
@@ -451,6 +451,7 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
         if moved.stalled:
             raise FracskipError(f"with the FIFOs behind the sliding windows at {WINDOW_FIFO_DEPTH} words the "
                                 f"accelerator stalls: {moved.stall_diagnosis}")
+
         def holds(run) -> bool:
             return not run.stalled and run.cycles_per_frame <= moved.cycles_per_frame * (1 + tolerance)
 

@@ -238,19 +238,23 @@ def emitted_resources(model, part: str, uram: bool = True) -> dict[str, dict[str
     kind: ``"folded"`` (the nodes the folding budgets), each of ``INSERTED_OPS`` (what FINN inserted between them,
     outside the folding's budget) and ``"total"``. ``uram=False``: the device has none, and a FIFO fifo.sv asks
     UltraRAM for is counted in block RAM, where Vivado puts it (FINN's estimate reports what the RTL asks for)."""
-    from qonnx.custom_op.registry import getCustomOp
-
     out = {k: dict.fromkeys(("LUT", "BRAM_18K", "URAM", "DSP"), 0.0) for k in ("folded", *INSERTED_OPS, "total")}
     for node in model.graph.node:
         kind = next((k for k in INSERTED_OPS if node.op_type.startswith(k)), "folded")
-        inst = getCustomOp(node)
-        res = _res(inst, part, narrow_weights(model, node) if node.op_type == "MVAU_rtl" else False)
-        if res["URAM"] and not uram:
-            res = _fifo_in_block_ram(inst, part)
-        for r, v in res.items():
+        for r, v in _emitted_res(model, node, part, uram).items():
             out[kind][r] += v
             out["total"][r] += v
     return out
+
+
+def _emitted_res(model, node, part: str, uram: bool) -> dict[str, float]:
+    """One node of an emitted graph by the folding's figures (``_res``), a FIFO that asks for UltraRAM on a part
+    without any counted in block RAM."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    inst = getCustomOp(node)
+    res = _res(inst, part, narrow_weights(model, node) if node.op_type == "MVAU_rtl" else False)
+    return _fifo_in_block_ram(inst, part) if res["URAM"] and not uram else res
 
 
 def stream_fifo_lut(widths) -> float:
@@ -258,8 +262,9 @@ def stream_fifo_lut(widths) -> float:
     bytes as the FIFO's AXI stream is; fifo.sv's SRL style, FINN's fitted cost): the least every stream costs
     whatever its consumer, in proportion to its width."""
     from finn.util.resource_models import _fifo_cost
+    from qonnx.util.basic import roundup_to_integer_multiple
 
-    return float(sum(_fifo_cost(2, -(-int(w) // 8) * 8, "srl").lut for w in widths))
+    return float(sum(_fifo_cost(2, roundup_to_integer_multiple(int(w), 8), "srl").lut for w in widths))
 
 
 def _fifo_in_block_ram(inst, part: str) -> dict[str, float]:
@@ -1073,19 +1078,14 @@ def folded_design(build_dir: str | Path, design: str, folding: dict, model=None,
 def inserted_resources(model, part: str, uram: bool = True) -> dict[str, float]:
     """FINN's estimates of what FINN inserts between the nodes of a folded graph: its width converters (InsertDWC)
     and a FIFO of depth 2 on every stream (``accelerator.insert_streams``). Deeper FIFOs come from sizing."""
-    from qonnx.custom_op.registry import getCustomOp
-
     from .accelerator import insert_streams
 
     names = {n.name for n in model.graph.node}
+    emitted = insert_streams(copy.deepcopy(model), part)
     out = dict.fromkeys(RESOURCES, 0.0)
-    for node in insert_streams(copy.deepcopy(model), part).graph.node:
+    for node in emitted.graph.node:
         if node.name not in names:
-            inst = getCustomOp(node)
-            res = _res(inst, part)
-            if res["URAM"] and not uram:
-                res = _fifo_in_block_ram(inst, part)
-            for r, v in res.items():
+            for r, v in _emitted_res(emitted, node, part, uram).items():
                 out[r] += v
     return out
 

@@ -199,6 +199,7 @@ def test_bitserial_rungs_cycles_per_mode():
     from fracskip.hls.bitserial.estimate import estimate_resources
     from finn.util.resource_models import _fifo_cost
     from fracskip.hls.pipeline_folding import _bitserial_rungs
+    from qonnx.util.basic import roundup_to_integer_multiple
 
     p = BitSerialParams(mw=72, mh=16, pe=1, simd=1, wbp=1, modes=(Precision(2, 2), Precision(4, 4), Precision(8, 8)),
                         n_vectors=49)
@@ -211,7 +212,7 @@ def test_bitserial_rungs_cycles_per_mode():
         est = estimate_resources(BitSerialParams(mw=72, mh=16, pe=pe, simd=simd, wbp=wbp, modes=p.modes, n_vectors=49,
                                                  ram_style=r.folding["ram_style"]))
         q = BitSerialParams(mw=72, mh=16, pe=pe, simd=simd, wbp=wbp, modes=p.modes, n_vectors=49)
-        fifo = _fifo_cost(2, -(-q.out_width // 8) * 8, "srl").lut
+        fifo = _fifo_cost(2, roundup_to_integer_multiple(q.out_width, 8), "srl").lut
         assert r.stream_lut == fifo > 0
         assert (r.resources["LUT"], r.resources["BRAM_18K"]) == (est.lut + fifo, est.bram18)
 
