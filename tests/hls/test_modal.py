@@ -54,10 +54,13 @@ def random_activation(rng: np.random.Generator, name: str):
         elif kind == "thresholds":
             n = int(rng.choice([1, 3, 15]))
             rows = 1 if rng.random() < 0.4 else C
-            span = hi_in - lo_in
-            t = rng.uniform(lo_in - span / 8, hi_in + span / 8, (rows, n))  # some beyond the type: clipped
+            # the mode's own input type: the stream's, or a narrower one (a lower-precision path's accumulator)
+            narrow = DataType[f"{'INT' if idt.signed() else 'UINT'}{max(2, idt.bitwidth() // 2)}"]
+            mdt = idt if rng.random() < 0.5 else narrow
+            span = int(mdt.max()) - int(mdt.min())
+            t = rng.uniform(int(mdt.min()) - span / 8, int(mdt.max()) + span / 8, (rows, n))  # some beyond: clipped
             ob = max(1, n.bit_length())
-            fns.append(ModeFunction.from_thresholds(t, idt, -(1 << (ob - 1)) if rng.random() < 0.3 else 0))
+            fns.append(ModeFunction.from_thresholds(t, mdt, -(1 << (ob - 1)) if rng.random() < 0.3 else 0))
         else:
             shift = int(rng.integers(0, 14))
             out_lo, out_hi = sorted(int(v) for v in rng.integers(-300, 300, 2))
@@ -106,6 +109,9 @@ def test_modal_activation_python_twin():
     fns = [ModeFunction.bypass(), ModeFunction.from_thresholds(np.array([[-3.5, 0.2, 600.0]]), idt, -2),
            ModeFunction.requant([3, 5], [-7, 4], 2, -4, 9)]
     assert fns[1].thresholds == ((-3, 1, 512),)  # ceiled, 600 beyond INT10 -> max + 1: never reached
+    narrow = ModeFunction.from_thresholds(np.array([[-3.5, 0.2, 600.0]]), DataType["INT4"])
+    assert narrow.thresholds == ((-3, 1, 8),) and narrow.in_bits == 4
+    np.testing.assert_array_equal(narrow(np.array([-8, 7, 9, -9])), [0, 2, 0, 2])  # 9 -> -7, -9 -> 7: as the RTL
     model = _node_model("ModalActivation_rtl", [("x", (1, 1, 2), "INT10"), ("m", (1, 1), "UINT8")],
                         [("y", (1, 1, 2), "INT10")], NumChannels=2, PE=1, inputDataType="INT10",
                         outputDataType="INT10", numInputVectors=[1, 1], modes=json.dumps([f.to_json() for f in fns]))
@@ -142,10 +148,14 @@ def test_modal_activation_rtl_bit_exact(tmp_path, finn_rtlsim):
         for model, op in nodes:
             idt, k = op.get_input_datatype(0), len(op.mode_functions())
             shape = (FRAMES,) + tuple(op.get_normal_input_shape(0))[1:]
-            x = rng.integers(int(idt.min()), int(idt.max()) + 1, shape)
-            x.reshape(-1)[:2] = [idt.min(), idt.max()]  # the type's extremes
             m = rng.integers(0, k, FRAMES)
             m[1:3] = [0, k - 1]  # back-to-back switch
+            x = rng.integers(int(idt.min()), int(idt.max()) + 1, shape)
+            for f, mode in enumerate(m):  # mostly within the mode's own type, as its path delivers
+                h = 1 << max(0, op.mode_functions()[mode].in_bits - 2)
+                if h > 1 and rng.random() < 0.7:
+                    x[f] = rng.integers(-h if idt.signed() else 0, h, x[f].shape)
+            x.reshape(-1)[:2] = [idt.min(), idt.max()]  # the type's extremes
             kinds_seen |= {op.mode_functions()[j].kind for j in m}
             y = _python(model, {"x": x, "m": m.reshape(-1, 1)})["y"]
             inputs.append(_pack(x, idt.bitwidth(), op.get_nodeattr("PE")))
@@ -284,6 +294,31 @@ def test_modal_graph_folding(tiny):
                                   _run(core, {core.graph.input[0].name: x}))
     with pytest.raises(FracskipError, match="modal_mvau1 .*not a multiple of SIMD"):
         modal_graph(paths, folding={"modal_mvau1": {"SIMD": mw + 1}})
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(__name__)
+def test_modal_activation_estimate_tracks_yosys(tiny, yosys_synth):
+    """Each threshold mode compares at its own path's width (a 2-bit path's accumulator is narrower than the
+    stream's type, which holds the 8-bit path's), and the LUT estimate the folding budgets with stays near Yosys's
+    synthesis of the emitted Verilog over the tiny network's modal activations."""
+    from fracskip.hls.modal import modal_graph
+    from fracskip.hls.ops.modal_act_rtl import operand_bits
+    from qonnx.custom_op.registry import getCustomOp
+
+    est, synth, narrower = 0, 0, 0
+    for paths in _gated_paths(tiny).values():
+        graph = modal_graph(paths)
+        for node in graph.get_nodes_by_op_type("ModalActivation_rtl"):
+            op = getCustomOp(node)
+            stream = operand_bits(op.get_input_datatype())
+            widths = [f.in_bits for f in op.mode_functions() if f.kind == "thresholds"]
+            assert all(0 < b <= stream for b in widths), (node.name, widths, stream)
+            narrower += any(b < stream for b in widths)
+            est += op.lut_estimation()
+            synth += yosys_synth(op.verilog("top"), "top").lut
+    assert narrower, "no mode compares at a width of its own"
+    assert 0.6 * synth <= est <= 1.6 * synth, (est, synth)
 
 
 @pytest.mark.slow
