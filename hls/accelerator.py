@@ -262,7 +262,7 @@ def compose(build_dir: str | Path, datapath: Datapath = routed_paths, iface_pe: 
         decisions.append(dec)
         xb = g.tensor(f"{p}_buffered", (1, hi, wi, ci), "UINT8")
         words = hi * wi * ci // iface_pe
-        g.node("StreamingFIFO_rtl", [xd], [xb], f"{p}_framebuf", depth=max(2, int(np.ceil(frame_buffer_frames * words))),
+        g.node("StreamingFIFO_rtl", [xd], [xb], f"{p}{FRAME_BUFFER}", depth=max(2, int(np.ceil(frame_buffer_frames * words))),
                folded_shape=[1, hi, wi, ci // iface_pe, iface_pe], normal_shape=[1, hi, wi, ci], dataType="UINT8",
                ram_style="auto")
         x = datapath(g, spec, xb, mode)
@@ -401,6 +401,7 @@ class AcceleratorSizing:
     sized_run: object = None  # the SimResult at the chosen depths (outputs, cycles); not in to_dict
     unbounded_bits: int = 0  # FINN's rule alone: the bits of every FIFO at its peak with every FIFO at two frames
     frame_bound: bool = True  # the depths are bounded at one frame (else that lost throughput: the peaks alone)
+    bram_rounded: bool = False  # and taken down to cheaper block-RAM geometries (block_ram_depth) where that held
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -410,6 +411,33 @@ class AcceleratorSizing:
 
 WINDOW_FIFO_DEPTH = 32  # a FIFO fed by a sliding window: one SRL32 per bit, enough for the unit behind it
 FRAME_FIFO_MIN = 64  # the one-frame bound's floor: token streams carry a word per frame in flight
+FRAME_BUFFER = "_framebuf"  # a gated block's input held for its decision: a whole frame, or the gate never sees it
+BRAM_DEPTH_FLOOR = 0.85  # a FIFO goes this far below its depth for a cheaper block-RAM geometry
+
+
+def block_ram_depth(depth: int, width: int, part: str) -> int:
+    """The largest depth in [``BRAM_DEPTH_FLOOR`` * depth, depth] whose fifo.sv memory takes fewer BRAM18 than
+    ``depth`` (FINN's fitted cost), else ``depth``; only for a FIFO that fifo.sv builds in block RAM (or UltraRAM,
+    which a part without it gets in block RAM). fifo.sv builds a power-of-two memory plus at most one power-of-two
+    part beside it: a frame of 12,544 words plus one takes a 16k-deep memory (8 BRAM18 at 8 bits), 12,288 words
+    8k + 4k (6)."""
+    from finn.custom_op.fpgadataflow.streamingfifo import _resolve
+    from finn.util.basic import is_versal
+    from finn.util.resource_models import _fifo_cost
+
+    def bram(d: int) -> int:
+        return _fifo_cost(d, width, "block", is_versal(part)).bram
+
+    if _resolve(depth, width, "auto") not in ("block", "ultra"):
+        return depth
+
+    lo, hi, need = int(np.ceil(BRAM_DEPTH_FLOOR * depth)), depth, bram(depth)
+    if lo >= depth or bram(lo) >= need:
+        return depth
+    while hi - lo > 1:  # the cost grows with the depth: bisect for the last depth below it
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if bram(mid) < need else (lo, mid)
+    return lo
 
 
 def window_fifos(model) -> set[str]:
@@ -431,7 +459,8 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     ``WINDOW_FIFO_DEPTH``, so that frames wait in front of the window generators, unexpanded; then the peak occupancy
     of each, at most one frame (and ``FRAME_FIFO_MIN`` words) where that runs the same images at the same throughput
     (within ``tolerance``) as the run it was measured on, else the peaks alone (``frame_bound`` False), checked
-    likewise. Fed back to back, the FIFOs in front of a slower node fill with images that wait for it; where more
+    likewise; first with each depth but the frame buffers' taken down to a cheaper block-RAM geometry
+    (``block_ram_depth``), kept where that holds too (``bram_rounded``). Fed back to back, the FIFOs in front of a slower node fill with images that wait for it; where more
     than a frame buys no throughput, the images wait in the host's buffer instead (the default: 3.25 Mbit at
     221,800 cycles per image with the peaks, 2.08 Mbit at 222,514 at most one frame; the tiny test network needs
     more: 68,571 with the peaks, 76,797 at most one frame; bounding the FIFOs while measuring only moves the
@@ -457,7 +486,14 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
 
         frame = [max(s.words_per_frame + 1, FRAME_FIFO_MIN) for s in core.fifos]
         depths = [max(2, min(m + 1, c, f)) for m, c, f in zip(moved.fifo_maxcount, caps, frame)]
-        sized = core.run(x, fifo_depths=depths, reset=True, check=False)
+        cheaper = [d if s.node.endswith(FRAME_BUFFER) else block_ram_depth(d, s.width, part)
+                   for s, d in zip(core.fifos, depths)]
+        sized = core.run(x, fifo_depths=cheaper, reset=True, check=False)
+        bram_rounded = cheaper != depths and holds(sized)
+        if bram_rounded:
+            depths = cheaper
+        else:
+            sized = core.run(x, fifo_depths=depths, reset=True, check=False)
         frame_bound = holds(sized)
         if not frame_bound:  # this pipeline's frame-to-frame variation needs more than a frame somewhere
             depths = [max(2, min(m + 1, c)) for m, c in zip(moved.fifo_maxcount, caps)]
@@ -475,7 +511,7 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
                                estimate_cycles=est, total_bits=sum(d * s.width for s, d in zip(slots, depths)),
                                frames=len(images_nhwc), sized_run=sized,
                                unbounded_bits=sum(m * s.width for s, m in zip(slots, best.fifo_maxcount)),
-                               frame_bound=frame_bound)
+                               frame_bound=frame_bound, bram_rounded=bram_rounded)
     return set_fifo_depths(model, chosen, part, clk_ns), report
 
 

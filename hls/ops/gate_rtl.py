@@ -5,25 +5,25 @@ block ``g + 1``. Streams (FINN's names):
 
 - ``in0_V``: the feature map, NHWC, ``PE`` uint8 codes per word (normal shape (1, H, W, C), folded
   (1, H, W, C/PE, PE)); ``H*W*C/PE`` words per frame.
-- ``in1_V`` (attribute ``StateIn`` = 1; absent for the first gate): the previous gate's token, one word per frame.
-- ``out0_V``: this gate's token, one word per frame.
+- ``in1_V`` (attribute ``StateIn`` = 1; absent for the first gate): the previous gate's token.
+- ``out0_V``: this gate's token.
 
-The token is one INT16 vector, element 0 at the LSB as FINN packs it: ``[d, h_0..h_{H-1}, c_0..c_{H-1}]``
-(shape (1, 1 + 2H); h sign-extended from int8) when ``StateOut`` = 1, ``[d]`` alone (shape (1, 1)) for the last
-gate. Why one output: FINN's ``InsertFIFO`` gives every output of a multi-output node the folded shape of output 0
-(FINN-NOTES §4d), so a decision stream beside a state stream breaks it. With one output, every gate is an ordinary
-single-output node; the token goes through a ``DuplicateStreams_rtl`` fork to the next block's mode input (which
-reads the low 16 bits) and to the next gate's ``in1_V``, whose shape is the same token: FIFOs, width converters and
-stitching are FINN's own. A gate ignores the ``d`` of the token it receives.
+The token is one INT16 vector ``[d, h_0..h_{H-1}, c_0..c_{H-1}]`` (shape (1, 1 + 2H); h sign-extended from int8) when
+``StateOut`` = 1, ``[d]`` alone (shape (1, 1)) for the last gate, streamed an element per word (folded shape (1, 1 +
+2H, 1), 16 bits wide): as one 336-bit word it cost every FIFO on its way 344 LUTs, about 2,800 on the default. Why one
+output: FINN's ``InsertFIFO`` gives every output of a multi-output node the folded shape of output 0 (FINN-NOTES §4d),
+so a decision stream beside a state stream breaks it. With one output, every gate is an ordinary single-output node; a
+``TokenFork_rtl`` passes the token whole to the next gate's ``in1_V`` and its first word to the next block's router,
+merger and mode input. A gate ignores the ``d`` of the token it receives.
 
 Parameters: the node attribute ``params`` is the JSON (``IntGateParams.to_json``) of a one-gate ``IntGateParams``
 (this gate's embedding, the shared LSTM, projection and tables; ``gate_params`` makes it). ``generate_hdl`` writes
 a wrapper ``<top>.v`` and four ROM images (weights, biases, sigmoid, tanh) beside it; the core is
 ``rtl/dfsgate.v`` + ``rtl/dfsgate_rsrsat.v``. Exponents become constant shifts (Verilog parameters).
 
-Cycle model (the RTL, no back-pressure): one evaluation takes ``C + H*C + 8H^2 + K*H + 18`` cycles (one MAC per
-cycle plus fixed pipeline drains); the pool sums have two banks, so the next frame streams in during an evaluation,
-and a frame costs ``max(H*W*C/PE, evaluation)`` cycles (``get_exp_cycles``).
+Cycle model (the RTL, no back-pressure): one evaluation takes ``C + H*C + 8H^2 + K*H + 18`` cycles (one MAC per cycle
+plus fixed pipeline drains), ``2H`` more reading a state token; the pool sums have two banks, so the next frame
+streams in during an evaluation, and a frame costs ``max(H*W*C/PE, evaluation)`` cycles (``get_exp_cycles``).
 
 ``python -m fracskip.hls.ops.gate_rtl [--pe 1 16]`` synthesises the default network's three gate shapes with
 Yosys (``synth_xilinx -family xc7``). Measured (Yosys 0.70): C=16 at 28x28, 32 at 14x14, 64 at 7x7, PE=1:
@@ -57,6 +57,7 @@ from .wrapped_rtl import associate_clock
 log = logging.getLogger(__name__)
 
 CORE_MODULE = "dfsgate"
+TOKEN_BITS = 16  # a token streams one INT16 element per word
 EVAL_OVERHEAD = 18  # IDLE + LWAIT + DONE + drain gaps 2 + 3 + 7 + 3 (rtl/dfsgate.v)
 
 
@@ -96,19 +97,20 @@ class GateShape:
     @property
     def eval_cycles(self) -> int:
         c, h, k = self.channels, self.hidden, self.choices
-        return c + h * c + 8 * h * h + k * h + EVAL_OVERHEAD
+        return c + h * c + 8 * h * h + k * h + EVAL_OVERHEAD + (2 * h if self.state_in else 0)
 
     @property
     def exp_cycles(self) -> int:
         return max(self.words, self.eval_cycles)
 
     @property
-    def token_width(self) -> int:
-        return 16 * (1 + 2 * self.hidden)
+    def token_words(self) -> int:
+        """Words of a token with state (``TOKEN_BITS`` each)."""
+        return 1 + 2 * self.hidden
 
     @property
-    def out_width(self) -> int:
-        return self.token_width if self.state_out else 16
+    def out_words(self) -> int:
+        return self.token_words if self.state_out else 1
 
 
 def verilog_parameters(p: spec.IntGateParams, shape: GateShape) -> dict[str, int]:
@@ -165,7 +167,7 @@ def wrapper_verilog(top: str, p: spec.IntGateParams, shape: GateShape, files: di
     vp = verilog_parameters(p, shape)
     fparams = ",\n".join(f'  parameter {k} = "{v}"' for k, v in files.items())
     pars = ",\n".join([f"    .{k}({v})" for k, v in vp.items()] + [f"    .{k}({k})" for k in files])
-    tw = shape.token_width
+    tw = TOKEN_BITS
     in1 = (f"  input  wire [{tw - 1}:0] in1_V_TDATA,\n  input  wire in1_V_TVALID,\n  output wire in1_V_TREADY,\n"
            if shape.state_in else "")
     in1_conn = ("    .in1_V_TDATA(in1_V_TDATA), .in1_V_TVALID(in1_V_TVALID), .in1_V_TREADY(in1_V_TREADY),"
@@ -179,7 +181,7 @@ module {top} #(
   input  wire [{8 * shape.pe - 1}:0] in0_V_TDATA,
   input  wire in0_V_TVALID,
   output wire in0_V_TREADY,
-{in1}  output wire [{shape.out_width - 1}:0] out0_V_TDATA,
+{in1}  output wire [{TOKEN_BITS - 1}:0] out0_V_TDATA,
   output wire out0_V_TVALID,
   input  wire out0_V_TREADY
 );
@@ -265,13 +267,13 @@ class DFSGate(HWCustomOp):
         if ind == 0:
             pe = self.get_nodeattr("PE")
             return (1, *self.get_nodeattr("ImgDim"), self.get_nodeattr("NumChannels") // pe, pe)
-        return (1, 1, self._token_len(True))
+        return (1, self._token_len(True), 1)
 
     def get_normal_output_shape(self, ind=0):
         return (1, self._token_len(bool(self.get_nodeattr("StateOut"))))
 
     def get_folded_output_shape(self, ind=0):
-        return (1, 1, self._token_len(bool(self.get_nodeattr("StateOut"))))
+        return (1, self._token_len(bool(self.get_nodeattr("StateOut"))), 1)
 
     def get_input_datatype(self, ind=0):
         return DataType[self.get_nodeattr("inputDataType")] if ind == 0 else DataType["INT16"]
@@ -282,13 +284,13 @@ class DFSGate(HWCustomOp):
     def get_instream_width(self, ind=0):
         if ind == 0:
             return 8 * self.get_nodeattr("PE")
-        return 16 * self._token_len(True)
+        return TOKEN_BITS
 
     def get_outstream_width(self, ind=0):
-        return 16 * self._token_len(bool(self.get_nodeattr("StateOut")))
+        return TOKEN_BITS
 
     def get_number_output_values(self):
-        return 1
+        return self._token_len(bool(self.get_nodeattr("StateOut")))
 
     def get_exp_cycles(self):
         return self.shape().exp_cycles

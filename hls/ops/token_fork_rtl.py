@@ -1,9 +1,10 @@
 """TokenFork and TokenFork_rtl: one token stream to several consumers, each taking the first elements it needs.
 
-A gate's token ``[d, h_0..h_{H-1}, c_0..c_{H-1}]`` (INT16 elements, one word per frame) goes whole to the next gate and
-as ``[d]`` alone (16 bits) to a block's router, merger, datapath mode input and the decision output: output ``j``
-carries the first ``OutLens[j]`` elements. The hardware is an AXI-stream eager fork (each output takes the word when
-it is ready, the input advances when all have) whose narrower outputs are the low bits of the word.
+A gate's token ``[d, h_0..h_{H-1}, c_0..c_{H-1}]`` (INT16 elements, streamed an element per word) goes whole to
+the next gate and as ``[d]`` alone to a block's router, merger, datapath mode input and the decision output: output
+``j`` carries the first ``OutLens[j]`` elements of each token. The hardware is an AXI-stream eager fork (each output
+takes the word when it is ready, the input advances when all have) and a word counter: an output that needs no more
+of the current token counts as having taken its words.
 
 The outputs differ in shape, which FINN's InsertFIFO mishandles (it gives every output the folded shape of output 0,
 FINN-NOTES §4d): ``hls/accelerator.py`` inserts the FIFOs around this node itself (``InsertStreamFIFOs``), and shape
@@ -34,13 +35,13 @@ class TokenFork(HWCustomOp):
         return (1, self.get_nodeattr("TokenLen"))
 
     def get_folded_input_shape(self, ind=0):
-        return (1, 1, self.get_nodeattr("TokenLen"))
+        return (1, self.get_nodeattr("TokenLen"), 1)
 
     def get_normal_output_shape(self, ind=0):
         return (1, self.out_lens()[ind])
 
     def get_folded_output_shape(self, ind=0):
-        return (1, 1, self.out_lens()[ind])
+        return (1, self.out_lens()[ind], 1)
 
     def get_input_datatype(self, ind=0):
         return DataType["INT16"]
@@ -49,16 +50,16 @@ class TokenFork(HWCustomOp):
         return DataType["INT16"]
 
     def get_instream_width(self, ind=0):
-        return 16 * self.get_nodeattr("TokenLen")
+        return 16
 
     def get_outstream_width(self, ind=0):
-        return 16 * self.out_lens()[ind]
+        return 16
 
     def get_number_output_values(self):
-        return {f"out{j}": 1 for j in range(len(self.onnx_node.output))}
+        return {f"out{j}": n for j, n in enumerate(self.out_lens())}
 
     def get_exp_cycles(self):
-        return 1
+        return self.get_nodeattr("TokenLen")
 
     def infer_node_datatype(self, model):
         for t in self.onnx_node.output:
@@ -88,17 +89,24 @@ class TokenFork_rtl(WrappedRTL, TokenFork, RTLBackend):  # noqa: N801 (FINN's na
         return {**TokenFork.get_nodeattr_types(self), **RTLBackend.get_nodeattr_types(self)}
 
     def wrapper_verilog(self, top: str) -> str:
-        n, w = len(self.out_lens()), self.get_instream_width_padded(0)
-        widths = [self.get_outstream_width_padded(j) for j in range(n)]
-        ports = [port("in", "in0_V", w)] + [port("out", f"out{j}_V", widths[j]) for j in range(n)]
-        body = f"  wire [{w - 1}:0] o_d; wire [{n - 1}:0] o_v, o_r;\n"
-        for j in range(n):
-            body += (f"  assign out{j}_V_TDATA = o_d[{widths[j] - 1}:0]; assign out{j}_V_TVALID = o_v[{j}];"
-                     f" assign o_r[{j}] = out{j}_V_TREADY;\n")
+        lens, L, w = self.out_lens(), self.get_nodeattr("TokenLen"), 16
+        n = len(lens)
+        ports = [port("in", "in0_V", w)] + [port("out", f"out{j}_V", w) for j in range(n)]
+        body = f"  wire [{n - 1}:0] o_v, o_r, want;\n"
+        if L > 1:  # word idx of the token; an output past its length has taken the word already
+            ib = (L - 1).bit_length()
+            body += (f"  reg [{ib - 1}:0] idx;\n  always @(posedge ap_clk)\n    if (!ap_rst_n) idx <= 0;\n"
+                     "    else if (in0_V_TVALID && in0_V_TREADY)\n"
+                     f"      idx <= (idx == {ib}'d{L - 1}) ? {ib}'d0 : idx + 1'b1;\n")
+        for j, k in enumerate(lens):
+            want = "1'b1" if k >= L else f"idx < {(L - 1).bit_length()}'d{k}"
+            body += (f"  assign want[{j}] = {want};\n  assign out{j}_V_TDATA = in0_V_TDATA;\n"
+                     f"  assign out{j}_V_TVALID = o_v[{j}] & want[{j}];\n"
+                     f"  assign o_r[{j}] = out{j}_V_TREADY | ~want[{j}];\n")
         conns = [".in0_TDATA(in0_V_TDATA)", ".in0_TVALID(in0_V_TVALID)", ".in0_TREADY(in0_V_TREADY)",
-                 ".out_TDATA(o_d)", ".out_TVALID(o_v)", ".out_TREADY(o_r)"]
+                 ".out_TDATA()", ".out_TVALID(o_v)", ".out_TREADY(o_r)"]
         return wrapper(top, self.CORE, {"W": w, "N": n}, ports, body, conns,
-                       f"TokenFork_rtl, {w}-bit token to outputs of {widths} bits")
+                       f"TokenFork_rtl, tokens of {L} words to outputs taking the first {lens}")
 
     def get_verilog_top_module_intf_names(self):
         intf = super().get_verilog_top_module_intf_names()
@@ -107,8 +115,9 @@ class TokenFork_rtl(WrappedRTL, TokenFork, RTLBackend):  # noqa: N801 (FINN's na
         return intf
 
     def lut_estimation(self, fpgapart=None):
-        """Estimate: two LUTs per output and two for the input handshake (not synthesised)."""
-        return 2 * len(self.out_lens()) + 2
+        """Estimate: two LUTs per output and two for the input handshake, and the word counter (not synthesised)."""
+        L = self.get_nodeattr("TokenLen")
+        return 2 * len(self.out_lens()) + 2 + (2 * (L - 1).bit_length() if L > 1 else 0)
 
     def execute_node(self, context, graph):
         TokenFork.execute_node(self, context, graph)

@@ -189,7 +189,7 @@ def test_accelerator_rtl_sized_bit_exact(network):
     assert rep.sized_cycles <= rep.unbounded_cycles * 1.03
     # at most a frame per FIFO where that keeps the throughput; the tiny network's frame-to-frame variation needs
     # more (68,571 cycles per image with the peaks, 76,797 at most a frame), so it keeps the peaks
-    assert not rep.frame_bound
+    assert not rep.frame_bound and not rep.bram_rounded
     # the FIFOs behind the sliding windows carry the image unfolded k*k times: kept short, so that frames wait in
     # front of the window generators instead, which costs fewer bits than FINN's peak rule alone
     windows = A.window_fifos(sized)
@@ -208,6 +208,28 @@ def test_accelerator_rtl_sized_bit_exact(network):
           f"mean bound {mean:.0f} ({slowest}), FINN's estimate {rep.estimate_cycles}")
     assert abs(rep.sized_cycles / sequence - 1) < 0.05, (rep.sized_cycles, sequence)
     assert 0 < mean <= sequence <= rep.estimate_cycles
+
+
+def test_block_ram_depth_takes_the_cheaper_geometry():
+    """A FIFO in block RAM goes down (never below ``BRAM_DEPTH_FLOOR`` of its depth) to the largest depth that
+    fifo.sv builds with fewer BRAM18, by FINN's cost; a FIFO in LUTs, or one no cheaper below, keeps its depth."""
+    from finn.util.resource_models import _fifo_cost
+    from fracskip.hls import accelerator as A
+
+    part = "xc7z020clg400-1"
+    assert A.block_ram_depth(12545, 8, part) == 12289  # a frame of 16 x 28 x 28 words, plus one: 8 -> 6 BRAM18
+    assert A.block_ram_depth(100, 8, part) == 100  # LUT RAM
+    rng = np.random.default_rng(3)
+    rounded = 0
+    for depth, width in zip(rng.integers(2, 40000, 300), rng.choice([8, 16, 24, 64], 300)):
+        got = A.block_ram_depth(int(depth), int(width), part)
+        cost, was = (_fifo_cost(d, int(width), "block").bram for d in (got, int(depth)))
+        assert A.BRAM_DEPTH_FLOOR * depth <= got <= depth
+        assert got == depth or cost < was, (depth, width, got)
+        rounded += got < depth
+        if got < depth:  # the largest such depth
+            assert all(_fifo_cost(d, int(width), "block").bram >= was for d in range(got + 1, min(depth, got + 64)))
+    assert 30 < rounded < 270, rounded
 
 
 @pytest.mark.slow

@@ -90,14 +90,15 @@ def bench_sv(duts: list[Dut], frames: int) -> str:
             j = i if d.state_src == "loop" else d.state_src
             if d.state_src == "file":
                 src = f"""
-    logic [{s.token_width - 1}:0] smem{i} [{frames}];
+    logic [15:0] smem{i} [{frames * s.token_words}];
     initial $readmemh("st{i}.hex", smem{i});
     int unsigned sp{i} = 0;
     logic svld{i} = 1'b0;
     wire srdy{i};
     always_ff @(posedge clk) if (!rst_n) begin sp{i} <= 0; svld{i} <= 1'b0; end else begin
         if (svld{i} && srdy{i}) sp{i} <= sp{i} + 1;
-        if (!svld{i} || srdy{i}) svld{i} <= (sp{i} + (svld{i} && srdy{i}) < {frames}) && (!stall || rnd[{c}]);
+        if (!svld{i} || srdy{i})
+            svld{i} <= (sp{i} + (svld{i} && srdy{i}) < {frames * s.token_words}) && (!stall || rnd[{c}]);
     end"""
                 ports.append(f".in1_V_TDATA(smem{i}[sp{i}]), .in1_V_TVALID(svld{i}), .in1_V_TREADY(srdy{i})")
             else:
@@ -107,14 +108,23 @@ def bench_sv(duts: list[Dut], frames: int) -> str:
         take = ""
         if link:
             k = i if d.state_src == "loop" else consumers[i]
-            init = "1'b1" if d.state_src == "loop" else "1'b0"
+            pre = s.token_words if d.state_src == "loop" else 0  # a loop starts from a zero state token
+            # a token's worth of words between producer and consumer: a gate sends its whole token before it reads
+            # the next state, so a loop through one word would deadlock
             take = f"""
-    logic link{i}_v;
-    logic [{s.out_width - 1}:0] link{i}_d;
-    always_ff @(posedge clk) if (!rst_n) begin link{i}_v <= {init}; link{i}_d <= '0; end
-        else if (ov{i} && ordy{i}) begin link{i}_v <= 1'b1; link{i}_d <= od{i}; end
-        else if (link{i}_v && srdy{k}) link{i}_v <= 1'b0;"""
-        ordy = f"(!stall || rnd[{b}])" + (f" && !link{i}_v" if link else "")
+    logic [15:0] qm{i} [64];
+    int unsigned qh{i}, qt{i};  // words read, words written
+    wire link{i}_v = qt{i} != qh{i};
+    wire [15:0] link{i}_d = qm{i}[qh{i} % 64];
+    always_ff @(posedge clk) if (!rst_n) begin
+            qh{i} <= 0;
+            qt{i} <= {pre};
+            for (int w = 0; w < 64; w++) qm{i}[w] <= 16'd0;
+        end else begin
+            if (link{i}_v && srdy{k}) qh{i} <= qh{i} + 1;
+            if (ov{i} && ordy{i}) begin qm{i}[qt{i} % 64] <= od{i}; qt{i} <= qt{i} + 1; end
+        end"""
+        ordy = f"(!stall || rnd[{b}])" + (f" && qt{i} - qh{i} < {s.token_words}" if link else "")
         blocks.append(f"""
     // ---- DUT {i}: {d.name}
     logic [{8 * s.pe - 1}:0] mem{i} [{frames * s.words}];
@@ -122,7 +132,7 @@ def bench_sv(duts: list[Dut], frames: int) -> str:
     int unsigned ip{i} = 0, op{i} = 0;
     logic vld{i} = 1'b0;
     wire rdy{i}, ov{i};
-    wire [{s.out_width - 1}:0] od{i};
+    wire [15:0] od{i};
     wire ordy{i};{src}{take}
     assign ordy{i} = {ordy};
     {d.name} dut{i} ({", ".join(ports)});
@@ -137,7 +147,7 @@ def bench_sv(duts: list[Dut], frames: int) -> str:
             op{i} <= op{i} + 1;
         end
     end""")
-    done = " && ".join(f"op{i} >= {frames}" for i in range(len(duts)))
+    done = " && ".join(f"op{i} >= {frames * d.shape.out_words}" for i, d in enumerate(duts))
     from fracskip.hls.rtlsim.harness import testbench_module
 
     return testbench_module("gate_tb", "".join(blocks), done)
@@ -181,7 +191,13 @@ class GateBench:
                 first[int(f[1])] = int(f[2])
             else:
                 outs[int(f[1])].append((int(f[2]), int(f[3], 16)))
-        return outs, first
+        # a token streams a word per element: (cycle of its first word, its words packed as pack_token does)
+        tokens = []
+        for dut, words in zip(self.duts, outs):
+            n = dut.shape.out_words
+            tokens.append([(words[k][0], pack_token([w for _, w in words[k:k + n]]))
+                           for k in range(0, len(words) - n + 1, n)])
+        return tokens, first
 
 
 # ---------------------------------------------------------------------------------------------- the reference
@@ -264,7 +280,7 @@ def _stimuli(rng, duts):
             toks = [np.concatenate([[rng.integers(0, 4)], rng.integers(-128, 128, H),
                                     rng.integers(-(1 << 15), 1 << 15, H)]) for _ in range(FRAMES)]
             files.append(toks)
-            words.append([pack_token(t) for t in toks])
+            words.append([int(v) & 0xFFFF for t in toks for v in t])  # a word per element
         else:
             files.append(None)
             words.append(None)
@@ -327,7 +343,7 @@ def test_gate_node_generates_its_hdl(tmp_path):
     assert [Path(f).name for f in files] == ["gate1.v", "dfsgate.v", "dfsgate_rsrsat.v"]
     assert all(Path(f).is_file() for f in files) and all(f.is_file() for f in op.rom_files().values())
     text = Path(files[0]).read_text()
-    assert "in1_V_TREADY," not in text and "output wire [335:0] out0_V_TDATA" in text  # first gate: no in1 port
+    assert "in1_V_TREADY," not in text and "output wire [15:0] out0_V_TDATA" in text  # first gate: no in1 port
     assert op.get_verilog_top_module_intf_names()["s_axis"] == [("in0_V", 32)]
     assert len(op.rom_files()["WEIGHT_FILE"].read_text().split()) == 10 * 16 + 800 + 40
 
@@ -343,8 +359,9 @@ def test_gate_node_executes_the_reference_and_packs_as_finn():
     assert op.verify_node() == []
     assert op.get_normal_input_shape(0) == (1, dim, dim, C) and op.get_folded_input_shape(0) == (1, dim, dim, 4, 8)
     assert op.get_normal_input_shape(1) == (1, 1 + 2 * H) and op.get_normal_output_shape() == (1, 1 + 2 * H)
-    assert op.get_instream_width(0) == 64 and op.get_instream_width(1) == op.get_outstream_width() == 16 * 21
-    assert op.get_exp_cycles() == max(dim * dim * C // pe, C + H * C + 8 * H * H + 4 * H + 18)
+    assert op.get_instream_width(0) == 64 and op.get_instream_width(1) == op.get_outstream_width() == 16
+    assert op.get_folded_input_shape(1) == op.get_folded_output_shape() == (1, 1 + 2 * H, 1)  # a word per element
+    assert op.get_exp_cycles() == max(dim * dim * C // pe, C + H * C + 8 * H * H + 4 * H + 18 + 2 * H)
     x = rng.integers(0, 256, size=(1, dim, dim, C))
     tok = np.concatenate([[3], rng.integers(-128, 128, H), rng.integers(-30000, 30000, H)])[None]
     ctx = {"x": x.astype(np.float32), "s": tok.astype(np.float32)}

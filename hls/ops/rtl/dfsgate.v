@@ -3,10 +3,12 @@
 // Streams (FINN's names; one frame = one image at this gate):
 //   in0_V   block-input feature map, NHWC order, PE uint8 codes per word (lane l = channel fold*PE + l),
 //           HW*C/PE words per frame.
-//   in1_V   state token of the previous gate, one word per frame (used when STATE_IN = 1): 1 + 2H int16
-//           elements, element 0 at the LSB: [d, h_0 .. h_{H-1}, c_0 .. c_{H-1}] (d is ignored here).
-//   out0_V  this gate's token, one word per frame: [d, h'_0 .. h'_{H-1}, c'_0 .. c'_{H-1}] (int16 elements,
-//           h' sign-extended) when STATE_OUT = 1, else [d] alone.
+//   in1_V   state token of the previous gate (used when STATE_IN = 1): 1 + 2H int16 words per frame, in order
+//           [d, h_0 .. h_{H-1}, c_0 .. c_{H-1}] (d is ignored here).
+//   out0_V  this gate's token: [d, h'_0 .. h'_{H-1}, c'_0 .. c'_{H-1}] (int16 words, h' sign-extended) when
+//           STATE_OUT = 1, else [d] alone.
+// The tokens move a word per cycle: a 336-bit token word cost every FIFO and fork on its way 336 LUTs, and the
+// 2H cycles it takes to read a state are nothing beside an evaluation.
 //
 // Datapath: per lane a read-modify-write pool-sum memory, two banks (the next frame accumulates while the
 // previous one is evaluated); then one multiply-accumulate per cycle through
@@ -15,7 +17,8 @@
 //   LSTM  4H*2H        z[r] = sat8(rsr(bias + (sum w_ih e << SH_IH) + (sum w_hh h << SH_HH), SH_Z)),
 //                      rows unit by unit (i, f, g, o), each unit's cell and hidden update pipelined behind
 //   PROJ  K*H          y[k], argmax (lowest index on ties)
-// with fixed drain gaps between phases. One evaluation takes C + H*C + 8H^2 + K*H + 18 cycles (EVAL_CYCLES);
+// with fixed drain gaps between phases. One evaluation takes C + H*C + 8H^2 + K*H + 18 cycles, and 2H more
+// reading a state token (EVAL_CYCLES);
 // a frame takes max(HW*C/PE, EVAL_CYCLES) cycles in steady state (no back-pressure).
 // Weights are one sequential ROM (read in issue order), biases another; tables are 256-entry ROMs.
 module dfsgate #(
@@ -44,10 +47,10 @@ module dfsgate #(
   input  wire [8*PE-1:0] in0_V_TDATA,
   input  wire in0_V_TVALID,
   output wire in0_V_TREADY,
-  input  wire [16*(1+2*H)-1:0] in1_V_TDATA,
+  input  wire [15:0] in1_V_TDATA,
   input  wire in1_V_TVALID,
   output wire in1_V_TREADY,
-  output wire [16*(STATE_OUT ? 1+2*H : 1)-1:0] out0_V_TDATA,
+  output wire [15:0] out0_V_TDATA,
   output wire out0_V_TVALID,
   input  wire out0_V_TREADY
 );
@@ -66,7 +69,9 @@ module dfsgate #(
   localparam integer BAW = $clog2(NB + 1);
   localparam integer DW = (K > 2) ? $clog2(K) : 1;
   localparam integer HB = (H > 1) ? $clog2(H) : 1;
-  localparam integer OUTW = 16*(STATE_OUT ? 1+2*H : 1);
+  localparam integer TL = 1 + 2*H;                        // words of a token with state
+  localparam integer NOUT = STATE_OUT ? TL : 1;            // words of this gate's token
+  localparam integer TB = $clog2(TL + 1);
   localparam integer D1 = 2, D2 = 3, D3 = 7, D4 = 3;      // drain gaps (see the cycle model)
 
   localparam [3:0] S_IDLE = 4'd0, S_CONV = 4'd1, S_D1 = 4'd2, S_EMB = 4'd3, S_D2 = 4'd4, S_LWAIT = 4'd5,
@@ -181,18 +186,24 @@ module dfsgate #(
   reg signed [ACCW-1:0] best;
   integer i;
 
-  wire lwait_go = (STATE_IN == 0 || in1_V_TVALID) && (STATE_OUT == 0 || !out_v);
+  reg [TB-1:0] iw, ow;  // word of the state token being read, of the token being sent
+  wire lwait_go = (STATE_OUT == 0 || !out_v);  // the last token has left: its state registers may change
   assign in1_V_TREADY = (STATE_IN != 0) && ap_rst_n && (st == S_LWAIT) && lwait_go;
+  wire in1_hs = in1_V_TVALID && in1_V_TREADY;
+  wire [TB-1:0] iw_h = iw - 1'b1, iw_c = iw - 1'b1 - H;
 
 
   always @(posedge ap_clk) begin
     if (!ap_rst_n) begin
-      st <= S_IDLE; rb <= 1'b0; full <= 2'b00; out_v <= 1'b0;
+      st <= S_IDLE; rb <= 1'b0; full <= 2'b00; out_v <= 1'b0; iw <= 0; ow <= 0;
       cv_fold <= 0; cv_lane <= 0; cv_c <= 0; dcnt <= 0;
       col <= 0; row <= 0; wa <= 0; ba <= 0;
     end else begin
       if (in_hs && in_last) full[wb] <= 1'b1;
-      if (out_v && out0_V_TREADY) out_v <= 1'b0;
+      if (out_v && out0_V_TREADY) begin
+        if (ow == NOUT - 1) begin out_v <= 1'b0; ow <= 0; end
+        else ow <= ow + 1'b1;
+      end
       case (st)
         S_IDLE: if (full[rb]) begin
           st <= S_CONV; cv_fold <= 0; cv_lane <= 0; cv_c <= 0;
@@ -209,12 +220,16 @@ module dfsgate #(
         S_D1: if (dcnt == 0) begin st <= S_EMB; col <= 0; row <= 0; wa <= 0; ba <= 0; end
               else dcnt <= dcnt - 1'b1;
         S_D2: if (dcnt == 0) st <= S_LWAIT; else dcnt <= dcnt - 1'b1;
-        S_LWAIT: if (lwait_go) begin
-          for (i = 0; i < H; i = i + 1) begin
-            h_old[i] <= (STATE_IN != 0) ? in1_V_TDATA[16*(1+i) +: 8] : 8'sd0;
-            c[i] <= (STATE_IN != 0) ? in1_V_TDATA[16*(1+H+i) +: 16] : 16'sd0;
+        S_LWAIT: if (STATE_IN == 0) begin
+          if (lwait_go) begin
+            for (i = 0; i < H; i = i + 1) begin h_old[i] <= 8'sd0; c[i] <= 16'sd0; end
+            st <= S_LSTM;
           end
-          st <= S_LSTM;
+        end else if (in1_hs) begin  // word iw of the state token: d, then h, then c
+          if (iw >= 1 && iw <= H) h_old[iw_h] <= in1_V_TDATA[7:0];
+          if (iw > H) c[iw_c] <= in1_V_TDATA;
+          if (iw == TL - 1) begin iw <= 0; st <= S_LSTM; end
+          else iw <= iw + 1'b1;
         end
         S_D3: if (dcnt == 0) st <= S_PROJ; else dcnt <= dcnt - 1'b1;
         S_D4: if (dcnt == 0) st <= S_DONE; else dcnt <= dcnt - 1'b1;
@@ -325,16 +340,14 @@ module dfsgate #(
     if (hv_v) h_new[hv_j] <= h_val;
   end
 
-  // ------------------------------------------------------------------ output token
+  // ------------------------------------------------------------------ output token, a word per cycle
+  wire [TB-1:0] ow_h = ow - 1'b1, ow_c = ow - 1'b1 - H;
+  reg [15:0] out_word;
+  always @* begin
+    if (ow == 0) out_word = {{(16-DW){1'b0}}, out_d};
+    else if (ow <= H) out_word = {{8{h_new[ow_h][7]}}, h_new[ow_h]};
+    else out_word = c[ow_c];
+  end
   assign out0_V_TVALID = out_v;
-  assign out0_V_TDATA[15:0] = {{(16-DW){1'b0}}, out_d};
-  genvar j;
-  generate
-    if (STATE_OUT != 0) begin : g_state
-      for (j = 0; j < H; j = j + 1) begin : g_h
-        assign out0_V_TDATA[16*(1+j) +: 16] = {{8{h_new[j][7]}}, h_new[j]};
-        assign out0_V_TDATA[16*(1+H+j) +: 16] = c[j];
-      end
-    end
-  endgenerate
+  assign out0_V_TDATA = out_word;
 endmodule
