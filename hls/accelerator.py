@@ -262,7 +262,8 @@ def compose(build_dir: str | Path, datapath: Datapath = routed_paths, iface_pe: 
         decisions.append(dec)
         xb = g.tensor(f"{p}_buffered", (1, hi, wi, ci), "UINT8")
         words = hi * wi * ci // iface_pe
-        g.node("StreamingFIFO_rtl", [xd], [xb], f"{p}{FRAME_BUFFER}", depth=max(2, int(np.ceil(frame_buffer_frames * words))),
+        g.node("StreamingFIFO_rtl", [xd], [xb], f"{p}{FRAME_BUFFER}",
+               depth=max(2, int(np.ceil(frame_buffer_frames * words))),
                folded_shape=[1, hi, wi, ci // iface_pe, iface_pe], normal_shape=[1, hi, wi, ci], dataType="UINT8",
                ram_style="auto")
         x = datapath(g, spec, xb, mode)
@@ -400,8 +401,7 @@ class AcceleratorSizing:
     frames: int
     sized_run: object = None  # the SimResult at the chosen depths (outputs, cycles); not in to_dict
     unbounded_bits: int = 0  # FINN's rule alone: the bits of every FIFO at its peak with every FIFO at two frames
-    frame_bound: bool = True  # the depths are bounded at one frame (else that lost throughput: the peaks alone)
-    bram_rounded: bool = False  # and taken down to cheaper block-RAM geometries (block_ram_depth) where that held
+    frame_bound: float = 1.0  # the depths bounded at this many frames of each stream (0: the peaks alone)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -412,6 +412,7 @@ class AcceleratorSizing:
 WINDOW_FIFO_DEPTH = 32  # a FIFO fed by a sliding window: one SRL32 per bit, enough for the unit behind it
 FRAME_FIFO_MIN = 64  # the one-frame bound's floor: token streams carry a word per frame in flight
 FRAME_BUFFER = "_framebuf"  # a gated block's input held for its decision: a whole frame, or the gate never sees it
+FRAME_BOUNDS = (0.5, 1.0)  # the depth bounds tried, in frames of each stream, the least memory first
 BRAM_DEPTH_FLOOR = 0.85  # a FIFO goes this far below its depth for a cheaper block-RAM geometry
 
 
@@ -453,20 +454,21 @@ def window_fifos(model) -> set[str]:
 
 def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_dir: Path | None = None,
                tolerance: float = 0.03, progress: bool = False):
-    """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame), FINN's
-    simulation-based rule (depth = peak occupancy + 1) with the buffering moved to where it is cheapest: every FIFO
-    at a capacity of two frames of its stream while measured, those behind a sliding window (``window_fifos``) at
-    ``WINDOW_FIFO_DEPTH``, so that frames wait in front of the window generators, unexpanded; then the peak occupancy
-    of each, at most one frame (and ``FRAME_FIFO_MIN`` words) where that runs the same images at the same throughput
-    (within ``tolerance``) as the run it was measured on, else the peaks alone (``frame_bound`` False), checked
-    likewise; first with each depth but the frame buffers' taken down to a cheaper block-RAM geometry
-    (``block_ram_depth``), kept where that holds too (``bram_rounded``). Fed back to back, the FIFOs in front of a slower node fill with images that wait for it; where more
-    than a frame buys no throughput, the images wait in the host's buffer instead (the default: 3.25 Mbit at
-    221,800 cycles per image with the peaks, 2.08 Mbit at 222,514 at most one frame; the tiny test network needs
-    more: 68,571 with the peaks, 76,797 at most one frame; bounding the FIFOs while measuring only moves the
-    waiting images upstream). What holding the window FIFOs short costs in throughput (against every FIFO at two
-    frames) is in the figures, ``unbounded_cycles`` beside ``sized_cycles``. Returns the model with the depths
-    written and its HDL regenerated, and the figures."""
+    """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame), FINN's simulation-based
+    rule (depth = peak occupancy + 1) with the buffering moved to where it is cheapest: every FIFO at a capacity
+    of two frames of its stream while measured, those behind a sliding window (``window_fifos``) at
+    ``WINDOW_FIFO_DEPTH``, so that frames wait in front of the window generators, unexpanded; then the peak
+    occupancy of each, bounded at the least of ``FRAME_BOUNDS`` (frames of each stream, at least
+    ``FRAME_FIFO_MIN`` words; a gated block's frame buffer always holds a whole frame, or its gate never sees the
+    frame end) and taken down to a cheaper block-RAM geometry (``block_ram_depth``), that runs the same images at
+    the same throughput (within ``tolerance``) as the run it was measured on, else the peaks alone
+    (``frame_bound`` 0), checked likewise. Fed back to back, the FIFOs in front of a slower node fill with images
+    that wait for it; where more buys no throughput, the images wait in the host's buffer instead (the default as
+    folded now: 1.86 Mbit and 122 BRAM18 at one frame, 104,176 cycles per image; 1.23 Mbit and 83 BRAM18 at half a
+    frame, 106,601, against 103,727 measured; the tiny test network's variation needs its peaks; bounding the
+    FIFOs while measuring only moves the waiting images upstream). What holding the window FIFOs short costs in
+    throughput (against every FIFO at two frames) is in the figures, ``unbounded_cycles`` beside ``sized_cycles``.
+    Returns the model with the depths written and its HDL regenerated, and the figures."""
     from . import ops  # noqa: F401
     from .rtlsim import RTLSimCore, set_fifo_depths
 
@@ -484,18 +486,28 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
         def holds(run) -> bool:
             return not run.stalled and run.cycles_per_frame <= moved.cycles_per_frame * (1 + tolerance)
 
-        frame = [max(s.words_per_frame + 1, FRAME_FIFO_MIN) for s in core.fifos]
-        depths = [max(2, min(m + 1, c, f)) for m, c, f in zip(moved.fifo_maxcount, caps, frame)]
-        cheaper = [d if s.node.endswith(FRAME_BUFFER) else block_ram_depth(d, s.width, part)
-                   for s, d in zip(core.fifos, depths)]
-        sized = core.run(x, fifo_depths=cheaper, reset=True, check=False)
-        bram_rounded = cheaper != depths and holds(sized)
-        if bram_rounded:
-            depths = cheaper
-        else:
-            sized = core.run(x, fifo_depths=depths, reset=True, check=False)
-        frame_bound = holds(sized)
-        if not frame_bound:  # this pipeline's frame-to-frame variation needs more than a frame somewhere
+        # a run slower than the tolerance is refused anyway: stop it there, not at the stall limit
+        enough = int(moved.cycles * (1 + 2 * tolerance)) + 10_000
+
+        def bounded(frames: float) -> list[int]:
+            """The peaks, each at most ``frames`` frames of its stream (a frame buffer: a whole frame) and taken down
+            to a cheaper block-RAM geometry."""
+            out = []
+            for s, m, c in zip(core.fifos, moved.fifo_maxcount, caps):
+                whole = s.node.endswith(FRAME_BUFFER)
+                f = max(int((1 if whole else frames) * s.words_per_frame) + 1, FRAME_FIFO_MIN)
+                d = max(2, min(m + 1, c, f))
+                out.append(d if whole else block_ram_depth(d, s.width, part))
+            return out
+
+        frame_bound = 0.0
+        for frames in FRAME_BOUNDS:
+            depths = bounded(frames)
+            sized = core.run(x, cycle_limit=enough, fifo_depths=depths, reset=True, check=False)
+            if holds(sized):
+                frame_bound = frames
+                break
+        else:  # this pipeline's frame-to-frame variation needs more than a frame somewhere
             depths = [max(2, min(m + 1, c)) for m, c in zip(moved.fifo_maxcount, caps)]
             sized = core.run(x, fifo_depths=depths, reset=True, check=False)
         if not holds(sized):
@@ -511,7 +523,7 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
                                estimate_cycles=est, total_bits=sum(d * s.width for s, d in zip(slots, depths)),
                                frames=len(images_nhwc), sized_run=sized,
                                unbounded_bits=sum(m * s.width for s, m in zip(slots, best.fifo_maxcount)),
-                               frame_bound=frame_bound, bram_rounded=bram_rounded)
+                               frame_bound=frame_bound)
     return set_fifo_depths(model, chosen, part, clk_ns), report
 
 
@@ -573,20 +585,23 @@ DESIGNS = ("dfs", "routed")  # dfs: bit-serial datapaths folded by the pipeline 
 # bit-serial unit, whose accumulator type would need its consumers re-typed)
 FOLDED_UNITS = ("MVAU_rtl", "MVAU_lut")
 SIZING_IMAGES = 24  # real images the build sizes the FIFOs on (their decisions vary frame to frame)
+EMITTED_FIT_ROUNDS = 3  # foldings tried, each with what the sized FIFOs took before kept out of its budget
 
 
-def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = False) -> tuple[object, dict]:
+def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = False,
+                   reserve: dict[str, float] | None = None) -> tuple[object, dict]:
     """The accelerator graph of ``design`` and what the folding says of it. ``dfs``: every gated block's bit-serial
     datapath (``hls.modal.bitserial_datapath``), every node folded by ``hls.pipeline_folding`` (the slowest node's
-    expected cycles per image minimized within the build's budget); ``routed``: the path cores of the build as they
-    were folded, a StreamRoute/StreamMerge per gated block (a debugging aid)."""
+    expected cycles per image minimized within the build's budget, less ``reserve`` where the device would not
+    hold both); ``routed``: the path cores of the build as they were folded, a StreamRoute/StreamMerge per gated
+    block (a debugging aid)."""
     if design == "routed":
         return compose(build_dir), {"design": design}
     if design != "dfs":
         raise FracskipError(f"unknown accelerator design {design!r}; choose one of {', '.join(DESIGNS)}")
     from .pipeline_folding import folded_dfs, throughput_table
 
-    table = throughput_table(build_dir, units=FOLDED_UNITS, progress=progress)
+    table = throughput_table(build_dir, units=FOLDED_UNITS, progress=progress, reserve={"dfs": reserve or {}})
     dfs = table["dfs"]
     model, skipped = folded_dfs(build_dir, dfs["folding"])
     if skipped:  # the fixed-precision bit-serial unit outside the gated blocks: not built by folded_dfs
@@ -597,9 +612,9 @@ def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = 
             "bottleneck_model": dfs["bottleneck"], "bitops_per_image": dfs["bitops_per_image"],
             "resources_estimate": dfs["resources_estimate"], "budget": dfs["budget"], "fits_estimate": dfs["fits"],
             "resources_estimate_inserted": dfs["resources_estimate_inserted"], "fit_rounds": dfs["fit_rounds"],
-            "folding": dfs["folding"], "throughput_table": {k: {kk: vv for kk, vv in v.items() if kk != "folding"}
-                                                            if isinstance(v, dict) and "folding" in v else v
-                                                            for k, v in table.items()}}
+            "folding": dfs["folding"], "fit_reserve": reserve or {},
+            "throughput_table": {k: {kk: vv for kk, vv in v.items() if kk != "folding"}
+                                 if isinstance(v, dict) and "folding" in v else v for k, v in table.items()}}
     return model, info
 
 
@@ -615,10 +630,13 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
                       iface_pe: int = 1, cache_dir: Path | None = None, progress: bool = False) -> dict:
     """``BUILD/accelerator/``, FINN's layout: ``intermediate_models/`` (the composed graph, with FIFOs and HDL, and
     with the FIFOs sized on ``images`` by Verilator), ``report/accelerator.json``. ``images``: (N, C, H, W) uint8
-    pixels, real ones (the sizing depends on their decisions); without them the FIFOs stay unsized."""
+    pixels, real ones (the sizing depends on their decisions); without them the FIFOs stay unsized. Where the
+    sized FIFOs do not fit the device beside the folded nodes, the design is folded again with what they took
+    beyond the folding's figures kept out of its budget (``sized_extra``, up to ``EMITTED_FIT_ROUNDS`` foldings;
+    ``fit_reserve`` in the report)."""
     import time
 
-    from .rtlsim import setup_finn
+    from .rtlsim import finn_estimate, setup_finn
 
     build_dir = Path(build_dir)
     out = build_dir / ACC_DIR
@@ -631,39 +649,59 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     summary = json.loads((build_dir / "summary.json").read_text())
     part, clk = summary["board"]["part"], summary["board"]["clk_ns"]
     setup_finn(out / "finn_tmp", cache_dir)
-    t0 = time.time()
     if iface_pe != 1 and design == "dfs":
         raise FracskipError("the folded accelerator takes its interface PE from the folding: iface_pe must be 1")
-    if design == "routed":
-        model, info = compose(build_dir, iface_pe=iface_pe), {"design": design}
-    else:
-        model, info = compose_design(build_dir, design, progress)
-    model.save(str(im / MODELS[0]))
-    t_compose = time.time() - t0
-    model = to_hw(model, part, clk)
-    model.save(str(im / MODELS[1]))
-    from .rtlsim import finn_estimate
-
-    est = finn_estimate(model)
-    report = {"nodes": len(model.graph.node), **info, "iface_pe": iface_pe,
-              "estimate": {k: (int(v) if isinstance(v, (int, np.integer)) else v) for k, v in est.items()},
-              "inputs": [i.name for i in model.graph.input], "outputs": [o.name for o in model.graph.output],
-              "seconds": {"compose": round(t_compose, 1), "hdl": round(time.time() - t0 - t_compose, 1)}}
-    sized_run = None
-    if images is not None:
+    reserve: dict[str, float] = {}
+    for attempt in range(1, EMITTED_FIT_ROUNDS + 1):
+        t0 = time.time()
+        if design == "routed":
+            model, info = compose(build_dir, iface_pe=iface_pe), {"design": design}
+        else:
+            model, info = compose_design(build_dir, design, progress, reserve)
+        model.save(str(im / MODELS[0]))
+        t_compose = time.time() - t0
+        model = to_hw(model, part, clk)
+        model.save(str(im / MODELS[1]))
+        est = finn_estimate(model)
+        report = {"nodes": len(model.graph.node), **info, "iface_pe": iface_pe,
+                  "estimate": {k: (int(v) if isinstance(v, (int, np.integer)) else v) for k, v in est.items()},
+                  "inputs": [i.name for i in model.graph.input], "outputs": [o.name for o in model.graph.output],
+                  "seconds": {"compose": round(t_compose, 1), "hdl": round(time.time() - t0 - t_compose, 1)},
+                  "fit_attempts": attempt}
+        sized_run = None
+        if images is None:
+            break
         t1 = time.time()
         stream = Host(build_dir).stream(images)
         model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress)
-        model.save(str(im / MODELS[2]))
         report["fifo_sizing"] = sizing.to_dict()
         sized_run = sizing.sized_run
         report["seconds"]["size_fifos"] = round(time.time() - t1, 1)
+        report.update(emitted_fit(model, summary["board"]))
+        more = sized_extra(report, summary["board"]) if design == "dfs" else {}
+        if not more or attempt == EMITTED_FIT_ROUNDS:
+            break
+        # the sized FIFOs do not fit beside the folding: fold again with what they took kept out of its budget
+        reserve = {r: max(reserve.get(r, 0.0), v) for r, v in more.items()}
+        log.info("the emitted accelerator does not fit the device (%s over); folding again with %s reserved for its "
+                 "FIFOs", ", ".join(more), ", ".join(f"{r} {v:.0f}" for r, v in reserve.items()))
+    if sized_run is not None:
+        model.save(str(im / MODELS[2]))
         t2 = time.time()
         report["verified"] = verify_emitted(model, stream, sized_run, cache_dir, progress)
         report["seconds"]["verify"] = round(time.time() - t2, 1)
     report.update(emitted_fit(model, summary["board"]))
     (rep / "accelerator.json").write_text(json.dumps(report, indent=1, default=str))
     return {**report, "sizing_run": sized_run} if sized_run is not None else report
+
+
+def sized_extra(report: dict, board: dict) -> dict[str, float]:
+    """Per resource over the device in an emitted design: what it takes beyond the folding's own figure (nodes,
+    depth-2 FIFOs, width converters), the FIFO depths sizing gave; {} when it fits."""
+    total = report["resources_estimate_emitted"]["total"]
+    folded = report.get("resources_estimate_inserted") or {}
+    return {r: total[r] - folded.get(r, 0.0) for r, v in total.items()
+            if v > board["resources"].get(r, 0) and total[r] > folded.get(r, 0.0)}
 
 
 def emitted_fit(model, board: dict) -> dict:

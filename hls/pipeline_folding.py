@@ -892,16 +892,26 @@ def _designs(build_dir: Path) -> dict:
             "freq": freq, "designs": designs}
 
 
+def budget_with_reserve(budget: dict[str, float], device: dict[str, float],
+                        reserve: dict[str, float] | None) -> dict[str, float]:
+    """The budget, each resource at most what the device leaves beside ``reserve`` (what FIFO sizing added to an
+    emitted design beyond the folding's figures)."""
+    if not reserve:
+        return dict(budget)
+    return {r: min(v, float(device.get(r, 0)) - float(reserve.get(r, 0.0))) for r, v in budget.items()}
+
+
 def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, progress: bool = False,
                      word_max: int | None = None, levers: Levers = Levers(), cache: dict | None = None,
-                     designs: dict | None = None, ladders_out: dict | None = None) -> dict:
+                     designs: dict | None = None, ladders_out: dict | None = None,
+                     reserve: dict[str, dict[str, float]] | None = None) -> dict:
     """The DFS accelerator and the static W2A2, W4A4 and W8A8 pipelines of a build (``fracskip build``, any
     ``--until``), each folded by ``allocate`` on the build's board and budget with the same ``levers`` (every
     matrix-vector unit's weight word at most ``word_max`` bits, if given). FINN must be set up
     (``hls.finn_env.setup``). Keys ``DESIGNS``, each with ``cycles_per_image_model``, ``bitops_per_image``,
     ``resources_est`` and ``fits``; figures are FINN's and fracskip's estimates. ``cache``: FINN's figures of
     nodes, shared between calls; ``designs``: ``_designs(build_dir)``, if already made; ``ladders_out``: gets
-    each design's ladders."""
+    each design's ladders; ``reserve``: per design, resources kept out of its budget (``budget_with_reserve``)."""
     build_dir = Path(build_dir)
     if word_max is not None:
         levers = replace(levers, word_max=word_max)
@@ -918,6 +928,7 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
     cache = {} if cache is None else cache  # stem, ungated blocks and head recur in every design
     uram = board.resources.get("URAM", 0) > 0
     for name, (model, fr, what) in ctx["designs"].items():
+        budget = budget_with_reserve(ctx["budget"], board.resources, (reserve or {}).get(name))
         lads = ladders_of(model, board.part, fr, menu, budget, units, progress, None, cache, levers)
 
         def inserted(alloc, name=name, model=model, lads=lads):

@@ -27,7 +27,8 @@ streams in during an evaluation, and a frame costs ``max(H*W*C/PE, evaluation)``
 
 ``python -m fracskip.hls.ops.gate_rtl [--pe 1 16]`` synthesises the default network's three gate shapes with
 Yosys (``synth_xilinx -family xc7``). Measured (Yosys 0.70): C=16 at 28x28, 32 at 14x14, 64 at 7x7, PE=1:
-1018 / 985 / 1069 LUT, 789 / 795 / 800 FF, 1 BRAM18 and 5 DSP48E1 each; PE=16 adds about 37 LUT per lane.
+980 / 990 / 1026 LUT, 495 / 501 / 506 FF, 1 BRAM18 and 5 DSP48E1 each; PE=16 adds about 39 LUT per lane (with the
+token as one 336-bit word: 1018 / 985 / 1069 LUT, 789 / 795 / 800 FF).
 """
 
 from __future__ import annotations
@@ -398,7 +399,7 @@ _rtl.DFSGate_rtl = DFSGate_rtl
 # Estimates fitted to the Yosys (0.70, synth_xilinx -family xc7) figures of main() for C/HW = 16/784, 32/196,
 # 64/49 at PE 1 and 16: 1018/1671, 985/1542, 1069/1539 LUT; 786-800 FF; 1 BRAM18; 5 DSP48E1 (the pooling
 # multiplier, the MAC, the cell's three products). Estimates, not Vivado figures.
-LUT_BASE, LUT_PER_LANE, DSP_EST = 1025, 37, 5
+LUT_BASE, LUT_PER_LANE, DSP_EST = 999, 39, 5
 
 
 def _weight_rom_bytes(p: spec.IntGateParams) -> int:
