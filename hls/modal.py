@@ -34,9 +34,10 @@ frame of the slowest bit-serial unit at 2 / 4 / 8 bits, 2 weight planes: 50,176 
 56,448 / 225,792 / 903,168 (block 2), against 25,088 and 28,224 for every path core (unfolded); the folding by
 the gates' path frequencies is ``hls/pipeline_folding.py``'s (``folded_dfs`` builds with it). Block 2's graph alone in
 Verilator, frames of 2, 4, 8, 2 bits back to back: 1,408,922 cycles against 1,241,856 for its slowest unit
-(fill and drain of two units in series). Yosys ``synth_xilinx`` of block 2's ModalActivations (PE 1): input
-quantizer (3 / 15 thresholds / bypass, 32 channels) 86 LUT; middle activation (3 / 15 thresholds / requant, 64
-channels) 752 LUT, 2 DSP; add operands (requant x 3) 383 LUT, 4 DSP and 313 LUT, 2 DSP.
+(fill and drain of two units in series). Yosys ``synth_xilinx`` of the default's block 2 ModalActivations (PE
+1, each threshold mode at its own width): input quantizer (3 / 15 thresholds / bypass, 16 channels) 55 LUT; middle
+activation (3 / 15 thresholds / requant, 32 channels) 612 LUT, 4 DSP; add operands (requant x 3) 301 LUT, 4 DSP
+and 248 LUT, 2 DSP.
 """
 
 from __future__ import annotations
