@@ -420,7 +420,7 @@ def block_ram_depth(depth: int, width: int, part: str) -> int:
     """The largest depth in [``BRAM_DEPTH_FLOOR`` * depth, depth] whose fifo.sv memory takes fewer BRAM18 than
     ``depth`` (FINN's fitted cost), else ``depth``; only for a FIFO that fifo.sv builds in block RAM (or UltraRAM,
     which a part without it gets in block RAM). fifo.sv builds a power-of-two memory plus at most one power-of-two
-    part beside it: a frame of 12,544 words plus one takes a 16k-deep memory (8 BRAM18 at 8 bits), 12,288 words
+    part beside it: a frame of 12,544 words plus one takes a 16k-deep memory (8 BRAM18 at 8 bits), 12,289 words
     8k + 4k (6)."""
     from finn.custom_op.fpgadataflow.streamingfifo import _resolve
     from finn.util.basic import is_versal
@@ -454,21 +454,21 @@ def window_fifos(model) -> set[str]:
 
 def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_dir: Path | None = None,
                tolerance: float = 0.03, progress: bool = False):
-    """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame), FINN's simulation-based
-    rule (depth = peak occupancy + 1) with the buffering moved to where it is cheapest: every FIFO at a capacity
+    """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame), FINN's simulation-
+    based rule (depth = peak occupancy + 1) with the buffering moved to where it is cheapest: every FIFO at a capacity
     of two frames of its stream while measured, those behind a sliding window (``window_fifos``) at
-    ``WINDOW_FIFO_DEPTH``, so that frames wait in front of the window generators, unexpanded; then the peak
-    occupancy of each, bounded at the least of ``FRAME_BOUNDS`` (frames of each stream, at least
-    ``FRAME_FIFO_MIN`` words; a gated block's frame buffer always holds a whole frame, or its gate never sees the
-    frame end) and taken down to a cheaper block-RAM geometry (``block_ram_depth``), that runs the same images at
-    the same throughput (within ``tolerance``) as the run it was measured on, else the peaks alone
-    (``frame_bound`` 0), checked likewise. Fed back to back, the FIFOs in front of a slower node fill with images
-    that wait for it; where more buys no throughput, the images wait in the host's buffer instead (the default as
-    folded now: 1.86 Mbit and 122 BRAM18 at one frame, 104,176 cycles per image; 1.23 Mbit and 83 BRAM18 at half a
-    frame, 106,601, against 103,727 measured; the tiny test network's variation needs its peaks; bounding the
-    FIFOs while measuring only moves the waiting images upstream). What holding the window FIFOs short costs in
-    throughput (against every FIFO at two frames) is in the figures, ``unbounded_cycles`` beside ``sized_cycles``.
-    Returns the model with the depths written and its HDL regenerated, and the figures."""
+    ``WINDOW_FIFO_DEPTH``, so that frames wait in front of the window generators, unexpanded; then the peak occupancy
+    of each, bounded at the least of ``FRAME_BOUNDS`` (frames of each stream, at least ``FRAME_FIFO_MIN`` words; a
+    gated block's frame buffer always holds a whole frame, or its gate never sees the frame end) and taken down to a
+    cheaper block-RAM geometry (``block_ram_depth``), that runs the same images at the same throughput (within
+    ``tolerance``) as the run it was measured on, else the peaks alone (``frame_bound`` 0), checked likewise. Fed back
+    to back, the FIFOs in front of a slower node fill with images that wait for it; where more buys no throughput, the
+    images wait in the host's buffer instead (the default as folded now: 1.86 Mbit and 122 BRAM18 at one frame,
+    104,176 cycles per image; 1.23 Mbit and 83 BRAM18 at half a frame, 106,601, against 103,727 measured; the tiny
+    test network's variation needs its peaks; bounding the FIFOs while measuring only moves the waiting images
+    upstream). What holding the window FIFOs short costs in throughput (against every FIFO at two frames) is in the
+    figures, ``unbounded_cycles`` beside ``sized_cycles``. Returns the model with the depths written and its HDL
+    regenerated, and the figures."""
     from . import ops  # noqa: F401
     from .rtlsim import RTLSimCore, set_fifo_depths
 
