@@ -410,7 +410,7 @@ class AcceleratorSizing:
 
 
 WINDOW_FIFO_DEPTH = 32  # a FIFO fed by a sliding window: one SRL32 per bit, enough for the unit behind it
-FRAME_FIFO_MIN = 64  # the one-frame bound's floor: token streams carry a word per frame in flight
+FRAME_FIFO_MIN = 64  # the bound's floor: a token stream's frame is a word (a gate's state, 21), several in flight
 FRAME_BUFFER = "_framebuf"  # a gated block's input held for its decision: a whole frame, or the gate never sees it
 FRAME_BOUNDS = (0.5, 1.0)  # the depth bounds tried, in frames of each stream, the least memory first
 BRAM_DEPTH_FLOOR = 0.85  # a FIFO goes this far below its depth for a cheaper block-RAM geometry
