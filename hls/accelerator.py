@@ -670,6 +670,7 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
                   "fit_attempts": attempt}
         sized_run = None
         if images is None:
+            report.update(emitted_fit(model, summary["board"]))
             break
         t1 = time.time()
         stream = Host(build_dir).stream(images)
@@ -690,7 +691,6 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
         t2 = time.time()
         report["verified"] = verify_emitted(model, stream, sized_run, cache_dir, progress)
         report["seconds"]["verify"] = round(time.time() - t2, 1)
-    report.update(emitted_fit(model, summary["board"]))
     (rep / "accelerator.json").write_text(json.dumps(report, indent=1, default=str))
     return {**report, "sizing_run": sized_run} if sized_run is not None else report
 
@@ -700,8 +700,8 @@ def sized_extra(report: dict, board: dict) -> dict[str, float]:
     depth-2 FIFOs, width converters), the FIFO depths sizing gave; {} when it fits."""
     total = report["resources_estimate_emitted"]["total"]
     folded = report.get("resources_estimate_inserted") or {}
-    return {r: total[r] - folded.get(r, 0.0) for r, v in total.items()
-            if v > board["resources"].get(r, 0) and total[r] > folded.get(r, 0.0)}
+    return {r: v - folded.get(r, 0.0) for r, v in total.items()
+            if v > board["resources"].get(r, 0) and v > folded.get(r, 0.0)}
 
 
 def emitted_fit(model, board: dict) -> dict:

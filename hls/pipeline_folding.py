@@ -916,7 +916,7 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
     if word_max is not None:
         levers = replace(levers, word_max=word_max)
     ctx = designs or _designs(build_dir)
-    board, budget, menu, freq = ctx["board"], ctx["budget"], ctx["menu"], ctx["freq"]
+    board, menu, freq = ctx["board"], ctx["menu"], ctx["freq"]
     out = {"board": board.name, "budget_fraction": ctx["budget_fraction"], "units": list(units),
            "weight_word_max": levers.word_max, "levers": levers.__dict__,
            "calibration": {f"block{b}": f["p"] for b, f in freq.items()},

@@ -7,8 +7,8 @@
 //           [d, h_0 .. h_{H-1}, c_0 .. c_{H-1}] (d is ignored here).
 //   out0_V  this gate's token: [d, h'_0 .. h'_{H-1}, c'_0 .. c'_{H-1}] (int16 words, h' sign-extended) when
 //           STATE_OUT = 1, else [d] alone.
-// The tokens move a word per cycle: a 336-bit token word cost every FIFO and fork on its way 336 LUTs, and the
-// 2H cycles it takes to read a state are nothing beside an evaluation.
+// The tokens move a word per cycle: a 336-bit token word cost every FIFO on its way 344 LUTs, and the 2H cycles
+// it takes to read a state are nothing beside an evaluation.
 //
 // Datapath: per lane a read-modify-write pool-sum memory, two banks (the next frame accumulates while the
 // previous one is evaluated); then one multiply-accumulate per cycle through
