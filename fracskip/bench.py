@@ -38,8 +38,11 @@ from .outdir import fresh
 log = logging.getLogger(__name__)
 
 BOARD = "Pynq-Z2"
-FULL = {"eval_images": None, "golden_images": 1000, "until": "hdl", "rtl_images": 200, "sizing_images": 24}
-QUICK = {"eval_images": 1000, "golden_images": 8, "until": "estimates", "rtl_images": 0, "sizing_images": 0}
+# static_rtl_images: a static pipeline's cycles do not depend on the image; enough to check its logits and spacing
+FULL = {"eval_images": None, "golden_images": 1000, "until": "hdl", "rtl_images": 200, "sizing_images": 24,
+        "baselines": True, "synth": True, "static_rtl_images": 50}
+QUICK = {"eval_images": 1000, "golden_images": 8, "until": "estimates", "rtl_images": 0, "sizing_images": 0,
+         "baselines": False, "synth": False, "static_rtl_images": 0}
 STATIC_ROWS = {"static_W2A2": "static W2A2", "static_W4A4": "static W4A4", "static_W8A8": "static W8A8"}
 
 
@@ -93,10 +96,12 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
     if plan["sizing_images"]:
         kw["accelerator_images"] = plan["sizing_images"]
     bdir = out / f"build-{BOARD}"
-    s = build(out / "export", bdir, BuildConfig(board=BOARD, until=plan["until"], workers=workers, **kw),
+    s = build(out / "export", bdir, BuildConfig(board=BOARD, until=plan["until"], workers=workers,
+                                                baselines=plan["baselines"], synth=plan["synth"], **kw),
               progress=progress)
     fig["build"] = {"board": BOARD, "until": plan["until"], "wall_s": round(time.time() - t, 1),
-                    "time_s": s["time_s"], "cores": len(s["cores"]), "accelerator": s.get("accelerator")}
+                    "time_s": s["time_s"], "cores": len(s["cores"]), "accelerator": s.get("accelerator"),
+                    "baselines": s.get("baselines")}
 
     fig["rtlsim"] = None
     if plan["rtl_images"]:
@@ -110,17 +115,28 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
                               "cycles_per_image_model_mean_these_images",
                               "latency_cycles", "sim_images_per_s", "sim_images_per_cpu_s", "verilate_s", "path_use")
 
+    fig["rtlsim_static"] = {}
+    for name in (s.get("baselines") or {}) if plan["static_rtl_images"] else ():
+        stage(f"rtlsim {name}", f"fracskip simulate BUILD --backend rtlsim --design {name}")
+        rtl = test.subset(plan["static_rtl_images"])
+        res, _ = simulate(bdir, "rtlsim", rtl.images.numpy(), rtl.labels.numpy(), progress=progress, design=name)
+        fig["rtlsim_static"][name] = _pick(res, "n", "bit_exact_pct", "logits_max_abs_diff", "accuracy",
+                                           "torch_accuracy", "argmax_agreement_pct", "cycles_per_image_measured",
+                                           "cycles_per_image_model", "measured_vs_model", "sim_images_per_s")
+
     stage("throughput", "hls.pipeline_folding on the build, every design on the same budget")
-    fig["throughput"] = throughput(bdir, resolve(checkpoint), fig["model"], fig["rtlsim"])
+    fig["throughput"] = throughput(bdir, resolve(checkpoint), fig["model"], fig["rtlsim"], fig["rtlsim_static"])
     fig["wall_s"] = round(time.time() - t_all, 1)
     (out / "bench.json").write_text(json.dumps(fig, indent=1))
     return fig
 
 
-def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | None) -> dict:
-    """``pipeline_folding.throughput_table`` of the build, one entry per design with its accuracy and, for DFS,
-    the Verilator figures; ``claim``: DFS against every static network at least as accurate, judged only on
-    accuracies of the same test images."""
+def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | None,
+               rtlsim_static: dict | None = None) -> dict:
+    """``pipeline_folding.throughput_table`` of the build, one entry per design with its accuracy and, where the
+    build emitted it, its Verilator figures and Yosys resources (``fits``: by them, else by the estimates);
+    ``claim``: DFS against every static network at least as accurate, judged only on accuracies of the same test
+    images."""
     from .hls import finn_env
     from .hls.pipeline_folding import throughput_table
 
@@ -140,26 +156,43 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
         acc[name] = (r["accuracy"], r["n"], "compare.json beside the checkpoint") if r else (None, None, None)
     out = {"board": table["board"], "budget_fraction": table["budget_fraction"], "clock_mhz": clk_hz / 1e6,
            "note": table["note"]}
+    summary = json.loads((build_dir / "summary.json").read_text())
+    emitted = {"dfs": summary.get("accelerator") or {}, **(summary.get("baselines") or {})}
+    measured_on = {"dfs": rtlsim, **(rtlsim_static or {})}
     for name in ("dfs", *STATIC_ROWS):
-        d = table[name]
-        measured = rtlsim["cycles_per_image_measured"] if name == "dfs" and rtlsim else None
+        d, e, r = table[name], emitted.get(name) or {}, measured_on.get(name)
+        # an emitted design was folded with the units the accelerator builds (no fixed-precision bit-serial unit
+        # outside the gated blocks): its own folding's figure is the one its measurement is held to
+        model_cycles = e.get("cycles_per_image_model", d["cycles_per_image_model"])
+        measured = r["cycles_per_image_measured"] if r else None
+        synth = e.get("resources_synth")
         out[name] = {
             "accuracy": acc[name][0], "accuracy_images": acc[name][1], "accuracy_from": acc[name][2],
             "bitops_per_image": d["bitops_per_image"],
-            "cycles_per_image_model": d["cycles_per_image_model"],
-            "images_per_s_model": clk_hz / d["cycles_per_image_model"],
+            "cycles_per_image_model": model_cycles,
+            "model_from": "the emitted design's folding" if e else "the throughput table's folding (not emitted)",
+            "images_per_s_model": clk_hz / model_cycles,
             "cycles_per_image_measured": measured,
+            "measured_on_images": r["n"] if r else None,
             "images_per_s_measured": clk_hz / measured if measured else None,
             "resources_est": d["resources_est"], "resources_est_inserted": d["resources_estimate_inserted"],
-            "resources_synth": d.get("resources_synth"), "fits": d["fits"]}
+            "resources_synth": synth,
+            "fits": e["fits_device_synth"] if synth else d["fits"],
+            "fits_from": "Yosys of the emitted HDL against the device" if synth else
+                         "the folding's estimates against the budget"}
+        if "resources_estimate_emitted" in e:
+            out[name]["resources_est_emitted"] = e["resources_estimate_emitted"]["total"]
+            out[name]["fits_device_emitted"] = e["fits_device_estimate_emitted"]
     dfs = out["dfs"]
-    emitted = json.loads((build_dir / "summary.json").read_text()).get("accelerator") or {}
-    if "resources_estimate_emitted" in emitted:  # the static pipelines are not emitted: their FIFOs are not sized
-        dfs["resources_est_emitted"] = emitted["resources_estimate_emitted"]["total"]
-        dfs["fits_device_emitted"] = emitted["fits_device_estimate_emitted"]
     out["claim"] = {
         "speedup_model": {n: out[n]["cycles_per_image_model"] / dfs["cycles_per_image_model"] for n in STATIC_ROWS},
         "bitops_ratio": {n: out[n]["bitops_per_image"] / dfs["bitops_per_image"] for n in STATIC_ROWS}}
+    if all(out[n]["cycles_per_image_measured"] for n in ("dfs", *STATIC_ROWS)):
+        sp = {n: out[n]["cycles_per_image_measured"] / dfs["cycles_per_image_measured"] for n in STATIC_ROWS}
+        out["claim"]["speedup_measured"] = sp
+        # the issue's bar: at least 85 % of the BitOPs ratio, the limit of a datapath whose cycles follow BitOPs
+        out["claim"]["speedup_measured_over_bitops_ratio"] = {n: sp[n] / out["claim"]["bitops_ratio"][n]
+                                                              for n in STATIC_ROWS}
     if any(out[n]["accuracy_images"] != dfs["accuracy_images"] for n in STATIC_ROWS):
         out["claim"]["statics_at_least_as_accurate"] = None
         out["claim"]["dfs_faster_than_every_peer_model"] = None

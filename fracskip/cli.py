@@ -107,7 +107,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
     split = D.load(a.dataset, "test", a.data, a.limit)
     res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size,
-                      progress=not a.json, graphs=a.graphs or "finn")
+                      progress=not a.json, graphs=a.graphs or "finn", design=a.design)
     if a.json:
         print(json.dumps(res))
     else:
@@ -190,7 +190,7 @@ def cmd_build(a: argparse.Namespace) -> int:
 
     cfg = BuildConfig(board=a.board, until=a.until, target_fps=a.target_fps, budget=a.budget, workers=a.workers,
                       calibration_images=a.calibration, data_dir=a.data, size_fifos=a.size_fifos, mvau=a.mvau,
-                      accelerator=not a.per_core)
+                      accelerator=not a.per_core, baselines=a.baselines, synth=a.synth)
     s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
     t = s["totals"]
     print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}")
@@ -213,6 +213,14 @@ def cmd_build(a: argparse.Namespace) -> int:
         t = r["resources_estimate_emitted"]["total"]
         print(f"  as emitted, FIFOs and width converters included: LUT {t['LUT']:.0f}, BRAM_18K {t['BRAM_18K']:.0f}, "
               f"DSP {t['DSP']:.0f} (FINN's estimates) -> {fit} the device")
+    for name, r in (("accelerator", s.get("accelerator")), *(s.get("baselines") or {}).items()):
+        if name != "accelerator":
+            print(f"  {name} ({r['nodes']} nodes): {r['cycles_per_image_model']:.0f} cycles per image expected, "
+                  f"{r['cycles_per_image_emitted']:.0f} measured as emitted")
+        if r and "resources_synth" in r:
+            y = r["resources_synth"]
+            print(f"    Yosys of the emitted HDL: LUT {y['LUT']}, FF {y['FF']}, BRAM_18K {y['BRAM_18K']}, DSP {y['DSP']} "
+                  f"-> {'fits' if r['fits_device_synth'] else 'DOES NOT FIT'} the device ({r['synth_report']})")
     if "bitstream" in s:
         print(f"  bitstream: {a.output}/{s['bitstream']['bitfile']}; deployment package: {a.output}/"
               f"{s['bitstream']['package']}")
@@ -390,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="dataset folder")
     s.add_argument("--limit", type=int, default=1000, help="first N test images (default 1000)")
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--design", default="dfs", choices=("dfs", "static_W2A2", "static_W4A4", "static_W8A8"),
+                   help="rtlsim: which accelerator of the build (the static ones: `fracskip build --baselines`)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_simulate)
 
@@ -408,6 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", help="dataset folder for calibration")
     b.add_argument("--per-core", action="store_true",
                    help="only the cores (the host runs one at a time), not the whole-network accelerator")
+    b.add_argument("--baselines", action="store_true",
+                   help="also emit the static W2A2/W4A4/W8A8 pipelines, folded on the same budget, FIFOs sized in "
+                        "Verilator (BUILD/baselines/; `fracskip simulate BUILD --backend rtlsim --design "
+                        "static_W4A4` runs one)")
+    b.add_argument("--synth", action="store_true",
+                   help="Yosys (synth_xilinx, xc7) of the emitted HDL node by node: synthesized LUT/FF/BRAM/DSP "
+                        "and fit in summary.json (a few minutes; cached by node)")
     b.add_argument("--size-fifos", action="store_true",
                    help="after HDL, size every core's FIFOs by Verilator simulation (needed by --backend rtlsim)")
     b.add_argument("--mvau", default="lut", choices=("lut", "dsp", "hls"),

@@ -61,7 +61,8 @@ DESIGNS = {"dfs": "DFS", "static_W2A2": "static W2A2", "static_W4A4": "static W4
 
 def throughput_plot(table: dict, path: Path) -> None:
     """Images per second at the board clock of the DFS accelerator and the static pipelines on the same budget
-    (``fracskip bench``'s "throughput"): the folding model's, and DFS's as measured in Verilator when it was."""
+    (``fracskip bench``'s "throughput"): the folding model's, and each design's as measured in Verilator where it
+    was emitted and measured."""
     names = [n for n in DESIGNS if n in table]
     fig, ax = plt.subplots(figsize=(6, 3), dpi=120)
     model = [table[n]["images_per_s_model"] for n in names]
@@ -97,8 +98,14 @@ def throughput_rows(table: dict) -> dict:
                             + (f" · measured {measured:,.0f} img/s" if measured else "")
                             + f" · LUT {r['LUT']:,.0f} BRAM18 {r['BRAM_18K']:.0f} DSP {r['DSP']:.0f} (estimates, "
                             "with the width converters and FIFOs FINN inserts)"
-                            + f" · fits {d['fits']}")
+                            + (f" · Yosys LUT {y['LUT']:,.0f} FF {y['FF']:,.0f} BRAM18 {y['BRAM_18K']:.0f} "
+                               f"DSP {y['DSP']:.0f}" if (y := d.get("resources_synth")) else "")
+                            + f" · fits {d['fits']} ({d.get('fits_from', 'estimates')})")
     c = table["claim"]
+    if "speedup_measured" in c:
+        rows["DFS's speedup, measured (of the BitOPs ratio)"] = " · ".join(
+            f"{DESIGNS[n]} {v:.2f}x ({100 * c['speedup_measured_over_bitops_ratio'][n]:.0f} %)"
+            for n, v in c["speedup_measured"].items())
     rows["DFS faster than every static network at least as accurate"] = (
         c["dfs_faster_than_every_peer_model"] if c["dfs_faster_than_every_peer_model"] is not None else c["why_none"])
     return rows

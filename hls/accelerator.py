@@ -579,8 +579,12 @@ def run_python_batch(model, stream: np.ndarray) -> AcceleratorRun:
 
 
 ACC_DIR = "accelerator"
+BASELINES_DIR = "baselines"  # BUILD/baselines/<design>/: a static pipeline emitted as the accelerator is
 MODELS = ("step_accelerator_compose.onnx", "step_accelerator_hw.onnx", "step_accelerator_size_fifos.onnx")
-DESIGNS = ("dfs", "routed")  # dfs: bit-serial datapaths folded by the pipeline allocator; routed: K path cores each
+STATIC = ("static_W2A2", "static_W4A4", "static_W8A8")  # hls.baselines: every block at one width, one pipeline
+# dfs: bit-serial datapaths folded by the pipeline allocator; routed: K path cores each (a debugging aid);
+# STATIC: the baselines, folded by the same allocator on the same budget
+DESIGNS = ("dfs", "routed", *STATIC)
 # the units of the MVAU layers outside the gated blocks: folded_dfs builds these (not the fixed-precision
 # bit-serial unit, whose accumulator type would need its consumers re-typed)
 FOLDED_UNITS = ("MVAU_rtl", "MVAU_lut")
@@ -588,31 +592,45 @@ SIZING_IMAGES = 24  # real images the build sizes the FIFOs on (their decisions 
 EMITTED_FIT_ROUNDS = 3  # foldings tried, each with what the sized FIFOs took before kept out of its budget
 
 
+def design_dir(build_dir: str | Path, design: str = "dfs") -> Path:
+    """Where a design's accelerator goes: ``BUILD/accelerator/`` (dfs, routed), ``BUILD/baselines/<design>/``."""
+    if design not in DESIGNS:
+        raise FracskipError(f"unknown accelerator design {design!r}; choose one of {', '.join(DESIGNS)}")
+    return Path(build_dir) / (BASELINES_DIR + "/" + design if design in STATIC else ACC_DIR)
+
+
+def static_bits(design: str) -> int:
+    """static_W4A4 -> 4."""
+    return int(design.split("W")[1].split("A")[0])
+
+
 def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = False,
                    reserve: dict[str, float] | None = None) -> tuple[object, dict]:
     """The accelerator graph of ``design`` and what the folding says of it. ``dfs``: every gated block's bit-serial
     datapath (``hls.modal.bitserial_datapath``), every node folded by ``hls.pipeline_folding`` (the slowest node's
     expected cycles per image minimized within the build's budget, less ``reserve`` where the device would not
-    hold both); ``routed``: the path cores of the build as they were folded, a StreamRoute/StreamMerge per gated
-    block (a debugging aid)."""
+    hold both); a static design (``STATIC``): ``hls.baselines.compose_static`` folded the same way on the same
+    budget, its row of the same table; ``routed``: the path cores of the build as they were folded, a
+    StreamRoute/StreamMerge per gated block (a debugging aid)."""
     if design == "routed":
         return compose(build_dir), {"design": design}
-    if design != "dfs":
-        raise FracskipError(f"unknown accelerator design {design!r}; choose one of {', '.join(DESIGNS)}")
-    from .pipeline_folding import folded_dfs, throughput_table
+    design_dir(build_dir, design)  # refuses an unknown design
+    from .pipeline_folding import _designs, folded_design, throughput_table
 
-    table = throughput_table(build_dir, units=FOLDED_UNITS, progress=progress, reserve={"dfs": reserve or {}})
-    dfs = table["dfs"]
-    model, skipped = folded_dfs(build_dir, dfs["folding"])
-    if skipped:  # the fixed-precision bit-serial unit outside the gated blocks: not built by folded_dfs
-        raise FracskipError(f"the folding puts {skipped} on the fixed-precision bit-serial unit, which folded_dfs "
-                            "does not build: the accelerator would not be the folding's design")
-    info = {"design": design, "units": list(FOLDED_UNITS), "cycles_per_image_model": dfs["cycles_per_image_model"],
-            "cycles_per_image_model_stagewise": dfs["cycles_per_image_model_stagewise"],
-            "bottleneck_model": dfs["bottleneck"], "bitops_per_image": dfs["bitops_per_image"],
-            "resources_estimate": dfs["resources_estimate"], "budget": dfs["budget"], "fits_estimate": dfs["fits"],
-            "resources_estimate_inserted": dfs["resources_estimate_inserted"], "fit_rounds": dfs["fit_rounds"],
-            "folding": dfs["folding"], "fit_reserve": reserve or {},
+    ctx = _designs(Path(build_dir))
+    if design != "dfs":  # the DFS report keeps the whole table; a baseline needs its own row only
+        ctx["designs"] = {design: ctx["designs"][design]}
+    table = throughput_table(build_dir, units=FOLDED_UNITS, progress=progress, designs=ctx,
+                             reserve={design: reserve or {}})
+    row = table[design]
+    # folded_design refuses a node put on the fixed-precision bit-serial unit: FOLDED_UNITS have none
+    model = folded_design(build_dir, design, row["folding"], None if design == "dfs" else ctx["designs"][design][0])
+    info = {"design": design, "units": list(FOLDED_UNITS), "cycles_per_image_model": row["cycles_per_image_model"],
+            "cycles_per_image_model_stagewise": row["cycles_per_image_model_stagewise"],
+            "bottleneck_model": row["bottleneck"], "bitops_per_image": row["bitops_per_image"],
+            "resources_estimate": row["resources_estimate"], "budget": row["budget"], "fits_estimate": row["fits"],
+            "resources_estimate_inserted": row["resources_estimate_inserted"], "fit_rounds": row["fit_rounds"],
+            "folding": row["folding"], "fit_reserve": reserve or {},
             "throughput_table": {k: {kk: vv for kk, vv in v.items() if kk != "folding"}
                                  if isinstance(v, dict) and "folding" in v else v for k, v in table.items()}}
     return model, info
@@ -628,8 +646,9 @@ def sizing_images(build_dir: str | Path, n: int = SIZING_IMAGES) -> np.ndarray:
 
 def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, design: str = "dfs",
                       iface_pe: int = 1, cache_dir: Path | None = None, progress: bool = False) -> dict:
-    """``BUILD/accelerator/``, FINN's layout: ``intermediate_models/`` (the composed graph, with FIFOs and HDL, and
-    with the FIFOs sized on ``images`` by Verilator), ``report/accelerator.json``. ``images``: (N, C, H, W) uint8
+    """``BUILD/accelerator/`` (a static baseline: ``BUILD/baselines/<design>/``), FINN's layout:
+    ``intermediate_models/`` (the composed graph, with FIFOs and HDL, and with the FIFOs sized on ``images`` by
+    Verilator), ``report/accelerator.json``. ``images``: (N, C, H, W) uint8
     pixels, real ones (the sizing depends on their decisions); without them the FIFOs stay unsized. Where the
     sized FIFOs do not fit the device beside the folded nodes, the design is folded again with what they took
     beyond the folding's figures kept out of its budget (``sized_extra``, up to ``EMITTED_FIT_ROUNDS`` foldings;
@@ -639,12 +658,12 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     from .rtlsim import finn_estimate, setup_finn
 
     build_dir = Path(build_dir)
-    out = build_dir / ACC_DIR
+    out = design_dir(build_dir, design)
     im, rep = out / "intermediate_models", out / "report"
     for name in MODELS:  # a graph of an earlier run must not pass for this one's
         (im / name).unlink(missing_ok=True)
     im.mkdir(parents=True, exist_ok=True)
-    rep.mkdir(exist_ok=True)
+    rep.mkdir(parents=True, exist_ok=True)
     (rep / "accelerator.json").unlink(missing_ok=True)
     summary = json.loads((build_dir / "summary.json").read_text())
     part, clk = summary["board"]["part"], summary["board"]["clk_ns"]
@@ -679,7 +698,7 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
         sized_run = sizing.sized_run
         report["seconds"]["size_fifos"] = round(time.time() - t1, 1)
         report.update(emitted_fit(model, summary["board"]))
-        more = sized_extra(report, summary["board"]) if design == "dfs" else {}
+        more = sized_extra(report, summary["board"]) if design != "routed" else {}
         if not more or attempt == EMITTED_FIT_ROUNDS:
             break
         # the sized FIFOs do not fit beside the folding: fold again with what they took kept out of its budget
@@ -728,11 +747,11 @@ def verify_emitted(model, stream: np.ndarray, sized_run, cache_dir: Path | None 
     return {"images": len(stream), "cycles_per_image": res.cycles_per_frame, "latency_cycles": res.latency}
 
 
-def accelerator_model(build_dir: str | Path):
+def accelerator_model(build_dir: str | Path, design: str = "dfs"):
     """The newest accelerator graph of a build (sized if it was)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    im = Path(build_dir) / ACC_DIR / "intermediate_models"
+    im = design_dir(build_dir, design) / "intermediate_models"
     for name in reversed(MODELS[1:]):
         if (im / name).is_file():
             return ModelWrapper(str(im / name))
@@ -740,15 +759,17 @@ def accelerator_model(build_dir: str | Path):
                         "`python -m fracskip.hls.accelerator BUILD`")
 
 
-def accelerator_report(build_dir: str | Path) -> dict:
-    path = Path(build_dir) / ACC_DIR / "report" / "accelerator.json"
+def accelerator_report(build_dir: str | Path, design: str = "dfs") -> dict:
+    path = design_dir(build_dir, design) / "report" / "accelerator.json"
     if not path.is_file():
-        raise FracskipError(f"{path} missing: the build has no accelerator")
+        hint = ("`fracskip build --baselines` emits the static pipelines" if design in STATIC else
+                "build one with `fracskip build` (--until hdl)")
+        raise FracskipError(f"{path} missing: the build has no {design} accelerator; {hint}")
     return json.loads(path.read_text())
 
 
-def has_accelerator(build_dir: str | Path) -> bool:
-    return (Path(build_dir) / ACC_DIR / "report" / "accelerator.json").is_file()
+def has_accelerator(build_dir: str | Path, design: str = "dfs") -> bool:
+    return (design_dir(build_dir, design) / "report" / "accelerator.json").is_file()
 
 
 def _children_cpu() -> float:
@@ -759,19 +780,21 @@ def _children_cpu() -> float:
 
 
 def rtlsim(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
-           cache_dir: Path | None = None, progress: bool = False, python_images: int = 0) -> dict:
+           cache_dir: Path | None = None, progress: bool = False, python_images: int = 0, design: str = "dfs") -> dict:
     """``rtlsim_run``'s figures alone: what ``fracskip simulate BUILD --backend rtlsim --json`` prints and the bench
     records."""
-    return rtlsim_run(build_dir, images, labels, cache_dir, progress, python_images)[0]
+    return rtlsim_run(build_dir, images, labels, cache_dir, progress, python_images, design)[0]
 
 
 def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
-               cache_dir: Path | None = None, progress: bool = False,
-               python_images: int = 0) -> tuple[dict, AcceleratorRun]:
+               cache_dir: Path | None = None, progress: bool = False, python_images: int = 0,
+               design: str = "dfs") -> tuple[dict, AcceleratorRun]:
     """The accelerator of a build in Verilator as one model, ``images`` ((N, C, H, W) uint8) streamed back to
     back, against goldens independent of the RTL: the numpy controller on the exported graphs (decisions and
     logits, float32 for float32), the PyTorch model (decisions, float64) and, on the first ``python_images``
-    images, FINN's python execution of the same accelerator graph (head integers and decisions).
+    images, FINN's python execution of the same accelerator graph (head integers and decisions). A static baseline
+    (``design`` in ``STATIC``, ``BUILD/baselines/<design>/``) has no decisions: its goldens are the controller and
+    the torch model with every gated block forced to its width.
 
     Returns ``n``, ``bit_exact_pct`` (images whose logits and decisions equal the controller's, bit for bit),
     ``decisions_match_pct`` (vs the controller), ``decisions_match_torch_pct``, ``accuracy`` (with ``labels``),
@@ -788,11 +811,11 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     from .rtlsim import RTLSimCore, setup_finn
 
     build_dir = Path(build_dir)
-    info = accelerator_report(build_dir)
-    setup_finn(build_dir / ACC_DIR / "finn_tmp", cache_dir)
+    info = accelerator_report(build_dir, design)
+    setup_finn(design_dir(build_dir, design) / "finn_tmp", cache_dir)
     from . import ops  # noqa: F401
 
-    model = accelerator_model(build_dir)
+    model = accelerator_model(build_dir, design)
     host = Host(build_dir)
     x = host.stream(images)
     t0 = time.time()
@@ -805,11 +828,18 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         est = sim.estimate
     cpu_sim = _children_cpu() - cpu0  # its whole life (model construction included), counted once it has ended
     man = Manifest.load(build_dir / "export")
-    ctl_logits, trace = Controller(man, QONNXBackend(man, progress=False)).run(images)
-    torch_logits, torch_choices = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"])), exact=True).reference(images)
+    bits = static_bits(design) if design in STATIC else None
+    ctl_logits, trace = Controller(man, QONNXBackend(man, progress=False)).run(images, bits=bits)
+    torch = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"])), exact=True)
+    if bits is None:
+        torch_logits, torch_choices = torch.reference(images)
+    else:
+        torch_logits, torch_trace = Controller(man, torch).run(images, bits=bits)
+        torch_choices = torch_trace.choices
     logits = host.logits(rtl.head_out)
     n = len(images)
-    dec_ok = (rtl.decisions == trace.choices).all(axis=1)
+    # a static pipeline decides nothing (it has no decision output): its logits alone are held to the golden
+    dec_ok = (rtl.decisions == trace.choices).all(axis=1) if bits is None else np.ones(n, bool)
     exact = dec_ok & (logits.astype(np.float32) == ctl_logits.astype(np.float32)).all(axis=1)
     model_cycles = info.get("cycles_per_image_model")
     from .pipeline_folding import decision_frequencies, frame_sequence_cycles, pipeline_cycles
@@ -819,13 +849,15 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     these, these_node = pipeline_cycles(model, decision_frequencies(trace.choices, man), list(man.bit_menu))
     sequence, sequence_latency = frame_sequence_cycles(model, trace.choices, man)
     res = {
-        "backend": "rtlsim", "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images "
-                                     "back to back",
-        "golden": "numpy controller on the exported graphs (logits, decisions); torch float64 (decisions)",
+        "backend": "rtlsim", "design": design,
+        "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images back to back",
+        "golden": "numpy controller on the exported graphs (logits, decisions); torch float64 (decisions)"
+                  + ("" if bits is None else f"; every gated block forced to {bits} bits"),
         "n": n,
         "bit_exact_pct": 100.0 * float(exact.mean()),
-        "decisions_match_pct": 100.0 * float(dec_ok.mean()),
-        "decisions_match_torch_pct": 100.0 * float((rtl.decisions == torch_choices).all(axis=1).mean()),
+        "decisions_match_pct": 100.0 * float(dec_ok.mean()) if bits is None else None,
+        "decisions_match_torch_pct": 100.0 * float((rtl.decisions == torch_choices).all(axis=1).mean())
+        if bits is None else None,
         "logits_max_abs_diff": float(np.abs(logits - ctl_logits).max()),
         "accuracy": None if labels is None else float((logits.argmax(1) == np.asarray(labels)).mean()),
         "torch_accuracy": None if labels is None else float((torch_logits.argmax(1) == np.asarray(labels)).mean()),
@@ -889,8 +921,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.simulate:
         calib = json.loads((build_dir / "calibration.json").read_text())
         test = D.load(calib["dataset"], "test", None, args.simulate)
-        print(json.dumps(rtlsim(build_dir, test.images.numpy(), test.labels.numpy(), python_images=args.python),
-                         indent=1, default=str))
+        print(json.dumps(rtlsim(build_dir, test.images.numpy(), test.labels.numpy(), python_images=args.python,
+                                design=args.design), indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ BUILD_DIR/
                       rtlsim` runs it; with --until bitstream (Vivado, Vitis HLS; v++ for Alveo) FINN's
                       own steps after the HDL add stitched_ip/, bitfile/ and the post-synthesis reports
                       (hls/shell.py)
+  baselines/<design>/ (--baselines) the static W2A2/W4A4/W8A8 pipelines (hls/baselines.py), each emitted as the
+                      accelerator is: folded by the same allocator on the same budget, FIFOs sized in Verilator;
+                      `fracskip simulate BUILD --backend rtlsim --design static_W4A4` runs one
+                      (--synth) report/synth.json beside each report/accelerator.json: Yosys of the emitted HDL,
+                      node by node (hls/synth/hdl.py), and whether it fits the device by those figures
   deploy/             (--until bitstream) the deployment package: FINN's bitfile/ and driver/, fracskip's host
                       side (hls/deploy_package.py); `fracskip deploy BUILD/deploy` runs it on the board
   summary.json        written last: per core layers, resources and cycles; totals against the board;
@@ -84,6 +89,12 @@ class BuildConfig:
     # run one at a time by the host (the per-core mode, a debugging aid)
     accelerator: bool = True
     accelerator_images: int = 24  # calibration-split images the accelerator's FIFOs are sized on
+    # the static W2A2/W4A4/W8A8 pipelines (hls/baselines.py) emitted beside the accelerator as it is: folded on
+    # the same budget, FIFOs sized in Verilator, into baselines/<design>/ (what the bench measures them on)
+    baselines: bool = False
+    # Yosys of the emitted HDL, node by node (hls/synth/hdl.py): the accelerator's (and the baselines') synthesized
+    # LUT/FF/BRAM/DSP and whether they fit the device by them
+    synth: bool = False
 
     def __post_init__(self) -> None:
         if self.until not in UNTIL:
@@ -96,6 +107,10 @@ class BuildConfig:
             raise FracskipError(f"--budget is a fraction of the device in (0, 1], got {self.budget}")
         if self.workers < 1:
             raise FracskipError("--workers must be at least 1")
+        for flag, on in (("--baselines", self.baselines), ("--synth", self.synth)):
+            if on and (not self.accelerator or self.until == "estimates"):
+                raise FracskipError(f"{flag} works on the emitted accelerator: use it with --until hdl (or "
+                                    "bitstream) and without --per-core")
 
 
 def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool = False,
@@ -175,6 +190,19 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
         t_acc = time.time()
         summary["accelerator"] = _accelerator(out, cfg, progress)
         summary["time_s"]["accelerator"] = round(time.time() - t_acc, 1)
+    if cfg.baselines:
+        t_base = time.time()
+        summary["baselines"] = _baselines(out, cfg, progress)
+        summary["time_s"]["baselines"] = round(time.time() - t_base, 1)
+    if cfg.synth:
+        from .synth.hdl import synthesize_design
+
+        t_syn = time.time()
+        for design, section in (("dfs", summary["accelerator"]), *summary.get("baselines", {}).items()):
+            syn = synthesize_design(out, design, jobs=cfg.workers, progress=progress)
+            section.update(resources_synth=syn["total"], fits_device_synth=syn["fits"],
+                           synth_report=f"{Path(section['report']).parent}/synth.json")
+        summary["time_s"]["synth"] = round(time.time() - t_syn, 1)
     summary["time_s"]["total"] = round(time.time() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
@@ -199,6 +227,28 @@ def _accelerator(out: Path, cfg: BuildConfig, progress: bool) -> dict:
             "resources_estimate_emitted": rep["resources_estimate_emitted"],
             "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"],
             "seconds": rep["seconds"]}
+
+
+def _baselines(out: Path, cfg: BuildConfig, progress: bool) -> dict:
+    """Each static pipeline of the menu's widths emitted as the accelerator is (``build_accelerator``); its
+    summary.json section: per design, the folding's and the emitted HDL's figures."""
+    from .accelerator import MODELS, STATIC, build_accelerator, design_dir, sizing_images, static_bits
+
+    menu = Manifest.load(out / "export").bit_menu
+    images = sizing_images(out, cfg.accelerator_images)
+    section = {}
+    for design in (d for d in STATIC if static_bits(d) in menu):
+        rep = build_accelerator(out, images, design=design, progress=progress)
+        where = design_dir(out, design).relative_to(out)
+        section[design] = {
+            "model": f"{where}/intermediate_models/{MODELS[2]}", "report": f"{where}/report/accelerator.json",
+            "nodes": rep["nodes"], "cycles_per_image_model": rep["cycles_per_image_model"],
+            "bottleneck_model": rep["bottleneck_model"], "fits_estimate": rep["fits_estimate"],
+            "fifo_bits": rep["fifo_sizing"]["total_bits"],
+            "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
+            "resources_estimate_emitted": rep["resources_estimate_emitted"],
+            "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"], "seconds": rep["seconds"]}
+    return section
 
 
 def size_build_fifos(build_dir: str | Path, cores: list[str] | None = None, workers: int = 1,

@@ -203,7 +203,9 @@ def as_unit(node, unit: str):
     new = copy.deepcopy(node)
     if new.op_type != unit:
         new.op_type, new.domain = unit, RTL
-        getCustomOp(new).set_nodeattr("mem_mode", "internal_decoupled")
+        inst = getCustomOp(new)
+        inst.set_nodeattr("mem_mode", "internal_decoupled")
+        inst.set_nodeattr("resType", "dsp")  # an MVAU_lut says "lut", which FINN's MVAU_rtl refuses to generate
     return new
 
 

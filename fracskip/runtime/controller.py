@@ -45,8 +45,12 @@ class Controller:
         self.record = record
         self.menu = manifest.bit_menu
 
-    def run(self, images: np.ndarray) -> tuple[np.ndarray, Trace]:
-        """images: (N, C, H, W) raw uint8 pixels -> logits (N, classes) and the trace."""
+    def run(self, images: np.ndarray, bits: int | None = None) -> tuple[np.ndarray, Trace]:
+        """images: (N, C, H, W) raw uint8 pixels -> logits (N, classes) and the trace. ``bits``: every gated block
+        at this width of the menu, the gates not run (the static network of that width)."""
+        if bits is not None and bits not in self.menu:
+            raise FracskipError(f"{bits} bits is not on the bit menu {list(self.menu)}")
+        forced = None if bits is None else list(self.menu).index(bits)
         exp = tuple(self.m.data["input"]["shape"][1:])
         if images.ndim != 4 or tuple(images.shape[1:]) != exp:
             raise FracskipError(f"expected images of shape (N, {', '.join(map(str, exp))}), got {images.shape}")
@@ -64,7 +68,10 @@ class Controller:
                 bits = next(iter(blk["paths"]))
                 x = self._call(blk["paths"][bits]["core"], x, everyone, calls, cycles)
                 continue
-            _, choice, state = self.gates.step(blk["gate"], x.astype(np.int64), state)
+            if forced is None:
+                _, choice, state = self.gates.step(blk["gate"], x.astype(np.int64), state)
+            else:
+                choice = np.full(n, forced)
             choices.append(choice)
             y = None
             for k in np.unique(choice):

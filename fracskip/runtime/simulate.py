@@ -45,9 +45,11 @@ def make_backend(name: str, manifest: Manifest, folder: Path, graphs: str = "fin
 
 
 def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.ndarray,
-             batch_size: int = 64, progress: bool = True, graphs: str = "finn") -> tuple[dict, Trace]:
+             batch_size: int = 64, progress: bool = True, graphs: str = "finn",
+             design: str = "dfs") -> tuple[dict, Trace]:
     """Run ``images`` through the controller on ``backend``; the torch model (float64) is the reference.
-    ``graphs`` is the form the qonnx backend executes (see qonnx_backend)."""
+    ``graphs`` is the form the qonnx backend executes (see qonnx_backend). ``design``: on ``rtlsim``, which
+    accelerator of the build (a static baseline of ``fracskip build --baselines``: ``static_W4A4``...)."""
     from tqdm import tqdm
 
     from .torch_backend import TorchBackend
@@ -56,8 +58,10 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
     if backend == "rtlsim":
         from ..hls import accelerator as A
 
-        if A.has_accelerator(folder):
-            return simulate_accelerator(folder, images, labels, progress)
+        if design != "dfs" or A.has_accelerator(folder):
+            return simulate_accelerator(folder, images, labels, progress, design)
+    if design != "dfs":
+        raise FracskipError(f"--design {design} runs an accelerator of a build: use --backend rtlsim")
     export_dir = folder / "export" if (folder / "export" / "manifest.json").exists() else folder
     m = Manifest.load(export_dir)
     be = make_backend(backend, m, folder, graphs, progress)
@@ -113,15 +117,17 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
 
 
 def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray,
-                         progress: bool = True) -> tuple[dict, Trace]:
+                         progress: bool = True, design: str = "dfs") -> tuple[dict, Trace]:
     """The build's accelerator (``hls.accelerator``: the whole network, one Verilator model, images back to back)
     against the numpy controller and the torch model; ``hls.accelerator.rtlsim`` has the figures."""
     from ..hls import accelerator as A
 
-    res, run = A.rtlsim_run(build_dir, images, labels, progress=progress)
+    res, run = A.rtlsim_run(build_dir, images, labels, progress=progress, design=design)
     m = Manifest.load(Path(build_dir) / "export")
     from .controller import Controller
 
+    if design in A.STATIC:  # every gated block at the design's width
+        run.decisions = np.full((len(images), len(m.gated_blocks)), list(m.bit_menu).index(A.static_bits(design)))
     bitops = Controller(m, None).bitops(run.decisions)
     res["compute_pct"] = float(100 * bitops.mean() / m.data["bitops"]["full_8bit"])
     res["bitops_per_input"] = float(bitops.mean())

@@ -281,6 +281,93 @@ def test_compose_design_dfs_is_the_allocators_folding(network):
 
 
 @pytest.mark.slow
+def test_static_baseline_emitted_and_measured(network, monkeypatch):
+    """A static baseline as ``fracskip build --baselines`` emits it (``build_accelerator``, design static_W4A4:
+    every block at 4 bits, folded by the same allocator on the same budget, FIFOs sized in Verilator) and as the
+    bench measures it (``rtlsim_run``): its logits equal the controller's with every gate forced to 4 bits, bit for
+    bit; it has no decision output; its steady-state cycles per image are the folding's model within 5 %."""
+    from fracskip.hls import accelerator as A
+
+    from fracskip.errors import FracskipError
+
+    hil.keep_finn_env(monkeypatch)  # rtlsim_run sets FINN up in the baseline's folder
+    build_dir, design = network["build_dir"], "static_W4A4"
+    rep = A.build_accelerator(build_dir, network["images"], design=design, cache_dir=network["cache"])
+    out = A.design_dir(build_dir, design)
+    assert out == build_dir / "baselines" / design and (out / "report" / "accelerator.json").is_file()
+    model = A.accelerator_model(build_dir, design)
+    assert [o.name for o in model.graph.output] != [A.DECISIONS] and len(model.graph.output) == 1
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"DFSGate_rtl", "StreamRoute_rtl", "MVAU_bitserial", "ModalActivation_rtl"}, ops
+    assert rep["design"] == design and rep["fits_estimate"]
+    assert rep["throughput_table"].keys() >= {design} and "dfs" not in rep["throughput_table"]
+    res, run = A.rtlsim_run(build_dir, network["images"], network["labels"], cache_dir=network["cache"],
+                            design=design)
+    assert res["n"] == len(network["images"]) and res["bit_exact_pct"] == 100.0, res
+    assert res["decisions_match_pct"] is None and run.decisions.shape == (len(network["images"]), 0)
+    assert res["argmax_agreement_pct"] == 100.0
+    print(f"{design}: measured {res['cycles_per_image_measured']:.0f} cycles per image, model "
+          f"{res['cycles_per_image_model']:.0f}")
+    assert abs(res["measured_vs_model"] - 1) < 0.05, res["measured_vs_model"]
+    # the golden is the forced network, not the gated one: forcing changes some image's logits on these images
+    from fracskip.runtime.controller import Controller
+    from fracskip.runtime.qonnx_backend import QONNXBackend
+
+    forced, _ = Controller(network["man"], QONNXBackend(network["man"], progress=False)).run(network["images"], bits=4)
+    assert not np.array_equal(forced, network["logits"])
+    with pytest.raises(FracskipError, match="not on the bit menu"):
+        Controller(network["man"], None).run(network["images"], bits=3)
+
+
+@pytest.mark.slow
+def test_emitted_hdl_synthesizes_node_by_node(network, tmp_path):
+    """Yosys of the emitted HDL (hls/synth/hdl.py: each node cut out, stitched, read by read_slang): FINN's own RTL
+    (MVAU_rtl with its DSP48E1 and LUT6_2, FIFOs, sliding windows) and fracskip's (bit-serial unit, gate) map to
+    7-series cells; MVAU_rtl's DSP slices are what its RTL's lane packing gives (``mvau_rtl_dsp``); a FIFO a
+    frame deep takes block RAM, one 2 deep none; identical nodes are synthesized once and the totals are the
+    sum over the nodes."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from fracskip.hls.pipeline_folding import mvau_rtl_dsp, narrow_weights
+    from fracskip.hls.synth import hdl
+
+    hw, part = network["hw"], network["part"]
+    by_type: dict[str, list] = {}
+    for n in hw.graph.node:
+        by_type.setdefault(n.op_type, []).append(n)
+    fifos = sorted(by_type["StreamingFIFO_rtl"], key=lambda n: getCustomOp(n).get_nodeattr("depth"))
+    framebuf = next(n for n in fifos if n.name.endswith("_framebuf"))
+    picked = [by_type["MVAU_rtl"][0], by_type["MVAU_bitserial"][0], by_type["DFSGate_rtl"][0],
+              by_type["ConvolutionInputGenerator_rtl"][0], fifos[0], framebuf]
+    figs = {n.name: hdl.synthesize_node(hw, n) for n in picked}
+    for n in picked:
+        f = figs[n.name]
+        print(n.op_type, n.name, {k: f[k] for k in hdl.RESOURCES}, f"{f['seconds']} s")
+        assert f["LUT"] > 0 and f["FF"] > 0, n.name
+    mvau = picked[0]
+    assert figs[mvau.name]["DSP"] == mvau_rtl_dsp(getCustomOp(mvau), part, narrow_weights(hw, mvau)) > 0
+    assert figs[mvau.name]["cells"]["DSP48E1"] == figs[mvau.name]["DSP"]  # mvu.sv's primitive, kept as a cell
+    shallow = getCustomOp(fifos[0])
+    assert shallow.get_nodeattr("depth") <= 32 and figs[fifos[0].name]["BRAM_18K"] == 0
+    # fifo.sv's shift-register FIFO in SRLs, as Vivado builds it: one per bit, not its words in flip-flops
+    srl = sum(v for c, v in figs[fifos[0].name]["cells"].items() if c.startswith("SRL"))
+    assert srl >= shallow.get_instream_width(), figs[fifos[0].name]["cells"]
+    assert figs[fifos[0].name]["FF"] < 2 * shallow.get_instream_width() + 32
+    assert figs[framebuf.name]["BRAM_18K"] > 0
+    # the whole-graph sum, cached by content: a second graph with the same nodes synthesizes nothing new
+    sub = copy.deepcopy(hw)
+    for n in list(sub.graph.node):
+        if n.name not in {picked[3].name, fifos[0].name}:
+            sub.graph.node.remove(n)
+    res = hdl.synthesize_graph(sub, {"LUT": 53200, "FF": 106400, "BRAM_18K": 280, "DSP": 220}, tmp_path)
+    assert res["distinct_nodes"] == 2 and res["fits"]
+    assert res["total"] == {r: sum(res["nodes"][k][r] for k in res["nodes"]) for r in hdl.RESOURCES}
+    assert res["total"]["LUT"] == figs[picked[3].name]["LUT"] + figs[fifos[0].name]["LUT"]
+    again = hdl.synthesize_graph(sub, None, tmp_path)
+    assert again["total"] == res["total"] and "fits" not in again and again["seconds"] < res["seconds"]
+
+
+@pytest.mark.slow
 def test_routed_design_block_equals_its_path_cores(network):
     """Design ``routed`` (``compose_design(BUILD, "routed")``, ``python -m fracskip.hls.accelerator --design
     routed``: the build's path cores as they were folded, a debugging aid; ``fracskip build`` emits dfs): every
