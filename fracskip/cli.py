@@ -219,8 +219,9 @@ def cmd_build(a: argparse.Namespace) -> int:
                   f"{r['cycles_per_image_emitted']:.0f} measured as emitted")
         if r and "resources_synth" in r:
             y = r["resources_synth"]
-            print(f"    Yosys of the emitted HDL: LUT {y['LUT']}, FF {y['FF']}, BRAM_18K {y['BRAM_18K']}, DSP {y['DSP']} "
-                  f"-> {'fits' if r['fits_device_synth'] else 'DOES NOT FIT'} the device ({r['synth_report']})")
+            print(f"    Yosys of the emitted HDL: LUT {y['LUT']}, FF {y['FF']}, BRAM_18K {y['BRAM_18K']}, "
+                  f"DSP {y['DSP']} -> {'fits' if r['fits_device_synth'] else 'DOES NOT FIT'} the device "
+                  f"({r['synth_report']})")
     if "bitstream" in s:
         print(f"  bitstream: {a.output}/{s['bitstream']['bitfile']}; deployment package: {a.output}/"
               f"{s['bitstream']['package']}")
