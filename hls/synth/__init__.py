@@ -1,1 +1,2 @@
-"""Yosys figures of the nodes of a folded design, beside the folding's estimates (FINN-NOTES §4b)."""
+"""Yosys figures: of single nodes beside the folding's estimates (``nodes``), and of an emitted design's HDL,
+node by node, FINN's own RTL included (``hdl``; FINN-NOTES §4b)."""

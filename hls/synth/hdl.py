@@ -19,6 +19,8 @@ hardware:
   that Yosys maps it to SRLs as Vivado does (it made the array of words flip-flops: 2,056 FFs and 909 LUTs for a
   FIFO of 32 x 64 bits; now 64 SRLC32E and 14 LUTs);
 - ``YOSYS`` is defined, as Yosys's own Verilog front end defines it;
+- a node whose RTL asks for no DSP slices (``NO_DSP_OPS``: ``(* use_dsp = "no" *)``, which Vivado honours and
+  Yosys does not) is synthesized with ``-nodsp``;
 - absolute memory-file paths become copies beside the sources (WebAssembly Yosys sees only its working folder);
 - the Xilinx primitives mvu.sv instantiates (``PRIMITIVES``) are declared from Yosys's own ``cells_sim.v`` and
   black-boxed, so that they stay cells of their own and are counted as such (a ``LUT6_2`` is one LUT).
@@ -48,15 +50,22 @@ log = logging.getLogger(__name__)
 
 PRIMITIVES = ("LUT6_2", "DSP48E1")  # what FINN's mvu.sv instantiates directly on 7-series
 SCRIPT = "synth_xilinx -family xc7 -noiopad -flatten"
+# ops whose RTL says (* use_dsp = "no" *) (fracskip's LUT MVU and bit-serial unit: their arithmetic belongs in
+# LUTs, as their resource models assume), which Vivado honours and Yosys does not: synthesized with -nodsp
+NO_DSP_OPS = ("MVAU_lut", "MVAU_bitserial")
 VERSION = 2  # of the cache entries and the rewrites
 RESOURCES = ("LUT", "FF", "BRAM_18K", "DSP")
 SKIPPED_ATTRS = ("code_gen_dir_ipgen", "ipgen_path", "ip_path", "gen_top_module", "ip_vlnv")
 
 
+def script(node) -> str:
+    return SCRIPT + (" -nodsp" if node.op_type in NO_DSP_OPS else "")
+
+
 def node_key(model, node) -> str:
     """sha256 of what a node's HDL is made of (op, attributes but its paths, initializers) and of how it is
     synthesized."""
-    h = hashlib.sha256(f"hdl|{VERSION}|{node.op_type}|{SCRIPT}".encode())
+    h = hashlib.sha256(f"hdl|{VERSION}|{node.op_type}|{script(node)}".encode())
     for a in sorted(node.attribute, key=lambda a: a.name):
         if a.name not in SKIPPED_ATTRS:
             h.update(a.SerializeToString())
@@ -161,14 +170,14 @@ def synthesize_node(model, node) -> dict:
             shutil.copy(path, work / name)
         boxes = " ".join(f"--blackboxed-module {p}" for p in PRIMITIVES)
         # slang gives each black-boxed instance its generate loop's genvar as a parameter; hierarchy refuses it
-        script = (f"read_slang -j 1 --allow-use-before-declare {boxes} {' '.join(files)} --top {sc.top}; "
+        commands = (f"read_slang -j 1 --allow-use-before-declare {boxes} {' '.join(files)} --top {sc.top}; "
                   f"setparam -unset i {' '.join(f't:{p}' for p in PRIMITIVES)}; "
                   # slang reads a variable index as $bmux, which xilinx_srl does not know; as $pmux, synth_xilinx
                   # turns it into the $shiftx that xilinx_srl maps
-                  f"bmuxmap -pmux; {SCRIPT} -top {sc.top}; "
+                  f"bmuxmap -pmux; {script(node)} -top {sc.top}; "
                   "tee -q -o stat.json stat -json")
         t0 = time.time()
-        proc = subprocess.run(["nice", *yosys_command(), "-q", "-p", script], cwd=work, capture_output=True,
+        proc = subprocess.run(["nice", *yosys_command(), "-q", "-p", commands], cwd=work, capture_output=True,
                               text=True, check=False)
         if proc.returncode != 0 or not (work / "stat.json").is_file():
             raise FracskipError(f"Yosys failed on {node.name} ({node.op_type}): "

@@ -3,10 +3,10 @@
 A whole accelerator is too slow to synthesize on this machine (one ModalActivation at PE 1 alone took 80-180 s
 of a shared core), so each distinct node is synthesized once and its cells kept in
 ``$FRACSKIP_CACHE/synth/<sha256>.json``, keyed by the node's type and attributes (not its name), its
-initializers and the script. fracskip's own RTL only: the bit-serial unit and the LUT MVU (their fits' scripts,
-no DSP), the gate, and the single-file ops (``SINGLE_FILE``; DSPs allowed, as they multiply). FINN's own RTL
-(MVAU_rtl, sliding windows, padding, FIFOs) needs its SystemVerilog library through ``read_slang``
-(FINN-NOTES §4b): reported as not synthesized.
+initializers and the script. fracskip's own RTL only, from each op's parameters, with the scripts its resource
+model was fitted with: the bit-serial unit and the LUT MVU (no DSP), the gate, and the single-file ops
+(``SINGLE_FILE``; DSPs allowed, as they multiply); other nodes are reported as not synthesized here. The emitted
+HDL of a whole design, FINN's own RTL included, is synthesized by ``hls/synth/hdl.py``.
 
     python -m fracskip.hls.synth.nodes BUILD [--design dfs] [--stage block1]
 

@@ -345,6 +345,7 @@ def test_emitted_hdl_synthesizes_node_by_node(network, tmp_path):
         print(n.op_type, n.name, {k: f[k] for k in hdl.RESOURCES}, f"{f['seconds']} s")
         assert f["LUT"] > 0 and f["FF"] > 0, n.name
     mvau = picked[0]
+    assert figs[picked[1].name]["DSP"] == 0  # the bit-serial unit's RTL says use_dsp "no", as Vivado would keep it
     assert figs[mvau.name]["DSP"] == mvau_rtl_dsp(getCustomOp(mvau), part, narrow_weights(hw, mvau)) > 0
     assert figs[mvau.name]["cells"]["DSP48E1"] == figs[mvau.name]["DSP"]  # mvu.sv's primitive, kept as a cell
     shallow = getCustomOp(fifos[0])
