@@ -617,9 +617,8 @@ def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = 
     design_dir(build_dir, design)  # refuses an unknown design
     from .pipeline_folding import _designs, folded_design, throughput_table
 
-    ctx = _designs(Path(build_dir))
-    if design != "dfs":  # the DFS report keeps the whole table; a baseline needs its own row only
-        ctx["designs"] = {design: ctx["designs"][design]}
+    # the DFS report keeps the whole table; a baseline needs its own row only
+    ctx = _designs(Path(build_dir), None if design == "dfs" else (design,))
     table = throughput_table(build_dir, units=FOLDED_UNITS, progress=progress, designs=ctx,
                              reserve={design: reserve or {}})
     row = table[design]
@@ -670,6 +669,7 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     setup_finn(out / "finn_tmp", cache_dir)
     if iface_pe != 1 and design == "dfs":
         raise FracskipError("the folded accelerator takes its interface PE from the folding: iface_pe must be 1")
+    stream = None if images is None else Host(build_dir).stream(images)
     reserve: dict[str, float] = {}
     for attempt in range(1, EMITTED_FIT_ROUNDS + 1):
         t0 = time.time()
@@ -688,11 +688,10 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
                   "seconds": {"compose": round(t_compose, 1), "hdl": round(time.time() - t0 - t_compose, 1)},
                   "fit_attempts": attempt}
         sized_run = None
-        if images is None:
+        if stream is None:
             report.update(emitted_fit(model, summary["board"]))
             break
         t1 = time.time()
-        stream = Host(build_dir).stream(images)
         model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress)
         report["fifo_sizing"] = sizing.to_dict()
         sized_run = sizing.sized_run

@@ -866,8 +866,9 @@ def report(model, ladders: list[NodeLadder], alloc: Allocation, budget: dict[str
 DESIGNS = ("dfs", "static_W2A2", "static_W4A4", "static_W8A8")
 
 
-def _designs(build_dir: Path) -> dict:
-    """The build's board, budget, menu, path frequencies, and the four designs' graphs (unfolded)."""
+def _designs(build_dir: Path, names: tuple[str, ...] | None = None) -> dict:
+    """The build's board, budget, menu, path frequencies, and the four designs' graphs (unfolded; only ``names``
+    if given)."""
     from .. import bitstreams
     from ..runtime.manifest import Manifest
     from . import ops  # noqa: F401
@@ -882,12 +883,14 @@ def _designs(build_dir: Path) -> dict:
     man = Manifest.load(build_dir / "export")
     menu = list(man.bit_menu)
     freq = path_frequencies(build_dir, man)
-    dfs = compose(build_dir, datapath=functools.partial(bitserial_datapath, folding=modal_start(build_dir, man)))
-    what = ("one pipeline: stem, blocks (gated ones: gate, frame buffer, bit-serial datapath, skip routed past), "
-            "global sum, head; E[cycles] under the gates' path frequencies")
-    designs = {"dfs": (dfs, freq, what)}
+    designs = {}
+    if names is None or "dfs" in names:
+        dfs = compose(build_dir, datapath=functools.partial(bitserial_datapath, folding=modal_start(build_dir, man)))
+        designs["dfs"] = (dfs, freq, "one pipeline: stem, blocks (gated ones: gate, frame buffer, bit-serial "
+                                     "datapath, skip routed past), global sum, head; E[cycles] under the gates' "
+                                     "path frequencies")
     for bits in (2, 4, 8):
-        if bits in menu:
+        if bits in menu and (names is None or f"static_W{bits}A{bits}" in names):
             designs[f"static_W{bits}A{bits}"] = (compose_static(build_dir, bits), {},
                                                  f"one pipeline: stem, every block at {bits} bits, global sum, head")
     return {"board": board, "budget_fraction": summary["budget_fraction"], "budget": budget, "menu": menu,
@@ -1070,12 +1073,13 @@ def folded_design(build_dir: str | Path, design: str, folding: dict, model=None,
     MVAU it stands for: the graph then has the folded design's stream widths, not its units."""
     from qonnx.custom_op.registry import getCustomOp
 
+    from .accelerator import static_bits
     from .baselines import compose_static
 
     if design == "dfs":
         model, skipped = folded_dfs(build_dir, folding)
     else:
-        model = compose_static(Path(build_dir), int(design.split("W")[1].split("A")[0])) if model is None \
+        model = compose_static(Path(build_dir), static_bits(design)) if model is None \
             else copy.deepcopy(model)
         model, skipped = apply_folding(model, folding)
     if skipped and not widths_only:

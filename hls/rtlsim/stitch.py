@@ -421,8 +421,9 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
             raise FracskipError(f"memory file {f} (needed as {name}) is missing: rerun PrepareIP.")
     include_dirs = sorted({f.parent for f in sources})
     # a graph of one node is a synthesis job (hls/synth/hdl.py), hundreds per design: not worth a line each
-    log.log(logging.INFO if len(nodes) > 1 else logging.DEBUG, "stitched %d nodes (%d inputs, %d outputs, %d sources, %d memory files) into %s", len(nodes),
-             len(inputs), len(outputs), len(sources), len(data_files), top_file)
+    log.log(logging.INFO if len(nodes) > 1 else logging.DEBUG,
+            "stitched %d nodes (%d inputs, %d outputs, %d sources, %d memory files) into %s", len(nodes), len(inputs),
+            len(outputs), len(sources), len(data_files), top_file)
     return StitchedCore(top=TOP, top_file=top_file, sources=sources, include_dirs=include_dirs, data_files=data_files,
                         inputs=inputs, outputs=outputs, fifos=fifos, generated_dirs=gen_dirs, links=links)
 

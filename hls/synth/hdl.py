@@ -33,7 +33,7 @@ writes ``report/synth.json`` beside the design's ``accelerator.json`` and prints
 from __future__ import annotations
 
 import copy
-import hashlib
+import functools
 import json
 import logging
 import re
@@ -45,6 +45,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...errors import FracskipError
+from .nodes import _figures, cached
+from .nodes import node_key as _node_key
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,6 @@ SCRIPT = "synth_xilinx -family xc7 -noiopad -flatten"
 NO_DSP_OPS = ("MVAU_lut", "MVAU_bitserial")
 VERSION = 2  # of the cache entries and the rewrites
 RESOURCES = ("LUT", "FF", "BRAM_18K", "DSP")
-SKIPPED_ATTRS = ("code_gen_dir_ipgen", "ipgen_path", "ip_path", "gen_top_module", "ip_vlnv")
 
 
 def script(node) -> str:
@@ -63,17 +64,8 @@ def script(node) -> str:
 
 
 def node_key(model, node) -> str:
-    """sha256 of what a node's HDL is made of (op, attributes but its paths, initializers) and of how it is
-    synthesized."""
-    h = hashlib.sha256(f"hdl|{VERSION}|{node.op_type}|{script(node)}".encode())
-    for a in sorted(node.attribute, key=lambda a: a.name):
-        if a.name not in SKIPPED_ATTRS:
-            h.update(a.SerializeToString())
-    for t in node.input:
-        v = model.get_initializer(t)
-        if v is not None:
-            h.update(str(v.dtype).encode() + str(v.shape).encode() + v.tobytes())
-    return h.hexdigest()
+    """``nodes.node_key`` with this module's way of synthesizing."""
+    return _node_key(model, node, f"hdl|{VERSION}|{script(node)}")
 
 
 def single_node(model, node):
@@ -171,11 +163,11 @@ def synthesize_node(model, node) -> dict:
         boxes = " ".join(f"--blackboxed-module {p}" for p in PRIMITIVES)
         # slang gives each black-boxed instance its generate loop's genvar as a parameter; hierarchy refuses it
         commands = (f"read_slang -j 1 --allow-use-before-declare {boxes} {' '.join(files)} --top {sc.top}; "
-                  f"setparam -unset i {' '.join(f't:{p}' for p in PRIMITIVES)}; "
-                  # slang reads a variable index as $bmux, which xilinx_srl does not know; as $pmux, synth_xilinx
-                  # turns it into the $shiftx that xilinx_srl maps
-                  f"bmuxmap -pmux; {script(node)} -top {sc.top}; "
-                  "tee -q -o stat.json stat -json")
+                    f"setparam -unset i {' '.join(f't:{p}' for p in PRIMITIVES)}; "
+                    # slang reads a variable index as $bmux, which xilinx_srl does not know; as $pmux,
+                    # synth_xilinx turns it into the $shiftx that xilinx_srl maps
+                    f"bmuxmap -pmux; {script(node)} -top {sc.top}; "
+                    "tee -q -o stat.json stat -json")
         t0 = time.time()
         proc = subprocess.run(["nice", *yosys_command(), "-q", "-p", commands], cwd=work, capture_output=True,
                               text=True, check=False)
@@ -184,20 +176,7 @@ def synthesize_node(model, node) -> dict:
                                 f"{(proc.stderr or proc.stdout).strip()[-600:]}")
         cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
     r = SynthResult.from_cells(cells)
-    return {"LUT": r.lut, "FF": r.ff, "BRAM_18K": r.bram18, "DSP": r.dsp, "cells": r.cells,
-            "seconds": round(time.time() - t0, 1)}
-
-
-def cached_node(model, node, cache_dir: Path) -> dict:
-    path = cache_dir / f"{node_key(model, node)}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    got = synthesize_node(model, node)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{id(node)}.tmp")
-    tmp.write_text(json.dumps(got))
-    tmp.replace(path)  # whole or absent: a killed run leaves no half entry
-    return got
+    return {**_figures(r), "cells": r.cells, "seconds": round(time.time() - t0, 1)}
 
 
 def synthesize_graph(model, device: dict[str, float] | None = None, cache_dir: Path | None = None,
@@ -219,7 +198,8 @@ def synthesize_graph(model, device: dict[str, float] | None = None, cache_dir: P
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, \
             tqdm(total=len(first), desc="yosys (per distinct node)", unit="node",
                  disable=None if progress else True) as bar:
-        futures = {k: pool.submit(cached_node, model, n, cache_dir) for k, n in first.items()}
+        futures = {k: pool.submit(cached, cache_dir / f"{k}.json", functools.partial(synthesize_node, model, n))
+                   for k, n in first.items()}
         for k, f in futures.items():
             figures[k] = f.result()
             bar.update()
@@ -247,13 +227,12 @@ def synthesize_design(build_dir: str | Path, design: str = "dfs", cache_dir: Pat
                       progress: bool = False) -> dict:
     """``synthesize_graph`` of a build's emitted accelerator (or static baseline), against the board's device;
     written to ``report/synth.json`` in the design's folder."""
+    from ... import bitstreams
     from ..accelerator import accelerator_model, design_dir
     from ..rtlsim import setup_finn
 
     build_dir = Path(build_dir)
     board = json.loads((build_dir / "summary.json").read_text())["board"]
-    from ... import bitstreams
-
     device = bitstreams.load(board["name"]).resources
     setup_finn(design_dir(build_dir, design) / "finn_tmp", cache_dir)
     from .. import ops  # noqa: F401

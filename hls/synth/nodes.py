@@ -18,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from ...errors import FracskipError
@@ -32,17 +34,35 @@ SCRIPT = "synth_xilinx -family xc7 -noiopad -flatten -top top"
 VERSION = 1  # of the cache entries
 
 
-def node_key(model, node) -> str:
-    """sha256 of what the node's RTL is made of: type, attributes, initializer inputs, the script."""
-    h = hashlib.sha256(f"{VERSION}|{node.op_type}|{SCRIPT}".encode())
+# where a node's RTL was generated, not what it is
+SKIPPED_ATTRS = ("code_gen_dir_ipgen", "ipgen_path", "ip_path", "gen_top_module", "ip_vlnv")
+
+
+def node_key(model, node, how: str = f"{VERSION}|{SCRIPT}") -> str:
+    """sha256 of what a node's RTL is made of (type, attributes but its paths, initializer inputs) and of ``how``
+    it is synthesized."""
+    h = hashlib.sha256(f"{how}|{node.op_type}".encode())
     for a in sorted(node.attribute, key=lambda a: a.name):
-        if a.name not in ("code_gen_dir_ipgen", "ipgen_path", "ip_path", "gen_top_module"):
+        if a.name not in SKIPPED_ATTRS:
             h.update(a.SerializeToString())
     for t in node.input:
         v = model.get_initializer(t)
         if v is not None:
-            h.update(v.tobytes())
+            h.update(str(v.dtype).encode() + str(v.shape).encode() + v.tobytes())
     return h.hexdigest()
+
+
+def cached(path: Path, compute) -> dict:
+    """The JSON at ``path``, else ``compute()``'s result written there, whole or not at all (a killed run leaves
+    no half entry; a run beside it writes its own temporary file)."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    got = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(got))
+    tmp.replace(path)
+    return got
 
 
 def _yosys_single_file(verilog: str) -> dict:
@@ -94,15 +114,8 @@ def synth_node(model, node, cache_dir: Path | None = None) -> dict | None:
         return None
     from ..rtlsim.rtllib import default_cache_dir
 
-    path = Path(cache_dir or default_cache_dir() / "synth") / f"{node_key(model, node)}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    got = synthesize(model, node)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(got))
-    tmp.replace(path)  # whole or absent: a killed run leaves no half entry
-    return got
+    return cached(Path(cache_dir or default_cache_dir() / "synth") / f"{node_key(model, node)}.json",
+                  lambda: synthesize(model, node))
 
 
 def stage_figures(build_dir: str | Path, design: str = "dfs", stage: str | None = None,
