@@ -222,6 +222,9 @@ def cmd_build(a: argparse.Namespace) -> int:
             print(f"    Yosys of the emitted HDL: LUT {y['LUT']}, FF {y['FF']}, BRAM_18K {y['BRAM_18K']}, "
                   f"DSP {y['DSP']} -> {'fits' if r['fits_device_synth'] else 'DOES NOT FIT'} the device "
                   f"({r['synth_report']})")
+            if r["fit_attempts"] > 1:
+                kept = ", ".join(f"{k} {v:.0f}" for k, v in r["fit_reserve"].items())
+                print(f"    folded {r['fit_attempts']} times to fit: {kept} kept out of the folding's budget")
     if "bitstream" in s:
         print(f"  bitstream: {a.output}/{s['bitstream']['bitfile']}; deployment package: {a.output}/"
               f"{s['bitstream']['package']}")

@@ -644,14 +644,17 @@ def sizing_images(build_dir: str | Path, n: int = SIZING_IMAGES) -> np.ndarray:
 
 
 def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, design: str = "dfs",
-                      iface_pe: int = 1, cache_dir: Path | None = None, progress: bool = False) -> dict:
+                      iface_pe: int = 1, cache_dir: Path | None = None, progress: bool = False,
+                      synth: bool = False, jobs: int = 1) -> dict:
     """``BUILD/accelerator/`` (a static baseline: ``BUILD/baselines/<design>/``), FINN's layout:
     ``intermediate_models/`` (the composed graph, with FIFOs and HDL, and with the FIFOs sized on ``images`` by
     Verilator), ``report/accelerator.json``. ``images``: (N, C, H, W) uint8
-    pixels, real ones (the sizing depends on their decisions); without them the FIFOs stay unsized. Where the
-    sized FIFOs do not fit the device beside the folded nodes, the design is folded again with what they took
-    beyond the folding's figures kept out of its budget (``sized_extra``, up to ``EMITTED_FIT_ROUNDS`` foldings;
-    ``fit_reserve`` in the report)."""
+    pixels, real ones (the sizing depends on their decisions); without them the FIFOs stay unsized. ``synth``:
+    Yosys of the emitted HDL (``synth.hdl``, ``jobs`` processes), ``report/synth.json``, and the fit judged on it.
+    Where the emitted design does not fit the device (by Yosys with ``synth``, else by FINN's estimates of the
+    sized FIFOs beside the folded nodes), it is folded again with what it took beyond the folding's figures kept
+    out of its budget (``synth_extra``, ``sized_extra``; up to ``EMITTED_FIT_ROUNDS`` foldings; ``fit_reserve``
+    in the report)."""
     import time
 
     from .rtlsim import finn_estimate, setup_finn
@@ -663,7 +666,8 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
         (im / name).unlink(missing_ok=True)
     im.mkdir(parents=True, exist_ok=True)
     rep.mkdir(parents=True, exist_ok=True)
-    (rep / "accelerator.json").unlink(missing_ok=True)
+    for name in ("accelerator.json", "synth.json"):
+        (rep / name).unlink(missing_ok=True)
     summary = json.loads((build_dir / "summary.json").read_text())
     part, clk = summary["board"]["part"], summary["board"]["clk_ns"]
     setup_finn(out / "finn_tmp", cache_dir)
@@ -688,22 +692,30 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
                   "seconds": {"compose": round(t_compose, 1), "hdl": round(time.time() - t0 - t_compose, 1)},
                   "fit_attempts": attempt}
         sized_run = None
-        if stream is None:
-            report.update(emitted_fit(model, summary["board"]))
-            break
-        t1 = time.time()
-        model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress)
-        report["fifo_sizing"] = sizing.to_dict()
-        sized_run = sizing.sized_run
-        report["seconds"]["size_fifos"] = round(time.time() - t1, 1)
+        if stream is not None:
+            t1 = time.time()
+            model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress)
+            report["fifo_sizing"] = sizing.to_dict()
+            sized_run = sizing.sized_run
+            report["seconds"]["size_fifos"] = round(time.time() - t1, 1)
         report.update(emitted_fit(model, summary["board"]))
-        more = sized_extra(report, summary["board"]) if design != "routed" else {}
+        if synth:
+            from .synth.hdl import synth_report
+
+            t1 = time.time()
+            syn = synth_report(model, summary["board"], design, rep / "synth.json", cache_dir, jobs, progress)
+            report.update(resources_synth=syn["total"], fits_device_synth=syn["fits"])
+            report["seconds"]["synth"] = round(time.time() - t1, 1)
+        if design == "routed" or (stream is None and not synth):
+            break
+        more = (synth_extra(report, summary["board"], reserve) if synth else sized_extra(report, summary["board"]))
         if not more or attempt == EMITTED_FIT_ROUNDS:
             break
-        # the sized FIFOs do not fit beside the folding: fold again with what they took kept out of its budget
+        # the emitted design does not fit: fold again with what it took beyond the folding kept out of its budget
         reserve = {r: max(reserve.get(r, 0.0), v) for r, v in more.items()}
-        log.info("the emitted accelerator does not fit the device (%s over); folding again with %s reserved for its "
-                 "FIFOs", ", ".join(more), ", ".join(f"{r} {v:.0f}" for r, v in reserve.items()))
+        log.info("the emitted %s does not fit the device (%s over, by %s); folding again with %s reserved", design,
+                 ", ".join(more), "Yosys" if synth else "FINN's estimates",
+                 ", ".join(f"{r} {v:.0f}" for r, v in reserve.items()))
     if sized_run is not None:
         model.save(str(im / MODELS[2]))
         t2 = time.time()
@@ -720,6 +732,16 @@ def sized_extra(report: dict, board: dict) -> dict[str, float]:
     folded = report.get("resources_estimate_inserted") or {}
     return {r: v - folded.get(r, 0.0) for r, v in total.items()
             if v > board["resources"].get(r, 0) and v > folded.get(r, 0.0)}
+
+
+def synth_extra(report: dict, board: dict, reserve: dict[str, float]) -> dict[str, float]:
+    """Per budgeted resource over the device by Yosys in an emitted design: what it takes beyond the folding's
+    estimate (the estimates' misses, the sized FIFOs), and at least the reserve so far plus the excess, so that
+    each folding again is smaller; {} when it fits."""
+    total, device = report["resources_synth"], board["resources"]
+    folded = report.get("resources_estimate_inserted") or {}
+    return {r: max(total[r] - folded[r], reserve.get(r, 0.0) + total[r] - device[r]) for r in folded
+            if r in total and total[r] > device.get(r, 0)}
 
 
 def emitted_fit(model, board: dict) -> dict:
@@ -800,7 +822,8 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     ``cycles_per_image_measured`` (steady state: spacing of result completions), ``cycles_per_image_model``
     (``hls.pipeline_folding``'s expected cycles of the slowest node, paths weighed as on the calibration images)
     and ``cycles_per_image_model_these_images`` (``frame_sequence_cycles``: these images' own modes frame by
-    frame through every node; ``..._mean_these_images``: the mean bound on their path frequencies),
+    frame through every node, its FIFOs holding what their depths say; ``..._fifos_unbounded``: holding
+    anything; ``..._mean_these_images``: the mean bound on their path frequencies),
     ``sim_images_per_s`` (the Verilator run alone; ``verilate_s`` is the compile, cached by content)."""
     import time
 
@@ -846,7 +869,8 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     # the model on these images: the folding's figure is a mean over the calibration images' paths; the frame
     # sequence of these images' own modes through every node is what the measured spacing is to be held to
     these, these_node = pipeline_cycles(model, decision_frequencies(trace.choices, man), list(man.bit_menu))
-    sequence, sequence_latency = frame_sequence_cycles(model, trace.choices, man)
+    sequence, sequence_latency = frame_sequence_cycles(model, trace.choices, man, capacities=True)
+    unbounded, _ = frame_sequence_cycles(model, trace.choices, man)
     res = {
         "backend": "rtlsim", "design": design,
         "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images back to back",
@@ -866,6 +890,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "measured_vs_model": None if not model_cycles else rtl.cycles_per_image / model_cycles,
         "cycles_per_image_model_mean_these_images": these, "bottleneck_model_these_images": these_node,
         "cycles_per_image_model_these_images": sequence, "latency_cycles_model_these_images": sequence_latency,
+        "cycles_per_image_model_these_images_fifos_unbounded": unbounded,
         "measured_vs_model_these_images": rtl.cycles_per_image / sequence if sequence else None,
         "cycles_per_image_finn_estimate": int(est["max_cycles"]), "finn_estimate_bottleneck": est["max_cycles_node_name"],
         "latency_cycles": rtl.latency, "cycles": rtl.cycles,

@@ -18,7 +18,9 @@ BUILD_DIR/
                       accelerator is: folded by the same allocator on the same budget, FIFOs sized in Verilator;
                       `fracskip simulate BUILD --backend rtlsim --design static_W4A4` runs one
                       (--synth) report/synth.json beside each report/accelerator.json: Yosys of the emitted HDL,
-                      node by node (hls/synth/hdl.py), and whether it fits the device by those figures
+                      node by node (hls/synth/hdl.py), and whether it fits the device by those figures; a
+                      design that does not is folded again with what Yosys found beyond the folding's estimates
+                      kept out of its budget
   deploy/             (--until bitstream) the deployment package: FINN's bitfile/ and driver/, fracskip's host
                       side (hls/deploy_package.py); `fracskip deploy BUILD/deploy` runs it on the board
   summary.json        written last: per core layers, resources and cycles; totals against the board;
@@ -93,7 +95,7 @@ class BuildConfig:
     # the same budget, FIFOs sized in Verilator, into baselines/<design>/ (what the bench measures them on)
     baselines: bool = False
     # Yosys of the emitted HDL, node by node (hls/synth/hdl.py): the accelerator's (and the baselines') synthesized
-    # LUT/FF/BRAM/DSP and whether they fit the device by them
+    # LUT/FF/BRAM/DSP; the fit is judged on them (a design over the device is folded again)
     synth: bool = False
 
     def __post_init__(self) -> None:
@@ -194,15 +196,6 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
         t_base = time.time()
         summary["baselines"] = _baselines(out, cfg, progress)
         summary["time_s"]["baselines"] = round(time.time() - t_base, 1)
-    if cfg.synth:
-        from .synth.hdl import synthesize_design
-
-        t_syn = time.time()
-        for design, section in (("dfs", summary["accelerator"]), *summary.get("baselines", {}).items()):
-            syn = synthesize_design(out, design, jobs=cfg.workers, progress=progress)
-            section.update(resources_synth=syn["total"], fits_device_synth=syn["fits"],
-                           synth_report=f"{Path(section['report']).parent}/synth.json")
-        summary["time_s"]["synth"] = round(time.time() - t_syn, 1)
     summary["time_s"]["total"] = round(time.time() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
@@ -212,7 +205,8 @@ def _accelerator(out: Path, cfg: BuildConfig, progress: bool) -> dict:
     """``hls.accelerator.build_accelerator`` (design dfs) on the build; its summary.json section."""
     from .accelerator import ACC_DIR, MODELS, build_accelerator, sizing_images
 
-    rep = build_accelerator(out, sizing_images(out, cfg.accelerator_images), design="dfs", progress=progress)
+    rep = build_accelerator(out, sizing_images(out, cfg.accelerator_images), design="dfs", progress=progress,
+                            synth=cfg.synth, jobs=cfg.workers)
     sizing = rep["fifo_sizing"]
     return {"what": "the whole network as one pipelined FINN dataflow graph (bit-serial datapaths, folded for the "
                     "slowest node's expected cycles), FIFOs sized by Verilator simulation on real images",
@@ -226,7 +220,16 @@ def _accelerator(out: Path, cfg: BuildConfig, progress: bool) -> dict:
             "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
             "resources_estimate_emitted": rep["resources_estimate_emitted"],
             "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"],
-            "seconds": rep["seconds"]}
+            **_synth_section(rep, ACC_DIR), "seconds": rep["seconds"]}
+
+
+def _synth_section(rep: dict, where) -> dict:
+    """A design's Yosys figures for summary.json (``--synth``), and what its fit loop kept out of its budget."""
+    if "resources_synth" not in rep:
+        return {}
+    return {"resources_synth": rep["resources_synth"], "fits_device_synth": rep["fits_device_synth"],
+            "synth_report": f"{where}/report/synth.json", "fit_attempts": rep["fit_attempts"],
+            "fit_reserve": rep["fit_reserve"]}
 
 
 def _baselines(out: Path, cfg: BuildConfig, progress: bool) -> dict:
@@ -238,7 +241,7 @@ def _baselines(out: Path, cfg: BuildConfig, progress: bool) -> dict:
     images = sizing_images(out, cfg.accelerator_images)
     section = {}
     for design in (d for d in STATIC if static_bits(d) in menu):
-        rep = build_accelerator(out, images, design=design, progress=progress)
+        rep = build_accelerator(out, images, design=design, progress=progress, synth=cfg.synth, jobs=cfg.workers)
         where = design_dir(out, design).relative_to(out)
         section[design] = {
             "model": f"{where}/intermediate_models/{MODELS[2]}", "report": f"{where}/report/accelerator.json",
@@ -247,7 +250,8 @@ def _baselines(out: Path, cfg: BuildConfig, progress: bool) -> dict:
             "fifo_bits": rep["fifo_sizing"]["total_bits"],
             "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
             "resources_estimate_emitted": rep["resources_estimate_emitted"],
-            "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"], "seconds": rep["seconds"]}
+            "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"], **_synth_section(rep, where),
+            "seconds": rep["seconds"]}
     return section
 
 

@@ -227,19 +227,24 @@ def synthesize_design(build_dir: str | Path, design: str = "dfs", cache_dir: Pat
                       progress: bool = False) -> dict:
     """``synthesize_graph`` of a build's emitted accelerator (or static baseline), against the board's device;
     written to ``report/synth.json`` in the design's folder."""
-    from ... import bitstreams
     from ..accelerator import accelerator_model, design_dir
     from ..rtlsim import setup_finn
 
     build_dir = Path(build_dir)
     board = json.loads((build_dir / "summary.json").read_text())["board"]
-    device = bitstreams.load(board["name"]).resources
     setup_finn(design_dir(build_dir, design) / "finn_tmp", cache_dir)
     from .. import ops  # noqa: F401
 
-    res = synthesize_graph(accelerator_model(build_dir, design), device, cache_dir, jobs, progress)
+    return synth_report(accelerator_model(build_dir, design), board, design,
+                        design_dir(build_dir, design) / "report" / "synth.json", cache_dir, jobs, progress)
+
+
+def synth_report(model, board: dict, design: str, path: Path, cache_dir: Path | None = None, jobs: int = 2,
+                 progress: bool = False) -> dict:
+    """``synthesize_graph`` of an emitted graph against ``board``'s device (the build summary's board), written
+    to ``path`` (atomically: a killed run leaves no report)."""
+    res = synthesize_graph(model, board["resources"], cache_dir, jobs, progress)
     res = {"design": design, "board": board["name"], "part": board["part"], **res}
-    path = design_dir(build_dir, design) / "report" / "synth.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, indent=1))
     tmp.replace(path)
