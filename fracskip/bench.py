@@ -112,6 +112,7 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
                               "logits_max_abs_diff", "accuracy", "torch_accuracy", "argmax_agreement_pct",
                               "cycles_per_image_measured", "cycles_per_image_model", "measured_vs_model",
                               "cycles_per_image_model_these_images", "measured_vs_model_these_images",
+                              "cycles_per_image_model_these_images_fifos_unbounded",
                               "cycles_per_image_model_mean_these_images",
                               "latency_cycles", "sim_images_per_s", "sim_images_per_cpu_s", "verilate_s", "path_use")
 
@@ -179,7 +180,8 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
             "resources_synth": synth,
             "fits": e["fits_device_synth"] if synth else d["fits"],
             "fits_from": "Yosys of the emitted HDL against the device" if synth else
-                         "the folding's estimates against the budget"}
+                         "the folding's estimates against the budget",
+            "fit_attempts": e.get("fit_attempts"), "fit_reserve": e.get("fit_reserve")}
         if "resources_estimate_emitted" in e:
             out[name]["resources_est_emitted"] = e["resources_estimate_emitted"]["total"]
             out[name]["fits_device_emitted"] = e["fits_device_estimate_emitted"]

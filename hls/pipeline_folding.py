@@ -113,6 +113,7 @@ PRICE_ROUNDS = 8
 MILP_SECONDS = 60  # per throughput bound tried by the exact allocator
 REDUCING_OPS = ("DFSGate_rtl", "GlobalSum_rtl")  # emit a frame's result only when the whole frame is in
 INSERTED_OPS = ("StreamingFIFO", "StreamingDataWidthConverter")  # what FINN inserts between the folded nodes
+SEQUENCE_SWEEPS = 2000  # frame_sequence_cycles with FIFO capacities: at most (89 for 200 images of the default)
 
 
 @dataclass(frozen=True)
@@ -782,44 +783,151 @@ def _cycles_per_mode(inst, probs: dict) -> dict:
     return dict.fromkeys(probs, int(inst.get_exp_cycles()))
 
 
-def frame_sequence_cycles(model, decisions: np.ndarray, man) -> tuple[float, float]:
+def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = False) -> tuple[float, float]:
     """(cycles per image, latency) of a folded accelerator graph on a given sequence of images, by their decisions
     ((images, gates) menu indices): each node takes its own cycles for each frame's mode (0 for frames it does not
-    see), starts a frame when every producer has finished it and it has finished the previous one, buffers
-    unbounded. Cycles per image as the Verilator runs measure them: the spacing of result completions.
-    ``pipeline_cycles`` is its limit for long random sequences; on a finite one, blocks whose modes vary frame
-    by frame hold each other up (a frame slow in one block and another slow in the next), which the mean misses."""
+    see), starts a frame when every producer has started it and it has finished the previous one, and finishes it
+    no sooner than its producers. Cycles per image as the Verilator runs measure them: the spacing of result
+    completions. ``pipeline_cycles`` is its limit for long random sequences; on a finite one, blocks whose modes
+    vary frame by frame hold each other up (a frame slow in one block and another slow in the next), which the
+    mean misses.
+
+    ``capacities``: the FIFOs hold what their depths say (the emitted graph's, in frames of their stream, summed
+    along a chain of FIFOs and width converters) instead of anything: a producer finishes a frame only once its
+    consumer has taken all of the stream but what the FIFOs between them hold, the consumer taking each frame's
+    words evenly from its start to its end. Solved by passes until no time moves (the constraints only push
+    times later); where they push without end (a cycle of waits: a fork whose FIFOs cannot hold what one branch
+    must see before the other moves, as a gated block's frame buffer must hold the frame its gate decides on),
+    the graph deadlocks and the cycles are infinite. A reduction (the gate, the pooling sum) takes its input
+    until it has the frame, then passes its result on; a streaming node takes its input until its last output
+    has left."""
     from qonnx.custom_op.registry import getCustomOp
 
     decisions = np.asarray(decisions)
     menu = list(man.bit_menu)
     n = len(decisions)
-    done: dict[str, np.ndarray] = {}  # per node, when it finished each frame
-    first: dict[str, np.ndarray] = {}  # per node, when each frame's first output left it
-    producer = {t: node.name for node in model.graph.node for t in node.output}
+    nodes = list(model.graph.node)
+    by_name = {node.name: node for node in nodes}
+    producer = {t: node.name for node in nodes for t in node.output}
+    consumers: dict[str, list] = {}
+    for node in nodes:
+        for t in node.input:
+            consumers.setdefault(t, []).append(node)
     gated = {b["index"]: b["gate"] for b in man.blocks if b["gated"]}
     modes_only = {b: {"gate": g, "floor": 0.0, "p": {}} for b, g in gated.items()}  # which modes, not how often
-    for node in model.graph.node:
+    work: dict[str, np.ndarray] = {}
+    moded: set[str] = set()  # the nodes that see only some modes' frames
+    for node in nodes:
         if node.op_type.startswith(INSERTED_OPS):
-            per_frame = np.zeros(n)
+            work[node.name] = np.zeros(n)
+            continue
+        stage, probs = node_activity(node.name, modes_only, menu, floor=False)
+        cycles = _cycles_per_mode(getCustomOp(node), probs)
+        if ALL in probs:
+            work[node.name] = np.full(n, float(cycles[ALL]))
         else:
-            stage, probs = node_activity(node.name, modes_only, menu, floor=False)
-            cycles = _cycles_per_mode(getCustomOp(node), probs)
-            if ALL in probs:
-                per_frame = np.full(n, float(cycles[ALL]))
-            else:
-                bits = np.asarray(menu)[decisions[:, gated[int(stage[len("block"):])]]]
-                per_frame = np.array([cycles.get(int(b), 0.0) for b in bits], float)
+            bits = np.asarray(menu)[decisions[:, gated[int(stage[len("block"):])]]]
+            work[node.name] = np.array([cycles.get(int(b), 0.0) for b in bits], float)
+            moded.add(node.name)
+    out_edges = _fifo_edges(nodes, consumers, work, moded) if capacities else {}
+
+    done: dict[str, np.ndarray] = {}  # per node, when it finished each frame
+    first: dict[str, np.ndarray] = {}  # per node, when each frame's first output left it
+    began: dict[str, np.ndarray] = {}
+    took: dict[str, np.ndarray] = {}  # per node, when it had taken each frame's input
+
+    def update(node) -> float:
+        """The node's frames from its producers' times and its consumers' (blocking); how far its ends moved."""
         preds = [producer[t] for t in node.input if t in producer and producer[t] in done]
-        start, end = np.zeros(n), np.zeros(n)
+        lim = _blocking(out_edges.get(node.name, ()), began, took, n)
+        start, ready, end = np.zeros(n), np.zeros(n), np.zeros(n)
+        own = work[node.name]
         for i in range(n):
             start[i] = max([first[p][i] for p in preds] + [end[i - 1] if i else 0.0])
-            end[i] = max([start[i] + per_frame[i]] + [done[p][i] for p in preds])
-        done[node.name] = end
-        # streaming nodes pass a frame on as it comes; a reduction (the gate, the pooling sum) only at its end
-        first[node.name] = end if node.op_type in REDUCING_OPS else start
+            ready[i] = max([start[i] + own[i]] + [done[p][i] for p in preds])  # its input all taken
+            end[i] = max(ready[i], lim[i])  # and its output all taken
+        moved = float(np.abs(end - done[node.name]).max()) if node.name in done else np.inf
+        began[node.name], done[node.name] = start, end
+        # streaming nodes pass a frame on as it comes and take it in until their last output leaves; a reduction
+        # (the gate, the pooling sum) takes the whole frame in, then passes its result on
+        reducing = node.op_type in REDUCING_OPS
+        first[node.name], took[node.name] = (ready, ready) if reducing else (start, end)
+        return moved
+
+    for node in nodes:
+        update(node)
+    # a producer waits for its consumers and a consumer for its producers: sweeps against and along the stream,
+    # each carrying a delay the whole way, until nothing moves. No schedule that moves takes longer than every
+    # node's work one after the other: past that, the waits go round in a cycle (a deadlock)
+    serial = sum(float(w.sum()) for w in work.values())
+    for sweep in range(SEQUENCE_SWEEPS if out_edges else 0):
+        order = nodes[::-1] if sweep % 2 == 0 else nodes
+        if max(update(node) for node in order) < 0.5:
+            break
+        if max(float(done[node.name][-1]) for node in nodes) > serial:
+            return float("inf"), float("inf")
+    else:
+        if out_edges:
+            return float("inf"), float("inf")
     ends = np.maximum.reduce([done[producer[o.name]] for o in model.graph.output])
     return (float((ends[-1] - ends[0]) / (n - 1)) if n > 1 else float(ends[0])), float(ends[0])
+
+
+def _fifo_edges(nodes, consumers: dict[str, list], work: dict[str, np.ndarray],
+                moded: set[str]) -> dict[str, list[tuple]]:
+    """Per folded node, (consumer, capacity in frames, the frames the stream carries) of each stream to another
+    folded node, through the FIFOs and width converters FINN inserted (a FIFO holds its depth in words of its
+    stream; a converter a word either side). A stream carries the frames both ends work on, but a router's
+    output to a node of every frame (a skip straight to the merge) only the frames its outputs to the nodes of
+    some modes (``moded``) do not take."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    edges: dict[str, list[tuple]] = {}
+    for u in nodes:
+        if u.op_type.startswith(INSERTED_OPS):
+            continue
+        ends = []  # (output, consumer, capacity)
+        for k, t in enumerate(u.output):
+            todo = [(c, 0.0) for c in consumers.get(t, [])]
+            while todo:
+                v, cap = todo.pop()
+                if not v.op_type.startswith(INSERTED_OPS):
+                    ends.append((k, v.name, cap))
+                    continue
+                inst = getCustomOp(v)
+                words = float(np.prod(inst.get_folded_output_shape()[:-1]))
+                held = inst.get_nodeattr("depth") if v.op_type.startswith("StreamingFIFO") else 2
+                todo += [(c, cap + held / words) for c in consumers.get(v.output[0], [])]
+        carried = {(k, v): (work[u.name] > 0) & (work[v] > 0) for k, v, _ in ends}
+        if u.op_type.startswith("StreamRoute"):
+            taken = np.zeros(len(work[u.name]), bool)
+            for (_, v), c in carried.items():
+                if v in moded:
+                    taken |= c
+            carried = {(k, v): (c if v in moded else c & ~taken) for (k, v), c in carried.items()}
+        for k, v, cap in ends:
+            frames = np.flatnonzero(carried[(k, v)])
+            if len(frames):
+                edges.setdefault(u.name, []).append((v, cap, frames))
+    return edges
+
+
+def _blocking(edges, began: dict, took: dict, n: int) -> np.ndarray:
+    """The earliest a producer can finish each frame: once each consumer (``_fifo_edges``, at its current times)
+    has taken the stream up to what the FIFOs between them hold, taking each frame evenly from its start until it
+    has it all."""
+    lim = np.zeros(n)
+    for v, cap, frames in edges:
+        if v not in took:
+            continue
+        s, e = began[v][frames], took[v][frames]
+        m = np.arange(len(frames))
+        pos = m + 1 - cap  # the consumer must have taken this much of the stream (in frames)
+        ok = pos > 0
+        k = np.minimum(np.ceil(pos[ok]).astype(int) - 1, m[ok])
+        t = s[k] + (pos[ok] - k) * (e[k] - s[k])
+        np.maximum.at(lim, frames[ok], t)
+    return lim
 
 
 def report(model, ladders: list[NodeLadder], alloc: Allocation, budget: dict[str, float], freq: dict,

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -208,6 +210,20 @@ def test_accelerator_rtl_sized_bit_exact(network):
           f"mean bound {mean:.0f} ({slowest}), FINN's estimate {rep.estimate_cycles}")
     assert abs(rep.sized_cycles / sequence - 1) < 0.05, (rep.sized_cycles, sequence)
     assert 0 < mean <= sequence <= rep.estimate_cycles
+    # the same model with the FIFOs holding what their sized depths say (in frames of their streams, a producer
+    # held until its consumer has taken all but that): the graph's inserted FIFOs and converters take no time of
+    # their own, and holding less only delays; the sizing run within 5 % of it
+    unbounded, _ = frame_sequence_cycles(sized, choices, man)
+    held, _ = frame_sequence_cycles(sized, choices, man, capacities=True)
+    print(f"  with the sized FIFOs' capacities {held:.0f}")
+    assert unbounded == pytest.approx(sequence) and held >= unbounded - 1e-6
+    assert abs(rep.sized_cycles / held - 1) < 0.05, (rep.sized_cycles, held)
+    # frame buffers two words deep: the gate never sees the end of a frame its router waits on (a deadlock)
+    shallow = copy.deepcopy(sized)
+    for node in shallow.graph.node:
+        if node.name.endswith("_framebuf"):
+            getCustomOp(node).set_nodeattr("depth", 2)
+    assert frame_sequence_cycles(shallow, choices, man, capacities=True) == (float("inf"), float("inf"))
 
 
 def test_block_ram_depth_takes_the_cheaper_geometry():
@@ -366,6 +382,56 @@ def test_emitted_hdl_synthesizes_node_by_node(network, tmp_path):
     assert res["total"]["LUT"] == figs[picked[3].name]["LUT"] + figs[fifos[0].name]["LUT"]
     again = hdl.synthesize_graph(sub, None, tmp_path)
     assert again["total"] == res["total"] and "fits" not in again and again["seconds"] < res["seconds"]
+
+
+@pytest.mark.slow
+def test_design_over_the_device_by_yosys_is_folded_again(network, tmp_path, monkeypatch):
+    """The fit judged on Yosys (``build_accelerator(synth=True)``, ``fracskip build --synth``): a design whose emitted
+    HDL synthesizes to more than the device is folded again, with what synthesis found beyond the folding's
+    estimate kept out of its budget, until it fits. Yosys of the tiny network's static pipeline takes a quarter of
+    an hour on a cold cache (test_emitted_hdl_synthesizes_node_by_node synthesizes its kinds of node): here synthesis
+    reports the emitted graph's FINN estimate plus a fixed excess, so that the first folding is over the device by
+    one LUT. The loop must then fold once more, smaller and no faster, and stop when that fits."""
+    from fracskip import bitstreams
+    from fracskip.hls import accelerator as A
+    from fracskip.hls.pipeline_folding import emitted_resources
+    from fracskip.hls.synth import hdl
+
+    hil.keep_finn_env(monkeypatch)
+    build_dir = tmp_path / "build"
+    shutil.copytree(network["build_dir"], build_dir, ignore=shutil.ignore_patterns("accelerator", "baselines"))
+    board = json.loads((build_dir / "summary.json").read_text())["board"]
+    device = bitstreams.load(board["name"]).resources["LUT"]
+    excess = {"LUT": 0}
+    calls = []
+
+    def estimate_plus_excess(model, board, design, path, *args, **kwargs):
+        total = dict(emitted_resources(model, board["part"])["total"], FF=0)
+        total = {r: int(total[r]) + (excess["LUT"] if r == "LUT" else 0) for r in hdl.RESOURCES}
+        calls.append(total["LUT"])
+        path.write_text(json.dumps({"design": design, "total": total}))
+        return {"total": total, "fits": all(total[r] <= board["resources"][r] for r in hdl.RESOURCES)}
+
+    monkeypatch.setattr(hdl, "synth_report", estimate_plus_excess)
+    design = "static_W2A2"
+    first = A.build_accelerator(build_dir, None, design=design, cache_dir=network["cache"], synth=True)
+    assert first["fit_attempts"] == 1 and first["fits_device_synth"] and first["fit_reserve"] == {} and calls
+    emitted, folded = first["resources_estimate_emitted"]["total"]["LUT"], first["resources_estimate_inserted"]["LUT"]
+    excess["LUT"] = device + 1 - int(emitted)
+    again = A.build_accelerator(build_dir, None, design=design, cache_dir=network["cache"], synth=True)
+    print(f"{design}: {folded:.0f} LUT by the folding, {emitted:.0f} as emitted; over the device by one LUT: "
+          f"{again['fit_attempts']} foldings, reserve {again['fit_reserve']}, "
+          f"{again['resources_estimate_inserted']['LUT']:.0f} LUT by the folding, "
+          f"{again['cycles_per_image_model']:.0f} cycles per image (was {first['cycles_per_image_model']:.0f})")
+    assert len(calls) == 3 and calls[1] == device + 1  # the first folding again, over by one
+    assert again["fit_attempts"] == 2 and again["fits_device_synth"] and calls[-1] <= device
+    assert again["fit_reserve"] == {"LUT": device + 1 - folded}  # what synthesis took beyond the folding
+    assert again["resources_estimate_inserted"]["LUT"] <= folded - 1
+    # the first folding was the fastest within the looser budget (the tiny network's first block bounds both)
+    assert again["cycles_per_image_model"] >= first["cycles_per_image_model"]
+    report = json.loads((A.design_dir(build_dir, design) / "report" / "accelerator.json").read_text())
+    saved = json.loads((A.design_dir(build_dir, design) / "report" / "synth.json").read_text())
+    assert report["resources_synth"] == saved["total"] and saved["total"]["LUT"] == calls[-1]
 
 
 @pytest.mark.slow
