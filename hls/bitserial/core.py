@@ -27,7 +27,8 @@ LUT_WMEM_MAX_DEPTH = 32
 # Cycles from a vector's last compute step to its last output word: read, popcount, T, A, output register
 # (thresholds add the search: one cycle per output bit and the first read).
 PIPELINE_LATENCY = 5
-MODE_TOKEN_BITS = 8  # the mode stream's TDATA (the mode index in its low 2 bits)
+MODE_TOKEN_BITS = 8  # the mode stream's TDATA (the mode index in its low 2 bits), without channel groups
+CHANNEL_SKIPS = {"": 0, "out": 1, "in": 2}  # which channels come in groups that a frame may drop
 
 
 def rtl_dir() -> Path:
@@ -69,6 +70,13 @@ class BitSerialParams:
     ``wbp``: weight bit-planes per cycle (the bit-parallelism knob: PE * SIMD * WBP binary MACs per
     cycle). ``modes``: the bit menu, indexed by the mode token. ``n_vectors``: vectors per frame (one
     token per frame). ``mode_stream`` False: a fixed-precision unit (one mode, no token stream).
+
+    Channel groups (LC-Net's channel skipping): ``channel_skip`` "out", the MH output channels come in groups
+    of ``channel_group`` (a multiple of PE), and a frame's dropped groups give zeros in a cycle per row fold;
+    "in", the input channels (``in_channels`` per kernel position, MW a multiple: a sliding window's vector)
+    come in groups of ``channel_group`` (a multiple of SIMD), and a frame's dropped groups are neither loaded
+    nor computed (they count as zeros). A frame's token then holds its keep bits beside its mode
+    (``mode_token``).
     """
 
     mw: int
@@ -83,6 +91,9 @@ class BitSerialParams:
     mode_stream: bool = True
     ram_style: str = "auto"  # weight memory: auto | distributed | block
     acc_bits: int = field(default=0)  # 0: FINN's datatype bound over every mode (see acc_bits_for)
+    channel_skip: str = ""  # "" none, "out" output channel groups, "in" input channel groups
+    channel_group: int = 0  # channels per group
+    in_channels: int = 0  # "in": channels per kernel position (0: MW)
 
     def __post_init__(self) -> None:
         problems = []
@@ -111,6 +122,7 @@ class BitSerialParams:
             problems.append("a unit without mode stream has exactly one mode")
         if self.ram_style not in RAM_STYLES:
             problems.append(f"ram_style={self.ram_style!r} is not one of {sorted(RAM_STYLES)}")
+        problems += self._channel_problems() if not problems else []
         if problems:
             raise FracskipError("invalid bit-serial MVU parameters: " + "; ".join(problems))
         if self.acc_bits == 0:
@@ -118,7 +130,53 @@ class BitSerialParams:
         if self.wmem >= 1 << 16 or self.tmem >= 1 << 16:
             raise FracskipError("invalid bit-serial MVU parameters: a memory of 2^16 words or more")
 
+    def _channel_problems(self) -> list[str]:
+        skip, g = self.channel_skip, self.channel_group
+        if skip not in CHANNEL_SKIPS:
+            return [f"channel_skip={skip!r} is not one of {sorted(CHANNEL_SKIPS)}"]
+        if not skip:
+            return [] if g == 0 else ["channel_group needs channel_skip 'out' or 'in'"]
+        if not self.mode_stream:
+            return ["channel groups come with the mode token: a unit without mode stream has none"]
+        if skip == "out":
+            bad = g < 1 or g % self.pe or self.mh % g
+            out = [f"channel_group={g} must be a multiple of PE={self.pe} dividing MH={self.mh}"] if bad else []
+            if self.has_act:
+                out.append("output channel groups need a unit without activation (the zeros are accumulators)")
+            return out
+        c = self.in_channels or self.mw
+        if g < 1 or g % self.simd or c % g or self.mw % c:
+            return [f"channel_group={g} must be a multiple of SIMD={self.simd} dividing the {c} input channels, "
+                    f"which divide MW={self.mw}"]
+        return []
+
     # ------------------------------------------------------------------ shape
+    @property
+    def n_groups(self) -> int:
+        """Channel groups a frame keeps or drops (0 without channel skipping)."""
+        if not self.channel_skip:
+            return 0
+        return (self.mh if self.channel_skip == "out" else self.in_channels or self.mw) // self.channel_group
+
+    @property
+    def mode_token_bits(self) -> int:
+        """TDATA of the mode stream: the mode in the low byte, the keep bits (group g at bit 8 + g) after it."""
+        return MODE_TOKEN_BITS + (self.n_groups + 7) // 8 * 8
+
+    def mode_token(self, k: int, keep: int | None = None) -> int:
+        """The token of a frame of mode ``k`` keeping the groups whose bits ``keep`` sets (default: all)."""
+        full = (1 << self.n_groups) - 1
+        keep = full if keep is None else keep
+        if self.n_groups and not 0 < keep <= full:
+            raise FracskipError(f"keep bits {keep:#x}: at least one of the {self.n_groups} groups, none beyond")
+        return k | ((keep & full) << MODE_TOKEN_BITS)
+
+    def _kept(self, keep: int | None, count: int, per_group: int) -> int:
+        """How many of ``count`` folds (``per_group`` of them per group, repeating) a frame keeps."""
+        if keep is None or not self.n_groups:
+            return count
+        return sum((keep >> ((f % (self.n_groups * per_group)) // per_group)) & 1 for f in range(count))
+
     @property
     def sf(self) -> int:
         return self.mw // self.simd
@@ -208,51 +266,69 @@ class BitSerialParams:
         return max(1, self.tbase(len(self.modes)))
 
     # ------------------------------------------------------------------ cycle model
-    def compute_cycles(self, k: int) -> int:
-        """Cycles of one row fold's dot products in mode k: b_a * b_w / WBP * SF."""
-        return self.modes[k].abits * self.groups(k) * self.sf
+    def kept_folds(self, keep: int | None = None) -> int:
+        """Column folds a frame computes: all but those of dropped input channel groups."""
+        if self.channel_skip != "in":
+            return self.sf
+        return self._kept(keep, self.sf, self.channel_group // self.simd)
 
-    def row_cycles(self, k: int) -> int:
+    def kept_rows(self, keep: int | None = None) -> int:
+        """Row folds a frame computes: all but those of dropped output channel groups."""
+        if self.channel_skip != "out":
+            return self.nf
+        return self._kept(keep, self.nf, self.channel_group // self.pe)
+
+    def compute_cycles(self, k: int, keep: int | None = None) -> int:
+        """Cycles of one row fold's dot products in mode k: b_a * b_w / WBP * (kept) SF."""
+        return self.modes[k].abits * self.groups(k) * self.kept_folds(keep)
+
+    def row_cycles(self, k: int, keep: int | None = None) -> int:
         """Cycles per output word in mode k: compute, or the threshold search (one cycle per output bit)
         when that is longer (both run concurrently)."""
-        return max(self.compute_cycles(k), self.modes[k].out_bits)
+        return max(self.compute_cycles(k, keep), self.modes[k].out_bits)
 
-    def vector_cycles(self, k: int) -> int:
-        return self.nf * self.row_cycles(k)
+    def vector_cycles(self, k: int, keep: int | None = None) -> int:
+        """A dropped row fold (output channel groups) takes one cycle."""
+        rows = self.kept_rows(keep)
+        return rows * self.row_cycles(k, keep) + (self.nf - rows)
 
-    def frame_cycles(self, k: int) -> int:
-        """Cycles per frame of mode k at full rate (steady state)."""
-        return self.n_vectors * self.vector_cycles(k)
+    def frame_cycles(self, k: int, keep: int | None = None) -> int:
+        """Cycles per frame of mode k (keeping ``keep``'s channel groups) at full rate (steady state)."""
+        return self.n_vectors * self.vector_cycles(k, keep)
 
-    def load_cycles(self, k: int) -> int:
-        """Cycles to load one vector of mode k into the activation buffer: one bit-plane per cycle."""
-        return self.sf * self.modes[k].abits
+    def load_cycles(self, k: int, keep: int | None = None) -> int:
+        """Cycles to load one vector of mode k into the activation buffer: one bit-plane per cycle, one cycle
+        for a word of dropped input channels."""
+        folds = self.kept_folds(keep)
+        return folds * self.modes[k].abits + (self.sf - folds)
 
     def tail_latency(self, k: int) -> int:
         """Cycles from the last compute step of a vector of mode k to its last output word."""
         return PIPELINE_LATENCY + (self.modes[k].out_bits + 1 if self.has_act else 0)
 
-    def cycles(self, modes: Sequence[int]) -> int:
+    def cycles(self, modes: Sequence[int], keeps: Sequence[int | None] | None = None) -> int:
         """The unit's cycle model for frames of the given modes, from the first input word (or token)
         taken to the last output word given, at full rate.
 
         Two stages over a two-bank activation buffer: the loader fills a bank (load_cycles, plus one cycle
         for each frame's mode token after the first) once the compute has freed it; the compute takes a
         vector (vector_cycles) once it is loaded. Within a mode the loader is never the bottleneck
-        (SF*b_a <= NF*b_a*b_w/WBP*SF); after a switch from a cheap to a dear mode it can be.
+        (SF*b_a <= NF*b_a*b_w/WBP*SF); after a switch from a cheap to a dear mode it can be. ``keeps``: each
+        frame's keep bits (channel groups), all kept by default.
         """
-        vecs = [k for k in modes for _ in range(self.n_vectors)]
+        keeps = [None] * len(modes) if keeps is None else list(keeps)
+        vecs = [(k, c) for k, c in zip(modes, keeps) for _ in range(self.n_vectors)]
         if not vecs:
             return 0
         load_end: list[int] = []
         comp_end: list[int] = []
-        for v, k in enumerate(vecs):
+        for v, (k, c) in enumerate(vecs):
             start = max(load_end[v - 1] if v else 0, comp_end[v - 2] if v >= 2 else 0)
             if v and v % self.n_vectors == 0:
                 start += 1  # the next frame's mode token
-            load_end.append(start + self.load_cycles(k))
-            comp_end.append(max(comp_end[v - 1] if v else 0, load_end[v]) + self.vector_cycles(k))
-        return comp_end[-1] + self.tail_latency(vecs[-1])
+            load_end.append(start + self.load_cycles(k, c))
+            comp_end.append(max(comp_end[v - 1] if v else 0, load_end[v]) + self.vector_cycles(k, c))
+        return comp_end[-1] + self.tail_latency(vecs[-1][0])
 
     @property
     def bitops_per_cycle(self) -> int:
@@ -281,6 +357,9 @@ class BitSerialParams:
             "ACTIVATION_WIDTH": self.act_width, "ACCU_WIDTH": self.acc_bits,
             "OUT_WIDTH": self.out_bits_per_element, "N_VEC": self.n_vectors,
             "MODE_STREAM": int(self.mode_stream), "RAM_STYLE": RAM_STYLES[self.resolved_ram_style],
+            "CSKIP": CHANNEL_SKIPS[self.channel_skip], "NG": max(1, self.n_groups),
+            "GPF": self.channel_group // (self.pe if self.channel_skip == "out" else self.simd) if self.n_groups else 1,
+            "CF": (self.in_channels or self.mw) // self.simd if self.channel_skip == "in" else 1,
             "WEIGHT_FILE": weight_file, "THRESH_FILE": thresh_prefix,
         }
 
@@ -369,23 +448,37 @@ def write_memory_files(params: BitSerialParams, weights: Sequence[np.ndarray],
 
 # ---------------------------------------------------------------------------------------------- reference
 def reference(params: BitSerialParams, x: np.ndarray, modes: Sequence[int], weights: Sequence[np.ndarray],
-              thresholds: Sequence[np.ndarray] | None = None) -> np.ndarray:
+              thresholds: Sequence[np.ndarray] | None = None,
+              keeps: Sequence[int | None] | None = None) -> np.ndarray:
     """The unit's function (numpy): frame f of ``x`` (F, ..., MW) through mode ``modes[f]``.
 
     Mode k: y = x @ W_k, then, with an activation, act_val_k + #{i: y >= T_k[row, i]} (FINN's
-    MultiThreshold). The FINN op's execute_node runs FINN's own code for the same function.
+    MultiThreshold). The FINN op's execute_node runs FINN's own code for the same function. ``keeps``: each
+    frame's keep bits; the channels of a dropped group are zeros (output groups) or read as zeros (input).
     """
     out = []
     for f, k in enumerate(modes):
         if not 0 <= k < len(params.modes):
             raise FracskipError(f"frame {f}: mode {k} is not in the menu of {len(params.modes)} "
                                 "(a skipped frame is not sent to the unit)")
-        acc = np.asarray(x[f]).astype(np.int64) @ np.asarray(weights[k]).astype(np.int64)
+        xf = np.asarray(x[f]).astype(np.int64)
+        keep = None if keeps is None else keeps[f]
+        if keep is not None and params.channel_skip == "in":
+            c = params.in_channels or params.mw
+            xf = xf * np.resize(channel_keep(params, keep), c)[np.arange(params.mw) % c]
+        acc = xf @ np.asarray(weights[k]).astype(np.int64)
+        if keep is not None and params.channel_skip == "out":
+            acc = acc * channel_keep(params, keep)
         if params.has_act:
             t = np.asarray(thresholds[k], dtype=np.float64)
             acc = (acc[..., None] >= t).sum(axis=-1) + params.modes[k].act_val
         out.append(acc)
     return np.stack(out)
+
+
+def channel_keep(params: BitSerialParams, keep: int) -> np.ndarray:
+    """0/1 per channel of the groups (output channels, or one kernel position's input channels)."""
+    return np.repeat([(keep >> g) & 1 for g in range(params.n_groups)], params.channel_group)
 
 
 # ---------------------------------------------------------------------------------------------- wrapper
@@ -395,7 +488,7 @@ def _byte_padded(bits: int) -> int:
 
 def wrapper_verilog(params: BitSerialParams, module: str, weight_file: str, thresh_prefix: str) -> str:
     """Verilog top with FINN's port names: ap_clk, ap_rst_n, in0_V_* (activations), in1_V_* (mode tokens,
-    8-bit TDATA, only with a mode stream), out0_V_*; TDATA padded to whole bytes.
+    ``mode_token_bits`` of TDATA, only with a mode stream), out0_V_*; TDATA padded to whole bytes.
 
     The memory image paths are parameters (``WEIGHT_FILE``, ``THRESH_FILE`` prefix) defaulting to the given
     files, so that a stitcher can point an instance at copies, as FINN's memstream wrappers allow.
@@ -406,17 +499,19 @@ def wrapper_verilog(params: BitSerialParams, module: str, weight_file: str, thre
     body = ",\n".join(
         f"        .{k}({k})" if k in ("WEIGHT_FILE", "THRESH_FILE") else f"        .{k}({v})" for k, v in pars.items())
     out_assign = "core_out" if out_pad == p.out_width else f"{{{out_pad - p.out_width}'b0, core_out}}"
+    ng = max(1, p.n_groups)
     if p.mode_stream:
-        mode_ports = f"""    input  wire [{MODE_TOKEN_BITS - 1}:0] in1_V_TDATA,
+        keep = f"in1_V_TDATA[{MODE_TOKEN_BITS} +: {ng}]" if p.n_groups else f"{ng}'b1"
+        mode_ports = f"""    input  wire [{p.mode_token_bits - 1}:0] in1_V_TDATA,
     input  wire in1_V_TVALID,
     output wire in1_V_TREADY,
 """
-        mode_conn = """        .s_mode_tdata(in1_V_TDATA[1:0]),
+        mode_conn = f"""        .s_mode_tdata({{{keep}, in1_V_TDATA[1:0]}}),
         .s_mode_tvalid(in1_V_TVALID),
         .s_mode_tready(in1_V_TREADY),"""
     else:
         mode_ports = ""
-        mode_conn = """        .s_mode_tdata(2'b00),
+        mode_conn = f"""        .s_mode_tdata({ng + 2}'b0),
         .s_mode_tvalid(1'b0),
         .s_mode_tready(),"""
     return f"""// generated by fracskip.hls.bitserial: bit-serial runtime-precision MVAU with FINN's stream interface

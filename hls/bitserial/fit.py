@@ -68,7 +68,7 @@ def to_params(row: tuple) -> BitSerialParams:
 
 
 def params_of(pt: dict) -> BitSerialParams:
-    d = {k: pt[k] for k in BitSerialParams.__dataclass_fields__}
+    d = {k: pt[k] for k in BitSerialParams.__dataclass_fields__ if k in pt}  # points stored before a field
     d["modes"] = tuple(Precision(**m) if isinstance(m, dict) else Precision(*m) for m in d["modes"])
     return BitSerialParams(**d)
 

@@ -82,6 +82,7 @@ class RunData:
     thresholds: list[np.ndarray] | None
     modes: list[int]
     x: np.ndarray  # (frames, vectors, MW)
+    keeps: list[int] | None = None  # per frame, the channel groups kept (units with channel groups)
 
 
 def random_data(rng: np.random.Generator, p: BitSerialParams, frames: int) -> RunData:
@@ -150,7 +151,7 @@ def build_model(units: list[BitSerialParams], workdir, frames: int = FRAMES):
         duts.append(StreamDut(f"bs_dut{i}", (p.in_width + 7) // 8 * 8, (p.out_width + 7) // 8 * 8,
                               n_in=frames * p.n_vectors * p.sf, n_modes=frames if p.mode_stream else 0,
                               n_out=frames * p.n_vectors * p.nf, exp_cycles=frames * max(
-                                  p.frame_cycles(k) for k in range(len(p.modes)))))
+                                  p.frame_cycles(k) for k in range(len(p.modes))), mode_width=p.mode_token_bits))
     return StreamHarness(duts, sources + rtl_sources(), workdir / "runs")
 
 
@@ -159,9 +160,14 @@ def simulate(harness, units, datas, stall: bool, seed: int):
     for i, (p, d) in enumerate(zip(units, datas)):
         write_memory_files(p, d.weights, d.thresholds, run_dir / f"w{i}.dat", run_dir / f"t{i}")
     runs = harness.run([pack_inputs(p, d.x) for p, d in zip(units, datas)],
-                       [d.modes if p.mode_stream else [] for p, d in zip(units, datas)], run_dir=run_dir,
-                       stall=stall, seed=seed)
+                       [_tokens(p, d) for p, d in zip(units, datas)], run_dir=run_dir, stall=stall, seed=seed)
     return run_dir, runs
+
+
+def _tokens(p: BitSerialParams, d: RunData) -> list[int]:
+    if not p.mode_stream:
+        return []
+    return [p.mode_token(k, None if d.keeps is None else d.keeps[f]) for f, k in enumerate(d.modes)]
 
 
 # ---------------------------------------------------------------------------------------------- RTL vs FINN
@@ -253,6 +259,115 @@ def test_cycles_per_frame_match_the_model(finn, tmp_path):
                          f"{run.cycles} cycles / {frames} frames, model {p.cycles(d.modes)}, ratio {ratio:.4f}")
             assert abs(ratio - 1) <= 0.02, lines[-1]
     print("\n" + "\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------- channel groups
+def random_grouped_unit(rng: np.random.Generator, skip: str) -> BitSerialParams:
+    """A random unit with channel groups (LC-Net's channel skipping): output channel groups (a multiple of
+    PE), or the input channel groups of a sliding window's vector (a multiple of SIMD, 1-9 kernel positions)."""
+    base = random_unit(rng, no_act=skip == "out")
+    menu = base.modes if base.mode_stream else base.modes * 2
+    if skip == "out":
+        pe = int(rng.integers(1, 4))
+        group = pe * int(rng.integers(1, 3))
+        mh = group * int(rng.integers(2, 5))
+        return BitSerialParams(base.mw, mh, pe, base.simd, base.wbp, menu, base.weight_signed, base.act_signed,
+                               base.n_vectors, ram_style=base.ram_style, channel_skip="out", channel_group=group)
+    simd = int(rng.integers(1, 5))
+    group = simd * int(rng.integers(1, 3))
+    channels = group * int(rng.integers(2, 5))
+    positions = int(rng.choice([1, 2, 9]))
+    return BitSerialParams(channels * positions, base.mh, base.pe, simd, base.wbp, menu, base.weight_signed,
+                           base.act_signed, base.n_vectors, ram_style=base.ram_style, channel_skip="in",
+                           channel_group=group, in_channels=channels)
+
+
+def random_keeps(rng: np.random.Generator, p: BitSerialParams, frames: int) -> list[int]:
+    """Per frame, the groups kept: at least one, all of them in some frames."""
+    full = (1 << p.n_groups) - 1
+    return [full if rng.random() < 0.2 else int(rng.integers(1, full + 1)) for _ in range(frames)]
+
+
+def grouped_golden(p: BitSerialParams, d: RunData) -> np.ndarray:
+    """Dropped output channels are zeros, dropped input channels read as zeros (the model's semantics), through
+    the frame's mode's weights and thresholds."""
+    out = []
+    for f, k in enumerate(d.modes):
+        on = np.repeat([(d.keeps[f] >> g) & 1 for g in range(p.n_groups)], p.channel_group)
+        w = np.asarray(d.weights[k], np.int64)
+        if p.channel_skip == "in":
+            w = w * np.resize(on, p.mw)[:, None]  # the vector is kernel positions x channels
+        acc = d.x[f] @ w * (on if p.channel_skip == "out" else 1)
+        if p.has_act:
+            acc = (acc[..., None] >= np.asarray(d.thresholds[k])).sum(-1) + p.modes[k].act_val
+        out.append(acc)
+    return np.stack(out)
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_channel_groups_bit_exact_and_cycles_follow_the_kept_groups(finn, tmp_path):
+    """Units with channel groups (output or input channels), each frame its own mode and keep bits in its
+    token: the RTL gives the dropped channels as zeros (output groups) or reads them as zeros (input groups),
+    bit for bit, with random stalls and at full rate; at full rate its cycles are the model's within 2 %, which
+    counts only the kept groups' dot products. A layer of the default's size: cycles fall with the groups kept."""
+    rng = np.random.default_rng(16)
+    checked, ratios = 0, []
+    for b, skip in enumerate(("out", "in", "in")):
+        units = [random_grouped_unit(rng, skip) for _ in range(DUTS)]
+        work = tmp_path / f"model{b}"
+        work.mkdir()
+        harness = build_model(units, work)
+        for r in range(RUNS // 2 + 1):
+            stall = r % 2 == 1
+            datas = [random_data(rng, p, FRAMES) for p in units]
+            for p, d in zip(units, datas):
+                d.keeps = random_keeps(rng, p, FRAMES)
+            _, runs = simulate(harness, units, datas, stall=stall, seed=r + 1)
+            bad = []
+            for i, (p, d, run) in enumerate(zip(units, datas, runs)):
+                golden = grouped_golden(p, d)
+                assert np.array_equal(golden, reference(p, d.x, d.modes, d.weights, d.thresholds, d.keeps))
+                desc = f"{_describe(i, p, d)} {skip} group={p.channel_group} keeps={[hex(k) for k in d.keeps]}"
+                if not run.finished:
+                    bad.append(f"{desc}: {len(run.outputs)} of {run.n_expected} words")
+                    continue
+                got = unpack_outputs(p, run.outputs, golden.shape)
+                if not np.array_equal(got, golden):
+                    bad.append(f"{desc}: {int((got != golden).sum())} of {golden.size} values differ")
+                elif not stall:
+                    ratios.append(run.cycles / p.cycles(d.modes, d.keeps))
+                    if abs(ratios[-1] - 1) > 0.02:
+                        bad.append(f"{desc}: {run.cycles} cycles, model {p.cycles(d.modes, d.keeps)}")
+                checked += 1
+            assert not bad, f"model {b} run {r} ({'stalls' if stall else 'full rate'}):\n" + "\n".join(bad)
+    print(f"\nchannel groups: {checked} random configurations bit-exact; full-rate cycles / model: "
+          f"min {min(ratios):.4f} max {max(ratios):.4f} over {len(ratios)} runs")
+    assert checked >= 80
+
+    # the default's conv2 of a 16-channel block (3x3 window, groups of 4 channels), and its conv1 by output
+    # channels: cycles per frame against the groups kept
+    menu = (Precision(2, 2), Precision(4, 4), Precision(8, 8))
+    layers = (BitSerialParams(144, 16, 4, 4, 2, menu, n_vectors=49, channel_skip="in", channel_group=4,
+                              in_channels=16),
+              BitSerialParams(144, 16, 4, 4, 2, menu, n_vectors=49, channel_skip="out", channel_group=4))
+    harness = build_model(list(layers), tmp_path, frames=4)
+    lines = []
+    for keeps in ([0xF] * 4, [0x1] * 4, [0x3, 0x7, 0x1, 0xF]):
+        datas = []
+        for p in layers:
+            d = random_data(rng, p, 4)
+            d.modes, d.keeps = [1, 1, 1, 1], keeps
+            d.x = rng.integers(0, 16, size=(4, p.n_vectors, p.mw))
+            datas.append(d)
+        _, runs = simulate(harness, list(layers), datas, stall=False, seed=1)
+        for p, d, run in zip(layers, datas, runs):
+            assert np.array_equal(unpack_outputs(p, run.outputs, (4, p.n_vectors, p.mh)), grouped_golden(p, d))
+            ratio = run.cycles / p.cycles(d.modes, d.keeps)
+            lines.append(f"{p.channel_skip:>3} keeps {[hex(k) for k in keeps]}: {run.cycles} cycles / 4 frames, "
+                         f"model {p.cycles(d.modes, d.keeps)} (all kept: {p.cycles(d.modes)}), ratio {ratio:.4f}")
+            assert abs(ratio - 1) <= 0.02, lines[-1]
+    print("\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------------- FINN op
@@ -364,14 +479,18 @@ def test_fitted_model_error():
 
 @pytest.mark.rtlsim
 def test_rtl_lints_clean():
-    """Verilator -Wall lint of the unit over corner parameterisations."""
+    """Verilator -Wall lint of the unit over corner parameterisations, channel groups of both kinds included."""
     from fracskip.hls.rtlsim import find_verilator
 
     tool = find_verilator()
     exe, env = tool.binary, tool.env()
     for p in (BitSerialParams(1, 1, 1, 1, 1, (Precision(2, 2),), mode_stream=False),
               BitSerialParams(21, 6, 3, 7, 2, (Precision(2, 2, 2), Precision(4, 3, 4, -8)), act_signed=True),
-              BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784)):
+              BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784),
+              BitSerialParams(144, 16, 4, 4, 2, (Precision(2, 2), Precision(4, 4)), channel_skip="in",
+                              channel_group=4, in_channels=16),
+              BitSerialParams(144, 16, 4, 4, 2, (Precision(2, 2), Precision(4, 4)), channel_skip="out",
+                              channel_group=8)):
         pars = {k: v for k, v in p.verilog_parameters("w.dat", "t").items() if not isinstance(v, str) or "'h" in v}
         cmd = [str(exe), "--lint-only", "-Wall", "-Wno-DECLFILENAME", "-Wno-UNUSEDPARAM", "--top-module", "bsmvu",
                *map(str, rtl_sources()), *(f"-G{k}={v}" for k, v in pars.items())]

@@ -15,6 +15,13 @@
 // Mode stream: one token per frame of N_VEC vectors, taken before the frame's first input word
 // (MODE_STREAM = 0: one fixed mode, no token).
 //
+// Channel groups (LC-Net's channel skipping, CSKIP != 0): the token also holds a keep bit per group of
+// GROUP channels (s_mode_tdata[2 +: NG]); the frame's dropped groups take no dot products:
+//     CSKIP = 1, output channels: a dropped row fold (GROUP/PE of them per group) gives zeros in one cycle;
+//     CSKIP = 2, input channels: the column folds of dropped channels (channel c = (sf % CF) * SIMD + s of
+//                each kernel position, GROUP/SIMD folds per group) are neither computed (they count as
+//                zeros) nor loaded plane by plane (a dropped input word is taken in one cycle).
+//
 // Sign handling: two's complement planes; the weight MSB plane and (signed activations) the activation
 // MSB plane count negatively. Accumulation is Horner's rule, MSB planes first: the inner sum T over
 // weight plane groups and column folds (T <- T << WBP at each new group), the outer sum A over
@@ -54,6 +61,10 @@ module bsmvu #(
     parameter integer N_VEC = 1,               // vectors per frame (one mode token each frame)
     parameter integer MODE_STREAM = 1,
     parameter integer RAM_STYLE = 0,           // weights: 0 tool decides, 1 distributed, 2 block
+    parameter integer CSKIP = 0,               // channel groups: 0 none, 1 output channels, 2 input channels
+    parameter integer NG = 1,                  // channel groups (keep bits in the token)
+    parameter integer GPF = 1,                 // folds per group: GROUP/PE (CSKIP 1), GROUP/SIMD (CSKIP 2)
+    parameter integer CF = 1,                  // column folds per kernel position (CSKIP 2): channels/SIMD
     parameter WEIGHT_FILE = "weights.dat",
     parameter THRESH_FILE = "thresholds"       // prefix: <prefix>_peNN.dat
 ) (
@@ -63,7 +74,7 @@ module bsmvu #(
     input  wire                             s_axis_tvalid,
     output wire                             s_axis_tready,
     /* verilator lint_off UNUSEDSIGNAL */  // unused with MODE_STREAM = 0
-    input  wire [1:0]                       s_mode_tdata,
+    input  wire [NG+1:0]                    s_mode_tdata,   // [1:0] mode, [2 +: NG] keep bits (CSKIP)
     input  wire                             s_mode_tvalid,
     /* verilator lint_on UNUSEDSIGNAL */
     output wire                             s_mode_tready,
@@ -148,6 +159,7 @@ module bsmvu #(
     // ================================================================ loader: mode token, input words -> planes
     reg              has_mode;
     reg  [1:0]       lmode;
+    reg  [NG-1:0]    lmask, smask, bmask0, bmask1;  // keep bits of the token, the staged word, each bank
     reg  [cw(SF)-1:0]    isf;   // input word position in the frame
     reg  [cw(N_VEC)-1:0] iv;
     reg              stage_v;
@@ -163,8 +175,10 @@ module bsmvu #(
     reg              cb;
 
     wire [7:0] s_ab = pick(smode, AB0, AB1, AB2, AB3);
+    // a word of dropped input channels is taken in one cycle: the compute never reads its planes
+    wire l_drop = (CSKIP == 2) && !smask[(lsf % CF) / GPF];
     wire wr = stage_v && !full[lb];
-    wire wr_last = wr && (lj == s_ab - 1);
+    wire wr_last = wr && (l_drop || lj == s_ab - 1);
     wire fill_done = wr_last && (lsf == SF - 1);
     assign s_axis_tready = has_mode && (!stage_v || wr_last);
     wire take = s_axis_tvalid && s_axis_tready;
@@ -180,7 +194,8 @@ module bsmvu #(
                     has_mode <= 1'b0;
                 end else if (s_mode_tvalid && !has_mode) begin
                     has_mode <= 1'b1;
-                    lmode <= s_mode_tdata;
+                    lmode <= s_mode_tdata[1:0];
+                    lmask <= (CSKIP != 0) ? s_mode_tdata[2 +: NG] : {NG{1'b1}};
                 end else if (frame_in_done) begin
                     has_mode <= 1'b0;
                 end
@@ -190,6 +205,7 @@ module bsmvu #(
             always @(posedge ap_clk) begin
                 has_mode <= 1'b1;
                 lmode <= 2'd0;
+                lmask <= {NG{1'b1}};
             end
         end
     endgenerate
@@ -225,10 +241,13 @@ module bsmvu #(
         if (take) begin
             stage <= s_axis_tdata;
             smode <= lmode;
+            smask <= lmask;
         end
         if (fill_done) begin
             if (lb) bmode1 <= smode;
             else bmode0 <= smode;
+            if (lb) bmask1 <= smask;
+            else bmask0 <= smask;
         end
     end
 
@@ -252,11 +271,36 @@ module bsmvu #(
     wire [7:0] c_ab = pick(cmode, AB0, AB1, AB2, AB3);
     wire [7:0] c_gl = pick(cmode, GL0, GL1, GL2, GL3);
     wire issue = en && full[cb];
-    wire t_last = (cgu == c_gl) && (csf == SF - 1);
-    wire row_last = t_last && (cju == c_ab - 1);
+    wire [NG-1:0] cmask = cb ? bmask1 : bmask0;
+    // CSKIP 1: a dropped row fold is one step that gives zeros
+    wire zrow = (CSKIP == 1) && !cmask[cnf / GPF];
+    // CSKIP 2: the column folds of kept channels only, kernel position cp, kept fold cr of it
+    reg  [cw(SF/CF)-1:0] cp;
+    reg  [cw(CF)-1:0]    cr;
+    reg  [CF-1:0]        fkeep;  // kept column folds of a kernel position
+    reg  [cw(CF)-1:0]    cf_r;   // the column fold of kept rank cr
+    reg  [cw(CF+1)-1:0]  n_kept;
+    integer fq;
+    always @* begin
+        n_kept = 0;
+        cf_r = 0;
+        for (fq = 0; fq < CF; fq = fq + 1) begin
+            fkeep[fq] = cmask[fq / GPF];
+            if (fkeep[fq]) begin
+                if (n_kept == cr) cf_r = fq;
+                n_kept = n_kept + 1'b1;
+            end
+        end
+    end
+    wire [cw(SF)-1:0] sf_eff = (CSKIP == 2) ? cp * CF + cf_r : csf;
+    wire fold_first = (CSKIP == 2) ? (cp == 0 && cr == 0) : (csf == 0);
+    wire fold_last = (CSKIP == 2) ? (cp == SF / CF - 1 && cr == n_kept - 1) : (csf == SF - 1);
+    wire t_last = zrow || ((cgu == c_gl) && fold_last);
+    wire row_last = zrow || (t_last && (cju == c_ab - 1));
     assign comp_done = issue && row_last && (cnf == NF - 1);
     wire [JW-1:0] cj = c_ab - 1 - cju;
-    wire [WAW-1:0] wa = pick(cmode, WB0, WB1, WB2, WB3) + wrow + wt;
+    wire [WAW-1:0] wa = pick(cmode, WB0, WB1, WB2, WB3) + wrow + ((CSKIP == 2) ? cgu * SF + sf_eff : wt);
+    wire [SW-1:0] rslot = (CSKIP == 2) ? (cb ? SF : 0) + sf_eff : cslot;
 
     always @(posedge ap_clk) begin
         if (!ap_rst_n) begin
@@ -268,11 +312,17 @@ module bsmvu #(
             cslot <= 0;
             wrow <= 0;
             wt <= 0;
+            cp <= 0;
+            cr <= 0;
         end else if (issue) begin
-            csf <= (csf == SF - 1) ? 0 : csf + 1'b1;
-            cslot <= cslot + 1'b1;
-            wt <= wt + 1'b1;
-            if (csf == SF - 1) begin
+            if (!zrow) begin
+                csf <= (csf == SF - 1) ? 0 : csf + 1'b1;
+                cslot <= cslot + 1'b1;
+                wt <= wt + 1'b1;
+                cr <= (cr == n_kept - 1) ? 0 : cr + 1'b1;
+                if (cr == n_kept - 1) cp <= (cp == SF / CF - 1) ? 0 : cp + 1'b1;
+            end
+            if (fold_last) begin
                 cgu <= cgu + 1'b1;
                 cslot <= cb ? SF : 0;
             end
@@ -296,7 +346,7 @@ module bsmvu #(
 
     // ================================================================ read: weights, activation plane
     reg              v1;
-    reg              tf1, gs1, nw1, tl1, jf1, na1, rl1;
+    reg              tf1, gs1, nw1, tl1, jf1, na1, rl1, z1;
     reg  [1:0]       m1;
     reg  [cw(NF)-1:0] nf1;
     reg  [PE*WBP*SIMD-1:0] w1;
@@ -306,7 +356,7 @@ module bsmvu #(
     reg [SIMD-1:0] abuf [0:ADEPTH-1];
     always @(posedge ap_clk) begin
         if (wr) abuf[{lslot, lj}] <= plane;
-        if (en) a1 <= abuf[{cslot, cj}];
+        if (en) a1 <= abuf[{rslot, cj}];
     end
 
     generate
@@ -337,8 +387,9 @@ module bsmvu #(
     end
     always @(posedge ap_clk) begin
         if (en) begin
-            tf1 <= (cgu == 0) && (csf == 0);
-            gs1 <= (csf == 0);
+            tf1 <= (cgu == 0) && fold_first;
+            gs1 <= fold_first;
+            z1 <= zrow;
             nw1 <= (WEIGHT_SIGNED != 0) && (cgu == 0);
             tl1 <= t_last;
             jf1 <= (cju == 0);
@@ -350,7 +401,7 @@ module bsmvu #(
     end
 
     // ================================================================ popcount
-    reg              v2, tf2, gs2, nw2, tl2, jf2, na2, rl2;
+    reg              v2, tf2, gs2, nw2, tl2, jf2, na2, rl2, z2;
     reg  [1:0]       m2;
     reg  [cw(NF)-1:0] nf2;
     reg  [PE*WBP*PCW-1:0] pc2;
@@ -371,12 +422,12 @@ module bsmvu #(
     always @(posedge ap_clk) begin
         if (en) begin
             pc2 <= pc;
-            {tf2, gs2, nw2, tl2, jf2, na2, rl2, m2, nf2} <= {tf1, gs1, nw1, tl1, jf1, na1, rl1, m1, nf1};
+            {tf2, gs2, nw2, tl2, jf2, na2, rl2, z2, m2, nf2} <= {tf1, gs1, nw1, tl1, jf1, na1, rl1, z1, m1, nf1};
         end
     end
 
     // ================================================================ T: weight planes and column folds
-    reg              v3, jf3, na3, rl3;
+    reg              v3, jf3, na3, rl3, z3;
     /* verilator lint_off UNUSEDSIGNAL */  // mode and row fold: used by the thresholds only
     reg  [1:0]       m3;
     reg  [cw(NF)-1:0] nf3;
@@ -406,7 +457,7 @@ module bsmvu #(
 
             wire [AC-1:0] ti = t3[p * AC +: AC];
             wire [AC-1:0] a_base = jf3 ? {AC{1'b0}} : (acc_a[p * AC +: AC] << 1);
-            assign an[p * AC +: AC] = na3 ? a_base - ti : a_base + ti;
+            assign an[p * AC +: AC] = z3 ? {AC{1'b0}} : (na3 ? a_base - ti : a_base + ti);
             always @(posedge ap_clk) if (en && v3) acc_a[p * AC +: AC] <= an[p * AC +: AC];
         end
     endgenerate
@@ -415,7 +466,7 @@ module bsmvu #(
         else if (en) v3 <= v2 && tl2;
     end
     always @(posedge ap_clk) begin
-        if (en) {jf3, na3, rl3, m3, nf3} <= {jf2, na2, rl2, m2, nf2};
+        if (en) {jf3, na3, rl3, z3, m3, nf3} <= {jf2, na2, rl2, z2, m2, nf2};
     end
     wire push = en && v3 && rl3;  // a row fold's PE results are final
 
