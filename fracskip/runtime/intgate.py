@@ -27,6 +27,17 @@ INT8 = (-128, 127)
 INT16 = (-(1 << 15), (1 << 15) - 1)
 WEIGHT = (-127, 127)  # narrow-range int8 weights
 INT32 = (-(1 << 31), (1 << 31) - 1)
+MAX_GROUPS = 16  # channel groups per block: their keep bits are one 16-bit token word
+
+
+def keep_groups(w: np.ndarray, b: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """LC-Net's channel decision from the hidden state ``h`` (N, H) int8: the keep bits (N,) of the groups whose
+    integer logit h @ w.T + b is > 0; when none is, the group of the largest logit (the first on ties)."""
+    logits = np.asarray(h, np.int64) @ np.asarray(w, np.int64).T + np.asarray(b, np.int64)
+    keep = logits > 0
+    none = ~keep.any(axis=1)
+    keep[none, logits[none].argmax(axis=1)] = True
+    return (keep * (1 << np.arange(keep.shape[1]))).sum(axis=1)
 
 
 def rshift_round(x: np.ndarray, s: int) -> np.ndarray:
@@ -85,6 +96,10 @@ class IntGateParams:
     proj_b: np.ndarray  # (K,) int32
     sigmoid: np.ndarray  # (256,) table
     tanh: np.ndarray  # (256,) table
+    # LC-Net's channel head (docs/channel-skipping.md), per gate: (G_g, H) int8 weights and (G_g,) int32 biases at
+    # their exponent + H_EXP, one logit per channel group of the gate's block; None without channel skipping
+    chan_w: list[np.ndarray] | None = None
+    chan_b: list[np.ndarray] | None = None
 
     @property
     def n_gates(self) -> int:
@@ -108,6 +123,8 @@ class IntGateParams:
                      "w_hh_exp": self.w_hh_exp, "bias": L(self.lstm_b)},
             "proj": {"weight": L(self.proj_w), "weight_exp": self.proj_exp, "bias": L(self.proj_b)},
             "tables": {"sigmoid": L(self.sigmoid), "tanh": L(self.tanh)},
+            **({"channel_head": [{"weight": L(w), "bias": L(b)} for w, b in zip(self.chan_w, self.chan_b)]}
+               if self.chan_w is not None else {}),
         }
 
     @classmethod
@@ -124,6 +141,9 @@ class IntGateParams:
                     w_hh_exp=int(d["lstm"]["w_hh_exp"]), lstm_b=A(d["lstm"]["bias"]),
                     proj_w=A(d["proj"]["weight"]), proj_exp=int(d["proj"]["weight_exp"]), proj_b=A(d["proj"]["bias"]),
                     sigmoid=A(d["tables"]["sigmoid"]), tanh=A(d["tables"]["tanh"]))
+            if "channel_head" in d:
+                p.chan_w = [A(e["weight"]) for e in d["channel_head"]]
+                p.chan_b = [A(e["bias"]) for e in d["channel_head"]]
         except (KeyError, TypeError, ValueError) as e:
             raise FracskipError(f"the manifest's integer gate is malformed ({type(e).__name__}: {e}); re-export it") from e
         p.check()
@@ -148,6 +168,16 @@ class IntGateParams:
             bad.append(f"proj bias: shape {self.proj_b.shape}, int32 expected")
         if not (len(self.pool_mult) == len(self.embed_w) == len(self.embed_exp) == len(self.embed_b)):
             bad.append("per-gate lists differ in length")
+        if (self.chan_w is None) != (self.chan_b is None):
+            bad.append("channel head: weights and biases come together")
+        elif self.chan_w is not None:
+            if not len(self.chan_w) == len(self.chan_b) == len(self.embed_w):
+                bad.append("channel head: one per gate")
+            for g, (w, b) in enumerate(zip(self.chan_w, self.chan_b)):
+                if w.ndim != 2 or w.shape[1] != H or not 1 <= w.shape[0] <= MAX_GROUPS or b.shape != (w.shape[0],) \
+                        or w.min() < WEIGHT[0] or w.max() > WEIGHT[1] or b.min() < INT32[0] or b.max() > INT32[1]:
+                    bad.append(f"channel head {g}: weight {w.shape}, bias {b.shape} (1..{MAX_GROUPS} groups of H "
+                               "int8 weights, int32 biases)")
         if bad:
             raise FracskipError("integer gate parameters break the specification: " + "; ".join(bad))
 
@@ -166,6 +196,12 @@ class IntGates:
     def init_state(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros((n, self.p.hidden), dtype=np.int64)
         return z, z.copy()
+
+    def keep(self, g: int, h: np.ndarray) -> np.ndarray:
+        """Gate ``g``'s channel decision (``keep_groups``) from the hidden state ``step`` returned."""
+        if self.p.chan_w is None:
+            raise FracskipError("these gates have no channel head (a DFS checkpoint skips no channels)")
+        return keep_groups(self.p.chan_w[g], self.p.chan_b[g], h)
 
     def step(self, g: int, codes: np.ndarray, state: tuple[np.ndarray, np.ndarray], trace: dict | None = None):
         """codes: (N, C, H, W) interface integers -> (logits (N, K) int64, decisions (N,), new state).

@@ -78,6 +78,8 @@ def gate_params(params: spec.IntGateParams, g: int) -> spec.IntGateParams:
     p = spec.IntGateParams(**{k: getattr(params, k) for k in params.__dataclass_fields__})
     p.pool_mult, p.embed_w = [params.pool_mult[g]], [params.embed_w[g]]
     p.embed_exp, p.embed_b = [params.embed_exp[g]], [params.embed_b[g]]
+    if params.chan_w is not None:
+        p.chan_w, p.chan_b = [params.chan_w[g]], [params.chan_b[g]]
     return p
 
 
@@ -90,6 +92,8 @@ class GateShape:
     choices: int = 4
     state_in: bool = True
     state_out: bool = True
+    groups: int = 0  # channel groups of LC-Net's channel head (0: none): the token's keep word
+    keep_in: bool = False  # the state token read has a keep word (the previous gate has a channel head)
 
     @property
     def words(self) -> int:
@@ -97,8 +101,8 @@ class GateShape:
 
     @property
     def eval_cycles(self) -> int:
-        c, h, k = self.channels, self.hidden, self.choices
-        return c + h * c + 8 * h * h + k * h + EVAL_OVERHEAD + (2 * h if self.state_in else 0)
+        c, h, k = self.channels, self.hidden, self.choices + self.groups
+        return c + h * c + 8 * h * h + k * h + EVAL_OVERHEAD + (2 * h + self.keep_in if self.state_in else 0)
 
     @property
     def exp_cycles(self) -> int:
@@ -106,12 +110,17 @@ class GateShape:
 
     @property
     def token_words(self) -> int:
-        """Words of a token with state (``TOKEN_BITS`` each)."""
-        return 1 + 2 * self.hidden
+        """Words of this gate's token with state (``TOKEN_BITS`` each): [d, (keep bits), h, c]."""
+        return 1 + (self.groups > 0) + 2 * self.hidden
+
+    @property
+    def in_words(self) -> int:
+        """Words of the state token it reads."""
+        return 1 + self.keep_in + 2 * self.hidden
 
     @property
     def out_words(self) -> int:
-        return self.token_words if self.state_out else 1
+        return self.token_words if self.state_out else 1 + (self.groups > 0)
 
 
 def verilog_parameters(p: spec.IntGateParams, shape: GateShape) -> dict[str, int]:
@@ -123,6 +132,9 @@ def verilog_parameters(p: spec.IntGateParams, shape: GateShape) -> dict[str, int
         raise FracskipError(f"PE={shape.pe} does not divide the {shape.channels} channels")
     if H < 2 or K < 2:
         raise FracskipError(f"the RTL gate needs H >= 2 and K >= 2, has H={H}, K={K}")
+    groups = 0 if p.chan_w is None else int(p.chan_w[0].shape[0])
+    if groups != shape.groups:
+        raise FracskipError(f"the parameters have a channel head of {groups} groups, the shape says {shape.groups}")
     F = p.lstm_exp
     sh_ih, sh_hh = F - p.w_ih_exp - p.x_exp, F - p.w_hh_exp - spec.H_EXP
     sw = (255 * shape.hw).bit_length()
@@ -132,7 +144,8 @@ def verilog_parameters(p: spec.IntGateParams, shape: GateShape) -> dict[str, int
     return {"C": C, "PE": shape.pe, "HW": shape.hw, "H": H, "K": K, "SW": sw, "PM": pm, "PMW": pm.bit_length(),
             "SH_E": p.embed_exp[0] + spec.IFACE_EXP - p.x_exp, "SH_IH": sh_ih, "SH_HH": sh_hh,
             "SH_Z": F - spec.Z_EXP, "ACCW": acc.bit_length() + 1,
-            "STATE_IN": int(shape.state_in), "STATE_OUT": int(shape.state_out)}
+            "STATE_IN": int(shape.state_in), "STATE_OUT": int(shape.state_out), "NG": groups,
+            "KIN": int(shape.keep_in)}
 
 
 def rom_images(p: spec.IntGateParams) -> dict[str, list[str]]:
@@ -147,6 +160,9 @@ def rom_images(p: spec.IntGateParams) -> dict[str, list[str]]:
             b.append(p.lstm_b[t * H + j: t * H + j + 1])
     w.append(p.proj_w.reshape(-1))
     b.append(p.proj_b)
+    if p.chan_w is not None:  # the channel head's rows after the menu's
+        w.append(p.chan_w[0].reshape(-1))
+        b.append(p.chan_b[0])
     return {"WEIGHT_FILE": [h8(v) for v in np.concatenate(w)],
             "BIAS_FILE": [f"{int(v) & 0xFFFFFFFF:08x}" for v in np.concatenate(b)],
             "SIG_FILE": [h8(v) for v in p.sigmoid], "TANH_FILE": [h8(v) for v in p.tanh]}
@@ -198,26 +214,33 @@ endmodule
 """
 
 
-def token(decision: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
-    """(N, 1 + 2H) token [d, h, c] (or (N, 1) [d] without state) as float32, FINN's tensor type."""
+def token(decision: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None,
+          keep: np.ndarray | None = None) -> np.ndarray:
+    """(N, 1 + 2H) token [d, h, c] (or (N, 1) [d] without state) as float32, FINN's tensor type; with a channel
+    decision, its keep bits as the second word: [d, k, h, c] or [d, k]."""
     cols = [np.asarray(decision).reshape(-1, 1)]
+    if keep is not None:  # 16 keep bits in a word the token's INT16 type reads two's complement
+        k = np.asarray(keep, np.int64).reshape(-1, 1)
+        cols.append(np.where(k >= 1 << 15, k - (1 << 16), k))
     if state is not None:
         cols += [state[0], state[1]]
     return np.concatenate(cols, axis=1).astype(np.float32)
 
 
 def run_gate(p: spec.IntGateParams, codes_nhwc: np.ndarray, tok_in: np.ndarray | None, state_out: bool,
-             trace: dict | None = None) -> np.ndarray:
-    """The python twin: the one-gate reference ``IntGates.step`` on NHWC codes and an input token."""
+             trace: dict | None = None, keep_in: bool = False) -> np.ndarray:
+    """The python twin: the one-gate reference ``IntGates.step`` (and, with a channel head, ``IntGates.keep``) on
+    NHWC codes and an input token (``keep_in``: with a keep word after d)."""
     x = np.asarray(codes_nhwc).astype(np.int64).transpose(0, 3, 1, 2)
     gates = spec.IntGates(p)
     if tok_in is None:
         state = gates.init_state(x.shape[0])
     else:
-        t = np.asarray(tok_in).astype(np.int64).reshape(x.shape[0], -1)
-        state = (t[:, 1:1 + p.hidden], t[:, 1 + p.hidden:1 + 2 * p.hidden])
+        t = np.asarray(tok_in).astype(np.int64).reshape(x.shape[0], -1)[:, 1 + keep_in:]
+        state = (t[:, :p.hidden], t[:, p.hidden:2 * p.hidden])
     _, d, new = gates.step(0, x, state, trace=trace)
-    return token(d, new if state_out else None)
+    keep = gates.keep(0, new[0]) if p.chan_w is not None else None
+    return token(d, new if state_out else None, keep)
 
 
 # ---------------------------------------------------------------------------------------------- FINN ops

