@@ -188,6 +188,30 @@ def test_shipped_lcnet_loads_as_channel_skipping():
     assert len(ev["kept_channel_fraction"]) == net.n_gated and ev["accuracy"] == ck["eval"]["accuracy"]
 
 
+def test_shipped_lcnet_channel_head_is_the_integer_specification():
+    """The shipped lcnet checkpoint's channel heads, as trained (floats at power-of-two scales), keep exactly the
+    groups the integer specification keeps (``runtime.intgate.keep_groups`` of ``integer_params()``: what the RTL
+    gate computes), for random hidden states, ties at zero and all-dropped rows included."""
+    import numpy as np
+
+    from fracskip.runtime import intgate as spec
+
+    net, _ = load_model("lcnet")
+    head = net.channel_head
+    ints = head.integer_params()
+    gen = torch.Generator().manual_seed(5)
+    dropped = 0
+    for g, p in enumerate(ints):
+        h = torch.randint(-128, 128, (2000, p["w"].shape[1]), generator=gen)
+        h[:20] = 0  # logits = biases alone
+        torch_keep = C.decide(head(g, h.double() / 2 ** spec.H_EXP)).numpy()
+        bits = spec.keep_groups(p["w"], p["b"], h.numpy())
+        want = (torch_keep * (1 << np.arange(torch_keep.shape[1]))).sum(axis=1)
+        assert np.array_equal(bits, want), g
+        dropped += int((bits != (1 << torch_keep.shape[1]) - 1).sum())
+    assert dropped > 0  # some rows drop groups: the comparison is not between two all-ones
+
+
 def test_compare_includes_earlier_rows(tmp_path, tiny_run, capsys):
     """`fracskip compare --include` adds the rows of an earlier comparison on the same images (the static rows of
     the default's table beside new channel-skipping rows) and refuses rows measured on other images."""
