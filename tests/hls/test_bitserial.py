@@ -170,6 +170,22 @@ def _tokens(p: BitSerialParams, d: RunData) -> list[int]:
     return [p.mode_token(k, None if d.keeps is None else d.keeps[f]) for f, k in enumerate(d.modes)]
 
 
+def _judge(p: BitSerialParams, d: RunData, run, golden: np.ndarray, desc: str, stall: bool,
+           ratios: list[float]) -> list[str]:
+    """What is wrong with a run: missing words, values that differ, or (at full rate) cycles off the model by more
+    than 2 % (each full-rate ratio is appended to ``ratios``)."""
+    if not run.finished:
+        return [f"{desc}: {len(run.outputs)} of {run.n_expected} words"]
+    got = unpack_outputs(p, run.outputs, golden.shape)
+    if not np.array_equal(got, golden):
+        return [f"{desc}: {int((got != golden).sum())} of {golden.size} values differ"]
+    if stall:
+        return []
+    model = p.cycles(d.modes, d.keeps)
+    ratios.append(run.cycles / model)
+    return [f"{desc}: {run.cycles} cycles, model {model}"] if abs(ratios[-1] - 1) > 0.02 else []
+
+
 # ---------------------------------------------------------------------------------------------- RTL vs FINN
 @pytest.mark.rtlsim
 @pytest.mark.slow
@@ -190,17 +206,8 @@ def test_bit_exact_against_finn_mvau_per_mode(finn, tmp_path):
             for i, (p, d, run) in enumerate(zip(units, datas, runs)):
                 golden = finn_golden(finn, p, d)
                 assert np.array_equal(golden, reference(p, d.x, d.modes, d.weights, d.thresholds))
-                if not run.finished:
-                    bad.append(f"{_describe(i, p, d)}: {len(run.outputs)} of {run.n_expected} words")
-                    continue
-                got = unpack_outputs(p, run.outputs, golden.shape)
-                if not np.array_equal(got, golden):
-                    bad.append(f"{_describe(i, p, d)}: {int((got != golden).sum())} of {golden.size} values differ")
-                elif not stall:
-                    ratios.append(run.cycles / p.cycles(d.modes))
-                    if abs(ratios[-1] - 1) > 0.02:
-                        bad.append(f"{_describe(i, p, d)}: {run.cycles} cycles, model {p.cycles(d.modes)}")
-                checked += 1
+                bad += _judge(p, d, run, golden, _describe(i, p, d), stall, ratios)
+                checked += run.finished
             assert not bad, f"model {b} run {r} ({'stalls' if stall else 'full rate'}):\n" + "\n".join(bad)
 
         if b == 0:  # negative control: one flipped weight bit in DUT 0 (no activation) must be caught
@@ -329,17 +336,8 @@ def test_channel_groups_bit_exact_and_cycles_follow_the_kept_groups(finn, tmp_pa
                 golden = grouped_golden(p, d)
                 assert np.array_equal(golden, reference(p, d.x, d.modes, d.weights, d.thresholds, d.keeps))
                 desc = f"{_describe(i, p, d)} {skip} group={p.channel_group} keeps={[hex(k) for k in d.keeps]}"
-                if not run.finished:
-                    bad.append(f"{desc}: {len(run.outputs)} of {run.n_expected} words")
-                    continue
-                got = unpack_outputs(p, run.outputs, golden.shape)
-                if not np.array_equal(got, golden):
-                    bad.append(f"{desc}: {int((got != golden).sum())} of {golden.size} values differ")
-                elif not stall:
-                    ratios.append(run.cycles / p.cycles(d.modes, d.keeps))
-                    if abs(ratios[-1] - 1) > 0.02:
-                        bad.append(f"{desc}: {run.cycles} cycles, model {p.cycles(d.modes, d.keeps)}")
-                checked += 1
+                bad += _judge(p, d, run, golden, desc, stall, ratios)
+                checked += run.finished
             assert not bad, f"model {b} run {r} ({'stalls' if stall else 'full rate'}):\n" + "\n".join(bad)
     print(f"\nchannel groups: {checked} random configurations bit-exact; full-rate cycles / model: "
           f"min {min(ratios):.4f} max {max(ratios):.4f} over {len(ratios)} runs")
