@@ -267,6 +267,28 @@ def test_sized_fifos_over_the_device_are_reserved_from_the_budget():
     assert A.sized_extra(report, board) == {}
 
 
+def test_over_the_device_by_yosys_the_reserve_grows_with_what_foldings_save():
+    """``synth_extra``: what Yosys finds beyond the folding's estimate, for the resources over the device only; at
+    least the reserve so far plus the excess; the excess divided by what the last folding saved in synthesized per
+    estimated LUT when that is less than one (floored), so that a folding whose estimate falls faster than its
+    synthesized figure is followed by a larger step."""
+    from fracskip.hls import accelerator as A
+
+    board = {"resources": {"LUT": 53200, "BRAM_18K": 280, "DSP": 220}}
+    report = {"resources_estimate_inserted": {"LUT": 41000.0, "BRAM_18K": 100.0, "DSP": 90.0},
+              "resources_synth": {"LUT": 55700, "FF": 38000, "BRAM_18K": 90, "DSP": 92}}
+    assert A.synth_extra(report, board, {}) == {"LUT": 14700.0}  # FF is not budgeted; BRAM and DSP fit
+    assert A.synth_extra(report, board, {"LUT": 12000.0}) == {"LUT": 14700.0}  # beyond the estimate
+    assert A.synth_extra(report, board, {"LUT": 14500.0}) == {"LUT": 17000.0}  # the reserve plus the excess
+    last = {"folded": {"LUT": 43000.0, "BRAM_18K": 100.0, "DSP": 90.0}, "synth": {"LUT": 56200, "BRAM_18K": 90}}
+    # 2,000 estimated LUT saved 500 synthesized: the 2,500 LUT excess needs 10,000 estimated
+    assert A.synth_extra(report, board, {"LUT": 14500.0}, last) == {"LUT": 24500.0}
+    last["synth"]["LUT"] = 55700  # nothing saved: the step is floored at ten times the excess
+    assert A.synth_extra(report, board, {"LUT": 14500.0}, last) == {"LUT": 14500.0 + 2500 / A.SYNTH_GAIN_FLOOR}
+    report["resources_synth"]["LUT"] = 53200
+    assert A.synth_extra(report, board, {"LUT": 14500.0}, last) == {}
+
+
 @pytest.mark.slow
 def test_compose_design_dfs_is_the_allocators_folding(network):
     """The accelerator ``fracskip build`` emits (design dfs) is the pipeline allocator's design: bit-serial
