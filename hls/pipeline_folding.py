@@ -795,7 +795,7 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = 
     ``capacities``: the FIFOs hold what their depths say (the emitted graph's, in frames of their stream, summed
     along a chain of FIFOs and width converters) instead of anything: a producer finishes a frame only once its
     consumer has taken all of the stream but what the FIFOs between them hold, the consumer taking each frame's
-    words evenly from its start to its end. Solved by passes until no time moves (the constraints only push
+    words evenly from its start until it has them all. Solved by sweeps until no time moves (the constraints only push
     times later); where they push without end (a cycle of waits: a fork whose FIFOs cannot hold what one branch
     must see before the other moves, as a gated block's frame buffer must hold the frame its gate decides on),
     the graph deadlocks and the cycles are infinite. A reduction (the gate, the pooling sum) takes its input
@@ -807,7 +807,6 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = 
     menu = list(man.bit_menu)
     n = len(decisions)
     nodes = list(model.graph.node)
-    by_name = {node.name: node for node in nodes}
     producer = {t: node.name for node in nodes for t in node.output}
     consumers: dict[str, list] = {}
     for node in nodes:
@@ -859,15 +858,15 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = 
     # a producer waits for its consumers and a consumer for its producers: sweeps against and along the stream,
     # each carrying a delay the whole way, until nothing moves. No schedule that moves takes longer than every
     # node's work one after the other: past that, the waits go round in a cycle (a deadlock)
-    serial = sum(float(w.sum()) for w in work.values())
-    for sweep in range(SEQUENCE_SWEEPS if out_edges else 0):
-        order = nodes[::-1] if sweep % 2 == 0 else nodes
-        if max(update(node) for node in order) < 0.5:
-            break
-        if max(float(done[node.name][-1]) for node in nodes) > serial:
-            return float("inf"), float("inf")
-    else:
-        if out_edges:
+    if out_edges:
+        serial = sum(float(w.sum()) for w in work.values())
+        for sweep in range(SEQUENCE_SWEEPS):
+            order = nodes[::-1] if sweep % 2 == 0 else nodes
+            if max(update(node) for node in order) < 0.5:
+                break
+            if max(float(done[node.name][-1]) for node in nodes) > serial:
+                return float("inf"), float("inf")
+        else:
             return float("inf"), float("inf")
     ends = np.maximum.reduce([done[producer[o.name]] for o in model.graph.output])
     return (float((ends[-1] - ends[0]) / (n - 1)) if n > 1 else float(ends[0])), float(ends[0])

@@ -144,7 +144,7 @@ class BitSerialParams:
             if self.has_act:
                 out.append("output channel groups need a unit without activation (the zeros are accumulators)")
             return out
-        c = self.in_channels or self.mw
+        c = self.kernel_channels
         if g < 1 or g % self.simd or c % g or self.mw % c:
             return [f"channel_group={g} must be a multiple of SIMD={self.simd} dividing the {c} input channels, "
                     f"which divide MW={self.mw}"]
@@ -156,7 +156,19 @@ class BitSerialParams:
         """Channel groups a frame keeps or drops (0 without channel skipping)."""
         if not self.channel_skip:
             return 0
-        return (self.mh if self.channel_skip == "out" else self.in_channels or self.mw) // self.channel_group
+        return (self.mh if self.channel_skip == "out" else self.kernel_channels) // self.channel_group
+
+    @property
+    def kernel_channels(self) -> int:
+        """Input channels per kernel position (input channel groups repeat with them along MW)."""
+        return self.in_channels or self.mw
+
+    @property
+    def folds_per_group(self) -> int:
+        """Row folds (output groups) or column folds of a kernel position (input groups) per channel group."""
+        if not self.n_groups:
+            return 1
+        return self.channel_group // (self.pe if self.channel_skip == "out" else self.simd)
 
     @property
     def mode_token_bits(self) -> int:
@@ -270,13 +282,13 @@ class BitSerialParams:
         """Column folds a frame computes: all but those of dropped input channel groups."""
         if self.channel_skip != "in":
             return self.sf
-        return self._kept(keep, self.sf, self.channel_group // self.simd)
+        return self._kept(keep, self.sf, self.folds_per_group)
 
     def kept_rows(self, keep: int | None = None) -> int:
         """Row folds a frame computes: all but those of dropped output channel groups."""
         if self.channel_skip != "out":
             return self.nf
-        return self._kept(keep, self.nf, self.channel_group // self.pe)
+        return self._kept(keep, self.nf, self.folds_per_group)
 
     def compute_cycles(self, k: int, keep: int | None = None) -> int:
         """Cycles of one row fold's dot products in mode k: b_a * b_w / WBP * (kept) SF."""
@@ -358,8 +370,8 @@ class BitSerialParams:
             "OUT_WIDTH": self.out_bits_per_element, "N_VEC": self.n_vectors,
             "MODE_STREAM": int(self.mode_stream), "RAM_STYLE": RAM_STYLES[self.resolved_ram_style],
             "CSKIP": CHANNEL_SKIPS[self.channel_skip], "NG": max(1, self.n_groups),
-            "GPF": self.channel_group // (self.pe if self.channel_skip == "out" else self.simd) if self.n_groups else 1,
-            "CF": (self.in_channels or self.mw) // self.simd if self.channel_skip == "in" else 1,
+            "GPF": self.folds_per_group,
+            "CF": self.kernel_channels // self.simd if self.channel_skip == "in" else 1,
             "WEIGHT_FILE": weight_file, "THRESH_FILE": thresh_prefix,
         }
 
@@ -463,9 +475,8 @@ def reference(params: BitSerialParams, x: np.ndarray, modes: Sequence[int], weig
                                 "(a skipped frame is not sent to the unit)")
         xf = np.asarray(x[f]).astype(np.int64)
         keep = None if keeps is None else keeps[f]
-        if keep is not None and params.channel_skip == "in":
-            c = params.in_channels or params.mw
-            xf = xf * np.resize(channel_keep(params, keep), c)[np.arange(params.mw) % c]
+        if keep is not None and params.channel_skip == "in":  # the groups repeat at every kernel position
+            xf = xf * np.tile(channel_keep(params, keep), params.mw // params.kernel_channels)
         acc = xf @ np.asarray(weights[k]).astype(np.int64)
         if keep is not None and params.channel_skip == "out":
             acc = acc * channel_keep(params, keep)
