@@ -42,6 +42,21 @@ class PathCore(nn.Module):
         return value(self.path(self.inp(x_int * q.IFACE_SCALE))) / q.IFACE_SCALE
 
 
+class ChannelPathCore(PathCore):
+    """A path of a channel-skipping block (training/channels.py) for one number of channel groups kept. Its
+    second input, ``keep`` (N, C) 0/1 per output channel of conv1, zeroes the dropped channels' codes after
+    relu1 (a Mul by the graph's input: the hardware skips their folds instead); relu1's input carries the
+    mode's scale, a per-channel constant of (bits, groups kept) that FINN folds into relu1's thresholds."""
+
+    def __init__(self, block: DFSBlock, bits: int, scale: torch.Tensor):
+        super().__init__(block, bits)
+        self.register_buffer("scale", scale.detach().clone().reshape(1, -1))
+
+    def forward(self, x_int: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        x = self.inp(x_int * q.IFACE_SCALE)
+        return value(self.path(x, keep, self.scale.expand(x_int.shape[0], -1))) / q.IFACE_SCALE
+
+
 class HeadCore(nn.Module):
     """The classifier after global average pooling. Its input is the pooled feature map as the integer
     sum over H and W of the interface integers, which the host computes (FINN's GlobalAccPool is HLS-only);

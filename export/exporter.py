@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 from pathlib import Path
@@ -18,11 +19,12 @@ from ..errors import FracskipError
 from ..outdir import staged
 from ..runtime.manifest import FORMAT, Manifest, sha256
 from ..training import quant as q
+from ..training.channels import LCNet
 from ..training.checkpoint import load_model, resolve
 from ..training.cost import cost_table
 from ..training.intgate import IntGate
 from ..training.model import DFSNet
-from .cores import HeadCore, PathCore, StemCore
+from .cores import ChannelPathCore, HeadCore, PathCore, StemCore
 
 log = logging.getLogger(__name__)
 SOURCE_CHECKPOINT = "source_checkpoint.pt"
@@ -76,6 +78,9 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
                 continue
             name = f"block{i}_b{bits}"
             kind = "shortcut" if bits == 0 else "residual"
+            if isinstance(net, LCNet) and gated and bits:
+                paths[str(bits)] = _channel_path(net, table, i, bits, bitops, x, jobs)
+                continue
             paths[str(bits)] = {"core": name, "file": f"{name}.onnx", "kind": kind, "bits": bits, "bitops": bitops}
             jobs.append((name, PathCore(blk, bits), x.clone(), bitops))
         blocks.append({"index": i, "gated": gated, "gate": i - 1 if gated else None,
@@ -91,12 +96,23 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
     for name, module, example, _ in tqdm(jobs, desc="export", unit="core", disable=None if progress else True):
         path = folder / f"{name}.onnx"
         module.eval()
-        export_qonnx(module, input_t=example, export_path=str(path))
+        if isinstance(example, tuple):  # a channel path: (x, keep)
+            export_qonnx(module, args=example, export_path=str(path))
+        else:
+            export_qonnx(module, input_t=example, export_path=str(path))
         mw = ModelWrapper(str(path))
         mw.set_tensor_datatype(mw.graph.input[0].name, DataType[head_dt if name == "head" else "UINT8"])
+        if isinstance(example, tuple):
+            mw.set_tensor_datatype(mw.graph.input[1].name, DataType["BINARY"])
         mw.save(str(path))  # weights inline: one self-contained file per core
         Path(f"{path}.data").unlink(missing_ok=True)
-        qonnx_bops[name] = int(inference_cost(str(path), discount_sparsity=False)["total_cost"]["total_bops"])
+        counted = path
+        if isinstance(example, tuple):
+            counted = folder / f"{name}.all_kept.onnx"
+            _without_keep(mw).save(str(counted))
+        qonnx_bops[name] = int(inference_cost(str(counted), discount_sparsity=False)["total_cost"]["total_bops"])
+        if counted != path:
+            counted.unlink()
     for name, _, _, bitops in jobs:
         if qonnx_bops[name] != bitops:
             raise FracskipError(f"internal error: BitOPs of {name} are {bitops} by fracskip's count but "
@@ -104,6 +120,11 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
     if not isinstance(net.gate, IntGate):
         raise FracskipError("this checkpoint has a float gate (written before the integer gate), which no hardware "
                             "runs: train its gates again, e.g. `fracskip train --init CKPT --stages gates,joint -o RUN`")
+    gates = net.gate.integer_params()
+    if isinstance(net, LCNet):
+        heads = net.channel_head.integer_params()
+        gates.chan_w, gates.chan_b = [h["w"] for h in heads], [h["b"] for h in heads]
+        gates.check()
     return {
         "format": FORMAT,
         "model_config": cfg.to_dict(),
@@ -118,8 +139,52 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
                  "in": {"shape": list(head_in.shape), "datatype": head_dt,
                         "host": "sum over H and W of the last block's output integers"},
                  "out": {"shape": [1, cfg.num_classes], "datatype": "FLOAT32"}},
-        "gates": {**net.gate.integer_params().to_json(), "doc": "docs/integer-gate.md",
+        "gates": {**gates.to_json(), "doc": "docs/integer-gate.md",
                   "params": sum(p.numel() for p in net.gate.parameters())},
+        **({"channels": {"group": cfg.channel_group, "doc": "docs/channel-skipping.md"}}
+           if isinstance(net, LCNet) else {}),
         "bitops": {"full_8bit": table.full, "counted_as": "qonnx-inference-cost total_bops, discount_sparsity=False",
                    "qonnx_inference_cost": qonnx_bops},
     }
+
+
+def _channel_path(net: LCNet, table, i: int, bits: int, bitops: int, x: torch.Tensor, jobs: list) -> dict:
+    """A residual path of a channel-skipping block: one core per number of groups kept (its scale differs), each
+    taking the keep mask as a second input. conv1 and conv2 compute only the kept channels' MACs, so a path
+    keeping ``k`` of ``G`` groups costs ``bits**2 * (conv1 + conv2) MACs * (G - k) / G`` less than all of it."""
+    g, blk = i - 1, net.blocks[i]
+    n_groups = net.groups[g]
+    chan = table.block_macs[i]["conv1"] + table.block_macs[i]["conv2"]
+    scales = net.mode_scales(g)[list(net.cfg.path_bits).index(bits)]  # (groups kept 0..G, channels)
+    kept = {}
+    for k in range(1, n_groups + 1):
+        name = f"block{i}_b{bits}_k{k}"
+        cost = bitops - chan * (n_groups - k) // n_groups * bits * bits
+        kept[str(k)] = {"core": name, "file": f"{name}.onnx", "bitops": cost}
+        # qonnx counts the graph's BitOPs, every channel kept
+        jobs.append((name, ChannelPathCore(blk, bits, scales[k]), (x.clone(), torch.ones(1, blk.cout)), bitops))
+    return {**kept[str(n_groups)], "kind": "residual", "bits": bits,
+            "channels": {"group": net.cfg.channel_group, "groups": n_groups, "kept": kept,
+                         "keep_input": "second graph input: (N, C) 0/1 per output channel of conv1 (relu1's codes "
+                                       "of a dropped group are 0); the core of k groups kept runs inputs keeping k"}}
+
+
+def _without_keep(mw: ModelWrapper) -> ModelWrapper:
+    """A channel path's graph with every channel kept: the Mul by the keep input taken out. qonnx types a Mul's
+    output as a 32-bit scaled integer, so it would count conv2 at 32 bits; the graph without it is what the
+    BitOPs of the path with every group kept are checked against."""
+    mw = ModelWrapper(copy.deepcopy(mw.model))
+    keep = mw.graph.input[1].name
+    uses, node = [keep], None
+    while node is None or node.op_type != "Mul":  # the keep mask reaches its Mul through shape ops
+        node = mw.find_consumer(uses[-1])
+        uses.append(node.output[0])
+    data = next(t for t in node.input if t != uses[-2])
+    for consumer in mw.find_consumers(node.output[0]):
+        consumer.input[list(consumer.input).index(node.output[0])] = data
+    for t in uses[:-1]:
+        n = mw.find_consumer(t)
+        if n is not None:
+            mw.graph.node.remove(n)
+    mw.graph.input.remove(mw.graph.input[1])
+    return mw

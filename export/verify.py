@@ -52,29 +52,38 @@ def front_end(manifest: Manifest, cores: list[str] | None = None, progress: bool
     return {name: copy.deepcopy(_streamlined[keys[name]]) for name in files}
 
 
-def execute(model, x: np.ndarray) -> np.ndarray:
-    """FINN's Python execution of a batch-1 graph, input by input."""
+def execute(model, x: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """FINN's Python execution of a batch-1 graph, input by input; ``keep``: a channel path's second input."""
     from qonnx.core.onnx_exec import execute_onnx
 
-    iname, oname = model.graph.input[0].name, model.graph.output[0].name
-    return np.concatenate([execute_onnx(model, {iname: x[i:i + 1].astype(np.float32)})[oname] for i in range(len(x))])
+    names, oname = [t.name for t in model.graph.input[:1 if keep is None else 2]], model.graph.output[0].name
+    feeds = [x] if keep is None else [x, keep]
+    return np.concatenate([execute_onnx(model, {n: f[i:i + 1].astype(np.float32) for n, f in zip(names, feeds)})[oname]
+                           for i in range(len(x))])
 
 
-def core_inputs(manifest: Manifest, images: np.ndarray) -> dict[str, np.ndarray]:
+def core_inputs(manifest: Manifest, images: np.ndarray) -> dict[str, tuple[np.ndarray, ...]]:
     """Realistic inputs for every core: the interface tensors the torch model produces on ``images``
-    (each block fed the output of the previous block's 8-bit path)."""
+    (each block fed the output of the previous block's widest path, every channel kept); a channel path's core
+    of ``k`` groups kept also gets a keep mask of ``k`` groups drawn at random per input."""
     from ..runtime.torch_backend import TorchBackend
 
     tb = TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])))
-    feeds = {"stem": images.astype(np.float32)}
-    x = tb.run("stem", feeds["stem"])
+    rng = np.random.default_rng(0)
+    feeds = {"stem": (images.astype(np.float32),)}
+    x = tb.run("stem", *feeds["stem"])
     for blk in manifest.blocks:
         for p in blk["paths"].values():
-            if p.get("core"):
-                feeds[p["core"]] = x
-        full = max(int(b) for b in blk["paths"])
-        x = tb.run(manifest.path_core(blk["index"], full), x)
-    feeds["head"] = x.sum(axis=(2, 3))
+            if "channels" in p:
+                ch = p["channels"]
+                for k, c in ch["kept"].items():
+                    groups = np.argsort(rng.random((len(x), ch["groups"])), axis=1) < int(k)
+                    feeds[c["core"]] = (x, groups.repeat(ch["group"], axis=1).astype(np.float32))
+            elif p.get("core"):
+                feeds[p["core"]] = (x,)
+        full = manifest.path_core(blk["index"], max(int(b) for b in blk["paths"]))
+        x = tb.run(full, x, *[np.ones_like(k) for k in feeds[full][1:]])
+    feeds["head"] = (x.sum(axis=(2, 3)),)
     return feeds
 
 
@@ -89,9 +98,10 @@ def verify_streamlined(manifest: Manifest, images: np.ndarray, cores: list[str] 
     feeds = core_inputs(manifest, images)
     results = {}
     for name, model in front_end(manifest, cores, progress).items():
-        x = feeds[name]
-        got = execute(model, x)
-        want, want32 = tb64.run(name, x), tb32.run(name, x)
+        args = feeds[name]
+        x = args[0]
+        got = execute(model, *args)
+        want, want32 = tb64.run(name, *args), tb32.run(name, *args)
         exact = name != "head"  # the head ends in float logits (scale and bias on the host)
         diff = float(np.abs(got - want).max())
         results[name] = {"ops": sorted({n.op_type for n in model.graph.node}), "inputs": int(len(x)),

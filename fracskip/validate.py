@@ -289,12 +289,7 @@ def check_compare(a: argparse.Namespace) -> None:
 
 def check_export(a: argparse.Namespace) -> None:
     checkpoint(a.checkpoint)
-    from .training.checkpoint import load_raw, resolve
-
-    if load_raw(a.checkpoint)["model_config"].get("channel_group"):
-        raise FracskipError(f"{a.checkpoint} skips channel groups (training/channels.py): the exporter and the "
-                            "hardware do not implement channel skipping yet (issue #16), and exporting it without "
-                            "would be another network")
+    from .training.checkpoint import resolve
 
     output_dir(a.output, "-o", a.force, inputs=(resolve(a.checkpoint),))
 

@@ -130,6 +130,10 @@ def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool
                                 "per-core cores are a debugging aid without a shell)")
         shell.require_tools(board)  # said before any work rather than after an hour of HDL builds
     manifest = Manifest.load(export_dir)
+    if manifest.channel_group:
+        raise FracskipError(f"{export_dir} skips channel groups: the builder does not compose their datapath yet "
+                            "(issue #16); run it with `fracskip simulate EXPORT --backend qonnx` (or torch). "
+                            "Nothing was written.")
     out = Path(out).resolve()
     if out.exists() and any(out.iterdir()):
         if not force:

@@ -49,6 +49,7 @@ from .transforms import (
     CeilIntegerThresholds,
     HoistInputTranspose,
     InsertInputTransposePair,
+    MoveScaleMulPastMaskMul,
     RemoveIdentityThresholds,
     SetFloatPrecision,
     float64_activation_thresholds,
@@ -73,6 +74,7 @@ def step_fracskip_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> M
     with residual_join_detection():
         model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
         for _ in range(3):
+            model = model.transform(MoveScaleMulPastMaskMul())
             model = model.transform(reorder.MoveLinearPastFork())
             model = model.transform(reorder.MoveLinearPastEltwiseAdd())
             model = model.transform(Streamline())
@@ -84,6 +86,7 @@ def step_fracskip_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> M
             model = model.transform(reorder.MoveTransposePastFork())
             model = model.transform(reorder.MoveTransposePastJoinAdd())
             model = model.transform(absorb.AbsorbConsecutiveTransposes())
+            model = model.transform(MoveScaleMulPastMaskMul())
             model = model.transform(reorder.MoveLinearPastFork())
             model = model.transform(reorder.MoveLinearPastEltwiseAdd())
             model = model.transform(Streamline())

@@ -90,6 +90,30 @@ class RemoveIdentityThresholds(Transformation):
         return model, False
 
 
+class MoveScaleMulPastMaskMul(Transformation):
+    """A Mul by a constant followed by a Mul by a graph input (a channel path's keep mask, export/cores.py):
+    swap them, so that streamlining carries the constant on into the next MatMul's thresholds and the mask
+    multiplies relu1's integer codes. Left in front of the mask the scale would stop there, and conv2 would
+    multiply scaled floats, which float32 rounds (the lcnet export's logits differed by 0.06)."""
+
+    def apply(self, model: ModelWrapper):
+        for a in model.graph.node:
+            if a.op_type != "Mul" or model.get_initializer(a.input[1]) is None:
+                continue
+            b = model.find_consumer(a.output[0])
+            if b is None or b.op_type != "Mul" or len(model.find_consumers(a.output[0])) != 1 \
+                    or any(model.get_initializer(t) is not None for t in b.input):
+                continue
+            mask = b.input[1] if b.input[0] == a.output[0] else b.input[0]
+            x, mid, y = a.input[0], a.output[0], b.output[0]
+            b.input[:], b.output[:] = [x, mask], [mid]
+            a.input[0], a.output[0] = mid, y
+            model.graph.node.remove(a)  # keep the list topologically sorted: a now follows b
+            model.graph.node.insert(list(model.graph.node).index(b) + 1, a)
+            return model, True
+        return model, False
+
+
 class InsertInputTransposePair(Transformation):
     """x(NCHW) -> Transpose(NHWC) -> Transpose(NCHW) -> consumers.
 

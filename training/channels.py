@@ -115,6 +115,9 @@ class LCNet(DFSNet):
 
     def mode_scales(self, g: int) -> torch.Tensor:
         """(path bits, groups kept 0..n, channel) scale constants of gated block g."""
+        frozen = getattr(self, "frozen_scales", None)  # float32 values, what the export writes (TorchBackend)
+        if frozen is not None:
+            return frozen[g].to(self.channel_scale[g].dtype)
         return self.channel_scale[g].exp()
 
     def forward(self, images: torch.Tensor, choices: torch.Tensor | None = None, straight_through: bool = False,

@@ -126,8 +126,10 @@ class BlockPath(nn.Module):
             branch = self.q_branch(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(h))))))
         else:
             a = self.relu1(self.bn1(self.conv1(h)) * scale[:, :, None, None])
-            a = IntQuantTensor(a.value * keep[:, :, None, None], a.scale, a.zero_point, a.bit_width, a.signed,
-                               a.training)
+            k = keep[:, :, None, None]
+            # exported (plain tensors), the mask is a Mul by the graph's keep input
+            a = IntQuantTensor(a.value * k, a.scale, a.zero_point, a.bit_width, a.signed,
+                               a.training) if isinstance(a, IntQuantTensor) else a * k
             branch = self.q_branch(self.bn2(self.conv2(a)))
         skip = self.q_sc(self.bn_sc(self.shortcut(h))) if self.shortcut is not None else x
         return self.q_out(branch + skip)

@@ -22,7 +22,9 @@ class Backend(Protocol):
     name: str
 
     def run(self, core: str, x: np.ndarray) -> np.ndarray:
-        """Run a batch through one core: interface integers (as float32) in, integers (or head logits) out."""
+        """Run a batch through one core: interface integers (as float32) in, integers (or head logits) out.
+        A channel path's core (docs/channel-skipping.md) is called ``run(core, x, keep)``, keep (N, C) 0/1 per
+        channel of its conv1."""
         ...
 
 
@@ -35,6 +37,7 @@ class Trace:
     bitops: np.ndarray  # (N,)
     cycles: np.ndarray | None  # (N,) cycles spent in cores, when the backend reports them
     calls: list[dict] = field(default_factory=list)  # per core call: core, input indices, output (if recorded)
+    keep: np.ndarray | None = None  # (N, gated blocks): a channel-skipping export's keep bits (group g: bit g)
 
 
 class Controller:
@@ -62,7 +65,8 @@ class Controller:
         everyone = np.arange(n)
         x = self._call("stem", images.astype(np.float32), everyone, calls, cycles)
         state = self.gates.init_state(n)
-        choices = []
+        choices, keeps = [], []
+        channels = self.gates.p.chan_w is not None
         for blk in self.m.blocks:
             if not blk["gated"]:
                 bits = next(iter(blk["paths"]))
@@ -73,11 +77,14 @@ class Controller:
             else:
                 choice = np.full(n, forced)
             choices.append(choice)
+            if channels:  # from the hidden state that chose the width; a static run keeps every group
+                keeps.append(self.gates.keep(blk["gate"], state[0]) if forced is None
+                             else np.full(n, (1 << len(self.gates.p.chan_b[blk["gate"]])) - 1))
             y = None
             for k in np.unique(choice):
                 idx = np.nonzero(choice == k)[0]
-                core = self.m.path_core(blk["index"], self.menu[k])
-                out = x[idx] if core is None else self._call(core, x[idx], idx, calls, cycles)
+                out = self._path(blk["paths"][str(self.menu[k])], x, idx, keeps[-1] if channels else None, calls,
+                                 cycles)
                 if y is None:
                     y = np.zeros((n, *out.shape[1:]), dtype=np.float32)
                 y[idx] = out
@@ -86,25 +93,64 @@ class Controller:
         logits = self._call("head", x.sum(axis=(2, 3), dtype=np.float64).astype(np.float32), everyone, calls, cycles)
         ch = np.stack(choices, 1) if choices else np.zeros((n, 0), dtype=np.int64)
         bits = np.asarray(self.menu)[ch] if choices else ch
-        return logits, Trace(ch, bits, self.bitops(ch), cycles, calls)
+        keep = np.stack(keeps, 1) if keeps else None
+        return logits, Trace(ch, bits, self.bitops(ch, keep), cycles, calls, keep)
 
-    def bitops(self, choices: np.ndarray) -> np.ndarray:
+    def bitops(self, choices: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+        """BitOPs per input of these choices (and keep bits: a channel path costs its kept groups' MACs)."""
         fixed = self.m.data["stem"]["bitops"] + self.m.data["head"]["bitops"]
         fixed += sum(next(iter(b["paths"].values()))["bitops"] for b in self.m.blocks if not b["gated"])
         total = np.full(choices.shape[0], float(fixed))
         for g, blk in enumerate(self.m.gated_blocks):
             costs = np.array([blk["paths"][str(b)]["bitops"] for b in self.menu], dtype=np.float64)
             total += costs[choices[:, g]]
+            if keep is None:
+                continue
+            kept = popcount(keep[:, g])
+            for k, b in enumerate(self.menu):
+                ch = blk["paths"][str(b)].get("channels")
+                if ch is not None:
+                    by_kept = np.array([0] + [ch["kept"][str(c)]["bitops"] for c in range(1, ch["groups"] + 1)])
+                    on = choices[:, g] == k
+                    total[on] += by_kept[kept[on]] - costs[k]
         return total
+
+    def _path(self, path: dict, x: np.ndarray, idx: np.ndarray, keep: np.ndarray | None, calls: list,
+              cycles: np.ndarray | None) -> np.ndarray:
+        """A path on the inputs ``idx``; a channel path's inputs in batches by the number of groups they keep (the
+        core of that count: its relu1 scale), with their keep masks."""
+        ch = path.get("channels")
+        if path.get("core") is None:
+            return x[idx]
+        if ch is None:
+            return self._call(path["core"], x[idx], idx, calls, cycles)
+        bits = keep[idx]
+        mask = ((bits[:, None] >> np.arange(ch["groups"])) & 1).repeat(ch["group"], axis=1).astype(np.float32)
+        kept = popcount(bits)
+        y = None
+        for c in np.unique(kept):
+            sub = np.nonzero(kept == c)[0]
+            out = self._call(ch["kept"][str(c)]["core"], x[idx[sub]], idx[sub], calls, cycles, mask[sub])
+            if y is None:
+                y = np.zeros((len(idx), *out.shape[1:]), dtype=np.float32)
+            y[sub] = out
+        return y
 
     def _has_cycles(self) -> bool:
         return hasattr(self.backend, "last_cycles")
 
-    def _call(self, core: str, x: np.ndarray, idx: np.ndarray, calls: list, cycles: np.ndarray | None) -> np.ndarray:
-        y = np.asarray(self.backend.run(core, x), dtype=np.float32)
+    def _call(self, core: str, x: np.ndarray, idx: np.ndarray, calls: list, cycles: np.ndarray | None,
+              keep: np.ndarray | None = None) -> np.ndarray:
+        y = self.backend.run(core, x) if keep is None else self.backend.run(core, x, keep)
+        y = np.asarray(y, dtype=np.float32)
         if y.shape[0] != x.shape[0]:
             raise FracskipError(f"backend {self.backend.name} returned {y.shape[0]} results for {x.shape[0]} inputs of {core}")
         if cycles is not None and getattr(self.backend, "last_cycles", None) is not None:
             cycles[idx] += self.backend.last_cycles
-        calls.append({"core": core, "idx": idx, "in": x if self.record else None, "out": y if self.record else None})
+        calls.append({"core": core, "idx": idx, "in": x if self.record else None, "out": y if self.record else None,
+                      "keep": keep if self.record else None})
         return y
+
+
+def popcount(bits: np.ndarray) -> np.ndarray:
+    return np.array([bin(int(b)).count("1") for b in np.asarray(bits).ravel()], dtype=np.int64).reshape(np.shape(bits))

@@ -45,19 +45,32 @@ class Manifest:
     def iface_scale(self) -> float:
         return float(self.data["interface"]["scale"])
 
+    @property
+    def channel_group(self) -> int | None:
+        """Channels per skippable group of a channel-skipping export (docs/channel-skipping.md); None without."""
+        ch = self.data.get("channels")
+        return int(ch["group"]) if ch else None
+
     def cores(self) -> dict[str, dict]:
-        """Every hardware core by name: stem, block<i>_b<bits>, head."""
+        """Every hardware core by name: stem, block<i>_b<bits> (block<i>_b<bits>_k<kept> with channel groups),
+        head."""
         out = {"stem": self.data["stem"]}
         for b in self.blocks:
             for p in b["paths"].values():
                 if p.get("core"):
                     out[p["core"]] = p
+                for c in p.get("channels", {}).get("kept", {}).values():
+                    out[c["core"]] = c
         out["head"] = self.data["head"]
         return out
 
-    def path_core(self, block: int, bits: int) -> str | None:
-        """Core name of a block's path; None when that path passes the input on (skip of an identity block)."""
-        return self.blocks[block]["paths"][str(bits)].get("core")
+    def path_core(self, block: int, bits: int, kept: int | None = None) -> str | None:
+        """Core name of a block's path; None when that path passes the input on (skip of an identity block).
+        ``kept``: of a channel-skipping path, the core for that many channel groups kept (default: all)."""
+        p = self.blocks[block]["paths"][str(bits)]
+        if kept is None or "channels" not in p:
+            return p.get("core")
+        return p["channels"]["kept"][str(kept)]["core"]
 
     def file(self, name: str) -> Path:
         return self.root / name
@@ -146,6 +159,8 @@ class Manifest:
                 p = _obj(p, f"blocks[{i}].paths[{bits}]")
                 if p.get("core") is not None:
                     self._core(p, f"blocks[{i}].paths[{bits}]", files)
+                    if "channels" in p:
+                        self._channel_cores(p, f"blocks[{i}].paths[{bits}]", files)
                 else:
                     _number(p.get("bitops"), f"blocks[{i}].paths[{bits}].bitops")
             if b["gated"]:
@@ -156,6 +171,19 @@ class Manifest:
                 n_gated += 1
             elif len(paths) != 1 or next(iter(paths.values())).get("core") is None:
                 raise FracskipError(f"manifest block {i} is not gated: it needs exactly one path with a core")
+
+    def _channel_cores(self, p: dict, what: str, files: dict) -> None:
+        if not self.data.get("channels"):
+            raise FracskipError(f"manifest {what} has channel cores but no top-level 'channels'; "
+                                "re-run `fracskip export`")
+        ch = _obj(p["channels"], f"{what}.channels")
+        groups = ch.get("groups")
+        kept = _obj(ch.get("kept"), f"{what}.channels.kept")
+        if isinstance(groups, bool) or not isinstance(groups, int) or sorted(kept, key=str) != sorted(
+                (str(k) for k in range(1, groups + 1)), key=str):
+            raise FracskipError(f"manifest {what}.channels: kept must hold one core per count 1..groups")
+        for k, c in kept.items():
+            self._core(_obj(c, f"{what}.channels.kept[{k}]"), f"{what}.channels.kept[{k}]", files)
 
     def _core(self, c: dict, what: str, files: dict) -> None:
         if not isinstance(c.get("core"), str) or not c["core"]:

@@ -32,10 +32,10 @@ class QONNXBackend:
 
             self.models = {n: ModelWrapper(str(manifest.file(c["file"]))) for n, c in manifest.cores().items()}
 
-    def run(self, core: str, x: np.ndarray) -> np.ndarray:
+    def run(self, core: str, x: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
         from ..export.verify import execute
 
         m = self.models.get(core)
         if m is None:
             raise FracskipError(f"core {core!r} is not in this export")
-        return execute(m, x)
+        return execute(m, x, keep)

@@ -68,8 +68,8 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
     checked = CheckedBackend(be, m, progress) if backend == "rtlsim" else None
     ref = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"])), exact=True)
     ctl = Controller(m, checked or be)
-    logits, choices, bitops, cycles = [], [], [], []
-    ref_logits, ref_choices = [], []
+    logits, choices, bitops, cycles, keeps = [], [], [], [], []
+    ref_logits, ref_choices, ref_keeps = [], [], []
     dt = 0.0
     bar = tqdm(total=len(images), desc=f"simulate ({backend})", unit="img", disable=None if progress else True)
     try:
@@ -85,9 +85,12 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
             bitops.append(tr.bitops)
             if tr.cycles is not None:
                 cycles.append(tr.cycles)
-            rl, rc = ref.reference(x)
+            rl, rc, rk = ref.reference_trace(x)
             ref_logits.append(rl)
             ref_choices.append(rc)
+            if tr.keep is not None:
+                keeps.append(tr.keep)
+                ref_keeps.append(rk)
             bar.update(len(x))
     finally:
         bar.close()
@@ -110,10 +113,28 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
         "max_logit_abs_diff": float(np.abs(lo - rl).max()),
         "images_per_s": float(len(images) / dt),
     }
-    trace = Trace(ch, np.asarray(m.bit_menu)[ch] if ch.size else ch, bo, np.concatenate(cycles) if cycles else None)
+    keep = np.concatenate(keeps) if keeps else None
+    if keep is not None:
+        res.update(_channel_figures(m, ch, keep, np.concatenate(ref_keeps)))
+    trace = Trace(ch, np.asarray(m.bit_menu)[ch] if ch.size else ch, bo, np.concatenate(cycles) if cycles else None,
+                  keep=keep)
     if checked is not None:
         res.update(checked.report(len(images), dt, trace.cycles))
     return res, trace
+
+
+def _channel_figures(m: Manifest, choices: np.ndarray, keep: np.ndarray, ref_keep: np.ndarray) -> dict:
+    """A channel-skipping export's keep decisions against the torch model's, and the fraction of channels kept
+    per gated block (over the inputs that ran a path with channel groups)."""
+    from .controller import popcount
+
+    frac = []
+    for g, blk in enumerate(m.gated_blocks):
+        groups = [p["channels"]["groups"] for p in blk["paths"].values() if "channels" in p]
+        ran = np.isin(choices[:, g], [k for k, b in enumerate(m.bit_menu) if "channels" in blk["paths"][str(b)]])
+        frac.append(float(popcount(keep[ran, g]).mean() / groups[0]) if ran.any() and groups else None)
+    return {"keep_decisions_match_pct": float(100 * (keep == ref_keep).all(axis=1).mean()),
+            "kept_channel_fraction": frac}
 
 
 def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray,

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import FracskipError
-from ..export.cores import HeadCore, PathCore, StemCore
+from ..export.cores import ChannelPathCore, HeadCore, PathCore, StemCore
 from ..training.checkpoint import load_model
 
 
@@ -30,10 +30,16 @@ class TorchBackend:
         for _, _, stride in self.net.cfg.block_specs():
             last = (last + stride - 1) // stride
         self.cores: dict[str, torch.nn.Module] = {"stem": StemCore(self.net), "head": HeadCore(self.net, last * last)}
+        groups = getattr(self.net, "groups", None)  # a channel-skipping network's, per gated block
         for i, blk in enumerate(self.net.blocks):
             for key in blk.paths:
                 bits = int(key[1:])
-                self.cores[f"block{i}_b{bits}"] = PathCore(blk, bits)
+                if groups is None or i == 0 or bits == 0:
+                    self.cores[f"block{i}_b{bits}"] = PathCore(blk, bits)
+                    continue
+                scales = self.net.mode_scales(i - 1)[list(self.net.cfg.path_bits).index(bits)]
+                for k in range(1, groups[i - 1] + 1):  # as the export's cores: one per number of groups kept
+                    self.cores[f"block{i}_b{bits}_k{k}"] = ChannelPathCore(blk, bits, scales[k])
         for c in self.cores.values():
             c.to(self.dtype).eval()
 
@@ -41,16 +47,26 @@ class TorchBackend:
         return torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
 
     @torch.no_grad()
-    def run(self, core: str, x: np.ndarray) -> np.ndarray:
+    def run(self, core: str, x: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
         if core not in self.cores:
             raise FracskipError(f"core {core!r} is not in this checkpoint")
-        return self.cores[core](self._tensor(x)).numpy()
+        c = self.cores[core]
+        if isinstance(c, ChannelPathCore) != (keep is not None):
+            raise FracskipError(f"core {core!r} {'needs' if keep is None else 'takes no'} channel keep mask")
+        return (c(self._tensor(x)) if keep is None else c(self._tensor(x), self._tensor(keep))).numpy()
 
-    @torch.no_grad()
     def reference(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The PyTorch model's own forward pass (its own gates): logits and choices."""
+        return self.reference_trace(images)[:2]
+
+    @torch.no_grad()
+    def reference_trace(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Logits, choices and, of a channel-skipping network, the keep bits (N, gated blocks) (group g: bit g)."""
         out = self.net(self._tensor(images))
-        return out.logits.numpy(), out.choices.numpy()
+        keep = getattr(out, "keep", None)
+        bits = None if not keep else np.stack(
+            [(k.numpy().astype(np.int64) << np.arange(k.shape[1])).sum(axis=1) for k in keep], 1)
+        return out.logits.numpy(), out.choices.numpy(), bits
 
 
 class _ConstScale(torch.nn.Module):
@@ -70,6 +86,8 @@ def _freeze_scales(net: torch.nn.Module) -> None:
     quantizer is switched off; layers of different bit-widths share one float weight, each gets its copy.
     Activations: the quantizer's scale becomes a constant. BatchNorm's epsilon becomes the float32 value that
     ONNX stores as the node's attribute."""
+    if hasattr(net, "channel_scale"):  # a channel-skipping network's per-mode scales (training/channels.py)
+        net.frozen_scales = [s.exp().detach().clone() for s in net.channel_scale]
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eps = float(np.float32(m.eps))

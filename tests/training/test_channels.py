@@ -169,9 +169,6 @@ def test_checkpoint_loads_safely_and_eval_reports_channels(tmp_path, tiny_config
     atomic_save(raw, tmp_path / "bad.pt")
     with pytest.raises(FracskipError, match="group size 5 must divide"):
         load_model(tmp_path / "bad.pt")
-    # channel checkpoints are not exported until the hardware skips channels (issue #16)
-    assert main(["export", str(tmp_path / "lc"), "-o", str(tmp_path / "exp")]) == 2
-    assert "channel" in capsys.readouterr().err and not (tmp_path / "exp").exists()
     assert main(["train", "-o", str(tmp_path / "x"), "--channel-group", "4"]) == 2
     assert "--mode" in capsys.readouterr().err
 
@@ -227,3 +224,60 @@ def test_compare_includes_earlier_rows(tmp_path, tiny_run, capsys):
     assert rows[1]["gain_over_static_front"] == rows[1]["accuracy"] - static["accuracy"]
     assert main(args + ["--limit", "16", "--include", str(tmp_path / "a.json")]) == 2
     assert "32 test images" in capsys.readouterr().err
+
+
+def test_channel_export_golden_controller_matches_torch(tmp_path, tiny_config, tiny_run, capsys):
+    """A channel-skipping network exported (one core per (block, bits, groups kept), the keep mask a second graph
+    input) and run by the numpy controller on FINN's streamlined graphs: the keep bits, the choices and the
+    logits are the torch model's (float64), with groups dropped and not; the build refuses it with a message."""
+    import numpy as np
+
+    from fracskip.export.exporter import export
+    from fracskip.runtime.controller import Controller, popcount
+    from fracskip.runtime.manifest import Manifest
+    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.runtime.torch_backend import TorchBackend
+
+    cfg = T.TrainConfig(**{**_lc_config(tiny_config, tiny_run / "model.pt").__dict__, "stages": ("gates",),
+                           "epochs": {"gates": 0.25}, "test_limit": 16})
+    T.train(cfg, tmp_path / "lc")
+    raw = load_raw(tmp_path / "lc")
+    raw.pop("path")
+    gen = torch.Generator().manual_seed(3)
+    for key, v in raw["state_dict"].items():  # heads that drop groups for some inputs and keep them for others
+        if key.startswith("channel_head.proj.") and key.endswith("bias"):
+            raw["state_dict"][key] = torch.randn(v.shape, generator=gen) * 0.05
+    atomic_save(raw, tmp_path / "drops.pt")
+    m = export(tmp_path / "drops.pt", tmp_path / "exp", progress=False)
+    assert m.channel_group == 4
+    blk = m.gated_blocks[0]
+    paths = [p for p in blk["paths"].values() if "channels" in p]
+    groups = paths[0]["channels"]["groups"]
+    costs = [paths[0]["channels"]["kept"][str(k)]["bitops"] for k in range(1, groups + 1)]
+    assert costs == sorted(costs) and costs[-1] == paths[0]["bitops"] and len(set(costs)) == groups
+
+    images = D.load("synthetic", "test", limit=12).images.numpy()
+    ref = TorchBackend(str(m.file("source_checkpoint.pt")), exact=True)
+    ref_logits, ref_choices, ref_keep = ref.reference_trace(images)
+    full = np.array([(1 << len(b)) - 1 for b in Controller(m, ref).gates.p.chan_b])
+    assert (ref_keep != full).any() and len(np.unique(popcount(ref_keep[:, 0]))) > 1  # several cores of a path
+    for backend in (ref, QONNXBackend(m, progress=False)):
+        logits, trace = Controller(m, backend).run(images)
+        assert np.array_equal(trace.keep, ref_keep) and np.array_equal(trace.choices, ref_choices), backend.name
+        assert np.abs(logits - ref_logits).max() <= 1e-4, backend.name
+    # BitOPs: the manifest's per-core costs give the training's cost model of the kept channels
+    frac = popcount(trace.keep) / np.array([len(b) for b in Controller(m, ref).gates.p.chan_b])
+    want = C.table_for(ref.net.cfg).per_input(torch.from_numpy(trace.choices), torch.from_numpy(frac)).numpy()
+    assert np.array_equal(trace.bitops, want) and (trace.bitops < Controller(m, ref).bitops(trace.choices)).any()
+    # every core on its own, each channel core with random masks of its count: FINN's integers are Brevitas'
+    from fracskip.export.verify import verify_streamlined
+
+    res = verify_streamlined(m, images[:2], progress=False)
+    assert all(r["equal"] for r in res.values()) and len(res) == len(m.cores()), res
+    # forcing every input to the keep bits of another changes the logits: the mask is not a no-op
+    other = Controller(m, QONNXBackend(m, progress=False))
+    other.gates.keep = lambda g, h: np.full(len(h), 1)
+    assert not np.allclose(other.run(images)[0], logits)
+
+    assert main(["build", str(tmp_path / "exp"), "--board", "Pynq-Z2", "-o", str(tmp_path / "b")]) == 2
+    assert "channel" in capsys.readouterr().err and not (tmp_path / "b").exists()
