@@ -16,6 +16,7 @@ from qonnx.util.inference_cost import inference_cost
 from tqdm import tqdm
 
 from ..errors import FracskipError
+from ..hls.transforms import RemoveKeepMask
 from ..outdir import staged
 from ..runtime.manifest import FORMAT, Manifest, sha256
 from ..training import quant as q
@@ -107,9 +108,9 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
         mw.save(str(path))  # weights inline: one self-contained file per core
         Path(f"{path}.data").unlink(missing_ok=True)
         counted = path
-        if isinstance(example, tuple):
+        if isinstance(example, tuple):  # qonnx types the mask's Mul as 32-bit, and would count conv2 at 32 bits
             counted = folder / f"{name}.all_kept.onnx"
-            _without_keep(mw).save(str(counted))
+            ModelWrapper(copy.deepcopy(mw.model)).transform(RemoveKeepMask()).save(str(counted))
         qonnx_bops[name] = int(inference_cost(str(counted), discount_sparsity=False)["total_cost"]["total_bops"])
         if counted != path:
             counted.unlink()
@@ -168,23 +169,3 @@ def _channel_path(net: LCNet, table, i: int, bits: int, bitops: int, x: torch.Te
                          "keep_input": "second graph input: (N, C) 0/1 per output channel of conv1 (relu1's codes "
                                        "of a dropped group are 0); the core of k groups kept runs inputs keeping k"}}
 
-
-def _without_keep(mw: ModelWrapper) -> ModelWrapper:
-    """A channel path's graph with every channel kept: the Mul by the keep input taken out. qonnx types a Mul's
-    output as a 32-bit scaled integer, so it would count conv2 at 32 bits; the graph without it is what the
-    BitOPs of the path with every group kept are checked against."""
-    mw = ModelWrapper(copy.deepcopy(mw.model))
-    keep = mw.graph.input[1].name
-    uses, node = [keep], None
-    while node is None or node.op_type != "Mul":  # the keep mask reaches its Mul through shape ops
-        node = mw.find_consumer(uses[-1])
-        uses.append(node.output[0])
-    data = next(t for t in node.input if t != uses[-2])
-    for consumer in mw.find_consumers(node.output[0]):
-        consumer.input[list(consumer.input).index(node.output[0])] = data
-    for t in uses[:-1]:
-        n = mw.find_consumer(t)
-        if n is not None:
-            mw.graph.node.remove(n)
-    mw.graph.input.remove(mw.graph.input[1])
-    return mw

@@ -163,22 +163,39 @@ def mode_function(model, node):
 
 
 # ---------------------------------------------------------------------------------------------- the merge
+@dataclass
+class ChannelPaths:
+    """A channel-skipping block's cores (docs/channel-skipping.md): per bit-width, the core of each number of
+    groups kept (1..groups), ``group`` channels of conv1's outputs per group. They differ only in relu1's
+    thresholds (the mode's scale); which channels a frame keeps is its token's keep bits."""
+
+    group: int
+    groups: int
+    by_kept: dict[int, dict[int, object]]  # bits -> groups kept -> the core's dataflow graph
+
+
 class _Merge:
     """Writes one block's modal graph into a GraphBuilder (state of one ``modal_block`` call)."""
 
     def __init__(self, g: GraphBuilder, paths: dict[int, object], prefix: str, wbp: int,
-                 folding: dict[str, dict] | None):
+                 folding: dict[str, dict] | None, channels: ChannelPaths | None = None):
         self.g, self.prefix, self.wbp, self.folding = g, prefix, wbp, folding or {}
         self.bits = sorted(paths)  # mode k = the k-th computing bit-width
         self.models = [paths[b] for b in self.bits]
         self.sks = [skeleton(m) for m in self.models]
         self.ref = self.sks[-1]  # the widest path: skeleton nodes, shapes, folding
-        keys = [set(s.order) for s in self.sks]
+        self.channels = channels
+        # with channel groups, per bit-width the skeleton of each number of groups kept (1..groups)
+        self.ksks = [[skeleton(channels.by_kept[b][k]) for k in range(1, channels.groups + 1)] for b in self.bits] \
+            if channels else None
+        keys = [set(s.order) for s in self.sks + [s for row in self.ksks or [] for s in row]]
         if any(k != keys[-1] for k in keys):
             raise FracskipError(f"{prefix}: the paths {self.bits} differ in structure beyond their elementwise "
                                 "stages; they cannot share one datapath")
         self.mode_tokens: list[str] = []
+        self.keep_out: list[int] = []  # per mode token: 1 when it carries the keep bits
         self.counts: dict[str, int] = {}
+        self.skip_units: dict[tuple, str] = self._channel_units() if channels else {}
 
     def name(self, what: str) -> str:
         """A fresh name ``<prefix>_<what><i>``, numbered per ``what``."""
@@ -186,28 +203,86 @@ class _Merge:
         self.counts[what] = i + 1
         return f"{self.prefix}_{what}{i}"
 
-    def mode_token(self) -> str:
-        t = self.g.tensor(f"{self.prefix}_mode{len(self.mode_tokens)}", (1, 1), "UINT8")
+    def mode_token(self, keep: bool = False) -> str:
+        bits = 8 + ((self.channels.groups + 7) // 8 * 8 if keep else 0)
+        t = self.g.tensor(f"{self.prefix}_mode{len(self.mode_tokens)}", (1, 1), f"UINT{bits}")
         self.mode_tokens.append(t)
+        self.keep_out.append(int(keep))
         return t
+
+    # ---- channel groups
+    def _kept_chains(self, key, source) -> list[list[Edge]]:
+        """Per bit-width, per number of groups kept: the edge of ``key``'s input from ``source`` (or the output)."""
+        def find(sk):
+            edges = [sk.output] if key is None else sk.inputs[key]
+            return next(e for e in edges if e.source == source)
+        return [[find(sk) for sk in row] for row in self.ksks]
+
+    def _channel_units(self) -> dict[tuple, str]:
+        """conv1, the MVAU whose outputs come in groups, and conv2, which reads them: the one pair of MVAUs with only
+        data movers (padding, sliding window) between them. relu1 is the last stage on conv1's output edge."""
+        def next_mvau(key):
+            while True:
+                consumers = [k for k in self.ref.order if any(f.source == key for f in self.ref.inputs[k])]
+                if len(consumers) != 1 or consumers[0][0] in ("ElementwiseAdd", "DuplicateStreams"):
+                    return None, None
+                if consumers[0][0] == "MVAU":
+                    return consumers[0], key
+                key = consumers[0]
+
+        pairs = [(k, *next_mvau(k)) for k in self.ref.order if k[0] == "MVAU"]
+        pairs = [p for p in pairs if p[1] is not None]
+        if len(pairs) != 1:
+            raise FracskipError(f"{self.prefix}: channel groups need one MVAU feeding another through padding and a "
+                                f"sliding window (conv1 into conv2), found {len(pairs)}")
+        conv1, conv2, _ = pairs[0]
+        self.keep_edge = (next(k for k in self.ref.order if any(f.source == conv1 for f in self.ref.inputs[k])),
+                          conv1)  # (the consumer of conv1's output, conv1): relu1's edge
+        return {conv1: "out", conv2: "in"}
+
+    def _grouped_stage(self, kedges: list[list[Edge]], relu1: bool) -> int | None:
+        """On relu1's edge its last stage (a function per groups kept, the dropped channels 0); any other stage
+        must be one function whatever the groups kept."""
+        last = max(len(e.chain) for row in kedges for e in row) - 1
+        for j in range(last + 1):
+            if relu1 and j == last:
+                continue
+            for b, row in enumerate(kedges):
+                fns = [mode_function(self.ksks[b][k].model, e.chain[j] if j < len(e.chain) else None)
+                       for k, e in enumerate(row)]
+                if any(f != fns[-1] for f in fns):
+                    raise FracskipError(f"{self.prefix}: an elementwise stage other than relu1's changes with the "
+                                        "groups kept; the channel datapath scales only relu1's thresholds")
+        if relu1 and last < 0:
+            raise FracskipError(f"{self.prefix}: conv1's output has no activation to zero the dropped channels in")
+        return last if relu1 else None
 
     def dtype(self, t: str) -> str:
         return self.g.value_info[t][1]
 
     # ---- elementwise chains
-    def chain(self, edges: list[Edge], x: str) -> str:
-        """The stages of one edge in every path, applied to ``x``."""
+    def chain(self, edges: list[Edge], x: str, kedges: list[list[Edge]] | None = None, relu1: bool = False) -> str:
+        """The stages of one edge in every path, applied to ``x``. ``kedges``: the edge in every core of a channel
+        block (per bit-width, per groups kept); on relu1's edge the activation becomes a ModalActivation of every
+        (bit-width, groups kept) that gives the dropped groups' channels 0."""
         from qonnx.core.datatype import DataType
         from qonnx.custom_op.registry import getCustomOp
 
         from .ops.modal_act_rtl import datatype_for
 
+        grouped = self._grouped_stage(kedges, relu1) if kedges else None
         for j in range(max(len(e.chain) for e in edges)):
             nodes = [e.chain[j] if j < len(e.chain) else None for e in edges]
             fns = [mode_function(m, n) for m, n in zip(self.models, nodes)]
+            channel_attrs = {}
+            if j == grouped:  # mode m * groups + (kept - 1): ModalActivation's channel-group indexing
+                fns = [mode_function(self.ksks[b][k].model, e.chain[j] if j < len(e.chain) else None)
+                       for b, row in enumerate(kedges) for k, e in enumerate(row)]
+                channel_attrs = {"channelGroup": self.channels.group}
             shape, idt = self.g.value_info[x][0], self.dtype(x)
             ref = nodes[-1]
-            if (all(f == fns[-1] and n is not None and n.op_type == ref.op_type for f, n in zip(fns, nodes))
+            if (not channel_attrs
+                    and all(f == fns[-1] and n is not None and n.op_type == ref.op_type for f, n in zip(fns, nodes))
                     and len(ref.input) == 1 and getCustomOp(ref).get_nodeattr("inputDataType") == idt):
                 # the same stage in every path, on the same input type (the residual clip): the node itself
                 y = self.g.tensor(self.name("t"), shape, self.ref_dtype(ref.output[0]))
@@ -219,10 +294,10 @@ class _Merge:
                 odt = datatype_for(min(r[0] for r in ranges), max(r[1] for r in ranges)).name
                 y = self.g.tensor(self.name("t"), shape, odt)
                 inst = getCustomOp(next(n for n in reversed(nodes) if n is not None))
-                self.g.node("ModalActivation_rtl", [x, self.mode_token()], [y], self.name("act"),
+                self.g.node("ModalActivation_rtl", [x, self.mode_token(bool(channel_attrs))], [y], self.name("act"),
                             NumChannels=inst.get_nodeattr("NumChannels"), PE=inst.get_nodeattr("PE"),
                             inputDataType=idt, outputDataType=odt, numInputVectors=list(shape[:-1]),
-                            modes=json.dumps([f.to_json() for f in fns]))
+                            modes=json.dumps([f.to_json() for f in fns]), **channel_attrs)
             x = y
         return x
 
@@ -250,11 +325,16 @@ class _Merge:
         name = self.name("mvau")
         fold = {"PE": ref.get_nodeattr("PE"), "SIMD": ref.get_nodeattr("SIMD"), "WBP": self.wbp,
                 **self.folding.get(name, {})}
+        skip = self.skip_units.get(key, "")
+        groups = {"channel_skip": skip, "channel_group": self.channels.group} if skip else {}
+        if skip == "in":  # a sliding window's vector: kernel positions x the grouped channels, conv1's outputs
+            conv1 = next(k for k, v in self.skip_units.items() if v == "out")
+            groups["in_channels"] = getCustomOp(self.ref.nodes[conv1]).get_nodeattr("MH")
         try:
             params = BitSerialParams(mw=ref.get_nodeattr("MW"), mh=ref.get_nodeattr("MH"), pe=fold["PE"],
                                      simd=fold["SIMD"], wbp=fold["WBP"],
                                      modes=tuple(Precision(w.bitwidth(), a.bitwidth()) for w, a in zip(wdts, adts)),
-                                     n_vectors=int(np.prod(vecs)))
+                                     n_vectors=int(np.prod(vecs)), **groups)
         except FracskipError as exc:
             raise FracskipError(f"{name} (from {nodes[-1].name}, folded {fold}): {exc}; give it a folding of its "
                                 "own (modal_block's `folding`)") from exc
@@ -266,11 +346,12 @@ class _Merge:
             weights.append(w)
         y = self.g.tensor(self.name("acc"), self.ref.model.get_tensor_shape(nodes[-1].output[0]),
                           f"INT{params.acc_bits}")
-        self.g.node("MVAU_bitserial", [x, self.mode_token()] + weights, [y], name,
+        self.g.node("MVAU_bitserial", [x, self.mode_token(bool(skip))] + weights, [y], name,
                     MW=params.mw, MH=params.mh, PE=params.pe, SIMD=params.simd, WBP=params.wbp,
                     weightBits=[m.wbits for m in params.modes], inputBits=[m.abits for m in params.modes],
                     outputBits=[0] * len(params.modes), ActVals=[0] * len(params.modes), weightSigned=1,
-                    inputSigned=0, numInputVectors=vecs, modeStream=1)
+                    inputSigned=0, numInputVectors=vecs, modeStream=1, channelSkip=params.channel_skip,
+                    channelGroup=params.channel_group, inChannels=params.in_channels)
         return y
 
     def copy_ref(self, key: tuple, xs: list[str]) -> list[str]:
@@ -313,40 +394,50 @@ class _Merge:
             xs = []
             for e in self.ref.inputs[key]:
                 edges = [p.pop(next(i for i, f in enumerate(p) if f.source == e.source)) for p in pending]
-                xs.append(self.chain(edges, take(e.source)))
+                kedges = self._kept_chains(key, e.source) if self.channels else None
+                relu1 = self.channels is not None and (key, e.source) == self.keep_edge
+                xs.append(self.chain(edges, take(e.source), kedges, relu1))
             return xs
 
         for key in self.ref.order:
             xs = inputs_of(key)
             outputs[key] = [self.mvau(key, xs[0])] if key[0] == "MVAU" else self.copy_ref(key, xs)
-        y = self.chain([s.output for s in self.sks], take(self.ref.output.source))
-        self.g.node("ModeFork_rtl", [decision], self.mode_tokens, f"{self.prefix}_modefork", ModeOf=list(mode_of))
+        y = self.chain([s.output for s in self.sks], take(self.ref.output.source),
+                       self._kept_chains(None, self.ref.output.source) if self.channels else None)
+        groups = {"TokenLen": 2, "Groups": self.channels.groups, "KeepOut": self.keep_out} if self.channels else {}
+        self.g.node("ModeFork_rtl", [decision], self.mode_tokens, f"{self.prefix}_modefork", ModeOf=list(mode_of),
+                    **groups)
         self.g.nodes.insert(start, self.g.nodes.pop())  # before its consumers: FINN executes in list order
         log.info("%s: %d modes %s, %d mode-aware nodes", self.prefix, len(self.bits), self.bits, len(self.mode_tokens))
         return y
 
 
 def modal_block(g: GraphBuilder, paths: dict[int, object], x: str, decision: str, prefix: str,
-                mode_of: list[int] | None = None, wbp: int = 1, folding: dict[str, dict] | None = None) -> str:
+                mode_of: list[int] | None = None, wbp: int = 1, folding: dict[str, dict] | None = None,
+                channels: ChannelPaths | None = None) -> str:
     """Add to ``g`` one datapath for the computing paths ``paths`` ({bits: path core's dataflow graph}) between
     ``x`` (the block input) and the returned block output. ``decision``: a (1, 1) INT16 stream, one word per frame;
     ``mode_of[d]`` the mode of decision ``d`` (mode k: the k-th smallest bit-width; -1: the frame does not come
     here), by default the decision is the mode. The bit-serial MVAUs take the widest path's PE and SIMD and ``wbp``
     weight bit-planes per cycle, unless ``folding`` (FINN's folding config: node name -> {"PE", "SIMD", "WBP"}; the
-    units are ``<prefix>_mvau<i>`` in the order of the skeleton) says otherwise."""
-    m = _Merge(g, paths, prefix, wbp, folding)
+    units are ``<prefix>_mvau<i>`` in the order of the skeleton) says otherwise. ``channels``: a channel block's
+    cores; ``paths`` then holds each bit-width's core of every group kept, and ``decision`` is the gate's
+    ``[d, keep]`` ((1, 2) INT16, one 32-bit word per frame): conv1's unit skips its dropped output groups, conv2's
+    its dropped input groups, and relu1's activation has a mode per (bit-width, groups kept)."""
+    m = _Merge(g, paths, prefix, wbp, folding, channels)
     return m.run(x, decision, list(range(len(paths))) if mode_of is None else mode_of)
 
 
-def modal_graph(paths: dict[int, object], wbp: int = 1, folding: dict[str, dict] | None = None):
+def modal_graph(paths: dict[int, object], wbp: int = 1, folding: dict[str, dict] | None = None,
+                channels: ChannelPaths | None = None):
     """The modal datapath of one block as a FINN graph: inputs the block input and the (1, 1) INT16 mode of each
-    frame, output the block output."""
+    frame (with ``channels``: (1, 2), the mode and the keep bits), output the block output."""
     ref = paths[max(paths)]
     g = GraphBuilder()
     x = g.tensor("block_in", ref.get_tensor_shape(ref.graph.input[0].name),
                  ref.get_tensor_datatype(ref.graph.input[0].name).name)
-    mode = g.tensor("mode", (1, 1), "INT16")
-    y = modal_block(g, paths, x, mode, "modal", wbp=wbp, folding=folding)
+    mode = g.tensor("mode", (1, 2 if channels else 1), "INT16")
+    y = modal_block(g, paths, x, mode, "modal", wbp=wbp, folding=folding, channels=channels)
     return g.model([x, mode], [y], opset_from=ref)
 
 

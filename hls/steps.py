@@ -51,6 +51,7 @@ from .transforms import (
     InsertInputTransposePair,
     MoveScaleMulPastMaskMul,
     RemoveIdentityThresholds,
+    RemoveKeepMask,
     SetFloatPrecision,
     float64_activation_thresholds,
     integer_eltwise_rtl,
@@ -104,7 +105,12 @@ def _is_residual_join(model: ModelWrapper, node) -> bool:
 def step_fracskip_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """HW layers with standalone thresholds (FINN's RTL MVU has none embedded), the residual add as an
     integer ElementwiseAdd and the input fork as DuplicateStreams. Float tails (the head's scale and bias)
-    stay outside: the stock step would make them float32 HLS layers."""
+    stay outside: the stock step would make them float32 HLS layers. A channel path's keep mask (a second
+    graph input) is taken out: its hardware gets the keep bits in the mode token."""
+    model = model.transform(RemoveKeepMask())
+    for _ in range(2):  # the transposes that stood around the mask meet
+        model = model.transform(absorb.AbsorbConsecutiveTransposes())
+        model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
     model = model.transform(InferThresholdingLayer())
     model = model.transform(InferQuantizedMatrixVectorActivation())
     model = model.transform(InferConvInpGen())

@@ -114,6 +114,34 @@ class MoveScaleMulPastMaskMul(Transformation):
         return model, False
 
 
+class RemoveKeepMask(Transformation):
+    """A channel path's graph (export/cores.py ``ChannelPathCore``) without its keep mask: the Mul by the second
+    graph input taken out, with the shape ops that bring the mask to it, and that input removed. What is left
+    is the path with every channel kept; in hardware the mask travels in the mode token instead
+    (``MVAU_bitserial`` and ``ModalActivation`` take its keep bits)."""
+
+    def apply(self, model: ModelWrapper):
+        if len([i for i in model.graph.input if model.get_initializer(i.name) is None]) < 2:
+            return model, False
+        keep = model.graph.input[1].name
+        chain, node = [], None
+        while node is None or node.op_type != "Mul":  # the mask reaches its Mul through shape ops
+            node = model.find_consumer(keep if not chain else chain[-1].output[0])
+            if node is None:
+                raise ValueError(f"graph input {keep} reaches no Mul: not a channel path's keep mask")
+            chain.append(node)
+        mask = chain[-2].output[0] if len(chain) > 1 else keep
+        data = next(t for t in node.input if t != mask)
+        for consumer in model.find_consumers(node.output[0]):
+            consumer.input[list(consumer.input).index(node.output[0])] = data
+        if model.graph.output[0].name == node.output[0]:
+            raise ValueError("the keep mask multiplies the graph output: not a channel path")
+        for n in chain:
+            model.graph.node.remove(n)
+        model.graph.input.remove(model.graph.input[1])
+        return model, False
+
+
 class InsertInputTransposePair(Transformation):
     """x(NCHW) -> Transpose(NHWC) -> Transpose(NCHW) -> consumers.
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny DFS network trained for a few steps on the synthetic set, and its export."""
+"""Shared fixtures: a tiny DFS network trained for a few steps on the synthetic set, and its export; a channel-
+skipping network on it, and its export."""
 
 from __future__ import annotations
 
@@ -46,6 +47,31 @@ def tiny_export(tiny_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "exp"
     export(tiny_run / "model.pt", out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_lc_export(tiny_run, tmp_path_factory) -> Path:
+    """A channel-skipping network (bits and channel groups of 8: 4 and 8 groups in the two gated blocks) on the
+    tiny backbone, its gates trained a few steps, then its channel heads' biases drawn small at random so that
+    inputs keep different groups, and its export (one core per block, bits and groups kept)."""
+    import torch
+
+    from fracskip.export.exporter import export
+    from fracskip.training.checkpoint import atomic_save, load_raw
+
+    root = tmp_path_factory.mktemp("lc")
+    cfg = TrainConfig(**{**TINY, "init": str(tiny_run / "model.pt"), "stages": ("gates",), "epochs": {"gates": 0.25},
+                         "mode": "both", "channel_group": 8, "target": 0.5, "train_limit": 128, "test_limit": 16})
+    train(cfg, root / "run")
+    raw = load_raw(root / "run")
+    raw.pop("path")
+    gen = torch.Generator().manual_seed(3)
+    for key, v in raw["state_dict"].items():
+        if key.startswith("channel_head.proj.") and key.endswith("bias"):
+            raw["state_dict"][key] = torch.randn(v.shape, generator=gen) * 0.05
+    atomic_save(raw, root / "drops.pt")
+    export(root / "drops.pt", root / "exp", progress=False)
+    return root / "exp"
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,12 @@ Semantics (``exec_mode`` "" or "cppsim"): FINN's MVAU of the frame's mode, y = x
 MultiThreshold with T_m plus ActVal_m. "rtlsim" runs the generated RTL in Verilator.
 Streams: in0 as FINN's MVAU (SIMD elements of the widest mode's width per word), in1 one 8-bit token per
 frame, out0 PE elements per word (the widest mode's output type).
+
+Channel groups (``channelSkip`` "out" or "in", ``channelGroup``, ``inChannels``: ``BitSerialParams``'
+channel_skip, channel_group, in_channels): the token is ``mode_token_bits`` wide, the mode in its low byte and
+a keep bit per group after it. "out": a dropped group's outputs are 0; "in": a dropped group's inputs count as
+0. In a DFS block both are what the model computes anyway (relu1 gives the dropped channels code 0); the unit
+skips their folds, so that its cycles follow the groups kept.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from .core import (
     MODE_TOKEN_BITS,
     BitSerialParams,
     Precision,
+    channel_keep,
     pack_inputs,
     rtl_dir,
     rtl_sources,
@@ -75,6 +82,9 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             "inputSigned": ("i", False, 0),
             "numInputVectors": ("ints", False, [1]),
             "modeStream": ("i", False, 1),
+            "channelSkip": ("s", False, "", {"", "out", "in"}),
+            "channelGroup": ("i", False, 0),
+            "inChannels": ("i", False, 0),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed"}),
             # FINN's shell flow reads these of every MVAU* (Floorplan, MakePYNQDriver): the weights live inside
             # the unit, fixed in the bitstream
@@ -99,7 +109,8 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             modes=tuple(Precision(*m) for m in zip(wb, ab, ob, av)),
             weight_signed=bool(get("weightSigned")), act_signed=bool(get("inputSigned")),
             n_vectors=int(np.prod(get("numInputVectors"))), mode_stream=bool(get("modeStream")),
-            ram_style=get("ram_style"))
+            ram_style=get("ram_style"), channel_skip=get("channelSkip"), channel_group=get("channelGroup"),
+            in_channels=get("inChannels"))
 
     @property
     def n_modes(self) -> int:
@@ -122,7 +133,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         if ind == 0:
             return _int_type(p.act_width, p.act_signed)
         if ind == 1 and p.mode_stream:
-            return DataType[f"UINT{MODE_TOKEN_BITS}"]
+            return DataType[f"UINT{p.mode_token_bits}"]
         k = ind - self._first_weight_input()
         if k < self.n_modes:
             return _int_type(p.modes[k].wbits, p.weight_signed)
@@ -178,7 +189,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         if ind == 0:
             return p.in_width
         if ind == 1 and p.mode_stream:
-            return MODE_TOKEN_BITS
+            return p.mode_token_bits
         return 0  # weights and thresholds live in the unit
 
     def get_outstream_width(self, ind=0):
@@ -265,16 +276,21 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         else:
             raise FracskipError(f"{self.onnx_node.name}: exec_mode={mode!r}; use '', 'cppsim' or 'rtlsim'")
 
-    def frame_modes(self, context) -> list[int]:
+    def frame_tokens(self, context) -> list[int]:
+        """Each frame's token: its mode, and with channel groups its keep bits from bit 8."""
         node = self.onnx_node
         n_frames = context[node.input[0]].shape[0]
         if not self.get_nodeattr("modeStream"):
             return [0] * n_frames
-        modes = [int(v) for v in np.asarray(context[node.input[1]]).reshape(-1)]
+        tokens = [int(v) for v in np.asarray(context[node.input[1]]).reshape(-1)]
+        modes = [t & ((1 << MODE_TOKEN_BITS) - 1) for t in tokens]
         if len(modes) != n_frames or any(not 0 <= m < self.n_modes for m in modes):
             raise FracskipError(f"{node.name}: modes {modes} for {n_frames} frames; each must be 0..{self.n_modes - 1} "
                                 "(a skipped frame is not sent to the unit)")
-        return modes
+        return tokens
+
+    def frame_modes(self, context) -> list[int]:
+        return [t & ((1 << MODE_TOKEN_BITS) - 1) for t in self.frame_tokens(context)]
 
     def _graph_tensors(self, graph) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
         inits = {t.name: t for t in graph.initializer}
@@ -293,8 +309,14 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         x = context[node.input[0]]
         weights, thresholds = self._graph_tensors(graph)
         out = []
-        for f, k in enumerate(self.frame_modes(context)):
-            acc = np.matmul(x[f:f + 1], weights[k])
+        for f, token in enumerate(self.frame_tokens(context)):
+            k, keep = token & ((1 << MODE_TOKEN_BITS) - 1), token >> MODE_TOKEN_BITS
+            xf = x[f:f + 1]
+            if p.channel_skip == "in":  # per kernel position, the vector's channels in groups
+                xf = xf * np.tile(channel_keep(p, keep), p.mw // p.kernel_channels)
+            acc = np.matmul(xf, weights[k])
+            if p.channel_skip == "out":
+                acc = acc * channel_keep(p, keep)
             if p.has_act:
                 # MultiThreshold works on (N, C, ...): channels last -> move them
                 a = np.moveaxis(acc, -1, 1)
@@ -306,6 +328,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         p = self.bs_params()
         dut = StreamDut(self._top(), self.get_instream_width_padded(0), self.get_outstream_width_padded(0),
                         n_in=n_frames * p.n_vectors * p.sf, n_modes=n_frames if p.mode_stream else 0,
+                        mode_width=p.mode_token_bits,
                         n_out=n_frames * p.n_vectors * p.nf, exp_cycles=n_frames * self.get_exp_cycles())
         run_root = Path(self.get_nodeattr("code_gen_dir_ipgen")) / "verilator_runs"
         return StreamHarness([dut], [Path(s) for s in self.get_rtl_file_list(abspath=True)], run_root,
@@ -317,14 +340,16 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             raise FracskipError(f"{node.name}: no generated RTL; run PrepareIP (generate_hdl) before rtlsim")
         p = self.bs_params()
         x = context[node.input[0]]
-        modes = self.frame_modes(context)
+        tokens = self.frame_tokens(context)
+        modes = [t & ((1 << MODE_TOKEN_BITS) - 1) for t in tokens]
         harness = self._harness(len(modes))
-        (run,) = harness.run([pack_inputs(p, x)], [modes if p.mode_stream else []])
+        (run,) = harness.run([pack_inputs(p, x)], [tokens if p.mode_stream else []])
         if not run.finished:
             raise FracskipError(f"{node.name}: rtlsim gave {len(run.outputs)} of {run.n_expected} output words")
         shape = (x.shape[0],) + tuple(self.get_normal_output_shape())[1:]
         context[node.output[0]] = unpack_outputs(p, run.outputs, shape).astype(np.float32)
-        log.debug("%s: rtlsim %d cycles (model %d)", node.name, run.cycles, p.cycles(modes))
+        log.debug("%s: rtlsim %d cycles (model %d)", node.name, run.cycles,
+                  p.cycles(modes, [t >> MODE_TOKEN_BITS for t in tokens] if p.n_groups else None))
 
     # ------------------------------------------------------------------ estimates (fitted Yosys model)
     def lut_estimation(self, fpgapart=None):
@@ -357,7 +382,8 @@ def bitserial_model(params: BitSerialParams, weights: Sequence[np.ndarray],
         weightBits=[m.wbits for m in params.modes], inputBits=[m.abits for m in params.modes],
         outputBits=[m.out_bits for m in params.modes], ActVals=[m.act_val for m in params.modes],
         weightSigned=int(params.weight_signed), inputSigned=int(params.act_signed), numInputVectors=vecs,
-        modeStream=int(params.mode_stream), ram_style=params.ram_style)
+        modeStream=int(params.mode_stream), ram_style=params.ram_style, channelSkip=params.channel_skip,
+        channelGroup=params.channel_group, inChannels=params.in_channels)
     graph_in = [helper.make_tensor_value_info("inp", TensorProto.FLOAT, [1] + vecs[1:] + [params.mw])]
     if params.mode_stream:
         graph_in.append(helper.make_tensor_value_info("mode", TensorProto.FLOAT, [1, 1]))
@@ -368,7 +394,7 @@ def bitserial_model(params: BitSerialParams, weights: Sequence[np.ndarray],
     a_dt = _int_type(params.act_width, params.act_signed)
     model.set_tensor_datatype("inp", a_dt)
     if params.mode_stream:
-        model.set_tensor_datatype("mode", DataType[f"UINT{MODE_TOKEN_BITS}"])
+        model.set_tensor_datatype("mode", DataType[f"UINT{params.mode_token_bits}"])
     for i, (m, w) in enumerate(zip(params.modes, weights)):
         model.set_initializer(w_names[i], np.asarray(w, dtype=np.float32))
         model.set_tensor_datatype(w_names[i], _int_type(m.wbits, params.weight_signed))

@@ -257,6 +257,7 @@ class DFSGate(HWCustomOp):
             "params": ("s", True, ""),  # JSON of the one-gate IntGateParams
             "StateIn": ("i", False, 1),
             "StateOut": ("i", False, 1),
+            "KeepIn": ("i", False, 0),  # the state token read has a keep word (the previous gate has a channel head)
             "inputDataType": ("s", False, "UINT8"),
         }
         attrs.update(super().get_nodeattr_types())
@@ -274,30 +275,26 @@ class DFSGate(HWCustomOp):
         hh, ww = self.get_nodeattr("ImgDim")
         return GateShape(channels=self.get_nodeattr("NumChannels"), hw=hh * ww, pe=self.get_nodeattr("PE"),
                          hidden=p.hidden, choices=int(p.proj_w.shape[0]),
-                         state_in=bool(self.get_nodeattr("StateIn")), state_out=bool(self.get_nodeattr("StateOut")))
-
-    def _hidden(self) -> int:
-        return int(json.loads(self.get_nodeattr("params"))["hidden"])
-
-    def _token_len(self, with_state: bool) -> int:
-        return 1 + 2 * self._hidden() if with_state else 1
+                         state_in=bool(self.get_nodeattr("StateIn")), state_out=bool(self.get_nodeattr("StateOut")),
+                         groups=0 if p.chan_w is None else int(p.chan_w[0].shape[0]),
+                         keep_in=bool(self.get_nodeattr("KeepIn")))
 
     def get_normal_input_shape(self, ind=0):
         if ind == 0:
             return (1, *self.get_nodeattr("ImgDim"), self.get_nodeattr("NumChannels"))
-        return (1, self._token_len(True))
+        return (1, self.shape().in_words)
 
     def get_folded_input_shape(self, ind=0):
         if ind == 0:
             pe = self.get_nodeattr("PE")
             return (1, *self.get_nodeattr("ImgDim"), self.get_nodeattr("NumChannels") // pe, pe)
-        return (1, self._token_len(True), 1)
+        return (1, self.shape().in_words, 1)
 
     def get_normal_output_shape(self, ind=0):
-        return (1, self._token_len(bool(self.get_nodeattr("StateOut"))))
+        return (1, self.shape().out_words)
 
     def get_folded_output_shape(self, ind=0):
-        return (1, self._token_len(bool(self.get_nodeattr("StateOut"))), 1)
+        return (1, self.shape().out_words, 1)
 
     def get_input_datatype(self, ind=0):
         return DataType[self.get_nodeattr("inputDataType")] if ind == 0 else DataType["INT16"]
@@ -314,7 +311,7 @@ class DFSGate(HWCustomOp):
         return TOKEN_BITS
 
     def get_number_output_values(self):
-        return self._token_len(bool(self.get_nodeattr("StateOut")))
+        return self.shape().out_words
 
     def get_exp_cycles(self):
         return self.shape().exp_cycles
@@ -354,7 +351,8 @@ class DFSGate(HWCustomOp):
         node = self.onnx_node
         x = context[node.input[0]].reshape(-1, *self.get_nodeattr("ImgDim"), self.get_nodeattr("NumChannels"))
         tok_in = context[node.input[1]] if self.get_nodeattr("StateIn") and len(node.input) > 1 else None
-        out = run_gate(self.int_params(), x, tok_in, bool(self.get_nodeattr("StateOut")))
+        out = run_gate(self.int_params(), x, tok_in, bool(self.get_nodeattr("StateOut")),
+                       keep_in=bool(self.get_nodeattr("KeepIn")))
         context[node.output[0]] = out.reshape(-1, *self.get_normal_output_shape()[1:])
 
 

@@ -14,22 +14,43 @@ each such stage is one node of this op, holding every mode's function:
 Streams: ``in0_V`` the data, FINN's Thresholding layout (``NumChannels`` with ``PE`` per word, ``numInputVectors``
 words of NumChannels/PE per frame), ``in1_V`` one mode token per frame (8 bits, the mode in the low bits, as
 ``MVAU_bitserial`` reads it), ``out0_V`` the data in ``outputDataType``, which holds every mode's outputs. The
-functions are the JSON attribute ``modes`` (a list, one ``ModeFunction.to_json()`` per mode).
+functions are the JSON attribute ``modes`` (a list, one ``ModeFunction.to_json()`` per mode, at most 64).
 
-The RTL (generated per node, plain Verilog-2005) takes a frame's token in a cycle of its own, then the frame's
-words at one per cycle through two pipeline stages: compare and multiply; then select the mode's result into the
-output register. Both stages advance when the output register is free, as in ``IntRequant_rtl``. Each threshold
-mode has its own comparators and its own constant table indexed by channel, exactly its steps wide at its own
-width (one table padded to the widest mode's steps and the stream's width stored the 2-bit mode's 3 thresholds
-and the requant mode's none as 15 of 26 bits). Yosys on the default's 17 nodes: 6,729 LUT against 6,991 for the
-padded table; per node from 0.6x to 1.35x of it.
+Channel groups (LC-Net's per-input channel skipping, issue #16: a block's relu1): with ``channelGroup`` > 0 the
+channels form NG = NumChannels / channelGroup groups (at most 16), each kept or dropped per frame. The token is then
+``8 + ceil(NG / 8) * 8`` bits as ``BitSerialParams.mode_token`` makes it: the base mode m (the bit-width) in the low
+byte, group g's keep bit at bit 8 + g. ``modes`` holds one function per (m, groups kept): a frame of m keeping n
+groups takes ``modes[m * NG + max(n, 1) - 1]``, and a dropped group's channels are 0. Any channelGroup dividing
+NumChannels will do, whatever PE: a lane's keep bit is a multiplexer of the keep bits by the word in the pixel
+(one for every lane when channelGroup is a multiple of PE).
+
+The RTL (generated per node, plain Verilog-2005) takes a frame's token in a cycle of its own (the function's index
+and the keep bits into registers), then the frame's words at one per cycle through two pipeline stages: compare and
+multiply; then select the result into the output register (0 for a dropped group's channel). Both stages advance
+when the output register is free, as in ``IntRequant_rtl``. Modes share hardware (``banks``, ``units``): the
+threshold modes of one compare width and number of steps share one comparator bank, its table a row per (mode of the
+bank, channel); the requant modes share the multiplier, whose ``mul`` and ``bias`` tables are indexed likewise; the
+output multiplexer chooses among the bypass, the count plus each distinct ``act_val`` and the sum's shift and clip
+for each distinct (shift, lo, hi). Banks keep their own shape: a compare width is part of a mode's function, and
+before the banks one table padded to the widest steps and the stream's width cost the default's 17 nodes 6,991 LUT
+against 6,729 for a table per mode. The tables are memories with initial contents, LUT ROMs read in the compare
+stage; when one deeper than 64 words holds 16 Kib or more, a pipeline stage of its own reads them all synchronously,
+and those deeper than 64 words are block RAM (Yosys mapped 128-word LUT ROMs read synchronously at 8 LUTs a bit).
+
+Measured, Yosys 0.70 ``synth_xilinx -family xc7`` of the emitted Verilog: the default's 17 nodes (its 5 gated
+blocks' modal activations, 16 to 64 channels, PE 1) 6,116 LUT, 2,646 FF, against 6,729 LUT, 2,520 FF before the
+banks (per node 0.67x to 1.13x; dropping an unused wire alone moved one node's LUTs by 13 %). Channel groups, 64
+channels in 16 groups of 4 at PE 4: 16 functions of 15 thresholds at 18 compare bits 825 LUT, 138 FF, 30 BRAM18 (a
+comparator bank and LUT ROM per mode, the generator before the banks with its 4-mode limit lifted, no groups: 19,657
+LUT, 2,833 FF); relu1's shape, 48 functions (3 and 15 thresholds at 13 and 18 bits, requant; per groups kept) 1,094
+LUT, 170 FF, 38 BRAM18, 4 DSP.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from finn.custom_op.fpgadataflow import register_custom_op as register_hw_op
@@ -43,8 +64,11 @@ from .single_file import SingleFileRTL
 from .stream_op import PerChannelStreamOp, verilog_literal
 
 KINDS = ("bypass", "thresholds", "requant")
-MODE_TOKEN_BITS = 8  # as MVAU_bitserial's in1_V
-MAX_MODES = 4
+MODE_TOKEN_BITS = 8  # the low byte of MVAU_bitserial's in1_V: the mode
+MAX_MODES = 64
+MAX_GROUPS = 16  # keep bits: a token of 8 + 16 bits is exact in FINN's float32 tensors
+LABEL_MODES = 8  # up to this many modes a stage selects by the mode itself; beyond, by a register set with the token
+BLOCK_ROM_BITS = 16384  # a table deeper than a LUT6 ROM and this big is read synchronously, for block RAM
 
 
 @dataclass(frozen=True)
@@ -152,15 +176,78 @@ def datatype_for(lo: int, hi: int) -> DataType:
     return DataType[f"INT{signed_bits([lo, hi])}"] if lo < 0 else DataType[f"UINT{max(1, int(hi).bit_length())}"]
 
 
+@dataclass(frozen=True)
+class Bank:
+    """Modes sharing one lane datapath: a comparator bank (``thresholds``, of ``bits``-bit compares and ``steps``
+    thresholds) or the multiplier (``requant``). Its tables hold a row per (mode of the bank, channel)."""
+
+    kind: str
+    modes: tuple[int, ...]
+    bits: int = 0
+    steps: int = 0
+
+
+@dataclass(frozen=True)
+class Table:
+    """A constant table of a bank, one word per (mode of the bank, word of the pixel): the fields of the PE lanes,
+    lane i of word f holding channel f * PE + i. Its address is the bank's mode (``mode_bits``, none for a
+    bank of one mode) above the word in the pixel (``fold_bits``, none when every channel has the same row)."""
+
+    name: str
+    bank: int
+    width: int  # a lane's field
+    words: dict[int, tuple[int, ...]]  # address -> the lanes' fields
+    mode_bits: int
+    fold_bits: int
+    block: bool = False  # a synchronous ROM, for block RAM
+
+    @property
+    def depth(self) -> int:
+        return 1 << (self.mode_bits + self.fold_bits)
+
+    @property
+    def size(self) -> int:
+        """Bits, every lane's."""
+        return self.depth * len(next(iter(self.words.values()))) * self.width
+
+    def varying(self) -> int:
+        """Bits of the lanes' fields that differ from word to word (the others are constants to synthesis)."""
+        rows = list(self.words.values())
+        return sum(len({(r[i] >> b) & 1 for r in rows}) > 1 for i in range(len(rows[0])) for b in range(self.width))
+
+
+def bram18(depth: int, width: int) -> int:
+    """RAMB18s of a ROM of ``depth`` words of ``width`` bits: 512 x 36, 1K x 18, 2K x 9, 4K x 4, 8K x 2, 16K x 1."""
+    for d, w in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2)):
+        if depth <= d:
+            return math.ceil(width / w)
+    return math.ceil(depth / 16384) * width
+
+
+def bits_for(n: int) -> int:
+    """Bits of an index of ``n`` values."""
+    return max(1, (n - 1).bit_length())
+
+
 @register_hw_op
 class ModalActivation(PerChannelStreamOp):
     """Per-frame choice of a per-element function (abstract HW layer; python execution)."""
 
     def get_nodeattr_types(self):
-        return {**super().get_nodeattr_types(), "modes": ("s", True, "[]")}
+        return {**super().get_nodeattr_types(), "modes": ("s", True, "[]"),
+                "channelGroup": ("i", False, 0)}  # channels per keep group (0: no channel groups)
 
     def mode_functions(self) -> list[ModeFunction]:
         return [ModeFunction.from_json(d) for d in json.loads(self.get_nodeattr("modes"))]
+
+    def n_groups(self) -> int:
+        """Channel groups a frame keeps or drops (0 without channel groups)."""
+        g = self.get_nodeattr("channelGroup")
+        return self.get_nodeattr("NumChannels") // g if g > 0 else 0
+
+    def token_bits(self) -> int:
+        """The mode token: the mode in the low byte, then the keep bits (group g at bit 8 + g), whole bytes."""
+        return MODE_TOKEN_BITS + (self.n_groups() + 7) // 8 * 8
 
     def verify_node(self):
         try:
@@ -168,13 +255,23 @@ class ModalActivation(PerChannelStreamOp):
         except (TypeError, ValueError) as exc:
             return [f"modes is not a list of mode functions: {exc}"]
         idt, odt = self.get_input_datatype(), self.get_output_datatype()
+        C, cg = self.get_nodeattr("NumChannels"), self.get_nodeattr("channelGroup")
         info = []
         if not 1 <= len(fns) <= MAX_MODES:
             info.append(f"{len(fns)} modes: 1 to {MAX_MODES}")
+        if cg < 0 or (cg and C % cg):
+            info.append(f"channelGroup={cg} must divide NumChannels={C} (or be 0: no channel groups)")
+        elif cg:
+            ng = C // cg
+            if ng > MAX_GROUPS:
+                info.append(f"{ng} channel groups: at most {MAX_GROUPS} (a token of 8 + {MAX_GROUPS} bits is the "
+                            "widest FINN's float32 tensors hold exactly)")
+            if len(fns) % ng:
+                info.append(f"{len(fns)} modes: channel groups need one per (mode, groups kept), a multiple of {ng}")
         if not (idt.is_integer() and odt.is_integer()) or DataType["BIPOLAR"] in (idt, odt):
             info.append(f"integer input and output types needed, has {idt.name} -> {odt.name}")
         for k, f in enumerate(fns):
-            info += [f"mode {k}: {p}" for p in f.problems(self.get_nodeattr("NumChannels"))]
+            info += [f"mode {k}: {p}" for p in f.problems(C)]
             if f.in_bits > operand_bits(idt):
                 info.append(f"mode {k}: {f.in_bits}-bit inputs exceed the stream's {idt.name}")
             lo, hi = f.out_range(idt)
@@ -190,13 +287,64 @@ class ModalActivation(PerChannelStreamOp):
         return super().get_folded_input_shape() if ind == 0 else (1, 1, 1)
 
     def get_input_datatype(self, ind=0):
-        return super().get_input_datatype() if ind == 0 else DataType[f"UINT{MODE_TOKEN_BITS}"]
+        return super().get_input_datatype() if ind == 0 else DataType[f"UINT{self.token_bits()}"]
 
     def get_instream_width(self, ind=0):
-        return super().get_instream_width() if ind == 0 else MODE_TOKEN_BITS
+        return super().get_instream_width() if ind == 0 else self.token_bits()
 
     def get_exp_cycles(self):
         return super().get_exp_cycles() + 1  # the token takes a cycle of its own
+
+    # ------------------------------------------------------------------ the hardware's sharing
+    def banks(self) -> list[Bank]:
+        """The comparator banks, one per (compare bits, steps), in order of their first mode; then the requant
+        modes' multiplier."""
+        fns, shapes = self.mode_functions(), {}
+        for k, f in enumerate(fns):
+            if f.kind == "thresholds":
+                shapes.setdefault((self.compare_bits(f), f.steps), []).append(k)
+        out = [Bank("thresholds", tuple(m), b, n) for (b, n), m in shapes.items()]
+        rq = tuple(k for k, f in enumerate(fns) if f.kind == "requant")
+        return out + ([Bank("requant", rq)] if rq else [])
+
+    def units(self) -> tuple[list[tuple], list[int]]:
+        """The output multiplexer's inputs (bypass; a count plus an ``act_val``; a requant sum's shift and clip)
+        and each mode's."""
+        keys = [("bypass",) if f.kind == "bypass" else ("thresholds", f.act_val) if f.kind == "thresholds"
+                else ("requant", f.shift, f.lo, f.hi) for f in self.mode_functions()]
+        units = list(dict.fromkeys(keys))
+        return units, [units.index(u) for u in keys]
+
+    def tables(self) -> list[Table]:
+        """The banks' constant tables: a comparator bank's thresholds (a lane's field, its steps at the bank's
+        compare width), the multiplier's ``mul`` and ``bias``."""
+        fns, pe, C = self.mode_functions(), self.get_nodeattr("PE"), self.get_nodeattr("NumChannels")
+        fold_bits, w, out = bits_for(C // pe), self.widths(), []
+
+        def table(name, b, width, rows):  # rows(k, c): mode k's field of channel c
+            modes = self.banks()[b].modes
+            by_channel = any(len({rows(k, c) for c in range(C)}) > 1 for k in modes)
+            fb, mb = fold_bits if by_channel else 0, bits_for(len(modes)) if len(modes) > 1 else 0
+            words = {j << fb | f: tuple(rows(k, f * pe + i) for i in range(pe))
+                     for j, k in enumerate(modes) for f in range(C // pe if fb else 1)}
+            out.append(Table(name, b, width, words, mb, fb))
+
+        for b, bank in enumerate(self.banks()):
+            if bank.kind == "thresholds":
+                table(f"thr{b}", b, bank.steps * bank.bits,
+                      lambda k, c, t=bank.bits: _word(list(fns[k].thresholds[c % len(fns[k].thresholds)]), t))
+            else:
+                table("mul", b, w["mw"], lambda k, c: fns[k].mul[c])
+                table("bias", b, w["bw"], lambda k, c: fns[k].bias[c])
+        # a table deeper than a LUT6 and of a block RAM's worth of bits is read in a pipeline stage of its own;
+        # with that stage, every table deeper than a LUT6 is block RAM (Yosys took 8 LUTs a bit for 128 words)
+        if any(t.depth > 64 and t.size >= BLOCK_ROM_BITS for t in out):
+            out = [replace(t, block=t.depth > 64) for t in out]
+        return out
+
+    def deep(self) -> bool:
+        """A pipeline stage reads the tables (synchronously: some is block RAM)."""
+        return any(t.block for t in self.tables())
 
     # ------------------------------------------------------------------ estimates
     def widths(self) -> dict[str, int]:
@@ -230,59 +378,73 @@ class ModalActivation(PerChannelStreamOp):
         return self.get_nodeattr("PE") * min(tiles(w["xw"], w["mw"]), tiles(w["mw"], w["xw"]))
 
     def lut_estimation(self, fpgapart=None):
-        """Per lane, fitted to Yosys ``synth_xilinx`` of the default's 17 nodes at PE 1 (``hls/synth/nodes.py``:
-        the sum within 5 %, single nodes from 0.5x to 2x): per threshold mode, a comparator per threshold (half a
-        LUT per bit on the carry chain; a LUT per 6 bits against a constant), a counter bit each, and its table's
-        ROM, counted in the bits that vary from channel to channel (the others are constants): a LUT6 per 64
-        channels and varying bit, plus their multiplexers. A requant mode: its multiplier and bias tables
-        likewise (per 64 (mode, channel) entries), the sum and the clip. The output multiplexer over the modes;
-        the counters."""
-        w, pe, fns = self.widths(), self.get_nodeattr("PE"), self.mode_functions()
-        per_lane = self.get_nodeattr("NumChannels") // pe
-
-        def rom(entries: int) -> float:  # LUTs per bit of a LUT6 ROM
-            n = math.ceil(entries / 64)
-            return n + (n - 1) / 2
-
-        lane = self.get_output_datatype().bitwidth() * max(1, len(fns) - 1)
-        for f in (f for f in fns if f.kind == "thresholds"):
-            tw = self.compare_bits(f)
-            if len(f.thresholds) == 1:  # constants: the compares fold into the input's bits
-                lane += f.steps * math.ceil(tw / 6)
-                continue
-            t = np.asarray(f.thresholds, dtype=np.int64) & ((1 << tw) - 1)
-            varying = sum(len(np.unique((t[:, j] >> b) & 1)) > 1 for j in range(f.steps) for b in range(tw))
-            lane += f.steps * (math.ceil(tw / 2) + 1) + varying * rom(per_lane)
-        if "requant" in self._kinds():
-            lane += (w["mw"] + w["bw"]) * rom(len(fns) * per_lane) + 2 * w["sw"]
+        """Estimates fitted to Yosys ``synth_xilinx`` (the module docstring's nodes: the sum within 1 %, single nodes
+        from 0.6x to 1.65x). Per lane and threshold, 2 LUTs of count and, against a table's row, 2/3 of a LUT per
+        compare bit (against a constant row the compares fold into the count); per lane, the requant sum's bits.
+        The LUT ROMs (not block RAM) in the bits that vary from word to word (the others are constants): 1.15 LUTs
+        per varying bit and 64 words, plus half as much for their multiplexers. The counters."""
+        w, pe = self.widths(), self.get_nodeattr("PE")
+        banks = self.banks()
+        lane, roms = 0, 0.0
+        for t in self.tables():
+            bank = banks[t.bank]
+            if bank.kind == "thresholds":  # against a constant row the compares fold into the count
+                lane += bank.steps * (2 + (math.ceil(2 * bank.bits / 3) if t.mode_bits or t.fold_bits else 0))
+            if (t.mode_bits or t.fold_bits) and not t.block:
+                n = math.ceil(t.depth / 64)
+                roms += 1.15 * t.varying() * (n + (n - 1) / 2)
+        lane += w["sw"] if "requant" in self._kinds() else 0
         frame = int(np.prod(self.get_folded_input_shape()[:-1]))
-        return int(pe * lane + 2 * max(1, frame.bit_length()) + 4)
+        return int(pe * lane + roms + 2 * max(1, frame.bit_length()) + 4)
 
     def bram_estimation(self, fpgapart=None):
-        return 0
+        """The block tables (``Table.block``) as Yosys maps them: PE lanes' fields wide, RAMB18s of at most 36 bits
+        at 512 words."""
+        return sum(bram18(t.depth, t.width * self.get_nodeattr("PE")) for t in self.tables() if t.block)
 
     def uram_estimation(self, fpgapart=None):
         return 0
 
     # ------------------------------------------------------------------ execution
-    def frame_modes(self, context) -> list[int]:
+    def token_function(self, token: int) -> tuple[int, int | None]:
+        """A mode token's function (its index in ``modes``) and keep bits (None without channel groups): mode m
+        keeping n of the NG groups is function m * NG + max(n, 1) - 1."""
+        ng, menu = self.n_groups(), len(self.mode_functions())
+        if not ng:
+            if not 0 <= token < menu:
+                raise FracskipError(f"{self.onnx_node.name}: mode {token}; the modes are 0 to {menu - 1}")
+            return token, None
+        m, keep = token & ((1 << MODE_TOKEN_BITS) - 1), token >> MODE_TOKEN_BITS
+        if not (0 <= m < menu // ng and 0 <= keep < 1 << ng):
+            raise FracskipError(f"{self.onnx_node.name}: token {token:#x}; the modes are 0 to {menu // ng - 1} (low "
+                                f"byte), with keep bits for {ng} groups above")
+        return m * ng + max(1, bin(keep).count("1")) - 1, keep
+
+    def frame_functions(self, context) -> list[tuple[int, int | None]]:
+        """Each input frame's ``token_function``."""
         node = self.onnx_node
         n = context[node.input[0]].shape[0]
-        modes = [int(v) for v in np.asarray(context[node.input[1]]).reshape(-1)]
-        if len(modes) != n or any(not 0 <= m < len(self.mode_functions()) for m in modes):
-            raise FracskipError(f"{node.name}: modes {modes} for {n} frames, each must be in the menu")
-        return modes
+        tokens = [int(v) for v in np.asarray(context[node.input[1]]).reshape(-1)]
+        if len(tokens) != n:
+            raise FracskipError(f"{node.name}: {len(tokens)} mode tokens for {n} frames")
+        return [self.token_function(t) for t in tokens]
+
+    def channel_keep(self, keep: int) -> np.ndarray:
+        """Per channel, whether its group is kept."""
+        return np.repeat([bool((keep >> g) & 1) for g in range(self.n_groups())], self.get_nodeattr("channelGroup"))
 
     def execute_node(self, context, graph):
         node = self.onnx_node
         x = context[node.input[0]]
-        fns = self.mode_functions()
-        y = np.concatenate([fns[m](x[f:f + 1]) for f, m in enumerate(self.frame_modes(context))])
-        context[node.output[0]] = y.astype(np.float32)
+        fns, y = self.mode_functions(), []
+        for f, (k, keep) in enumerate(self.frame_functions(context)):
+            yf = fns[k](x[f:f + 1])
+            y.append(yf if keep is None else np.where(self.channel_keep(keep), yf, 0))
+        context[node.output[0]] = np.concatenate(y).astype(np.float32)
 
 
 _V = """// fracskip ModalActivation_rtl: {channels} channels, {pe} per word, {idt} -> {odt}; per frame, one mode token:
-{summary}// The token takes a cycle; then per word: compare and multiply | select the mode's result -> output register.
+{summary}// The token takes a cycle; then per word: {stages} -> output register.
 module {top} (
   input ap_clk,
   input ap_rst_n,
@@ -309,12 +471,13 @@ module {top} (
   localparam BW = {bw};  // requant bias
   localparam PW = XW + MW;
   localparam SW = {sw};  // requant sum
-{tables}
   reg have;  // the current frame's token has been taken
-  reg [MB-1:0] mode, p_mode;
+  reg [MB-1:0] mode;
   reg [FW-1:0] fold;
   reg [NW-1:0] word;
-  reg p_valid, y_valid;
+  reg {valids};
+{frame}
+{tables}
   wire advance = !y_valid || out0_V_TREADY;
   wire take = have && in0_V_TVALID && advance;
   assign in0_V_TREADY = have && advance;
@@ -327,45 +490,34 @@ module {top} (
       mode <= 0;
       fold <= 0;
       word <= 0;
-      p_valid <= 1'b0;
-      y_valid <= 1'b0;
-    end else begin
+{reset}    end else begin
       if (!have && in1_V_TVALID) begin
         have <= 1'b1;
-        mode <= in1_V_TDATA[MB-1:0];
-      end
+        mode <= next;
+{take}      end
       if (take) begin
         fold <= (fold == {fw}'d{last_fold}) ? {{FW{{1'b0}}}} : fold + 1'b1;
         word <= (word == {nw}'d{last_word}) ? {{NW{{1'b0}}}} : word + 1'b1;
         if (word == {nw}'d{last_word}) have <= 1'b0;
       end
       if (advance) begin
-        p_valid <= take;
-        y_valid <= p_valid;
-        p_mode <= mode;
-      end
+{pipe}      end
     end
   end
-
+{reads}
   genvar i;
   generate
     for (i = 0; i < PE; i = i + 1) begin : g_pe
       wire [IW-1:0] x = in0_V_TDATA[i*IW +: IW];
       wire signed [XW-1:0] xs = {xs};
-      wire [{ew}-1:0] e = mode * C + fold * PE + i;  // (mode, channel): a requant table's entry
-      reg signed [XW-1:0] x1;
 {lane_decl}      reg [OW-1:0] y;
       always @(posedge ap_clk) begin
         if (advance) begin
-          x1 <= xs;
 {lane_stage1}        end
       end
-{lane_stage2}      always @(posedge ap_clk) begin
+{lane_comb}      always @(posedge ap_clk) begin
         if (advance) begin
-          case (p_mode)
-{cases}            default: y <= {{OW{{1'b0}}}};
-          endcase
-        end
+{output}        end
       end
       assign out0_V_TDATA[i*OW +: OW] = y;
     end
@@ -391,13 +543,60 @@ def _word(values: list[int], width: int) -> int:
     return sum((v & ((1 << width) - 1)) << (i * width) for i, v in enumerate(values))
 
 
-def _rom(name: str, width: int, values: list[int], ew: int) -> str:
-    """A constant table as a function of the (mode, channel) entry: a case statement, which synthesis maps to LUT
-    ROMs (a dynamic part-select of one wide constant would be a shifter as wide as the table)."""
+def _rom(name: str, width: int, values: dict[int, int], ew: int) -> str:
+    """A constant table as a function of its address: a case statement, which synthesis maps to LUT ROMs (a
+    dynamic part-select of one wide constant would be a shifter as wide as the table)."""
     mask = (1 << width) - 1
-    body = "".join(f"      {e}: {name} = {width}'h{v & mask:x};\n" for e, v in enumerate(values))
+    body = "".join(f"      {e}: {name} = {width}'h{v & mask:x};\n" for e, v in sorted(values.items()))
     return (f"  function [{width}-1:0] {name};\n    input [{ew}-1:0] e;\n    case (e)\n{body}"
-            f"      default: {name} = {width}'h0;\n    endcase\n  endfunction")
+            f"      default: {name} = {width}'h0;\n    endcase\n  endfunction\n")
+
+
+def _case(select: str, labels: dict[int, list[int]], arms: dict[int, str], default: str) -> str:
+    """A lane's ``case (select)``: for each value, its labels and its arm (an assignment); else ``default``."""
+    body = "".join(f"            {', '.join(map(str, labels[v]))}: {arms[v]}\n" for v in labels)
+    return f"          case ({select})\n{body}            default: {default}\n          endcase\n"
+
+
+class _Frame:
+    """What a frame's token sets: registers of values of its mode ``next`` (each a LUT ROM of the mode), and the
+    copies of frame values that pipeline stage 1 (compare, multiply) and 2 (output) see."""
+
+    def __init__(self, n_modes: int, deep: bool):
+        self.n_modes, self.deep = n_modes, deep
+        self.decl: list[str] = []
+        self.take: list[str] = []
+        self.staged: dict[str, tuple[int, str]] = {}  # copy -> (bits, source)
+
+    def register(self, name: str, values: list[int | None]) -> str:
+        """A register set with the token to ``values[next]`` (None: any)."""
+        bits = bits_for(max(v for v in values if v is not None) + 1)
+        self.decl.append(_rom(f"{name}_of", bits, {k: v for k, v in enumerate(values) if v is not None},
+                              bits_for(self.n_modes)) + f"  reg [{bits}-1:0] {name};\n")
+        self.take.append(f"        {name} <= {name}_of(next);\n")
+        return name
+
+    def at(self, sig: str, bits: int, stage: int) -> str:
+        """``sig``, a frame value or a value of the word at the table read, as ``stage`` sees it."""
+        chain = (["a_"] if self.deep else []) + ["p_"]
+        seen = sig
+        for p in chain[:len(chain) - (2 - stage)]:
+            self.staged.setdefault(p + sig, (bits, seen))
+            seen = p + sig
+        return seen
+
+    def select(self, name: str, values: list[int | None], stage: int) -> tuple[str | None, dict[int, list[int]]]:
+        """``stage``'s choice among the distinct ``values`` (one per mode, None where any will do): the select and
+        each value's case labels (no select: one value). The mode itself selects when each value has one mode or
+        the modes are few (a LUT decodes the labels, shared by the lanes), else a register set with the token."""
+        used = {k: v for k, v in enumerate(values) if v is not None}
+        distinct = sorted(set(used.values()))
+        if len(distinct) == 1:
+            return None, {}
+        if len(used) == len(distinct) or self.n_modes <= LABEL_MODES:
+            labels = {v: [k for k, u in used.items() if u == v] for v in distinct}
+            return self.at("mode", bits_for(self.n_modes), stage), labels
+        return self.at(self.register(name, values), bits_for(len(distinct)), stage), {v: [v] for v in distinct}
 
 
 class ModalActivation_rtl(SingleFileRTL, ModalActivation, RTLBackend):
@@ -410,8 +609,63 @@ class ModalActivation_rtl(SingleFileRTL, ModalActivation, RTLBackend):
 
     def get_verilog_top_module_intf_names(self):
         intf = super().get_verilog_top_module_intf_names()
-        intf["s_axis"] = [("in0_V", self.get_instream_width_padded(0)), ("in1_V", MODE_TOKEN_BITS)]
+        intf["s_axis"] = [("in0_V", self.get_instream_width_padded(0)), ("in1_V", self.token_bits())]
         return intf
+
+    def _token_verilog(self, fr: _Frame) -> None:
+        """The frame's function ``next`` from the token and, with channel groups, the keep bits: each lane's of
+        the word (``kw``), a multiplexer of the keep bits by the word in the pixel."""
+        ng, cg, pe = self.n_groups(), self.get_nodeattr("channelGroup"), self.get_nodeattr("PE")
+        if not ng:
+            fr.decl.append("  wire [MB-1:0] next = in1_V_TDATA[MB-1:0];\n")
+            return
+        t = MODE_TOKEN_BITS
+        fr.decl.append(f"  reg [{ng}-1:0] keep;  // group g's keep bit\n  reg [{bits_for(ng + 1)}-1:0] kept;\n"
+                       f"  integer g;\n  always @* begin\n    kept = 0;\n    for (g = 0; g < {ng}; g = g + 1)\n"
+                       f"      kept = kept + in1_V_TDATA[{t} + g];\n  end\n"
+                       f"  // the frame's function: mode m keeping n groups is modes[m * {ng} + max(n, 1) - 1]\n"
+                       f"  wire [MB-1:0] next = in1_V_TDATA[{t - 1}:0] * {ng} + (kept == 0 ? 0 : kept - 1);\n")
+        fr.take.append(f"        keep <= in1_V_TDATA[{t} +: {ng}];\n")
+        cf = self.get_nodeattr("NumChannels") // pe
+        fr.decl.append(f"  // lane i of word f holds channel f*PE + i, of group (f*PE + i) / {cg}\n")
+        vectors: dict[tuple[int, ...], str] = {}  # a lane's groups by word -> its keep bits by word
+        bit = []
+        for i in range(pe):
+            groups = tuple((f * pe + i) // cg for f in range(cf))
+            if groups not in vectors:
+                vectors[groups] = f"kv{len(vectors)}"
+                fr.decl.append(f"  wire [{cf}-1:0] {vectors[groups]} = "
+                               f"{{{', '.join(f'keep[{g}]' for g in groups[::-1])}}};\n")
+            bit.append(f"{vectors[groups]}[fold]" if cf > 1 else f"keep[{groups[0]}]")
+        fr.decl.append(f"  wire [PE-1:0] kw = {{{', '.join(bit[::-1])}}};\n")
+
+    def _tables_verilog(self, fr: _Frame, tables: list[Table]) -> tuple[str, str]:
+        """The tables (constants, memories) and, in a pipeline with a table stage, their synchronous reads."""
+        banks, pe, text, reads = self.banks(), self.get_nodeattr("PE"), "", ""
+        local = {}  # a bank's address bits of the frame's mode: the mode itself if the bank's modes come first
+        for b, bank in enumerate(banks):
+            n = len(bank.modes)
+            if n > 1:
+                local[b] = (f"mode[{bits_for(n) - 1}:0]" if bank.modes == tuple(range(n)) else fr.register(
+                    f"lb{b}", [bank.modes.index(k) if k in bank.modes else None for k in range(fr.n_modes)]))
+        for t in tables:
+            width = pe * t.width
+            packed = {a: _word(list(v), t.width) for a, v in t.words.items()}
+            addr = ", ".join(([local[t.bank]] if t.mode_bits else []) + (["fold"] if t.fold_bits else []))
+            if not addr:
+                text += f"  wire [{width}-1:0] {t.name}_w = {width}'h{packed[0]:x};\n"
+                continue
+            # a memory with initial contents: a case statement of the same table swung 2.5x in Yosys's LUTs with
+            # the order of unrelated declarations (ABC), this form within 4 %
+            style = '(* rom_style = "block" *) ' if t.block else ""
+            init = "".join(f"    {t.name}_rom[{a}] = {width}'h{v:x};\n" for a, v in sorted(packed.items()))
+            text += f"  {style}reg [{width}-1:0] {t.name}_rom [0:{t.depth}-1];\n  initial begin\n{init}  end\n"
+            if fr.deep:  # read with the word's take: a stage ahead of the compare and the multiplier
+                text += f"  reg [{width}-1:0] {t.name}_w;\n"
+                reads += f"  always @(posedge ap_clk) if (advance) {t.name}_w <= {t.name}_rom[{{{addr}}}];\n"
+            else:
+                text += f"  wire [{width}-1:0] {t.name}_w = {t.name}_rom[{{{addr}}}];\n"
+        return text, reads
 
     def verilog(self, top: str | None = None) -> str:
         """The module's Verilog (plain Verilog-2005: Verilator and Yosys read it)."""
@@ -421,71 +675,82 @@ class ModalActivation_rtl(SingleFileRTL, ModalActivation, RTLBackend):
         fns = self.mode_functions()
         idt, odt = self.get_input_datatype(), self.get_output_datatype()
         C, pe = self.get_nodeattr("NumChannels"), self.get_nodeattr("PE")
-        w, ow, iw = self.widths(), odt.bitwidth(), idt.bitwidth()
-        cf = C // pe
+        w, ow, cf = self.widths(), odt.bitwidth(), C // pe
         words = int(np.prod(self.get_folded_input_shape()[:-1]))
-        K = len(fns)
-        kinds = {f.kind for f in fns}
-        ew = max(1, (K * C - 1).bit_length())  # (mode, channel) entry index bits
-        cw = max(1, (C - 1).bit_length())  # channel index bits
-        tables, decl, stage1, stage2, cases, summary = [], "", "", "", "", ""
-        for k, f in enumerate(fns):
-            summary += f"//   mode {k}: {f.kind}" + (
-                f", {f.steps} thresholds, act_val {f.act_val}" if f.kind == "thresholds" else
-                f", >> {f.shift}, clip [{f.lo}, {f.hi}]" if f.kind == "requant" else "") + "\n"
-        if "thresholds" in kinds:
+        banks, (units, unit_of), tables = self.banks(), self.units(), self.tables()
+        fr = _Frame(len(fns), any(t.block for t in tables))
+        self._token_verilog(fr)
+        text, reads = self._tables_verilog(fr, tables)
+        xa = "x0" if fr.deep else "xs"  # the input word as the compares and the multiplier see it
+
+        # -- the lanes: stage 1 compares and multiplies, stage 2 selects the frame's unit into y
+        decl, stage1, comb = "", f"          x1 <= {xa};\n", ""
+        if fr.deep:
+            decl += "      reg signed [XW-1:0] x0;\n      always @(posedge ap_clk) if (advance) x0 <= xs;\n"
+        decl += "      reg signed [XW-1:0] x1;\n"
+        thr = [b for b, bank in enumerate(banks) if bank.kind == "thresholds"]
+        if thr:
             decl += "      reg [CTW-1:0] cnt1;\n"
-            select = ""
-            for k, f in enumerate(fns):
-                if f.kind != "thresholds":
-                    continue
-                tw, n = self.compare_bits(f), f.steps
-                row = f"{n * tw}'h{_word(list(f.thresholds[0]), tw):x}"
-                if len(f.thresholds) > 1:
-                    tables.append(_rom(f"thr{k}", n * tw, [_word(list(r), tw) for r in f.thresholds], cw))
-                    row = f"thr{k}(fold * PE + i)"  # the channel inline: a wire of it cost Yosys up to 1.8x the LUTs
-                xm = f"{{xs[{tw - 2}], xs[{tw - 2}:0]}}"  # the input at the mode's width
-                decl += (f"      wire [{n * tw}-1:0] trm{k} = {row};\n      wire signed [{tw}-1:0] xm{k} = {xm};\n"
-                         f"      reg [{max(1, n.bit_length())}-1:0] cm{k};\n      integer jm{k};\n")
-                stage2 += (f"      always @* begin\n        cm{k} = 0;\n"
-                           f"        for (jm{k} = 0; jm{k} < {n}; jm{k} = jm{k} + 1)\n"
-                           f"          cm{k} = cm{k} + (xm{k} >= $signed(trm{k}[jm{k}*{tw} +: {tw}]));\n"
-                           "      end\n")
-                select += f"            {k}: cnt1 <= cm{k};\n"
-            stage1 += (f"          case (mode)\n{select}"
-                       "            default: cnt1 <= {CTW{1'b0}};\n          endcase\n")
-        if "requant" in kinds:
-            tables.append(_rom("mul_of", w["mw"], [v for f in fns for v in (f.mul if f.kind == "requant" else [0] * C)],
-                               ew))
-            tables.append(_rom("bias_of", w["bw"],
-                               [v for f in fns for v in (f.bias if f.kind == "requant" else [0] * C)], ew))
+            for b in thr:
+                tw, n = banks[b].bits, banks[b].steps
+                decl += (f"      wire [{n * tw}-1:0] tr{b} = thr{b}_w[i*{n * tw} +: {n * tw}];\n"
+                         f"      wire signed [{tw}-1:0] xm{b} = {{{xa}[{tw - 2}], {xa}[{tw - 2}:0]}};\n"
+                         f"      reg [{bits_for(n + 1)}-1:0] cb{b};\n      integer jb{b};\n")
+                comb += (f"      always @* begin\n        cb{b} = 0;\n"
+                         f"        for (jb{b} = 0; jb{b} < {n}; jb{b} = jb{b} + 1)\n"
+                         f"          cb{b} = cb{b} + (xm{b} >= $signed(tr{b}[jb{b}*{tw} +: {tw}]));\n"
+                         "      end\n")
+            bank_of = {k: thr.index(b) for b in thr for k in banks[b].modes}
+            sel, labels = fr.select("tsel", [bank_of.get(k) for k in range(len(fns))], 1)
+            stage1 += (f"          cnt1 <= cb{thr[0]};\n" if sel is None else
+                       _case(sel, labels, {v: f"cnt1 <= cb{thr[v]};" for v in labels}, "cnt1 <= {CTW{1'b0}};"))
+        if "requant" in self._kinds():
             decl += "      reg signed [PW-1:0] p1;\n      reg signed [BW-1:0] b1;\n"
-            stage1 += "          p1 <= xs * $signed(mul_of(e));\n          b1 <= bias_of(e);\n"
-            stage2 += ("      wire signed [SW-1:0] sum = {{(SW-PW){p1[PW-1]}}, p1} + {{(SW-BW){b1[BW-1]}}, b1};\n")
-        for k, f in enumerate(fns):
-            if f.kind == "bypass":
-                cases += f"            {k}: y <= {_resize('x1', w['xw'], ow)};\n"
-            elif f.kind == "thresholds":
-                aw = max(w["ctw"] + 1, signed_bits([f.act_val])) + 1
-                stage2 += (f"      wire signed [{aw}-1:0] t{k} = $signed({{1'b0, cnt1}}) + "
-                           f"{verilog_literal(aw, f.act_val)};\n")
-                cases += f"            {k}: y <= {_resize(f't{k}', aw, ow)};\n"
+            stage1 += f"          p1 <= {xa} * $signed(mul_w[i*MW +: MW]);\n          b1 <= bias_w[i*BW +: BW];\n"
+            comb += "      wire signed [SW-1:0] sum = {{(SW-PW){p1[PW-1]}}, p1} + {{(SW-BW){b1[BW-1]}}, b1};\n"
+        arms = {}
+        for u, key in enumerate(units):
+            if key[0] == "bypass":
+                arms[u] = f"y <= {_resize('x1', w['xw'], ow)};"
+            elif key[0] == "thresholds":
+                aw = max(w["ctw"] + 1, signed_bits([key[1]])) + 1
+                act = verilog_literal(aw, key[1])
+                comb += f"      wire signed [{aw}-1:0] t{u} = $signed({{1'b0, cnt1}}) + {act};\n"
+                arms[u] = f"y <= {_resize(f't{u}', aw, ow)};"
             else:
-                lo, hi = verilog_literal(w["sw"], f.lo), verilog_literal(w["sw"], f.hi)
-                stage2 += (f"      wire signed [SW-1:0] q{k} = sum >>> {f.shift};\n"
-                           f"      wire signed [SW-1:0] r{k} = (q{k} < {lo}) ? {lo} : ((q{k} > {hi}) ? {hi} : q{k});\n")
-                cases += f"            {k}: y <= {_resize(f'r{k}', w['sw'], ow)};\n"
+                _, shift, lo, hi = key
+                lo, hi = verilog_literal(w["sw"], lo), verilog_literal(w["sw"], hi)
+                comb += (f"      wire signed [SW-1:0] q{u} = sum >>> {shift};\n"
+                         f"      wire signed [SW-1:0] r{u} = (q{u} < {lo}) ? {lo} : ((q{u} > {hi}) ? {hi} : q{u});\n")
+                arms[u] = f"y <= {_resize(f'r{u}', w['sw'], ow)};"
+        sel, labels = fr.select("usel", unit_of, 2)
+        output = f"          {arms[0]}\n" if sel is None else _case(sel, labels, arms, "y <= {OW{1'b0}};")
+        if self.n_groups():
+            output = (f"          if (!{fr.at('kw', pe, 2)}[i]) y <= {{OW{{1'b0}}}};  // a dropped group's channel\n"
+                      f"          else {output.lstrip()}")
+        valids = ["a_valid"] * fr.deep + ["p_valid", "y_valid"]
+        pipe = "".join(f"        {v} <= {u};\n" for v, u in zip(valids, ["take"] + valids))
+        pipe += "".join(f"        {r} <= {src};\n" for r, (_, src) in fr.staged.items())
+        staged = "".join(f"  reg [{bits}-1:0] {r};\n" for r, (bits, _) in fr.staged.items())
+
+        summary = "".join(f"//   mode {k}: {f.kind}" + (
+            f", {f.steps} thresholds, act_val {f.act_val}" if f.kind == "thresholds" else
+            f", >> {f.shift}, clip [{f.lo}, {f.hi}]" if f.kind == "requant" else "") + "\n" for k, f in enumerate(fns))
+        summary += "".join(f"// bank {b}: modes {list(bank.modes)}, " + (
+            f"{bank.steps} thresholds at {bank.bits} bits\n" if bank.kind == "thresholds" else "the multiplier\n")
+            for b, bank in enumerate(banks))
         ow_pad, ow_raw = self.get_outstream_width_padded(), ow * pe
         pad = (f"  assign out0_V_TDATA[{ow_pad}-1:{ow_raw}] = {{{ow_pad - ow_raw}{{1'b0}}}};\n"
                if ow_pad > ow_raw else "")
         return _V.format(
             top=top or self.get_verilog_top_module_name(), channels=C, pe=pe, idt=idt.name, odt=odt.name,
-            summary=summary, iw_pad=self.get_instream_width_padded(0), tok_bits=MODE_TOKEN_BITS, ow_pad=ow_pad,
-            mb=max(1, (K - 1).bit_length()), fw=max(1, (cf - 1).bit_length()), nw=max(1, (words - 1).bit_length()),
-            iw=iw, ow=ow, tables="\n".join(tables), last_fold=cf - 1, last_word=words - 1,
-            xs="x" if idt.signed() else "{1'b0, x}", ew=ew, cw=cw,
-            lane_decl=decl, lane_stage1=stage1, lane_stage2=stage2, cases=cases, pad=pad,
-            **w)
+            summary=summary, stages=("read the tables | " if fr.deep else "") +
+            "compare and multiply | select the mode's result", iw_pad=self.get_instream_width_padded(0),
+            tok_bits=self.token_bits(), ow_pad=ow_pad, mb=bits_for(len(fns)), fw=bits_for(cf), nw=bits_for(words),
+            iw=idt.bitwidth(), ow=ow, valids=", ".join(valids), frame="".join(fr.decl) + staged, tables=text,
+            reset="".join(f"      {v} <= 1'b0;\n" for v in valids), take="".join(fr.take), last_fold=cf - 1,
+            last_word=words - 1, pipe=pipe, reads=reads, xs="x" if idt.signed() else "{1'b0, x}", lane_decl=decl,
+            lane_stage1=stage1, lane_comb=comb, output=output, pad=pad, **w)
 
     def execute_node(self, context, graph):
         ModalActivation.execute_node(self, context, graph)

@@ -389,6 +389,55 @@ def test_execute_node_is_finns_mvau_and_thresholds(finn):
             assert np.array_equal(y[0], golden[f])
 
 
+def test_execute_node_channel_groups(finn):
+    """MVAU_bitserial with channelSkip/channelGroup/inChannels: the token stream widens to the mode byte and
+    the keep bits, and the python execution is the channel groups' semantics (grouped_golden), both kinds."""
+    from fracskip.hls.bitserial.op import bitserial_model
+
+    rng = np.random.default_rng(9)
+    for i in range(24):
+        p = random_grouped_unit(rng, ("out", "in")[i % 2])
+        d = random_data(rng, p, 4)
+        d.keeps = random_keeps(rng, p, 4)
+        model = bitserial_model(p, d.weights, d.thresholds, n_vectors=(1, p.n_vectors))
+        op = finn.getCustomOp(model.graph.node[0])
+        assert op.bs_params() == p and op.get_instream_width(1) == p.mode_token_bits > 8
+        golden = grouped_golden(p, d)
+        for f, token in enumerate(_tokens(p, d)):
+            y = finn.execute_onnx(model, {"inp": d.x[f][None].astype(np.float32),
+                                          "mode": np.array([[token]], dtype=np.float32)})["outp"]
+            assert np.array_equal(y[0], golden[f]), (i, f)
+
+
+@pytest.mark.rtlsim
+@pytest.mark.slow
+def test_op_channel_groups_rtlsim(finn, tmp_path):
+    """The op's rtlsim exec mode with channel groups: its generated wrapper takes the wide token (mode byte, keep
+    bits) and gives the python execution's outputs, frames of different keeps back to back."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    from fracskip.hls.bitserial.op import bitserial_model
+
+    menu = (Precision(2, 2), Precision(4, 4))
+    for p in (BitSerialParams(36, 8, 2, 2, 1, menu, n_vectors=4, channel_skip="out", channel_group=2),
+              BitSerialParams(36, 8, 2, 2, 1, menu, n_vectors=4, channel_skip="in", channel_group=2,
+                              in_channels=4)):
+        d = random_data(np.random.default_rng(2), p, 3)  # its inputs fit each frame's mode
+        d.keeps = [(1 << p.n_groups) - 1, 1, 2]
+        model = bitserial_model(p, d.weights, d.thresholds, n_vectors=(1, 2, 2)).transform(GiveUniqueNodeNames())
+        model = model.transform(PrepareIP(FPGA_PART, 10.0))
+        op = finn.getCustomOp(model.graph.node[0])
+        x = d.x.reshape(3, 2, 2, p.mw).astype(np.float32)
+        ctx = {"inp": x, "mode": np.array([[t] for t in _tokens(p, d)], np.float32)}
+        op.execute_node(ctx, model.graph)
+        want = ctx["outp"]
+        op.set_nodeattr("exec_mode", "rtlsim")
+        op.execute_node(ctx, model.graph)
+        assert np.array_equal(want.reshape(3, 4, p.mh), grouped_golden(p, d)), p.channel_skip
+        assert np.array_equal(ctx["outp"], want), p.channel_skip
+
+
 @pytest.mark.rtlsim
 @pytest.mark.slow
 def test_op_shapes_streams_and_codegen(finn, tmp_path):

@@ -374,7 +374,7 @@ def test_gate_channel_head_rtl_bit_exact_and_cycles(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- the FINN node
-def _node(p: spec.IntGateParams, C: int, dim: int, pe: int, state_in: int, state_out: int):
+def _node(p: spec.IntGateParams, C: int, dim: int, pe: int, state_in: int, state_out: int, keep_in: int = 0):
     from onnx import helper
     from qonnx.custom_op.registry import getCustomOp
 
@@ -383,7 +383,8 @@ def _node(p: spec.IntGateParams, C: int, dim: int, pe: int, state_in: int, state
     inputs = ["x", "s"] if state_in else ["x"]
     node = helper.make_node("DFSGate_rtl", inputs, ["t"], name="gate1", domain="finn.custom_op.fpgadataflow.rtl",
                             backend="fpgadataflow", NumChannels=C, PE=pe, ImgDim=[dim, dim], gate_index=1,
-                            params=__import__("json").dumps(p.to_json()), StateIn=state_in, StateOut=state_out)
+                            params=__import__("json").dumps(p.to_json()), StateIn=state_in, StateOut=state_out,
+                            KeepIn=keep_in)
     return getCustomOp(node)
 
 
@@ -433,6 +434,35 @@ def test_gate_node_executes_the_reference_and_packs_as_finn():
     finn_words = npy_to_rtlsim_input(x.reshape(op.get_folded_input_shape(0)).astype(np.float32), DataType["UINT8"], 64)
     assert finn_words == in0_words(x.reshape(1, dim * dim, C), pe)
     assert npy_to_rtlsim_input(tok.reshape(1, 1, -1).astype(np.float32), DataType["INT16"], 16 * 21) == [pack_token(tok[0])]
+
+
+def test_gate_node_with_a_channel_head(tmp_path):
+    """The FINN node of a gate with LC-Net's channel head: tokens [d, keep, h, c] out, a state token with a keep word
+    in (KeepIn), [d, keep] from the last gate; its python execution is the specification, and its HDL carries the
+    head (NG) and the keep word read (KIN)."""
+    rng = np.random.default_rng(8)
+    C, dim, pe, H, groups = 16, 4, 4, 10, 6
+    p = random_params(rng, C, dim * dim, groups=groups)
+    op = _node(p, C, dim, pe, 1, 1, keep_in=1)
+    assert op.verify_node() == []
+    assert op.get_normal_input_shape(1) == op.get_normal_output_shape() == (1, 2 + 2 * H)
+    assert op.get_exp_cycles() == G.GateShape(C, dim * dim, pe, H, 4, groups=groups, keep_in=True).exp_cycles
+    x = rng.integers(0, 256, size=(1, dim, dim, C))
+    tok = np.concatenate([[2, -5], rng.integers(-128, 128, H), rng.integers(-30000, 30000, H)])[None]
+    ctx = {"x": x.astype(np.float32), "s": tok.astype(np.float32)}
+    op.execute_node(ctx, None)
+    gates = spec.IntGates(p)
+    _, d, (h, c) = gates.step(0, x.transpose(0, 3, 1, 2), (tok[:, 2:2 + H], tok[:, 2 + H:]))
+    keep = gates.keep(0, h)
+    np.testing.assert_array_equal(ctx["t"], np.concatenate([d[:, None], keep[:, None], h, c], axis=1))
+    last = _node(p, C, dim, pe, 1, 0, keep_in=1)
+    assert last.get_normal_output_shape() == (1, 2)
+    last.execute_node(ctx, None)
+    np.testing.assert_array_equal(ctx["t"], np.stack([d, keep], 1))
+    last.set_nodeattr("code_gen_dir_ipgen", str(tmp_path))
+    last.generate_hdl(None, "xc7z020clg400-1", 10.0)
+    text = Path(last.get_rtl_file_list(abspath=True)[0]).read_text()
+    assert f".NG({groups})" in text.replace(" ", "") and ".KIN(1)" in text.replace(" ", ""), text[:2000]
 
 
 def test_gate_params_of_a_network_gate():

@@ -27,6 +27,7 @@ FRAMES = 9
 
 def _node_model(op_type: str, inputs: list[tuple[str, tuple, str]], outputs: list[tuple[str, tuple, str]], **attrs):
     """A graph of one fracskip RTL node; tensors given as (name, shape, FINN datatype)."""
+    from fracskip.hls import ops  # noqa: F401  registers the node's op
     from fracskip.hls.accelerator import GraphBuilder
 
     g = GraphBuilder()
@@ -36,47 +37,86 @@ def _node_model(op_type: str, inputs: list[tuple[str, tuple, str]], outputs: lis
     return g.model([i[0] for i in inputs], [o[0] for o in outputs])
 
 
-def random_activation(rng: np.random.Generator, name: str):
-    """A ModalActivation_rtl node of random shape, folding, input type and 1-4 mode functions."""
-    from fracskip.hls.ops.modal_act_rtl import ModeFunction, datatype_for
+def _narrow(idt):
+    """A lower-precision path's input type within the stream's ``idt`` (its accumulator)."""
     from qonnx.core.datatype import DataType
+
+    return DataType[f"{'INT' if idt.signed() else 'UINT'}{max(2, idt.bitwidth() // 2)}"]
+
+
+def _random_function(rng: np.random.Generator, C: int, idt, kind: str | None = None, n: int | None = None, mdt=None):
+    """A random mode function on C channels of ``idt``; its kind, steps and input type drawn unless given."""
+    from fracskip.hls.ops.modal_act_rtl import ModeFunction
+
+    kind = kind or rng.choice(["bypass", "thresholds", "requant"], p=[0.2, 0.4, 0.4])
+    if kind == "bypass":
+        return ModeFunction.bypass()
+    if kind == "thresholds":
+        n = n or int(rng.choice([1, 3, 15]))
+        rows = 1 if rng.random() < 0.4 else C
+        # the mode's own input type: the stream's, or a narrower one (a lower-precision path's accumulator)
+        mdt = mdt or (idt if rng.random() < 0.5 else _narrow(idt))
+        span = int(mdt.max()) - int(mdt.min())
+        t = rng.uniform(int(mdt.min()) - span / 8, int(mdt.max()) + span / 8, (rows, n))  # some beyond: clipped
+        ob = max(1, n.bit_length())
+        return ModeFunction.from_thresholds(t, mdt, -(1 << (ob - 1)) if rng.random() < 0.3 else 0)
+    shift = int(rng.integers(0, 14))
+    out_lo, out_hi = sorted(int(v) for v in rng.integers(-300, 300, 2))
+    if rng.random() < 0.5:
+        out_lo, out_hi = 0, 255
+    return ModeFunction.requant(rng.integers(0, 1 << 12, C), rng.integers(-(1 << 16), 1 << 16, C), shift, out_lo,
+                                out_hi)
+
+
+def _activation(rng: np.random.Generator, name: str, fns: list, C: int, pe: int, idt, **attrs):
+    """A ModalActivation_rtl node of ``fns`` on frames of random height and width."""
+    from fracskip.hls.ops.modal_act_rtl import datatype_for
     from qonnx.custom_op.registry import getCustomOp
 
-    C = int(rng.choice([2, 4, 6, 8]))
-    pe = int(rng.choice([p for p in (1, 2, C) if C % p == 0]))
-    idt = DataType[str(rng.choice(["UINT8", "UINT4", "INT10", "INT22", "UINT9"]))]
-    lo_in, hi_in = int(idt.min()), int(idt.max())
-    fns = []
-    for _ in range(int(rng.integers(1, 5))):
-        kind = rng.choice(["bypass", "thresholds", "requant"], p=[0.2, 0.4, 0.4])
-        if kind == "bypass":
-            fns.append(ModeFunction.bypass())
-        elif kind == "thresholds":
-            n = int(rng.choice([1, 3, 15]))
-            rows = 1 if rng.random() < 0.4 else C
-            # the mode's own input type: the stream's, or a narrower one (a lower-precision path's accumulator)
-            narrow = DataType[f"{'INT' if idt.signed() else 'UINT'}{max(2, idt.bitwidth() // 2)}"]
-            mdt = idt if rng.random() < 0.5 else narrow
-            span = int(mdt.max()) - int(mdt.min())
-            t = rng.uniform(int(mdt.min()) - span / 8, int(mdt.max()) + span / 8, (rows, n))  # some beyond: clipped
-            ob = max(1, n.bit_length())
-            fns.append(ModeFunction.from_thresholds(t, mdt, -(1 << (ob - 1)) if rng.random() < 0.3 else 0))
-        else:
-            shift = int(rng.integers(0, 14))
-            out_lo, out_hi = sorted(int(v) for v in rng.integers(-300, 300, 2))
-            if rng.random() < 0.5:
-                out_lo, out_hi = 0, 255
-            fns.append(ModeFunction.requant(rng.integers(0, 1 << 12, C), rng.integers(-(1 << 16), 1 << 16, C),
-                                            shift, out_lo, out_hi))
     ranges = [f.out_range(idt) for f in fns]
     odt = datatype_for(min(r[0] for r in ranges), max(r[1] for r in ranges))
     h, w = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     model = _node_model("ModalActivation_rtl", [("x", (1, h, w, C), idt.name), ("m", (1, 1), "UINT8")],
                         [("y", (1, h, w, C), odt.name)], NumChannels=C, PE=pe, inputDataType=idt.name,
                         outputDataType=odt.name, numInputVectors=[1, h, w],
-                        modes=json.dumps([f.to_json() for f in fns]))
+                        modes=json.dumps([f.to_json() for f in fns]), **attrs)
     model.graph.node[0].name = name
-    return model, getCustomOp(model.graph.node[0])
+    op = getCustomOp(model.graph.node[0])
+    model.set_tensor_datatype("m", op.get_input_datatype(1))
+    return model, op
+
+
+def random_activation(rng: np.random.Generator, name: str):
+    """A ModalActivation_rtl node of random shape, folding, input type and 1-4 mode functions."""
+    from qonnx.core.datatype import DataType
+
+    C = int(rng.choice([2, 4, 6, 8]))
+    pe = int(rng.choice([p for p in (1, 2, C) if C % p == 0]))
+    idt = DataType[str(rng.choice(["UINT8", "UINT4", "INT10", "INT22", "UINT9"]))]
+    fns = [_random_function(rng, C, idt) for _ in range(int(rng.integers(1, 5)))]
+    return _activation(rng, name, fns, C, pe, idt)
+
+
+def random_grouped_activation(rng: np.random.Generator, name: str, big: bool = False):
+    """A ModalActivation_rtl node with channel groups (relu1's under channel skipping): 1-16 groups of 1-4
+    channels, any PE dividing the channels, 1-3 base modes each with one function per number of groups kept,
+    2-48 functions in all. A base mode's functions share kind, steps and input type, as the bit-width's threshold
+    sets do, and differ in contents (act_val and requant shift and clip too). ``big``: 16 groups of 4 channels,
+    the first base mode of 15 thresholds (a table of block RAM)."""
+    from qonnx.core.datatype import DataType
+
+    ng, cg = (16, 4) if big else (int(rng.integers(1, 17)), int(rng.integers(1, 5)))
+    C = ng * cg
+    pe = int(rng.choice([p for p in range(1, 9) if C % p == 0]))
+    idt = DataType[str(rng.choice(["UINT8", "INT10", "INT22", "UINT9"]))]
+    n_base = int(rng.integers(2, 13)) if ng == 1 else int(rng.integers(1, min(3, 48 // ng) + 1))
+    fns = []
+    for b in range(n_base):
+        kind = "thresholds" if big and b == 0 else str(rng.choice(["bypass", "thresholds", "requant"], p=[.1, .5, .4]))
+        n = 15 if big and b == 0 else int(rng.choice([1, 3, 15]))
+        mdt = idt if rng.random() < 0.5 else _narrow(idt)
+        fns += [_random_function(rng, C, idt, kind, n, mdt) for _ in range(ng)]
+    return _activation(rng, name, fns, C, pe, idt, channelGroup=cg)
 
 
 def _pack(values: np.ndarray, bits: int, lanes: int) -> list[int]:
@@ -123,46 +163,99 @@ def test_modal_activation_python_twin():
         _python(model, {"x": x, "m": np.array([[0], [3], [1], [1]], dtype=np.float32)})
 
 
-@pytest.mark.rtlsim
-def test_modal_activation_rtl_bit_exact(tmp_path, finn_rtlsim):
-    """Random nodes in one Verilator model, several runs each (new data and mode sequences, with and without
-    stalls): every output word equals the python twin's."""
+def test_modal_activation_channel_groups_python_twin():
+    """With channel groups, a token's low byte is the base mode m and bit 8 + g keeps group g: the frame's function
+    is modes[m * NG + n_kept - 1] (n_kept 0 as 1), and a dropped group's channels are 0 whatever it computes."""
+    from fracskip.hls.ops.modal_act_rtl import ModeFunction
+    from qonnx.core.datatype import DataType
+    from qonnx.custom_op.registry import getCustomOp
+
+    idt = DataType["INT8"]
+    fns = [ModeFunction.from_thresholds(np.array([[0, 10]]), idt),  # m 0, one group kept
+           ModeFunction.from_thresholds(np.array([[-5, 5]]), idt, 1),  # m 0, both
+           ModeFunction.bypass(),  # m 1, one
+           ModeFunction.requant([1, 2, 3, 4], [0, 0, 0, 0], 0, -100, 100)]  # m 1, both
+    model = _node_model("ModalActivation_rtl", [("x", (1, 1, 4), "INT8"), ("m", (1, 1), "UINT16")],
+                        [("y", (1, 1, 4), "INT8")], NumChannels=4, PE=1, inputDataType="INT8", outputDataType="INT8",
+                        numInputVectors=[1, 1], channelGroup=2, modes=json.dumps([f.to_json() for f in fns]))
+    op = getCustomOp(model.graph.node[0])
+    assert (op.n_groups(), op.get_instream_width(1), op.get_input_datatype(1).name) == (2, 16, "UINT16")
+    tokens = [0 | 0b01 << 8, 0 | 0b10 << 8, 0 | 0b11 << 8, 1 | 0b10 << 8, 1 | 0b11 << 8, 1]
+    assert [op.token_function(t) for t in tokens] == [(0, 1), (0, 2), (1, 3), (2, 2), (3, 3), (2, 0)]
+    x = np.tile(np.array([-3, 4, 7, 20], dtype=np.float32), (len(tokens), 1, 1))
+    y = _python(model, {"x": x, "m": np.array(tokens, dtype=np.float32).reshape(-1, 1)})["y"].reshape(-1, 4)
+    np.testing.assert_array_equal(y, [[0, 1, 0, 0],  # [0, 10]: 0 1 1 2, group 1 dropped
+                                      [0, 0, 1, 2],  # group 0 dropped
+                                      [2, 2, 3, 3],  # 1 + #{x >= -5, x >= 5}
+                                      [0, 0, 7, 20],  # bypass, group 0 dropped
+                                      [-3, 8, 21, 80],  # x * mul
+                                      [0, 0, 0, 0]])  # no group kept
+    for bad in (2, 0x401):  # base mode 2 of 2; a keep bit beyond the 2 groups
+        with pytest.raises(FracskipError, match="modes are 0 to 1"):
+            op.token_function(bad)
+
+
+def test_modal_activation_verify_channel_groups():
+    """verify_node on channel groups: they divide the channels (any PE: the RTL picks each lane's keep bit by
+    the word), the functions are one per (base mode, groups kept), at most 16 groups (8 + 16 token bits, exact
+    in float32) and 64 functions."""
+    from fracskip.hls.ops.modal_act_rtl import ModeFunction
+    from qonnx.custom_op.registry import getCustomOp
+
+    def problems(C, pe, cg, n_fns):
+        model = _node_model("ModalActivation_rtl", [("x", (1, 1, C), "UINT4"), ("m", (1, 1), "UINT8")],
+                            [("y", (1, 1, C), "UINT4")], NumChannels=C, PE=pe, inputDataType="UINT4",
+                            outputDataType="UINT4", numInputVectors=[1, 1], channelGroup=cg,
+                            modes=json.dumps([ModeFunction.bypass().to_json()] * n_fns))
+        return getCustomOp(model.graph.node[0]).verify_node()
+
+    assert problems(6, 2, 3, 4) == [] and problems(64, 4, 4, 64) == [] and problems(8, 8, 2, 8) == []
+    assert problems(8, 1, 3, 3) == ["channelGroup=3 must divide NumChannels=8 (or be 0: no channel groups)"]
+    assert problems(8, 1, 2, 6) == ["6 modes: channel groups need one per (mode, groups kept), a multiple of 4"]
+    assert problems(34, 1, 2, 17) == [
+        "17 channel groups: at most 16 (a token of 8 + 16 bits is the widest FINN's float32 tensors hold exactly)"]
+    assert problems(4, 1, 1, 68) == ["68 modes: 1 to 64"]
+    assert problems(4, 1, 0, 64) == [] and problems(4, 1, -1, 4)[0].startswith("channelGroup=-1")
+
+
+def _rtl_bit_exact(tmp_path, rng: np.random.Generator, nodes: list, draw_tokens) -> set[tuple[str, int]]:
+    """``nodes`` in one Verilator model, several runs each (new data and tokens, with and without stalls): every
+    output word equals the python twin's; at full rate, one word per cycle and the token's cycle per frame, plus the
+    pipeline. ``draw_tokens(op)``: a run's FRAMES mode tokens. Returns the (node, function) pairs run."""
     from fracskip.hls.rtlsim.harness import StreamDut, StreamHarness
 
-    rng = np.random.default_rng(13)
-    nodes = [random_activation(rng, f"modal_act_{i}") for i in range(8)]
     duts, sources = [], []
     for i, (model, op) in enumerate(nodes):
-        top = f"modal_act_{i}"
+        top = op.onnx_node.name
         path = tmp_path / f"{top}.v"
         path.write_text(op.verilog(top))
         sources.append(path)
         words = int(np.prod(op.get_folded_input_shape(0)[:-1]))
         duts.append(StreamDut(top, op.get_instream_width_padded(0), op.get_outstream_width_padded(0),
                               n_in=FRAMES * words, n_out=FRAMES * words, n_modes=FRAMES,
-                              exp_cycles=FRAMES * op.get_exp_cycles()))
+                              exp_cycles=FRAMES * op.get_exp_cycles(), mode_width=op.get_instream_width(1)))
     harness = StreamHarness(duts, sources, tmp_path / "runs")
-    kinds_seen = set()
+    seen = set()
     for run in range(3):
-        inputs, modes, want = [], [], []
+        inputs, tokens, want = [], [], []
         for model, op in nodes:
-            idt, k = op.get_input_datatype(0), len(op.mode_functions())
+            idt = op.get_input_datatype(0)
             shape = (FRAMES,) + tuple(op.get_normal_input_shape(0))[1:]
-            m = rng.integers(0, k, FRAMES)
-            m[1:3] = [0, k - 1]  # back-to-back switch
+            m = draw_tokens(op)
             x = rng.integers(int(idt.min()), int(idt.max()) + 1, shape)
-            for f, mode in enumerate(m):  # mostly within the mode's own type, as its path delivers
-                h = 1 << max(0, op.mode_functions()[mode].in_bits - 2)
+            for f, token in enumerate(m):  # mostly within the mode's own type, as its path delivers
+                k, _ = op.token_function(int(token))
+                seen.add((op.onnx_node.name, k))
+                h = 1 << max(0, op.mode_functions()[k].in_bits - 2)
                 if h > 1 and rng.random() < 0.7:
                     x[f] = rng.integers(-h if idt.signed() else 0, h, x[f].shape)
             x.reshape(-1)[:2] = [idt.min(), idt.max()]  # the type's extremes
-            kinds_seen |= {op.mode_functions()[j].kind for j in m}
             y = _python(model, {"x": x, "m": m.reshape(-1, 1)})["y"]
             inputs.append(_pack(x, idt.bitwidth(), op.get_nodeattr("PE")))
-            modes.append([int(v) for v in m])
+            tokens.append([int(v) for v in m])
             want.append(y.astype(np.int64).reshape(-1))
         for stall in (False, True):
-            results = harness.run(inputs, modes, stall=stall, seed=run + 1)
+            results = harness.run(inputs, tokens, stall=stall, seed=run + 1)
             for (model, op), res, w in zip(nodes, results, want):
                 assert res.finished, (op.onnx_node.name, len(res.outputs), res.n_expected)
                 odt = op.get_output_datatype()
@@ -171,7 +264,58 @@ def test_modal_activation_rtl_bit_exact(tmp_path, finn_rtlsim):
             if not stall:  # at full rate: one word per cycle and the token's cycle per frame, plus the pipeline
                 for (model, op), res in zip(nodes, results):
                     assert res.cycles <= FRAMES * op.get_exp_cycles() + 4, (op.onnx_node.name, res.cycles)
-    assert kinds_seen == {"bypass", "thresholds", "requant"}
+    return seen
+
+
+@pytest.mark.rtlsim
+def test_modal_activation_rtl_bit_exact(tmp_path, finn_rtlsim):
+    """Random nodes in one Verilator model, several runs each (new data and mode sequences, with and without
+    stalls): every output word equals the python twin's."""
+    rng = np.random.default_rng(13)
+    nodes = [random_activation(rng, f"modal_act_{i}") for i in range(8)]
+
+    def tokens(op):
+        k = len(op.mode_functions())
+        m = rng.integers(0, k, FRAMES)
+        m[1:3] = [0, k - 1]  # back-to-back switch
+        return m
+
+    seen = _rtl_bit_exact(tmp_path, rng, nodes, tokens)
+    ops = {op.onnx_node.name: op for _, op in nodes}
+    assert {ops[name].mode_functions()[k].kind for name, k in seen} == {"bypass", "thresholds", "requant"}
+
+
+@pytest.mark.rtlsim
+def test_modal_activation_channel_groups_rtl_bit_exact(tmp_path, finn_rtlsim):
+    """Random nodes with channel groups as the test above: random keep bits per frame (at least one group kept),
+    base modes switching back to back; every output word equals the python twin's (a dropped group's channels 0,
+    the function of the mode and the number of groups kept). The nodes take the RTL's every way: a table in block
+    RAM behind a pipeline stage of its own, comparator banks shared by 16 functions, the output's choice by a
+    register set with the token, groups neither a multiple nor a divisor of PE."""
+    from fracskip.hls.ops.modal_act_rtl import LABEL_MODES
+
+    rng = np.random.default_rng(18)
+    nodes = [random_grouped_activation(rng, f"modal_grp_{i}", big=i == 0) for i in range(8)]
+
+    def tokens(op):
+        ng = op.n_groups()
+        menu = len(op.mode_functions()) // ng
+        m = rng.integers(0, menu, FRAMES)
+        m[1:3] = [0, menu - 1]  # back-to-back switch
+        keep = rng.integers(1, 1 << ng, FRAMES)
+        keep[3:5] = [1 << (ng - 1), (1 << ng) - 1]  # the last group alone; all
+        return m | keep << 8
+
+    seen = _rtl_bit_exact(tmp_path, rng, nodes, tokens)
+    ops = [op for _, op in nodes]
+    for op in ops:  # functions of several numbers of groups kept (of up to 3)
+        ng = op.n_groups()
+        assert len({k % ng for name, k in seen if name == op.onnx_node.name}) >= min(3, ng), op.onnx_node.name
+    assert any(op.deep() for op in ops) and not all(op.deep() for op in ops)
+    assert max(len(b.modes) for op in ops for b in op.banks()) >= 16
+    assert any(len(op.mode_functions()) > LABEL_MODES and len(op.units()[0]) > 1 for op in ops)
+    pe_cg = [(op.get_nodeattr("PE"), op.get_nodeattr("channelGroup")) for op in ops]
+    assert any(g % p and p % g for p, g in pe_cg) and any(p > g for p, g in pe_cg), pe_cg
 
 
 @pytest.mark.rtlsim
@@ -196,6 +340,45 @@ def test_mode_fork_rtl_drops_skips(tmp_path, finn_rtlsim):
     for stall in (False, True):
         (res,) = harness.run([[int(v) & 0xFFFF for v in d]], stall=stall)
         assert res.outputs == want, (stall, res.outputs)
+
+
+@pytest.mark.rtlsim
+def test_mode_fork_rtl_keep_bits(tmp_path, finn_rtlsim):
+    """With channel groups the decision token is [d, keep] (one 32-bit word): an output with KeepOut 1 gets the
+    mode byte and the keep bits after it (16 groups: the keep element's sign bit is a group), one with 0 the mode
+    byte alone; python twin and RTL agree, skips dropped, with and without stalls."""
+    from fracskip.hls.rtlsim.harness import StreamDut, StreamHarness
+    from qonnx.custom_op.registry import getCustomOp
+
+    rng = np.random.default_rng(4)
+    table = [-1, 1, 0]
+    d = rng.integers(-1, 4, 40)
+    duts, sources, runs = [], [], []
+    for i, (groups, keep_out) in enumerate(((10, 1), (16, 1), (3, 0))):
+        keep = rng.integers(1, 1 << groups, len(d))
+        width = 8 + (groups + 7) // 8 * 8 * keep_out
+        model = _node_model("ModeFork_rtl", [("d", (1, 2), "INT16")], [("m", (1, 1), f"UINT{width}")],
+                            ModeOf=table, TokenLen=2, Groups=groups, KeepOut=[keep_out])
+        op = getCustomOp(model.graph.node[0])
+        assert op.verify_node() == [] and op.get_outstream_width() == width and op.get_instream_width() == 32
+        tok = np.stack([d, np.where(keep >= 1 << 15, keep - (1 << 16), keep)], 1)  # INT16 elements
+        py = _python(model, {"d": tok})["m"].reshape(-1).astype(np.int64)
+        dc = np.clip(d, 0, 2)
+        mode = np.array([max(table[v], 0) for v in dc])
+        np.testing.assert_array_equal(py, mode | (keep << 8) if keep_out else mode)
+        path = tmp_path / f"mode_fork{i}.v"
+        path.write_text(op.wrapper_verilog(f"mode_fork{i}"))
+        sources.append(path)
+        want = [int(v) for v, c in zip(py, dc) if table[c] >= 0]
+        duts.append(StreamDut(f"mode_fork{i}", 32, width, n_in=len(d), n_out=len(want)))
+        runs.append(([int(a) & 0xFFFF | (int(k) << 16) for a, k in zip(d, keep)], want))
+    harness = StreamHarness(duts, sources + [op.core_source()], tmp_path / "runs")
+    for stall in (False, True):
+        res = harness.run([r[0] for r in runs], stall=stall)
+        assert [r.outputs for r in res] == [r[1] for r in runs], stall
+    bad = _node_model("ModeFork_rtl", [("d", (1, 1), "INT16")], [("m", (1, 1), "UINT16")], ModeOf=table, Groups=4,
+                      KeepOut=[1])
+    assert "TokenLen" in getCustomOp(bad.graph.node[0]).verify_node()[0]
 
 
 # ---------------------------------------------------------------------------------------------- the tiny network

@@ -226,30 +226,19 @@ def test_compare_includes_earlier_rows(tmp_path, tiny_run, capsys):
     assert "32 test images" in capsys.readouterr().err
 
 
-def test_channel_export_golden_controller_matches_torch(tmp_path, tiny_config, tiny_run, capsys):
+def test_channel_export_golden_controller_matches_torch(tiny_lc_export, capsys):
     """A channel-skipping network exported (one core per (block, bits, groups kept), the keep mask a second graph
     input) and run by the numpy controller on FINN's streamlined graphs: the keep bits, the choices and the
     logits are the torch model's (float64), with groups dropped and not; the build refuses it with a message."""
     import numpy as np
 
-    from fracskip.export.exporter import export
     from fracskip.runtime.controller import Controller, popcount
     from fracskip.runtime.manifest import Manifest
     from fracskip.runtime.qonnx_backend import QONNXBackend
     from fracskip.runtime.torch_backend import TorchBackend
 
-    cfg = T.TrainConfig(**{**_lc_config(tiny_config, tiny_run / "model.pt").__dict__, "stages": ("gates",),
-                           "epochs": {"gates": 0.25}, "test_limit": 16})
-    T.train(cfg, tmp_path / "lc")
-    raw = load_raw(tmp_path / "lc")
-    raw.pop("path")
-    gen = torch.Generator().manual_seed(3)
-    for key, v in raw["state_dict"].items():  # heads that drop groups for some inputs and keep them for others
-        if key.startswith("channel_head.proj.") and key.endswith("bias"):
-            raw["state_dict"][key] = torch.randn(v.shape, generator=gen) * 0.05
-    atomic_save(raw, tmp_path / "drops.pt")
-    m = export(tmp_path / "drops.pt", tmp_path / "exp", progress=False)
-    assert m.channel_group == 4
+    m = Manifest.load(tiny_lc_export)
+    assert m.channel_group == 8
     blk = m.gated_blocks[0]
     paths = [p for p in blk["paths"].values() if "channels" in p]
     groups = paths[0]["channels"]["groups"]
@@ -279,5 +268,6 @@ def test_channel_export_golden_controller_matches_torch(tmp_path, tiny_config, t
     other.gates.keep = lambda g, h: np.full(len(h), 1)
     assert not np.allclose(other.run(images)[0], logits)
 
-    assert main(["build", str(tmp_path / "exp"), "--board", "Pynq-Z2", "-o", str(tmp_path / "b")]) == 2
-    assert "channel" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    out = tiny_lc_export.parent / "build"
+    assert main(["build", str(tiny_lc_export), "--board", "Pynq-Z2", "-o", str(out)]) == 2
+    assert "channel" in capsys.readouterr().err and not out.exists()
