@@ -196,9 +196,10 @@ def cmd_build(a: argparse.Namespace) -> int:
     print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}")
     print("  resources: " + ", ".join(f"{r} {t['resources'][r]:.0f}/{t['capacity'][r]} ({100 * t['utilization'][r]:.0f} %)"
                                       for r in t["resources"]) + f"  -> {'fits' if t['fits'] else 'DOES NOT FIT'}")
-    print(f"  expected cycles per input {s['expected_cycles_per_input']:.0f} "
-          f"(static all-8-bit: {s['static_8bit']['expected_cycles_per_input']:.0f}, "
-          f"speed-up {s['speedup_vs_static_8bit']:.2f}x); {s['time_s']['total']:.0f} s")
+    static = "" if s["static_8bit"] is None else (
+        f" (static all-8-bit: {s['static_8bit']['expected_cycles_per_input']:.0f}, "
+        f"speed-up {s['speedup_vs_static_8bit']:.2f}x)")
+    print(f"  expected cycles per input {s['expected_cycles_per_input']:.0f}{static}; {s['time_s']['total']:.0f} s")
     if "rtlsim" in s:
         r = s["rtlsim"]
         print(f"  FIFOs sized by simulation: measured cycles per input {r['expected_cycles_per_input']:.0f} "

@@ -169,6 +169,7 @@ class BlockSpec:
     out_hw: tuple[int, int]
     pe: int  # words of the block interface carry pe channels
     paths: dict[int, object | None] = field(default_factory=dict)  # bits -> core model (None: identity skip)
+    channel_paths: object | None = None  # hls.modal.ChannelPaths of a channel-skipping block (mode [d, keep])
 
 
 Datapath = Callable[[GraphBuilder, BlockSpec, str, str], str]
@@ -218,6 +219,7 @@ def compose(build_dir: str | Path, datapath: Datapath = routed_paths, iface_pe: 
     build_dir = Path(build_dir)
     m = Manifest.load(build_dir / "export")
     params = IntGateParams.from_json(m.data["gates"])
+    keep_word = int(params.chan_w is not None)  # LC-Net's channel head: tokens carry the keep bits after d
     menu = m.bit_menu
     g = GraphBuilder()
     c0, h0, w0 = m.data["input"]["shape"][1:]
@@ -242,23 +244,31 @@ def compose(build_dir: str | Path, datapath: Datapath = routed_paths, iface_pe: 
         for bits in menu:
             core = m.path_core(blk["index"], bits)
             spec.paths[bits] = None if core is None else load_core(build_dir, core)
+        kept = {int(b): p["channels"] for b, p in blk["paths"].items() if "channels" in p}
+        if kept:
+            from .modal import ChannelPaths
+
+            spec.channel_paths = ChannelPaths(m.channel_group, next(iter(kept.values()))["groups"], {
+                b: {int(k): load_core(build_dir, c["core"]) for k, c in ch["kept"].items()} for b, ch in kept.items()})
         xg, xd = g.tensor(f"{p}_to_gate", (1, hi, wi, ci), "UINT8"), g.tensor(f"{p}_to_buffer", (1, hi, wi, ci), "UINT8")
         g.node("DuplicateStreams_rtl", [x], [xg, xd], f"{p}_fork", NumChannels=ci, PE=iface_pe, NumOutputStreams=2,
                inputDataType="UINT8", numInputVectors=[1, hi, wi])
-        L = 1 + 2 * params.hidden
-        tok = g.tensor(f"gate{gi}_token", (1, 1 if last else L), "INT16")
+        D = 1 + keep_word  # the decision: [d] or [d, keep]
+        L = D + 2 * params.hidden
+        tok = g.tensor(f"gate{gi}_token", (1, D if last else L), "INT16")
         g.node("DFSGate_rtl", [xg] + ([state] if state else []), [tok], f"gate{gi}", NumChannels=ci, PE=iface_pe,
                ImgDim=[hi, wi], gate_index=gi, params=json.dumps(gate_params(params, gi).to_json()),
-               StateIn=int(state is not None), StateOut=int(not last), inputDataType="UINT8")
+               StateIn=int(state is not None), StateOut=int(not last), KeepIn=int(keep_word and state is not None),
+               inputDataType="UINT8")
         outs, lens = [], []
         if not last:
             state = g.tensor(f"gate{gi}_state", (1, L), "INT16")
             outs.append(state), lens.append(L)
-        mode = g.tensor(f"{p}_mode", (1, 1), "INT16")
-        dec = g.tensor(f"gate{gi}_decision", (1, 1), "INT16")
+        mode = g.tensor(f"{p}_mode", (1, D), "INT16")
+        dec = g.tensor(f"gate{gi}_decision", (1, D), "INT16")
         outs += [mode, dec]
-        lens += [1, 1]
-        g.node("TokenFork_rtl", [tok], outs, f"gate{gi}_fork", TokenLen=1 if last else L, OutLens=lens)
+        lens += [D, D]
+        g.node("TokenFork_rtl", [tok], outs, f"gate{gi}_fork", TokenLen=D if last else L, OutLens=lens)
         decisions.append(dec)
         xb = g.tensor(f"{p}_buffered", (1, hi, wi, ci), "UINT8")
         words = hi * wi * ci // iface_pe
@@ -276,8 +286,8 @@ def compose(build_dir: str | Path, datapath: Datapath = routed_paths, iface_pe: 
     y = g.add_core(head, "head", pooled)
     outputs = [y]
     if decisions:
-        d = g.tensor(DECISIONS, (1, len(decisions)), "INT16")
-        g.node("TokenJoin_rtl", decisions, [d], "decision_join", InLens=[1] * len(decisions))
+        d = g.tensor(DECISIONS, (1, len(decisions) * (1 + keep_word)), "INT16")
+        g.node("TokenJoin_rtl", decisions, [d], "decision_join", InLens=[1 + keep_word] * len(decisions))
         outputs.append(d)
     model = g.model([INPUT], outputs, stem)
     return model
@@ -558,24 +568,37 @@ class AcceleratorRun:
     cycles_per_image: float | None = None  # steady state, images streamed back to back
     latency: int | None = None  # cycles to the first image's results
     cycles: int | None = None
+    keep: np.ndarray | None = None  # (N, gated blocks) keep bits of a channel-skipping network's gates
 
 
-def run_rtlsim(sim, stream: np.ndarray) -> AcceleratorRun:
+def _run(out: dict[str, np.ndarray], n: int, per_block: int, **cycles) -> AcceleratorRun:
+    """The head's integers and the decision output, [d] or [d, keep] per gated block, of ``n`` images."""
+    head = next(v for k, v in out.items() if k != DECISIONS)
+    dec = out.get(DECISIONS, np.zeros((n, 0))).reshape(n, -1).astype(np.int64)
+    keep = dec[:, 1::2] & 0xFFFF if per_block == 2 else None  # an INT16 word: 16 groups set its sign bit
+    return AcceleratorRun(head.reshape(n, -1), dec[:, ::per_block], keep=keep, **cycles)
+
+
+def decision_words(model) -> int:
+    """Words per gated block on the decision output: 1, or 2 with channel heads ([d, keep])."""
+    join = model.get_node_from_name("decision_join")
+    if join is None:
+        return 1
+    from qonnx.custom_op.registry import getCustomOp
+
+    return int(getCustomOp(join).get_nodeattr("InLens")[0])
+
+
+def run_rtlsim(sim, stream: np.ndarray, per_block: int = 1) -> AcceleratorRun:
     """Stream images (NHWC, ``Host.stream``) back to back through an ``RTLSimCore`` of the accelerator."""
     res = sim.run([np.asarray(stream, np.float32)])
-    names = [s.tensor for s in sim.outputs]
-    out = dict(zip(names, res.outputs))
-    head = next(v for k, v in out.items() if k != DECISIONS)
-    dec = out.get(DECISIONS, np.zeros((len(stream), 0)))
-    return AcceleratorRun(head.reshape(len(stream), -1), dec.reshape(len(stream), -1).astype(np.int64),
-                          res.cycles_per_frame, res.latency, res.cycles)
+    out = dict(zip([s.tensor for s in sim.outputs], res.outputs))
+    return _run(out, len(stream), per_block, cycles_per_image=res.cycles_per_frame, latency=res.latency,
+                cycles=res.cycles)
 
 
 def run_python_batch(model, stream: np.ndarray) -> AcceleratorRun:
-    out = run_python(model, stream)
-    head = next(v for k, v in out.items() if k != DECISIONS)
-    dec = out.get(DECISIONS, np.zeros((len(stream), 0)))
-    return AcceleratorRun(head.reshape(len(stream), -1), dec.reshape(len(stream), -1).astype(np.int64))
+    return _run(run_python(model, stream), len(stream), decision_words(model))
 
 
 ACC_DIR = "accelerator"
@@ -863,7 +886,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         t_build = time.time() - t0
         cpu0 = _children_cpu()  # the verilation's processes have ended: from here on, the simulator's
         t1 = time.time()
-        rtl = run_rtlsim(sim, x)
+        rtl = run_rtlsim(sim, x, decision_words(model))
         t_sim = time.time() - t1
         est = sim.estimate
     cpu_sim = _children_cpu() - cpu0  # its whole life (model construction included), counted once it has ended
@@ -871,8 +894,9 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     bits = static_bits(design) if design in STATIC else None
     ctl_logits, trace = Controller(man, QONNXBackend(man, progress=False)).run(images, bits=bits)
     torch = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"])), exact=True)
+    torch_keep = None
     if bits is None:
-        torch_logits, torch_choices = torch.reference(images)
+        torch_logits, torch_choices, torch_keep = torch.reference_trace(images)
     else:
         torch_logits, torch_trace = Controller(man, torch).run(images, bits=bits)
         torch_choices = torch_trace.choices
@@ -880,15 +904,18 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     n = len(images)
     # a static pipeline decides nothing (it has no decision output): its logits alone are held to the golden
     dec_ok = (rtl.decisions == trace.choices).all(axis=1) if bits is None else np.ones(n, bool)
+    if rtl.keep is not None and bits is None:  # a channel network: the keep bits are decisions too
+        dec_ok &= (rtl.keep == trace.keep).all(axis=1)
     exact = dec_ok & (logits.astype(np.float32) == ctl_logits.astype(np.float32)).all(axis=1)
     model_cycles = info.get("cycles_per_image_model")
     from .pipeline_folding import decision_frequencies, frame_sequence_cycles, pipeline_cycles
 
     # the model on these images: the folding's figure is a mean over the calibration images' paths; the frame
     # sequence of these images' own modes through every node is what the measured spacing is to be held to
-    these, these_node = pipeline_cycles(model, decision_frequencies(trace.choices, man), list(man.bit_menu))
-    sequence, sequence_latency = frame_sequence_cycles(model, trace.choices, man, capacities=True)
-    unbounded, _ = frame_sequence_cycles(model, trace.choices, man)
+    keep = trace.keep if bits is None else None
+    these, these_node = pipeline_cycles(model, decision_frequencies(trace.choices, man, keep), list(man.bit_menu))
+    sequence, sequence_latency = frame_sequence_cycles(model, trace.choices, man, capacities=True, keep=keep)
+    unbounded, _ = frame_sequence_cycles(model, trace.choices, man, keep=keep)
     res = {
         "backend": "rtlsim", "design": design,
         "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images back to back",
@@ -897,7 +924,10 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "n": n,
         "bit_exact_pct": 100.0 * float(exact.mean()),
         "decisions_match_pct": 100.0 * float(dec_ok.mean()) if bits is None else None,
-        "decisions_match_torch_pct": 100.0 * float((rtl.decisions == torch_choices).all(axis=1).mean())
+        "decisions_match_torch_pct": 100.0 * float(((rtl.decisions == torch_choices).all(axis=1)
+                                                    & (rtl.keep == torch_keep).all(axis=1)
+                                                    if rtl.keep is not None else
+                                                    (rtl.decisions == torch_choices).all(axis=1)).mean())
         if bits is None else None,
         "logits_max_abs_diff": float(np.abs(logits - ctl_logits).max()),
         "accuracy": None if labels is None else float((logits.argmax(1) == np.asarray(labels)).mean()),
@@ -919,13 +949,15 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "path_use": {f"gate{g}": np.bincount(rtl.decisions[:, g], minlength=len(man.bit_menu)).tolist()
                      for g in range(rtl.decisions.shape[1])},
     }
+    if rtl.keep is not None and bits is None:  # a channel network's keep bits (in decisions_match_pct too)
+        res["keep_decisions_match_pct"] = 100.0 * float((rtl.keep == trace.keep).all(axis=1).mean())
     if python_images:
         k = min(int(python_images), n)
         py = run_python_batch(model, x[:k])
         res["python_images"] = k
-        res["python_bit_exact_pct"] = 100.0 * float(np.mean([np.array_equal(rtl.head_out[i], py.head_out[i]) and
-                                                             np.array_equal(rtl.decisions[i], py.decisions[i])
-                                                             for i in range(k)]))
+        same = [np.array_equal(rtl.head_out[i], py.head_out[i]) and np.array_equal(rtl.decisions[i], py.decisions[i])
+                and (py.keep is None or np.array_equal(rtl.keep[i], py.keep[i])) for i in range(k)]
+        res["python_bit_exact_pct"] = 100.0 * float(np.mean(same))
     return res, rtl
 
 

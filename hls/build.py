@@ -130,10 +130,10 @@ def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool
                                 "per-core cores are a debugging aid without a shell)")
         shell.require_tools(board)  # said before any work rather than after an hour of HDL builds
     manifest = Manifest.load(export_dir)
-    if manifest.channel_group:
-        raise FracskipError(f"{export_dir} skips channel groups: the builder does not compose their datapath yet "
-                            "(issue #16); run it with `fracskip simulate EXPORT --backend qonnx` (or torch). "
-                            "Nothing was written.")
+    if manifest.channel_group and (not cfg.accelerator or cfg.size_fifos):
+        raise FracskipError(f"{export_dir} skips channel groups, which only the accelerator does (the cores of "
+                            "--per-core and their --size-fifos runs take no keep mask): drop "
+                            f"{'--per-core' if not cfg.accelerator else '--size-fifos'}. Nothing was written.")
     out = Path(out).resolve()
     if out.exists() and any(out.iterdir()):
         if not force:
@@ -177,10 +177,11 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
     else:
         alloc = allocate(ladders, prob, budget)
         rungs, mode = alloc.rungs, "probability-aware (expected cycles per input within the budget)"
-    static_cores = ["stem"] + [manifest.path_core(b["index"], 8) for b in manifest.blocks] + ["head"]
-    if any(c is None or c not in ladders for c in static_cores):
-        raise FracskipError("the static all-8-bit comparison needs an 8-bit path in every block (bit menu lacks 8)")
-    static = allocate({c: ladders[c] for c in static_cores}, {c: 1.0 for c in static_cores}, budget)
+    static_cores = ["stem"] + [manifest.path_core(b["index"], 8) if "8" in b["paths"] else None
+                               for b in manifest.blocks] + ["head"]
+    static = None  # the per-core flow's all-8-bit comparison, where the menu has 8 bits (the accelerator's
+    if all(c is not None and c in ladders for c in static_cores):  # baselines are the menu's static pipelines)
+        static = allocate({c: ladders[c] for c in static_cores}, {c: 1.0 for c in static_cores}, budget)
     t_fin = time.time()
     finish_jobs = {c: dict(jobs[c], folding=ladders[c][rungs[c]]["folding"], until=cfg.until) for c in cores}
     finished = _parallel(finn_core.finish, finish_jobs, cfg.workers, cfg.until, progress)
@@ -318,10 +319,19 @@ def calibrate(manifest: Manifest, n: int, data_dir: str | None) -> dict:
     tb = TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])))
     dataset = tb.checkpoint.get("train_config", {}).get("dataset", "fashion-mnist")
     split = D.load(dataset, "train", data_dir, n)
-    choices = np.concatenate([tb.reference(x.numpy())[1] for x, _ in D.batches(split, 250, shuffle=False)])
+    runs = [tb.reference_trace(x.numpy()) for x, _ in D.batches(split, 250, shuffle=False)]
+    choices = np.concatenate([r[1] for r in runs])
     menu = manifest.bit_menu
     freq = [{str(b): float((choices[:, g] == k).mean()) for k, b in enumerate(menu)} for g in range(choices.shape[1])]
-    return {"dataset": dataset, "split": "train", "images": int(len(split)), "frequencies": freq}
+    out = {"dataset": dataset, "split": "train", "images": int(len(split)), "frequencies": freq}
+    if manifest.channel_group:  # per gate and width, how often each number of channel groups is kept (joint)
+        from ..runtime.controller import popcount
+
+        kept = popcount(np.concatenate([r[2] for r in runs]))
+        out["kept"] = [{str(b): {str(c): float(((choices[:, g] == k) & (kept[:, g] == c)).mean())
+                                 for c in range(1, int(kept[:, g].max()) + 1)} for k, b in enumerate(menu)}
+                       for g in range(choices.shape[1])]
+    return out
 
 
 def core_probabilities(manifest: Manifest, calib: dict) -> dict[str, float]:
@@ -330,6 +340,8 @@ def core_probabilities(manifest: Manifest, calib: dict) -> dict[str, float]:
         for bits, p in blk["paths"].items():
             if p.get("core"):
                 prob[p["core"]] = calib["frequencies"][blk["gate"]][bits] if blk["gated"] else 1.0
+            for k, c in p.get("channels", {}).get("kept", {}).items():  # a channel path: that many groups kept
+                prob[c["core"]] = calib["kept"][blk["gate"]][bits].get(k, 0.0)
     return prob
 
 
@@ -393,10 +405,10 @@ def _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, 
                            "MVAU_rtl, FMPadding_rtl and ElementwiseAdd_rtl"},
         "expected_cycles_per_input": expected,
         "expected_inputs_per_s": clk_hz / expected,
-        "static_8bit": {"expected_cycles_per_input": static.expected_cycles, "resources": static.resources,
-                        "fits": static.fits, "rungs": static.rungs,
-                        "what": "stem, every block at 8 bits and head, folded on the same budget"},
-        "speedup_vs_static_8bit": static.expected_cycles / expected,
+        "static_8bit": None if static is None else {
+            "expected_cycles_per_input": static.expected_cycles, "resources": static.resources, "fits": static.fits,
+            "rungs": static.rungs, "what": "stem, every block at 8 bits and head, folded on the same budget"},
+        "speedup_vs_static_8bit": None if static is None else static.expected_cycles / expected,
         "calibration": calib,
         "exceptions": exceptions,
         "host_side": HOST_SIDE,

@@ -142,6 +142,10 @@ def host_side(build_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 def decisions_layout(man) -> dict:
     """Gate g's decision is a menu index for block ``blocks[g]``; its BitOPs per choice, as the controller counts."""
+    if man.channel_group:
+        raise FracskipError("the deployment driver reads one decision per gated block; a channel-skipping "
+                            "accelerator gives [d, keep] per block, which it does not read yet (issue #16): "
+                            "simulate it with `fracskip simulate BUILD --backend rtlsim`")
     fixed = man.data["stem"]["bitops"] + man.data["head"]["bitops"]
     fixed += sum(next(iter(b["paths"].values()))["bitops"] for b in man.blocks if not b["gated"])
     return {"gates": [b["gate"] for b in man.gated_blocks], "blocks": [b["index"] for b in man.gated_blocks],

@@ -450,12 +450,14 @@ def bitserial_datapath(g: GraphBuilder, blk: BlockSpec, x: str, mode: str, wbp: 
     computing = {b: c for b, c in blk.paths.items() if b != 0}
     p = f"block{blk.index}"
     if 0 not in blk.paths:
-        return modal_block(g, computing, x, mode, f"{p}_modal", wbp=wbp, folding=folding)
+        return modal_block(g, computing, x, mode, f"{p}_modal", wbp=wbp, folding=folding, channels=blk.channel_paths)
     if menu[0] != 0:
         raise FracskipError(f"block {blk.index}: skip must be the menu's first entry, menu {menu}")
     ishape, oshape = (1, *blk.hw, blk.channels), (1, *blk.out_hw, blk.out_channels)
-    t_route, t_merge, t_modal = (g.tensor(f"{p}_mode_{s}", (1, 1), "INT16") for s in ("route", "merge", "modal"))
-    g.node("TokenFork_rtl", [mode], [t_route, t_merge, t_modal], f"{p}_modefork3", TokenLen=1, OutLens=[1, 1, 1])
+    D = 2 if blk.channel_paths else 1  # [d, keep] to the datapath, d to the router and the merge
+    t_route, t_merge = (g.tensor(f"{p}_mode_{s}", (1, 1), "INT16") for s in ("route", "merge"))
+    t_modal = g.tensor(f"{p}_mode_modal", (1, D), "INT16")
+    g.node("TokenFork_rtl", [mode], [t_route, t_merge, t_modal], f"{p}_modefork3", TokenLen=D, OutLens=[1, 1, D])
     skip_in, modal_in = (g.tensor(f"{p}_route{k}", ishape, "UINT8") for k in range(2))
     # K = 2: the router clamps the decision to 0..1, so skip (0) goes to output 0 and every precision to 1
     g.node("StreamRoute_rtl", [x, t_route], [skip_in, modal_in], f"{p}_route", NumChannels=blk.channels,
@@ -469,7 +471,7 @@ def bitserial_datapath(g: GraphBuilder, blk: BlockSpec, x: str, mode: str, wbp: 
     bits = sorted(computing)
     mode_of = [-1 if b == 0 else bits.index(b) for b in menu]
     modal_out = modal_block(g, computing, modal_in, t_modal, f"{p}_modal", mode_of=mode_of, wbp=wbp,
-                            folding=folding)
+                            folding=folding, channels=blk.channel_paths)
     y = g.tensor(f"{p}_out", oshape, "UINT8")
     g.node("StreamMerge_rtl", [skip_out, modal_out, t_merge], [y], f"{p}_merge", NumChannels=blk.out_channels,
            PE=blk.pe, dataType="UINT8", numInputVectors=[1, *blk.out_hw], K=2, TokenLen=1)

@@ -85,12 +85,15 @@ against the device: ``accelerator.emitted_fit``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import itertools
 import json
 import logging
 import math
+import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -341,11 +344,22 @@ def _in_widths(inst, node) -> tuple:
     return tuple(out)
 
 
+def frame_cycles(params, k: int, kept: float | None = None) -> float:
+    """A bit-serial unit's cycles per frame in mode k, with channel groups at ``kept`` groups kept on average
+    (the unit's model is affine in the groups kept: interpolated between one group and all)."""
+    full = params.frame_cycles(k)
+    if not params.n_groups or kept is None or params.n_groups == 1:
+        return full
+    one = params.frame_cycles(k, 1)
+    return one + (full - one) * (kept - 1) / (params.n_groups - 1)
+
+
 def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = WEIGHT_WORD_MAX,
-                     in_channels: int | None = None) -> list[Rung]:
+                     in_channels: int | None = None, kept: dict | None = None) -> list[Rung]:
     """Rungs of a bit-serial unit (``params``: its BitSerialParams) over PE (``parallel``), SIMD
     (``input_parallel`` with ``in_channels``) and WBP; ``modes[k]`` is the menu entry of the unit's mode k.
-    Cycles: the unit's per-mode model; resources: its fitted Yosys model."""
+    Cycles: the unit's per-mode model (a unit with channel groups at ``kept[mode]`` groups kept on average);
+    resources: its fitted Yosys model. Foldings the unit refuses (a channel group not whole folds) are left out."""
     from .bitserial.estimate import estimate_resources
 
     wbps = divisors(math.gcd(*[m.wbits for m in params.modes]))
@@ -362,7 +376,7 @@ def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = W
                 r = estimate_resources(p)
                 fold = {"PE": pe, "SIMD": simd, "WBP": wbp, "ram_style": ram, **({"op_type": op_type} if op_type else {})}
                 fifo = stream_fifo_lut([p.out_width])
-                out.append(Rung(fold, {m: p.frame_cycles(k) for k, m in enumerate(modes)},
+                out.append(Rung(fold, {m: frame_cycles(p, k, (kept or {}).get(m)) for k, m in enumerate(modes)},
                                 {"LUT": r.lut + fifo, "BRAM_18K": float(r.bram18), "URAM": 0.0, "DSP": 0.0},
                                 stream_lut=fifo, in_widths=(p.in_width, None), out_widths=(p.out_width,)))
     return out
@@ -387,7 +401,7 @@ def _fixed_bitserial(inst):
 def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...] = UNITS,
                 budget: dict[str, float] | None = None, word_max: int = WEIGHT_WORD_MAX,
                 cache: dict | None = None, narrow: bool | None = False, swg_rams=("distributed", "block"),
-                in_channels: int | None = None) -> NodeLadder:
+                in_channels: int | None = None, kept: dict | None = None) -> NodeLadder:
     """Every candidate folding of ``node`` with cycles per mode (the modes of ``probs``) and resources, minus
     the dominated ones, in ascending expected cycles. ``budget``: rungs needing a resource it lacks are dropped;
     ``word_max``: the widest weight word (bits) of a matrix-vector unit; ``cache``: see ``_finn_rungs``;
@@ -403,7 +417,7 @@ def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...]
     if op == "MVAU_bitserial":
         p = inst.bs_params()
         menu_modes = sorted(m for m in modes)  # the unit's mode k is the k-th smallest computing width
-        rungs = _bitserial_rungs(p, menu_modes, None, word_max, in_channels)
+        rungs = _bitserial_rungs(p, menu_modes, None, word_max, in_channels, kept)
     elif op in MVAU_OPS:
         mw, mh = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")
         wbits = inst.get_input_datatype(1).bitwidth()
@@ -615,14 +629,30 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
     cons = [LinearConstraint(one.tocsr(), 1, 1)] + ([LinearConstraint(use.tocsr(), -np.inf, cap)] if res else [])
     if nm:
         cons.append(LinearConstraint(link.tocsr(), 0, np.inf))
-    sol = milp(cost, constraints=cons, integrality=np.r_[np.ones(n), np.zeros(nm)], bounds=Bounds(0, 1),
-               options={"time_limit": MILP_SECONDS})
+    with _solver_output_to_stderr():
+        sol = milp(cost, constraints=cons, integrality=np.r_[np.ones(n), np.zeros(nm)], bounds=Bounds(0, 1),
+                   options={"time_limit": MILP_SECONDS})
     if sol.x is None:
         if sol.status == 1:  # out of time without a feasible point: counted as infeasible, and said so
             log.warning("allocation at T=%.0f: no solution within %d s; taken as infeasible", t, MILP_SECONDS)
         return None
     choice = {ladders[k].node: i for (k, i), v in zip(cols, sol.x[:n]) if v > 0.5}
     return choice, _totals(ladders, choice, edges)
+
+
+@contextlib.contextmanager
+def _solver_output_to_stderr():
+    """HiGHS prints some diagnostics straight to the process's stdout (seen: "HighsMipSolverData::transformNew
+    IntegerFeasibleSolution tmpSolver.run();" before `fracskip bench --json`'s JSON), which carries the commands'
+    JSON: file descriptor 1 goes to stderr while it solves."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = True,
@@ -691,9 +721,15 @@ def path_frequencies(build_dir: Path, man) -> dict[int, dict]:
     ``hls.build.calibrate``). The folding weighs each path by at least the floor: a path no calibration image took
     must not be left at its slowest folding (one frame of it would stall the pipeline for millions of cycles)."""
     calib = json.loads((build_dir / "calibration.json").read_text())
-    return {b["index"]: {"gate": b["gate"], "floor": 1.0 / max(1, int(calib["images"])),
-                         "p": {int(k): float(v) for k, v in calib["frequencies"][b["gate"]].items()}}
-            for b in man.blocks if b["gated"]}
+    out = {b["index"]: {"gate": b["gate"], "floor": 1.0 / max(1, int(calib["images"])),
+                        "p": {int(k): float(v) for k, v in calib["frequencies"][b["gate"]].items()}}
+           for b in man.blocks if b["gated"]}
+    for b, f in out.items():  # a channel network's: mean groups kept per width, all kept where none ran it
+        if "kept" in calib:
+            f["kept"] = {int(bits): (sum(int(c) * p for c, p in dist.items()) / sum(dist.values())
+                                     if sum(dist.values()) else None)
+                         for bits, dist in calib["kept"][f["gate"]].items()}
+    return out
 
 
 def ladders_of(model, part: str, freq: dict, menu: list[int], budget: dict[str, float],
@@ -711,7 +747,8 @@ def ladders_of(model, part: str, freq: dict, menu: list[int], budget: dict[str, 
         # a node that serves a mode never taken still gets a ladder: it must not stall the other modes
         c = fold_channels(model, node) if node.op_type in (*MVAU_OPS, "MVAU_bitserial") else None
         if node.op_type == "MVAU_bitserial":  # no DSP, no SWG
-            out.append(node_ladder(node, part, probs, stage, units, budget, word_max, cache, in_channels=c))
+            out.append(node_ladder(node, part, probs, stage, units, budget, word_max, cache, in_channels=c,
+                                   kept=_kept(freq, stage)))
         else:
             merged = {"frames": sum(probs.values())}  # one figure: the node's cycles do not depend on the mode
             narrow = (node.op_type in MVAU_OPS and narrow_weights(model, node)) if levers.dsp_lanes else None
@@ -734,25 +771,37 @@ def bitops(model, freq: dict, menu: list[int]) -> float:
             continue
         inst = getCustomOp(node)
         macs = inst.get_nodeattr("MW") * inst.get_nodeattr("MH") * int(np.prod(inst.get_nodeattr("numInputVectors")))
-        _, probs = node_activity(node.name, freq, menu, floor=False)
+        stage, probs = node_activity(node.name, freq, menu, floor=False)
         if node.op_type == "MVAU_bitserial":
-            p = inst.bs_params()
+            p, kept = inst.bs_params(), _kept(freq, stage) or {}
             for k, bits in enumerate(sorted(probs)):
-                total += probs[bits] * macs * p.modes[k].wbits * p.modes[k].abits
+                # a unit with channel groups computes the kept groups' MACs only
+                share = kept[bits] / p.n_groups if p.n_groups and kept.get(bits) is not None else 1.0
+                total += probs[bits] * macs * share * p.modes[k].wbits * p.modes[k].abits
         else:
             bw = inst.get_input_datatype(0).bitwidth() * inst.get_input_datatype(1).bitwidth()
             total += sum(probs.values()) * macs * bw
     return total
 
 
-def decision_frequencies(decisions: np.ndarray, man) -> dict[int, dict]:
+def decision_frequencies(decisions: np.ndarray, man, keep: np.ndarray | None = None) -> dict[int, dict]:
     """``path_frequencies``'s form for a given set of images: {gated block: {"gate", "p", "floor": 0}} from their
-    decisions ((images, gates) menu indices), so that the model can be evaluated on exactly those images."""
+    decisions ((images, gates) menu indices; ``keep``: their keep bits), so that the model can be evaluated on
+    exactly those images."""
+    from ..runtime.controller import popcount
+
     decisions = np.asarray(decisions)
     menu = list(man.bit_menu)
-    return {b["index"]: {"gate": b["gate"], "floor": 0.0,
-                         "p": {bits: float((decisions[:, b["gate"]] == k).mean()) for k, bits in enumerate(menu)}}
-            for b in man.blocks if b["gated"]}
+    out = {b["index"]: {"gate": b["gate"], "floor": 0.0,
+                        "p": {bits: float((decisions[:, b["gate"]] == k).mean()) for k, bits in enumerate(menu)}}
+           for b in man.blocks if b["gated"]}
+    if keep is not None:
+        kept = popcount(keep)
+        for f in out.values():
+            g = f["gate"]
+            f["kept"] = {bits: float(kept[decisions[:, g] == k, g].mean()) if (decisions[:, g] == k).any() else None
+                         for k, bits in enumerate(menu)}
+    return out
 
 
 def pipeline_cycles(model, freq: dict, menu: list[int], floor: bool = False) -> tuple[float, str]:
@@ -767,23 +816,32 @@ def pipeline_cycles(model, freq: dict, menu: list[int], floor: bool = False) -> 
     for node in model.graph.node:
         if node.op_type.startswith(INSERTED_OPS):
             continue
-        _, probs = node_activity(node.name, freq, menu, floor=floor)
-        cycles = _cycles_per_mode(getCustomOp(node), probs)
+        stage, probs = node_activity(node.name, freq, menu, floor=floor)
+        cycles = _cycles_per_mode(getCustomOp(node), probs, _kept(freq, stage))
         e = sum(probs[m] * cycles[m] for m in probs)
         if e > worst:
             worst, name = e, node.name
     return worst, name
 
 
-def _cycles_per_mode(inst, probs: dict) -> dict:
+def _cycles_per_mode(inst, probs: dict, kept: dict | None = None) -> dict:
     """A folded node's cycles per frame for each mode it serves (the modes of ``probs``): a bit-serial unit's
-    per-mode model (its mode k is the k-th smallest computing width), FINN's one figure for any other node."""
+    per-mode model (its mode k is the k-th smallest computing width; with channel groups at ``kept[mode]`` groups
+    kept on average), FINN's one figure for any other node."""
     if inst.onnx_node.op_type == "MVAU_bitserial":
-        return dict(zip(sorted(probs), inst.get_exp_cycles_per_mode()))
+        p = inst.bs_params()
+        return {m: frame_cycles(p, k, (kept or {}).get(m)) for k, m in enumerate(sorted(probs))}
     return dict.fromkeys(probs, int(inst.get_exp_cycles()))
 
 
-def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = False) -> tuple[float, float]:
+def _kept(freq: dict, stage: str) -> dict | None:
+    """The mean channel groups kept per width of a stage's gated block (``path_frequencies``' "kept"), if any."""
+    b = int(stage[len("block"):]) if stage.startswith("block") else None
+    return freq.get(b, {}).get("kept") if b is not None else None
+
+
+def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = False,
+                          keep: np.ndarray | None = None) -> tuple[float, float]:
     """(cycles per image, latency) of a folded accelerator graph on a given sequence of images, by their decisions
     ((images, gates) menu indices): each node takes its own cycles for each frame's mode (0 for frames it does not
     see), starts a frame when every producer has started it and it has finished the previous one, and finishes it
@@ -800,7 +858,8 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = 
     must see before the other moves, as a gated block's frame buffer must hold the frame its gate decides on),
     the graph deadlocks and the cycles are infinite. A reduction (the gate, the pooling sum) takes its input
     until it has the frame, then passes its result on; a streaming node takes its input until its last output
-    has left."""
+    has left. ``keep``: the images' keep bits (a channel network's): a unit with channel groups takes its cycles
+    for each frame's mode and groups kept."""
     from qonnx.custom_op.registry import getCustomOp
 
     decisions = np.asarray(decisions)
@@ -821,12 +880,18 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = 
             work[node.name] = np.zeros(n)
             continue
         stage, probs = node_activity(node.name, modes_only, menu, floor=False)
-        cycles = _cycles_per_mode(getCustomOp(node), probs)
+        inst = getCustomOp(node)
+        cycles = _cycles_per_mode(inst, probs)
         if ALL in probs:
             work[node.name] = np.full(n, float(cycles[ALL]))
         else:
-            bits = np.asarray(menu)[decisions[:, gated[int(stage[len("block"):])]]]
+            g = gated[int(stage[len("block"):])]
+            bits = np.asarray(menu)[decisions[:, g]]
             work[node.name] = np.array([cycles.get(int(b), 0.0) for b in bits], float)
+            if keep is not None and node.op_type == "MVAU_bitserial" and inst.bs_params().n_groups:
+                p, modes = inst.bs_params(), sorted(probs)
+                work[node.name] = np.array([p.frame_cycles(modes.index(int(b)), int(k)) if int(b) in modes else 0.0
+                                            for b, k in zip(bits, keep[:, g])], float)
             moded.add(node.name)
     out_edges = _fifo_edges(nodes, consumers, work, moded) if capacities else {}
 
@@ -1125,8 +1190,11 @@ def modal_start(build_dir: Path, man) -> dict[str, dict]:
         if b["gated"]:
             sk = skeleton(load_core(build_dir, man.path_core(b["index"], max(man.bit_menu))))
             mvaus = [sk.nodes[k] for k in sk.order if k[0] == "MVAU"]  # modal.py names them in this order
+            grouped = any("channels" in p for p in b["paths"].values())
             for j, n in enumerate(mvaus):
-                fold[f"block{b['index']}_modal_mvau{j}"] = {"PE": 1, "SIMD": getCustomOp(n).get_nodeattr("MW")}
+                # a channel block's units fold a group at a time (conv2 may not read across groups in a word)
+                fold[f"block{b['index']}_modal_mvau{j}"] = {"PE": man.channel_group, "SIMD": man.channel_group} \
+                    if grouped else {"PE": 1, "SIMD": getCustomOp(n).get_nodeattr("MW")}
     return fold
 
 

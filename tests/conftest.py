@@ -51,9 +51,10 @@ def tiny_export(tiny_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_lc_export(tiny_run, tmp_path_factory) -> Path:
-    """A channel-skipping network (bits and channel groups of 8: 4 and 8 groups in the two gated blocks) on the
-    tiny backbone, its gates trained a few steps, then its channel heads' biases drawn small at random so that
-    inputs keep different groups, and its export (one core per block, bits and groups kept)."""
+    """A channel-skipping network on the tiny backbone (channel groups of 16: 2 and 4 groups in the two gated
+    blocks), trained a few steps, then given the tiny run's gates (which take every width on the synthetic images),
+    random channel heads (every input its own groups) and random per-mode scales (relu1's thresholds differ with
+    the groups kept), and its export (one core per block, bits and groups kept)."""
     import torch
 
     from fracskip.export.exporter import export
@@ -61,14 +62,21 @@ def tiny_lc_export(tiny_run, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("lc")
     cfg = TrainConfig(**{**TINY, "init": str(tiny_run / "model.pt"), "stages": ("gates",), "epochs": {"gates": 0.25},
-                         "mode": "both", "channel_group": 8, "target": 0.5, "train_limit": 128, "test_limit": 16})
+                         "mode": "both", "channel_group": 16, "target": 0.5, "train_limit": 128, "test_limit": 16})
     train(cfg, root / "run")
     raw = load_raw(root / "run")
     raw.pop("path")
+    dfs = load_raw(tiny_run / "model.pt")["state_dict"]
     gen = torch.Generator().manual_seed(3)
     for key, v in raw["state_dict"].items():
-        if key.startswith("channel_head.proj.") and key.endswith("bias"):
-            raw["state_dict"][key] = torch.randn(v.shape, generator=gen) * 0.05
+        if key.startswith("gate."):
+            raw["state_dict"][key] = dfs[key]
+        elif key.startswith("channel_head.proj.") and key.endswith("weight"):
+            raw["state_dict"][key] = torch.randn(v.shape, generator=gen) * 0.3
+        elif key.startswith("channel_head.proj.") and key.endswith("bias"):
+            raw["state_dict"][key] = torch.zeros_like(v)
+        elif key.startswith("channel_scale."):
+            raw["state_dict"][key] = torch.randn(v.shape, generator=gen) * 0.1
     atomic_save(raw, root / "drops.pt")
     export(root / "drops.pt", root / "exp", progress=False)
     return root / "exp"

@@ -124,8 +124,13 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
 
 
 def _channel_figures(m: Manifest, choices: np.ndarray, keep: np.ndarray, ref_keep: np.ndarray) -> dict:
-    """A channel-skipping export's keep decisions against the torch model's, and the fraction of channels kept
-    per gated block (over the inputs that ran a path with channel groups)."""
+    """A channel-skipping export's keep decisions against the reference's, and the fraction of channels kept."""
+    return {"keep_decisions_match_pct": float(100 * (keep == ref_keep).all(axis=1).mean()),
+            "kept_channel_fraction": kept_fraction(m, choices, keep)}
+
+
+def kept_fraction(m: Manifest, choices: np.ndarray, keep: np.ndarray) -> list[float | None]:
+    """Per gated block, the fraction of its channel groups kept, over the inputs that ran a path with groups."""
     from .controller import popcount
 
     frac = []
@@ -133,8 +138,7 @@ def _channel_figures(m: Manifest, choices: np.ndarray, keep: np.ndarray, ref_kee
         groups = [p["channels"]["groups"] for p in blk["paths"].values() if "channels" in p]
         ran = np.isin(choices[:, g], [k for k, b in enumerate(m.bit_menu) if "channels" in blk["paths"][str(b)]])
         frac.append(float(popcount(keep[ran, g]).mean() / groups[0]) if ran.any() and groups else None)
-    return {"keep_decisions_match_pct": float(100 * (keep == ref_keep).all(axis=1).mean()),
-            "kept_channel_fraction": frac}
+    return frac
 
 
 def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray,
@@ -149,7 +153,9 @@ def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray
 
     if design in A.STATIC:  # every gated block at the design's width
         run.decisions = np.full((len(images), len(m.gated_blocks)), list(m.bit_menu).index(A.static_bits(design)))
-    bitops = Controller(m, None).bitops(run.decisions)
+    bitops = Controller(m, None).bitops(run.decisions, run.keep)
+    if run.keep is not None:
+        res["kept_channel_fraction"] = kept_fraction(m, run.decisions, run.keep)
     res["compute_pct"] = float(100 * bitops.mean() / m.data["bitops"]["full_8bit"])
     res["bitops_per_input"] = float(bitops.mean())
     # the names of the per-core run's figures, for callers that read those
@@ -157,7 +163,7 @@ def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray
     res["mean_cycles_per_input"] = res["cycles_per_image_measured"]
     res["cycles_vs_estimate"] = {"overall": res["measured_vs_model"]}
     trace = Trace(run.decisions, np.asarray(m.bit_menu)[run.decisions], bitops,
-                  np.full(len(images), res["cycles_per_image_measured"]))
+                  np.full(len(images), res["cycles_per_image_measured"]), keep=run.keep)
     return res, trace
 
 

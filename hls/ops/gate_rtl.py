@@ -130,8 +130,8 @@ def verilog_parameters(p: spec.IntGateParams, shape: GateShape) -> dict[str, int
         raise FracskipError(f"parameters (H={H}, K={K}, C={C}) do not match {shape}")
     if shape.channels % shape.pe:
         raise FracskipError(f"PE={shape.pe} does not divide the {shape.channels} channels")
-    if H < 2 or K < 2:
-        raise FracskipError(f"the RTL gate needs H >= 2 and K >= 2, has H={H}, K={K}")
+    if H < 2 or K < 1 or (K < 2 and p.chan_w is None):  # one width and channel groups: LC-Net's channels only
+        raise FracskipError(f"the RTL gate needs H >= 2 and K >= 2 (K = 1 with a channel head), has H={H}, K={K}")
     groups = 0 if p.chan_w is None else int(p.chan_w[0].shape[0])
     if groups != shape.groups:
         raise FracskipError(f"the parameters have a channel head of {groups} groups, the shape says {shape.groups}")

@@ -8,6 +8,9 @@ channels 0, and the ModeFork hands each the gate's [d, keep] token.
    with the frame's keep mask (FINN's streamlined QONNX), for random frames of random modes and keeps.
 2. Verilator: the graph as hardware, frames of different bit-widths and keeps back to back, bit-exact against the
    python execution, each frame's cycles those of the units' model for its bits and groups kept (within 2 %).
+3. The whole network as one accelerator graph (``hls.accelerator.compose`` with these datapaths, the gates' channel
+   heads, [d, keep] tokens): FINN's python execution equals the numpy controller, decisions, keep bits and the
+   head's input.
 """
 
 from __future__ import annotations
@@ -15,38 +18,31 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-BLOCK = 1  # the tiny network's first gated block: 32 channels, 4 groups of 8
-FOLD = {f"modal_mvau{i}": {"PE": 8, "SIMD": 8} for i in range(3)}  # conv1, conv2, shortcut: a group is one fold
+# one worker builds the tiny channel network's export and build (session fixtures) for every test that reads them
+pytestmark = pytest.mark.xdist_group("tiny_lc")
+
+BLOCK = 2  # the tiny network's second gated block: 64 channels, 4 groups of 16
+# a group is 4 folds: the units are the block's slowest nodes, whose cycles per frame the test follows
+FOLD = {f"block{b}_modal_mvau{i}": {"PE": 4, "SIMD": 4} for b in (1, 2) for i in range(3)}
 
 
 @pytest.fixture(scope="module")
-def lc_block(tiny_lc_export, tmp_path_factory):
-    """Block 1's channel cores built to FINN's folded dataflow graphs (hls/core.py's analyse and finish, the
-    slowest folding), as ``ChannelPaths``, with the export's manifest."""
-    from fracskip.hls import core, finn_env
-    from fracskip.hls.accelerator import CORE_MODEL
+def lc_block(tiny_lc_build):
+    """The block's channel cores (built by ``fracskip build``, ``tiny_lc_build``) as ``ChannelPaths``, with the
+    manifest."""
+    from fracskip.hls.accelerator import load_core
     from fracskip.hls.modal import ChannelPaths
     from fracskip.runtime.manifest import Manifest
-    from qonnx.core.modelwrapper import ModelWrapper
 
-    man = Manifest.load(tiny_lc_export)
+    man = Manifest.load(tiny_lc_build / "export")
     blk = man.blocks[BLOCK]
-    out = tmp_path_factory.mktemp("lc_cores")
-    by_kept: dict[int, dict[int, object]] = {}
-    with finn_env.scratch() as work:
-        for bits, path in blk["paths"].items():
-            if "channels" not in path:
-                continue  # skip: the 8-bit shortcut, not part of the modal datapath
-            for k, c in path["channels"]["kept"].items():
-                onnx, folder = str(man.file(c["file"])), out / c["core"]
-                ladder = core.analyse(onnx, str(folder), "xc7z020clg400-1", 10.0, str(work / "finn_build"))["ladder"]
-                core.finish(onnx, str(folder), "xc7z020clg400-1", 10.0, str(work / "finn_build"),
-                            ladder[0]["folding"], "estimates")
-                by_kept.setdefault(int(bits), {})[int(k)] = ModelWrapper(
-                    str(folder / "intermediate_models" / CORE_MODEL))
-    groups = next(p["channels"]["groups"] for p in blk["paths"].values() if "channels" in p)
-    channels = ChannelPaths(man.channel_group, groups, by_kept)
-    return {"man": man, "channels": channels, "paths": {b: m[groups] for b, m in by_kept.items()}}
+    kept = {int(b): p["channels"] for b, p in blk["paths"].items() if "channels" in p}
+    groups = next(iter(kept.values()))["groups"]
+    by_kept = {b: {int(k): load_core(tiny_lc_build, c["core"]) for k, c in ch["kept"].items()}
+               for b, ch in kept.items()}
+    return {"man": man, "channels": ChannelPaths(man.channel_group, groups, by_kept),
+            "paths": {b: m[groups] for b, m in by_kept.items()},
+            "fold": {k.replace(f"block{BLOCK}_", ""): v for k, v in FOLD.items() if k.startswith(f"block{BLOCK}_")}}
 
 
 def _token(mode: int, keep: int) -> list[int]:
@@ -78,7 +74,7 @@ def test_channel_modal_graph_equals_the_channel_cores(lc_block):
     from qonnx.custom_op.registry import getCustomOp
 
     ch = lc_block["channels"]
-    graph = modal_graph(lc_block["paths"], folding=FOLD, channels=ch)
+    graph = modal_graph(lc_block["paths"], folding=lc_block["fold"], channels=ch)
     nodes = {n.name: getCustomOp(n) for n in graph.graph.node}
     units = [u for u in nodes.values() if u.onnx_node.op_type == "MVAU_bitserial"]
     assert [s for u in units if (s := u.get_nodeattr("channelSkip"))] == ["out", "in"]  # and the shortcut's none
@@ -92,7 +88,8 @@ def test_channel_modal_graph_equals_the_channel_cores(lc_block):
     rng = np.random.default_rng(7)
     shape = graph.get_tensor_shape("block_in")
     full = (1 << ch.groups) - 1
-    frames = [(m, full if f < 3 else int(rng.integers(1, full))) for f, m in enumerate(rng.integers(0, 3, 9))]
+    modes = rng.integers(0, len(ch.by_kept), 9)
+    frames = [(m, full if f < 3 else int(rng.integers(1, full))) for f, m in enumerate(modes)]
     for f, (mode, keep) in enumerate(frames):
         x = rng.integers(0, 256, shape).astype(np.float32)
         got = _run(pm, {"block_in": x, "mode": np.array([_token(mode, keep)], np.float32)})
@@ -104,7 +101,7 @@ def test_channel_modal_graph_equals_the_channel_cores(lc_block):
 @pytest.mark.slow
 @pytest.mark.rtlsim
 def test_channel_block_rtl_bit_exact_and_cycles_follow_the_kept_groups(lc_block, finn_rtlsim):
-    """The merged graph as hardware (width converters, FIFOs, HDL; groups of 8 = the units' PE and SIMD, 2 weight
+    """The merged graph as hardware (width converters, FIFOs, HDL; units at PE = SIMD = 4, 2 weight
     planes per cycle) in Verilator: frames of 2, 4 and 8 bits keeping 1 to 4 groups, back to back, equal FINN's
     python execution, and from the second frame on each takes the cycles of the slower unit's model for its bits
     and groups kept, within 2 %."""
@@ -115,7 +112,8 @@ def test_channel_block_rtl_bit_exact_and_cycles_follow_the_kept_groups(lc_block,
 
     setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")
     ch = lc_block["channels"]
-    hw = A.to_hw(modal_graph(lc_block["paths"], wbp=2, folding=FOLD, channels=ch), "xc7z020clg400-1", 10.0)
+    hw = A.to_hw(modal_graph(lc_block["paths"], wbp=2, folding=lc_block["fold"], channels=ch), "xc7z020clg400-1",
+                 10.0)
     frames = [(1, 0xF), (1, 0x1), (0, 0x5), (1, 0x7), (2, 0x2), (0, 0xF), (1, 0x8)]
     tokens = np.array([_token(m, k) for m, k in frames], np.float32)
     rng = np.random.default_rng(3)
@@ -124,6 +122,8 @@ def test_channel_block_rtl_bit_exact_and_cycles_follow_the_kept_groups(lc_block,
     want = np.concatenate([_run(pm, {"block_in": x[i:i + 1], "mode": tokens[i:i + 1]}) for i in range(len(frames))])
     units = [getCustomOp(n).bs_params() for n in hw.graph.node if n.op_type == "MVAU_bitserial"]
     model = [max(u.frame_cycles(m, k) for u in units) for m, k in frames]
+    others = max(getCustomOp(n).get_exp_cycles() for n in hw.graph.node if n.op_type != "MVAU_bitserial")
+    assert min(model) > others, (model, others)  # the units set the pace of every frame
     with RTLSimCore(hw, cache_dir=finn_rtlsim / "cache", progress=False, sizing_fifos=True,
                     cycle_limit=4 * sum(model) + 100_000) as sim:
         res = sim.run([x, tokens], fifo_depths=[s.max_depth + 1 for s in sim.fifos])
@@ -132,3 +132,57 @@ def test_channel_block_rtl_bit_exact_and_cycles_follow_the_kept_groups(lc_block,
     print("cycles per frame, measured against the model:", list(zip(measured.tolist(), model[1:])))
     np.testing.assert_allclose(measured, model[1:], rtol=0.02)
     assert len(set(model[1:])) > 3  # the frames differ in bits and groups: the figures are not one number
+
+
+def test_channel_accelerator_python_equals_the_controller(tiny_lc_build):
+    """The whole channel-skipping network as one accelerator graph: the gates with their channel heads ([d, keep, h,
+    c] tokens), each gated block's channel datapath behind its router (skip: the shortcut core), the decision output
+    [d, keep] per block. FINN's python execution on test images equals the numpy controller on the export: every
+    decision and keep bit, the pooled sums the head reads, and the head's output."""
+    import functools
+
+    from fracskip.hls import accelerator as A
+    from fracskip.hls.modal import bitserial_datapath
+    from fracskip.runtime.controller import Controller
+    from fracskip.runtime.manifest import Manifest
+    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.training import data as D
+
+    man = Manifest.load(tiny_lc_build / "export")
+    model = A.compose(tiny_lc_build, datapath=functools.partial(bitserial_datapath, folding=FOLD))
+    assert A.decision_words(model) == 2
+    images = D.load("synthetic", "test", limit=12).images.numpy()
+    _, trace = Controller(man, QONNXBackend(man, progress=False), record=True).run(images)
+    full = [(1 << len(w)) - 1 for w in Controller(man, None).gates.p.chan_w]
+    assert (trace.keep != full).any() and len(np.unique(trace.keep[:, 0])) > 1  # groups dropped, keeps vary
+    assert len(np.unique(trace.choices)) > 2  # and widths
+    out = A.run_python(model, images.transpose(0, 2, 3, 1).astype(np.float32), trace=["pooled"])
+    run = A._run(out, len(images), 2)
+    np.testing.assert_array_equal(run.decisions, trace.choices)
+    np.testing.assert_array_equal(run.keep, trace.keep)
+    head_in = next(c for c in trace.calls if c["core"] == "head")["in"]
+    np.testing.assert_array_equal(out["pooled"].reshape(len(images), -1), head_in.reshape(len(images), -1))
+    head = A.python_model(A.load_core(tiny_lc_build, "head"))
+    want = np.concatenate([_run(head, {head.graph.input[0].name: p[None].astype(np.float32)}) for p in head_in])
+    np.testing.assert_array_equal(run.head_out, want.reshape(run.head_out.shape))
+
+
+@pytest.mark.slow
+@pytest.mark.rtlsim
+def test_channel_accelerator_built_and_simulated(tiny_lc_build):
+    """What ``fracskip build`` emits for a channel-skipping export, in Verilator (``fracskip simulate --backend
+    rtlsim``): test images back to back, logits, decisions and keep bits 100 % equal to the numpy controller and the
+    torch model, cycles within 10 % of the model of these images' own widths and groups kept through the sized
+    FIFOs."""
+    from fracskip.runtime.simulate import simulate
+    from fracskip.training import data as D
+
+    split = D.load("synthetic", "test", limit=16)
+    res, trace = simulate(tiny_lc_build, "rtlsim", split.images.numpy(), split.labels.numpy(), progress=False)
+    assert res["bit_exact_pct"] == res["decisions_match_pct"] == res["decisions_match_torch_pct"] == 100.0, res
+    assert res["keep_decisions_match_pct"] == 100.0 and trace.keep is not None
+    assert all(f is None or 0 < f <= 1 for f in res["kept_channel_fraction"]) and min(
+        f for f in res["kept_channel_fraction"] if f is not None) < 1  # groups are dropped
+    print(f"channel accelerator: {res['cycles_per_image_measured']:.0f} cycles per image measured, "
+          f"{res['cycles_per_image_model_these_images']:.0f} modelled; kept {res['kept_channel_fraction']}")
+    assert res["cycles_per_image_measured"] <= 1.1 * res["cycles_per_image_model_these_images"]

@@ -338,6 +338,9 @@ def _head_duts(rng) -> list[Dut]:
         Dut("h_chain0", S(16, 49, 16, state_in=False, groups=4), random_params(rng, 16, 49, groups=4), None),
         Dut("h_chain1", S(64, 9, 16, state_out=False, groups=16, keep_in=True),
             random_params(rng, 64, 9, groups=16), 4),
+        # one width, channel groups alone (the shipped lcnet): the decision is always 0, the keep bits vary
+        Dut("h_c16_hw16_pe4_k1_g4", S(16, 16, 4, choices=1, groups=4, keep_in=True),
+            random_params(rng, 16, 16, K=1, groups=4), "file"),
     ]
 
 

@@ -226,10 +226,11 @@ def test_compare_includes_earlier_rows(tmp_path, tiny_run, capsys):
     assert "32 test images" in capsys.readouterr().err
 
 
+@pytest.mark.xdist_group("tiny_lc")  # with tests/hls/test_channel_datapath.py, which shares the export
 def test_channel_export_golden_controller_matches_torch(tiny_lc_export, capsys):
     """A channel-skipping network exported (one core per (block, bits, groups kept), the keep mask a second graph
     input) and run by the numpy controller on FINN's streamlined graphs: the keep bits, the choices and the
-    logits are the torch model's (float64), with groups dropped and not; the build refuses it with a message."""
+    logits are the torch model's (float64), with groups dropped and not; the per-core build refuses it."""
     import numpy as np
 
     from fracskip.runtime.controller import Controller, popcount
@@ -238,7 +239,7 @@ def test_channel_export_golden_controller_matches_torch(tiny_lc_export, capsys):
     from fracskip.runtime.torch_backend import TorchBackend
 
     m = Manifest.load(tiny_lc_export)
-    assert m.channel_group == 8
+    assert m.channel_group == 16
     blk = m.gated_blocks[0]
     paths = [p for p in blk["paths"].values() if "channels" in p]
     groups = paths[0]["channels"]["groups"]
@@ -268,6 +269,6 @@ def test_channel_export_golden_controller_matches_torch(tiny_lc_export, capsys):
     other.gates.keep = lambda g, h: np.full(len(h), 1)
     assert not np.allclose(other.run(images)[0], logits)
 
-    out = tiny_lc_export.parent / "build"
-    assert main(["build", str(tiny_lc_export), "--board", "Pynq-Z2", "-o", str(out)]) == 2
-    assert "channel" in capsys.readouterr().err and not out.exists()
+    out = tiny_lc_export.parent / "build"  # the cores of the per-core flow take no keep mask
+    assert main(["build", str(tiny_lc_export), "--board", "Pynq-Z2", "-o", str(out), "--per-core"]) == 2
+    assert "--per-core" in capsys.readouterr().err and not out.exists()
