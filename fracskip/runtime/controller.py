@@ -153,4 +153,5 @@ class Controller:
 
 
 def popcount(bits: np.ndarray) -> np.ndarray:
+    """Set bits of each element: keep bits -> channel groups kept."""
     return np.array([bin(int(b)).count("1") for b in np.asarray(bits).ravel()], dtype=np.int64).reshape(np.shape(bits))
