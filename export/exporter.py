@@ -97,18 +97,19 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
     for name, module, example, _ in tqdm(jobs, desc="export", unit="core", disable=None if progress else True):
         path = folder / f"{name}.onnx"
         module.eval()
-        if isinstance(example, tuple):  # a channel path: (x, keep)
+        masked = isinstance(example, tuple)  # a channel path: (x, keep)
+        if masked:
             export_qonnx(module, args=example, export_path=str(path))
         else:
             export_qonnx(module, input_t=example, export_path=str(path))
         mw = ModelWrapper(str(path))
         mw.set_tensor_datatype(mw.graph.input[0].name, DataType[head_dt if name == "head" else "UINT8"])
-        if isinstance(example, tuple):
+        if masked:
             mw.set_tensor_datatype(mw.graph.input[1].name, DataType["BINARY"])
         mw.save(str(path))  # weights inline: one self-contained file per core
         Path(f"{path}.data").unlink(missing_ok=True)
         counted = path
-        if isinstance(example, tuple):  # qonnx types the mask's Mul as 32-bit, and would count conv2 at 32 bits
+        if masked:  # qonnx types the mask's Mul as 32-bit, and would count conv2 at 32 bits
             counted = folder / f"{name}.all_kept.onnx"
             ModelWrapper(copy.deepcopy(mw.model)).transform(RemoveKeepMask()).save(str(counted))
         qonnx_bops[name] = int(inference_cost(str(counted), discount_sparsity=False)["total_cost"]["total_bops"])

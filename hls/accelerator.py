@@ -904,8 +904,12 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     n = len(images)
     # a static pipeline decides nothing (it has no decision output): its logits alone are held to the golden
     dec_ok = (rtl.decisions == trace.choices).all(axis=1) if bits is None else np.ones(n, bool)
+    torch_ok = (rtl.decisions == torch_choices).all(axis=1) if bits is None else None
+    keep_ok = None
     if rtl.keep is not None and bits is None:  # a channel network: the keep bits are decisions too
-        dec_ok &= (rtl.keep == trace.keep).all(axis=1)
+        keep_ok = (rtl.keep == trace.keep).all(axis=1)
+        dec_ok &= keep_ok
+        torch_ok &= (rtl.keep == torch_keep).all(axis=1)
     exact = dec_ok & (logits.astype(np.float32) == ctl_logits.astype(np.float32)).all(axis=1)
     model_cycles = info.get("cycles_per_image_model")
     from .pipeline_folding import decision_frequencies, frame_sequence_cycles, pipeline_cycles
@@ -924,11 +928,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "n": n,
         "bit_exact_pct": 100.0 * float(exact.mean()),
         "decisions_match_pct": 100.0 * float(dec_ok.mean()) if bits is None else None,
-        "decisions_match_torch_pct": 100.0 * float(((rtl.decisions == torch_choices).all(axis=1)
-                                                    & (rtl.keep == torch_keep).all(axis=1)
-                                                    if rtl.keep is not None else
-                                                    (rtl.decisions == torch_choices).all(axis=1)).mean())
-        if bits is None else None,
+        "decisions_match_torch_pct": 100.0 * float(torch_ok.mean()) if bits is None else None,
         "logits_max_abs_diff": float(np.abs(logits - ctl_logits).max()),
         "accuracy": None if labels is None else float((logits.argmax(1) == np.asarray(labels)).mean()),
         "torch_accuracy": None if labels is None else float((torch_logits.argmax(1) == np.asarray(labels)).mean()),
@@ -949,8 +949,8 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "path_use": {f"gate{g}": np.bincount(rtl.decisions[:, g], minlength=len(man.bit_menu)).tolist()
                      for g in range(rtl.decisions.shape[1])},
     }
-    if rtl.keep is not None and bits is None:  # a channel network's keep bits (in decisions_match_pct too)
-        res["keep_decisions_match_pct"] = 100.0 * float((rtl.keep == trace.keep).all(axis=1).mean())
+    if keep_ok is not None:  # a channel network's keep bits (in decisions_match_pct too)
+        res["keep_decisions_match_pct"] = 100.0 * float(keep_ok.mean())
     if python_images:
         k = min(int(python_images), n)
         py = run_python_batch(model, x[:k])

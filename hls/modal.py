@@ -51,6 +51,7 @@ import numpy as np
 
 from ..errors import FracskipError
 from .accelerator import BlockSpec, GraphBuilder
+from .bitserial.core import MODE_TOKEN_BITS, mode_token_bits
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class _Merge:
         return f"{self.prefix}_{what}{i}"
 
     def mode_token(self, keep: bool = False) -> str:
-        bits = 8 + ((self.channels.groups + 7) // 8 * 8 if keep else 0)
+        bits = mode_token_bits(self.channels.groups) if keep else MODE_TOKEN_BITS
         t = self.g.tensor(f"{self.prefix}_mode{len(self.mode_tokens)}", (1, 1), f"UINT{bits}")
         self.mode_tokens.append(t)
         self.keep_out.append(int(keep))

@@ -344,7 +344,7 @@ def _in_widths(inst, node) -> tuple:
     return tuple(out)
 
 
-def frame_cycles(params, k: int, kept: float | None = None) -> float:
+def expected_frame_cycles(params, k: int, kept: float | None = None) -> float:
     """A bit-serial unit's cycles per frame in mode k, with channel groups at ``kept`` groups kept on average
     (the unit's model is affine in the groups kept: interpolated between one group and all)."""
     full = params.frame_cycles(k)
@@ -376,7 +376,8 @@ def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = W
                 r = estimate_resources(p)
                 fold = {"PE": pe, "SIMD": simd, "WBP": wbp, "ram_style": ram, **({"op_type": op_type} if op_type else {})}
                 fifo = stream_fifo_lut([p.out_width])
-                out.append(Rung(fold, {m: frame_cycles(p, k, (kept or {}).get(m)) for k, m in enumerate(modes)},
+                out.append(Rung(fold, {m: expected_frame_cycles(p, k, (kept or {}).get(m))
+                                       for k, m in enumerate(modes)},
                                 {"LUT": r.lut + fifo, "BRAM_18K": float(r.bram18), "URAM": 0.0, "DSP": 0.0},
                                 stream_lut=fifo, in_widths=(p.in_width, None), out_widths=(p.out_width,)))
     return out
@@ -724,8 +725,8 @@ def path_frequencies(build_dir: Path, man) -> dict[int, dict]:
     out = {b["index"]: {"gate": b["gate"], "floor": 1.0 / max(1, int(calib["images"])),
                         "p": {int(k): float(v) for k, v in calib["frequencies"][b["gate"]].items()}}
            for b in man.blocks if b["gated"]}
-    for b, f in out.items():  # a channel network's: mean groups kept per width, all kept where none ran it
-        if "kept" in calib:
+    if "kept" in calib:  # a channel network's: mean groups kept per width (None where no image ran it: all)
+        for f in out.values():
             f["kept"] = {int(bits): (sum(int(c) * p for c, p in dist.items()) / sum(dist.values())
                                      if sum(dist.values()) else None)
                          for bits, dist in calib["kept"][f["gate"]].items()}
@@ -830,7 +831,7 @@ def _cycles_per_mode(inst, probs: dict, kept: dict | None = None) -> dict:
     kept on average), FINN's one figure for any other node."""
     if inst.onnx_node.op_type == "MVAU_bitserial":
         p = inst.bs_params()
-        return {m: frame_cycles(p, k, (kept or {}).get(m)) for k, m in enumerate(sorted(probs))}
+        return {m: expected_frame_cycles(p, k, (kept or {}).get(m)) for k, m in enumerate(sorted(probs))}
     return dict.fromkeys(probs, int(inst.get_exp_cycles()))
 
 
@@ -887,11 +888,12 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = 
         else:
             g = gated[int(stage[len("block"):])]
             bits = np.asarray(menu)[decisions[:, g]]
-            work[node.name] = np.array([cycles.get(int(b), 0.0) for b in bits], float)
             if keep is not None and node.op_type == "MVAU_bitserial" and inst.bs_params().n_groups:
-                p, modes = inst.bs_params(), sorted(probs)
+                p, modes = inst.bs_params(), sorted(probs)  # each frame at its own groups kept
                 work[node.name] = np.array([p.frame_cycles(modes.index(int(b)), int(k)) if int(b) in modes else 0.0
                                             for b, k in zip(bits, keep[:, g])], float)
+            else:
+                work[node.name] = np.array([cycles.get(int(b), 0.0) for b in bits], float)
             moded.add(node.name)
     out_edges = _fifo_edges(nodes, consumers, work, moded) if capacities else {}
 

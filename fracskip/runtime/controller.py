@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import FracskipError
-from .intgate import IntGateParams, IntGates
+from .intgate import IntGateParams, IntGates, keep_mask
 from .manifest import Manifest
 
 
@@ -125,7 +125,7 @@ class Controller:
         if ch is None:
             return self._call(path["core"], x[idx], idx, calls, cycles)
         bits = keep[idx]
-        mask = ((bits[:, None] >> np.arange(ch["groups"])) & 1).repeat(ch["group"], axis=1).astype(np.float32)
+        mask = keep_mask(bits, ch["groups"], ch["group"]).astype(np.float32)
         kept = popcount(bits)
         y = None
         for c in np.unique(kept):

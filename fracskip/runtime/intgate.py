@@ -37,7 +37,18 @@ def keep_groups(w: np.ndarray, b: np.ndarray, h: np.ndarray) -> np.ndarray:
     keep = logits > 0
     none = ~keep.any(axis=1)
     keep[none, logits[none].argmax(axis=1)] = True
-    return (keep * (1 << np.arange(keep.shape[1]))).sum(axis=1)
+    return pack_keep(keep)
+
+
+def pack_keep(keep: np.ndarray) -> np.ndarray:
+    """Per-group keep flags (..., G) -> keep bits (...,), group g at bit g."""
+    keep = np.asarray(keep).astype(np.int64)
+    return (keep << np.arange(keep.shape[-1])).sum(axis=-1)
+
+
+def keep_mask(bits, groups: int, group: int) -> np.ndarray:
+    """Keep bits (...,) -> 0/1 per channel (..., groups * group): the ``group`` channels of group g follow bit g."""
+    return ((np.asarray(bits, np.int64)[..., None] >> np.arange(groups)) & 1).repeat(group, axis=-1)
 
 
 def rshift_round(x: np.ndarray, s: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import torch
 from ..errors import FracskipError
 from ..export.cores import ChannelPathCore, HeadCore, PathCore, StemCore
 from ..training.checkpoint import load_model
+from .intgate import pack_keep
 
 
 class TorchBackend:
@@ -64,8 +65,7 @@ class TorchBackend:
         """Logits, choices and, of a channel-skipping network, the keep bits (N, gated blocks) (group g: bit g)."""
         out = self.net(self._tensor(images))
         keep = getattr(out, "keep", None)
-        bits = None if not keep else np.stack(
-            [(k.numpy().astype(np.int64) << np.arange(k.shape[1])).sum(axis=1) for k in keep], 1)
+        bits = np.stack([pack_keep(k.numpy()) for k in keep], 1) if keep else None
         return out.logits.numpy(), out.choices.numpy(), bits
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import FracskipError
+from ...runtime.intgate import keep_mask
 from ..lutmvu.core import int_range, worst_case_acc_bits
 
 CORE_MODULE = "bsmvu"
@@ -28,6 +29,12 @@ LUT_WMEM_MAX_DEPTH = 32
 # (thresholds add the search: one cycle per output bit and the first read).
 PIPELINE_LATENCY = 5
 MODE_TOKEN_BITS = 8  # the mode stream's TDATA (the mode index in its low 2 bits), without channel groups
+
+
+def mode_token_bits(groups: int) -> int:
+    """TDATA of a mode token: the mode byte, then a keep bit per channel group (group g at bit 8 + g), whole
+    bytes; what MVAU_bitserial, ModalActivation and ModeFork read and write."""
+    return MODE_TOKEN_BITS + (groups + 7) // 8 * 8
 CHANNEL_SKIPS = {"": 0, "out": 1, "in": 2}  # which channels come in groups that a frame may drop
 
 
@@ -173,7 +180,7 @@ class BitSerialParams:
     @property
     def mode_token_bits(self) -> int:
         """TDATA of the mode stream: the mode in the low byte, the keep bits (group g at bit 8 + g) after it."""
-        return MODE_TOKEN_BITS + (self.n_groups + 7) // 8 * 8
+        return mode_token_bits(self.n_groups)
 
     def mode_token(self, k: int, keep: int | None = None) -> int:
         """The token of a frame of mode ``k`` keeping the groups whose bits ``keep`` sets (default: all)."""
@@ -489,7 +496,7 @@ def reference(params: BitSerialParams, x: np.ndarray, modes: Sequence[int], weig
 
 def channel_keep(params: BitSerialParams, keep: int) -> np.ndarray:
     """0/1 per channel of the groups (output channels, or one kernel position's input channels)."""
-    return np.repeat([(keep >> g) & 1 for g in range(params.n_groups)], params.channel_group)
+    return keep_mask(keep, params.n_groups, params.channel_group)
 
 
 # ---------------------------------------------------------------------------------------------- wrapper

@@ -59,12 +59,13 @@ from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
 from ...errors import FracskipError
+from ...runtime.intgate import keep_mask
+from ..bitserial.core import MODE_TOKEN_BITS, mode_token_bits
 from .requant_rtl import signed_bits
 from .single_file import SingleFileRTL
 from .stream_op import PerChannelStreamOp, verilog_literal
 
 KINDS = ("bypass", "thresholds", "requant")
-MODE_TOKEN_BITS = 8  # the low byte of MVAU_bitserial's in1_V: the mode
 MAX_MODES = 64
 MAX_GROUPS = 16  # keep bits: a token of 8 + 16 bits is exact in FINN's float32 tensors
 LABEL_MODES = 8  # up to this many modes a stage selects by the mode itself; beyond, by a register set with the token
@@ -247,7 +248,7 @@ class ModalActivation(PerChannelStreamOp):
 
     def token_bits(self) -> int:
         """The mode token: the mode in the low byte, then the keep bits (group g at bit 8 + g), whole bytes."""
-        return MODE_TOKEN_BITS + (self.n_groups() + 7) // 8 * 8
+        return mode_token_bits(self.n_groups())
 
     def verify_node(self):
         try:
@@ -431,7 +432,7 @@ class ModalActivation(PerChannelStreamOp):
 
     def channel_keep(self, keep: int) -> np.ndarray:
         """Per channel, whether its group is kept."""
-        return np.repeat([bool((keep >> g) & 1) for g in range(self.n_groups())], self.get_nodeattr("channelGroup"))
+        return keep_mask(keep, self.n_groups(), self.get_nodeattr("channelGroup")).astype(bool)
 
     def execute_node(self, context, graph):
         node = self.onnx_node

@@ -25,7 +25,7 @@ from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
-from .modal_act_rtl import MODE_TOKEN_BITS
+from ..bitserial.core import MODE_TOKEN_BITS, mode_token_bits
 from .wrapped_rtl import WrappedRTL, decisions, port, wrapper
 
 
@@ -45,10 +45,10 @@ class ModeFork(HWCustomOp):
 
     def keep_bits(self) -> int:
         """Bits of the keep field after the mode byte (whole bytes, as MVAU_bitserial's token)."""
-        return (self.get_nodeattr("Groups") + 7) // 8 * 8
+        return mode_token_bits(self.get_nodeattr("Groups")) - MODE_TOKEN_BITS
 
     def out_width(self, ind: int = 0) -> int:
-        return MODE_TOKEN_BITS + (self.keep_bits() if self.keep_out()[ind] else 0)
+        return mode_token_bits(self.get_nodeattr("Groups")) if self.keep_out()[ind] else MODE_TOKEN_BITS
 
     def get_normal_input_shape(self, ind=0):
         return (1, self.get_nodeattr("TokenLen"))
