@@ -235,8 +235,12 @@ def cmd_build(a: argparse.Namespace) -> int:
 def cmd_budget(a: argparse.Namespace) -> int:
     from .training.budget import calibrate_budget
 
-    info = calibrate_budget(a.checkpoint, a.target, a.output, images=a.images, dataset=a.dataset, data_dir=a.data)
-    print(json.dumps(info) if a.json else f"wrote {a.output}: lambda {info['lambda']:.4f}, "
+    info = calibrate_budget(a.checkpoint, a.target, a.output, images=a.images, dataset=a.dataset, data_dir=a.data,
+                            menu=a.menu)
+    what = [f"menu {','.join(map(str, info['menu']))} ({info['same_decisions_pct']:.2f} % of the images decide "
+            "as before)"] if "menu" in info else []
+    what += [f"lambda {info['lambda']:.4f}"] if "lambda" in info else []
+    print(json.dumps(info) if a.json else f"wrote {a.output}: {', '.join(what)}, "
           f"{100 * info['train_compute']:.1f} % compute on {info['train_images']} training images")
     return 0
 
@@ -354,9 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     u = sub.add_parser("budget", help="move a trained DFS model to another compute target without training "
-                                      "(a price on compute in the gates' output layer, set on training images)")
-    u.add_argument("checkpoint", help="a DFS checkpoint, a run folder, or 'default'")
-    u.add_argument("--target", type=float, required=True, help="mean compute, as a fraction of the all-8-bit network")
+                                      "(a price on compute in the gates' output layer, set on training images), "
+                                      "or drop bit-menu entries its gates do not use")
+    u.add_argument("checkpoint", help="a DFS checkpoint, a run folder, 'default' or 'lcnet'")
+    u.add_argument("--target", type=float, help="mean compute, as a fraction of the all-8-bit network")
+    u.add_argument("--menu", type=_menu, metavar="B,B,...",
+                   help="keep only these bit-menu entries (e.g. 0,2,4): the others' paths and gate outputs are "
+                        "removed, so hardware need not support them; reports how many training images decide "
+                        "as before")
     u.add_argument("-o", "--output", required=True, help="the new checkpoint file (must not exist)")
     u.add_argument("--images", type=int, default=2000, help="training images to set the price on (default 2000)")
     u.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10", "synthetic"))

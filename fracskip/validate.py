@@ -386,7 +386,10 @@ def check_bench(a: argparse.Namespace) -> None:
 
 
 def check_budget(a: argparse.Namespace) -> None:
-    number(a.target, "--target", 0, 1, lo_open=True, what="a fraction of the all-8-bit compute")
+    if a.target is None and a.menu is None:
+        raise FracskipError("give --target (a compute budget to price the gates to) or --menu (entries to keep)")
+    if a.target is not None:
+        number(a.target, "--target", 0, 1, lo_open=True, what="a fraction of the all-8-bit compute")
     positive_int(a.images, "--images", "training images")
     data_dir(a, a.dataset)
     checkpoint(a.checkpoint)

@@ -141,17 +141,26 @@ def host_side(build_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def decisions_layout(man) -> dict:
-    """Gate g's decision is a menu index for block ``blocks[g]``; its BitOPs per choice, as the controller counts."""
-    if man.channel_group:
-        raise FracskipError("the deployment driver reads one decision per gated block; a channel-skipping "
-                            "accelerator gives [d, keep] per block, which it does not read yet (issue #16): "
-                            "simulate it with `fracskip simulate BUILD --backend rtlsim`")
+    """Gate g's decision is a menu index for block ``blocks[g]``; its BitOPs per choice, as the controller counts.
+    With channel heads each block gives [d, keep] (``words_per_gate`` 2; keep: group j kept at bit j) and
+    ``channels`` holds per gate its groups and, per menu entry with groups, the BitOPs by groups kept."""
     fixed = man.data["stem"]["bitops"] + man.data["head"]["bitops"]
     fixed += sum(next(iter(b["paths"].values()))["bitops"] for b in man.blocks if not b["gated"])
-    return {"gates": [b["gate"] for b in man.gated_blocks], "blocks": [b["index"] for b in man.gated_blocks],
-            "bit_menu": list(man.bit_menu), "dtype": "INT16",
-            "bitops": [[blk["paths"][str(b)]["bitops"] for b in man.bit_menu] for blk in man.gated_blocks],
-            "fixed_bitops": fixed, "full_8bit_bitops": man.data["bitops"]["full_8bit"]}
+    out = {"gates": [b["gate"] for b in man.gated_blocks], "blocks": [b["index"] for b in man.gated_blocks],
+           "bit_menu": list(man.bit_menu), "dtype": "INT16", "words_per_gate": 2 if man.channel_group else 1,
+           "bitops": [[blk["paths"][str(b)]["bitops"] for b in man.bit_menu] for blk in man.gated_blocks],
+           "fixed_bitops": fixed, "full_8bit_bitops": man.data["bitops"]["full_8bit"]}
+    if man.channel_group:
+        def by_kept(path):
+            ch = path.get("channels")
+            return None if ch is None else [0] + [ch["kept"][str(k)]["bitops"] for k in range(1, ch["groups"] + 1)]
+
+        out["channels"] = {
+            "group": man.channel_group,
+            "groups": [next((p["channels"]["groups"] for p in blk["paths"].values() if "channels" in p), 0)
+                       for blk in man.gated_blocks],
+            "bitops_by_kept": [[by_kept(blk["paths"][str(b)]) for b in man.bit_menu] for blk in man.gated_blocks]}
+    return out
 
 
 # ---------------------------------------------------------------- the package
@@ -253,8 +262,8 @@ def open_simulated(package: str | Path, cache_dir: Path | None = None, batch_siz
 
 
 def golden(pkg: ad.Package, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
-    """The golden of the accelerator: the numpy controller on the exported graphs (decisions, pooled sums,
-    logits) and FINN's python execution of the head core on its pooled sums (the head's integers). With
+    """The golden of the accelerator: the numpy controller on the exported graphs (decisions, keep bits, pooled
+    sums, logits) and FINN's python execution of the head core on its pooled sums (the head's integers). With
     ``labels``: its accuracy (``accuracy_golden``) and ``fracskip eval``'s on the same images (``accuracy_eval``:
     the trained model the export came from, evaluated by eval's own function)."""
     from finn.core.onnx_exec import execute_onnx
@@ -280,7 +289,8 @@ def golden(pkg: ad.Package, images: np.ndarray, labels: np.ndarray | None = None
     head = python_model(ModelWrapper(str(core_model_path(build, "head"))))
     iname, oname = head.graph.input[0].name, head.graph.output[0].name
     ints = np.concatenate([execute_onnx(head, {iname: x[i:i + 1]})[oname] for i in range(len(x))])
-    out = {"logits": logits, "decisions": trace.choices.astype(np.int64), "head": ints.reshape(len(images), -1)}
+    out = {"logits": logits, "decisions": trace.choices.astype(np.int64), "head": ints.reshape(len(images), -1),
+           "keep": None if trace.keep is None else trace.keep.astype(np.int64)}
     if labels is not None:
         import torch
 
@@ -297,11 +307,17 @@ def golden(pkg: ad.Package, images: np.ndarray, labels: np.ndarray | None = None
 
 
 def compare(run, gold: dict[str, np.ndarray]) -> dict:
-    """The simulated run against the golden: images whose decisions match, whose every output integer matches."""
+    """The simulated run against the golden: images whose decisions (and keep bits) match, whose every output
+    integer matches."""
     n = len(run.decisions)
     dec = (run.decisions == gold["decisions"]).all(axis=1)
+    out = {}
+    if run.keep is not None:
+        keep = (run.keep == gold["keep"]).all(axis=1)
+        out["keep_decisions_match_pct"] = 100.0 * float(keep.mean())
+        dec &= keep
     exact = dec & (run.head == gold["head"]).all(axis=1)
-    return {"decisions_match_pct": 100.0 * float(dec.mean()), "bit_exact_pct": 100.0 * float(exact.mean()),
+    return {"decisions_match_pct": 100.0 * float(dec.mean()), **out, "bit_exact_pct": 100.0 * float(exact.mean()),
             "logits_max_abs_diff": float(np.abs(run.logits - gold["logits"]).max()) if n else 0.0,
             "argmax_equal_golden_pct": 100.0 * float((run.logits.argmax(1) == gold["logits"].argmax(1)).mean())}
 

@@ -203,6 +203,8 @@ CASES = [
     ("budget-target-above-one", lambda c: ["budget", str(c.run), "--target", "1.5", "-o", str(c.tmp / "b.pt")], r"--target must be in", ["b.pt"]),
     ("budget-images-zero", lambda c: ["budget", str(c.run), "--target", "0.5", "-o", str(c.tmp / "b.pt"), "--images", "0"], r"--images must be a positive", ["b.pt"]),
     ("budget-output-folder-missing", lambda c: ["budget", str(c.run), "--target", "0.5", "-o", str(c.tmp / "no" / "b.pt")], r"no such folder", ["no"]),
+    ("budget-neither-target-nor-menu", lambda c: ["budget", str(c.run), "-o", str(c.tmp / "b.pt")], r"give --target .* or --menu", ["b.pt"]),
+    ("budget-menu-keeps-no-skip", lambda c: ["budget", str(c.run), "--menu", "2,4", "-o", str(c.tmp / "b.pt"), "--dataset", "synthetic"], r"must keep 0", ["b.pt"]),
     ("budget-crafted-pickle", lambda c: ["budget", c.evil_pt(), "--target", "0.5", "-o", str(c.tmp / "b.pt")], r"not a plain-data checkpoint", ["b.pt"]),
     # ---------------------------------------------------------------- export
     ("export-crafted-pickle", lambda c: ["export", c.evil_pt(), R, c.out], r"not a plain-data checkpoint", ["out"]),

@@ -6,6 +6,16 @@ Lagrangian form of "best decisions under a compute budget": ``lam`` > 0 buys che
 ones. It is a change of the shared output layer's bias only, so the integer gate stays a gate of the same
 specification. ``lam`` is found by bisection on training images (never the test set) so that the mean compute
 meets the target.
+
+A menu can also shrink (``restrict_menu``, ``fracskip budget --menu``): entries the gates never choose still cost
+hardware (each width a mode of every block's datapath: thresholds, weight words), so they are dropped with their
+paths and their outputs of the gate, and the gates' argmax runs over the entries left; on every input whose choice
+was a kept entry the decisions are unchanged, which is measured on training images and reported.
+
+With channel heads (training/channels.py) the same price falls on every group: its logit (kept where > 0) loses
+``lam`` times the group's share of its block's compute (conv1 and conv2 over the groups, against the block's
+conv1, conv2 and shortcut), so one ``lam`` trades bit-widths and channel groups at one rate, and each head's
+bias is all that changes.
 """
 
 from __future__ import annotations
@@ -17,7 +27,8 @@ import torch
 
 from ..errors import FracskipError
 from . import data as D
-from .checkpoint import atomic_save, load_model, load_raw
+from .checkpoint import atomic_save, load_model, load_state, model_config
+from .channels import build, group_counts, table_for
 from .cost import cost_table
 from .model import DFSNet
 
@@ -30,40 +41,116 @@ def relative_costs(net: DFSNet) -> torch.Tensor:
     return (table / table.max(dim=1, keepdim=True).values).mean(0)
 
 
+def group_costs(net: DFSNet) -> list[float]:
+    """Per gated block, one channel group's share of the block's compute (the same at every bit-width)."""
+    macs = cost_table(net.cfg).block_macs[1:]
+    return [(m["conv1"] + m["conv2"]) / n / (m["conv1"] + m["conv2"] + m.get("shortcut", 0))
+            for m, n in zip(macs, group_counts(net.cfg))]
+
+
 @torch.no_grad()
 def _compute(net: DFSNet, images: torch.Tensor, batch_size: int = 500) -> float:
-    table = cost_table(net.cfg)
-    choices = torch.cat([net(images[i:i + batch_size].float()).choices for i in range(0, len(images), batch_size)])
-    return float(table.per_input(choices).mean() / table.full)
+    table = table_for(net.cfg)
+    outs = [net(images[i:i + batch_size].float()) for i in range(0, len(images), batch_size)]
+    choices = torch.cat([o.choices for o in outs])
+    per = table.per_input(choices, torch.cat([o.kept for o in outs])) if net.cfg.channel_group \
+        else table.per_input(choices)
+    return float(per.mean() / table.full)
+
+
+def _floor(net: DFSNet) -> float:
+    """The cheapest routing's compute: every block on its cheapest entry (with one channel group kept)."""
+    table = table_for(net.cfg)
+    if not net.cfg.channel_group:
+        return (table.fixed + sum(min(row) for row in table.gated)) / table.full
+    one = torch.tensor([[1.0 / n for n in group_counts(net.cfg)]], dtype=torch.float64)
+    return float((table.fixed + table._per_block(one)[0].min(dim=1).values.sum()) / table.full)
+
+
+def restrict_menu(net: DFSNet, raw: dict, menu: tuple[int, ...]) -> tuple[DFSNet, dict]:
+    """(network, checkpoint dict) with only ``menu``'s entries of the bit menu: the dropped widths' paths, their
+    rows of the gate's output layer and (channel heads) their per-mode scales removed; the rest as it was."""
+    old = tuple(net.cfg.bit_menu)
+    menu = tuple(sorted(set(menu)))
+    if not set(menu) <= set(old):
+        raise FracskipError(f"--menu {','.join(map(str, menu))}: entries {sorted(set(menu) - set(old))} are not on "
+                            f"this checkpoint's menu {','.join(map(str, old))}")
+    if (0 in old) != (0 in menu):
+        raise FracskipError("--menu must keep 0 (skip): a block is gated because it can be skipped")
+    if not [b for b in menu if b] or (len(menu) < 2 and not net.cfg.channel_group):
+        raise FracskipError(f"--menu {','.join(map(str, menu))} leaves the gates nothing to choose: keep a width "
+                            "and another entry")
+    dropped = {b for b in old if b not in menu}
+    paths = tuple(b for b in net.cfg.path_bits if b not in dropped)
+    keep_rows = [old.index(b) for b in menu]
+    keep_paths = [net.cfg.path_bits.index(b) for b in paths]
+    state = {}
+    for k, v in net.state_dict().items():
+        part = k.split(".")
+        if part[0] == "blocks" and part[1] != "0" and part[2] == "paths" and int(part[3][1:]) in dropped:
+            continue
+        if k in ("gate.proj.weight", "gate.proj.bias"):
+            v = v[keep_rows]
+        elif part[0] == "channel_scale":
+            v = v[keep_paths]
+        state[k] = v.clone()
+    raw = dict(raw, model_config=dict(raw["model_config"], bit_menu=list(menu), path_bits=list(paths)),
+               state_dict=state)
+    small = build(model_config(raw))
+    load_state(small, state, strict=True)
+    return small.eval(), raw
 
 
 @torch.no_grad()
-def calibrate_budget(checkpoint: str | Path, target: float, out: str | Path, images: int = 2000,
-                     dataset: str = "fashion-mnist", data_dir: str | None = None, steps: int = 14) -> dict:
-    """Write ``out``: ``checkpoint`` with its gates priced so that the mean compute on ``images`` training
-    images is at most ``target`` (a fraction of the all-8-bit network), as close to it as the bisection gets."""
-    if not 0 < target <= 1:
+def _decisions(net: DFSNet, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """(N, gated blocks) chosen widths in bits (and, with channel heads, the kept fraction beside them)."""
+    menu = torch.tensor(net.cfg.bit_menu)
+    outs = [net(images[i:i + batch_size].float()) for i in range(0, len(images), batch_size)]
+    bits = menu[torch.cat([o.choices for o in outs])].double()
+    return torch.cat([bits, torch.cat([o.kept for o in outs]).double()], 1) if net.cfg.channel_group else bits
+
+
+@torch.no_grad()
+def calibrate_budget(checkpoint: str | Path, target: float | None, out: str | Path, images: int = 2000,
+                     dataset: str = "fashion-mnist", data_dir: str | None = None, steps: int = 14,
+                     menu: tuple[int, ...] | None = None) -> dict:
+    """Write ``out``: ``checkpoint`` with its menu cut to ``menu`` (``restrict_menu``) and/or its gates priced so
+    that the mean compute on ``images`` training images is at most ``target`` (a fraction of the all-8-bit
+    network), as close to it as the bisection gets."""
+    if target is None and menu is None:
+        raise FracskipError("give --target (a compute budget to price the gates to) or --menu (entries to keep)")
+    if target is not None and not 0 < target <= 1:
         raise FracskipError(f"--target is a fraction of the 8-bit compute in (0, 1], got {target}")
     out = Path(out)
     if out.exists():
         raise FracskipError(f"{out} exists; choose another output file")
-    net, ck = load_model(checkpoint)
-    if net.cfg.channel_group:
-        raise FracskipError(f"{checkpoint} also skips channel groups: pricing prices only the bit-width choice, "
-                            "and would leave the channel heads' compute unaccounted")
-    if net.n_gated == 0 or len(net.cfg.bit_menu) < 2:
+    net, raw = load_model(checkpoint)
+    if net.n_gated == 0 or (len(net.cfg.bit_menu) < 2 and not net.cfg.channel_group):
         raise FracskipError(f"{checkpoint} has no gates to price")
-    table = cost_table(net.cfg)
-    floor = (table.fixed + sum(min(row) for row in table.gated)) / table.full
+    x = D.load(dataset, "train", data_dir, images).images
+    info: dict = {"source": str(checkpoint), "train_images": len(x)}
+    if menu is not None:
+        before = _decisions(net, x)
+        net, raw = restrict_menu(net, raw, menu)
+        info["menu"] = list(net.cfg.bit_menu)
+        info["same_decisions_pct"] = 100.0 * float((_decisions(net, x) == before).all(dim=1).double().mean())
+    if target is None:
+        info["train_compute"] = _compute(net, x)
+        return _write(raw, net, info, out)
+    floor = _floor(net)
     if target < floor:
         raise FracskipError(f"--target {target} is below this network's cheapest routing ({floor:.3f} of the 8-bit "
                             "compute: stem, first block and head always run at 8 bits)")
-    x = D.load(dataset, "train", data_dir, images).images
     bias0 = net.gate.proj.bias.detach().clone()
     cost = relative_costs(net).to(bias0.dtype)
+    heads = list(net.channel_head.proj) if net.cfg.channel_group else []
+    head0 = [p.bias.detach().clone() for p in heads]
+    per_group = group_costs(net) if heads else []
 
     def at(lam: float) -> float:
         net.gate.proj.bias.copy_(bias0 - lam * cost)
+        for p, b0, c in zip(heads, head0, per_group):
+            p.bias.copy_(b0 - lam * c)
         return _compute(net, x)
 
     lo, hi = -1.0, 1.0
@@ -76,14 +163,17 @@ def calibrate_budget(checkpoint: str | Path, target: float, out: str | Path, ima
     for _ in range(steps):
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if at(mid) <= target else (mid, hi)
-    reached = at(hi)
-    info = {"target": target, "lambda": hi, "train_images": len(x), "train_compute": reached,
-            "source": str(checkpoint)}
-    raw = load_raw(checkpoint)
+    info.update({"target": target, "lambda": hi, "train_compute": at(hi)})
+    return _write(raw, net, info, out)
+
+
+def _write(raw: dict, net: DFSNet, info: dict, out: Path) -> dict:
+    raw = dict(raw)
     raw.pop("path", None)
     raw["state_dict"] = net.state_dict()
     raw["budget"] = info
     raw.pop("eval", None)  # the source's test figures no longer describe this network
     atomic_save(raw, out)
-    log.info("priced gates: lambda %.4f, %.1f %% compute on %d training images", hi, 100 * reached, len(x))
+    log.info("wrote %s: %.1f %% compute on %d training images", out, 100 * info["train_compute"],
+             info["train_images"])
     return info

@@ -314,9 +314,9 @@ def _step(model, net: DFSNet, stage: str, x: torch.Tensor, y: torch.Tensor, cfg:
         frac = table.expected_fraction(out.masks, out.kept) if isinstance(net, LCNet) else \
             table.expected_fraction(out.masks)
         cost = frac.mean()
-        sign = 1.0 if float(cost) > cfg.target else -1.0  # the DFS sign-switching target-cost loss
+        c = float(cost.detach())
+        sign = 1.0 if c > cfg.target else -1.0  # the DFS sign-switching target-cost loss
         loss = F.cross_entropy(out.logits, y) + cfg.alpha * sign * cost
-        c = float(cost)
     if teacher is not None:
         loss = loss + cfg.distill_weight * _distill_loss(out.logits, x, teacher, cfg.distill_temperature)
     acc = float((out.logits.argmax(1) == y).float().mean())

@@ -1,6 +1,6 @@
 """The board driver of the one-pipeline accelerator (DESIGN.md, version 2): uint8 images in, per image the head's
-integer logits and the per-block decisions out, through FINN's deployment package. On the board it imports only
-numpy, the standard library and ``pynq``.
+integer logits and the per-block decisions (and keep bits) out, through FINN's deployment package. On the board it
+imports only numpy, the standard library and ``pynq``.
 
 The package is FINN's layout (``step_deployment_package``), written by ``fracskip.hls.deploy_package``::
 
@@ -9,7 +9,8 @@ The package is FINN's layout (``step_deployment_package``), written by ``fracski
                                      image stream; two outputs, the head's integers and the decisions), platform
     PACKAGE/driver/fracskip.json     fracskip's additions: host ops before and after the accelerator (the NCHW ->
                                      NHWC transpose; the head's float scale and bias), class names, the decisions
-                                     stream's layout (gate -> block, bit menu, BitOPs per choice), provenance
+                                     stream's layout (gate -> block, bit menu, BitOPs per choice; with channel
+                                     heads [d, keep] per block, its groups and BitOPs by groups kept), provenance
     PACKAGE/driver/fracskip_host.npz the host ops' constants (the head's scale and bias)
 
 ``DMAOverlay`` has FINN's ``FINNDMAOverlay`` interface (``batch_size``, ``execute``, ``execute_on_buffers``, ...)
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FracskipError, ToolMissingError
+from .controller import popcount
 from .driver import NOT_ON_A_BOARD, PLATFORMS, HostProgram, IntType, load_npz, pack, unpack
 
 FORMAT = "fracskip-accelerator/1"
@@ -66,13 +68,35 @@ class Package:
         b = self.extra.get("bitfile")
         return None if b is None else self.folder / b
 
-    def bitops(self, decisions: np.ndarray) -> np.ndarray:
-        """BitOPs per image of the decisions (menu indices), as the controller counts them."""
+    @property
+    def words_per_gate(self) -> int:
+        """1 ([d] per gated block), or 2 with channel heads ([d, keep])."""
+        return int(self.extra["decisions"].get("words_per_gate", 1))
+
+    def bitops(self, decisions: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+        """BitOPs per image of the decisions (menu indices) and keep bits, as the controller counts them: a path
+        with channel groups costs its kept groups' BitOPs."""
         d = self.extra["decisions"]
         total = np.full(len(decisions), float(d["fixed_bitops"]))
         for g, costs in enumerate(d["bitops"]):
             total += np.asarray(costs, np.float64)[decisions[:, g]]
+            if keep is None:
+                continue
+            kept = popcount(keep[:, g])
+            for k, by_kept in enumerate(d["channels"]["bitops_by_kept"][g]):
+                on = decisions[:, g] == k
+                if by_kept is not None and on.any():
+                    total[on] += np.asarray(by_kept, np.float64)[kept[on]] - costs[k]
         return total
+
+    def kept_fraction(self, decisions: np.ndarray, keep: np.ndarray) -> list[float | None]:
+        """Per gated block, the fraction of its channel groups kept over the images that ran a path with groups."""
+        ch = self.extra["decisions"]["channels"]
+        out = []
+        for g, groups in enumerate(ch["groups"]):
+            ran = np.isin(decisions[:, g], [k for k, c in enumerate(ch["bitops_by_kept"][g]) if c is not None])
+            out.append(float(popcount(keep[ran, g]).mean() / groups) if ran.any() and groups else None)
+        return out
 
 
 def load_package(folder: str | Path) -> Package:
@@ -97,9 +121,21 @@ def load_package(folder: str | Path) -> Package:
         gates, menu = d["gates"], d["bit_menu"]
         if len(d["bitops"]) != len(gates) or any(len(c) != len(menu) for c in d["bitops"]):
             raise FracskipError("decisions.bitops needs one cost per bit-menu entry for every gate")
+        words = int(d.get("words_per_gate", 1))
+        if words not in (1, 2) or (words == 2) != isinstance(d.get("channels"), dict):
+            raise FracskipError(f"decisions.words_per_gate {words}: 1, or 2 with decisions.channels")
+        if words == 2:
+            ch = d["channels"]
+            if len(ch["groups"]) != len(gates) or any(not 0 < int(n) <= 16 for n in ch["groups"]) \
+                    or len(ch["bitops_by_kept"]) != len(gates) \
+                    or any(len(c) != len(menu) or any(x is not None and len(x) != n + 1 for x in c)
+                           for c, n in zip(ch["bitops_by_kept"], ch["groups"])):
+                raise FracskipError("decisions.channels needs per gate 1..16 groups and, per bit-menu entry, "
+                                    "BitOPs for 0..groups kept (or null)")
         n_dec = int(np.prod(info["io_shape_dict"]["oshape_normal"][DECISIONS][1:]))
-        if n_dec != len(gates):
-            raise FracskipError(f"the decisions stream carries {n_dec} values, decisions.gates lists {len(gates)}")
+        if n_dec != words * len(gates):
+            raise FracskipError(f"the decisions stream carries {n_dec} values, decisions.gates lists {len(gates)} "
+                                f"of {words} word(s)")
         if not isinstance(extra.get("classes"), list) or not extra["classes"]:
             raise FracskipError("classes must be a non-empty list of names")
     except (KeyError, TypeError, IndexError) as e:
@@ -276,13 +312,15 @@ class DMAOverlay:
 @dataclass
 class Run:
     """Images through the accelerator: per image the head's integers, logits (scale and bias applied on the
-    host), the decisions (menu index per gated block), and the wall-clock seconds of the batch loop."""
+    host), the decisions (menu index per gated block), the keep bits with channel heads (group j kept at bit j,
+    per gated block; else None), and the wall-clock seconds of the batch loop."""
 
     head: np.ndarray
     logits: np.ndarray
     decisions: np.ndarray
     seconds: float
     batches: int = 0
+    keep: np.ndarray | None = None
 
 
 class AcceleratorDriver:
@@ -315,18 +353,26 @@ class AcceleratorDriver:
             head.append(np.asarray(h).reshape(len(xb), -1))
             dec.append(np.asarray(d).reshape(len(xb), -1))
         dt = time.perf_counter() - t0
-        head_i, dec_i = np.concatenate(head), np.concatenate(dec).astype(np.int64)
+        head_i, words = np.concatenate(head), np.concatenate(dec).astype(np.int64)
+        per = self.pkg.words_per_gate
+        dec_i, keep = words[:, ::per], None
         menu = len(self.pkg.extra["decisions"]["bit_menu"])
         if dec_i.size and (dec_i.min() < 0 or dec_i.max() >= menu):
             raise FracskipError(f"the accelerator returned decisions outside the bit menu (0..{menu - 1}): the "
                                 "bitstream does not match this package")
+        if per == 2:
+            keep = words[:, 1::2] & 0xFFFF  # an INT16 word: the 16th group sets its sign bit
+            groups = np.asarray(self.pkg.extra["decisions"]["channels"]["groups"])
+            if keep.size and (keep >> groups).any():
+                raise FracskipError("the accelerator returned keep bits beyond its blocks' channel groups: the "
+                                    "bitstream does not match this package")
         logits = np.asarray(self.pkg.post(head_i), np.float32)
-        return Run(head_i, logits, dec_i, dt, -(-len(x) // batch_size))
+        return Run(head_i, logits, dec_i, dt, -(-len(x) // batch_size), keep)
 
     def report(self, run: Run, labels: np.ndarray | None = None) -> dict:
         d = self.pkg.extra["decisions"]
         n = len(run.decisions)
-        bo = self.pkg.bitops(run.decisions)
+        bo = self.pkg.bitops(run.decisions, run.keep)
         res = {"backend": self.pkg.platform, "driver": type(self.overlay).__name__, "n": n,
                "images_per_s": n / run.seconds if run.seconds > 0 else None, "batches": run.batches,
                "compute_pct": float(100 * bo.mean() / d["full_8bit_bitops"]),
@@ -335,6 +381,8 @@ class AcceleratorDriver:
                                              zip(d["bit_menu"], np.bincount(run.decisions[:, g],
                                                                             minlength=len(d["bit_menu"])))}
                              for g, blk in enumerate(d["blocks"])}}
+        if run.keep is not None:
+            res["kept_channel_fraction"] = self.pkg.kept_fraction(run.decisions, run.keep)
         if labels is not None:
             labels = np.asarray(labels).reshape(-1)
             if len(labels) != n:

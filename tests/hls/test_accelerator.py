@@ -362,11 +362,11 @@ def test_emitted_hdl_synthesizes_node_by_node(network, tmp_path):
     """Yosys of the emitted HDL (hls/synth/hdl.py: each node cut out, stitched, read by read_slang): FINN's own RTL
     (MVAU_rtl with its DSP48E1 and LUT6_2, FIFOs, sliding windows) and fracskip's (bit-serial unit, gate) map to
     7-series cells; MVAU_rtl's DSP slices are what its RTL's lane packing gives (``mvau_rtl_dsp``); a FIFO a
-    frame deep takes block RAM, one 2 deep none; identical nodes are synthesized once and the totals are the
-    sum over the nodes."""
+    frame deep takes block RAM, one 2 deep none; the width converter model ``dwc_lut`` is Yosys's figure within
+    35 %; identical nodes are synthesized once and the totals are the sum over the nodes."""
     from qonnx.custom_op.registry import getCustomOp
 
-    from fracskip.hls.pipeline_folding import mvau_rtl_dsp, narrow_weights
+    from fracskip.hls.pipeline_folding import dwc_lut, mvau_rtl_dsp, narrow_weights
     from fracskip.hls.synth import hdl
 
     hw, part = network["hw"], network["part"]
@@ -393,6 +393,15 @@ def test_emitted_hdl_synthesizes_node_by_node(network, tmp_path):
     assert srl >= shallow.get_instream_width(), figs[fifos[0].name]["cells"]
     assert figs[fifos[0].name]["FF"] < 2 * shallow.get_instream_width() + 32
     assert figs[framebuf.name]["BRAM_18K"] > 0
+    # the allocator's width converter model (fitted to Yosys of dwc_axi), on the widest converter each way here
+    dwcs = [getCustomOp(n) for n in by_type["StreamingDataWidthConverter_rtl"]]
+    for narrowing in (True, False):
+        way = [d for d in dwcs if (d.get_instream_width() > d.get_outstream_width()) == narrowing]
+        d = max(way, key=lambda d: max(d.get_instream_width(), d.get_outstream_width()))
+        got = hdl.synthesize_node(hw, d.onnx_node)["LUT"]
+        model = dwc_lut(d.get_instream_width(), d.get_outstream_width())
+        print(d.onnx_node.name, d.get_instream_width(), "->", d.get_outstream_width(), "LUT", got, "model", model)
+        assert abs(model / got - 1) < 0.35
     # the whole-graph sum, cached by content: a second graph with the same nodes synthesizes nothing new
     sub = copy.deepcopy(hw)
     for n in list(sub.graph.node):

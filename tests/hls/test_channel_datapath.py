@@ -15,6 +15,8 @@ channels 0, and the ModeFork hands each the gate's [d, keep] token.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -186,3 +188,37 @@ def test_channel_accelerator_built_and_simulated(tiny_lc_build):
     print(f"channel accelerator: {res['cycles_per_image_measured']:.0f} cycles per image measured, "
           f"{res['cycles_per_image_model_these_images']:.0f} modelled; kept {res['kept_channel_fraction']}")
     assert res["cycles_per_image_measured"] <= 1.1 * res["cycles_per_image_model_these_images"]
+
+
+@pytest.mark.slow
+@pytest.mark.rtlsim
+def test_channel_accelerator_deploys(tiny_lc_build, tmp_path, capsys):
+    """The board driver on that accelerator's deployment package, through the simulated overlay (``fracskip deploy
+    PACKAGE --simulate``): it reads [d, keep] per block, its decisions, keep bits and head integers equal the
+    golden's, and it counts the kept groups' BitOPs as the controller does."""
+    from fracskip.cli import main
+    from fracskip.hls import deploy_package as DP
+    from fracskip.runtime import accelerator_driver as ad
+    from fracskip.runtime.controller import Controller
+    from fracskip.runtime.manifest import Manifest
+    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.runtime.simulate import kept_fraction
+    from fracskip.training import data as D
+
+    pkg = DP.package_from_build(tiny_lc_build, tmp_path / "package")
+    layout = ad.load_package(pkg).extra["decisions"]
+    assert layout["words_per_gate"] == 2 and layout["channels"]["groups"] == [2, 4]
+    split = D.load("synthetic", "test", limit=6)
+    np.save(tmp_path / "x.npy", split.images.numpy())
+    np.save(tmp_path / "y.npy", split.labels.numpy())
+    rc = main(["deploy", str(pkg), "--simulate", "--images", str(tmp_path / "x.npy"), "--labels",
+               str(tmp_path / "y.npy"), "--json", "--batch-size", "4"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    r = json.loads(out)
+    assert r["decisions_match_pct"] == r["keep_decisions_match_pct"] == r["bit_exact_pct"] == 100.0, r
+    assert r["accuracy"] == r["accuracy_golden"]
+    man = Manifest.load(tiny_lc_build / "export")
+    _, trace = Controller(man, QONNXBackend(man, progress=False)).run(split.images.numpy())
+    assert r["bitops_per_image"] == pytest.approx(float(trace.bitops.mean()), rel=1e-9)
+    assert r["kept_channel_fraction"] == pytest.approx(kept_fraction(man, trace.choices, trace.keep))

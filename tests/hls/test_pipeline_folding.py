@@ -110,6 +110,48 @@ def test_allocate_on_arbitrary_ladders_is_the_optimum():
     assert feasible > 50 and fits >= 0.95 * feasible and exact >= 0.9 * feasible, (feasible, fits, exact)
 
 
+def test_allocate_prices_width_converters_exactly():
+    """A chain of nodes whose rungs take and give streams of different widths: the exact allocator's optimum equals
+    the brute force's with every converter at ``converter_lut`` (narrowing priced by its wide side, widening by
+    little), and its LUTs are the rungs' plus those converters'."""
+    from fracskip.hls.pipeline_folding import Edge, converter_lut
+
+    rng = np.random.default_rng(5)
+    feasible = narrowing = 0
+    for _ in range(120):
+        ladders = []
+        for i in range(int(rng.integers(2, 5))):
+            n = int(rng.integers(1, 4))
+            cycles = np.sort(rng.choice(np.arange(10, 400), n, replace=False))
+            lut = np.sort(rng.integers(0, 600, n))[::-1]
+            rungs = [Rung({"i": j}, {"all": int(cycles[j])}, {"LUT": float(lut[j]), "BRAM_18K": 0.0, "URAM": 0.0,
+                                                                "DSP": 0.0}, float(cycles[j]),
+                          in_widths=(int(8 << rng.integers(0, 5)),), out_widths=(int(8 << rng.integers(0, 5)),))
+                     for j in range(n)]
+            ladders.append(NodeLadder(f"n{i}", "X", "s", {"all": 1.0}, rungs))
+        edges = tuple(Edge(a.node, 0, b.node, 0) for a, b in zip(ladders, ladders[1:]))
+        budget = {"LUT": float(rng.integers(200, 4000)), "BRAM_18K": 1.0, "URAM": 0.0, "DSP": 1.0}
+
+        def lut_of(combo):
+            conv = sum(converter_lut(a.rungs[i].out_widths[0], b.rungs[j].in_widths[0])
+                       for (a, i), (b, j) in zip(zip(ladders, combo), zip(ladders[1:], combo[1:])))
+            return sum(lad.rungs[k].resources["LUT"] for lad, k in zip(ladders, combo)) + conv
+
+        want = None
+        for combo in itertools.product(*[range(len(lad.rungs)) for lad in ladders]):
+            if lut_of(combo) <= budget["LUT"]:
+                t = max(lad.rungs[k].expected for lad, k in zip(ladders, combo))
+                want = t if want is None else min(want, t)
+        got = allocate(ladders, budget, edges=edges)
+        assert got.fits == (want is not None) and (want is None or got.cycles == want), (want, got)
+        combo = [got.rungs[lad.node] for lad in ladders]
+        assert got.resources["LUT"] == pytest.approx(lut_of(combo))
+        feasible += want is not None
+        narrowing += any(a.rungs[i].out_widths[0] > b.rungs[j].in_widths[0]
+                         for (a, i), (b, j) in zip(zip(ladders, combo), zip(ladders[1:], combo[1:])))
+    assert 30 < feasible < 120 and narrowing > 5, (feasible, narrowing)
+
+
 def test_allocate_inserted_counts_what_finn_inserts():
     """What FINN inserts between nodes depends on neighbouring choices (a width converter where two streams
     differ), so no ladder can hold it: ``allocate_inserted`` reserves it and allocates again. Never a fit claimed

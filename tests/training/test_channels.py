@@ -272,3 +272,27 @@ def test_channel_export_golden_controller_matches_torch(tiny_lc_export, capsys):
     out = tiny_lc_export.parent / "build"  # the cores of the per-core flow take no keep mask
     assert main(["build", str(tiny_lc_export), "--board", "Pynq-Z2", "-o", str(out), "--per-core"]) == 2
     assert "--per-core" in capsys.readouterr().err and not out.exists()
+
+
+def test_budget_prices_channel_groups(tmp_path):
+    """`fracskip budget` on the shipped lcnet (channels at one width): one price moves every channel head's bias
+    by its group's share of the block, so fewer groups are kept, and the compute on the training images lands at
+    or below the target; the priced checkpoint evaluates at that compute (the same count as the trainer's)."""
+    from fracskip.training.budget import _compute, calibrate_budget, group_costs
+
+    net, _ = load_model("lcnet")
+    x = D.load("fashion-mnist", "train", None, 300).images
+    before = _compute(net, x)
+    info = calibrate_budget("lcnet", 0.28, tmp_path / "p.pt", images=300)
+    assert info["train_compute"] <= 0.28 < before and info["lambda"] > 0
+    priced, _ = load_model(str(tmp_path / "p.pt"))
+    assert _compute(priced, x) == pytest.approx(info["train_compute"])
+    shares = group_costs(net)
+    for g, (a, b) in enumerate(zip(net.channel_head.proj, priced.channel_head.proj)):
+        assert torch.equal(a.weight, b.weight)
+        assert torch.allclose(a.bias - b.bias, torch.full_like(a.bias, info["lambda"] * shares[g]))
+    with torch.no_grad():
+        kept = [float(m(x[:100].float()).kept.mean()) for m in (net, priced)]
+    assert kept[1] < kept[0]
+    with pytest.raises(FracskipError, match="cheapest routing"):
+        calibrate_budget("lcnet", 0.15, tmp_path / "q.pt", images=50)

@@ -162,3 +162,27 @@ def test_torchrun_ddp_keeps_replicas_equal(tmp_path):
     drifted = [k for k in l0 if not torch.equal(l0[k], l1[k])]
     assert drifted, "without the all-reduce the replicas should differ: the test could not fail"
     assert any(not torch.equal(l0[k], r0[k]) for k in r0)
+
+
+def test_budget_menu_drops_entries_the_gates_do_not_use(tmp_path, capsys):
+    """`fracskip budget default --menu 0,2,4`: the shipped default never chooses 8 bits, so without its 8-bit paths
+    and gate output every image decides as before and gets the same logits; the menu must keep skip and a width,
+    and may only drop entries."""
+    rc = main(["budget", "default", "--menu", "0,2,4", "-o", str(tmp_path / "m.pt"), "--images", "300", "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert rc == 0 and info["menu"] == [0, 2, 4] and info["same_decisions_pct"] == 100.0
+    full, _ = load_model("default")
+    small, raw = load_model(str(tmp_path / "m.pt"))
+    assert small.cfg.bit_menu == (0, 2, 4) and small.cfg.path_bits == (2, 4)
+    assert not [k for k in raw["state_dict"] if ".paths.b8." in k and not k.startswith("blocks.0.")]
+    x = D.load("fashion-mnist", "test", None, 200).images.float()
+    with torch.no_grad():
+        a, b = full(x), small(x)
+    assert torch.equal(torch.tensor(full.cfg.bit_menu)[a.choices], torch.tensor(small.cfg.bit_menu)[b.choices])
+    assert torch.equal(a.logits, b.logits)
+    from fracskip.training.budget import calibrate_budget
+
+    for menu, msg in (("2,4", "must keep 0"), ("0,3", "not on this checkpoint's menu"), ("0", "nothing to choose")):
+        with pytest.raises(FracskipError, match=msg):
+            calibrate_budget("default", None, tmp_path / "x.pt", images=10, menu=tuple(int(b) for b in menu.split(",")))
+    assert not (tmp_path / "x.pt").exists()
