@@ -171,7 +171,7 @@ def _write(raw: dict, net: DFSNet, info: dict, out: Path) -> dict:
     raw = dict(raw)
     raw.pop("path", None)
     raw["state_dict"] = net.state_dict()
-    raw["budget"] = info
+    raw["budget"] = {**info, "before": raw["budget"]} if "budget" in raw else info  # a priced model priced again
     raw.pop("eval", None)  # the source's test figures no longer describe this network
     atomic_save(raw, out)
     log.info("wrote %s: %.1f %% compute on %d training images", out, 100 * info["train_compute"],
