@@ -69,7 +69,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FracskipError
-from ..runtime.intgate import IntGateParams
+from ..runtime.intgate import IntGateParams, split_decisions
 from ..runtime.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -574,9 +574,8 @@ class AcceleratorRun:
 def _run(out: dict[str, np.ndarray], n: int, per_block: int, **cycles) -> AcceleratorRun:
     """The head's integers and the decision output, [d] or [d, keep] per gated block, of ``n`` images."""
     head = next(v for k, v in out.items() if k != DECISIONS)
-    dec = out.get(DECISIONS, np.zeros((n, 0))).reshape(n, -1).astype(np.int64)
-    keep = dec[:, 1::2] & 0xFFFF if per_block == 2 else None  # an INT16 word: 16 groups set its sign bit
-    return AcceleratorRun(head.reshape(n, -1), dec[:, ::per_block], keep=keep, **cycles)
+    dec, keep = split_decisions(out.get(DECISIONS, np.zeros((n, 0))).reshape(n, -1), per_block)
+    return AcceleratorRun(head.reshape(n, -1), dec, keep=keep, **cycles)
 
 
 def decision_words(model) -> int:

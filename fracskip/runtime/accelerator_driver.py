@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FracskipError, ToolMissingError
-from .controller import popcount
+from .controller import kept_fraction, popcount
 from .driver import NOT_ON_A_BOARD, PLATFORMS, HostProgram, IntType, load_npz, pack, unpack
+from .intgate import split_decisions
 
 FORMAT = "fracskip-accelerator/1"
 SETTINGS, EXTRA, HOST_NPZ = "driver/settings.json", "driver/fracskip.json", "driver/fracskip_host.npz"
@@ -92,11 +93,8 @@ class Package:
     def kept_fraction(self, decisions: np.ndarray, keep: np.ndarray) -> list[float | None]:
         """Per gated block, the fraction of its channel groups kept over the images that ran a path with groups."""
         ch = self.extra["decisions"]["channels"]
-        out = []
-        for g, groups in enumerate(ch["groups"]):
-            ran = np.isin(decisions[:, g], [k for k, c in enumerate(ch["bitops_by_kept"][g]) if c is not None])
-            out.append(float(popcount(keep[ran, g]).mean() / groups) if ran.any() and groups else None)
-        return out
+        grouped = [[k for k, c in enumerate(by_kept) if c is not None] for by_kept in ch["bitops_by_kept"]]
+        return kept_fraction(decisions, keep, ch["groups"], grouped)
 
 
 def load_package(folder: str | Path) -> Package:
@@ -353,15 +351,13 @@ class AcceleratorDriver:
             head.append(np.asarray(h).reshape(len(xb), -1))
             dec.append(np.asarray(d).reshape(len(xb), -1))
         dt = time.perf_counter() - t0
-        head_i, words = np.concatenate(head), np.concatenate(dec).astype(np.int64)
-        per = self.pkg.words_per_gate
-        dec_i, keep = words[:, ::per], None
+        head_i = np.concatenate(head)
+        dec_i, keep = split_decisions(np.concatenate(dec), self.pkg.words_per_gate)
         menu = len(self.pkg.extra["decisions"]["bit_menu"])
         if dec_i.size and (dec_i.min() < 0 or dec_i.max() >= menu):
             raise FracskipError(f"the accelerator returned decisions outside the bit menu (0..{menu - 1}): the "
                                 "bitstream does not match this package")
-        if per == 2:
-            keep = words[:, 1::2] & 0xFFFF  # an INT16 word: the 16th group sets its sign bit
+        if keep is not None:
             groups = np.asarray(self.pkg.extra["decisions"]["channels"]["groups"])
             if keep.size and (keep >> groups).any():
                 raise FracskipError("the accelerator returned keep bits beyond its blocks' channel groups: the "

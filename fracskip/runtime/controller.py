@@ -155,3 +155,14 @@ class Controller:
 def popcount(bits: np.ndarray) -> np.ndarray:
     """Set bits of each element: keep bits -> channel groups kept."""
     return np.array([bin(int(b)).count("1") for b in np.asarray(bits).ravel()], dtype=np.int64).reshape(np.shape(bits))
+
+
+def kept_fraction(choices: np.ndarray, keep: np.ndarray, groups: list[int],
+                  grouped: list[list[int]]) -> list[float | None]:
+    """Per gated block g, the fraction of its ``groups[g]`` channel groups kept, over the inputs whose choice is one
+    of the menu indices ``grouped[g]`` (the paths with channel groups); None where no input ran one."""
+    frac = []
+    for g, (n, with_groups) in enumerate(zip(groups, grouped)):
+        ran = np.isin(choices[:, g], with_groups)
+        frac.append(float(popcount(keep[ran, g]).mean() / n) if ran.any() and n else None)
+    return frac

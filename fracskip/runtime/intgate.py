@@ -46,6 +46,14 @@ def pack_keep(keep: np.ndarray) -> np.ndarray:
     return (keep << np.arange(keep.shape[-1])).sum(axis=-1)
 
 
+def split_decisions(words: np.ndarray, per_block: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """An accelerator's decision output (N, gated blocks * per_block) -> (menu indices, keep bits or None): [d] or,
+    with channel heads, [d, keep] per gated block. The keep word is INT16: a 16th group's bit comes back as the
+    sign."""
+    words = np.asarray(words).astype(np.int64)
+    return words[:, ::per_block], (words[:, 1::2] & 0xFFFF if per_block == 2 else None)
+
+
 def keep_mask(bits, groups: int, group: int) -> np.ndarray:
     """Keep bits (...,) -> 0/1 per channel (..., groups * group): the ``group`` channels of group g follow bit g."""
     return ((np.asarray(bits, np.int64)[..., None] >> np.arange(groups)) & 1).repeat(group, axis=-1)

@@ -131,14 +131,12 @@ def _channel_figures(m: Manifest, choices: np.ndarray, keep: np.ndarray, ref_kee
 
 def kept_fraction(m: Manifest, choices: np.ndarray, keep: np.ndarray) -> list[float | None]:
     """Per gated block, the fraction of its channel groups kept, over the inputs that ran a path with groups."""
-    from .controller import popcount
+    from . import controller
 
-    frac = []
-    for g, blk in enumerate(m.gated_blocks):
-        groups = [p["channels"]["groups"] for p in blk["paths"].values() if "channels" in p]
-        ran = np.isin(choices[:, g], [k for k, b in enumerate(m.bit_menu) if "channels" in blk["paths"][str(b)]])
-        frac.append(float(popcount(keep[ran, g]).mean() / groups[0]) if ran.any() and groups else None)
-    return frac
+    groups = [next((p["channels"]["groups"] for p in blk["paths"].values() if "channels" in p), 0)
+              for blk in m.gated_blocks]
+    grouped = [[k for k, b in enumerate(m.bit_menu) if "channels" in blk["paths"][str(b)]] for blk in m.gated_blocks]
+    return controller.kept_fraction(choices, keep, groups, grouped)
 
 
 def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray,
