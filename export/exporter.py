@@ -66,14 +66,16 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
         x = StemCore(net)(images)
     shapes.append(list(x.shape))
     blocks = []
+    route_bitops = table.route_bitops()
     for i, blk in enumerate(net.blocks):
         gated = i > 0
-        bits_list = menu if gated else [q.FULL_BITS]
+        # a gated block: the menu's paths, then any width no gate chooses (for the static networks)
+        bits_list = list(cfg.routes) if gated else [q.FULL_BITS]
         paths = {}
         with torch.no_grad():
             y = PathCore(blk, bits_list[-1] if bits_list[-1] else q.FULL_BITS)(x)
         for k, bits in enumerate(bits_list):
-            bitops = table.gated[i - 1][k] if gated else table.first_block
+            bitops = route_bitops[i - 1][k] if gated else table.first_block
             if blk.path(bits) is None:
                 paths[str(bits)] = {"core": None, "kind": "identity", "bitops": 0}
                 continue

@@ -72,9 +72,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
     split = D.load(dataset, "test", a.data, a.limit)
     forced = None
     if a.bits is not None:
-        if a.bits not in net.cfg.bit_menu:
-            raise FracskipError(f"--bits {a.bits} is not in this model's bit menu {list(net.cfg.bit_menu)}")
-        forced = torch.full((len(split), net.n_gated), net.cfg.bit_menu.index(a.bits))
+        if a.bits not in net.cfg.routes:
+            raise FracskipError(f"--bits {a.bits}: this model's gated blocks have paths at "
+                                f"{', '.join(map(str, net.cfg.routes))} bits (0 = skip)")
+        forced = torch.full((len(split), net.n_gated), net.cfg.routes.index(a.bits))
     ev = evaluate(net, split, choices=forced, progress=not a.json)
     if a.bits is not None:
         ev["forced_bits"] = a.bits
@@ -338,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "synthetic"))
     e.add_argument("--data", help="dataset folder")
     e.add_argument("--limit", type=int, help="first N test images")
-    e.add_argument("--bits", type=int, help="run every gated block at this menu entry instead of the gates' choice "
-                                            "(0 = skip): the backbone at one fixed precision")
+    e.add_argument("--bits", type=int, help="run every gated block at this width instead of the gates' choice "
+                                            "(0 = skip; a width the backbone has beyond the menu too): the backbone "
+                                            "at one fixed precision")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
 

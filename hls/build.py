@@ -238,14 +238,15 @@ def _synth_section(rep: dict, where) -> dict:
 
 
 def _baselines(out: Path, cfg: BuildConfig, progress: bool) -> dict:
-    """Each static pipeline of the menu's widths emitted as the accelerator is (``build_accelerator``); its
-    summary.json section: per design, the folding's and the emitted HDL's figures."""
+    """Each static pipeline of the export's widths (``Manifest.routes``: the menu's and any beyond it) emitted as
+    the accelerator is (``build_accelerator``); its summary.json section: per design, the folding's and the emitted
+    HDL's figures."""
     from .accelerator import MODELS, STATIC, build_accelerator, design_dir, sizing_images, static_bits
 
-    menu = Manifest.load(out / "export").bit_menu
+    routes = Manifest.load(out / "export").routes
     images = sizing_images(out, cfg.accelerator_images)
     section = {}
-    for design in (d for d in STATIC if static_bits(d) in menu):
+    for design in (d for d in STATIC if static_bits(d) in routes):
         rep = build_accelerator(out, images, design=design, progress=progress, synth=cfg.synth, jobs=cfg.workers)
         where = design_dir(out, design).relative_to(out)
         section[design] = {
@@ -339,9 +340,10 @@ def core_probabilities(manifest: Manifest, calib: dict) -> dict[str, float]:
     for blk in manifest.blocks:
         for bits, p in blk["paths"].items():
             if p.get("core"):
-                prob[p["core"]] = calib["frequencies"][blk["gate"]][bits] if blk["gated"] else 1.0
+                # a width beyond the menu (static networks only) is never chosen
+                prob[p["core"]] = calib["frequencies"][blk["gate"]].get(bits, 0.0) if blk["gated"] else 1.0
             for k, c in p.get("channels", {}).get("kept", {}).items():  # a channel path: that many groups kept
-                prob[c["core"]] = calib["kept"][blk["gate"]][bits].get(k, 0.0)
+                prob[c["core"]] = calib["kept"][blk["gate"]].get(bits, {}).get(k, 0.0)
     return prob
 
 

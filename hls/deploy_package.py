@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import FracskipError
 from ..outdir import staged
 from ..runtime import accelerator_driver as ad
+from ..runtime.controller import bitops_by_kept
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +152,12 @@ def decisions_layout(man) -> dict:
            "bitops": [[blk["paths"][str(b)]["bitops"] for b in man.bit_menu] for blk in man.gated_blocks],
            "fixed_bitops": fixed, "full_8bit_bitops": man.data["bitops"]["full_8bit"]}
     if man.channel_group:
-        def by_kept(path):
-            ch = path.get("channels")
-            return None if ch is None else [0] + [ch["kept"][str(k)]["bitops"] for k in range(1, ch["groups"] + 1)]
-
         out["channels"] = {
             "group": man.channel_group,
             "groups": [next((p["channels"]["groups"] for p in blk["paths"].values() if "channels" in p), 0)
                        for blk in man.gated_blocks],
-            "bitops_by_kept": [[by_kept(blk["paths"][str(b)]) for b in man.bit_menu] for blk in man.gated_blocks]}
+            "bitops_by_kept": [[bitops_by_kept(blk["paths"][str(b)]) for b in man.bit_menu]
+                               for blk in man.gated_blocks]}
     return out
 
 

@@ -1102,8 +1102,8 @@ def _designs(build_dir: Path, names: tuple[str, ...] | None = None) -> dict:
         designs["dfs"] = (dfs, freq, "one pipeline: stem, blocks (gated ones: gate, frame buffer, bit-serial "
                                      "datapath, skip routed past), global sum, head; E[cycles] under the gates' "
                                      "path frequencies")
-    for bits in (2, 4, 8):
-        if bits in menu and (names is None or f"static_W{bits}A{bits}" in names):
+    for bits in (2, 4, 8):  # the widths the export has paths for: the menu's and any beyond it
+        if bits in man.routes and (names is None or f"static_W{bits}A{bits}" in names):
             designs[f"static_W{bits}A{bits}"] = (compose_static(build_dir, bits), {},
                                                  f"one pipeline: stem, every block at {bits} bits, global sum, head")
     return {"board": board, "budget_fraction": summary["budget_fraction"], "budget": budget, "menu": menu,

@@ -64,12 +64,14 @@ def _floor(net: DFSNet) -> float:
     if not net.cfg.channel_group:
         return (table.fixed + sum(min(row) for row in table.gated)) / table.full
     one = torch.tensor([[1.0 / n for n in group_counts(net.cfg)]], dtype=torch.float64)
-    return float((table.fixed + table._per_block(one)[0].min(dim=1).values.sum()) / table.full)
+    menu = table.per_block(one)[0, :, :len(table.bit_menu)]
+    return float((table.fixed + menu.min(dim=1).values.sum()) / table.full)
 
 
 def restrict_menu(net: DFSNet, raw: dict, menu: tuple[int, ...]) -> tuple[DFSNet, dict]:
-    """(network, checkpoint dict) with only ``menu``'s entries of the bit menu: the dropped widths' paths, their
-    rows of the gate's output layer and (channel heads) their per-mode scales removed; the rest as it was."""
+    """(network, checkpoint dict) with only ``menu``'s entries of the bit menu: the dropped entries' rows of the
+    gate's output layer removed. Their paths stay (``ModelConfig.routes``): the gates cannot choose them, and the
+    static networks of those widths (``fracskip eval --bits``, the build's baselines) still run."""
     old = tuple(net.cfg.bit_menu)
     menu = tuple(sorted(set(menu)))
     if not set(menu) <= set(old):
@@ -80,21 +82,10 @@ def restrict_menu(net: DFSNet, raw: dict, menu: tuple[int, ...]) -> tuple[DFSNet
     if not [b for b in menu if b] or (len(menu) < 2 and not net.cfg.channel_group):
         raise FracskipError(f"--menu {','.join(map(str, menu))} leaves the gates nothing to choose: keep a width "
                             "and another entry")
-    dropped = {b for b in old if b not in menu}
-    paths = tuple(b for b in net.cfg.path_bits if b not in dropped)
     keep_rows = [old.index(b) for b in menu]
-    keep_paths = [net.cfg.path_bits.index(b) for b in paths]
-    state = {}
-    for k, v in net.state_dict().items():
-        part = k.split(".")
-        if part[0] == "blocks" and part[1] != "0" and part[2] == "paths" and int(part[3][1:]) in dropped:
-            continue
-        if k in ("gate.proj.weight", "gate.proj.bias"):
-            v = v[keep_rows]
-        elif part[0] == "channel_scale":
-            v = v[keep_paths]
-        state[k] = v.clone()
-    raw = dict(raw, model_config=dict(raw["model_config"], bit_menu=list(menu), path_bits=list(paths)),
+    state = {k: (v[keep_rows] if k in ("gate.proj.weight", "gate.proj.bias") else v).clone()
+             for k, v in net.state_dict().items()}
+    raw = dict(raw, model_config=dict(raw["model_config"], bit_menu=list(menu), path_bits=list(net.cfg.path_bits)),
                state_dict=state)
     small = build(model_config(raw))
     load_state(small, state, strict=True)

@@ -158,7 +158,7 @@ class LCNet(DFSNet):
     def _route_lc(self, g: int, blk: DFSBlock, x, choice: torch.Tensor, mask: torch.Tensor | None,
                   km: torch.Tensor, nkept: torch.Tensor):
         """``DFSNet._route`` with every input's channel groups: each input through its chosen path only."""
-        menu, pbits = self.cfg.bit_menu, self.cfg.path_bits
+        menu, routes, pbits = self.cfg.bit_menu, self.cfg.routes, self.cfg.path_bits
         ch = km.repeat_interleave(self.cfg.channel_group, dim=1).to(x.value.dtype)  # (B, cout)
         scales = self.mode_scales(g)
 
@@ -172,13 +172,13 @@ class LCNet(DFSNet):
 
         used = torch.unique(choice).tolist()
         if len(used) == 1:
-            y = run(x, menu[used[0]], None)
+            y = run(x, routes[used[0]], None)
         else:
             y = torch.zeros(x.value.shape[0], blk.cout, *self._out_hw(blk, x), dtype=x.value.dtype,
                             device=x.value.device)
             for k in used:
                 idx = (choice == k).nonzero(as_tuple=True)[0]
-                y = y.index_copy(0, idx, run(_take(x, idx), menu[k], idx))
+                y = y.index_copy(0, idx, run(_take(x, idx), routes[k], idx))
         if mask is not None:
             with torch.no_grad():
                 outs = [run(x, b, None) for b in menu]
@@ -194,26 +194,26 @@ class ChannelCostTable(CostTable):
 
     def __init__(self, base: CostTable):
         super().__init__(**{k: getattr(base, k) for k in ("bit_menu", "stem", "first_block", "head", "gated",
-                                                           "block_macs")})
+                                                           "block_macs", "beyond")})
         self._chan = torch.tensor([m["conv1"] + m["conv2"] for m in self.block_macs[1:]], dtype=torch.float64)
 
-    def _per_block(self, kept: torch.Tensor) -> torch.Tensor:
-        """(N, G) kept fractions -> (N, G, K) BitOPs of every menu entry."""
-        full = torch.tensor(self.gated, dtype=torch.float64, device=kept.device)  # (G, K), f = 1
-        bits2 = torch.tensor([b * b for b in self.bit_menu], dtype=torch.float64, device=kept.device)
+    def per_block(self, kept: torch.Tensor) -> torch.Tensor:
+        """(N, G) kept fractions -> (N, G, routes) BitOPs of every route (the menu's entries, then beyond)."""
+        full = torch.tensor(self.route_bitops(), dtype=torch.float64, device=kept.device)  # (G, routes), f = 1
+        bits2 = torch.tensor([b * b for b in self.routes], dtype=torch.float64, device=kept.device)
         saved = (1 - kept.double())[..., None] * self._chan.to(kept.device)[:, None] * bits2  # dropped folds
         return full - saved * (bits2 > 0)
 
     def per_input(self, choices: torch.Tensor, kept: torch.Tensor | None = None) -> torch.Tensor:
         if kept is None or choices.numel() == 0:
             return super().per_input(choices)
-        table = self._per_block(kept.cpu())
+        table = self.per_block(kept.cpu())
         return self.fixed + table.gather(2, choices.cpu().long()[..., None])[..., 0].sum(1)
 
     def expected_fraction(self, masks: torch.Tensor, kept: torch.Tensor | None = None) -> torch.Tensor:
         if kept is None:
             return super().expected_fraction(masks)
-        table = self._per_block(kept).to(masks.dtype)
+        table = self.per_block(kept)[..., :masks.shape[-1]].to(masks.dtype)
         return (self.fixed + (masks * table).sum(dim=(1, 2))) / self.full
 
 

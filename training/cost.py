@@ -22,7 +22,7 @@ def conv_macs(cin: int, cout: int, k: int, hout: int, wout: int) -> int:
 
 @dataclass
 class CostTable:
-    """BitOPs of the fixed parts and of every (gated block, menu entry)."""
+    """BitOPs of the fixed parts and of every (gated block, menu entry), and of the widths beyond the menu."""
 
     bit_menu: tuple[int, ...]
     stem: int
@@ -30,6 +30,16 @@ class CostTable:
     head: int
     gated: list[list[int]]  # [gated block][menu index] -> BitOPs
     block_macs: list[dict[str, int]]  # per block: MACs of conv1, conv2, shortcut
+    beyond: tuple[int, ...] = ()  # path widths no gate chooses (ModelConfig.routes): static networks only
+
+    @property
+    def routes(self) -> tuple[int, ...]:
+        return tuple(self.bit_menu) + tuple(self.beyond)
+
+    def route_bitops(self) -> list[list[int]]:
+        """[gated block][route index] -> BitOPs: the menu's entries, then the widths beyond it."""
+        return [row + [_path_bitops(m, b, "shortcut" in m) for b in self.beyond]
+                for row, m in zip(self.gated, self.block_macs[1:])]
 
     @property
     def fixed(self) -> int:
@@ -44,8 +54,8 @@ class CostTable:
         return self.fixed + sum(_path_bitops(m, q.FULL_BITS, False) for m in self.block_macs[1:])
 
     def per_input(self, choices: torch.Tensor) -> torch.Tensor:
-        """(N, gated blocks) menu indices -> (N,) BitOPs."""
-        table = torch.tensor(self.gated, dtype=torch.float64)  # (G, K)
+        """(N, gated blocks) route indices (``routes``: the menu's, then beyond) -> (N,) BitOPs."""
+        table = torch.tensor(self.route_bitops(), dtype=torch.float64)  # (G, routes)
         if choices.numel() == 0:
             return torch.full((choices.shape[0],), float(self.fixed), dtype=torch.float64)
         picked = table.gather(1, choices.T.cpu().long()).T  # (N, G)
@@ -76,4 +86,4 @@ def cost_table(cfg: ModelConfig) -> CostTable:
     first = _path_bitops(macs[0], q.FULL_BITS, False)
     gated = [[_path_bitops(m, b, "shortcut" in m) for b in cfg.bit_menu] for m in macs[1:]]
     head = cfg.widths[-1] * cfg.num_classes * q.FULL_BITS * q.FULL_BITS
-    return CostTable(cfg.bit_menu, stem, first, head, gated, macs)
+    return CostTable(cfg.bit_menu, stem, first, head, gated, macs, cfg.routes[len(cfg.bit_menu):])

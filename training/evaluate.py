@@ -31,15 +31,16 @@ def evaluate(net: DFSNet, split: D.Split, batch_size: int = 256, choices: torch.
     ch = torch.cat(picked)
     kept = torch.cat(kept).double() if lc else None
     bitops = table.per_input(ch, kept) if lc else table.per_input(ch)
-    menu = net.cfg.bit_menu
-    counts = [{str(b): int((ch[:, g] == k).sum()) for k, b in enumerate(menu)} for g in range(ch.shape[1])]
+    # the menu's entries, and a width beyond it where one was forced
+    routes = [(k, b) for k, b in enumerate(net.cfg.routes) if k < len(net.cfg.bit_menu) or bool((ch == k).any())]
+    counts = [{str(b): int((ch[:, g] == k).sum()) for k, b in routes} for g in range(ch.shape[1])]
     ev = {
         "n": len(split),
         "accuracy": correct / max(len(split), 1),
         "compute_pct": float(100 * bitops.mean() / table.full),
         "bitops_per_input": float(bitops.mean()),
         "bitops_full_8bit": table.full,
-        "bit_menu": list(menu),
+        "bit_menu": list(net.cfg.bit_menu),
         "choices": counts,
         "gate_params": sum(p.numel() for p in net.gate.parameters()),
     }
@@ -51,7 +52,7 @@ def evaluate(net: DFSNet, split: D.Split, batch_size: int = 256, choices: torch.
 def channel_report(net: LCNet, choices: torch.Tensor, kept: torch.Tensor) -> dict:
     """Per gated block, the mean fraction of its channels kept by the inputs that ran its convolutions (not
     skipped); and over all inputs, a skip counting as no channel."""
-    ran = torch.tensor([b != 0 for b in net.cfg.bit_menu])[choices]  # (N, G)
+    ran = torch.tensor([b != 0 for b in net.cfg.routes])[choices]  # (N, G)
     per_block = [None if not bool(ran[:, g].any()) else float(kept[ran[:, g], g].mean()) for g in range(kept.shape[1])]
     return {"mode": mode_of(net.cfg),
             "channel_group": net.cfg.channel_group, "channel_groups": list(net.groups),
@@ -84,7 +85,7 @@ def recalibrate_bn(net: DFSNet, split: D.Split, images: int = 2000, batch_size: 
     for m in bns:
         m.train()
     sub = split.subset(images)
-    routings = [torch.full((batch_size, net.n_gated), k) for k in range(len(net.cfg.bit_menu))] if every_path \
+    routings = [torch.full((batch_size, net.n_gated), k) for k in range(len(net.cfg.routes))] if every_path \
         else [choices]
     for forced in routings:
         for x, _ in D.batches(sub, batch_size, shuffle=False):

@@ -60,6 +60,12 @@ class ModelConfig:
                 raise FracskipError("channel skipping needs the integer gate (gate='int')")
 
     @property
+    def routes(self) -> tuple[int, ...]:
+        """What a forced choice index names: the menu's entries, then the path widths no gate chooses (a menu cut
+        by ``fracskip budget --menu`` keeps its dropped widths' paths for the static networks)."""
+        return self.bit_menu + tuple(b for b in self.path_bits if b not in self.bit_menu)
+
+    @property
     def blocks_per_stage(self) -> int:
         return (self.depth - 2) // 6
 
@@ -261,9 +267,9 @@ class DFSNet(nn.Module):
                 straight_through: bool = False) -> DFSOutput:
         """Run the network.
 
-        choices: (B, gated blocks) menu indices to force (static baselines, stage 1 sampling, golden
-        checks); None lets the gates decide. straight_through: make the gate decisions differentiable
-        (stages 2 and 3).
+        choices: (B, gated blocks) indices into ``cfg.routes`` (the menu's, then widths beyond it) to force
+        (static baselines, stage 1 sampling, golden checks); None lets the gates decide. straight_through: make the
+        gate decisions differentiable (stages 2 and 3).
         """
         if images.dim() != 4:
             raise FracskipError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
@@ -301,16 +307,16 @@ class DFSNet(nn.Module):
                mask: torch.Tensor | None) -> IntQuantTensor:
         """Send every input through its chosen path only; with a straight-through mask, let the gradient
         reach the gate through every path's output (their values enter with weight mask - mask = 0)."""
-        menu = self.cfg.bit_menu
+        menu, routes = self.cfg.bit_menu, self.cfg.routes
         used = torch.unique(choice).tolist()
         if len(used) == 1:
-            y = blk.run(x, menu[used[0]]).value
+            y = blk.run(x, routes[used[0]]).value
         else:
             y = torch.zeros(x.value.shape[0], blk.cout, *self._out_hw(blk, x), dtype=x.value.dtype,
                             device=x.value.device)
             for k in used:
                 idx = (choice == k).nonzero(as_tuple=True)[0]
-                y = y.index_copy(0, idx, blk.run(_take(x, idx), menu[k]).value)
+                y = y.index_copy(0, idx, blk.run(_take(x, idx), routes[k]).value)
         if mask is not None:
             with torch.no_grad():
                 outs = [blk.run(x, b).value for b in menu]

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FracskipError, ToolMissingError
-from .controller import kept_fraction, popcount
+from .controller import count_bitops, kept_fraction
 from .driver import NOT_ON_A_BOARD, PLATFORMS, HostProgram, IntType, load_npz, pack, unpack
 from .intgate import split_decisions
 
@@ -78,17 +78,8 @@ class Package:
         """BitOPs per image of the decisions (menu indices) and keep bits, as the controller counts them: a path
         with channel groups costs its kept groups' BitOPs."""
         d = self.extra["decisions"]
-        total = np.full(len(decisions), float(d["fixed_bitops"]))
-        for g, costs in enumerate(d["bitops"]):
-            total += np.asarray(costs, np.float64)[decisions[:, g]]
-            if keep is None:
-                continue
-            kept = popcount(keep[:, g])
-            for k, by_kept in enumerate(d["channels"]["bitops_by_kept"][g]):
-                on = decisions[:, g] == k
-                if by_kept is not None and on.any():
-                    total[on] += np.asarray(by_kept, np.float64)[kept[on]] - costs[k]
-        return total
+        by_kept = d["channels"]["bitops_by_kept"] if "channels" in d else [[None] * len(c) for c in d["bitops"]]
+        return count_bitops(d["fixed_bitops"], d["bitops"], by_kept, decisions, keep)
 
     def kept_fraction(self, decisions: np.ndarray, keep: np.ndarray) -> list[float | None]:
         """Per gated block, the fraction of its channel groups kept over the images that ran a path with groups."""

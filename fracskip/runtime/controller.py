@@ -47,13 +47,15 @@ class Controller:
         self.gates = IntGates(IntGateParams.from_json(manifest.data["gates"]))
         self.record = record
         self.menu = manifest.bit_menu
+        self.routes = manifest.routes  # the menu's entries, then widths only a static network runs
 
     def run(self, images: np.ndarray, bits: int | None = None) -> tuple[np.ndarray, Trace]:
         """images: (N, C, H, W) raw uint8 pixels -> logits (N, classes) and the trace. ``bits``: every gated block
-        at this width of the menu, the gates not run (the static network of that width)."""
-        if bits is not None and bits not in self.menu:
-            raise FracskipError(f"{bits} bits is not on the bit menu {list(self.menu)}")
-        forced = None if bits is None else list(self.menu).index(bits)
+        at this width (of ``routes``), the gates not run (the static network of that width); the trace's choices
+        then index ``routes``."""
+        if bits is not None and bits not in self.routes:
+            raise FracskipError(f"{bits} bits: the gated blocks have paths at {', '.join(map(str, self.routes))}")
+        forced = None if bits is None else self.routes.index(bits)
         exp = tuple(self.m.data["input"]["shape"][1:])
         if images.ndim != 4 or tuple(images.shape[1:]) != exp:
             raise FracskipError(f"expected images of shape (N, {', '.join(map(str, exp))}), got {images.shape}")
@@ -83,7 +85,7 @@ class Controller:
             y = None
             for k in np.unique(choice):
                 idx = np.nonzero(choice == k)[0]
-                out = self._path(blk["paths"][str(self.menu[k])], x, idx, keeps[-1] if channels else None, calls,
+                out = self._path(blk["paths"][str(self.routes[k])], x, idx, keeps[-1] if channels else None, calls,
                                  cycles)
                 if y is None:
                     y = np.zeros((n, *out.shape[1:]), dtype=np.float32)
@@ -92,28 +94,18 @@ class Controller:
         # global average pooling on the host, as an exact integer sum (see HeadCore)
         logits = self._call("head", x.sum(axis=(2, 3), dtype=np.float64).astype(np.float32), everyone, calls, cycles)
         ch = np.stack(choices, 1) if choices else np.zeros((n, 0), dtype=np.int64)
-        bits = np.asarray(self.menu)[ch] if choices else ch
+        bits = np.asarray(self.routes)[ch] if choices else ch
         keep = np.stack(keeps, 1) if keeps else None
         return logits, Trace(ch, bits, self.bitops(ch, keep), cycles, calls, keep)
 
     def bitops(self, choices: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
-        """BitOPs per input of these choices (and keep bits: a channel path costs its kept groups' MACs)."""
+        """BitOPs per input of these choices (indices into ``routes``; and keep bits: a channel path costs its kept
+        groups' MACs)."""
         fixed = self.m.data["stem"]["bitops"] + self.m.data["head"]["bitops"]
         fixed += sum(next(iter(b["paths"].values()))["bitops"] for b in self.m.blocks if not b["gated"])
-        total = np.full(choices.shape[0], float(fixed))
-        for g, blk in enumerate(self.m.gated_blocks):
-            costs = np.array([blk["paths"][str(b)]["bitops"] for b in self.menu], dtype=np.float64)
-            total += costs[choices[:, g]]
-            if keep is None:
-                continue
-            kept = popcount(keep[:, g])
-            for k, b in enumerate(self.menu):
-                ch = blk["paths"][str(b)].get("channels")
-                if ch is not None:
-                    by_kept = np.array([0] + [ch["kept"][str(c)]["bitops"] for c in range(1, ch["groups"] + 1)])
-                    on = choices[:, g] == k
-                    total[on] += by_kept[kept[on]] - costs[k]
-        return total
+        paths = [[blk["paths"][str(b)] for b in self.routes] for blk in self.m.gated_blocks]
+        return count_bitops(fixed, [[p["bitops"] for p in row] for row in paths],
+                            [[bitops_by_kept(p) for p in row] for row in paths], choices, keep)
 
     def _path(self, path: dict, x: np.ndarray, idx: np.ndarray, keep: np.ndarray | None, calls: list,
               cycles: np.ndarray | None) -> np.ndarray:
@@ -150,6 +142,31 @@ class Controller:
         calls.append({"core": core, "idx": idx, "in": x if self.record else None, "out": y if self.record else None,
                       "keep": keep if self.record else None})
         return y
+
+
+def bitops_by_kept(path: dict) -> list[int] | None:
+    """A path's BitOPs by channel groups kept (index 0..groups; 0 kept costs nothing); None without groups."""
+    ch = path.get("channels")
+    return None if ch is None else [0] + [ch["kept"][str(k)]["bitops"] for k in range(1, ch["groups"] + 1)]
+
+
+def count_bitops(fixed: float, costs: list[list[float]], by_kept: list[list[list[int] | None]],
+                 choices: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """BitOPs per input: ``fixed``, plus per gated block g the cost of its choice (``costs[g][k]``), or with keep
+    bits, for a choice whose path has channel groups, its groups kept's (``by_kept[g][k]``). The controller counts
+    with it from the manifest, the board driver from its package."""
+    total = np.full(len(choices), float(fixed))
+    for g, row in enumerate(costs):
+        row = np.asarray(row, np.float64)
+        total += row[choices[:, g]]
+        if keep is None:
+            continue
+        kept = popcount(keep[:, g])
+        for k, bk in enumerate(by_kept[g]):
+            on = choices[:, g] == k
+            if bk is not None and on.any():
+                total[on] += np.asarray(bk, np.float64)[kept[on]] - row[k]
+    return total
 
 
 def popcount(bits: np.ndarray) -> np.ndarray:

@@ -34,6 +34,14 @@ class Manifest:
         return self.data["bit_menu"]
 
     @property
+    def routes(self) -> list[int]:
+        """The menu's entries, then the path widths no gate chooses (``ModelConfig.routes``): what a static network
+        (``Controller.run(bits=...)``, the build's baselines) may run every gated block at."""
+        gated = self.gated_blocks
+        extra = [int(k) for k in gated[0]["paths"] if int(k) not in self.bit_menu] if gated else []
+        return list(self.bit_menu) + extra
+
+    @property
     def blocks(self) -> list[dict]:
         return self.data["blocks"]
 
@@ -136,7 +144,7 @@ class Manifest:
         blocks = d["blocks"]
         if not isinstance(blocks, list) or not blocks:
             raise FracskipError(f"{where}: blocks must be a non-empty list")
-        n_gated = 0
+        n_gated, beyond = 0, None
         for i, b in enumerate(blocks):
             b = _obj(b, f"blocks[{i}]")
             for key in ("index", "gated", "paths", "in", "out"):
@@ -154,8 +162,9 @@ class Manifest:
             for bits, p in paths.items():
                 if not (bits.isdigit() and bits == str(int(bits))):
                     raise FracskipError(f"manifest block {i}: path key {bits!r} is not a bit-width")
-                if int(bits) not in menu and b["gated"]:
-                    raise FracskipError(f"block {i} path {bits} is not in the bit menu {menu}")
+                if b["gated"] and int(bits) not in menu and not (1 <= int(bits) <= 8 and paths[bits].get("core")):
+                    raise FracskipError(f"block {i} path {bits} is neither on the bit menu {menu} nor a width with "
+                                        "a core")
                 p = _obj(p, f"blocks[{i}].paths[{bits}]")
                 if p.get("core") is not None:
                     self._core(p, f"blocks[{i}].paths[{bits}]", files)
@@ -164,8 +173,11 @@ class Manifest:
                 else:
                     _number(p.get("bitops"), f"blocks[{i}].paths[{bits}].bitops")
             if b["gated"]:
-                if sorted(int(k) for k in paths) != sorted(menu):
-                    raise FracskipError(f"manifest block {i}: paths {sorted(paths)} are not the bit menu {menu}")
+                extra = [int(k) for k in paths if int(k) not in menu]
+                if not set(menu) <= {int(k) for k in paths} or (beyond is not None and extra != beyond):
+                    raise FracskipError(f"manifest block {i}: paths {sorted(paths)} are not the bit menu {menu} "
+                                        f"and the widths beyond it of the other gated blocks")
+                beyond = extra
                 if b.get("gate") != n_gated or isinstance(b.get("gate"), bool):
                     raise FracskipError(f"manifest block {i}: gate {b.get('gate')!r} should be {n_gated}")
                 n_gated += 1

@@ -98,3 +98,25 @@ def test_streamlined_cores_equal_brevitas_integers(tiny_export):
     for name, r in res.items():
         assert r["equal"], (name, r)  # integers identical (the head: logits within 1e-4)
         assert "Conv" not in r["ops"] and "Quant" not in r["ops"], (name, r["ops"])  # FINN-ONNX, lowered
+
+
+def test_widths_beyond_the_menu_export_for_the_static_networks(tiny_run, tiny_export, tmp_path):
+    """A menu cut by `fracskip budget --menu` keeps the dropped width's paths: the export carries their cores after
+    the menu's (``Manifest.routes``), a static run at that width equals the full model's, and the gates still
+    choose from the menu only. Gated blocks that disagree on those widths are refused."""
+    from fracskip.training.budget import calibrate_budget
+
+    calibrate_budget(tiny_run / "model.pt", None, tmp_path / "cut.pt", images=32, dataset="synthetic", menu=(0, 2, 8))
+    m = export(tmp_path / "cut.pt", tmp_path / "exp", progress=False)
+    full = Manifest.load(tiny_export)
+    assert m.bit_menu == [0, 2, 8] and m.routes == [0, 2, 8, 4] and "block2_b4" in m.cores()
+    images = D.load("synthetic", "test", limit=6).images.numpy()
+    a, ta = Controller(full, QONNXBackend(full)).run(images, bits=4)
+    b, tb = Controller(m, QONNXBackend(m)).run(images, bits=4)
+    assert np.array_equal(a, b) and (tb.bits == 4).all() and np.array_equal(ta.bitops, tb.bitops)
+    _, gated = Controller(m, QONNXBackend(m)).run(images)
+    assert set(np.unique(gated.bits)) <= {0, 2, 8}
+    d = json.loads((m.root / "manifest.json").read_text())
+    del d["blocks"][2]["paths"]["4"]
+    with pytest.raises(FracskipError, match="widths beyond it of the other gated blocks"):
+        Manifest(m.root, d).check_schema()

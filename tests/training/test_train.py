@@ -31,7 +31,7 @@ def test_eval_cli_json(tiny_run, capsys):
     ev2 = json.loads(capsys.readouterr().out)
     assert ev2["forced_bits"] == 2 and all(c["2"] == 64 for c in ev2["choices"])
     assert main(["eval", str(tiny_run), "--dataset", "synthetic", "--limit", "8", "--bits", "3"]) == 2
-    assert "bit menu" in capsys.readouterr().err
+    assert "have paths at 0, 2, 4, 8 bits" in capsys.readouterr().err
 
 
 def test_path_probs_are_checked():
@@ -164,22 +164,33 @@ def test_torchrun_ddp_keeps_replicas_equal(tmp_path):
     assert any(not torch.equal(l0[k], r0[k]) for k in r0)
 
 
-def test_budget_menu_drops_entries_the_gates_do_not_use(tmp_path, capsys):
-    """`fracskip budget default --menu 0,2,4`: the shipped default never chooses 8 bits, so without its 8-bit paths
-    and gate output every image decides as before and gets the same logits; the menu must keep skip and a width,
-    and may only drop entries."""
-    rc = main(["budget", "default", "--menu", "0,2,4", "-o", str(tmp_path / "m.pt"), "--images", "300", "--json"])
+def test_budget_menu_drops_entries_and_keeps_their_paths(tmp_path, capsys):
+    """`fracskip budget default --menu 0,2`: the gate loses its 4-bit output, so exactly the images that chose 2 bits
+    in every block decide as before, with the same logits; the 4- and 8-bit paths stay for the static networks (a
+    forced choice beyond the menu runs them, as on the full model); the menu must keep skip and a width, and may
+    only drop entries."""
+    rc = main(["budget", "default", "--menu", "0,2", "-o", str(tmp_path / "m.pt"), "--images", "300", "--json"])
     info = json.loads(capsys.readouterr().out)
-    assert rc == 0 and info["menu"] == [0, 2, 4] and info["same_decisions_pct"] == 100.0
     full, _ = load_model("default")
     small, raw = load_model(str(tmp_path / "m.pt"))
-    assert small.cfg.bit_menu == (0, 2, 4) and small.cfg.path_bits == (2, 4)
-    assert not [k for k in raw["state_dict"] if ".paths.b8." in k and not k.startswith("blocks.0.")]
-    x = D.load("fashion-mnist", "test", None, 200).images.float()
+    assert rc == 0 and info["menu"] == [0, 2] and full.cfg.bit_menu == (0, 2, 4)
+    assert small.cfg.bit_menu == (0, 2) and small.cfg.path_bits == (2, 4, 8) and small.cfg.routes == (0, 2, 4, 8)
+    assert raw["state_dict"]["gate.proj.weight"].shape[0] == 2
+    x = D.load("fashion-mnist", "train", None, 300).images.float()
     with torch.no_grad():
         a, b = full(x), small(x)
-    assert torch.equal(torch.tensor(full.cfg.bit_menu)[a.choices], torch.tensor(small.cfg.bit_menu)[b.choices])
-    assert torch.equal(a.logits, b.logits)
+        two = (a.choices == 1).all(dim=1)
+        assert 0 < int(two.sum()) < len(x)
+        assert info["same_decisions_pct"] == pytest.approx(100 * float(two.double().mean()))
+        assert torch.equal(b.choices[two], a.choices[two]) and torch.equal(b.logits[two], a.logits[two])
+        for k in (2, 3):  # 4 and 8 bits: beyond the small menu, on both models' routes at the same place
+            forced = torch.full((len(x), small.n_gated), k)
+            assert torch.equal(full(x, choices=forced).logits, small(x, choices=forced).logits)
+    assert main(["eval", str(tmp_path / "m.pt"), "--bits", "8", "--limit", "100", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["compute_pct"] == 100.0 and ev["choices"][0] == {"0": 0, "2": 0, "8": 100}
+    assert main(["eval", str(tmp_path / "m.pt"), "--bits", "3", "--limit", "10"]) != 0
+    assert "paths at 0, 2, 4, 8 bits" in capsys.readouterr().err
     from fracskip.training.budget import calibrate_budget
 
     for menu, msg in (("2,4", "must keep 0"), ("0,3", "not on this checkpoint's menu"), ("0", "nothing to choose")):
