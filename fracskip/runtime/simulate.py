@@ -149,8 +149,8 @@ def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray
     m = Manifest.load(Path(build_dir) / "export")
     from .controller import Controller
 
-    if design in A.STATIC:  # every gated block at the design's width
-        run.decisions = np.full((len(images), len(m.gated_blocks)), list(m.bit_menu).index(A.static_bits(design)))
+    if design in A.STATIC:  # every gated block at the design's width (a route: on the menu or beyond it)
+        run.decisions = np.full((len(images), len(m.gated_blocks)), m.routes.index(A.static_bits(design)))
     bitops = Controller(m, None).bitops(run.decisions, run.keep)
     if run.keep is not None:
         res["kept_channel_fraction"] = kept_fraction(m, run.decisions, run.keep)
@@ -160,7 +160,7 @@ def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray
     res["images_per_s"] = res["sim_images_per_s"]
     res["mean_cycles_per_input"] = res["cycles_per_image_measured"]
     res["cycles_vs_estimate"] = {"overall": res["measured_vs_model"]}
-    trace = Trace(run.decisions, np.asarray(m.bit_menu)[run.decisions], bitops,
+    trace = Trace(run.decisions, np.asarray(m.routes)[run.decisions], bitops,
                   np.full(len(images), res["cycles_per_image_measured"]), keep=run.keep)
     return res, trace
 
