@@ -23,13 +23,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import FracskipError
+from ..runtime.intgate import H_EXP
 from . import data as D
 from .checkpoint import atomic_save, load_model, load_state, model_config
 from .channels import build, group_counts, table_for
 from .cost import cost_table
+from .intgate import IntGate, int_bias, int_weight
 from .model import DFSNet
 
 log = logging.getLogger(__name__)
@@ -83,12 +86,28 @@ def restrict_menu(net: DFSNet, raw: dict, menu: tuple[int, ...]) -> tuple[DFSNet
         raise FracskipError(f"--menu {','.join(map(str, menu))} leaves the gates nothing to choose: keep a width "
                             "and another entry")
     keep_rows = [old.index(b) for b in menu]
-    state = {k: (v[keep_rows] if k in ("gate.proj.weight", "gate.proj.bias") else v).clone()
-             for k, v in net.state_dict().items()}
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    if isinstance(net.gate, IntGate):
+        # The integer gate's projection takes its exponent from its largest weight, which a dropped row may have
+        # held. The kept rows are put on the grid they were quantized to, so that a finer exponent only scales
+        # every integer logit by one power of two: the same argmax, ties included.
+        e = net.gate.exponents()["proj"]
+        state["gate.proj.weight"] = (int_weight(net.gate.proj.weight, e) * 2.0**-e).float()
+        state["gate.proj.bias"] = (int_bias(net.gate.proj.bias, e + H_EXP) * 2.0**-(e + H_EXP)).float()
+    for k in ("gate.proj.weight", "gate.proj.bias"):
+        state[k] = state[k][keep_rows].clone()
     raw = dict(raw, model_config=dict(raw["model_config"], bit_menu=list(menu), path_bits=list(net.cfg.path_bits)),
                state_dict=state)
     small = build(model_config(raw))
     load_state(small, state, strict=True)
+    if isinstance(net.gate, IntGate):
+        before, after = net.gate.integer_params(), small.gate.integer_params()
+        scale = 2 ** (after.proj_exp - before.proj_exp)
+        same = [np.array_equal(np.asarray(a), np.asarray(b)[keep_rows] * scale)
+                for a, b in ((after.proj_w, before.proj_w), (after.proj_b, before.proj_b))]
+        if not all(same):
+            raise FracskipError("the gate's output layer cannot be cut exactly (its integers would change beyond a "
+                                "common power of two); keep the full menu")
     return small.eval(), raw
 
 

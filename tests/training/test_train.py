@@ -164,6 +164,31 @@ def test_torchrun_ddp_keeps_replicas_equal(tmp_path):
     assert any(not torch.equal(l0[k], r0[k]) for k in r0)
 
 
+def test_budget_menu_keeps_the_gates_integers_when_the_dropped_row_held_the_largest_weight():
+    """The integer gate's output layer takes its exponent from its largest weight. With that weight in a dropped
+    row the exponent gets finer, and the kept rows' integers must only scale by that power of two (decisions and
+    logits unchanged), not be rounded anew."""
+    from fracskip.training.budget import restrict_menu
+
+    net, raw = load_model("default")
+    w, b = net.gate.proj.weight, net.gate.proj.bias
+    with torch.no_grad():  # the 4-bit row: twice the largest weight, and a bias that makes it rarely win
+        w[2] *= 2 * float(w.abs().max() / w[2].abs().max())
+        b[2] -= 20
+    raw["state_dict"] = net.state_dict()
+    small, _ = restrict_menu(net, raw, (0, 2))
+    before, after = net.gate.integer_params(), small.gate.integer_params()
+    d = after.proj_exp - before.proj_exp
+    assert d > 0  # the premise: a finer exponent after the cut
+    assert (after.proj_w == before.proj_w[:2] * 2**d).all() and (after.proj_b == before.proj_b[:2] * 2**d).all()
+    x = D.load("fashion-mnist", "test", None, 200).images.float()
+    with torch.no_grad():
+        full, cut = net(x), small(x)
+    same = (full.choices != 2).all(dim=1)  # the images the dropped entry did not win anywhere
+    assert int(same.sum()) > 20
+    assert torch.equal(full.choices[same], cut.choices[same]) and torch.equal(full.logits[same], cut.logits[same])
+
+
 def test_budget_menu_drops_entries_and_keeps_their_paths(tmp_path, capsys):
     """`fracskip budget default --menu 0,2`: the gate loses its 4-bit output, so exactly the images that chose 2 bits
     in every block decide as before, with the same logits; the 4- and 8-bit paths stay for the static networks (a
