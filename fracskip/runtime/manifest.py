@@ -162,10 +162,10 @@ class Manifest:
             for bits, p in paths.items():
                 if not (bits.isdigit() and bits == str(int(bits))):
                     raise FracskipError(f"manifest block {i}: path key {bits!r} is not a bit-width")
-                if b["gated"] and int(bits) not in menu and not (1 <= int(bits) <= 8 and paths[bits].get("core")):
+                p = _obj(p, f"blocks[{i}].paths[{bits}]")
+                if b["gated"] and int(bits) not in menu and not (1 <= int(bits) <= 8 and p.get("core")):
                     raise FracskipError(f"block {i} path {bits} is neither on the bit menu {menu} nor a width with "
                                         "a core")
-                p = _obj(p, f"blocks[{i}].paths[{bits}]")
                 if p.get("core") is not None:
                     self._core(p, f"blocks[{i}].paths[{bits}]", files)
                     if "channels" in p:
