@@ -27,12 +27,16 @@ $F train -o runs/lcnet-both --init $B --mode both --channel-group 4 \
 $F train -o runs/lcnet-channels --init $B --mode channels --bit-menu 4 --channel-group 4 \
   --stages gates,joint --epochs gates=0.5,joint=0.75 --target 0.29
 
-# The combined mode measured as an accelerator (docs/channel-skipping.md, not shipped): the shipped default's gates
+# The combined mode measured as an accelerator (docs/channel-skipping.md, not shipped): the default's gates (as
+# trained, with the menu {skip, 2, 4, 8}: runs/dfs-0.30-priced-0.298.pt of training/checkpoints/default/recipe.sh)
 # given channel heads (groups of 8: the bit-serial units of the 64-channel blocks may then run at PE 8), 352 steps
 # at target 0.20, below static W2A2's 23.6 % so that bit-widths alone cannot meet it. At target 0.24 the same run
 # met the budget with 2-bit paths and kept 98-100 % of every block's groups.
-$F train -o runs/both-0.20 --init training/checkpoints/default/model.pt --mode both --channel-group 8 \
+$F train -o runs/both-0.20 --init runs/dfs-0.30-priced-0.298.pt --mode both --channel-group 8 \
   --stages gates,joint --epochs gates=0.25,joint=0.5 --target 0.20
+# Its gates choose 2 bits or skip for every test image: cut to that menu, 100 % of 2,000 training images decide
+# as before, and the accelerator's datapaths serve one width.
+$F budget runs/both-0.20/model.pt --menu 0,2 -o runs/both-0.20-menu02.pt --images 2000
 
 mkdir -p training/checkpoints/lcnet
 cp runs/lcnet-channels/model.pt training/checkpoints/lcnet/model.pt
