@@ -189,7 +189,7 @@ CASES = [
     ("eval-crafted-pickle", lambda c: ["eval", c.evil_pt(), "--dataset", "synthetic"], r"not a plain-data checkpoint", []),
     ("eval-garbage-file", lambda c: ["eval", c.garbage("junk.pt")], r"not a readable checkpoint", []),
     ("eval-folder-without-checkpoint", lambda c: ["eval", c.nonempty()], r"without model\.pt or checkpoint\.pt", []),
-    ("eval-bits-not-in-menu", lambda c: ["eval", str(c.run), "--dataset", "synthetic", "--limit", "8", "--bits", "3"], r"not in this model's bit menu", []),
+    ("eval-bits-not-in-menu", lambda c: ["eval", str(c.run), "--dataset", "synthetic", "--limit", "8", "--bits", "3"], r"--bits 3: this model's gated blocks have paths at 0, 2, 4, 8 bits", []),
     ("eval-not-a-fracskip-checkpoint", lambda c: ["eval", c.plain_pt()], r"not a fracskip checkpoint", []),
     # ---------------------------------------------------------------- compare
     ("compare-duplicate", lambda c: ["compare", str(c.run), str(c.run), "--dataset", "synthetic"], r"listed twice", []),
