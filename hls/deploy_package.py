@@ -145,17 +145,14 @@ def decisions_layout(man) -> dict:
     """Gate g's decision is a menu index for block ``blocks[g]``; its BitOPs per choice, as the controller counts.
     With channel heads each block gives [d, keep] (``words_per_gate`` 2; keep: group j kept at bit j) and
     ``channels`` holds per gate its groups and, per menu entry with groups, the BitOPs by groups kept."""
-    fixed = man.data["stem"]["bitops"] + man.data["head"]["bitops"]
-    fixed += sum(next(iter(b["paths"].values()))["bitops"] for b in man.blocks if not b["gated"])
     out = {"gates": [b["gate"] for b in man.gated_blocks], "blocks": [b["index"] for b in man.gated_blocks],
            "bit_menu": list(man.bit_menu), "dtype": "INT16", "words_per_gate": 2 if man.channel_group else 1,
            "bitops": [[blk["paths"][str(b)]["bitops"] for b in man.bit_menu] for blk in man.gated_blocks],
-           "fixed_bitops": fixed, "full_8bit_bitops": man.data["bitops"]["full_8bit"]}
+           "fixed_bitops": man.fixed_bitops, "full_8bit_bitops": man.data["bitops"]["full_8bit"]}
     if man.channel_group:
         out["channels"] = {
             "group": man.channel_group,
-            "groups": [next((p["channels"]["groups"] for p in blk["paths"].values() if "channels" in p), 0)
-                       for blk in man.gated_blocks],
+            "groups": man.channel_groups,
             "bitops_by_kept": [[bitops_by_kept(blk["paths"][str(b)]) for b in man.bit_menu]
                                for blk in man.gated_blocks]}
     return out

@@ -95,7 +95,7 @@ def restrict_menu(net: DFSNet, raw: dict, menu: tuple[int, ...]) -> tuple[DFSNet
         state["gate.proj.weight"] = (int_weight(net.gate.proj.weight, e) * 2.0**-e).float()
         state["gate.proj.bias"] = (int_bias(net.gate.proj.bias, e + H_EXP) * 2.0**-(e + H_EXP)).float()
     for k in ("gate.proj.weight", "gate.proj.bias"):
-        state[k] = state[k][keep_rows].clone()
+        state[k] = state[k][keep_rows]
     raw = dict(raw, model_config=dict(raw["model_config"], bit_menu=list(menu), path_bits=list(net.cfg.path_bits)),
                state_dict=state)
     small = build(model_config(raw))

@@ -101,10 +101,8 @@ class Controller:
     def bitops(self, choices: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
         """BitOPs per input of these choices (indices into ``routes``; and keep bits: a channel path costs its kept
         groups' MACs)."""
-        fixed = self.m.data["stem"]["bitops"] + self.m.data["head"]["bitops"]
-        fixed += sum(next(iter(b["paths"].values()))["bitops"] for b in self.m.blocks if not b["gated"])
         paths = [[blk["paths"][str(b)] for b in self.routes] for blk in self.m.gated_blocks]
-        return count_bitops(fixed, [[p["bitops"] for p in row] for row in paths],
+        return count_bitops(self.m.fixed_bitops, [[p["bitops"] for p in row] for row in paths],
                             [[bitops_by_kept(p) for p in row] for row in paths], choices, keep)
 
     def _path(self, path: dict, x: np.ndarray, idx: np.ndarray, keep: np.ndarray | None, calls: list,

@@ -42,6 +42,18 @@ class Manifest:
         return list(self.bit_menu) + extra
 
     @property
+    def fixed_bitops(self) -> int:
+        """BitOPs every input costs whatever its gates decide: the stem, the head and the ungated blocks."""
+        return (self.data["stem"]["bitops"] + self.data["head"]["bitops"]
+                + sum(next(iter(b["paths"].values()))["bitops"] for b in self.blocks if not b["gated"]))
+
+    @property
+    def channel_groups(self) -> list[int]:
+        """Per gated block, its channel groups (0 without channel skipping)."""
+        return [next((p["channels"]["groups"] for p in b["paths"].values() if "channels" in p), 0)
+                for b in self.gated_blocks]
+
+    @property
     def blocks(self) -> list[dict]:
         return self.data["blocks"]
 

@@ -133,10 +133,8 @@ def kept_fraction(m: Manifest, choices: np.ndarray, keep: np.ndarray) -> list[fl
     """Per gated block, the fraction of its channel groups kept, over the inputs that ran a path with groups."""
     from . import controller
 
-    groups = [next((p["channels"]["groups"] for p in blk["paths"].values() if "channels" in p), 0)
-              for blk in m.gated_blocks]
     grouped = [[k for k, b in enumerate(m.bit_menu) if "channels" in blk["paths"][str(b)]] for blk in m.gated_blocks]
-    return controller.kept_fraction(choices, keep, groups, grouped)
+    return controller.kept_fraction(choices, keep, m.channel_groups, grouped)
 
 
 def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray,
