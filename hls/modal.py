@@ -6,7 +6,10 @@ the elementwise stages on the edges between them (Thresholding, IntRequant, Clip
 8-bit path needs no input quantizer). ``modal_block`` writes one graph for every computing path at once:
 
 - each MVAU becomes ``MVAU_bitserial`` holding every path's weights (the path's own weight and input widths per
-  mode; accumulator out, as the paths' MVAUs have no activation either);
+  mode; accumulator out, as the paths' MVAUs have no activation either), and where the first stage after it is a
+  threshold table in every path (relu1 once the menu has no 8-bit mode), that activation too, per mode, as FINN's
+  MVAU with ``noActivation`` 0: the accumulator never leaves the unit, so no width converter narrows it and no
+  FIFO holds it (see ``fusable_activation``);
 - on each edge, stage j of the paths' chains becomes one ``ModalActivation`` (the path's threshold table,
   requantizer or clip per mode; bypass where the path has no stage j), or stays the paths' node where it is the
   same in every path (the residual Clip);
@@ -51,7 +54,7 @@ import numpy as np
 
 from ..errors import FracskipError
 from .accelerator import BlockSpec, GraphBuilder
-from .bitserial.core import MODE_TOKEN_BITS, mode_token_bits
+from .bitserial.core import MAX_MODES, MODE_TOKEN_BITS, mode_token_bits
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +198,7 @@ class _Merge:
                                 "stages; they cannot share one datapath")
         self.mode_tokens: list[str] = []
         self.keep_out: list[int] = []  # per mode token: 1 when it carries the keep bits
+        self.fused: set[tuple] = set()  # (consumer, MVAU) edges whose first stage the unit computes
         self.counts: dict[str, int] = {}
         self.skip_units: dict[tuple, str] = self._channel_units() if channels else {}
 
@@ -306,6 +310,25 @@ class _Merge:
         return self.ref.model.get_tensor_datatype(tensor).name
 
     # ---- skeleton nodes
+    def fusable_activation(self, key: tuple) -> tuple[tuple, list] | None:
+        """(consumer, one threshold ModeFunction per mode) when every path's first stage on the MVAU's one output
+        edge is a threshold activation: the unit then computes it as FINN's MVAU does (``noActivation`` 0), so the
+        accumulator never leaves it. In the default (menu {skip, 2, 4}) that is each block's relu1; an 8-bit mode's
+        requantizer, or relu1 of a channel block (a function per groups kept), stays a ModalActivation."""
+        if self.channels or len(self.bits) > MAX_MODES or self.ref.output.source == key:
+            return None
+        consumers = [(k, f) for k in self.ref.order for f in self.ref.inputs[k] if f.source == key]
+        if len(consumers) != 1 or not consumers[0][1].chain:
+            return None
+        consumer = consumers[0][0]
+        firsts = []
+        for sk in self.sks:
+            (edge,) = [f for f in sk.inputs[consumer] if f.source == key]
+            firsts.append(edge.chain[0] if edge.chain else None)
+        if any(n is None or base_op(n.op_type) != "Thresholding" for n in firsts):
+            return None
+        return consumer, [mode_function(m, n) for m, n in zip(self.models, firsts)]
+
     def mvau(self, key: tuple, x: str) -> str:
         from onnx import numpy_helper
         from qonnx.custom_op.registry import getCustomOp
@@ -323,6 +346,8 @@ class _Merge:
             raise FracskipError(f"{nodes[-1].name}: signed weights and unsigned inputs expected, have "
                                 f"{[d.name for d in wdts]} x {[d.name for d in adts]}")
         vecs = [int(v) for v in ref.get_nodeattr("numInputVectors")]
+        fused = self.fusable_activation(key)
+        acts = [(max(1, f.steps.bit_length()), f.act_val) for f in fused[1]] if fused else [(0, 0)] * len(insts)
         name = self.name("mvau")
         fold = {"PE": ref.get_nodeattr("PE"), "SIMD": ref.get_nodeattr("SIMD"), "WBP": self.wbp,
                 **self.folding.get(name, {})}
@@ -334,7 +359,8 @@ class _Merge:
         try:
             params = BitSerialParams(mw=ref.get_nodeattr("MW"), mh=ref.get_nodeattr("MH"), pe=fold["PE"],
                                      simd=fold["SIMD"], wbp=fold["WBP"],
-                                     modes=tuple(Precision(w.bitwidth(), a.bitwidth()) for w, a in zip(wdts, adts)),
+                                     modes=tuple(Precision(w.bitwidth(), a.bitwidth(), *act)
+                                                 for w, a, act in zip(wdts, adts, acts)),
                                      n_vectors=int(np.prod(vecs)), **groups)
         except FracskipError as exc:
             raise FracskipError(f"{name} (from {nodes[-1].name}, folded {fold}): {exc}; give it a folding of its "
@@ -345,12 +371,24 @@ class _Merge:
             self.g.initializers.append(numpy_helper.from_array(m.get_initializer(n.input[1]).astype(np.float32), w))
             self.g.extra_annotations[w] = wdt.name
             weights.append(w)
-        y = self.g.tensor(self.name("acc"), self.ref.model.get_tensor_shape(nodes[-1].output[0]),
-                          f"INT{params.acc_bits}")
+        for b, f in zip(self.bits, fused[1] if fused else []):  # integers (ceiled, clipped): FINN's >= on them
+            t = self.g.tensor(self.name(f"T{b}_"), (len(f.thresholds), f.steps), f"INT{params.acc_bits + 1}")
+            self.g.initializers.append(numpy_helper.from_array(np.asarray(f.thresholds, np.float32), t))
+            self.g.extra_annotations[t] = f"INT{params.acc_bits + 1}"
+            weights.append(t)
+        if fused:
+            self.fused.add((fused[0], key))
+            lo, hi = params.out_range()
+            odt = f"INT{params.out_bits_per_element}" if lo < 0 else f"UINT{params.out_bits_per_element}"
+        else:
+            odt = f"INT{params.acc_bits}"
+        y = self.g.tensor(self.name("t" if fused else "acc"), self.ref.model.get_tensor_shape(nodes[-1].output[0]),
+                          odt)
         self.g.node("MVAU_bitserial", [x, self.mode_token(bool(skip))] + weights, [y], name,
                     MW=params.mw, MH=params.mh, PE=params.pe, SIMD=params.simd, WBP=params.wbp,
                     weightBits=[m.wbits for m in params.modes], inputBits=[m.abits for m in params.modes],
-                    outputBits=[0] * len(params.modes), ActVals=[0] * len(params.modes), weightSigned=1,
+                    outputBits=[m.out_bits for m in params.modes], ActVals=[m.act_val for m in params.modes],
+                    weightSigned=1,
                     inputSigned=0, numInputVectors=vecs, modeStream=1, channelSkip=params.channel_skip,
                     channelGroup=params.channel_group, inChannels=params.in_channels)
         return y
@@ -395,6 +433,8 @@ class _Merge:
             xs = []
             for e in self.ref.inputs[key]:
                 edges = [p.pop(next(i for i, f in enumerate(p) if f.source == e.source)) for p in pending]
+                if (key, e.source) in self.fused:  # its first stage is in the unit
+                    edges = [Edge(f.source, f.chain[1:]) for f in edges]
                 kedges = self._kept_chains(key, e.source) if self.channels else None
                 relu1 = self.channels is not None and (key, e.source) == self.keep_edge
                 xs.append(self.chain(edges, take(e.source), kedges, relu1))

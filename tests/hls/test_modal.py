@@ -421,24 +421,36 @@ def _run(model, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @pytest.mark.xdist_group(__name__)  # with the module fixtures it shares
-def test_modal_graph_equals_each_path_core(tiny):
+@pytest.mark.parametrize("menu", [(2, 4, 8), (2, 4)], ids=["menu248", "menu24"])
+def test_modal_graph_equals_each_path_core(tiny, menu):
     """Per gated block, one graph for the 2-, 4- and 8-bit paths: MVAU_bitserial for every MVAU, ModalActivation for
     the stages that differ, no per-path node left. A batch of real block inputs (the controller's, whatever path
     they took) and random ones, each frame in a mode of its own (mixed, back to back): FINN's python execution
-    equals the path core of the frame's mode, integer for integer; the three modes give three different results."""
+    equals the path core of the frame's mode, integer for integer; the modes give different results. With 2 and 4
+    bits only (the default's menu), relu1 is a threshold table in every mode and conv1's unit computes it: one
+    ModalActivation fewer, and no accumulator leaves conv1."""
     from fracskip.hls.accelerator import python_model
     from fracskip.hls.modal import modal_graph
+    from qonnx.custom_op.registry import getCustomOp
 
     calls = tiny["trace"].calls
     rng = np.random.default_rng(5)
-    for index, paths in _gated_paths(tiny).items():
+    for index, every in _gated_paths(tiny).items():
+        paths = {b: every[b] for b in menu}
         bits = sorted(paths)
         graph = modal_graph(paths)
         ops = [n.op_type for n in graph.graph.node]
-        n_mvau = sum(n.op_type.startswith("MVAU") for n in paths[8].graph.node)
+        n_mvau = sum(n.op_type.startswith("MVAU") for n in paths[max(bits)].graph.node)
         assert ops.count("MVAU_bitserial") == n_mvau and ops.count("ModeFork_rtl") == 1, ops
         assert not {"MVAU_rtl", "MVAU_lut", "Thresholding_rtl", "IntRequant_rtl"} & set(ops), ops
-        assert ops.count("ModalActivation_rtl") >= 3, ops  # input quantizer, middle activation, add operands
+        units = [getCustomOp(n) for n in graph.get_nodes_by_op_type("MVAU_bitserial")]
+        with_act = [u for u in units if u.bs_params().has_act]
+        if 8 in bits:  # input quantizer, middle activation (a requantizer at 8 bits), add operands
+            assert ops.count("ModalActivation_rtl") >= 3 and not with_act, ops
+        else:  # conv1 with relu1: 3 and 15 thresholds, 2 and 4 output bits
+            assert ops.count("ModalActivation_rtl") >= 2 and len(with_act) == 1, ops
+            assert with_act[0].get_nodeattr("outputBits") == [2, 4]
+            assert graph.get_tensor_datatype(with_act[0].onnx_node.output[0]).name == "UINT4"
         pm, cores = python_model(graph), {b: python_model(m) for b, m in paths.items()}
         # block inputs as the network makes them (NCHW in the controller, NHWC in the cores), and random ones
         real = np.concatenate([c["in"] for c in calls if c["core"].startswith(f"block{index}_b")])
@@ -455,7 +467,8 @@ def test_modal_graph_equals_each_path_core(tiny):
             np.testing.assert_array_equal(got, want, err_msg=f"block {index}, frame {f}, {bits[k]}-bit mode")
         x = frames[0].astype(np.float32)
         outs = [_run(pm, {"block_in": x, "mode": np.array([[k]], np.float32)}) for k in range(len(bits))]
-        assert all(not np.array_equal(outs[i], outs[j]) for i in range(3) for j in range(i)), "modes must matter"
+        assert all(not np.array_equal(outs[i], outs[j]) for i in range(len(bits)) for j in range(i)), \
+            "modes must matter"
 
 
 @pytest.mark.xdist_group(__name__)
@@ -507,11 +520,13 @@ def test_modal_activation_estimate_tracks_yosys(tiny, yosys_synth):
 @pytest.mark.slow
 @pytest.mark.rtlsim
 @pytest.mark.xdist_group(__name__)
-def test_modal_block_rtl_equals_python(tiny, finn_rtlsim):
+@pytest.mark.parametrize("menu", [(2, 4, 8), (2, 4)], ids=["menu248", "menu24"])
+def test_modal_block_rtl_equals_python(tiny, finn_rtlsim, menu):
     """The last gated block's modal graph as hardware (width converters, FIFOs at the capacity of the sizing run,
     HDL; bit-serial units at 2 weight planes per cycle), stitched and verilated: real block inputs in the modes 2,
-    4, 8 and 2 bits back to back give FINN's python execution's integers; the frames take the cycles of the
-    bit-serial units' modes (the pipeline's slowest stage, frame by frame), not those of a fixed precision."""
+    4, 8 and 2 bits back to back (2, 4, 4, 2 with the default's menu, relu1 in conv1's unit) give FINN's python
+    execution's integers; the frames take the cycles of the bit-serial units' modes (the pipeline's slowest stage,
+    frame by frame), not those of a fixed precision."""
     import json
 
     from finn.core.onnx_exec import execute_onnx
@@ -521,11 +536,12 @@ def test_modal_block_rtl_equals_python(tiny, finn_rtlsim):
     from qonnx.custom_op.registry import getCustomOp
 
     setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")
-    index, paths = max(_gated_paths(tiny).items())
+    index, every = max(_gated_paths(tiny).items())
+    paths = {b: every[b] for b in menu}
     summary = json.loads((tiny["build_dir"] / "summary.json").read_text())
     hw = A.to_hw(modal_graph(paths, wbp=2), summary["board"]["part"], summary["board"]["clk_ns"])
     real = np.concatenate([c["in"] for c in tiny["trace"].calls if c["core"].startswith(f"block{index}_b")])
-    modes = np.array([0, 1, 2, 0])
+    modes = np.array([0, 1, 2, 0] if len(menu) == 3 else [0, 1, 1, 0])
     x = np.resize(real, (len(modes),) + real.shape[1:]).transpose(0, 2, 3, 1).astype(np.float32)
     pm = A.python_model(hw)
     want = np.concatenate([execute_onnx(pm, {"block_in": x[i:i + 1], "mode": np.array([[m]], np.float32)})[
