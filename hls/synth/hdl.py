@@ -21,7 +21,8 @@ hardware:
 - ``YOSYS`` is defined, as Yosys's own Verilog front end defines it;
 - a node whose RTL asks for no DSP slices (``NO_DSP_OPS``: ``(* use_dsp = "no" *)``, which Vivado honours and
   Yosys does not) is synthesized with ``-nodsp``;
-- absolute memory-file paths become copies beside the sources (WebAssembly Yosys sees only its working folder);
+- absolute memory-file paths (and the bit-serial unit's prefix of its per-PE threshold images) become copies beside
+  the sources (WebAssembly Yosys sees only its working folder);
 - the Xilinx primitives mvu.sv instantiates (``PRIMITIVES``) are declared from Yosys's own ``cells_sim.v`` and
   black-boxed, so that they stay cells of their own and are counted as such (a ``LUT6_2`` is one LUT).
 
@@ -135,10 +136,14 @@ def _for_synthesis(text: str, work: Path) -> str:
                 raise FracskipError(f"fifo.sv's shift-register FIFO is not the one hls/synth/hdl.py rewrites: {old!r}")
             text = text.replace(old, new)
     for path in set(re.findall(r'"(/[^"\n]+)"', text)):
-        if Path(path).is_file():
+        p = Path(path)
+        # a memory image, or the prefix of several (MVAU_bitserial's THRESH_FILE: <prefix>_peNN.dat, one per PE)
+        images = [p] if p.is_file() else sorted(p.parent.glob(f"{p.name}_pe*.dat")) if p.parent.is_dir() else []
+        if images:
             (work / "mem").mkdir(exist_ok=True)
-            shutil.copy(path, work / "mem" / Path(path).name)
-            text = text.replace(f'"{path}"', f'"mem/{Path(path).name}"')
+            for f in images:
+                shutil.copy(f, work / "mem" / f.name)
+            text = text.replace(f'"{path}"', f'"mem/{p.name}"')
     return text
 
 
