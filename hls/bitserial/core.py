@@ -25,6 +25,8 @@ RAM_STYLES = {"auto": 0, "distributed": 1, "block": 2}
 # Deeper weight memories go to block RAM unless the user says otherwise: a weight word is PE*WBP*SIMD
 # bits wide, a LUT ROM costs a LUT6 per bit and 64 words.
 LUT_WMEM_MAX_DEPTH = 32
+# Threshold memories (one per PE, ACCU_WIDTH + 1 bits) deeper than a LUT6 ROM are block RAM
+LUT_TMEM_MAX_DEPTH = 64
 # Cycles from a vector's last compute step to its last output word: read, popcount, T, A, output register
 # (thresholds add the search: one cycle per output bit and the first read).
 PIPELINE_LATENCY = 5
@@ -376,6 +378,7 @@ class BitSerialParams:
             "ACTIVATION_WIDTH": self.act_width, "ACCU_WIDTH": self.acc_bits,
             "OUT_WIDTH": self.out_bits_per_element, "N_VEC": self.n_vectors,
             "MODE_STREAM": int(self.mode_stream), "RAM_STYLE": RAM_STYLES[self.resolved_ram_style],
+            "TRAM_BLOCK": int(self.has_act and self.tmem > LUT_TMEM_MAX_DEPTH),
             "CSKIP": CHANNEL_SKIPS[self.channel_skip], "NG": max(1, self.n_groups),
             "GPF": self.folds_per_group,
             "CF": self.kernel_channels // self.simd if self.channel_skip == "in" else 1,

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .core import BitSerialParams
+from .core import LUT_TMEM_MAX_DEPTH, BitSerialParams
 
 LUT_FEATURES = ("const", "popcount", "acc", "obuf", "plane_mux", "abuf", "wrom", "thr", "modes")
 FF_FEATURES = ("const", "stage", "wreg", "popcount", "acc", "obuf", "thr")
@@ -84,7 +84,7 @@ def bram18_for(depth: int, width: int) -> int:
 def bram18_count(p: BitSerialParams) -> int:
     """Weights in block RAM (if so resolved); thresholds per PE in block RAM once deeper than 64 words."""
     n = bram18_for(p.wmem, p.wmem_width) if p.resolved_ram_style == "block" else 0
-    if p.has_act and p.tmem > 64:
+    if p.has_act and p.tmem > LUT_TMEM_MAX_DEPTH:
         n += p.pe * bram18_for(p.tmem, p.acc_bits + 1)
     return n
 

@@ -15,7 +15,9 @@ prints, per node of the stage in the design's folding (``hls/pipeline_folding.py
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -38,10 +40,26 @@ VERSION = 1  # of the cache entries
 SKIPPED_ATTRS = ("code_gen_dir_ipgen", "ipgen_path", "ip_path", "gen_top_module", "ip_vlnv")
 
 
+@functools.lru_cache(maxsize=None)
+def _sources_digest(module_file: str) -> str:
+    """sha256 of the code that writes a fracskip op's RTL: its folder's Python modules and ``rtl/`` files (the
+    op's module, its generator, its Verilog). FINN's own ops give "": their RTL changes only with FINN's pin."""
+    folder = Path(module_file).resolve().parent
+    if not folder.is_relative_to(Path(__file__).resolve().parents[1]):  # fracskip.hls
+        return ""
+    h = hashlib.sha256()
+    for f in sorted([*folder.glob("*.py"), *folder.glob("rtl/*")]):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
 def node_key(model, node, how: str = f"{VERSION}|{SCRIPT}") -> str:
-    """sha256 of what a node's RTL is made of (type, attributes but its paths, initializer inputs) and of ``how``
-    it is synthesized."""
+    """sha256 of what a node's RTL is made of (type, attributes but its paths, initializer inputs, the code that
+    writes it) and of ``how`` it is synthesized."""
+    from qonnx.custom_op.registry import getCustomOp
+
     h = hashlib.sha256(f"{how}|{node.op_type}".encode())
+    h.update(_sources_digest(inspect.getsourcefile(type(getCustomOp(node)))).encode())
     for a in sorted(node.attribute, key=lambda a: a.name):
         if a.name not in SKIPPED_ATTRS:
             h.update(a.SerializeToString())

@@ -61,6 +61,7 @@ module bsmvu #(
     parameter integer N_VEC = 1,               // vectors per frame (one mode token each frame)
     parameter integer MODE_STREAM = 1,
     parameter integer RAM_STYLE = 0,           // weights: 0 tool decides, 1 distributed, 2 block
+    parameter integer TRAM_BLOCK = 0,          // thresholds: 1 block RAM, 0 tool decides (the estimate's rule)
     parameter integer CSKIP = 0,               // channel groups: 0 none, 1 output channels, 2 input channels
     parameter integer NG = 1,                  // channel groups (keep bits in the token)
     parameter integer GPF = 1,                 // folds per group: GROUP/PE (CSKIP 1), GROUP/SIMD (CSKIP 2)
@@ -535,8 +536,6 @@ module bsmvu #(
             end
 
             for (p = 0; p < PE; p = p + 1) begin : g_thr
-                reg [TW-1:0] tmem [0:TMEM-1];
-                initial $readmemh({THRESH_FILE, "_pe", dec2(p), ".dat"}, tmem);
                 reg [TW-1:0] q;
                 reg [PW-1:0] pos;
                 wire [AC-1:0] a = tacc[p * AC +: AC];
@@ -544,7 +543,17 @@ module bsmvu #(
                 wire [PW-1:0] pos_new = pos | (ge << tb);
                 wire [PW-1:0] next_idx = pos_new | ((1 << (tb - 1)) - 1);
                 wire [TAW-1:0] addr = start ? q_base + first_idx : tbase_r + next_idx;
-                always @(posedge ap_clk) q <= tmem[addr];
+                // left to the tool, Yosys made tables of 80 and 320 words LUT ROMs (up to 250 LUTs per PE)
+                if (TRAM_BLOCK) begin : g_tblock
+                    (* rom_style = "block", ram_style = "block" *)
+                    reg [TW-1:0] tmem [0:TMEM-1];
+                    initial $readmemh({THRESH_FILE, "_pe", dec2(p), ".dat"}, tmem);
+                    always @(posedge ap_clk) q <= tmem[addr];
+                end else begin : g_tauto
+                    reg [TW-1:0] tmem [0:TMEM-1];
+                    initial $readmemh({THRESH_FILE, "_pe", dec2(p), ".dat"}, tmem);
+                    always @(posedge ap_clk) q <= tmem[addr];
+                end
                 always @(posedge ap_clk) begin
                     if (start) pos <= 0;
                     else if (busy) pos <= pos_new;
