@@ -378,8 +378,7 @@ class _Merge:
             weights.append(t)
         if fused:
             self.fused.add((fused[0], key))
-            lo, hi = params.out_range()
-            odt = f"INT{params.out_bits_per_element}" if lo < 0 else f"UINT{params.out_bits_per_element}"
+            odt = f"{'INT' if params.out_signed else 'UINT'}{params.out_bits_per_element}"
         else:
             odt = f"INT{params.acc_bits}"
         y = self.g.tensor(self.name("t" if fused else "acc"), self.ref.model.get_tensor_shape(nodes[-1].output[0]),
@@ -388,9 +387,8 @@ class _Merge:
                     MW=params.mw, MH=params.mh, PE=params.pe, SIMD=params.simd, WBP=params.wbp,
                     weightBits=[m.wbits for m in params.modes], inputBits=[m.abits for m in params.modes],
                     outputBits=[m.out_bits for m in params.modes], ActVals=[m.act_val for m in params.modes],
-                    weightSigned=1,
-                    inputSigned=0, numInputVectors=vecs, modeStream=1, channelSkip=params.channel_skip,
-                    channelGroup=params.channel_group, inChannels=params.in_channels)
+                    weightSigned=1, inputSigned=0, numInputVectors=vecs, modeStream=1,
+                    channelSkip=params.channel_skip, channelGroup=params.channel_group, inChannels=params.in_channels)
         return y
 
     def copy_ref(self, key: tuple, xs: list[str]) -> list[str]:

@@ -58,6 +58,8 @@ def node_key(model, node, how: str = f"{VERSION}|{SCRIPT}") -> str:
     writes it) and of ``how`` it is synthesized."""
     from qonnx.custom_op.registry import getCustomOp
 
+    from .. import ops  # noqa: F401  registers fracskip's ops
+
     h = hashlib.sha256(f"{how}|{node.op_type}".encode())
     h.update(_sources_digest(inspect.getsourcefile(type(getCustomOp(node)))).encode())
     for a in sorted(node.attribute, key=lambda a: a.name):

@@ -610,14 +610,16 @@ def test_ladder_cache_changes_nothing(tiny_build):
 
 # ---------------------------------------------------------------------------------------------- Yosys per node
 def test_synth_cache_is_keyed_by_content(tmp_path, monkeypatch):
-    """hls/synth/nodes.py: a node's cache key ignores its name and follows its attributes and initializers; a
-    synthesized node is read back from the cache, not synthesized again; FINN's own ops are not synthesized."""
+    """hls/synth/nodes.py: a node's cache key ignores its name and follows its attributes, its initializers and the
+    code that writes its RTL; a synthesized node is read back from the cache, not synthesized again; FINN's own ops
+    are not synthesized."""
     from fracskip.hls.synth import nodes
     from onnx import TensorProto, helper
     from qonnx.core.modelwrapper import ModelWrapper
 
     def model(name="a", pe=1, w=0.0):
-        n = helper.make_node("ModalActivation_rtl", ["x", "w"], ["y"], name=name, domain="x", PE=pe)
+        n = helper.make_node("ModalActivation_rtl", ["x", "w"], ["y"], name=name,
+                             domain="finn.custom_op.fpgadataflow.rtl", PE=pe)
         g = helper.make_graph([n], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
         m = ModelWrapper(helper.make_model(g))
@@ -628,6 +630,9 @@ def test_synth_cache_is_keyed_by_content(tmp_path, monkeypatch):
     assert nodes.node_key(model("b"), model("b").graph.node[0]) == key
     assert nodes.node_key(model(pe=2), model(pe=2).graph.node[0]) != key
     assert nodes.node_key(model(w=1.0), model(w=1.0).graph.node[0]) != key
+    with monkeypatch.context() as mp:  # hls/ops/ (modal_act_rtl.py, rtl/) changed
+        mp.setattr(nodes, "_sources_digest", lambda module_file: "changed")
+        assert nodes.node_key(model(), model().graph.node[0]) != key
     calls = []
     monkeypatch.setattr(nodes, "synthesize", lambda m, n: calls.append(n.name) or {"LUT": 7, "FF": 1, "BRAM_18K": 0,
                                                                                    "DSP": 0})
