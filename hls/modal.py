@@ -346,8 +346,8 @@ class _Merge:
             raise FracskipError(f"{nodes[-1].name}: signed weights and unsigned inputs expected, have "
                                 f"{[d.name for d in wdts]} x {[d.name for d in adts]}")
         vecs = [int(v) for v in ref.get_nodeattr("numInputVectors")]
-        fused = self.fusable_activation(key)
-        acts = [(max(1, f.steps.bit_length()), f.act_val) for f in fused[1]] if fused else [(0, 0)] * len(insts)
+        consumer, act_fns = self.fusable_activation(key) or (None, [])
+        acts = [(max(1, f.steps.bit_length()), f.act_val) for f in act_fns] or [(0, 0)] * len(insts)
         name = self.name("mvau")
         fold = {"PE": ref.get_nodeattr("PE"), "SIMD": ref.get_nodeattr("SIMD"), "WBP": self.wbp,
                 **self.folding.get(name, {})}
@@ -371,17 +371,16 @@ class _Merge:
             self.g.initializers.append(numpy_helper.from_array(m.get_initializer(n.input[1]).astype(np.float32), w))
             self.g.extra_annotations[w] = wdt.name
             weights.append(w)
-        for b, f in zip(self.bits, fused[1] if fused else []):  # integers (ceiled, clipped): FINN's >= on them
+        for b, f in zip(self.bits, act_fns):  # integers (ceiled, clipped): FINN's >= on them
             t = self.g.tensor(self.name(f"T{b}_"), (len(f.thresholds), f.steps), f"INT{params.acc_bits + 1}")
             self.g.initializers.append(numpy_helper.from_array(np.asarray(f.thresholds, np.float32), t))
             self.g.extra_annotations[t] = f"INT{params.acc_bits + 1}"
             weights.append(t)
-        if fused:
-            self.fused.add((fused[0], key))
-            odt = f"{'INT' if params.out_signed else 'UINT'}{params.out_bits_per_element}"
-        else:
-            odt = f"INT{params.acc_bits}"
-        y = self.g.tensor(self.name("t" if fused else "acc"), self.ref.model.get_tensor_shape(nodes[-1].output[0]),
+        if act_fns:
+            self.fused.add((consumer, key))
+        # the unit's output type: the activation's codes, or without one its accumulator (INT<acc_bits>)
+        odt = f"{'INT' if params.out_signed else 'UINT'}{params.out_bits_per_element}"
+        y = self.g.tensor(self.name("t" if act_fns else "acc"), self.ref.model.get_tensor_shape(nodes[-1].output[0]),
                           odt)
         self.g.node("MVAU_bitserial", [x, self.mode_token(bool(skip))] + weights, [y], name,
                     MW=params.mw, MH=params.mh, PE=params.pe, SIMD=params.simd, WBP=params.wbp,
