@@ -189,9 +189,14 @@ def test_accelerator_rtl_sized_bit_exact(network):
         widest = max(lanes for _, lanes in fifos)
         assert held >= frame - 2 * widest, (b["index"], fifos, [rep.peak_occupancy[f] for f, _ in fifos], frame)
     assert rep.sized_cycles <= rep.unbounded_cycles * 1.03
-    # at most half a frame or a frame per FIFO where that keeps the throughput; the tiny network's frame-to-frame
-    # variation needs more (68,571 cycles per image with the peaks, 76,797 at most a frame), so it keeps the peaks
-    assert rep.frame_bound == 0
+    # at most half a frame or a frame per FIFO (and FRAME_FIFO_MIN words) where that keeps the throughput, else the
+    # peaks: which one holds depends on the trained network's frame-to-frame variation (torch trains the tiny network
+    # differently on different CPUs; one needed the peaks, another holds at a frame)
+    assert rep.frame_bound in (0.0, *A.FRAME_BOUNDS)
+    for node in sized.get_nodes_by_op_type("StreamingFIFO_rtl") if rep.frame_bound else ():
+        if not node.name.endswith(A.FRAME_BUFFER):
+            words = int(np.prod(getCustomOp(node).get_folded_output_shape()[:-1]))
+            assert rep.depths[node.name] <= max(int(rep.frame_bound * words) + 1, A.FRAME_FIFO_MIN), node.name
     # the FIFOs behind the sliding windows carry the image unfolded k*k times: kept short, so that frames wait in
     # front of the window generators instead, which costs fewer bits than FINN's peak rule alone
     windows = A.window_fifos(sized)
