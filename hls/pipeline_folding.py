@@ -607,15 +607,16 @@ def _mismatch(ladders, edges, choice_of) -> list[tuple[Edge, int, int]]:
     return out
 
 
-def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float], edges: tuple = ()):
+def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float], edges: tuple = (),
+                  cheapest: bool = True):
     """Per node one rung with E[c] <= t such that the sum fits ``budget``, of least priced use
-    sum_r use_r / budget_r: a multiple-choice knapsack, solved exactly as a 0-1 program (scipy's HiGHS), the
-    width converters included (``converter_lut``): per edge and consumer width w, m >= [consumer takes w] -
-    [producer gives w] (m is 1 exactly where the widths differ and the consumer's is w) at the cheapest converter
-    into w, and per pair of widths a -> b whose converter costs more, m >= [gives a] + [takes b] - 1 at the rest.
-    None if no such choice exists (or a node has no rung meeting t)."""
+    sum_r use_r / budget_r (``cheapest``; else any that fits, which HiGHS finds much sooner): a multiple-choice
+    knapsack, solved exactly as a 0-1 program (scipy's HiGHS), the width converters included (``converter_lut``):
+    per edge and consumer width w, m >= [consumer takes w] - [producer gives w] (m is 1 exactly where the widths
+    differ and the consumer's is w) at the cheapest converter into w, and per pair of widths a -> b whose converter
+    costs more, m >= [gives a] + [takes b] - 1 at the rest. None if no such choice exists (or a node has no rung
+    meeting t)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import lil_array
 
     cols = [(k, i) for k, lad in enumerate(ladders) for i, r in enumerate(lad.rungs) if r.expected <= t]
     if len({k for k, _ in cols}) < len(ladders):
@@ -647,30 +648,29 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
                     conv.append((extra, {**{j: -1 for j in givers}, **{j: -1 for j in takers}}, -1))
     n, nm = len(cols), len(conv)
     res = [r for r in RESOURCES if any(ladders[k].rungs[i].resources[r] > 0 for k, i in cols) or (r == "LUT" and nm)]
-    one = lil_array((len(ladders), n + nm))
-    use = lil_array((len(res), n + nm))
-    link = lil_array((nm, n + nm))
+    one, use, link = _Sparse((len(ladders), n + nm)), _Sparse((len(res), n + nm)), _Sparse((nm, n + nm))
     cost = np.zeros(n + nm)
     for j, (k, i) in enumerate(cols):
-        one[k, j] = 1
+        one.add(k, j, 1)
         rr = ladders[k].rungs[i].resources
         for q, r in enumerate(res):
-            use[q, j] = rr[r]
+            use.add(q, j, rr[r])
         cost[j] = sum(rr[r] / budget[r] for r in res if budget.get(r, 0) > 0)
     lut = res.index("LUT") if nm else None
     for q, (lut_m, coef, _) in enumerate(conv):
         m = n + q
-        link[q, m] = 1
+        link.add(q, m, 1)
         for j, c in coef.items():
-            link[q, j] = c
-        use[lut, m] = lut_m
+            link.add(q, j, c)
+        use.add(lut, m, lut_m)
         cost[m] = lut_m / budget["LUT"] if budget.get("LUT", 0) > 0 else 0.0
     cap = np.array([budget.get(r, 0.0) for r in res])
-    cons = [LinearConstraint(one.tocsr(), 1, 1)] + ([LinearConstraint(use.tocsr(), -np.inf, cap)] if res else [])
+    cons = [LinearConstraint(one.csr(), 1, 1)] + ([LinearConstraint(use.csr(), -np.inf, cap)] if res else [])
     if nm:
-        cons.append(LinearConstraint(link.tocsr(), np.array([lo for _, _, lo in conv], dtype=float), np.inf))
+        cons.append(LinearConstraint(link.csr(), np.array([lo for _, _, lo in conv], dtype=float), np.inf))
     with _solver_output_to_stderr():
-        sol = milp(cost, constraints=cons, integrality=np.r_[np.ones(n), np.zeros(nm)], bounds=Bounds(0, 1),
+        sol = milp(cost if cheapest else np.zeros_like(cost), constraints=cons,
+                   integrality=np.r_[np.ones(n), np.zeros(nm)], bounds=Bounds(0, 1),
                    options={"time_limit": MILP_SECONDS})
     if sol.x is None:
         if sol.status == 1:  # out of time without a feasible point: counted as infeasible, and said so
@@ -678,6 +678,22 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
         return None
     choice = {ladders[k].node: i for (k, i), v in zip(cols, sol.x[:n]) if v > 0.5}
     return choice, _totals(ladders, choice, edges)
+
+
+class _Sparse:
+    """A constraint matrix gathered as (row, column, value) triplets: scipy's lil_array took a tenth of the
+    allocation's time in its item assignments."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.shape, self.rows, self.cols, self.vals = shape, [], [], []
+
+    def add(self, i: int, j: int, v: float) -> None:
+        self.rows.append(i), self.cols.append(j), self.vals.append(v)
+
+    def csr(self):
+        from scipy.sparse import coo_array
+
+        return coo_array((self.vals, (self.rows, self.cols)), shape=self.shape).tocsr()
 
 
 @contextlib.contextmanager
@@ -701,19 +717,23 @@ def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = 
     ``edges`` (``graph_edges``) their widths make, fit ``budget`` (see the module's docstring); if none fits, the
     cheapest choice at the largest T, with ``fits`` False. ``exact``: each T's choice by ``_choose_exact`` (then T
     is the optimum: feasibility only grows with T), else by the pricing heuristic ``_choose`` (which counts the
-    converters of its choice but does not steer by them)."""
+    converters of its choice but does not steer by them). The exact search asks only whether a T is feasible; the
+    cheapest choice is solved for once, at the T found."""
     floor = max(lad.rungs[0].expected for lad in ladders)
     ts = sorted({r.expected for lad in ladders for r in lad.rungs if r.expected >= floor})
-    choose = functools.partial(_choose_exact, edges=edges) if exact else functools.partial(_choose, edges=edges)
+    choose = (functools.partial(_choose_exact, edges=edges, cheapest=False) if exact
+              else functools.partial(_choose, edges=edges))
     lo, hi = 0, len(ts) - 1
-    best = None
+    best, best_t = None, None
     while lo <= hi:
         mid = (lo + hi) // 2
         got = choose(ladders, ts[mid], budget)
         if got is not None and _usage(got[1], budget):
-            best, hi = got, mid - 1
+            best, best_t, hi = got, ts[mid], mid - 1
         else:
             lo = mid + 1
+    if exact and best is not None:
+        best = _choose_exact(ladders, best_t, budget, edges) or best
     fits = best is not None
     if best is None:
         best = _choose(ladders, ts[-1], budget, edges)
