@@ -19,7 +19,7 @@ DEFAULT_DIR = Path(__file__).resolve().parent.parent / "training" / "checkpoints
 ACCELERATOR = True
 
 
-def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images: int = 100, workers: int = 2,
+def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images: int = 50, workers: int = 2,
          backend: str = "rtlsim", force: bool = False, accelerator: bool = ACCELERATOR) -> dict:
     with fresh(out, force, "demo") as out:  # a failed or interrupted demo leaves no folder behind
         return _demo(out, checkpoint, board, images, workers, backend, accelerator)
