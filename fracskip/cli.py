@@ -119,43 +119,9 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
 def cmd_deploy(a: argparse.Namespace) -> int:
     """The accelerator's package (FINN's layout: driver/settings.json) on a board, or with --simulate its
-    Verilator model through the same driver; a version-1 package (settings.json of separate cores): the
-    controller with every core on the overlay. On a board: numpy, pynq and the standard library, no torch."""
-    from .runtime.accelerator_driver import SETTINGS
-
-    if (Path(a.package) / SETTINGS).is_file():
-        return _deploy_accelerator(a)
-    import time
-
-    import numpy as np
-
-    from .runtime.controller import Controller
-    from .runtime.driver import load_array, open_overlay
-    from .runtime.manifest import Manifest
-
-    backend = open_overlay(a.package, timeout_s=a.timeout)
-    m = Manifest.load(Path(a.package) / "export")
-    images = load_array(a.images)[:a.limit]
-    labels = load_array(a.labels)[:a.limit] if a.labels else None
-    ctl = Controller(m, backend)
-    t0, logits, bitops = time.time(), [], []
-    for i in range(0, len(images), a.batch_size):
-        lo, tr = ctl.run(images[i:i + a.batch_size])
-        logits.append(lo)
-        bitops.append(tr.bitops)
-    dt = time.time() - t0
-    lo, bo = np.concatenate(logits), np.concatenate(bitops)
-    res = {"backend": backend.name, "n": int(len(images)), "images_per_s": len(images) / dt,
-           "compute_pct": float(100 * bo.mean() / m.data["bitops"]["full_8bit"])}
-    if labels is not None:
-        res["accuracy"] = float((lo.argmax(1) == labels).mean())
-    print(json.dumps(res) if a.json else "\n".join(f"{k:>14}: {v}" for k, v in res.items()))
-    return 0
-
-
-def _deploy_accelerator(a: argparse.Namespace) -> int:
+    Verilator model through the same driver. On a board: numpy, pynq and the standard library, no torch."""
     from .runtime import accelerator_driver as ad
-    from .runtime.driver import load_array
+    from .runtime.host import load_array
 
     images = load_array(a.images)[:a.limit]
     labels = load_array(a.labels)[:a.limit] if a.labels else None
@@ -190,8 +156,8 @@ def cmd_build(a: argparse.Namespace) -> int:
     from .hls.build import BuildConfig, build
 
     cfg = BuildConfig(board=a.board, until=a.until, target_fps=a.target_fps, budget=a.budget, workers=a.workers,
-                      calibration_images=a.calibration, data_dir=a.data, size_fifos=a.size_fifos, mvau=a.mvau,
-                      accelerator=not a.per_core, baselines=a.baselines, synth=a.synth)
+                      calibration_images=a.calibration, data_dir=a.data, mvau=a.mvau, baselines=a.baselines,
+                      synth=a.synth)
     s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
     t = s["totals"]
     print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}")
@@ -201,10 +167,6 @@ def cmd_build(a: argparse.Namespace) -> int:
         f" (static all-8-bit: {s['static_8bit']['expected_cycles_per_input']:.0f}, "
         f"speed-up {s['speedup_vs_static_8bit']:.2f}x)")
     print(f"  expected cycles per input {s['expected_cycles_per_input']:.0f}{static}; {s['time_s']['total']:.0f} s")
-    if "rtlsim" in s:
-        r = s["rtlsim"]
-        print(f"  FIFOs sized by simulation: measured cycles per input {r['expected_cycles_per_input']:.0f} "
-              f"({r['expected_vs_estimate']:.3f} x FINN's estimate)")
     if "accelerator" in s:
         r = s["accelerator"]
         print(f"  accelerator ({r['nodes']} nodes): {r['cycles_per_image_model']:.0f} cycles per image expected "
@@ -280,18 +242,14 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import demo
 
     t = time.time()
-    r = demo(Path(a.output), a.checkpoint, a.board, a.images, a.workers, a.backend, a.force,
-             accelerator=not a.per_core)
+    r = demo(Path(a.output), a.checkpoint, a.board, a.images, a.workers, a.backend, a.force)
     ev, s, sim, tp = r["eval"], r["summary"], r["simulate"], r["throughput"]
     print(f"\nfracskip demo: {time.time() - t:.0f} s")
     print(f"  model      accuracy {ev['accuracy']:.4f} at {ev['compute_pct']:.1f} % of the 8-bit compute (10,000 test images)")
-    if acc := s.get("accelerator"):
-        print(f"  build      one pipelined accelerator for {s['board']['name']} ({acc['nodes']} nodes): "
-              f"{'fits' if acc['fits_estimate'] else 'does NOT fit'} the budget (estimates); "
-              f"{acc['cycles_per_image_model']:.0f} cycles/image (model)")
-    else:
-        print(f"  build      {len(s['cores'])} FINN cores for {s['board']['name']} (--per-core): "
-              f"{'fits' if s['totals']['fits'] else 'does NOT fit'} the budget")
+    acc = s["accelerator"]
+    print(f"  build      one pipelined accelerator for {s['board']['name']} ({acc['nodes']} nodes): "
+          f"{'fits' if acc['fits_estimate'] else 'does NOT fit'} the budget (estimates); "
+          f"{acc['cycles_per_image_model']:.0f} cycles/image (model)")
     print("  throughput " + ", ".join(f"{k} {tp[k]['images_per_s_model']:,.0f}" for k in
                                        ("dfs", "static_W2A2", "static_W4A4", "static_W8A8"))
           + f" images/s (folding model, {tp['clock_mhz']:.0f} MHz)")
@@ -393,8 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--backend", default="rtlsim", choices=("rtlsim", "qonnx"))
     d.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    d.add_argument("--per-core", action="store_true", help="build and simulate the cores one at a time (the "
-                   "debugging aid of `fracskip build --per-core`) instead of the one-pipeline accelerator")
     d.set_defaults(func=cmd_demo)
 
     x = sub.add_parser("export", help="QONNX graphs of every core (stem, each block path, head), gates and manifest")
@@ -432,8 +388,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=1, help="parallel FINN builds")
     b.add_argument("--calibration", type=int, default=1000, help="training images to measure path frequencies")
     b.add_argument("--data", help="dataset folder for calibration")
-    b.add_argument("--per-core", action="store_true",
-                   help="only the cores (the host runs one at a time), not the whole-network accelerator")
     b.add_argument("--baselines", action="store_true",
                    help="also emit the static W2A2/W4A4/W8A8 pipelines, folded on the same budget, FIFOs sized in "
                         "Verilator (BUILD/baselines/; `fracskip simulate BUILD --backend rtlsim --design "
@@ -441,8 +395,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--synth", action="store_true",
                    help="Yosys (synth_xilinx, xc7) of the emitted HDL node by node: synthesized LUT/FF/BRAM/DSP "
                         "and fit in summary.json (a few minutes; cached by node)")
-    b.add_argument("--size-fifos", action="store_true",
-                   help="after HDL, size every core's FIFOs by Verilator simulation (needed by --backend rtlsim)")
     b.add_argument("--mvau", default="lut", choices=("lut", "dsp", "hls"),
                    help="matrix-vector units: lut = fracskip's LUT-based RTL MVAU below 8 bits, FINN's DSP-based "
                         "MVAU_rtl at 8 (default); dsp = MVAU_rtl everywhere; hls = FINN's MVAU_hls (HDL needs Vitis)")
@@ -454,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(no board code path has been run on a board yet); --simulate: through "
                                       "the accelerator's Verilator model, with the same driver")
     y.add_argument("package", help="the accelerator's deployment package (FINN's layout: bitfile/, driver/; "
-                                   "python -m fracskip.hls.deploy_package), or a version-1 package of cores")
+                                   "python -m fracskip.hls.deploy_package)")
     y.add_argument("--simulate", action="store_true",
                    help="no board: the driver's DMAs stream through the Verilator model of the accelerator; "
                         "adds the golden's figures (decisions_match_pct, bit_exact_pct)")

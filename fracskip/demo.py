@@ -1,7 +1,8 @@
 """``fracskip demo``: the whole flow on the shipped default, as a new user runs it first.
 
-shipped checkpoint -> eval -> export -> FINN build for a board (to HDL) -> RTL simulation of test images under
-the runtime controller -> report folder (HTML page, PNG plots, the same figures as JSON) and a terminal summary.
+shipped checkpoint -> eval -> export -> FINN build of the accelerator for a board (to HDL, FIFOs sized in
+Verilator) -> RTL simulation of test images through it, against the golden controller -> report folder (HTML
+page, PNG plots, the same figures as JSON) and a terminal summary.
 Each stage writes its own folder below ``out`` and can be run alone with the command named in its comment.
 """
 
@@ -16,21 +17,19 @@ from .outdir import fresh
 
 log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "training" / "checkpoints" / "default"
-ACCELERATOR = True
 
 
 def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images: int = 50, workers: int = 2,
-         backend: str = "rtlsim", force: bool = False, accelerator: bool = ACCELERATOR) -> dict:
+         backend: str = "rtlsim", force: bool = False) -> dict:
     with fresh(out, force, "demo") as out:  # a failed or interrupted demo leaves no folder behind
-        return _demo(out, checkpoint, board, images, workers, backend, accelerator)
+        return _demo(out, checkpoint, board, images, workers, backend)
 
 
-def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, backend: str, accelerator: bool) -> dict:
+def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, backend: str) -> dict:
     from . import report as R
     from .export.exporter import export
-    from .hls.build import BuildConfig, build, size_build_fifos
-    from .runtime.manifest import Manifest
-    from .runtime.simulate import cores_for_images, simulate
+    from .hls.build import BuildConfig, build
+    from .runtime.simulate import simulate
     from .training import data as D
     from .training.checkpoint import load_model
     from .training.evaluate import evaluate
@@ -48,21 +47,11 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
     export(checkpoint, out / "export")
     times["export"] = time.time() - t
 
-    log.info("3/5 build: fracskip build %s --board %s --until hdl%s", out / "export", board,
-             "" if accelerator else " --per-core")
+    log.info("3/5 build: fracskip build %s --board %s --until hdl", out / "export", board)
     t = time.time()
-    summary = build(out / "export", out / "build",
-                    BuildConfig(board=board, until="hdl", workers=workers, accelerator=accelerator))
+    summary = build(out / "export", out / "build", BuildConfig(board=board, until="hdl", workers=workers))
     times["build"] = time.time() - t
     sub = test.subset(images)
-    accelerator = "accelerator" in summary  # else the cores, each sized and simulated alone
-    if backend == "rtlsim" and not accelerator:
-        # only the cores these images run need their FIFOs sized by simulation (each sizing verilates the core)
-        used = cores_for_images(Manifest.load(out / "export"), sub.images.numpy())
-        log.info("   FIFO sizing in Verilator: %s", ", ".join(used))
-        t = time.time()
-        size_build_fifos(out / "build", cores=used, workers=workers)
-        times["fifo_sizing"] = time.time() - t
 
     log.info("4/5 simulate: fracskip simulate %s --backend %s --limit %d", out / "build", backend, images)
     t = time.time()
@@ -94,7 +83,7 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
     from .bench import throughput
     from .training.checkpoint import resolve
 
-    table = throughput(out / "build", resolve(checkpoint), ev, sim if accelerator and backend == "rtlsim" else None)
+    table = throughput(out / "build", resolve(checkpoint), ev, sim if backend == "rtlsim" else None)
     R.throughput_plot(table, rep / "throughput.png")
     figures = {"Throughput on the same budget: DFS and the static pipelines (`fracskip bench` \"throughput\")":
                "throughput.png", **figures}
@@ -118,23 +107,18 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
 
 
 def _build_rows(summary: dict) -> dict:
-    acc = summary.get("accelerator")
-    if acc:  # the one-pipeline accelerator (the default build)
-        budget, device = summary["totals"]["budget"], summary["board"]["resources"]
-        rows = {"design": acc["what"], "nodes": acc["nodes"],
-                **{f"{r} (estimate, with the width converters and depth-2 FIFOs FINN inserts)": f"{v:.0f} / {budget[r]:.0f}"
-                   for r, v in acc["resources_estimate_inserted"].items()},
-                "fits the budget (estimates)": acc["fits_estimate"],
-                "cycles per image, folding model": f"{acc['cycles_per_image_model']:.0f} ({acc['bottleneck_model']})",
-                "cycles per image, emitted HDL in Verilator (sizing images)": f"{acc['cycles_per_image_emitted']:.0f}",
-                "FIFO bits": acc["fifo_bits"]}
-        emitted = acc.get("resources_estimate_emitted")
-        if emitted:  # what FINN inserts between the folded nodes, which the budget leaves out
-            rows.update({f"{r} as emitted, FIFOs and width converters included (estimate)":
-                         f"{emitted['total'][r]:.0f} / {device.get(r, 0)}" for r in ("LUT", "BRAM_18K", "DSP")})
-            rows["fits the device as emitted (estimates)"] = acc["fits_device_estimate_emitted"]
-        return rows
-    tot = summary["totals"]  # --per-core: the cores, run one at a time by the host
-    return {**{f"{r} (FINN estimate, all cores)": f"{tot['resources'][r]:.0f} / {tot['capacity'][r]}" for r in tot["resources"]},
-            "fits the budget": tot["fits"], "expected cycles per input, cores run one at a time":
-            f"{summary['expected_cycles_per_input']:.0f}"}
+    acc = summary["accelerator"]
+    budget, device = summary["totals"]["budget"], summary["board"]["resources"]
+    rows = {"design": acc["what"], "nodes": acc["nodes"],
+            **{f"{r} (estimate, with the width converters and depth-2 FIFOs FINN inserts)": f"{v:.0f} / {budget[r]:.0f}"
+               for r, v in acc["resources_estimate_inserted"].items()},
+            "fits the budget (estimates)": acc["fits_estimate"],
+            "cycles per image, folding model": f"{acc['cycles_per_image_model']:.0f} ({acc['bottleneck_model']})",
+            "cycles per image, emitted HDL in Verilator (sizing images)": f"{acc['cycles_per_image_emitted']:.0f}",
+            "FIFO bits": acc["fifo_bits"]}
+    # what FINN inserts between the folded nodes, which the budget leaves out
+    emitted = acc["resources_estimate_emitted"]
+    rows.update({f"{r} as emitted, FIFOs and width converters included (estimate)":
+                 f"{emitted['total'][r]:.0f} / {device.get(r, 0)}" for r in ("LUT", "BRAM_18K", "DSP")})
+    rows["fits the device as emitted (estimates)"] = acc["fits_device_estimate_emitted"]
+    return rows

@@ -322,8 +322,6 @@ def check_build(a: argparse.Namespace) -> None:
     positive_int(a.calibration, "--calibration", "training images")
     number(a.budget, "--budget", 0, 1, lo_open=True, what="a fraction of the device")
     number(a.target_fps, "--target-fps", 0, lo_open=True, what="frames per second")
-    if a.size_fifos and a.until == "estimates":
-        raise FracskipError("--size-fifos simulates the generated HDL: it cannot be used with --until estimates")
     data_dir(a, None)
     existing_dir(a.export_dir, "export_dir", "a folder written by `fracskip export`")
     export_folder(a.export_dir)
@@ -333,23 +331,15 @@ def check_build(a: argparse.Namespace) -> None:
 def check_deploy(a: argparse.Namespace) -> None:
     import numpy as np
 
-    from .runtime.driver import load_array, load_settings
-    from .runtime.manifest import Manifest
+    from .runtime.host import load_array
 
     positive_int(a.limit, "--limit", "images")
     positive_int(a.batch_size, "--batch-size", "images per batch")
     number(a.timeout, "--timeout", 0, 3600, lo_open=True, what="seconds")
     pkg = existing_dir(a.package, "package", "a deploy package (FINN's layout: bitfile/, driver/)")
-    from .runtime.accelerator_driver import SETTINGS, load_package
+    from .runtime.accelerator_driver import load_package
 
-    if (pkg / SETTINGS).is_file():  # the accelerator's package
-        exp = load_package(pkg).input_shape[1:]
-    else:  # version 1: a package of separate cores
-        if getattr(a, "simulate", False) or getattr(a, "finn_driver", False):
-            raise FracskipError(f"{pkg} has no {SETTINGS}: --simulate and --finn-driver drive the accelerator's "
-                                "package (python -m fracskip.hls.deploy_package BUILD -o PACKAGE)")
-        load_settings(pkg)
-        exp = tuple(Manifest.load(pkg / "export").data["input"]["shape"][1:])
+    exp = load_package(pkg).input_shape[1:]
     existing_file(a.images, "--images", "a .npy or IDX file of uint8 images")
     images = load_array(a.images)
     if images.ndim != 4 or tuple(images.shape[1:]) != exp:

@@ -24,7 +24,7 @@ breaks; ``InsertStreamFIFOs`` puts a FIFO on every stream between two nodes with
 start at FINN's minimum (2) and the frame buffers at one frame; ``size_accelerator_fifos`` sizes them by Verilator
 simulation on real images (peak occupancy at unbounded depths, then verified with FINN's fifo.sv).
 
-The build (``build_accelerator``, run by ``fracskip build`` after the cores' HDL unless ``--per-core``): design
+The build (``build_accelerator``, run by ``fracskip build`` after the cores' HDL): design
 ``dfs`` is the bit-serial datapath in every gated block, every node folded by ``hls.pipeline_folding`` (the slowest
 node's expected cycles per image minimized within the board budget: ``cycles_per_image_model``); FIFOs sized on
 real images of the calibration split; then the HDL as emitted (FINN's fifo.sv at those depths) run on the same
@@ -543,12 +543,9 @@ class Host:
     stem's input transpose (NCHW pixels -> the NHWC stream) and the head's float scale and bias."""
 
     def __init__(self, build_dir: str | Path):
-        from ..runtime import driver as drv
-        from .rtlsim_backend import driver_settings
+        from .host_ops import core_io
 
-        settings, params = driver_settings(Path(build_dir))
-        self.stem = drv.CoreIO.from_settings("stem", settings["cores"]["stem"], params)
-        self.head = drv.CoreIO.from_settings("head", settings["cores"]["head"], params)
+        self.stem, self.head = core_io(build_dir, "stem"), core_io(build_dir, "head")
 
     def stream(self, images: np.ndarray) -> np.ndarray:
         """(N, C, H, W) uint8 pixels -> (N, H, W, C) float32, the accelerator's input stream."""

@@ -7,7 +7,7 @@ BUILD_DIR/
   calibration.json    how often each path runs, measured with the trained model
   cores/<core>/       one FINN build each, in FINN's layout: report/*.json, intermediate_models/, folding_config.json;
                       report/mvau_layers.json: which MVAU each matrix layer became (``--mvau``)
-  accelerator/        (--until hdl, unless --per-core) the whole network as one pipelined FINN graph, composed
+  accelerator/        (--until hdl) the whole network as one pipelined FINN graph, composed
                       from the cores' graphs (hls/accelerator.py: bit-serial datapaths, folded by
                       hls/pipeline_folding.py), its HDL and its FIFOs sized by Verilator simulation on real
                       images: intermediate_models/, report/accelerator.json; `fracskip simulate BUILD --backend
@@ -24,14 +24,12 @@ BUILD_DIR/
   deploy/             (--until bitstream) the deployment package: FINN's bitfile/ and driver/, fracskip's host
                       side (hls/deploy_package.py); `fracskip deploy BUILD/deploy` runs it on the board
   summary.json        written last: per core layers, resources and cycles; totals against the board;
-                      expected cycles per input vs a static all-8-bit network on the same budget;
-                      with --size-fifos, an "rtlsim" section: FIFO depths and cycles measured in Verilator;
-                      an "accelerator" section
+                      expected cycles per input vs a static all-8-bit network on the same budget (the first
+                      version's design: a core per path, run one at a time); an "accelerator" section
 
-FIFO sizing (``--size-fifos``, or ``size_build_fifos`` on an existing HDL build) writes each core's sized model as
-``cores/<core>/intermediate_models/step_fracskip_size_fifos.onnx`` (the RTL simulation and later steps use it)
-and ``cores/<core>/report/fifo_sizing.json``. Without it a core keeps FINN's minimal FIFOs, on which a residual
-block's fork deadlocks (FINN-NOTES §3b).
+The cores are the accelerator's input (its datapaths take their layers, weights and thresholds); their own HDL keeps
+FINN's minimal FIFOs, on which a residual block's fork deadlocks (FINN-NOTES §3b): only the accelerator, whose
+FIFOs are sized by simulation, is meant to run. The first version's host-driven per-core runtime is retired.
 """
 
 from __future__ import annotations
@@ -64,14 +62,12 @@ MVAU = ("lut", "dsp", "hls")
 FORMAT = "fracskip-build/1"
 INCOMPLETE = ".incomplete"
 
-# What runs outside the FINN cores, and why (reported in summary.json).
+# What runs outside the accelerator, and why (reported in summary.json).
 HOST_SIDE = [
-    {"what": "gates (GAP, 1x1 conv, LSTM cell, linear, argmax)", "where": "host CPU, numpy",
-     "why": "about 1k float parameters and a decision per block: cheaper on the host than a core"},
-    {"what": "NCHW<->NHWC transposes at core boundaries", "where": "host (a DMA buffer layout)",
-     "why": "FINN cores stream NHWC; the controller keeps NCHW for the gates"},
-    {"what": "head: global average pool before the classifier, and the final scale/bias", "where": "host CPU",
-     "why": "FINN's GlobalAccPool exists only as HLS; 64x49 additions and 10 multiply-adds"},
+    {"what": "NCHW -> NHWC transpose of the input images", "where": "host (a DMA buffer layout)",
+     "why": "FINN's dataflow streams NHWC"},
+    {"what": "the head's final float scale and bias", "where": "host CPU, numpy",
+     "why": "the accelerator ends in the classifier's integers; 10 multiply-adds per image"},
 ]
 
 
@@ -84,11 +80,10 @@ class BuildConfig:
     workers: int = 1
     calibration_images: int = 1000
     data_dir: str | None = None
-    size_fifos: bool = False  # size every core's FIFOs by Verilator simulation after HDL generation
     mvau: str = "lut"  # the matrix-vector unit of each MVAU layer: see MVAU
     # after the cores' HDL, the whole network as one pipelined accelerator (hls/accelerator.py: bit-serial
-    # datapaths, folded by hls/pipeline_folding.py, FIFOs sized in Verilator on real images); False: the cores only,
-    # run one at a time by the host (the per-core mode, a debugging aid)
+    # datapaths, folded by hls/pipeline_folding.py, FIFOs sized in Verilator on real images); False: the cores only
+    # (what the accelerator is composed from; the tests compose it themselves)
     accelerator: bool = True
     accelerator_images: int = 24  # calibration-split images the accelerator's FIFOs are sized on
     # the static W2A2/W4A4/W8A8 pipelines (hls/baselines.py) emitted beside the accelerator as it is: folded on
@@ -103,8 +98,6 @@ class BuildConfig:
             raise FracskipError(f"--until must be one of {', '.join(UNTIL)}, got {self.until!r}")
         if self.mvau not in MVAU:
             raise FracskipError(f"--mvau must be one of {', '.join(MVAU)}, got {self.mvau!r}")
-        if self.size_fifos and self.until == "estimates":
-            raise FracskipError("--size-fifos simulates the generated HDL: use it with --until hdl (or bitstream)")
         if not 0 < self.budget <= 1:
             raise FracskipError(f"--budget is a fraction of the device in (0, 1], got {self.budget}")
         if self.workers < 1:
@@ -112,7 +105,7 @@ class BuildConfig:
         for flag, on in (("--baselines", self.baselines), ("--synth", self.synth)):
             if on and (not self.accelerator or self.until == "estimates"):
                 raise FracskipError(f"{flag} works on the emitted accelerator: use it with --until hdl (or "
-                                    "bitstream) and without --per-core")
+                                    "bitstream)")
 
 
 def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool = False,
@@ -126,14 +119,10 @@ def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool
             "RTL, no Vitis needed). Nothing was written.")
     if cfg.until == "bitstream":
         if not cfg.accelerator:
-            raise FracskipError("--until bitstream builds the whole-network accelerator: drop --per-core (the "
-                                "per-core cores are a debugging aid without a shell)")
+            raise FracskipError("--until bitstream builds the whole-network accelerator: the cores alone have no "
+                                "shell")
         shell.require_tools(board)  # said before any work rather than after an hour of HDL builds
     manifest = Manifest.load(export_dir)
-    if manifest.channel_group and (not cfg.accelerator or cfg.size_fifos):
-        raise FracskipError(f"{export_dir} skips channel groups, which only the accelerator does (the cores of "
-                            "--per-core and their --size-fifos runs take no keep mask): drop "
-                            f"{'--per-core' if not cfg.accelerator else '--size-fifos'}. Nothing was written.")
     out = Path(out).resolve()
     if out.exists() and any(out.iterdir()):
         if not force:
@@ -179,7 +168,7 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
         rungs, mode = alloc.rungs, "probability-aware (expected cycles per input within the budget)"
     static_cores = ["stem"] + [manifest.path_core(b["index"], 8) if "8" in b["paths"] else None
                                for b in manifest.blocks] + ["head"]
-    static = None  # the per-core flow's all-8-bit comparison, where the menu has 8 bits (the accelerator's
+    static = None  # the first version's all-8-bit comparison, where the menu has 8 bits (the accelerator's
     if all(c is not None and c in ladders for c in static_cores):  # baselines are the menu's static pipelines)
         static = allocate({c: ladders[c] for c in static_cores}, {c: 1.0 for c in static_cores}, budget)
     t_fin = time.time()
@@ -188,10 +177,6 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
     t_fin = time.time() - t_fin
     summary = _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, static, budget, out)
     summary["time_s"] = {"analyse": round(t_an, 1), "finish": round(t_fin, 1)}
-    if cfg.size_fifos:
-        t_fifo = time.time()
-        summary["rtlsim"] = _size_fifos(out, summary, list(cores), cfg.workers, progress)
-        summary["time_s"]["size_fifos"] = round(time.time() - t_fifo, 1)
     if cfg.accelerator and cfg.until != "estimates":
         (out / "summary.json").write_text(json.dumps(summary, indent=1))  # the accelerator reads the board from it
         t_acc = time.time()
@@ -258,57 +243,6 @@ def _baselines(out: Path, cfg: BuildConfig, progress: bool) -> dict:
             "resources_estimate_emitted": rep["resources_estimate_emitted"],
             "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"], **_synth_section(rep, where),
             "seconds": rep["seconds"]}
-    return section
-
-
-def size_build_fifos(build_dir: str | Path, cores: list[str] | None = None, workers: int = 1,
-                     progress: bool = True, minimize: bool = True) -> dict:
-    """Size the FIFOs of an existing HDL build by simulation (all cores, or ``cores``) and record the depths and
-    measured cycles in the "rtlsim" section of its summary.json (other keys unchanged). Returns that section.
-    ``minimize=False`` keeps each FIFO at its peak occupancy (FINN's rule) instead of searching its minimum."""
-    out = Path(build_dir).resolve()
-    path = out / "summary.json"
-    if not path.is_file() or (out / INCOMPLETE).exists():
-        raise FracskipError(f"{out} is not a finished build (no summary.json): run `fracskip build` first")
-    summary = json.loads(path.read_text())
-    if summary.get("until") not in ("hdl", "bitstream"):
-        raise FracskipError(f"{out} was built --until {summary.get('until')}: FIFO sizing needs HDL (--until hdl)")
-    unknown = sorted(set(cores or []) - set(summary["cores"]))
-    if unknown:
-        raise FracskipError(f"no core(s) {unknown} in {out}; the cores are {', '.join(summary['cores'])}")
-    t0 = time.time()
-    summary["rtlsim"] = _size_fifos(out, summary, cores or list(summary["cores"]), workers, progress, minimize)
-    summary.setdefault("time_s", {})["size_fifos"] = round(time.time() - t0, 1)
-    path.write_text(json.dumps(summary, indent=1))
-    return summary["rtlsim"]
-
-
-def _size_fifos(out: Path, summary: dict, cores: list[str], workers: int, progress: bool,
-                minimize: bool = True) -> dict:
-    """Run ``core.size_fifos`` on ``cores``; the "rtlsim" summary section, merged with earlier sizings."""
-    board = summary["board"]
-    jobs = {c: dict(out=str(out / "cores" / c), part=board["part"], clk_ns=board["clk_ns"],
-                    finn_build_dir=str(out / "cores" / c / "finn_tmp"), minimize=minimize) for c in cores}
-    sized = _parallel(finn_core.size_fifos, jobs, workers, "size FIFOs", progress)
-    section = summary.get("rtlsim") or {
-        "what": "FIFO depths sized by Verilator simulation (fracskip.hls.rtlsim.size_fifos); cycles per frame "
-                "measured in Verilator with FINN's fifo.sv at those depths, frames streamed back to back",
-        "cores": {}}
-    for c, r in sized.items():
-        measured = r["verified_cycles"] or r["sized_cycles"]
-        section["cores"][c] = {
-            "fifo_depths": r["depths"], "fifo_bits": r["total_bits"], "estimate_cycles": r["estimate_cycles"],
-            "cycles_per_frame": measured, "cycles_vs_estimate": measured / r["estimate_cycles"],
-            "minimal_fifo_cycles": r["initial_cycles"],  # None: deadlocked with FINN's minimal FIFOs
-            "unbounded_fifo_cycles": r["unbounded_cycles"], "tolerance": r["tolerance"],
-            "minimized": r["minimized"],
-            "model": f"cores/{c}/intermediate_models/{finn_core.SIZED}.onnx",
-            "report": f"cores/{c}/report/fifo_sizing.json", "seconds": r["seconds"]}
-    done = section["cores"]
-    prob = {c: v["probability"] for c, v in summary["cores"].items() if v["probability"] > 0}
-    if set(done) >= set(prob):  # every core the calibration saw running has been measured
-        section["expected_cycles_per_input"] = sum(prob[c] * done[c]["cycles_per_frame"] for c in prob)
-        section["expected_vs_estimate"] = section["expected_cycles_per_input"] / summary["expected_cycles_per_input"]
     return section
 
 

@@ -8,10 +8,9 @@ the folding the allocator chose (a FINN ``folding_config_file``) to the estimate
 Both take the build's ``mvau`` mode (``steps.place_mvaus``): with "lut" each rung of the ladder is measured
 with the sub-8-bit MVAUs already on the LUT unit, so the allocator sees their LUTs, not FINN's DSPs.
 
-A third call, ``size_fifos``, sizes the HDL's FIFOs by Verilator simulation (FINN's own sizing needs xsim).
 The HDL is generated with the installed finn-rtllib: PrepareIP only reads wrapper templates there, which the
 Verilator rewrites do not touch, and the library files themselves are named at stitch time. So only the
-processes that stitch (the sizing, the rtlsim backend) initialise FINN with the patched copy
+processes that stitch (the accelerator's FIFO sizing and its simulation) initialise FINN with the patched copy
 (``rtlsim.setup_finn``), and a later Vivado flow sees the stock library.
 """
 
@@ -158,30 +157,3 @@ def finish(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, f
         "mvau_layers": json.loads((rep / MVAU_REPORT).read_text())["layers"],
         "seconds": round(time.time() - t0, 1),
     }
-
-
-SIZED = "step_fracskip_size_fifos"  # the sized model, saved beside FINN's other intermediate models
-
-
-def size_fifos(out: str, part: str, clk_ns: float, finn_build_dir: str, cache_dir: str | None = None,
-               tolerance: float = 0.03, n_frames: int = 4, minimize: bool = True) -> dict:
-    """FIFO depths of one HDL build by simulation (``rtlsim.size_fifos``): reads
-    ``intermediate_models/step_fracskip_hdl.onnx``, writes the sized model as ``step_fracskip_size_fifos.onnx``
-    (the regenerated FIFO HDL goes below ``finn_build_dir``) and ``report/fifo_sizing.json``."""
-    from .rtlsim import setup_finn
-
-    setup_finn(Path(finn_build_dir), Path(cache_dir) if cache_dir else None)
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from . import ops  # noqa: F401  registers DuplicateStreams_rtl
-    from .rtlsim import size_fifos as simulate_sizes
-
-    t0 = time.time()
-    im = Path(out) / "intermediate_models"
-    model = ModelWrapper(str(im / "step_fracskip_hdl.onnx"))
-    sized, rep = simulate_sizes(model, part, clk_ns, cache_dir=Path(cache_dir) if cache_dir else None,
-                                tolerance=tolerance, n_frames=n_frames, jobs=1, progress=False, minimize=minimize)
-    sized.save(str(im / f"{SIZED}.onnx"))
-    report = {**rep.to_dict(), "tolerance": tolerance, "seconds": round(time.time() - t0, 1)}
-    (Path(out) / "report" / "fifo_sizing.json").write_text(json.dumps(report, indent=1))
-    return report

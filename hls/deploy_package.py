@@ -123,7 +123,7 @@ def host_side(build_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
     cores' own parent graphs, as version 1's driver ran them); the ops between cores may only move data."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from .rtlsim_backend import PARENT_FILE, host_programs
+    from .host_ops import PARENT_FILE, host_programs
 
     params: dict[str, np.ndarray] = {}
     progs = {}
@@ -248,8 +248,8 @@ def package_from_build(build_dir: str | Path, out: str | Path, bitfile_dir: str 
 def open_simulated(package: str | Path, cache_dir: Path | None = None, batch_size: int = 64,
                    progress: bool = False):
     """(Package, DMAOverlay on the accelerator's Verilator model): the board driver's own DMA code, its DMAs
-    streaming the buffers through the simulated accelerator (``rtlsim_backend.AcceleratorSimOverlay``)."""
-    from .rtlsim_backend import AcceleratorSimOverlay
+    streaming the buffers through the simulated accelerator (``sim_board.AcceleratorSimOverlay``)."""
+    from .sim_board import AcceleratorSimOverlay
 
     pkg = ad.load_package(package)
     sim = AcceleratorSimOverlay(pkg, cache_dir=cache_dir, progress=progress)
@@ -265,11 +265,11 @@ def golden(pkg: ad.Package, images: np.ndarray, labels: np.ndarray | None = None
     from qonnx.core.modelwrapper import ModelWrapper
 
     from ..runtime.controller import Controller
-    from ..runtime.driver import HostProgram
+    from ..runtime.host import HostProgram
     from ..runtime.manifest import Manifest
     from ..runtime.qonnx_backend import QONNXBackend
     from .accelerator import python_model
-    from .rtlsim_backend import PARENT_FILE, core_model_path, host_programs
+    from .host_ops import PARENT_FILE, core_model_path, host_programs
 
     build = Path(pkg.extra["provenance"]["build"])
     if not (build / "export").is_dir():

@@ -101,8 +101,8 @@ ALLOW_NO_VERILATOR = "FRACSKIP_ALLOW_NO_VERILATOR"
 # keeps it): the quick bench first, the longest test, which needs nothing shared, while the other worker makes the
 # shared tiny HDL build (tests/hil.py) for the hardware-in-the-loop modules that follow; then the other long tests,
 # so that no long one is left for the end; the rest in file order.
-FIRST = ("tests/test_bench.py", "tests/hls/test_rtlsim_backend.py", "tests/hls/test_accelerator.py",
-         "tests/hls/test_modal.py", "tests/runtime/test_driver.py", "tests/hls/test_pipeline_folding.py",
+FIRST = ("tests/test_bench.py", "tests/hls/test_accelerator.py",
+         "tests/hls/test_modal.py", "tests/runtime/test_host.py", "tests/hls/test_pipeline_folding.py",
          "tests/hls/test_build.py::test_build_summary", "tests/test_outputs.py::test_demo_runs",
          "tests/hls/test_lutmvu.py::test_bit_exact", "tests/hls/test_bitserial.py::test_bit_exact",
          "tests/training/test_train.py::test_resume")

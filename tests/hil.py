@@ -1,10 +1,10 @@
 """The HDL build of the tiny test network that the hardware-in-the-loop tests share (made once per run).
 
-tests/runtime/test_driver.py, tests/hls/test_rtlsim_backend.py, tests/hls/test_accelerator.py, tests/hls/test_modal.py,
-tests/hls/test_pipeline_folding.py, tests/hls/test_build.py and tests/runtime/test_deploy.py import it (``import hil``:
-tests/ is on the path).
-The build (HDL, and the FIFOs of the cores with a fork sized by simulation) is made once for all pytest-xdist
-workers, in their common temporary folder under a file lock: the first worker that needs it builds it, the
+tests/runtime/test_host.py, tests/hls/test_accelerator.py, tests/hls/test_modal.py, tests/hls/test_pipeline_folding.py,
+tests/hls/test_build.py, tests/runtime/test_deploy.py and tests/test_outputs.py import it (``import hil``: tests/ is
+on the path).
+The build (the cores' HDL, which the accelerator tests compose the accelerator from) is made once for all
+pytest-xdist workers, in their common temporary folder under a file lock: the first worker that needs it builds it, the
 other waits and reuses it, after checking that its own tiny export is the same network (the tiny run is trained
 deterministically in each worker). So the modules that use it need not run in one worker; each keeps its own
 module fixtures together with an ``xdist_group`` of its own.
@@ -28,7 +28,7 @@ import numpy as np
 TARGET_FPS = 2000.0
 N_IMAGES = 12
 
-_builds: dict[str, tuple[Path, list[str]]] = {}
+_builds: dict[str, Path] = {}
 
 
 def shared_dir(tmp_path_factory) -> Path:
@@ -45,58 +45,25 @@ def _exclusive(lock: Path):
 
 
 def tiny_build(export_dir: Path, tmp_path_factory) -> Path:
-    """``fracskip build EXPORT --board Pynq-Z2 --until hdl --target-fps 2000`` of the tiny export, with the
-    FIFOs of the cores that the sample images use and that fork (a residual block's skip) sized by simulation."""
-    return _shared(export_dir, tmp_path_factory)[0]
-
-
-def sized_tiny_build(export_dir: Path, tmp_path_factory) -> tuple[Path, list[str]]:
-    """(the tiny build, the cores the sample images use). Only the used cores with a fork have their FIFOs
-    sized, at their peak occupancies (the others run at full speed on FINN's minimal FIFOs); ``fracskip build
-    --size-fifos`` sizes all, to each FIFO's minimum."""
-    return _shared(export_dir, tmp_path_factory)
-
-
-def summary_before_sizing(tmp_path_factory) -> dict:
-    """The build's summary.json as the build wrote it, before the FIFO sizing added its section."""
-    return json.loads((shared_dir(tmp_path_factory) / "hil" / "summary_before_sizing.json").read_text())
-
-
-def _shared(export_dir: Path, tmp_path_factory) -> tuple[Path, list[str]]:
+    """``fracskip build EXPORT --board Pynq-Z2 --until hdl --target-fps 2000`` of the tiny export, the cores
+    only: the tests that need the whole-network accelerator compose it from them themselves."""
     key = str(export_dir)
     if key not in _builds:
         root = shared_dir(tmp_path_factory) / "hil"
         root.mkdir(exist_ok=True)
         with _exclusive(root / "lock"):
-            done = root / "used_cores.json"  # written last: the build and its sizing are complete
+            done = root / "done"  # written last: the build is complete
             if not done.exists():
+                from fracskip.hls.build import BuildConfig, build
+
                 shutil.rmtree(root / "build", ignore_errors=True)  # left by a worker that died in it
-                used = _build_and_size(export_dir, root)
-                done.write_text(json.dumps(used))
-            used = json.loads(done.read_text())
+                build(export_dir, root / "build", BuildConfig(board="Pynq-Z2", until="hdl", target_fps=TARGET_FPS,
+                                                              calibration_images=64, accelerator=False),
+                      progress=False)
+                done.touch()
         _same_network(root / "build" / "export", export_dir)
-        _builds[key] = (root / "build", used)
+        _builds[key] = root / "build"
     return _builds[key]
-
-
-def _build_and_size(export_dir: Path, root: Path) -> list[str]:
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from fracskip.hls.build import BuildConfig, build, size_build_fifos
-
-    out = root / "build"
-    # the cores only: the tests that need the whole-network accelerator compose it from them themselves
-    build(export_dir, out, BuildConfig(board="Pynq-Z2", until="hdl", target_fps=TARGET_FPS, calibration_images=64,
-                                       accelerator=False), progress=False)
-    shutil.copyfile(out / "summary.json", root / "summary_before_sizing.json")
-    images, _ = sample_images()
-    used = used_cores(out, images)
-    hdl = "intermediate_models/step_fracskip_hdl.onnx"
-    forks = [c for c in used
-             if ModelWrapper(str(out / "cores" / c / hdl)).get_nodes_by_op_type("DuplicateStreams_rtl")]
-    # FINN's peak-occupancy rule: the search for each FIFO's minimum has its test of its own (tests/hls/test_rtlsim.py)
-    size_build_fifos(out, cores=forks, progress=False, minimize=False)
-    return used
 
 
 def _same_network(built: Path, mine: Path) -> None:
@@ -147,24 +114,6 @@ def covering_images(build_dir: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     picked += [i for i in range(len(images)) if i not in picked][:n - len(picked)]
     idx = sorted(picked)
     return images[idx], labels[idx]
-
-
-def cores_per_image(build_dir: Path, images: np.ndarray) -> list[list[str]]:
-    """The cores the torch model's own decisions send each image through."""
-    m, choices = torch_choices(build_dir, images)
-    per_image = []
-    for ch in choices:
-        cores = ["stem"]
-        for blk in m.blocks:
-            bits = m.bit_menu[ch[blk["gate"]]] if blk["gated"] else int(next(iter(blk["paths"])))
-            if core := m.path_core(blk["index"], bits):
-                cores.append(core)
-        per_image.append(cores + ["head"])
-    return per_image
-
-
-def used_cores(build_dir: Path, images: np.ndarray) -> list[str]:
-    return sorted({c for cores in cores_per_image(build_dir, images) for c in cores})
 
 
 # ---------------------------------------------------------------------------------------------- the accelerator

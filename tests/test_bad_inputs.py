@@ -23,6 +23,8 @@ import torch
 from fracskip.cli import main
 from fracskip.runtime.manifest import sha256
 
+import packages  # tests/packages.py: a hand-written deployment package
+
 
 class Evil:
     """Unpickling this runs ``touch MARKER``: a file that must never appear."""
@@ -90,33 +92,17 @@ class Ctx:
         return str(p)
 
     def package(self, change=None) -> str:
-        """A deploy package of one core (stem) around a copy of the export; no bitstream."""
-        d = self.tmp / "pkg"
-        d.mkdir()
-        shutil.copytree(self.exp, d / "export")
-        io = {"idt": ["DataType['UINT8']"], "odt": ["DataType['UINT8']"],
-              "ishape_normal": [[1, 28, 28, 1]], "ishape_folded": [[1, 28, 28, 1]], "ishape_packed": [[1, 28, 28, 1]],
-              "oshape_normal": [[1, 28, 28, 16]], "oshape_folded": [[1, 28, 28, 16]],
-              "oshape_packed": [[1, 28, 28, 16]], "idma_names": ["idma_stem"], "odma_names": ["odma_stem"],
-              "num_inputs": 1, "num_outputs": 1}
-        s = {"format": "fracskip-driver/1", "driver_information": {"platform": "zynq-iodma", "fclk_mhz": 100},
-             "cores": {"stem": {"io_shape_dict": io, "host": {"input_shape": [1, 1, 28, 28],
-                                                              "pre": [{"op": "Transpose", "perm": [0, 2, 3, 1]}],
-                                                              "post": [{"op": "Transpose", "perm": [0, 3, 1, 2]}]}}}}
-        if change:
-            change(d, s)
-        if s is not None:
-            (d / "settings.json").write_text(json.dumps(s))
+        """The accelerator's deployment package (tests/packages.py); no bitstream."""
         np.save(self.tmp / "x.npy", np.zeros((3, 1, 28, 28), np.uint8))
-        return str(d)
+        return str(packages.write(self.tmp / "pkg", change))
 
     @property
     def out(self) -> str:
         return str(self.tmp / "out")
 
 
-def _evil_host_params(d: Path, s: dict) -> None:
-    np.savez(d / "host_params.npz", a=np.array([Evil(d.parent / "marker")], dtype=object))
+def _evil_host_params(d: Path, s: dict, x: dict) -> None:
+    np.savez(d / "driver" / "fracskip_host.npz", a=np.array([Evil(d.parent / "marker")], dtype=object))
 
 
 def _garbage_onnx(d: Path, m: dict) -> None:
@@ -233,9 +219,8 @@ CASES = [
     ("build-budget-above-one", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--budget", "1.5"], r"--budget must be in \(0, 1\]", ["out"]),
     ("build-target-fps-negative", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--target-fps", "-1"], r"--target-fps must be in \(0, \]", ["out"]),
     ("build-calibration-zero", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--calibration", "0"], r"--calibration must be a positive", ["out"]),
-    ("build-size-fifos-with-estimates", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--until", "estimates", "--size-fifos"], r"--size-fifos .* --until estimates", ["out"]),
     ("build-baselines-with-estimates", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--until", "estimates", "--baselines"], r"--baselines works on the emitted accelerator", ["out"]),
-    ("build-synth-per-core", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--per-core", "--synth"], r"--synth works on the emitted accelerator", ["out"]),
+    ("build-synth-with-estimates", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--until", "estimates", "--synth"], r"--synth works on the emitted accelerator", ["out"]),
     ("simulate-static-design-not-rtlsim", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--design", "static_W4A4"], r"--design static_W4A4 runs an accelerator of a build", []),
     ("build-export-missing", lambda c: ["build", str(c.tmp / "nowhere"), "--board", "Pynq-Z2", R, c.out], r"no such folder", ["out"]),
     ("build-output-inside-export", lambda c: ["build", c.export_copy(), "--board", "Pynq-Z2", R, str(c.tmp / "exp" / "b")], r"inside the input folder", []),
@@ -243,11 +228,12 @@ CASES = [
     ("build-output-not-empty", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.nonempty()], r"is not empty: pass --force", []),
     # ---------------------------------------------------------------- deploy
     ("deploy-package-missing", lambda c: ["deploy", str(c.tmp / "nowhere"), "--images", str(c.tmp / "x.npy")], r"no such folder", []),
-    ("deploy-not-a-package", lambda c: ["deploy", str(c.exp), "--images", c.npy("x.npy", np.zeros((1, 1, 28, 28), np.uint8))], r"has no settings\.json", []),
-    ("deploy-settings-empty", lambda c: ["deploy", c.package(lambda d, s: s.clear()), "--images", str(c.tmp / "x.npy")], r"format None is not 'fracskip-driver/1'", []),
+    ("deploy-not-a-package", lambda c: ["deploy", str(c.exp), "--images", c.npy("x.npy", np.zeros((1, 1, 28, 28), np.uint8))], r"settings\.json is missing", []),
+    ("deploy-settings-empty", lambda c: ["deploy", c.package(lambda d, s, x: s.clear()), "--images", str(c.tmp / "x.npy")], r"no driver_information\.io_shape_dict", []),
+    ("deploy-extra-missing", lambda c: ["deploy", c.package(lambda d, s, x: x.clear()), "--images", str(c.tmp / "x.npy")], r"format None is not 'fracskip-accelerator/1'", []),
     ("deploy-settings-not-json", lambda c: ["deploy", c.settings_garbage(), "--images", str(c.tmp / "x.npy")], r"settings\.json is not valid JSON", []),
-    ("deploy-settings-bad-platform", lambda c: ["deploy", c.package(lambda d, s: s["driver_information"].update(platform="fpga")), "--images", str(c.tmp / "x.npy")], r"platform 'fpga' is not one of", []),
-    ("deploy-settings-bad-shape", lambda c: ["deploy", c.package(lambda d, s: s["cores"]["stem"]["io_shape_dict"].update(ishape_packed=[[1, 28, 28, 2]])), "--images", str(c.tmp / "x.npy")], r"core 'stem': ishape_packed", []),
+    ("deploy-settings-bad-platform", lambda c: ["deploy", c.package(lambda d, s, x: s["driver_information"].update(platform="fpga")), "--images", str(c.tmp / "x.npy")], r"platform 'fpga' is not one of", []),
+    ("deploy-settings-bad-shape", lambda c: ["deploy", c.package(lambda d, s, x: s["driver_information"]["io_shape_dict"].update(ishape_packed=[[1, 28, 28, 2]])), "--images", str(c.tmp / "x.npy")], r"io_shape_dict ishape_\* \[0\]", []),
     ("deploy-images-missing", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "no.npy")], r"no\.npy: no such file", []),
     ("deploy-images-crafted-pickle", lambda c: ["deploy", c.package(), "--images", c.evil_npy()], r"holds pickled objects", []),
     ("deploy-images-wrong-shape", lambda c: ["deploy", c.package(), "--images", c.npy("w.npy", np.zeros((2, 3, 28, 28), np.uint8))], r"shape \(2, 3, 28, 28\)", []),
@@ -255,7 +241,7 @@ CASES = [
     ("deploy-labels-count", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--labels", c.npy("l.npy", np.zeros(5, np.int64))], r"\(5,\) labels for 3 images", []),
     ("deploy-limit-zero", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--limit", "0"], r"--limit must be a positive", []),
     ("deploy-timeout-zero", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--timeout", "0"], r"--timeout must be in", []),
-    ("deploy-crafted-host-params", lambda c: ["deploy", c.package(_evil_host_params), "--images", str(c.tmp / "x.npy")], r"host_params\.npz holds pickled objects", []),
+    ("deploy-crafted-host-params", lambda c: ["deploy", c.package(_evil_host_params), "--images", str(c.tmp / "x.npy")], r"fracskip_host\.npz holds pickled objects", []),
     ("deploy-images-truncated-idx", lambda c: ["deploy", c.package(), "--images", c.garbage("t.idx", b"\0\0\x08\x03" + (9).to_bytes(4, "big") * 3 + b"\0" * 5)], r"truncated or damaged IDX", []),
     # ---------------------------------------------------------------- demo
     ("demo-images-zero", lambda c: ["demo", R, c.out, "--images", "0"], r"--images must be a positive", ["out"]),
@@ -295,7 +281,7 @@ def _extra(ctx: Ctx) -> None:
 
     def settings_garbage() -> str:
         d = ctx.package()
-        (Path(d) / "settings.json").write_text('{"format": "fracskip-driver/1", ')
+        (Path(d) / "driver" / "settings.json").write_text('{"driver_information": ')
         return d
 
     def npy(name: str, arr: np.ndarray) -> str:

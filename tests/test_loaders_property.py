@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 from fracskip import bitstreams
 from fracskip.errors import FracskipError
-from fracskip.runtime import driver as drv
+from fracskip.runtime import host as drv
+
+import packages  # tests/packages.py: a hand-written deployment package
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -203,52 +205,36 @@ def test_shipped_presets_pass():
     assert bitstreams.names() == ["Pynq-Z2", "U250", "ZCU104"]
 
 
-# ---------------------------------------------------------------- the driver's settings.json and host_params.npz
-
-
-def _settings() -> dict:
-    def io(ishape, oshape, idt, odt, core):
-        ib, ob = drv.IntType.parse(idt).bits, drv.IntType.parse(odt).bits
-        return {"idt": [f"DataType['{idt}']"], "odt": [f"DataType['{odt}']"], "ishape_normal": [ishape],
-                "ishape_folded": [ishape], "ishape_packed": [ishape[:-1] + [(ishape[-1] * ib + 7) // 8]],
-                "oshape_normal": [oshape], "oshape_folded": [oshape],
-                "oshape_packed": [oshape[:-1] + [(oshape[-1] * ob + 7) // 8]],
-                "idma_names": [f"idma_{core}"], "odma_names": [f"odma_{core}"], "num_inputs": 1, "num_outputs": 1}
-
-    nchw = [{"op": "Transpose", "perm": [0, 2, 3, 1]}]
-    return {"format": "fracskip-driver/1", "driver_information": {"platform": "zynq-iodma", "fclk_mhz": 100.0},
-            "cores": {
-                "stem": {"io_shape_dict": io([1, 28, 28, 1], [1, 28, 28, 16], "UINT8", "UINT8", "stem"),
-                         "host": {"input_shape": [1, 1, 28, 28], "pre": nchw,
-                                  "post": [{"op": "Transpose", "perm": [0, 3, 1, 2]}]}, "estimate_cycles": 1000},
-                "head": {"io_shape_dict": io([1, 64], [1, 10], "UINT14", "INT24", "head"),
-                         "host": {"input_shape": [1, 64], "pre": [],
-                                  "post": [{"op": "Mul", "param": "s"}, {"op": "Add", "param": "b"}]}}}}
+# ---------------------------------------------------------------- the deployment package's driver/ files
 
 
 @settings(SETTINGS, max_examples=120)
 @given(data=st.data())
-def test_settings_corruptions_are_refused_or_harmless(tmp_path_factory, data):
-    pkg = tmp_path_factory.mktemp("pkg")
-    np.savez(pkg / "host_params.npz", s=np.ones((1, 10), np.float32), b=np.zeros(10, np.float32))
-    (pkg / "settings.json").write_text(json.dumps(mutate(data, _settings())))
+def test_package_corruptions_are_refused_or_harmless(tmp_path_factory, data):
+    """FINN's driver settings and fracskip's additions, mutated: refused with a FracskipError, or a package whose
+    streams are consistent and whose host programs run."""
+    from fracskip.runtime import accelerator_driver as ad
+
+    pkg = packages.write(tmp_path_factory.mktemp("pkg") / "p")
+    which = data.draw(st.sampled_from(["settings.json", "fracskip.json"]), label="file")
+    doc = packages.settings()[which == "fracskip.json"]
+    (pkg / "driver" / which).write_text(json.dumps(mutate(data, doc)))
     try:
-        info, cores = drv.load_settings(pkg)
+        p = ad.load_package(pkg)
     except FracskipError:
         return
-    assert info["platform"] in drv.PLATFORMS and cores
-    for io in cores.values():  # whole CoreIOs: types parsed, shapes consistent, programs runnable on a batch
-        assert io.idt.bits >= 1 and io.odt.bits >= 1
-        for shape in (io.ishape_normal, io.ishape_folded, io.ishape_packed, io.oshape_packed):
-            assert all(isinstance(s, int) and s >= 1 for s in shape)
-        assert int(np.prod(io.ishape_normal[1:])) == int(np.prod(io.ishape_folded[1:]))
+    assert p.platform in drv.PLATFORMS and p.io["num_inputs"] == 1 and p.io["num_outputs"] == 2
+    for side in ("i", "o"):
+        for normal, folded in zip(p.io[f"{side}shape_normal"], p.io[f"{side}shape_folded"]):
+            assert int(np.prod(normal[1:])) == int(np.prod(folded[1:]))
+    p.pre(np.zeros((2, *p.input_shape[1:]), np.float32))
 
 
-def test_unchanged_settings_pass(tmp_path):
-    np.savez(tmp_path / "host_params.npz", s=np.ones((1, 10), np.float32), b=np.zeros(10, np.float32))
-    (tmp_path / "settings.json").write_text(json.dumps(_settings()))
-    info, cores = drv.load_settings(tmp_path)
-    assert set(cores) == {"stem", "head"} and cores["head"].odt.name == "INT24"
+def test_unchanged_package_passes(tmp_path):
+    from fracskip.runtime import accelerator_driver as ad
+
+    p = ad.load_package(packages.write(tmp_path / "p"))
+    assert p.input_shape == (1, 1, 28, 28) and p.words_per_gate == 1 and p.bitfile is None
 
 
 @settings(SETTINGS, max_examples=60)

@@ -15,7 +15,7 @@ The package is FINN's layout (``step_deployment_package``), written by ``fracski
 
 ``DMAOverlay`` has FINN's ``FINNDMAOverlay`` interface (``batch_size``, ``execute``, ``execute_on_buffers``, ...)
 and its register sequences, for any number of inputs and outputs, in numpy: the copy CI runs against the
-Verilator model (``fracskip.hls.rtlsim_backend.AcceleratorSimOverlay``). ``open_board(..., finn_driver=True)``
+Verilator model (``fracskip.hls.sim_board.AcceleratorSimOverlay``). ``open_board(..., finn_driver=True)``
 uses FINN's own ``FINNDMAOverlay`` (``pip install finn-plus-driver`` on the board) instead; ``AcceleratorDriver``
 needs only ``batch_size`` and ``execute`` of either. No code path of this module has been run on a board.
 """
@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import FracskipError, ToolMissingError
 from .controller import count_bitops, kept_fraction
-from .driver import NOT_ON_A_BOARD, PLATFORMS, HostProgram, IntType, load_npz, pack, unpack
+from .host import NOT_ON_A_BOARD, PLATFORMS, HostProgram, IntType, check_host_ops, load_npz, pack, shape_ok, unpack
 from .intgate import split_decisions
 
 FORMAT = "fracskip-accelerator/1"
@@ -104,8 +104,11 @@ def load_package(folder: str | Path) -> Package:
     try:
         _check_io(info["io_shape_dict"])
         host = extra["host"]
+        for side in ("pre", "post"):
+            check_host_ops(host[side], f"host.{side}")
         params = load_npz(folder / HOST_NPZ) if (folder / HOST_NPZ).is_file() else {}
         pre, post = HostProgram(host["pre"], params), HostProgram(host["post"], params)
+        _check_input(host["input_shape"], pre, info["io_shape_dict"]["ishape_normal"][0])
         d = extra["decisions"]
         gates, menu = d["gates"], d["bit_menu"]
         if len(d["bitops"]) != len(gates) or any(len(c) != len(menu) for c in d["bitops"]):
@@ -144,6 +147,25 @@ def _json(path: Path):
         raise FracskipError(f"{path} is not valid JSON ({str(e)[:200]}); regenerate the package") from e
 
 
+MAX_IMAGE_VALUES = 1 << 24  # an image of more values than this is no image a fracskip accelerator streams
+
+
+def _check_input(shape, pre: HostProgram, stream: list) -> None:
+    """The host's input shape, and that the host ops before the accelerator turn one image of it into one frame
+    of the image stream (FINN's ishape_normal)."""
+    if not shape_ok(shape) or shape[0] != 1:
+        raise FracskipError(f"host.input_shape {shape!r} must be a shape of positive integers, batch 1")
+    if int(np.prod(shape, dtype=np.int64)) > MAX_IMAGE_VALUES:
+        raise FracskipError(f"host.input_shape {shape} holds more than {MAX_IMAGE_VALUES} values per image")
+    try:
+        out = pre(np.zeros(shape, np.float32)).shape
+    except (ValueError, IndexError, TypeError) as e:  # numpy's errors for ops that do not fit the shape
+        raise FracskipError(f"host.pre does not run on one image of host.input_shape {shape} ({e})") from e
+    if list(out) != list(stream):
+        raise FracskipError(f"host.pre makes {list(out)} of one image of host.input_shape {shape}, the image "
+                            f"stream takes {stream}")
+
+
 def _check_io(d: dict) -> None:
     n_in, n_out = d.get("num_inputs"), d.get("num_outputs")
     if n_in != 1 or n_out != 2:
@@ -156,7 +178,10 @@ def _check_io(d: dict) -> None:
                 raise FracskipError(f"io_shape_dict[{k!r}] must list {n} entries")
         for j in range(n):
             dt = IntType.parse(d[f"{side}dt"][j])
-            normal, folded, packed = (list(d[f"{side}shape_{k}"][j]) for k in ("normal", "folded", "packed"))
+            normal, folded, packed = (d[f"{side}shape_{k}"][j] for k in ("normal", "folded", "packed"))
+            if not all(shape_ok(v) for v in (normal, folded, packed)):
+                raise FracskipError(f"io_shape_dict {side}shape_* [{j}]: {normal}, {folded}, {packed} must be shapes "
+                                    "of positive integers")
             if int(np.prod(normal[1:])) != int(np.prod(folded[1:])) or folded[:-1] != packed[:-1] \
                     or packed[-1] != (folded[-1] * dt.bits + 7) // 8:
                 raise FracskipError(f"io_shape_dict {side}shape_* [{j}]: {normal}, {folded}, {packed} are not one "

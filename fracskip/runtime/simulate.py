@@ -4,13 +4,8 @@ with the PyTorch model (decisions, logits, accuracy).
 The reference is the PyTorch model evaluated in float64, whose quantizers round exactly as integer hardware
 does (float32 rounds values within its precision of a rounding boundary either way; see export/verify.py).
 
-On the ``rtlsim`` backend, a build with an accelerator (``fracskip build``'s default) runs as one Verilator model,
-images streamed back to back, against the numpy controller and the torch model (``simulate_accelerator``,
-``hls.accelerator.rtlsim``). A build without one (``--per-core``) runs its cores one call at a time: every core
-call is also checked, after the timed run, against the ``qonnx`` backend (``bit_exact_pct``: share of path
-invocations, i.e. (input, core) pairs, whose integer output is identical) and against FINN's Python execution of
-the same dataflow partition (``bit_exact_vs_finn_pct``), and the cycles the cores spent are compared with FINN's
-estimates.
+On the ``rtlsim`` backend, the build's accelerator runs as one Verilator model, images streamed back to back,
+against the numpy controller and the torch model (``simulate_accelerator``, ``hls.accelerator.rtlsim``).
 """
 
 from __future__ import annotations
@@ -37,10 +32,6 @@ def make_backend(name: str, manifest: Manifest, folder: Path, graphs: str = "fin
         from .qonnx_backend import QONNXBackend
 
         return QONNXBackend(manifest, graphs, progress)
-    if name == "rtlsim":
-        from ..hls.rtlsim_backend import RTLSimBackend
-
-        return RTLSimBackend(folder)
     raise FracskipError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -58,16 +49,18 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
     if backend == "rtlsim":
         from ..hls import accelerator as A
 
-        if design != "dfs" or A.has_accelerator(folder):
-            return simulate_accelerator(folder, images, labels, progress, design)
+        if not A.has_accelerator(folder, design):
+            raise FracskipError(f"{folder} has no {'accelerator' if design == 'dfs' else design} to simulate: "
+                                "build one with `fracskip build EXPORT --board B -o BUILD` (--until hdl, the "
+                                f"default{'' if design == 'dfs' else '; --baselines for the static ones'})")
+        return simulate_accelerator(folder, images, labels, progress, design)
     if design != "dfs":
         raise FracskipError(f"--design {design} runs an accelerator of a build: use --backend rtlsim")
     export_dir = folder / "export" if (folder / "export" / "manifest.json").exists() else folder
     m = Manifest.load(export_dir)
     be = make_backend(backend, m, folder, graphs, progress)
-    checked = CheckedBackend(be, m, progress) if backend == "rtlsim" else None
     ref = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"])), exact=True)
-    ctl = Controller(m, checked or be)
+    ctl = Controller(m, be)
     logits, choices, bitops, cycles, keeps = [], [], [], [], []
     ref_logits, ref_choices, ref_keeps = [], [], []
     dt = 0.0
@@ -78,8 +71,6 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
             t0 = time.time()
             lo, tr = ctl.run(x)
             dt += time.time() - t0
-            if checked is not None:
-                checked.check()  # outside the timing: FINN's Python execution is far slower than the simulation
             logits.append(lo)
             choices.append(tr.choices)
             bitops.append(tr.bitops)
@@ -118,8 +109,6 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
         res.update(_channel_figures(m, ch, keep, np.concatenate(ref_keeps)))
     trace = Trace(ch, np.asarray(m.bit_menu)[ch] if ch.size else ch, bo, np.concatenate(cycles) if cycles else None,
                   keep=keep)
-    if checked is not None:
-        res.update(checked.report(len(images), dt, trace.cycles))
     return res, trace
 
 
@@ -154,87 +143,10 @@ def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray
         res["kept_channel_fraction"] = kept_fraction(m, run.decisions, run.keep)
     res["compute_pct"] = float(100 * bitops.mean() / m.data["bitops"]["full_8bit"])
     res["bitops_per_input"] = float(bitops.mean())
-    # the names of the per-core run's figures, for callers that read those
+    # the names of the other backends' figures, for callers that read those
     res["images_per_s"] = res["sim_images_per_s"]
     res["mean_cycles_per_input"] = res["cycles_per_image_measured"]
     res["cycles_vs_estimate"] = {"overall": res["measured_vs_model"]}
     trace = Trace(run.decisions, np.asarray(m.routes)[run.decisions], bitops,
                   np.full(len(images), res["cycles_per_image_measured"]), keep=run.keep)
     return res, trace
-
-
-class CheckedBackend:
-    """The rtlsim backend, each call remembered (input, integer output, result) and checked by ``check()``
-    against the qonnx backend and against FINN's Python execution of the same partition."""
-
-    def __init__(self, backend, manifest: Manifest, progress: bool = True):
-        from .qonnx_backend import QONNXBackend
-
-        self.be, self.name = backend, backend.name
-        self.qonnx = QONNXBackend(manifest, progress=progress)
-        self.pending: list[tuple] = []
-        self.stats: dict[str, dict] = {}
-
-    @property
-    def last_cycles(self):
-        return self.be.last_cycles
-
-    def run(self, core: str, x: np.ndarray) -> np.ndarray:
-        y = self.be.run(core, x)
-        self.pending.append((core, np.array(x), self.be.last_outputs, y))
-        return y
-
-    def check(self) -> None:
-        for core, x, ints, y in self.pending:
-            n = len(x)
-            st = self.stats.setdefault(core, {"invocations": 0, "bit_exact": 0, "bit_exact_vs_finn": 0,
-                                              "max_abs_diff": 0.0})
-            st["invocations"] += n
-            q = self.qonnx.run(core, x).reshape(n, -1)
-            st["bit_exact"] += int((q == y.reshape(n, -1)).all(axis=1).sum())
-            st["max_abs_diff"] = max(st["max_abs_diff"], float(np.abs(q - y.reshape(n, -1)).max()))
-            finn = self.be.reference(core, x).reshape(n, -1)
-            st["bit_exact_vs_finn"] += int((finn == ints.reshape(n, -1)).all(axis=1).sum())
-        self.pending.clear()
-
-    def report(self, n_images: int, seconds: float, cycles: np.ndarray | None) -> dict:
-        """The hardware figures of ``simulate``'s result (see the module docstring)."""
-        ints = {c: s for c, s in self.stats.items() if c != "head"}  # the head ends in float logits
-        inv = sum(s["invocations"] for s in ints.values())
-        cyc = self.be.cycle_report()
-        per_core = {c: {**self.stats[c], **cyc["cores"].get(c, {})} for c in self.stats}
-        if "head" in per_core:
-            per_core["head"]["bit_exact"] = None  # float logits: see head_max_abs_diff
-        sim_s = seconds - self.be.build_seconds
-        return {
-            "bit_exact_pct": 100 * sum(s["bit_exact"] for s in ints.values()) / inv,
-            "bit_exact_vs_finn_pct": 100 * sum(s["bit_exact_vs_finn"] for s in self.stats.values())
-            / sum(s["invocations"] for s in self.stats.values()),
-            "head_max_abs_diff": self.stats.get("head", {}).get("max_abs_diff"),
-            "path_invocations": inv,
-            "mean_cycles_per_input": float(cycles.mean()) if cycles is not None else None,
-            "cycles_vs_estimate": {"overall": cyc["overall_vs_estimate"],
-                                   **{c: v["cycles_vs_estimate"] for c, v in cyc["cores"].items()}},
-            # simulation speed: controller + host ops + Verilator, without verilating (cached on later runs)
-            "images_per_s": n_images / sim_s if sim_s > 0 else None,
-            "rtlsim_build_s": self.be.build_seconds,
-            "cores": per_core,
-        }
-
-
-def cores_for_images(manifest: Manifest, images: np.ndarray) -> list[str]:
-    """The cores the trained model runs on ``images`` (its own gates decide): what an RTL simulation of them
-    needs built and FIFO-sized."""
-    from .torch_backend import TorchBackend
-
-    _, choices = TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"]))).reference(images)
-    used = {"stem", "head"}
-    for blk in manifest.blocks:
-        if not blk["gated"]:
-            used.add(next(iter(blk["paths"].values()))["core"])
-            continue
-        for k in np.unique(choices[:, blk["gate"]]):
-            core = manifest.path_core(blk["index"], manifest.bit_menu[k])
-            if core is not None:
-                used.add(core)
-    return sorted(used)

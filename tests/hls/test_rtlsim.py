@@ -426,6 +426,20 @@ def test_residual_core_with_minimal_fifos_deadlocks(env, residual):
         assert stuck.stalled and stuck.words_in[0] < core.inputs[0].words_per_frame and stuck.words_out[0] == 0
 
 
+def test_stall_diagnosis_follows_blocked_streams_to_the_waiting_node():
+    from fracskip.hls.rtlsim.stitch import Link, diagnose_stall
+
+    # fork -> fifo_a -> add.in0 ; fork -> conv -> add.in1 ; add -> out
+    links = [Link(0, "t_skip", "fork", "fifo_a", "StreamingFIFO_rtl"), Link(1, "t_a", "fifo_a", "add", "ElementwiseAdd_rtl"),
+             Link(2, "t_conv_in", "fork", "conv", "MVAU_rtl"), Link(3, "t_b", "conv", "add", "ElementwiseAdd_rtl")]
+    deadlock = [(True, False), (True, False), (False, True), (False, False)]
+    d = diagnose_stall(links, deadlock)
+    assert d == ("stalled at add (ElementwiseAdd_rtl) does not take t_a (from fifo_a) while it waits for t_b "
+                 "(from conv, empty); full FIFOs: fifo_a"), d
+    assert "starved" in diagnose_stall(links, [(False, True)] * 4)
+    assert diagnose_stall(links, []) == "no stream state was recorded"
+
+
 def test_fifo_sizing_makes_the_residual_core_run_at_full_speed(env, residual):
     skip = _skip_fifo(residual)
     sized, report = size_fifos(copy.deepcopy(residual), PART, CLK_NS, cache_dir=env["cache"], jobs=2,

@@ -60,12 +60,12 @@ MUTANTS = [
            'return (m["conv1"] + m["conv2"] + m.get("shortcut", 0)) * bits',
            ["tests/training/test_model.py::test_cost_table_against_hand_count"],
            why="BitOPs of a path counted as MACs x b instead of MACs x b_w x b_a"),
-    Mutant("packing-bit-order", "fracskip/runtime/driver.py",
+    Mutant("packing-bit-order", "fracskip/runtime/host.py",
            'return np.packbits(bits.reshape(x.shape[:-1] + (nbytes, 8)), axis=-1, bitorder="little")[..., 0]',
            'return np.packbits(bits.reshape(x.shape[:-1] + (nbytes, 8)), axis=-1, bitorder="big")[..., 0]',
-           ["tests/runtime/test_driver.py::test_packing_equals_finns_byte_layout", "tests/test_loaders_property.py"],
+           ["tests/runtime/test_host.py::test_packing_equals_finns_byte_layout", "tests/test_loaders_property.py"],
            k="pack", why="bits of a byte packed MSB first"),
-    Mutant("packing-no-range-check", "fracskip/runtime/driver.py",
+    Mutant("packing-no-range-check", "fracskip/runtime/host.py",
            "if x.size and (x.min() < dt.min or x.max() > dt.max", "if False and (x.min() < dt.min or x.max() > dt.max",
            ["tests/test_loaders_property.py"], k="pack", why="out-of-range values wrap around silently"),
     Mutant("routing-off-by-one", "fracskip/runtime/controller.py",
@@ -168,7 +168,7 @@ def run(mutant: Mutant | None, selection: Mutant, timeout: float) -> tuple[str, 
 
 
 def _imported_from(site: Path, env: dict) -> str:
-    code = "import fracskip.training.train as t, fracskip.runtime.driver as d; print(t.__file__, d.__file__)"
+    code = "import fracskip.training.train as t, fracskip.runtime.host as d; print(t.__file__, d.__file__)"
     return subprocess.run([sys.executable, "-c", code], cwd=site, env=env, capture_output=True, text=True).stdout
 
 

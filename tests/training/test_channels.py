@@ -227,10 +227,10 @@ def test_compare_includes_earlier_rows(tmp_path, tiny_run, capsys):
 
 
 @pytest.mark.xdist_group("tiny_lc")  # with tests/hls/test_channel_datapath.py, which shares the export
-def test_channel_export_golden_controller_matches_torch(tiny_lc_export, capsys):
+def test_channel_export_golden_controller_matches_torch(tiny_lc_export):
     """A channel-skipping network exported (one core per (block, bits, groups kept), the keep mask a second graph
     input) and run by the numpy controller on FINN's streamlined graphs: the keep bits, the choices and the
-    logits are the torch model's (float64), with groups dropped and not; the per-core build refuses it."""
+    logits are the torch model's (float64), with groups dropped and not."""
     import numpy as np
 
     from fracskip.runtime.controller import Controller, popcount
@@ -268,10 +268,6 @@ def test_channel_export_golden_controller_matches_torch(tiny_lc_export, capsys):
     other = Controller(m, QONNXBackend(m, progress=False))
     other.gates.keep = lambda g, h: np.full(len(h), 1)
     assert not np.allclose(other.run(images)[0], logits)
-
-    out = tiny_lc_export.parent / "build"  # the cores of the per-core flow take no keep mask
-    assert main(["build", str(tiny_lc_export), "--board", "Pynq-Z2", "-o", str(out), "--per-core"]) == 2
-    assert "--per-core" in capsys.readouterr().err and not out.exists()
 
 
 def test_budget_prices_channel_groups(tmp_path):

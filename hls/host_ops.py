@@ -1,0 +1,105 @@
+"""The host side of a build, from FINN's parent graphs: the nodes FINN leaves outside a core's dataflow partition
+(``dataflow_parent.onnx``: the stem's NCHW -> NHWC transpose, the head's float scale and bias) as the board
+driver's numpy ``HostProgram`` ops, and FINN's ``io_shape_dict`` of a partition. The accelerator's stream packing
+(``hls.accelerator.Host``) and its deployment package (``hls.deploy_package``) take them from the stem and head
+cores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FracskipError
+from ..runtime import host as drv
+
+PARENT_FILE = "dataflow_parent.onnx"
+MODEL_FILE = "step_fracskip_hdl.onnx"
+
+
+def core_model_path(build_dir: Path, core: str) -> Path:
+    """The dataflow partition of ``core``, as the build generated its HDL."""
+    path = Path(build_dir) / "cores" / core / "intermediate_models" / MODEL_FILE
+    if not path.is_file():
+        raise FracskipError(f"{path} is missing: build with `fracskip build ... --until hdl`")
+    return path
+
+
+def _host_op(model, node, core: str, params: dict[str, np.ndarray]) -> dict:
+    from qonnx.util.basic import get_by_name
+
+    dyn = [i for i in node.input if i and model.get_initializer(i) is None]
+    if len(dyn) != 1 or len(node.output) != 1:
+        raise FracskipError(f"{core}: host node {node.name} ({node.op_type}) is not a single-input op")
+    op = {"op": node.op_type}
+    if node.op_type == "Transpose":
+        op["perm"] = [int(p) for p in get_by_name(node.attribute, "perm").ints]
+    elif node.op_type in ("Mul", "Add", "Sub", "Div"):
+        const = node.input[0] if node.input[1] == dyn[0] else node.input[1]
+        op["param"] = f"{core}/{node.name}"
+        op["const_first"] = node.input[0] == const
+        params[op["param"]] = np.asarray(model.get_initializer(const), dtype=np.float32)
+    elif node.op_type == "Reshape":
+        op["shape"] = [int(s) for s in model.get_initializer(node.input[1])]
+    elif node.op_type == "Flatten":
+        if (get_by_name(node.attribute, "axis").i if get_by_name(node.attribute, "axis") else 1) != 1:
+            raise FracskipError(f"{core}: Flatten {node.name} with axis != 1 on the host")
+    elif node.op_type in ("ReduceMean", "ReduceSum"):
+        axes = get_by_name(node.attribute, "axes")
+        op["axes"] = [int(a) for a in (axes.ints if axes else model.get_initializer(node.input[1]))]
+        kd = get_by_name(node.attribute, "keepdims")
+        op["keepdims"] = int(kd.i) if kd else 1
+    elif node.op_type not in drv.HOST_OPS:
+        raise FracskipError(f"{core}: host node {node.name} ({node.op_type}) is not one the board driver runs "
+                            f"({', '.join(drv.HOST_OPS)})")
+    return op
+
+
+def host_programs(parent, core: str, params: dict[str, np.ndarray]) -> tuple[list[dict], list[dict]]:
+    """The parent graph's nodes before and after its one StreamingDataflowPartition, as host-op lists."""
+    sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")
+    if len(sdp) != 1:
+        raise FracskipError(f"{core}: the parent graph has {len(sdp)} dataflow partitions, the driver expects one")
+    pre, post, seen = [], [], False
+    for node in parent.graph.node:  # topologically sorted by FINN
+        if node.op_type == "StreamingDataflowPartition":
+            seen = True
+            continue
+        (post if seen else pre).append(_host_op(parent, node, core, params))
+    return pre, post
+
+
+def io_shape_dict(model, core: str) -> dict:
+    """FINN's ``io_shape_dict`` (``finn.util.basic.get_driver_shapes``) of a dataflow partition, with the DMA
+    names a fracskip multi-core bitstream gives each core: ``idma_<core>`` / ``odma_<core>``."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+        raise FracskipError(f"{core}: the driver handles cores with one input and one output stream")
+    t_in, t_out = model.graph.input[0].name, model.graph.output[0].name
+    first, last = getCustomOp(model.find_consumer(t_in)), getCustomOp(model.find_producer(t_out))
+    d: dict = {}
+    for side, tensor, inst, folded in (("i", t_in, first, first.get_folded_input_shape()),
+                                       ("o", t_out, last, last.get_folded_output_shape())):
+        dt = model.get_tensor_datatype(tensor)
+        folded = [int(s) for s in folded]
+        d[f"{side}dt"] = [f"DataType['{dt.name}']"]
+        d[f"{side}shape_normal"] = [[int(s) for s in model.get_tensor_shape(tensor)]]
+        d[f"{side}shape_folded"] = [folded]
+        d[f"{side}shape_packed"] = [folded[:-1] + [(folded[-1] * dt.bitwidth() + 7) // 8]]
+    d.update(idma_names=[f"idma_{core}"], odma_names=[f"odma_{core}"], num_inputs=1, num_outputs=1)
+    return d
+
+
+def core_io(build_dir: str | Path, core: str) -> drv.CoreIO:
+    """One core of an HDL build as the driver's ``CoreIO``: its partition's stream types and shapes, and its
+    parent graph's host ops on either side."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    parent = ModelWrapper(str(Path(build_dir) / "cores" / core / "intermediate_models" / PARENT_FILE))
+    params: dict[str, np.ndarray] = {}
+    pre, post = host_programs(parent, core, params)
+    shape = tuple(int(s) for s in parent.get_tensor_shape(parent.graph.input[0].name))
+    return drv.CoreIO(core, io_shape_dict(ModelWrapper(str(core_model_path(build_dir, core))), core),
+                      drv.HostProgram(pre, params), drv.HostProgram(post, params), shape)

@@ -1,0 +1,160 @@
+"""fracskip.runtime.host: the board's host side in numpy (FINN's datatypes and packing, the host ops of FINN's
+parent graphs), against FINN's own packing and onnx execution, and the stream ends of the tiny build.
+
+The accelerator's board driver, on a simulated board, is tests/runtime/test_deploy.py's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fracskip.errors import FracskipError
+from fracskip.runtime import host as drv
+
+import hil  # tests/hil.py: the shared tiny HDL build
+
+pytestmark = pytest.mark.xdist_group(__name__)
+
+DTYPES = ["UINT8", "INT8", "UINT4", "INT4", "UINT2", "INT2", "BINARY", "BIPOLAR", "UINT14", "INT24", "INT3", "INT17"]
+SHAPES = [(2, 28, 28, 1, 1), (3, 7, 5), (1, 6, 48), (4, 10), (2, 3, 3, 16)]
+
+
+def _values(name: str, shape: tuple, seed: int) -> np.ndarray:
+    from qonnx.core.datatype import DataType
+
+    dt = DataType[name]
+    rng = np.random.default_rng(seed)
+    x = rng.integers(int(dt.min()), int(dt.max()) + 1, shape).astype(np.float32)
+    x.flat[:2] = [dt.min(), dt.max()]  # the extremes, where two's complement and padding go wrong
+    return np.where(x > 0, 1, -1).astype(np.float32) if name == "BIPOLAR" else x
+
+
+# ---------------------------------------------------------------- packing, numpy only
+
+
+@pytest.mark.parametrize("name", DTYPES)
+def test_packing_equals_finns_byte_layout(name):
+    from finn.util.data_packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy
+    from qonnx.core.datatype import DataType
+
+    for k, shape in enumerate(SHAPES):
+        x = _values(name, shape, k)
+        ref = finnpy_to_packed_bytearray(x, DataType[name], reverse_inner=True, reverse_endian=True)
+        got = drv.pack(x, name)
+        assert got.dtype == np.uint8 and got.shape == ref.shape, (name, shape)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(drv.unpack(got, name, shape), x)
+        np.testing.assert_array_equal(packed_bytearray_to_finnpy(got.copy(), DataType[name], shape,
+                                                                 reverse_endian=True, reverse_inner=True), x)
+
+
+def test_pack_round_trip_and_integer_containers():
+    rng = np.random.default_rng(3)
+    for bits in (1, 5, 8, 12, 16, 31, 32):
+        for signed in (False, True):
+            if bits == 1 and signed:
+                continue
+            name = ("INT" if signed else "UINT") + str(bits)
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            x = rng.integers(lo, hi + 1, (5, 3, 7), dtype=np.int64)
+            for container in (x, x.astype(np.float32) if bits <= 24 else x.astype(np.float64)):
+                packed = drv.pack(container, name)
+                assert packed.shape == (5, 3, (7 * bits + 7) // 8)
+                np.testing.assert_array_equal(drv.unpack(packed, name, x.shape), x.astype(np.float32))
+
+
+def test_datatypes_from_settings_json_and_refusals():
+    assert drv.IntType.parse("DataType['UINT8']") == drv.IntType("UINT8", 8, False)
+    assert drv.IntType.parse("INT24").min == -(1 << 23)
+    with pytest.raises(FracskipError, match="not an integer FINN type"):
+        drv.IntType.parse("DataType['FLOAT32']")
+    with pytest.raises(FracskipError, match="not a UINT4"):
+        drv.IntType.parse("UINT4").check(np.array([3.0, 16.0]), "x")
+    with pytest.raises(FracskipError, match="not a INT8"):
+        drv.IntType.parse("INT8").check(np.array([0.5]), "x")
+    with pytest.raises(FracskipError, match="non-integer"):
+        drv.pack(np.array([[0.5, 1.0]]), "UINT8")
+
+
+def test_host_program_equals_onnx_execution_on_batches():
+    """The host ops of FINN's parent graph, in numpy on a batch, against qonnx's execution of the graph."""
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.basic import qonnx_make_model
+
+    rng = np.random.default_rng(0)
+    scale = rng.random((1, 10), dtype=np.float32)
+    bias = rng.standard_normal(10).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t", "shape"], ["r"]),
+             helper.make_node("Mul", ["r", "scale"], ["m"]),
+             helper.make_node("Add", ["bias", "m"], ["y"])]
+    vi = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)  # noqa: E731
+    graph = helper.make_graph(nodes, "host", [vi("x", [1, 10, 1, 1])], [vi("y", [1, 10])],
+                              value_info=[vi("t", [1, 1, 1, 10]), vi("r", [1, 10]), vi("m", [1, 10])])
+    m = ModelWrapper(qonnx_make_model(graph))
+    m.set_initializer("shape", np.array([1, 10], np.int64))
+    m.set_initializer("scale", scale)
+    m.set_initializer("bias", bias)
+    program = drv.HostProgram(
+        [{"op": "Transpose", "perm": [0, 2, 3, 1]}, {"op": "Reshape", "shape": [1, 10]},
+         {"op": "Mul", "param": "s"}, {"op": "Add", "param": "b", "const_first": True}], {"s": scale, "b": bias})
+    x = rng.integers(-2**20, 2**20, (6, 10, 1, 1)).astype(np.float32)
+    want = np.concatenate([execute_onnx(m, {"x": x[i:i + 1]})["y"] for i in range(6)])
+    np.testing.assert_array_equal(program(x), want)
+    with pytest.raises(FracskipError, match="not supported"):
+        drv.HostProgram([{"op": "Softmax"}])
+
+
+def test_board_side_imports_little():
+    """The drivers and the controller run on a PYNQ image: numpy and the standard library, nothing heavier."""
+    code = ("import sys; import fracskip.runtime.host, fracskip.runtime.accelerator_driver, "
+            "fracskip.runtime.controller, fracskip.cli; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'qonnx', 'finn', 'onnx', 'brevitas', "
+            "'onnxruntime', 'pynq', 'scipy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------- a build's stream ends
+
+
+@pytest.fixture(scope="module")
+def stem(tiny_export, tmp_path_factory):
+    from fracskip.hls.host_ops import core_io
+
+    return core_io(hil.tiny_build(tiny_export, tmp_path_factory), "stem")
+
+
+def test_stem_io_is_finns_and_packs_as_finn_does(stem):
+    """The stem's stream end, read from the build (FINN's io_shape_dict of its partition, its parent graph's
+    NCHW -> NHWC transpose): the host's packing of a batch is FINN's byte layout of the folded stream."""
+    from finn.util.data_packing import finnpy_to_packed_bytearray
+    from qonnx.core.datatype import DataType
+
+    assert stem.host_input_shape == (1, 1, 28, 28) and stem.idt == drv.IntType.parse("UINT8")
+    images, _ = hil.sample_images(5)
+    x = stem.pre(stem.check_input(images))
+    folded = x.reshape((5,) + stem.ishape_folded[1:])
+    np.testing.assert_array_equal(folded.reshape(5, 28, 28, 1), images.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(drv.pack(folded, stem.idt), finnpy_to_packed_bytearray(
+        folded, DataType["UINT8"], reverse_inner=True, reverse_endian=True))
+    assert drv.pack(folded, stem.idt).shape == (5,) + stem.ishape_packed[1:]
+
+
+def test_wrong_batches_are_refused(stem):
+    with pytest.raises(FracskipError, match=r"expected a batch of shape \(n, 1, 28, 28\)"):
+        stem.check_input(np.zeros((2, 28, 28), np.float32))
+    with pytest.raises(FracskipError, match=r"expected a batch of shape"):
+        stem.check_input(np.zeros((2, 3, 28, 28), np.float32))
+    with pytest.raises(FracskipError, match="integer values"):
+        stem.check_input(np.zeros((1, 1, 28, 28), dtype=bool))
+    with pytest.raises(FracskipError, match="not a UINT8"):
+        stem.idt.check(np.full((1, 1, 28, 28), 300, np.float32), "stem input")
+    with pytest.raises(FracskipError, match="not a UINT8"):
+        stem.idt.check(np.full((1, 1, 28, 28), 0.5, np.float32), "stem input")
