@@ -111,3 +111,28 @@ def test_a_damaged_package_is_refused(package, tmp_path):
     (bad / ad.SETTINGS).write_text(json.dumps(s))
     with pytest.raises(FracskipError, match="odma_names"):
         ad.load_package(bad)
+
+
+def test_a_stalled_accelerator_is_reported_not_waited_for(package, rtl_cache):
+    """An accelerator that never finishes (a cycle limit far below one image) leaves its output DMAs busy, as on
+    hardware: the driver gives up after its timeout with a message, and refuses to start on the busy DMAs."""
+    import time
+
+    from fracskip.errors import FracskipError
+    from fracskip.hls.sim_board import AcceleratorSimOverlay
+    from fracskip.runtime import accelerator_driver as ad
+
+    pkg = ad.load_package(package[0])
+    sim = AcceleratorSimOverlay(pkg, cache_dir=rtl_cache, cycle_limit=200)
+    try:
+        overlay = ad.DMAOverlay(sim, sim.allocate, pkg.io, pkg.platform, batch_size=2, timeout_s=0.5)
+        x = package[3][:2].transpose(0, 2, 3, 1)  # the image stream's NHWC frames
+        t0 = time.monotonic()
+        with pytest.raises(FracskipError, match="the accelerator stalled: output DMA 0 did not finish within 0.5 s"):
+            overlay.execute(x)
+        assert time.monotonic() - t0 < 5
+        assert sim.results[-1].stalled and sim.results[-1].cycles == 200
+        with pytest.raises(FracskipError, match="not idle"):
+            overlay.execute(x)
+    finally:
+        sim.close()
