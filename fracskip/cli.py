@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .demo import IMAGES as DEMO_IMAGES
 from .errors import FracskipError
 
 log = logging.getLogger("fracskip")
@@ -347,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", default="demo-out")
     d.add_argument("--checkpoint", default="default")
     d.add_argument("--board", default="Pynq-Z2")
-    d.add_argument("--images", type=int, default=50, help="test images through the RTL simulation (default 50)")
+    d.add_argument("--images", type=int, default=DEMO_IMAGES,
+                   help=f"test images through the RTL simulation (default {DEMO_IMAGES})")
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--backend", default="rtlsim", choices=("rtlsim", "qonnx"))
     d.add_argument("--force", action="store_true", help="replace a non-empty output folder")

@@ -17,9 +17,10 @@ from .outdir import fresh
 
 log = logging.getLogger(__name__)
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "training" / "checkpoints" / "default"
+IMAGES = 50  # test images through the RTL simulation: the demo stays under 10 minutes on a 2-core machine
 
 
-def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images: int = 50, workers: int = 2,
+def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images: int = IMAGES, workers: int = 2,
          backend: str = "rtlsim", force: bool = False) -> dict:
     with fresh(out, force, "demo") as out:  # a failed or interrupted demo leaves no folder behind
         return _demo(out, checkpoint, board, images, workers, backend)

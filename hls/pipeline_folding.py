@@ -673,8 +673,9 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
                    integrality=np.r_[np.ones(n), np.zeros(nm)], bounds=Bounds(0, 1),
                    options={"time_limit": MILP_SECONDS})
     if sol.x is None:
-        if sol.status == 1:  # out of time without a feasible point: counted as infeasible, and said so
-            log.warning("allocation at T=%.0f: no solution within %d s; taken as infeasible", t, MILP_SECONDS)
+        if sol.status == 1:  # out of time without a feasible point, and said so
+            log.warning("allocation at T=%.0f: no solution within %d s; %s", t, MILP_SECONDS,
+                        "the feasible choice found before is kept" if cheapest else "taken as infeasible")
         return None
     choice = {ladders[k].node: i for (k, i), v in zip(cols, sol.x[:n]) if v > 0.5}
     return choice, _totals(ladders, choice, edges)

@@ -83,6 +83,18 @@ def tiny_lc_export(tiny_run, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_lc_build(tiny_lc_export, tmp_path_factory):
+    """``fracskip build`` of the tiny channel-skipping export (Pynq-Z2, to HDL): every core built by the FINN flow
+    (``cores/<core>/``), and the accelerator with its channel datapaths, its FIFOs sized in Verilator on 8 images."""
+    from fracskip.hls.build import BuildConfig, build
+
+    out = tmp_path_factory.mktemp("lc_build") / "build"
+    build(tiny_lc_export, out, BuildConfig(board="Pynq-Z2", accelerator_images=8, calibration_images=64),
+          progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def rtl_cache() -> Path:
     """The one Verilator cache of the run: fracskip's (``$FRACSKIP_CACHE``, else ``~/.cache/fracskip``). Simulators
     and Verilator's runtime library are keyed by the content of every source, so sharing them is safe; each test

@@ -3,9 +3,9 @@
 tests/runtime/test_host.py, tests/hls/test_accelerator.py, tests/hls/test_modal.py, tests/hls/test_pipeline_folding.py,
 tests/hls/test_build.py, tests/runtime/test_deploy.py and tests/test_outputs.py import it (``import hil``: tests/ is
 on the path).
-The build (the cores' HDL and the accelerator composed from them) is made once for all pytest-xdist workers, in
-their common temporary folder under a file lock: the first worker that needs it builds it, the other waits and
-reuses it, after checking that its own tiny export is the same network (the tiny run is trained
+The build (the cores' HDL, which the accelerator tests compose the accelerator from) is made once for all
+pytest-xdist workers, in their common temporary folder under a file lock: the first worker that needs it builds it, the
+other waits and reuses it, after checking that its own tiny export is the same network (the tiny run is trained
 deterministically in each worker). So the modules that use it need not run in one worker; each keeps its own
 module fixtures together with an ``xdist_group`` of its own.
 Verilator binaries go to fracskip's cache (``$FRACSKIP_CACHE`` or ``~/.cache/fracskip``): they are keyed by the
@@ -45,9 +45,8 @@ def _exclusive(lock: Path):
 
 
 def tiny_build(export_dir: Path, tmp_path_factory) -> Path:
-    """``fracskip build EXPORT --board Pynq-Z2 --until hdl --target-fps 2000`` of the tiny export, its accelerator's
-    FIFOs sized on ``ACCELERATOR_IMAGES`` training images. The tests that take the accelerator apart compose it
-    from the build's cores themselves (``dfs_accelerator``), and so reuse the sizing's Verilator binary."""
+    """``fracskip build EXPORT --board Pynq-Z2 --until hdl --target-fps 2000`` of the tiny export, the cores
+    only: the tests that need the whole-network accelerator compose it from them themselves."""
     key = str(export_dir)
     if key not in _builds:
         root = shared_dir(tmp_path_factory) / "hil"
@@ -59,8 +58,8 @@ def tiny_build(export_dir: Path, tmp_path_factory) -> Path:
 
                 shutil.rmtree(root / "build", ignore_errors=True)  # left by a worker that died in it
                 build(export_dir, root / "build", BuildConfig(board="Pynq-Z2", until="hdl", target_fps=TARGET_FPS,
-                                                              calibration_images=64,
-                                                              accelerator_images=ACCELERATOR_IMAGES), progress=False)
+                                                              calibration_images=64, accelerator=False),
+                      progress=False)
                 done.touch()
         _same_network(root / "build" / "export", export_dir)
         _builds[key] = root / "build"

@@ -105,30 +105,27 @@ def test_compare_equals_eval_of_each_checkpoint(tiny_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_runs_every_stage_and_reports_them(tiny_run, tiny_export, tmp_path, tmp_path_factory, capsys,
-                                                monkeypatch):
-    """`fracskip demo` on the tiny run, golden backend: the report holds what each stage's own command gives, and
-    the folder is complete (no .incomplete marker). Its eval runs on 1,000 test images, and its export and build
-    stages hand over the tiny run's export and the shared tiny HDL build (tests/hil.py), copied whole: both are
-    what `fracskip export` and `fracskip build` wrote for this checkpoint in this run, and both have tests of their
-    own; the bench test runs a build with two workers."""
+@pytest.mark.xdist_group("tiny_lc")  # with the other users of the tiny channel network's build
+def test_demo_runs_every_stage_and_reports_them(tiny_lc_export, tiny_lc_build, tmp_path, capsys, monkeypatch):
+    """`fracskip demo` on the tiny channel-skipping network, golden backend: the report holds what each stage's own
+    command gives, and the folder is complete (no .incomplete marker). Its eval runs on 1,000 test images, and its
+    export and build stages hand over the network's export and its `fracskip build` (tests/conftest.py), copied
+    whole: both are what `fracskip export` and `fracskip build` wrote for this checkpoint in this run, and both have
+    tests of their own; the bench test runs a build with two workers."""
     import shutil
 
     import fracskip.export.exporter as E
     import fracskip.hls.build as B
 
-    import hil
-
     _few_test_images(monkeypatch, 1000)
-    built = hil.tiny_build(tiny_export, tmp_path_factory)
 
     def build(export_dir, out, cfg, **k):
-        shutil.copytree(built, out)
+        shutil.copytree(tiny_lc_build, out)
         return json.loads((out / "summary.json").read_text())
-    monkeypatch.setattr(E, "export", lambda checkpoint, out, **k: shutil.copytree(tiny_export, out))
+    monkeypatch.setattr(E, "export", lambda checkpoint, out, **k: shutil.copytree(tiny_lc_export, out))
     monkeypatch.setattr(B, "build", build)
     out = tmp_path / "demo"
-    ck = str(tiny_run / "model.pt")
+    ck = str(tiny_lc_export.parent / "drops.pt")
     assert main(["demo", "-o", str(out), "--checkpoint", ck, "--images", "8", "--backend", "qonnx"]) == 0
     printed = capsys.readouterr().out
     assert not (out / ".incomplete").exists()
@@ -141,7 +138,7 @@ def test_demo_runs_every_stage_and_reports_them(tiny_run, tiny_export, tmp_path,
     assert {"decisions.png", "cores.png", "throughput.png"} <= {p.name for p in (out / "report").glob("*.png")}
     # each stage against its own command
     summary = json.loads((out / "build" / "summary.json").read_text())
-    assert rep["build"]["totals"] == summary["totals"]
+    assert rep["build"]["totals"] == summary["totals"] and rep["build"]["accelerator"] == summary["accelerator"]
     tp = rep["throughput"]
     assert all(tp[d]["cycles_per_image_model"] > 0 for d in ("dfs", "static_W2A2", "static_W4A4", "static_W8A8"))
     assert tp["dfs"]["accuracy"] == rep["eval"]["accuracy"] and tp["static_W4A4"]["accuracy"] is None  # no compare.json
@@ -149,7 +146,7 @@ def test_demo_runs_every_stage_and_reports_them(tiny_run, tiny_export, tmp_path,
     assert main(["simulate", str(out / "build"), "--backend", "qonnx", "--dataset", "fashion-mnist", "--limit", "8",
                  "--json"]) == 0
     sim = json.loads(capsys.readouterr().out)
-    for k in ("accuracy", "decisions_match_pct", "argmax_agreement_pct", "compute_pct"):
+    for k in ("accuracy", "decisions_match_pct", "argmax_agreement_pct", "compute_pct", "kept_channel_fraction"):
         assert rep["simulate"][k] == sim[k], k
     assert rep["simulate"]["decisions_match_pct"] == 100
     assert f"{rep['eval']['accuracy']:.4f}" in printed and str(out / "report") in printed

@@ -51,15 +51,3 @@ def yosys_synth():
         return SynthResult.from_cells(stat["design"]["num_cells_by_type"])
 
     return synth
-
-
-@pytest.fixture(scope="session")
-def tiny_lc_build(tiny_lc_export, tmp_path_factory):
-    """``fracskip build`` of the tiny channel-skipping export (Pynq-Z2, to HDL): every core built by the FINN flow
-    (``cores/<core>/``), and the accelerator with its channel datapaths, its FIFOs sized in Verilator on 8 images."""
-    from fracskip.hls.build import BuildConfig, build
-
-    out = tmp_path_factory.mktemp("lc_build") / "build"
-    build(tiny_lc_export, out, BuildConfig(board="Pynq-Z2", accelerator_images=8, calibration_images=64),
-          progress=False)
-    return out

@@ -117,9 +117,6 @@ def test_build_summary(tiny_export, tmp_path, tmp_path_factory):
     assert t["fits"] == all(used[r] <= 0.8 * board[r] for r in used)
     assert s["static_8bit"]["expected_cycles_per_input"] > 0 and s["speedup_vs_static_8bit"] > 0
     assert s["exceptions"] == []  # every layer in RTL, every sub-8-bit MVAU on the LUT unit
-    acc = s["accelerator"]  # the whole network as one pipeline, FIFOs sized on training images, HDL checked as emitted
-    assert acc["sizing_images"] == hil.ACCELERATOR_IMAGES and (out / acc["model"]).is_file()
-    assert acc["cycles_per_image_emitted"] > 0 and acc["fits_estimate"] and s["time_s"]["accelerator"] > 0
     with pytest.raises(FracskipError, match="--force"):  # refused before any work: the shared build is untouched
         build(tiny_export, out, BuildConfig(board="ZCU104", until="estimates"), progress=False)
 
