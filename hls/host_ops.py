@@ -71,8 +71,9 @@ def host_programs(parent, core: str, params: dict[str, np.ndarray]) -> tuple[lis
 
 
 def io_shape_dict(model, core: str) -> dict:
-    """FINN's ``io_shape_dict`` (``finn.util.basic.get_driver_shapes``) of a dataflow partition, with the DMA
-    names a fracskip multi-core bitstream gives each core: ``idma_<core>`` / ``odma_<core>``."""
+    """FINN's ``io_shape_dict`` (``finn.util.basic.get_driver_shapes``) of a core's dataflow partition: the stream
+    types and shapes at its ends (its DMA names, ``idma_<core>`` / ``odma_<core>``, name no real DMA: the cores are
+    the accelerator's parts, never deployed alone)."""
     from qonnx.custom_op.registry import getCustomOp
 
     if len(model.graph.input) != 1 or len(model.graph.output) != 1:
