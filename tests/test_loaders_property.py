@@ -1,5 +1,5 @@
 """Property-based tests (hypothesis) of every loader of a file a user hands to fracskip: the export manifest,
-checkpoints, board presets, the driver's settings.json and host_params.npz, and the driver's packing.
+checkpoints, board presets, the deployment package's driver/ files, and the driver's packing.
 
 The property: a random corruption (a field deleted, replaced by any JSON value, wrapped in a list; bytes
 flipped or cut off) ends in a ``FracskipError`` or in an object that is whole and usable; never in another

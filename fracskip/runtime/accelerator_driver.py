@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import FracskipError, ToolMissingError
 from .controller import count_bitops, kept_fraction
-from .host import NOT_ON_A_BOARD, PLATFORMS, HostProgram, IntType, check_host_ops, load_npz, pack, shape_ok, unpack
+from .host import NOT_ON_A_BOARD, PLATFORMS, HostProgram, IntType, load_npz, pack, shape_ok, unpack
 from .intgate import split_decisions
 
 FORMAT = "fracskip-accelerator/1"
@@ -104,8 +104,6 @@ def load_package(folder: str | Path) -> Package:
     try:
         _check_io(info["io_shape_dict"])
         host = extra["host"]
-        for side in ("pre", "post"):
-            check_host_ops(host[side], f"host.{side}")
         params = load_npz(folder / HOST_NPZ) if (folder / HOST_NPZ).is_file() else {}
         pre, post = HostProgram(host["pre"], params), HostProgram(host["post"], params)
         _check_input(host["input_shape"], pre, info["io_shape_dict"]["ishape_normal"][0])

@@ -1,9 +1,8 @@
 """The runtime controller: per input, stem -> (gate -> chosen path, or skip) per block -> head.
 
-It imports only numpy and the standard library, so that the same code runs on a PYNQ board. Where a core
-runs is the backend's business: ``torch`` (the checkpoint), ``qonnx`` (the exported graphs, the golden
-reference), ``rtlsim`` (Verilator), ``pynq``/``alveo`` (a board). A backend is any object with
-``run(core_name, x) -> y`` on batches of integer tensors, and optionally ``last_cycles`` after each call.
+It imports only numpy and the standard library. Where a core runs is the backend's business: ``torch`` (the
+checkpoint) or ``qonnx`` (the exported graphs, the golden reference). A backend is any object with
+``run(core_name, x) -> y`` on batches of integer tensors.
 """
 
 from __future__ import annotations
@@ -30,12 +29,13 @@ class Backend(Protocol):
 
 @dataclass
 class Trace:
-    """What happened to every input: the gates' choices, their cost, and the hardware cycles where known."""
+    """What happened to every input: the gates' choices, their cost, and the hardware cycles where known (the
+    accelerator's Verilator run: ``simulate_accelerator``)."""
 
     choices: np.ndarray  # (N, gated blocks): index into the bit menu
     bits: np.ndarray  # (N, gated blocks): the chosen bit-width (0 = skipped)
     bitops: np.ndarray  # (N,)
-    cycles: np.ndarray | None  # (N,) cycles spent in cores, when the backend reports them
+    cycles: np.ndarray | None  # (N,) cycles per image, where measured
     calls: list[dict] = field(default_factory=list)  # per core call: core, input indices, output (if recorded)
     keep: np.ndarray | None = None  # (N, gated blocks): a channel-skipping export's keep bits (group g: bit g)
 
@@ -63,16 +63,15 @@ class Controller:
             raise FracskipError("images must be raw 8-bit pixels (uint8, or float holding integers 0..255)")
         n = images.shape[0]
         calls: list[dict] = []
-        cycles = np.zeros(n) if self._has_cycles() else None
         everyone = np.arange(n)
-        x = self._call("stem", images.astype(np.float32), everyone, calls, cycles)
+        x = self._call("stem", images.astype(np.float32), everyone, calls)
         state = self.gates.init_state(n)
         choices, keeps = [], []
         channels = self.gates.p.chan_w is not None
         for blk in self.m.blocks:
             if not blk["gated"]:
                 bits = next(iter(blk["paths"]))
-                x = self._call(blk["paths"][bits]["core"], x, everyone, calls, cycles)
+                x = self._call(blk["paths"][bits]["core"], x, everyone, calls)
                 continue
             if forced is None:
                 _, choice, state = self.gates.step(blk["gate"], x.astype(np.int64), state)
@@ -85,18 +84,17 @@ class Controller:
             y = None
             for k in np.unique(choice):
                 idx = np.nonzero(choice == k)[0]
-                out = self._path(blk["paths"][str(self.routes[k])], x, idx, keeps[-1] if channels else None, calls,
-                                 cycles)
+                out = self._path(blk["paths"][str(self.routes[k])], x, idx, keeps[-1] if channels else None, calls)
                 if y is None:
                     y = np.zeros((n, *out.shape[1:]), dtype=np.float32)
                 y[idx] = out
             x = y
         # global average pooling on the host, as an exact integer sum (see HeadCore)
-        logits = self._call("head", x.sum(axis=(2, 3), dtype=np.float64).astype(np.float32), everyone, calls, cycles)
+        logits = self._call("head", x.sum(axis=(2, 3), dtype=np.float64).astype(np.float32), everyone, calls)
         ch = np.stack(choices, 1) if choices else np.zeros((n, 0), dtype=np.int64)
         bits = np.asarray(self.routes)[ch] if choices else ch
         keep = np.stack(keeps, 1) if keeps else None
-        return logits, Trace(ch, bits, self.bitops(ch, keep), cycles, calls, keep)
+        return logits, Trace(ch, bits, self.bitops(ch, keep), None, calls, keep)
 
     def bitops(self, choices: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
         """BitOPs per input of these choices (indices into ``routes``; and keep bits: a channel path costs its kept
@@ -105,38 +103,32 @@ class Controller:
         return count_bitops(self.m.fixed_bitops, [[p["bitops"] for p in row] for row in paths],
                             [[bitops_by_kept(p) for p in row] for row in paths], choices, keep)
 
-    def _path(self, path: dict, x: np.ndarray, idx: np.ndarray, keep: np.ndarray | None, calls: list,
-              cycles: np.ndarray | None) -> np.ndarray:
+    def _path(self, path: dict, x: np.ndarray, idx: np.ndarray, keep: np.ndarray | None, calls: list) -> np.ndarray:
         """A path on the inputs ``idx``; a channel path's inputs in batches by the number of groups they keep (the
         core of that count: its relu1 scale), with their keep masks."""
         ch = path.get("channels")
         if path.get("core") is None:
             return x[idx]
         if ch is None:
-            return self._call(path["core"], x[idx], idx, calls, cycles)
+            return self._call(path["core"], x[idx], idx, calls)
         bits = keep[idx]
         mask = keep_mask(bits, ch["groups"], ch["group"]).astype(np.float32)
         kept = popcount(bits)
         y = None
         for c in np.unique(kept):
             sub = np.nonzero(kept == c)[0]
-            out = self._call(ch["kept"][str(c)]["core"], x[idx[sub]], idx[sub], calls, cycles, mask[sub])
+            out = self._call(ch["kept"][str(c)]["core"], x[idx[sub]], idx[sub], calls, mask[sub])
             if y is None:
                 y = np.zeros((len(idx), *out.shape[1:]), dtype=np.float32)
             y[sub] = out
         return y
 
-    def _has_cycles(self) -> bool:
-        return hasattr(self.backend, "last_cycles")
-
-    def _call(self, core: str, x: np.ndarray, idx: np.ndarray, calls: list, cycles: np.ndarray | None,
+    def _call(self, core: str, x: np.ndarray, idx: np.ndarray, calls: list,
               keep: np.ndarray | None = None) -> np.ndarray:
         y = self.backend.run(core, x) if keep is None else self.backend.run(core, x, keep)
         y = np.asarray(y, dtype=np.float32)
         if y.shape[0] != x.shape[0]:
             raise FracskipError(f"backend {self.backend.name} returned {y.shape[0]} results for {x.shape[0]} inputs of {core}")
-        if cycles is not None and getattr(self.backend, "last_cycles", None) is not None:
-            cycles[idx] += self.backend.last_cycles
         calls.append({"core": core, "idx": idx, "in": x if self.record else None, "out": y if self.record else None,
                       "keep": keep if self.record else None})
         return y

@@ -147,11 +147,26 @@ class HostProgram:
     params: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Every op checked as a package's JSON may hold it, before any runs."""
+        if not isinstance(self.ops, list) or not all(isinstance(o, dict) and isinstance(o.get("op"), str)
+                                                     for o in self.ops):
+            raise FracskipError("host ops must be a list of ops ({\"op\": ...})")
         for o in self.ops:
             if o["op"] not in HOST_OPS:
                 raise FracskipError(f"host op {o['op']} is not supported by the board driver ({', '.join(HOST_OPS)})")
+            for k in ("perm", "shape", "axes"):
+                if k in o and not (isinstance(o[k], list) and all(isinstance(i, int) and not isinstance(i, bool)
+                                                                  for i in o[k])):
+                    raise FracskipError(f"host op {o['op']}: {k} must be a list of integers")
+            if o["op"] == "Transpose" and sorted(o.get("perm", [None])) != list(range(len(o.get("perm", [])))):
+                raise FracskipError(f"host op Transpose: perm {o.get('perm')} is not a permutation")
+            if o["op"] == "Reshape" and "shape" not in o or o["op"] in ("ReduceMean", "ReduceSum") and "axes" not in o:
+                raise FracskipError(f"host op {o['op']} lacks its {'shape' if o['op'] == 'Reshape' else 'axes'}")
+            if "param" in o and not isinstance(o["param"], str):
+                raise FracskipError(f"host op {o['op']}: param must be a name")
             if "param" in o and o["param"] not in self.params:
-                raise FracskipError(f"host op {o['op']} needs constant {o['param']!r}, missing from host_params.npz")
+                raise FracskipError(f"host op {o['op']} needs constant {o['param']!r}, missing from the host constants "
+                                    "(driver/fracskip_host.npz)")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -184,23 +199,6 @@ def shape_ok(v) -> bool:
                                                         for i in v)
 
 
-def check_host_ops(ops, where: str) -> None:
-    """A list of host ops as a package holds them (JSON), checked before a ``HostProgram`` is made of it."""
-    if not isinstance(ops, list) or not all(isinstance(o, dict) and isinstance(o.get("op"), str) for o in ops):
-        raise FracskipError(f"{where} must be a list of ops ({{\"op\": ...}})")
-    for o in ops:
-        for k in ("perm", "shape", "axes"):
-            if k in o and not (isinstance(o[k], list) and all(isinstance(i, int) and not isinstance(i, bool)
-                                                              for i in o[k])):
-                raise FracskipError(f"host op {o['op']}: {k} must be a list of integers")
-        if o["op"] == "Transpose" and sorted(o.get("perm", [None])) != list(range(len(o.get("perm", [])))):
-            raise FracskipError(f"host op Transpose: perm {o.get('perm')} is not a permutation")
-        if o["op"] == "Reshape" and "shape" not in o or o["op"] in ("ReduceMean", "ReduceSum") and "axes" not in o:
-            raise FracskipError(f"host op {o['op']} lacks its {'shape' if o['op'] == 'Reshape' else 'axes'}")
-        if "param" in o and not isinstance(o["param"], str):
-            raise FracskipError(f"host op {o['op']}: param must be a name")
-
-
 # ---------------------------------------------------------------- one core's I/O description
 
 
@@ -219,31 +217,14 @@ class CoreIO:
         if d.get("num_inputs", 1) != 1 or d.get("num_outputs", 1) != 1:
             raise FracskipError(f"core {self.name}: the driver handles one input and one output stream per core")
         self.idt = IntType.parse(d["idt"][0])
-        self.odt = IntType.parse(d["odt"][0])
-
-    @property
-    def ishape_normal(self) -> tuple[int, ...]:
-        return tuple(self.io_shape_dict["ishape_normal"][0])
-
-    @property
-    def oshape_normal(self) -> tuple[int, ...]:
-        return tuple(self.io_shape_dict["oshape_normal"][0])
 
     @property
     def ishape_folded(self) -> tuple[int, ...]:
         return tuple(self.io_shape_dict["ishape_folded"][0])
 
     @property
-    def oshape_folded(self) -> tuple[int, ...]:
-        return tuple(self.io_shape_dict["oshape_folded"][0])
-
-    @property
     def ishape_packed(self) -> tuple[int, ...]:
         return tuple(self.io_shape_dict["ishape_packed"][0])
-
-    @property
-    def oshape_packed(self) -> tuple[int, ...]:
-        return tuple(self.io_shape_dict["oshape_packed"][0])
 
     def check_input(self, x: np.ndarray) -> np.ndarray:
         """A batch from the controller: the right shape and integer values; float32 (FINN's container)."""
@@ -254,12 +235,6 @@ class CoreIO:
         if x.dtype.kind not in "iuf":
             raise FracskipError(f"core {self.name}: expected integer values (any int or float dtype), got {x.dtype}")
         return x.astype(np.float32)
-
-    def from_stream(self, packed: np.ndarray, n: int) -> np.ndarray:
-        """Packed output buffer -> the core's integer output in its normal shape (n, *oshape_normal[1:])."""
-        y = unpack(np.asarray(packed).reshape(-1)[:n * int(np.prod(self.oshape_packed[1:]))], self.odt,
-                   (n,) + self.oshape_folded[1:])
-        return y.reshape((n,) + self.oshape_normal[1:])
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
