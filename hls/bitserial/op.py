@@ -52,6 +52,7 @@ from .core import (
 )
 from .estimate import estimate_resources
 from ..rtlsim.harness import StreamDut, StreamHarness
+from ..rtlsim.verilator import CXX_OPT
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +333,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
                         n_out=n_frames * p.n_vectors * p.nf, exp_cycles=n_frames * self.get_exp_cycles())
         run_root = Path(self.get_nodeattr("code_gen_dir_ipgen")) / "verilator_runs"
         return StreamHarness([dut], [Path(s) for s in self.get_rtl_file_list(abspath=True)], run_root,
-                             cxx_opt="-O1")  # one instance, possibly long runs
+                             cxx_opt=CXX_OPT)  # one instance, possibly long runs
 
     def _execute_verilator(self, context, graph) -> None:
         node = self.onnx_node

@@ -61,7 +61,7 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
     ``sources``, from the cache or compiled into it.
 
     ``cxx_opt``: the C++ optimisation of the model. -O0 compiles a many-instance model about twice as fast as
-    -O1, and the short runs of a test do not notice; long simulations want -O1 or more.
+    -O1, and the short runs of a test do not notice; long simulations want ``CXX_OPT`` (-Og).
     """
     sources = unique_sources(sources)
     digest = hashlib.sha256(f"{top}\0{cxx_opt}\0{testbench}".encode())

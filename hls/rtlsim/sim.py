@@ -26,7 +26,7 @@ import numpy as np
 from ...errors import FracskipError
 from .rtllib import default_cache_dir
 from .stitch import StitchedCore, StreamPort, diagnose_stall, stitch
-from .verilator import Verilator, find_verilator
+from .verilator import CXX_OPT, Verilator, find_verilator
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _run(cmd: list[str], cwd: Path, env: dict, log_file: Path) -> subprocess.Com
     return cp
 
 
-def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str = "-O1",
+def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str = CXX_OPT,
                     progress: bool = True) -> tuple[Path, bool]:
     """Verilate ``core`` into ``cache_dir/rtlsim/<hash>/`` unless that build exists.
 
@@ -227,7 +227,7 @@ class RTLSimCore:
     slowest layer) plus 10k cycles. Reaching it means the core stalled: FracskipError.
     """
 
-    def __init__(self, model, cache_dir: Path | None = None, jobs: int = 1, opt: str = "-O1",
+    def __init__(self, model, cache_dir: Path | None = None, jobs: int = 1, opt: str = CXX_OPT,
                  sizing_fifos: bool = False, cycle_limit: int | None = None, progress: bool = True):
         self._proc: subprocess.Popen | None = None
         self._stderr = None

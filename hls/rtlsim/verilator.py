@@ -20,6 +20,11 @@ from ...errors import ToolMissingError
 RELAXED_WARNINGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN", "-Wno-COMBDLY",
                     "-Wno-PINMISSING")
 
+# The C++ optimisation of a simulator's per-cycle code. Measured on the default's accelerator (352 nodes, 24 images):
+# -Og compiles in 27 s where -O1 takes 45 s, and simulates as fast (25.0 against 25.3 s); -O0 compiles faster
+# still but simulates 13 times slower, and -O3 is no faster than -O1.
+CXX_OPT = "-Og"
+
 
 @dataclass(frozen=True)
 class Verilator:
@@ -47,7 +52,7 @@ class Verilator:
         cmd += [str(s) for s in sources]
         return cmd
 
-    def make_command(self, obj_dir: Path, top: str, jobs: int = 1, opt: str = "-O1",
+    def make_command(self, obj_dir: Path, top: str, jobs: int = 1, opt: str = CXX_OPT,
                      runtime_objects: list[Path] | None = None) -> list[str]:
         """Compile the verilated model. ``opt``: optimisation of the evaluation code (the part that runs every
         cycle); the construction code runs once and is compiled -O0. ``runtime_objects``: Verilator's own

@@ -110,6 +110,57 @@ def test_allocate_on_arbitrary_ladders_is_the_optimum():
     assert feasible > 50 and fits >= 0.95 * feasible and exact >= 0.9 * feasible, (feasible, fits, exact)
 
 
+def test_allocate_bounds_gated_blocks_frame_by_frame():
+    """A gated block's nodes take each frame together (its FIFOs hold a fraction of a frame): a frame of mode m keeps
+    the block max_n c_n(m) cycles, a node of every frame bounds every mode. On random ladders of such a block (nodes
+    of two modes, nodes of every frame) beside nodes of other stages, the allocator's bound is the brute force's
+    min over choices of max(max_n E[c_n], sum_m p(m) max_n c_n(m)), within its tolerance, and at least the mean
+    bound the same choice would have without the stage-wise rows."""
+    from fracskip.hls.pipeline_folding import STAGEWISE_TOLERANCE, stagewise_cycles
+
+    rng = np.random.default_rng(7)
+    feasible = binding = 0
+    for _ in range(300):
+        p2 = float(rng.uniform(0.2, 0.8))
+        ladders = []
+        for i in range(int(rng.integers(2, 5))):
+            moded = i < 2 or rng.random() < 0.4
+            stage = "block1" if i < 3 else "stem"
+            n = int(rng.integers(1, 4))
+            base = np.sort(rng.choice(np.arange(10, 300), n, replace=False))
+            lut = np.sort(rng.integers(0, 60, n))[::-1]
+            if moded:  # a bit-serial unit: four times the cycles at 4 bits
+                cyc = [{2: int(c), 4: 4 * int(c)} for c in base]
+                probs = {2: p2, 4: 1 - p2}
+            else:
+                cyc = [{"all": int(c)} for c in base]
+                probs = {"all": 1.0}
+            rungs = [Rung({"i": j}, cyc[j], {"LUT": float(lut[j]), "BRAM_18K": 0.0, "URAM": 0.0, "DSP": 0.0},
+                          sum(probs[m] * c for m, c in cyc[j].items())) for j in range(n)]
+            ladders.append(NodeLadder(f"n{i}", "X", stage, probs, pareto(rungs)))
+        budget = {"LUT": float(rng.integers(20, 200)), "BRAM_18K": 1.0, "URAM": 0.0, "DSP": 1.0}
+        want, mean_of_best = None, None
+        for combo in itertools.product(*[range(len(lad.rungs)) for lad in ladders]):
+            if sum(lad.rungs[k].resources["LUT"] for lad, k in zip(ladders, combo)) > budget["LUT"]:
+                continue
+            choice = {lad.node: k for lad, k in zip(ladders, combo)}
+            mean = max(lad.rungs[k].expected for lad, k in zip(ladders, combo))
+            t = max(mean, stagewise_cycles(ladders, choice)[0])
+            if want is None or t < want:
+                want, mean_of_best = t, mean
+        got = allocate(ladders, budget)
+        if want is None:
+            assert not got.fits
+            continue
+        feasible += 1
+        binding += want > mean_of_best
+        chosen = {lad.node: got.rungs[lad.node] for lad in ladders}
+        assert got.fits and got.cycles == max(max(lad.rungs[chosen[lad.node]].expected for lad in ladders),
+                                              stagewise_cycles(ladders, chosen)[0])
+        assert want <= got.cycles <= want * (1 + STAGEWISE_TOLERANCE) + 1e-9, (want, got)
+    assert feasible > 100 and binding > 10, (feasible, binding)  # the stage-wise bound decided often
+
+
 def test_allocate_prices_width_converters_exactly():
     """A chain of nodes whose rungs take and give streams of different widths: the exact allocator's optimum equals
     the brute force's with every converter at ``converter_lut`` (narrowing priced by its wide side, widening by
@@ -398,7 +449,9 @@ def test_throughput_table_of_the_tiny_build(tiny_build):
         assert all(d["resources_estimate_inserted"][r] == pytest.approx(d["resources_estimate"][r]
                                                                         + d["inserted_estimate"][r])
                    for r in RESOURCES)
-        assert max(s["expected_cycles"] for s in d["stages"].values()) == d["cycles_per_image_model"]
+        # the bound: the slowest node's expected cycles, or a gated block's frame by frame
+        assert max(max(s["expected_cycles"] for s in d["stages"].values()),
+                   d["cycles_per_image_model_stagewise"]) == pytest.approx(d["cycles_per_image_model"])
     for b in man.blocks:
         if b["gated"]:
             per_mode = dfs["stages"][f"block{b['index']}"]["cycles_per_mode"]
@@ -427,21 +480,32 @@ def test_dfs_folding_applied_equals_the_model(tiny_build):
     assert skipped == []
     chosen = {lad.node: lad.rungs[alloc.rungs[lad.node]] for lad in lads}
     assert {n.name for n in model.graph.node} == set(chosen)
-    worst = 0.0
+    worst, frames = 0.0, {}  # the mean bound; per gated block and mode its slowest node (a node of every frame: all)
     for n in model.graph.node:
         inst, rung = getCustomOp(n), chosen[n.name]
-        _, probs = node_activity(n.name, freq, menu)
+        stage, probs = node_activity(n.name, freq, menu)
         if n.op_type == "MVAU_bitserial":
             got = dict(zip(sorted(probs), inst.get_exp_cycles_per_mode()))
         else:
             got = dict.fromkeys(probs, int(inst.get_exp_cycles()))
         assert got == rung.cycles, n.name
         worst = max(worst, sum(probs[m] * c for m, c in got.items()))
-    assert worst == pytest.approx(alloc.cycles)
+        for m, c in got.items():
+            frames.setdefault(stage, {})[m] = max(frames.get(stage, {}).get(m, 0), c)
+    stagewise = 0.0
+    for s, c in frames.items():
+        p = {m: v for m, v in c.items() if m != "all"}  # the modes some node of the stage serves
+        if not p:
+            continue
+        p = {m: max(freq[int(s[5:])]["p"].get(m, 0.0), freq[int(s[5:])]["floor"]) for m in p}
+        rest = max(0.0, 1 - sum(p.values()))  # skipped frames with no shortcut: only the stage's nodes of every frame
+        stagewise = max(stagewise, sum(v * max(c.get(m, 0), c.get("all", 0)) for m, v in p.items())
+                        + rest * c.get("all", 0))
+    assert max(worst, stagewise) == pytest.approx(alloc.cycles)
     assert any(getCustomOp(n).get_nodeattr("PE") > 1 for n in model.graph.node if n.op_type == "MVAU_bitserial")
     # the bound the Verilator runs are held to: the same figure from the folded graph alone, and on given
     # images' decisions their own path frequencies
-    assert pipeline_cycles(model, freq, menu, floor=True)[0] == pytest.approx(alloc.cycles)
+    assert pipeline_cycles(model, freq, menu, floor=True)[0] == pytest.approx(worst)
     gates = max(b["gate"] for b in man.blocks if b["gated"]) + 1
     decisions = np.zeros((4, gates), np.int64)
     decisions[:, 0] = [0, 1, 1, 3]  # one skip, two of the first width, one of the last
