@@ -439,8 +439,12 @@ def node_ladder(node, part: str, probs: dict, stage: str, units: tuple[str, ...]
         for unit in units:
             # FINN estimates 0 LUT for MVAU_rtl: its weights in LUT RAM would be free in the figures, so block RAM
             rams = ("block",) if unit == "MVAU_rtl" else ("block", "distributed")
+            # finn-rtllib's mvu_vvu_axi (MVAU_rtl) at SIMD = MW gives an output every cycle, and its output queue,
+            # which holds the core's pipeline depth, then overflows when the consumer's ready toggles (its RTL
+            # asserts "Overflowing output queue": measured on a downsampling shortcut, SIMD 16 = MW, into a merge)
+            sf_min = 2 if unit == "MVAU_rtl" and mw > 1 else 1
             choices = [{"SIMD": s, "PE": pe, "ram_style": ram} for s in input_parallel(mw, in_channels)
-                       for pe in parallel(mh) for ram in rams if s * pe * wbits <= word_max]
+                       for pe in parallel(mh) for ram in rams if s * pe * wbits <= word_max and mw // s >= sf_min]
             if unit == "MVAU_bitserial":
                 fixed = _fixed_bitserial(inst)
                 if fixed is not None:

@@ -474,6 +474,10 @@ def test_dfs_folding_applied_equals_the_model(tiny_build):
     menu = list(man.bit_menu)
     start = compose(tiny_build, datapath=functools.partial(bitserial_datapath, folding=modal_start(tiny_build, man)))
     lads = ladders_of(start, board.part, freq, menu, budget, units=("MVAU_rtl", "MVAU_lut"))
+    # no MVAU_rtl at SIMD = MW: finn-rtllib's output queue overflows there when its consumer's ready toggles
+    rtl = [(lad, r) for lad in lads for r in lad.rungs if r.folding.get("op_type", lad.op_type) == "MVAU_rtl"]
+    assert rtl and all(r.folding["SIMD"] < getCustomOp(start.get_node_from_name(lad.node)).get_nodeattr("MW")
+                       for lad, r in rtl)
     alloc = allocate(lads, budget)
     rep = report(start, lads, alloc, budget, freq, menu, "dfs")
     model, skipped = folded_dfs(tiny_build, rep["folding"])
