@@ -700,7 +700,8 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
     n, nm = len(cols), len(conv)
     # the stage-wise bound (``frame_stages``): per stage and mode a continuous y >= c_n(m) of each of its nodes'
     # chosen rung, and sum_m p(m) * y_m <= t
-    ys = [(stage, m) for stage, st in frame_stages(ladders).items() for m in st["p"]]
+    stages = frame_stages(ladders)
+    ys = [(stage, m) for stage, st in stages.items() for m in st["p"]]
     ny, wide = len(ys), n + nm + len(ys)
     res = [r for r in RESOURCES if any(ladders[k].rungs[i].resources[r] > 0 for k, i in cols) or (r == "LUT" and nm)]
     one, use, link = _Sparse((len(ladders), wide)), _Sparse((len(res), wide)), _Sparse((nm, wide))
@@ -724,7 +725,6 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
     if nm:
         cons.append(LinearConstraint(link.csr(), np.array([lo for _, _, lo in conv], dtype=float), np.inf))
     if ny:
-        stages = frame_stages(ladders)
         above = _Sparse((sum(len(stages[s]["nodes"]) for s, _ in ys), wide))
         bound = _Sparse((len(stages), wide))
         row = 0
