@@ -553,6 +553,12 @@ def frame_stages(ladders: list[NodeLadder]) -> dict[str, dict]:
     return out
 
 
+def mode_cycles(rung: Rung, m) -> float:
+    """A rung's cycles on a frame of mode ``m`` of its stage: its own for that mode, a node of every frame's for
+    any, 0 for a mode it does not serve."""
+    return float(rung.cycles.get(m, rung.cycles.get(ALL, 0.0)))
+
+
 def stagewise_cycles(ladders: list[NodeLadder], choice: dict[str, int], stages: dict | None = None
                      ) -> tuple[float, str]:
     """(max over ``frame_stages`` of sum_m p(m) * max_n c_n(m), that stage) for the chosen rungs (0, "" if none)."""
@@ -566,9 +572,9 @@ def stage_bounds(ladders: list[NodeLadder], choice: dict[str, int], stages: dict
     for stage, st in (frame_stages(ladders) if stages is None else stages).items():
         per = {}
         for k in st["nodes"]:
-            cyc = ladders[k].rungs[choice[ladders[k].node]].cycles
+            rung = ladders[k].rungs[choice[ladders[k].node]]
             for m in st["p"]:
-                per[m] = max(per.get(m, 0.0), cyc.get(m, cyc.get(ALL, 0.0)))
+                per[m] = max(per.get(m, 0.0), mode_cycles(rung, m))
         out[stage] = sum(p * per[m] for m, p in st["p"].items())
     return out
 
@@ -734,8 +740,7 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
             for k in stages[stage]["nodes"]:
                 above.add(row, y, 1)
                 for j in by_node[k]:
-                    cyc = ladders[k].rungs[cols[j][1]].cycles
-                    above.add(row, j, -float(cyc.get(m, cyc.get(ALL, 0.0))))
+                    above.add(row, j, -mode_cycles(ladders[k].rungs[cols[j][1]], m))
                 row += 1
         cons += [LinearConstraint(above.csr(), 0, np.inf), LinearConstraint(bound.csr(), -np.inf, t)]
     with _solver_output_to_stderr():
@@ -795,7 +800,7 @@ def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = 
     floor = max(lad.rungs[0].expected for lad in ladders)
     stages = frame_stages(ladders)
     # every stage-wise bound is met at the largest of its nodes' per-mode cycles
-    top = max((sum(p * max(r.cycles.get(m, r.cycles.get(ALL, 0.0)) for k in st["nodes"] for r in ladders[k].rungs)
+    top = max((sum(p * max(mode_cycles(r, m) for k in st["nodes"] for r in ladders[k].rungs)
                    for m, p in st["p"].items()) for st in stages.values()), default=0.0)
     ts = sorted({r.expected for lad in ladders for r in lad.rungs if r.expected >= floor} | ({top} if top > floor
                                                                                             else set()))

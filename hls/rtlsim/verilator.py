@@ -21,8 +21,8 @@ RELAXED_WARNINGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN",
                     "-Wno-PINMISSING")
 
 # The C++ optimisation of a simulator's per-cycle code. Measured on the default's accelerator (352 nodes, 24 images):
-# -Og compiles in 27 s where -O1 takes 45 s, and simulates as fast (25.0 against 25.3 s); -O0 compiles faster
-# still but simulates 13 times slower, and -O3 is no faster than -O1.
+# -Og compiles in 27 s where -O1 takes 45 s, and simulates as fast (25.0 against 25.3 s); -O3 is no faster than
+# -O1. -O0 compiles faster still, but the tiny test network's accelerator simulated 13 times slower at it.
 CXX_OPT = "-Og"
 
 
