@@ -3,7 +3,7 @@ board budget (DESIGN.md, "The hardware mapping (version 2)"), and the static bas
 
 FINN runs every node of a dataflow graph at once, each on its own image, so a pipeline takes one image every
 max_n(cycles_n) cycles. In the DFS accelerator the nodes do not all see every image alike: a gated block's
-bit-serial unit takes b_w*b_a/WBP cycles per fold for a frame of its mode, the other nodes of the block's modal
+bit-serial unit takes b_a*ceil(b_w/WBP) cycles per fold for a frame of its mode, the other nodes of the block's modal
 datapath see only the frames that compute, a downsampling block's shortcut only the skipped ones. With FIFOs that
 absorb the frame-to-frame variation of the modes, node n's share of the pipeline is its expected cycles
 
@@ -25,7 +25,9 @@ Ladders (``node_ladder``): every candidate folding of a node, its cycles per mod
   (``word_max``; the builder's SetFolding bound; a bit-serial unit's word is PE*SIMD*WBP bits, as it reads WBP
   planes per cycle), the weights in block or LUT RAM (MVAU_rtl: block RAM only, as FINN estimates no LUTs for it),
   and, among ``units``, the unit: FINN's MVAU_rtl (DSP), fracskip's MVAU_lut, or the bit-serial unit at fixed
-  precision (WBP | weight bits); a gated block's MVAU_bitserial: SIMD, PE and WBP.
+  precision; a gated block's MVAU_bitserial: SIMD, PE and WBP. A bit-serial unit's WBP divides the (gcd of the
+  modes') weight bits or is a power of two up to the widest mode's: WBP 4 halves a 4-bit frame's cycles against
+  WBP 2 and leaves a 2-bit frame's as they were (``BitSerialParams.stored_wbits``).
 - streaming nodes: PE over the channels as below (thresholds, requantizers, clips, modal activations, forks, adds,
   routers, gates, the global sum); padding and sliding windows: SIMD likewise, the RTL sliding window also with
   FINN's parallel_window at SIMD = channels (as FINN's SetFolding does), its line buffer in LUT RAM (FINN's
@@ -375,7 +377,8 @@ def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = W
     resources: its fitted Yosys model. Foldings the unit refuses (a channel group not whole folds) are left out."""
     from .bitserial.estimate import estimate_resources
 
-    wbps = divisors(math.gcd(*[m.wbits for m in params.modes]))
+    widest = max(m.wbits for m in params.modes)
+    wbps = sorted(set(divisors(math.gcd(*[m.wbits for m in params.modes]))) | {w for w in (2, 4, 8) if w <= widest})
     out = []
     for simd in input_parallel(params.mw, in_channels):
         for pe in parallel(params.mh):

@@ -119,12 +119,12 @@ class BitSerialParams:
         for k, m in enumerate(self.modes):
             if not (1 <= m.wbits <= 32 and 1 <= m.abits <= 32):
                 problems.append(f"mode {k}: widths must be 1..32 bits")
-            if m.wbits % self.wbp:
-                problems.append(f"mode {k}: WBP={self.wbp} does not divide its {m.wbits} weight bits")
             if (self.weight_signed and m.wbits < 2) or (self.act_signed and m.abits < 2):
                 problems.append(f"mode {k}: signed operands need at least 2 bits")
             if not 0 <= m.out_bits <= 16:
                 problems.append(f"mode {k}: out_bits={m.out_bits} must be 0..16")
+        if self.modes and self.wbp > max(m.wbits for m in self.modes):
+            problems.append(f"WBP={self.wbp} exceeds the widest mode's weight bits: its lanes would all idle")
         if len({m.out_bits > 0 for m in self.modes}) > 1:
             problems.append("either every mode has an activation (out_bits > 0) or none")
         if not self.mode_stream and len(self.modes) != 1:
@@ -259,7 +259,13 @@ class BitSerialParams:
 
     def groups(self, k: int) -> int:
         """Weight plane groups of mode k (WBP planes each)."""
-        return self.modes[k].wbits // self.wbp
+        return -(-self.modes[k].wbits // self.wbp)
+
+    def stored_wbits(self, k: int) -> int:
+        """Mode k's weight bits as the memory holds them: whole plane groups. Where WBP does not divide the
+        weight bits the weights are sign- (or zero-) extended: the same integers, so the RTL is unchanged. A
+        WBP wider than a narrow mode's weights leaves lanes idle in that mode but serves the wider modes."""
+        return self.groups(k) * self.wbp
 
     @property
     def wmem_width(self) -> int:
@@ -300,7 +306,7 @@ class BitSerialParams:
         return self._kept(keep, self.nf, self.folds_per_group)
 
     def compute_cycles(self, k: int, keep: int | None = None) -> int:
-        """Cycles of one row fold's dot products in mode k: b_a * b_w / WBP * (kept) SF."""
+        """Cycles of one row fold's dot products in mode k: b_a * ceil(b_w / WBP) * (kept) SF."""
         return self.modes[k].abits * self.groups(k) * self.kept_folds(keep)
 
     def row_cycles(self, k: int, keep: int | None = None) -> int:
@@ -353,7 +359,7 @@ class BitSerialParams:
 
     @property
     def bitops_per_cycle(self) -> int:
-        """Binary MACs per cycle: PE x SIMD x WBP (every mode keeps them all busy)."""
+        """Binary MACs per cycle: PE x SIMD x WBP (all busy in a mode whose weight bits WBP divides)."""
         return self.pe * self.simd * self.wbp
 
     # ------------------------------------------------------------------ Verilog
@@ -367,7 +373,7 @@ class BitSerialParams:
         n = len(self.modes)
         return {
             "MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd, "WBP": self.wbp, "N_MODES": n,
-            "WBITS": packed([m.wbits for m in self.modes], 8),
+            "WBITS": packed([self.stored_wbits(k) for k in range(n)], 8),
             "ABITS": packed([m.abits for m in self.modes], 8),
             "OBITS": packed([m.out_bits for m in self.modes], 8),
             "ACT_VALS": packed([m.act_val for m in self.modes], 32),
@@ -401,7 +407,7 @@ def weight_words(params: BitSerialParams, weights: Sequence[np.ndarray]) -> list
 
     Mode k, row fold nf, plane group g (MSB group first), column fold sf: word
     wbase(k) + (nf*G_k + g)*SF + sf; bit (p*WBP + i)*SIMD + s = bit (G_k-1-g)*WBP + i of
-    W_k[sf*SIMD + s, nf*PE + p] (two's complement).
+    W_k[sf*SIMD + s, nf*PE + p] (two's complement over G_k*WBP bits: ``stored_wbits``).
     """
     p = params
     if len(weights) != len(p.modes):
@@ -411,7 +417,8 @@ def weight_words(params: BitSerialParams, weights: Sequence[np.ndarray]) -> list
         w = np.asarray(w)
         if w.shape != (p.mw, p.mh):
             raise FracskipError(f"mode {k}: weights have shape {w.shape}, expected (MW, MH) = ({p.mw}, {p.mh})")
-        wi = _check_ints(f"mode {k} weights", w, *int_range(m.wbits, p.weight_signed)) & ((1 << m.wbits) - 1)
+        wi = _check_ints(f"mode {k} weights", w, *int_range(m.wbits, p.weight_signed))
+        wi &= (1 << p.stored_wbits(k)) - 1  # two's complement over whole plane groups
         # (MW, MH) -> [nf, sf, pe, simd]
         tiles = wi.reshape(p.sf, p.simd, p.nf, p.pe).transpose(2, 0, 3, 1)
         g_count = p.groups(k)

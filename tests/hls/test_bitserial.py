@@ -67,7 +67,7 @@ def random_unit(rng: np.random.Generator, no_act: bool = False) -> BitSerialPara
         ob = int(rng.choice([1, 2, 3, 4, ab])) if act else 0
         av = -(1 << (ob - 1)) if act and ob > 1 and rng.random() < 0.3 else 0
         modes.append(Precision(b, ab, ob, av))
-    wbp_choices = [w for w in (1, 2, 4) if all(m.wbits % w == 0 for m in modes)]
+    wbp_choices = [w for w in (1, 2, 4) if w <= max(m.wbits for m in modes)]  # 4 on a 2-bit mode: padded planes
     simd, sf = int(rng.integers(1, 13)), int(rng.integers(1, 5))
     pe, nf = int(rng.integers(1, 5)), int(rng.integers(1, 5))
     return BitSerialParams(
@@ -487,8 +487,8 @@ def test_fixed_precision_unit_and_refusals(finn):
     assert [n for n, _ in op.get_verilog_top_module_intf_names()["s_axis"]] == ["in0_V"]
     y = finn.execute_onnx(model, {"inp": d.x[0][None].astype(np.float32)})["outp"]
     assert np.array_equal(y[0], finn_golden(finn, p, d)[0])
-    with pytest.raises(FracskipError, match="WBP=2 does not divide"):
-        BitSerialParams(16, 4, 1, 8, 2, (Precision(3, 3),))
+    with pytest.raises(FracskipError, match="WBP=4 exceeds the widest mode's"):
+        BitSerialParams(16, 4, 1, 8, 4, (Precision(2, 2),))
     with pytest.raises(FracskipError, match="without mode stream"):
         BitSerialParams(16, 4, 1, 8, 1, (Precision(2, 2), Precision(4, 4)), mode_stream=False)
     with pytest.raises(FracskipError, match="either every mode"):
@@ -496,13 +496,18 @@ def test_fixed_precision_unit_and_refusals(finn):
 
 
 def test_cycle_model_follows_bitops():
-    """Cycles per frame scale with b_w * b_a (and 1/WBP); thresholds bound only when wider than compute."""
+    """Cycles per frame scale with b_a * ceil(b_w / WBP); thresholds bound only when wider than compute."""
     p = BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784)
     c = [p.frame_cycles(k) for k in range(3)]
     assert c == [784 * 2 * 2 * 1 * 3, 784 * 2 * 4 * 2 * 3, 784 * 2 * 8 * 4 * 3]
     assert c[1] == 4 * c[0] and c[2] == 4 * c[1]
     q = BitSerialParams(8, 8, 8, 8, 1, (Precision(2, 2, 8),))
     assert q.frame_cycles(0) == 8  # one row fold, 255 thresholds: 8 search steps > 4 compute cycles
+    # WBP 4: a 2-bit mode's weights padded to one group of 4 planes (as fast as at WBP 2), the others halved
+    w = BitSerialParams(144, 16, 8, 48, 4, p.modes, n_vectors=784)
+    assert [w.stored_wbits(k) for k in range(3)] == [4, 4, 8]
+    assert [w.frame_cycles(k) for k in range(3)] == [c[0], c[1] // 2, c[2] // 2]
+    assert BitSerialParams(16, 4, 1, 8, 2, (Precision(3, 3),)).stored_wbits(0) == 4
 
 
 # ---------------------------------------------------------------------------------------------- resources

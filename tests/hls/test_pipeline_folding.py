@@ -3,7 +3,7 @@
 1. The allocator against brute force: on random small ladders, the smallest feasible throughput bound of an
    exhaustive search; the pricing heuristic, on arbitrary ladders, a choice that fits and is no better. Pareto
    pruning keeps exactly the undominated rungs.
-2. The bit-serial unit's rungs: cycles per mode from b_w*b_a/WBP per fold, written out here.
+2. The bit-serial unit's rungs: cycles per mode from b_a*ceil(b_w/WBP) per fold, written out here.
 3. On the tiny network's build (shared, tests/hil.py): the static pipeline, folded and applied to its FINN graph,
    has FINN's own bottleneck (AnnotateCycles + dataflow_performance) equal to the model's, and FINN's resource
    estimate of the graph equal to the allocation's; BitOPs equal qonnx-inference-cost's per path (the export's
@@ -285,9 +285,9 @@ def test_pareto_keeps_exactly_the_undominated_rungs():
 
 # ---------------------------------------------------------------------------------------------- bit-serial rungs
 def test_bitserial_rungs_cycles_per_mode():
-    """Every rung of a runtime-precision unit: n_vectors * MH/PE * MW/SIMD * b_w*b_a/WBP cycles per frame of each
-    mode, and the unit's fitted resource model plus the depth-2 FIFO FINN puts on its output stream (FINN's cost
-    of that FIFO at the unit's output width)."""
+    """Every rung of a runtime-precision unit: n_vectors * MH/PE * MW/SIMD * b_a*ceil(b_w/WBP) cycles per frame of
+    each mode, WBP 1, 2, 4 or 8 (a WBP wider than a mode's weights pads them), and the unit's fitted resource model
+    plus the depth-2 FIFO FINN puts on its output stream (FINN's cost of that FIFO at the unit's output width)."""
     from fracskip.hls.bitserial.core import BitSerialParams, Precision
     from fracskip.hls.bitserial.estimate import estimate_resources
     from finn.util.resource_models import _fifo_cost
@@ -298,10 +298,11 @@ def test_bitserial_rungs_cycles_per_mode():
                         n_vectors=49)
     rungs = _bitserial_rungs(p, [2, 4, 8], None)
     assert {(r.folding["PE"], r.folding["SIMD"], r.folding["WBP"]) for r in rungs} >= {(16, 8, 2), (1, 72, 1)}
+    assert {r.folding["WBP"] for r in rungs} == {1, 2, 4, 8}
     for r in rungs:
         pe, simd, wbp = r.folding["PE"], r.folding["SIMD"], r.folding["WBP"]
-        assert 16 % pe == 0 and 72 % simd == 0 and 2 % wbp == 0 and pe * simd * wbp <= 1024
-        assert r.cycles == {b: 49 * (16 // pe) * (72 // simd) * b * b // wbp for b in (2, 4, 8)}
+        assert 16 % pe == 0 and 72 % simd == 0 and pe * simd * wbp <= 1024
+        assert r.cycles == {b: 49 * (16 // pe) * (72 // simd) * b * max(1, b // wbp) for b in (2, 4, 8)}
         est = estimate_resources(BitSerialParams(mw=72, mh=16, pe=pe, simd=simd, wbp=wbp, modes=p.modes, n_vectors=49,
                                                  ram_style=r.folding["ram_style"]))
         q = BitSerialParams(mw=72, mh=16, pe=pe, simd=simd, wbp=wbp, modes=p.modes, n_vectors=49)

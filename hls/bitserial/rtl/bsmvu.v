@@ -43,7 +43,7 @@ module bsmvu #(
     parameter integer MH = 4,
     parameter integer PE = 1,
     parameter integer SIMD = 4,
-    parameter integer WBP = 1,                 // weight bit-planes per cycle; divides every WB_m
+    parameter integer WBP = 1,                 // weight bit-planes per cycle; divides every WB_m (stored widths)
     parameter integer N_MODES = 1,             // 1..4
     parameter [31:0] WBITS = 32'h02,           // weight bits per mode, mode m at [8m +: 8]
     parameter [31:0] ABITS = 32'h02,           // activation bits per mode
