@@ -807,14 +807,18 @@ def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = 
                    for m, p in st["p"].items()) for st in stages.values()), default=0.0)
     ts = sorted({r.expected for lad in ladders for r in lad.rungs if r.expected >= floor} | ({top} if top > floor
                                                                                             else set()))
-    choose = (functools.partial(_choose_exact, edges=edges, cheapest=False) if exact
-              else functools.partial(_choose, edges=edges))
+    heuristic = functools.partial(_choose, edges=edges)
+    # where the pricing heuristic finds a choice that meets T, T is feasible without a 0-1 program (most bounds
+    # above the optimum: the exact search's time on the default halves)
+    chooses = (heuristic, functools.partial(_choose_exact, edges=edges, cheapest=False)) if exact else (heuristic,)
 
     def feasible(t: float):
-        got = choose(ladders, t, budget)
-        ok = (got is not None and _usage(got[1], budget)
-              and stagewise_cycles(ladders, got[0], stages)[0] <= t * (1 + 1e-9))
-        return got if ok else None
+        for choose in chooses:
+            got = choose(ladders, t, budget)
+            if (got is not None and _usage(got[1], budget)
+                    and stagewise_cycles(ladders, got[0], stages)[0] <= t * (1 + 1e-9)):
+                return got
+        return None
 
     lo, hi = 0, len(ts) - 1
     best, best_t = None, None
