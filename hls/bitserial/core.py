@@ -124,7 +124,8 @@ class BitSerialParams:
             if not 0 <= m.out_bits <= 16:
                 problems.append(f"mode {k}: out_bits={m.out_bits} must be 0..16")
         if self.modes and self.wbp > max(m.wbits for m in self.modes):
-            problems.append(f"WBP={self.wbp} exceeds the widest mode's weight bits: its lanes would all idle")
+            problems.append(f"WBP={self.wbp} exceeds the widest mode's weight bits: planes beyond them would idle in "
+                            "every mode")
         if len({m.out_bits > 0 for m in self.modes}) > 1:
             problems.append("either every mode has an activation (out_bits > 0) or none")
         if not self.mode_stream and len(self.modes) != 1:
