@@ -32,10 +32,17 @@ $F budget runs/dfs-0.30/model.pt --target 0.26 -o runs/dfs-0.30-priced-0.26.pt
 $F compare runs/dfs-0.30 runs/dfs-0.30-priced-0.298.pt runs/dfs-0.30-priced-0.26.pt runs/w2a2 runs/w4a4 runs/w8a8 \
   runs/skip-only-0.30 --oracle $B --json --plot training/checkpoints/default/accuracy_vs_compute.png \
   > training/checkpoints/default/compare.json
-# The shipped default: the 0.298 operating point without the menu entry its gates never choose (8 bits: none of the
-# 10,000 test images nor of 2,000 training images), so that the accelerator's datapaths serve 2 and 4 bits only. The
-# gate loses its 8-bit output; every decision and logit stays as it was, and the 8-bit paths stay in the checkpoint
-# for the static W8A8 network (`fracskip eval default --bits 8`, the build's baselines).
+# The 0.298 operating point without the menu entry its gates never choose (8 bits: none of the 10,000 test images
+# nor of 2,000 training images), so that the accelerator's datapaths serve 2 and 4 bits only. The gate loses its
+# 8-bit output; every decision and logit stays as it was, and the 8-bit paths stay in the checkpoint for the static
+# W8A8 network (`fracskip eval default --bits 8`, the build's baselines).
 $F budget runs/dfs-0.30-priced-0.298.pt --menu 0,2,4 -o runs/dfs-0.30-priced-0.298-menu024.pt --images 2000
-cp runs/dfs-0.30-priced-0.298-menu024.pt training/checkpoints/default/model.pt
+# The shipped default: that model priced on to 25 % (0.9121 on the test set, above static W2A2's 0.9104). At 29.8 %
+# (0.9162, the previous default) its 4-bit frames set the accelerator's pace, 0.74x static W4A4 as measured; the
+# claim (issue #13) wants the DFS design faster than every static network at least as accurate.
+$F budget runs/dfs-0.30-priced-0.298-menu024.pt --target 0.25 -o runs/dfs-0.30-priced-0.25-menu024.pt
+$F compare runs/dfs-0.30-priced-0.25-menu024.pt --include training/checkpoints/default/compare.json --json \
+  --plot training/checkpoints/default/accuracy_vs_compute.png > runs/compare.json
+mv runs/compare.json training/checkpoints/default/compare.json
+cp runs/dfs-0.30-priced-0.25-menu024.pt training/checkpoints/default/model.pt
 $F eval default --json > training/checkpoints/default/eval.json
