@@ -674,12 +674,15 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     Verilator), ``report/accelerator.json``. ``images``: (N, C, H, W) uint8
     pixels, real ones (the sizing depends on their decisions); without them the FIFOs stay unsized. ``synth``:
     Yosys of the emitted HDL (``synth.hdl``, ``jobs`` processes), ``report/synth.json``, and the fit judged on it.
-    Where the emitted design does not fit the device (by Yosys with ``synth``, else by FINN's estimates of the
-    sized FIFOs beside the folded nodes), it is folded again with what it took beyond the folding's figures kept
+    Sized FIFOs that put the design over the device in block RAM or LUTs are moved to the other memory where that
+    makes it fit (``fifo_memory``; ``fifo_memory`` in the report). Where the emitted design still does not fit the
+    device (by Yosys with ``synth``, else by FINN's estimates of the sized FIFOs beside the folded nodes), it is
+    folded again with what it took beyond the folding's figures kept
     out of its budget (``synth_extra``, ``sized_extra``; up to ``EMITTED_FIT_ROUNDS`` foldings; ``fit_reserve``
     in the report)."""
     import time
 
+    from . import fifo_memory
     from .rtlsim import finn_estimate, setup_finn
 
     build_dir = Path(build_dir)
@@ -720,6 +723,7 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
             t1 = time.time()
             model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress)
             report["fifo_sizing"] = sizing.to_dict()
+            model, report["fifo_memory"] = fifo_memory.place(model, part, clk, summary["board"]["resources"])
             sized_run = sizing.sized_run
             report["seconds"]["size_fifos"] = round(time.time() - t1, 1)
         report.update(emitted_fit(model, summary["board"]))
