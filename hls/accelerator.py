@@ -770,7 +770,9 @@ def synth_extra(report: dict, board: dict, reserve: dict[str, float], last: dict
     estimate (the estimates' misses, the sized FIFOs), and at least the reserve so far plus the excess, so that
     each folding again is smaller; {} when it fits. The excess counts in estimated units: divided by what the
     ``last`` folding (its ``folded`` estimate and ``synth`` figures) saved in synthesized per estimated unit, when
-    it saved less than one (a folding whose estimate falls faster than what Yosys finds needs a larger step)."""
+    it saved less than one (a folding whose estimate falls faster than what Yosys finds needs a larger step); only
+    for a resource that folding had a reserve of (another one's estimate moves for other reasons: a LUT reserve
+    moves memories into block RAM)."""
     total, device = report["resources_synth"], board["resources"]
     folded = report.get("resources_estimate_inserted") or {}
     out = {}
@@ -778,7 +780,7 @@ def synth_extra(report: dict, board: dict, reserve: dict[str, float], last: dict
         if r not in total or total[r] <= device.get(r, 0):
             continue
         gain = 1.0
-        if last and last["folded"].get(r, 0.0) > folded[r]:
+        if last and r in reserve and last["folded"].get(r, 0.0) > folded[r]:
             saved = (last["synth"][r] - total[r]) / (last["folded"][r] - folded[r])
             gain = min(1.0, max(SYNTH_GAIN_FLOOR, saved))
         out[r] = max(total[r] - folded[r], reserve.get(r, 0.0) + (total[r] - device[r]) / gain)

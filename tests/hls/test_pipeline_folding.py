@@ -203,6 +203,33 @@ def test_allocate_prices_width_converters_exactly():
     assert 30 < feasible < 120 and narrowing > 5, (feasible, narrowing)
 
 
+def test_exact_choice_fits_where_a_converter_pair_is_priced_at_the_cheapest():
+    """The 0-1 program prices a converter into width b at the cheapest one into b, plus a dearer pair's extra only
+    above one LUT: widening 8 -> 64 costs 0.8 LUT more than 16 -> 64. Its choice must still fit the budget as
+    ``_totals`` counts it: a bound refused for a choice 0.8 LUT over sent the search to a far slower folding (the
+    default's second folding: 80,683 cycles per image where 22,858 fit)."""
+    from fracskip.hls.pipeline_folding import Edge, _choose_exact, _totals, converter_lut
+
+    assert 0 < converter_lut(8, 64) - converter_lut(16, 64) <= 1.0
+
+    def rung(cycles, lut, out_width):
+        return Rung({"w": out_width}, {"all": cycles}, {"LUT": lut, "BRAM_18K": 0.0, "URAM": 0.0, "DSP": 0.0},
+                    float(cycles), in_widths=(8,), out_widths=(out_width,))
+
+    # the producer: two fast rungs, the one giving 8 bits a little cheaper; a slow one needing no converter
+    producer = NodeLadder("p", "X", "s", {"all": 1.0}, [rung(10, 100.0, 8), rung(10, 100.5, 16), rung(900, 0.0, 64)])
+    consumer = NodeLadder("c", "X", "s", {"all": 1.0}, [Rung({}, {"all": 10}, dict.fromkeys(RESOURCES, 0.0), 10.0,
+                                                              in_widths=(64,), out_widths=(8,))])
+    ladders, edges = [producer, consumer], (Edge("p", 0, "c", 0),)
+    budget = {"LUT": 100.5 + converter_lut(16, 64) + 0.1, "BRAM_18K": 1.0, "URAM": 0.0, "DSP": 1.0}
+    for cheapest in (True, False):
+        choice, total = _choose_exact(ladders, 10.0, budget, edges, cheapest=cheapest)
+        assert total == _totals(ladders, choice, edges) and total["LUT"] <= budget["LUT"], (cheapest, choice)
+        assert choice["p"] == 1
+    got = allocate(ladders, budget, edges=edges)
+    assert got.fits and got.cycles == 10 and got.rungs["p"] == 1
+
+
 def test_allocate_inserted_counts_what_finn_inserts():
     """What FINN inserts between nodes depends on neighbouring choices (a width converter where two streams
     differ), so no ladder can hold it: ``allocate_inserted`` reserves it and allocates again. Never a fit claimed
