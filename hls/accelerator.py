@@ -744,6 +744,13 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
             last = {"folded": dict(report["resources_estimate_inserted"]), "synth": dict(report["resources_synth"])}
         # the emitted design does not fit: fold again with what it took beyond the folding kept out of its budget
         reserve = {r: max(reserve.get(r, 0.0), v) for r, v in more.items()}
+        empty = [r for r, v in reserve.items() if v >= summary["board"]["resources"].get(r, 0)]
+        if empty:
+            raise FracskipError(
+                f"the emitted {design} does not fit the {summary['board']['name']} ({', '.join(more)} over by "
+                f"{'Yosys' if synth else 'FINN estimates'} after {attempt} folding(s)), and what it takes beyond "
+                f"the folding ({', '.join(f'{r} {reserve[r]:.0f}' for r in empty)}) leaves no {', '.join(empty)} "
+                "for the nodes: it cannot be folded to fit this device; choose a larger board (--board)")
         log.info("the emitted %s does not fit the device (%s over, by %s); folding again with %s reserved", design,
                  ", ".join(more), "Yosys" if synth else "FINN's estimates",
                  ", ".join(f"{r} {v:.0f}" for r, v in reserve.items()))

@@ -431,8 +431,10 @@ def test_design_over_the_device_by_yosys_is_folded_again(network, tmp_path, monk
     estimate kept out of its budget, until it fits. Yosys of the tiny network's static pipeline takes a quarter of
     an hour on a cold cache (test_emitted_hdl_synthesizes_node_by_node synthesizes its kinds of node): here synthesis
     reports the emitted graph's FINN estimate plus a fixed excess, so that the first folding is over the device by
-    one LUT. The loop must then fold once more, smaller and no faster, and stop when that fits."""
+    one LUT. The loop must then fold once more, smaller and no faster, and stop when that fits; and where synthesis
+    takes more beyond the folding than the device holds, stop with an error that says so."""
     from fracskip import bitstreams
+    from fracskip.errors import FracskipError
     from fracskip.hls import accelerator as A
     from fracskip.hls.pipeline_folding import emitted_resources
     from fracskip.hls.synth import hdl
@@ -472,6 +474,10 @@ def test_design_over_the_device_by_yosys_is_folded_again(network, tmp_path, monk
     report = json.loads((A.design_dir(build_dir, design) / "report" / "accelerator.json").read_text())
     saved = json.loads((A.design_dir(build_dir, design) / "report" / "synth.json").read_text())
     assert report["resources_synth"] == saved["total"] and saved["total"]["LUT"] == calls[-1]
+    # what synthesis takes beyond the folding is more than the device holds: no folding can fit, and it says so
+    excess["LUT"] = 2 * device
+    with pytest.raises(FracskipError, match="cannot be folded to fit this device"):
+        A.build_accelerator(build_dir, None, design=design, cache_dir=network["cache"], synth=True)
 
 
 @pytest.mark.slow
