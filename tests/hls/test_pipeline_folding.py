@@ -410,8 +410,8 @@ def test_static_pipeline_bottleneck_is_finns(tiny_build):
     from finn.analysis.fpgadataflow.res_estimation import res_estimation
     from fracskip.hls.baselines import compose_static
     from fracskip.hls.accelerator import insert_streams
-    from fracskip.hls.pipeline_folding import (allocate, apply_folding, ladders_of, mvau_rtl_dsp, narrow_weights,
-                                               report, stream_fifo_lut)
+    from fracskip.hls.pipeline_folding import (allocate, apply_folding, ladders_of, mvau_rtl_dsp, mvau_rtl_lut,
+                                               narrow_weights, report, stream_fifo_lut)
     from fracskip.hls.rtlsim import finn_estimate
     from qonnx.custom_op.registry import getCustomOp
 
@@ -426,9 +426,10 @@ def test_static_pipeline_bottleneck_is_finns(tiny_build):
     est = finn_estimate(folded)
     assert est["max_cycles"] == alloc.cycles
     res = res_estimation(folded, board.part)
-    for n in folded.graph.node:  # MVAU_rtl's DSPs by its RTL's lane packing, not FINN's estimate
+    for n in folded.graph.node:  # MVAU_rtl's DSPs by its RTL's lane packing and LUTs by Yosys, not FINN's estimate
         if n.op_type == "MVAU_rtl":
             res[n.name]["DSP"] = mvau_rtl_dsp(getCustomOp(n), board.part, narrow_weights(folded, n))
+            res[n.name]["LUT"] = mvau_rtl_lut(getCustomOp(n), board.part)
     emitted = insert_streams(copy.deepcopy(folded), board.part)
     outputs = {o.name for o in folded.graph.output}
     inserted = res_estimation(emitted, board.part)
