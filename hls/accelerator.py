@@ -677,9 +677,8 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     Sized FIFOs that put the design over the device in block RAM or LUTs are moved to the other memory where that
     makes it fit (``fifo_memory``; ``fifo_memory`` in the report). Where the emitted design still does not fit the
     device (by Yosys with ``synth``, else by FINN's estimates of the sized FIFOs beside the folded nodes), it is
-    folded again with what it took beyond the folding's figures kept
-    out of its budget (``synth_extra``, ``sized_extra``; up to ``EMITTED_FIT_ROUNDS`` foldings; ``fit_reserve``
-    in the report)."""
+    folded again with what it took beyond the folding's figures kept out of its budget (``synth_extra``,
+    ``sized_extra``; up to ``EMITTED_FIT_ROUNDS`` foldings; ``fit_reserve`` in the report)."""
     import time
 
     from . import fifo_memory

@@ -16,6 +16,8 @@ from .pipeline_folding import emitted_resources
 
 # fifo.sv builds a FIFO of at most 33 words as a shift register, whatever its ram_style asks
 SRL_MAX_DEPTH = 33
+# the styles a FIFO may be moved from, by the style it is moved to
+MOVES_FROM = {"distributed": ("block",), "block": ("srl", "distributed")}
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def _candidates(model, part: str, to: str, uram: bool) -> list[Move]:
         now = inst.get_ram_style()
         if now == "ultra" and not uram:  # Vivado puts it in block RAM (emitted_resources counts it there)
             now = "block"
-        if now == to or now == "ultra" or (to == "block" and now not in ("srl", "distributed")):
+        if now not in MOVES_FROM[to]:
             continue
         lut0, bram0 = _cost(inst, part, now)
         lut1, bram1 = _cost(inst, part, to)
