@@ -27,7 +27,9 @@ Ladders (``node_ladder``): every candidate folding of a node, its cycles per mod
   and, among ``units``, the unit: FINN's MVAU_rtl (DSP), fracskip's MVAU_lut, or the bit-serial unit at fixed
   precision; a gated block's MVAU_bitserial: SIMD, PE and WBP. A bit-serial unit's WBP divides the (gcd of the
   modes') weight bits or is a power of two up to the widest mode's: WBP 4 halves a 4-bit frame's cycles against
-  WBP 2 and leaves a 2-bit frame's as they were (``BitSerialParams.stored_wbits``).
+  WBP 2 and leaves a 2-bit frame's as they were (``BitSerialParams.stored_wbits``); its weights and its
+  activation buffer (two banks of bit-planes, 2*SF*8 words of SIMD bits at 8-bit activations) each in LUT or
+  block RAM (Yosys, four of the default's shapes: block RAM saves 73 to 418 LUTs of a unit for 2 to 4 RAMB18).
 - streaming nodes: PE over the channels as below (thresholds, requantizers, clips, modal activations, forks, adds,
   routers, gates, the global sum); padding and sliding windows: SIMD likewise, the RTL sliding window also with
   FINN's parallel_window at SIMD = channels (as FINN's SetFolding does), its line buffer in LUT RAM (FINN's
@@ -118,6 +120,7 @@ RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 RTL = "finn.custom_op.fpgadataflow.rtl"
 UNITS = ("MVAU_rtl", "MVAU_lut", "MVAU_bitserial")  # the matrix-vector units a layer may take
 MVAU_OPS = ("MVAU_rtl", "MVAU_lut", "MVAU_hls")
+MEMORY_ATTRS = ("ram_style", "ram_style_activations")  # a modal unit's memories, set by name after composing
 WEIGHT_WORD_MAX = 1024  # bits per weight word: the builder's SetFolding(mvau_wwidth_max=1024)
 PE_OPS = ("Thresholding_rtl", "IntRequant_rtl", "Clip_rtl", "ModalActivation_rtl", "DuplicateStreams_rtl",
           "ElementwiseAdd_rtl", "StreamRoute_rtl", "StreamMerge_rtl", "GlobalSum_rtl", "DFSGate_rtl")
@@ -406,15 +409,16 @@ def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = W
     out = []
     for simd in input_parallel(params.mw, in_channels):
         for pe in parallel(params.mh):
-            for wbp, ram in itertools.product(wbps, ("block", "distributed")):
+            for wbp, ram, act_ram in itertools.product(wbps, ("block", "distributed"), ("distributed", "block")):
                 if pe * simd * wbp > word_max:
                     continue
                 try:
-                    p = replace(params, pe=pe, simd=simd, wbp=wbp, ram_style=ram)
+                    p = replace(params, pe=pe, simd=simd, wbp=wbp, ram_style=ram, act_ram_style=act_ram)
                 except FracskipError:
                     continue
                 r = estimate_resources(p)
-                fold = {"PE": pe, "SIMD": simd, "WBP": wbp, "ram_style": ram, **({"op_type": op_type} if op_type else {})}
+                fold = {"PE": pe, "SIMD": simd, "WBP": wbp, "ram_style": ram, "ram_style_activations": act_ram,
+                        **({"op_type": op_type} if op_type else {})}
                 fifo = stream_fifo_lut([p.out_width])
                 out.append(Rung(fold, {m: expected_frame_cycles(p, k, (kept or {}).get(m))
                                        for k, m in enumerate(modes)},
@@ -1438,7 +1442,7 @@ def folded_dfs(build_dir: str | Path, folding: dict):
     units = {n: {k: v for k, v in f.items() if k in ("PE", "SIMD", "WBP")} for n, f in folding.items()
              if "_modal_mvau" in n}
     model = compose(Path(build_dir), datapath=functools.partial(bitserial_datapath, folding=units))
-    memory = {n: {"ram_style": f["ram_style"]} for n, f in folding.items() if "_modal_mvau" in n and "ram_style" in f}
+    memory = {n: {k: f[k] for k in MEMORY_ATTRS if k in f} for n, f in folding.items() if "_modal_mvau" in n}
     return apply_folding(model, {**{n: f for n, f in folding.items() if "_modal_mvau" not in n}, **memory})
 
 

@@ -22,6 +22,7 @@ from ..lutmvu.core import int_range, worst_case_acc_bits
 CORE_MODULE = "bsmvu"
 MAX_MODES = 4  # a 2-bit mode token
 RAM_STYLES = {"auto": 0, "distributed": 1, "block": 2}
+ACT_RAM_STYLES = {"distributed": 0, "block": 1}  # the activation buffer's: the RTL's ABUF_BLOCK
 # Deeper weight memories go to block RAM unless the user says otherwise: a weight word is PE*WBP*SIMD
 # bits wide, a LUT ROM costs a LUT6 per bit and 64 words.
 LUT_WMEM_MAX_DEPTH = 32
@@ -99,6 +100,7 @@ class BitSerialParams:
     n_vectors: int = 1
     mode_stream: bool = True
     ram_style: str = "auto"  # weight memory: auto | distributed | block
+    act_ram_style: str = "distributed"  # the activation buffer's memory: distributed | block
     acc_bits: int = field(default=0)  # 0: FINN's datatype bound over every mode (see acc_bits_for)
     channel_skip: str = ""  # "" none, "out" output channel groups, "in" input channel groups
     channel_group: int = 0  # channels per group
@@ -132,6 +134,8 @@ class BitSerialParams:
             problems.append("a unit without mode stream has exactly one mode")
         if self.ram_style not in RAM_STYLES:
             problems.append(f"ram_style={self.ram_style!r} is not one of {sorted(RAM_STYLES)}")
+        if self.act_ram_style not in ACT_RAM_STYLES:
+            problems.append(f"act_ram_style={self.act_ram_style!r} is not one of {sorted(ACT_RAM_STYLES)}")
         problems += self._channel_problems() if not problems else []
         if problems:
             raise FracskipError("invalid bit-serial MVU parameters: " + "; ".join(problems))
@@ -386,6 +390,7 @@ class BitSerialParams:
             "OUT_WIDTH": self.out_bits_per_element, "N_VEC": self.n_vectors,
             "MODE_STREAM": int(self.mode_stream), "RAM_STYLE": RAM_STYLES[self.resolved_ram_style],
             "TRAM_BLOCK": int(self.has_act and self.tmem > LUT_TMEM_MAX_DEPTH),
+            "ABUF_BLOCK": ACT_RAM_STYLES[self.act_ram_style],
             "CSKIP": CHANNEL_SKIPS[self.channel_skip], "NG": max(1, self.n_groups),
             "GPF": self.folds_per_group,
             "CF": self.kernel_channels // self.simd if self.channel_skip == "in" else 1,

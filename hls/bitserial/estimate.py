@@ -37,7 +37,7 @@ def lut_features(p: BitSerialParams) -> dict[str, float]:
         "acc": p.pe * p.acc_bits,
         "obuf": p.out_width,
         "plane_mux": p.simd * p.act_width,
-        "abuf": p.simd * math.ceil(_act_depth(p) / 64),
+        "abuf": p.simd * math.ceil(_act_depth(p) / 64) if p.act_ram_style == "distributed" else 0.0,
         "wrom": p.wmem_width * math.ceil(p.wmem / 64) if p.resolved_ram_style == "distributed" else 0.0,
         "thr": p.pe * (p.acc_bits + 1) if p.has_act else 0.0,
         "modes": len(p.modes) - 1,
@@ -82,8 +82,11 @@ def bram18_for(depth: int, width: int) -> int:
 
 
 def bram18_count(p: BitSerialParams) -> int:
-    """Weights in block RAM (if so resolved); thresholds per PE in block RAM once deeper than 64 words."""
+    """Weights in block RAM (if so resolved); thresholds per PE in block RAM once deeper than 64 words; the
+    activation buffer, if in block RAM."""
     n = bram18_for(p.wmem, p.wmem_width) if p.resolved_ram_style == "block" else 0
+    if p.act_ram_style == "block":
+        n += bram18_for(_act_depth(p), p.simd)
     if p.has_act and p.tmem > LUT_TMEM_MAX_DEPTH:
         n += p.pe * bram18_for(p.tmem, p.acc_bits + 1)
     return n

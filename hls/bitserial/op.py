@@ -87,6 +87,8 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             "channelGroup": ("i", False, 0),
             "inChannels": ("i", False, 0),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed"}),
+            # the activation buffer (two banks of bit-planes), beside FINN's ram_style_thresholds
+            "ram_style_activations": ("s", False, "distributed", {"block", "distributed"}),
             # FINN's shell flow reads these of every MVAU* (Floorplan, MakePYNQDriver): the weights live inside
             # the unit, fixed in the bitstream
             "mem_mode": ("s", False, "internal_embedded", {"internal_embedded"}),
@@ -110,8 +112,8 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             modes=tuple(Precision(*m) for m in zip(wb, ab, ob, av)),
             weight_signed=bool(get("weightSigned")), act_signed=bool(get("inputSigned")),
             n_vectors=int(np.prod(get("numInputVectors"))), mode_stream=bool(get("modeStream")),
-            ram_style=get("ram_style"), channel_skip=get("channelSkip"), channel_group=get("channelGroup"),
-            in_channels=get("inChannels"))
+            ram_style=get("ram_style"), act_ram_style=get("ram_style_activations"),
+            channel_skip=get("channelSkip"), channel_group=get("channelGroup"), in_channels=get("inChannels"))
 
     @property
     def n_modes(self) -> int:
@@ -383,7 +385,8 @@ def bitserial_model(params: BitSerialParams, weights: Sequence[np.ndarray],
         weightBits=[m.wbits for m in params.modes], inputBits=[m.abits for m in params.modes],
         outputBits=[m.out_bits for m in params.modes], ActVals=[m.act_val for m in params.modes],
         weightSigned=int(params.weight_signed), inputSigned=int(params.act_signed), numInputVectors=vecs,
-        modeStream=int(params.mode_stream), ram_style=params.ram_style, channelSkip=params.channel_skip,
+        modeStream=int(params.mode_stream), ram_style=params.ram_style,
+        ram_style_activations=params.act_ram_style, channelSkip=params.channel_skip,
         channelGroup=params.channel_group, inChannels=params.in_channels)
     graph_in = [helper.make_tensor_value_info("inp", TensorProto.FLOAT, [1] + vecs[1:] + [params.mw])]
     if params.mode_stream:

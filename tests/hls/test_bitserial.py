@@ -73,7 +73,8 @@ def random_unit(rng: np.random.Generator, no_act: bool = False) -> BitSerialPara
     return BitSerialParams(
         mw=simd * sf, mh=pe * nf, pe=pe, simd=simd, wbp=int(rng.choice(wbp_choices)), modes=tuple(modes),
         weight_signed=wsigned, act_signed=bool(rng.random() < 0.5), n_vectors=int(rng.integers(1, 4)),
-        mode_stream=not fixed, ram_style=str(rng.choice(["auto", "block", "distributed"])))
+        mode_stream=not fixed, ram_style=str(rng.choice(["auto", "block", "distributed"])),
+        act_ram_style=str(rng.choice(["distributed", "block"])))
 
 
 @dataclass
@@ -137,7 +138,7 @@ def _describe(i: int, p: BitSerialParams, data: RunData) -> str:
     menu = ",".join(f"w{m.wbits}a{m.abits}" + (f"o{m.out_bits}{m.act_val:+d}" if m.out_bits else "") for m in p.modes)
     return (f"DUT {i}: MW={p.mw} MH={p.mh} PE={p.pe} SIMD={p.simd} WBP={p.wbp} menu={menu} "
             f"ws={int(p.weight_signed)} as={int(p.act_signed)} vec={p.n_vectors} stream={int(p.mode_stream)} "
-            f"ram={p.resolved_ram_style} modes={data.modes}")
+            f"ram={p.resolved_ram_style} abuf={p.act_ram_style} modes={data.modes}")
 
 
 def build_model(units: list[BitSerialParams], workdir, frames: int = FRAMES):
@@ -279,14 +280,15 @@ def random_grouped_unit(rng: np.random.Generator, skip: str) -> BitSerialParams:
         group = pe * int(rng.integers(1, 3))
         mh = group * int(rng.integers(2, 5))
         return BitSerialParams(base.mw, mh, pe, base.simd, base.wbp, menu, base.weight_signed, base.act_signed,
-                               base.n_vectors, ram_style=base.ram_style, channel_skip="out", channel_group=group)
+                               base.n_vectors, ram_style=base.ram_style, act_ram_style=base.act_ram_style,
+                               channel_skip="out", channel_group=group)
     simd = int(rng.integers(1, 5))
     group = simd * int(rng.integers(1, 3))
     channels = group * int(rng.integers(2, 5))
     positions = int(rng.choice([1, 2, 9]))
     return BitSerialParams(channels * positions, base.mh, base.pe, simd, base.wbp, menu, base.weight_signed,
-                           base.act_signed, base.n_vectors, ram_style=base.ram_style, channel_skip="in",
-                           channel_group=group, in_channels=channels)
+                           base.act_signed, base.n_vectors, ram_style=base.ram_style, act_ram_style=base.act_ram_style,
+                           channel_skip="in", channel_group=group, in_channels=channels)
 
 
 def random_keeps(rng: np.random.Generator, p: BitSerialParams, frames: int) -> list[int]:
@@ -539,6 +541,7 @@ def test_rtl_lints_clean():
     for p in (BitSerialParams(1, 1, 1, 1, 1, (Precision(2, 2),), mode_stream=False),
               BitSerialParams(21, 6, 3, 7, 2, (Precision(2, 2, 2), Precision(4, 3, 4, -8)), act_signed=True),
               BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784),
+              BitSerialParams(144, 16, 2, 48, 2, (Precision(2, 2), Precision(8, 8)), act_ram_style="block"),
               BitSerialParams(144, 16, 4, 4, 2, (Precision(2, 2), Precision(4, 4)), channel_skip="in",
                               channel_group=4, in_channels=16),
               BitSerialParams(144, 16, 4, 4, 2, (Precision(2, 2), Precision(4, 4)), channel_skip="out",

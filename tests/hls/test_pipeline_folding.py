@@ -331,7 +331,8 @@ def test_bitserial_rungs_cycles_per_mode():
         assert 16 % pe == 0 and 72 % simd == 0 and pe * simd * wbp <= 1024
         assert r.cycles == {b: 49 * (16 // pe) * (72 // simd) * b * max(1, b // wbp) for b in (2, 4, 8)}
         est = estimate_resources(BitSerialParams(mw=72, mh=16, pe=pe, simd=simd, wbp=wbp, modes=p.modes, n_vectors=49,
-                                                 ram_style=r.folding["ram_style"]))
+                                                 ram_style=r.folding["ram_style"],
+                                                 act_ram_style=r.folding["ram_style_activations"]))
         q = BitSerialParams(mw=72, mh=16, pe=pe, simd=simd, wbp=wbp, modes=p.modes, n_vectors=49)
         fifo = _fifo_cost(2, roundup_to_integer_multiple(q.out_width, 8), "srl").lut
         assert r.stream_lut == fifo > 0
