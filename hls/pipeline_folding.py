@@ -120,7 +120,8 @@ RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 RTL = "finn.custom_op.fpgadataflow.rtl"
 UNITS = ("MVAU_rtl", "MVAU_lut", "MVAU_bitserial")  # the matrix-vector units a layer may take
 MVAU_OPS = ("MVAU_rtl", "MVAU_lut", "MVAU_hls")
-MEMORY_ATTRS = ("ram_style", "ram_style_activations")  # a modal unit's memories, set by name after composing
+# a modal unit's attributes set by name after composing: its memories, its input word
+UNIT_ATTRS = ("ram_style", "ram_style_activations", "inputSIMD")
 WEIGHT_WORD_MAX = 1024  # bits per weight word: the builder's SetFolding(mvau_wwidth_max=1024)
 PE_OPS = ("Thresholding_rtl", "IntRequant_rtl", "Clip_rtl", "ModalActivation_rtl", "DuplicateStreams_rtl",
           "ElementwiseAdd_rtl", "StreamRoute_rtl", "StreamMerge_rtl", "GlobalSum_rtl", "DFSGate_rtl")
@@ -399,26 +400,31 @@ def expected_frame_cycles(params, k: int, kept: float | None = None) -> float:
 def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = WEIGHT_WORD_MAX,
                      in_channels: int | None = None, kept: dict | None = None) -> list[Rung]:
     """Rungs of a bit-serial unit (``params``: its BitSerialParams) over PE (``parallel``), SIMD
-    (``input_parallel`` with ``in_channels``) and WBP; ``modes[k]`` is the menu entry of the unit's mode k.
+    (``input_parallel`` with ``in_channels``), its input word (SIMD, or a narrower width of its producer's,
+    ``parallel``), WBP and its memories; ``modes[k]`` is the menu entry of the unit's mode k.
     Cycles: the unit's per-mode model (a unit with channel groups at ``kept[mode]`` groups kept on average);
     resources: its fitted Yosys model. Foldings the unit refuses (a channel group not whole folds) are left out."""
     from .bitserial.estimate import estimate_resources
 
     widest = max(m.wbits for m in params.modes)
     wbps = sorted(set(divisors(math.gcd(*[m.wbits for m in params.modes]))) | {w for w in (2, 4, 8) if w <= widest})
+    producer = parallel(in_channels or params.mw)  # the widths the node feeding the unit may give
     out = []
     for simd in input_parallel(params.mw, in_channels):
-        for pe in parallel(params.mh):
+        # input words: SIMD wide, or as narrow as the producer's, gathered in the unit (no width converter)
+        words = sorted({w for w in producer if w < simd and simd % w == 0} | {simd})
+        for pe, ins in itertools.product(parallel(params.mh), words):
             for wbp, ram, act_ram in itertools.product(wbps, ("block", "distributed"), ("distributed", "block")):
                 if pe * simd * wbp > word_max:
                     continue
                 try:
-                    p = replace(params, pe=pe, simd=simd, wbp=wbp, ram_style=ram, act_ram_style=act_ram)
+                    p = replace(params, pe=pe, simd=simd, in_simd=ins, wbp=wbp, ram_style=ram,
+                                act_ram_style=act_ram)
                 except FracskipError:
                     continue
                 r = estimate_resources(p)
-                fold = {"PE": pe, "SIMD": simd, "WBP": wbp, "ram_style": ram, "ram_style_activations": act_ram,
-                        **({"op_type": op_type} if op_type else {})}
+                fold = {"PE": pe, "SIMD": simd, "inputSIMD": ins, "WBP": wbp, "ram_style": ram,
+                        "ram_style_activations": act_ram, **({"op_type": op_type} if op_type else {})}
                 fifo = stream_fifo_lut([p.out_width])
                 out.append(Rung(fold, {m: expected_frame_cycles(p, k, (kept or {}).get(m))
                                        for k, m in enumerate(modes)},
@@ -1442,7 +1448,7 @@ def folded_dfs(build_dir: str | Path, folding: dict):
     units = {n: {k: v for k, v in f.items() if k in ("PE", "SIMD", "WBP")} for n, f in folding.items()
              if "_modal_mvau" in n}
     model = compose(Path(build_dir), datapath=functools.partial(bitserial_datapath, folding=units))
-    memory = {n: {k: f[k] for k in MEMORY_ATTRS if k in f} for n, f in folding.items() if "_modal_mvau" in n}
+    memory = {n: {k: f[k] for k in UNIT_ATTRS if k in f} for n, f in folding.items() if "_modal_mvau" in n}
     return apply_folding(model, {**{n: f for n, f in folding.items() if "_modal_mvau" not in n}, **memory})
 
 

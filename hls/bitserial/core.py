@@ -101,6 +101,7 @@ class BitSerialParams:
     mode_stream: bool = True
     ram_style: str = "auto"  # weight memory: auto | distributed | block
     act_ram_style: str = "distributed"  # the activation buffer's memory: distributed | block
+    in_simd: int = 0  # activations per input word, dividing SIMD (0: SIMD); the unit gathers SIMD/in_simd words
     acc_bits: int = field(default=0)  # 0: FINN's datatype bound over every mode (see acc_bits_for)
     channel_skip: str = ""  # "" none, "out" output channel groups, "in" input channel groups
     channel_group: int = 0  # channels per group
@@ -118,6 +119,8 @@ class BitSerialParams:
                 problems.append(f"MW={self.mw} is not a multiple of SIMD={self.simd}")
             if self.mh % self.pe:
                 problems.append(f"MH={self.mh} is not a multiple of PE={self.pe}")
+            if self.in_simd < 0 or self.simd % (self.in_simd or self.simd):
+                problems.append(f"in_simd={self.in_simd} does not divide SIMD={self.simd}")
         for k, m in enumerate(self.modes):
             if not (1 <= m.wbits <= 32 and 1 <= m.abits <= 32):
                 problems.append(f"mode {k}: widths must be 1..32 bits")
@@ -255,8 +258,13 @@ class BitSerialParams:
         return signed_bits(lo, hi) if lo < 0 else max(1, hi.bit_length())
 
     @property
+    def in_words(self) -> int:
+        """Input words per SIMD word (the unit gathers them: one per cycle)."""
+        return self.simd // (self.in_simd or self.simd)
+
+    @property
     def in_width(self) -> int:
-        return self.simd * self.act_width
+        return (self.in_simd or self.simd) * self.act_width
 
     @property
     def out_width(self) -> int:
@@ -325,14 +333,16 @@ class BitSerialParams:
         return rows * self.row_cycles(k, keep) + (self.nf - rows)
 
     def frame_cycles(self, k: int, keep: int | None = None) -> int:
-        """Cycles per frame of mode k (keeping ``keep``'s channel groups) at full rate (steady state)."""
-        return self.n_vectors * self.vector_cycles(k, keep)
+        """Cycles per frame of mode k (keeping ``keep``'s channel groups) at full rate (steady state): the
+        compute's, or the loader's where gathering narrow input words makes it the slower of the two."""
+        return self.n_vectors * max(self.vector_cycles(k, keep), self.load_cycles(k, keep))
 
     def load_cycles(self, k: int, keep: int | None = None) -> int:
-        """Cycles to load one vector of mode k into the activation buffer: one bit-plane per cycle, one cycle
-        for a word of dropped input channels."""
+        """Cycles to load one vector of mode k into the activation buffer: per SIMD word, its input words (one
+        per cycle) gathered while the word before is written, one bit-plane per cycle (one cycle for a word of
+        dropped input channels)."""
         folds = self.kept_folds(keep)
-        return folds * self.modes[k].abits + (self.sf - folds)
+        return folds * max(self.in_words, self.modes[k].abits) + (self.sf - folds) * self.in_words
 
     def tail_latency(self, k: int) -> int:
         """Cycles from the last compute step of a vector of mode k to its last output word."""
@@ -345,7 +355,8 @@ class BitSerialParams:
         Two stages over a two-bank activation buffer: the loader fills a bank (load_cycles, plus one cycle
         for each frame's mode token after the first) once the compute has freed it; the compute takes a
         vector (vector_cycles) once it is loaded. Within a mode the loader is never the bottleneck
-        (SF*b_a <= NF*b_a*b_w/WBP*SF); after a switch from a cheap to a dear mode it can be. ``keeps``: each
+        (SF*b_a <= NF*b_a*b_w/WBP*SF) unless it gathers more input words per SIMD word than that; after a switch
+        from a cheap to a dear mode it can be. ``keeps``: each
         frame's keep bits (channel groups), all kept by default.
         """
         keeps = [None] * len(modes) if keeps is None else list(keeps)
@@ -354,13 +365,32 @@ class BitSerialParams:
             return 0
         load_end: list[int] = []
         comp_end: list[int] = []
+        t_in = free = 0  # gathering: the next input word's first cycle; the cycle the stage takes a word
         for v, (k, c) in enumerate(vecs):
-            start = max(load_end[v - 1] if v else 0, comp_end[v - 2] if v >= 2 else 0)
-            if v and v % self.n_vectors == 0:
-                start += 1  # the next frame's mode token
-            load_end.append(start + self.load_cycles(k, c))
+            bank = comp_end[v - 2] if v >= 2 else 0  # the bank this vector fills is free
+            if self.in_words == 1:
+                start = max(load_end[v - 1] if v else 0, bank)
+                if v and v % self.n_vectors == 0:
+                    start += 1  # the next frame's mode token
+                load_end.append(start + self.load_cycles(k, c))
+            else:  # word by word: gathering runs ahead of the stage by one SIMD word
+                for planes in self._word_planes(k, c):
+                    full = t_in + self.in_words  # the word's last input word was taken the cycle before
+                    t_in = move = max(full, free)  # the stage takes it; the next word's gathering begins
+                    free = max(move + 1, bank) + planes - 1  # its last plane written: the stage takes the next
+                load_end.append(free)
+                if (v + 1) % self.n_vectors == 0:
+                    t_in = max(t_in, full + 1)  # the next frame's mode token
             comp_end.append(max(comp_end[v - 1] if v else 0, load_end[v]) + self.vector_cycles(k, c))
         return comp_end[-1] + self.tail_latency(vecs[-1][0])
+
+    def _word_planes(self, k: int, keep: int | None) -> list[int]:
+        """Cycles the loader spends on each SIMD word of a vector: its bit-planes, one for dropped channels."""
+        if self.channel_skip != "in" or keep is None:
+            return [self.modes[k].abits] * self.sf
+        cf = self.kernel_channels // self.simd
+        return [self.modes[k].abits if (keep >> ((sf % cf) // self.folds_per_group)) & 1 else 1
+                for sf in range(self.sf)]
 
     @property
     def bitops_per_cycle(self) -> int:
@@ -377,7 +407,8 @@ class BitSerialParams:
 
         n = len(self.modes)
         return {
-            "MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd, "WBP": self.wbp, "N_MODES": n,
+            "MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd, "IN_SIMD": self.simd // self.in_words,
+            "WBP": self.wbp, "N_MODES": n,
             "WBITS": packed([self.stored_wbits(k) for k in range(n)], 8),
             "ABITS": packed([m.abits for m in self.modes], 8),
             "OBITS": packed([m.out_bits for m in self.modes], 8),
@@ -585,12 +616,13 @@ endmodule
 
 # ---------------------------------------------------------------------------------------------- packing
 def pack_inputs(params: BitSerialParams, x: np.ndarray) -> list[int]:
-    """Input stream words of frames ``x`` (F, ..., MW): SIMD elements of act_width bits per word
-    (FINN's MVAU folding: element s of word sf is column sf*SIMD + s), two's complement."""
+    """Input stream words of frames ``x`` (F, ..., MW): in_simd (or SIMD) elements of act_width bits per word
+    (FINN's MVAU folding: element s of word i is column i*in_simd + s), two's complement."""
     p = params
-    xi = np.asarray(x).astype(np.int64).reshape(-1, p.sf, p.simd) & ((1 << p.act_width) - 1)
-    shifts = [s * p.act_width for s in range(p.simd)]
-    return [sum(int(v) << sh for v, sh in zip(row, shifts)) for row in xi.reshape(-1, p.simd)]
+    n = p.simd // p.in_words
+    xi = np.asarray(x).astype(np.int64).reshape(-1, n) & ((1 << p.act_width) - 1)
+    shifts = [s * p.act_width for s in range(n)]
+    return [sum(int(v) << sh for v, sh in zip(row, shifts)) for row in xi]
 
 
 def unpack_outputs(params: BitSerialParams, words: Sequence[int], shape: tuple[int, ...]) -> np.ndarray:

@@ -47,7 +47,8 @@ def lut_features(p: BitSerialParams) -> dict[str, float]:
 def ff_features(p: BitSerialParams) -> dict[str, float]:
     return {
         "const": 1.0,
-        "stage": p.simd * p.act_width + p.simd,  # staged input word, activation plane register
+        # staged input word, activation plane register, and the word being gathered from narrower input words
+        "stage": p.simd * p.act_width * (1 if p.in_words == 1 else 2) + p.simd,
         "wreg": p.wmem_width if p.resolved_ram_style == "distributed" else 0.0,
         "popcount": p.pe * p.wbp * math.ceil(math.log2(p.simd + 1)),
         "acc": p.pe * p.acc_bits,

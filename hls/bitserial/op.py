@@ -12,8 +12,9 @@ block's router decides skipping, so the menu holds only the precisions that comp
 
 Semantics (``exec_mode`` "" or "cppsim"): FINN's MVAU of the frame's mode, y = x @ W_m, followed by FINN's
 MultiThreshold with T_m plus ActVal_m. "rtlsim" runs the generated RTL in Verilator.
-Streams: in0 as FINN's MVAU (SIMD elements of the widest mode's width per word), in1 one 8-bit token per
-frame, out0 PE elements per word (the widest mode's output type).
+Streams: in0 as FINN's MVAU (SIMD elements of the widest mode's width per word, or ``inputSIMD`` of them: the unit
+gathers SIMD/inputSIMD words, so that a narrow producer needs no width converter), in1 one 8-bit token per frame,
+out0 PE elements per word (the widest mode's output type).
 
 Channel groups (``channelSkip`` "out" or "in", ``channelGroup``, ``inChannels``: ``BitSerialParams``'
 channel_skip, channel_group, in_channels): the token is ``mode_token_bits`` wide, the mode in its low byte and
@@ -74,6 +75,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             "MH": ("i", True, 0),
             "PE": ("i", False, 1),
             "SIMD": ("i", False, 1),
+            "inputSIMD": ("i", False, 0),  # activations per input word, dividing SIMD (0: SIMD)
             "WBP": ("i", False, 1),  # weight bit-planes per cycle
             "weightBits": ("ints", True, []),
             "inputBits": ("ints", True, []),
@@ -108,7 +110,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         if not (len(wb) == len(ab) == len(ob) == len(av)):
             raise FracskipError(f"{self.onnx_node.name}: weightBits, inputBits, outputBits, ActVals differ in length")
         return BitSerialParams(
-            mw=get("MW"), mh=get("MH"), pe=get("PE"), simd=get("SIMD"), wbp=get("WBP"),
+            mw=get("MW"), mh=get("MH"), pe=get("PE"), simd=get("SIMD"), in_simd=get("inputSIMD"), wbp=get("WBP"),
             modes=tuple(Precision(*m) for m in zip(wb, ab, ob, av)),
             weight_signed=bool(get("weightSigned")), act_signed=bool(get("inputSigned")),
             n_vectors=int(np.prod(get("numInputVectors"))), mode_stream=bool(get("modeStream")),
@@ -175,7 +177,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
     def get_folded_input_shape(self, ind=0):
         p = self.bs_params()
         if ind == 0:
-            return tuple(self.get_nodeattr("numInputVectors")) + (p.sf, p.simd)
+            return tuple(self.get_nodeattr("numInputVectors")) + (p.sf * p.in_words, p.simd // p.in_words)
         if ind == 1 and p.mode_stream:
             return (1, 1, 1)
         return ()
@@ -330,7 +332,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
     def _harness(self, n_frames: int) -> StreamHarness:
         p = self.bs_params()
         dut = StreamDut(self._top(), self.get_instream_width_padded(0), self.get_outstream_width_padded(0),
-                        n_in=n_frames * p.n_vectors * p.sf, n_modes=n_frames if p.mode_stream else 0,
+                        n_in=n_frames * p.n_vectors * p.sf * p.in_words, n_modes=n_frames if p.mode_stream else 0,
                         mode_width=p.mode_token_bits,
                         n_out=n_frames * p.n_vectors * p.nf, exp_cycles=n_frames * self.get_exp_cycles())
         run_root = Path(self.get_nodeattr("code_gen_dir_ipgen")) / "verilator_runs"
@@ -381,7 +383,7 @@ def bitserial_model(params: BitSerialParams, weights: Sequence[np.ndarray],
     inputs = ["inp"] + (["mode"] if params.mode_stream else []) + w_names + t_names
     node = helper.make_node(
         OP_TYPE, inputs, ["outp"], name=name, domain=RTL_DOMAIN, backend="fpgadataflow",
-        MW=params.mw, MH=params.mh, PE=params.pe, SIMD=params.simd, WBP=params.wbp,
+        MW=params.mw, MH=params.mh, PE=params.pe, SIMD=params.simd, inputSIMD=params.in_simd, WBP=params.wbp,
         weightBits=[m.wbits for m in params.modes], inputBits=[m.abits for m in params.modes],
         outputBits=[m.out_bits for m in params.modes], ActVals=[m.act_val for m in params.modes],
         weightSigned=int(params.weight_signed), inputSigned=int(params.act_signed), numInputVectors=vecs,

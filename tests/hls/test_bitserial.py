@@ -70,11 +70,12 @@ def random_unit(rng: np.random.Generator, no_act: bool = False) -> BitSerialPara
     wbp_choices = [w for w in (1, 2, 4) if w <= max(m.wbits for m in modes)]  # 4 on a 2-bit mode: padded planes
     simd, sf = int(rng.integers(1, 13)), int(rng.integers(1, 5))
     pe, nf = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    in_simd = int(rng.choice([d for d in range(1, simd + 1) if simd % d == 0])) if rng.random() < 0.5 else 0
     return BitSerialParams(
         mw=simd * sf, mh=pe * nf, pe=pe, simd=simd, wbp=int(rng.choice(wbp_choices)), modes=tuple(modes),
         weight_signed=wsigned, act_signed=bool(rng.random() < 0.5), n_vectors=int(rng.integers(1, 4)),
         mode_stream=not fixed, ram_style=str(rng.choice(["auto", "block", "distributed"])),
-        act_ram_style=str(rng.choice(["distributed", "block"])))
+        act_ram_style=str(rng.choice(["distributed", "block"])), in_simd=in_simd)
 
 
 @dataclass
@@ -138,7 +139,7 @@ def _describe(i: int, p: BitSerialParams, data: RunData) -> str:
     menu = ",".join(f"w{m.wbits}a{m.abits}" + (f"o{m.out_bits}{m.act_val:+d}" if m.out_bits else "") for m in p.modes)
     return (f"DUT {i}: MW={p.mw} MH={p.mh} PE={p.pe} SIMD={p.simd} WBP={p.wbp} menu={menu} "
             f"ws={int(p.weight_signed)} as={int(p.act_signed)} vec={p.n_vectors} stream={int(p.mode_stream)} "
-            f"ram={p.resolved_ram_style} abuf={p.act_ram_style} modes={data.modes}")
+            f"ram={p.resolved_ram_style} abuf={p.act_ram_style} in_simd={p.in_simd} modes={data.modes}")
 
 
 def build_model(units: list[BitSerialParams], workdir, frames: int = FRAMES):
@@ -150,7 +151,7 @@ def build_model(units: list[BitSerialParams], workdir, frames: int = FRAMES):
         wrapper.write_text(wrapper_verilog(p, f"bs_dut{i}", f"w{i}.dat", f"t{i}"))
         sources.append(wrapper)
         duts.append(StreamDut(f"bs_dut{i}", (p.in_width + 7) // 8 * 8, (p.out_width + 7) // 8 * 8,
-                              n_in=frames * p.n_vectors * p.sf, n_modes=frames if p.mode_stream else 0,
+                              n_in=frames * p.n_vectors * p.sf * p.in_words, n_modes=frames if p.mode_stream else 0,
                               n_out=frames * p.n_vectors * p.nf, exp_cycles=frames * max(
                                   p.frame_cycles(k) for k in range(len(p.modes))), mode_width=p.mode_token_bits))
     return StreamHarness(duts, sources + rtl_sources(), workdir / "runs")
@@ -184,7 +185,8 @@ def _judge(p: BitSerialParams, d: RunData, run, golden: np.ndarray, desc: str, s
         return []
     model = p.cycles(d.modes, d.keeps)
     ratios.append(run.cycles / model)
-    return [f"{desc}: {run.cycles} cycles, model {model}"] if abs(ratios[-1] - 1) > 0.02 else []
+    # 2 %, or one cycle on the smallest units (a few dozen cycles a run: the mode token's handshake can take one more)
+    return [f"{desc}: {run.cycles} cycles, model {model}"] if abs(run.cycles - model) > max(0.02 * model, 1) else []
 
 
 # ---------------------------------------------------------------------------------------------- RTL vs FINN
@@ -234,9 +236,11 @@ def test_bit_exact_against_finn_mvau_per_mode(finn, tmp_path):
     assert checked >= MIN_CONFIGS
 
 
-BENCH_UNITS = (  # the bench's conv3x3 C16 layer (28x28 vectors per frame): its folding, and one with thresholds
+BENCH_UNITS = (  # the bench's conv3x3 C16 layer (28x28 vectors per frame): its folding, one with thresholds, and
+    # one gathering 2-element input words (a sliding window at SIMD 2 feeding it): its loader the slower in 2 bits
     BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784),
     BitSerialParams(144, 16, 4, 48, 2, (Precision(2, 2, 2), Precision(4, 4, 4), Precision(8, 8, 8)), n_vectors=784),
+    BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784, in_simd=2),
 )
 
 
@@ -263,8 +267,9 @@ def test_cycles_per_frame_match_the_model(finn, tmp_path):
             assert np.array_equal(unpack_outputs(p, run.outputs, d.x.shape[:2] + (p.mh,)),
                                   reference(p, d.x, d.modes, d.weights, d.thresholds))
             ratio = run.cycles / p.cycles(d.modes)
-            lines.append(f"PE{p.pe} SIMD{p.simd} WBP{p.wbp} act={int(p.has_act)} modes {modes}: "
-                         f"{run.cycles} cycles / {frames} frames, model {p.cycles(d.modes)}, ratio {ratio:.4f}")
+            lines.append(f"PE{p.pe} SIMD{p.simd} in {p.simd // p.in_words} WBP{p.wbp} act={int(p.has_act)} "
+                         f"modes {modes}: {run.cycles} cycles / {frames} frames, model {p.cycles(d.modes)}, "
+                         f"ratio {ratio:.4f}")
             assert abs(ratio - 1) <= 0.02, lines[-1]
     print("\n" + "\n".join(lines))
 
@@ -281,14 +286,15 @@ def random_grouped_unit(rng: np.random.Generator, skip: str) -> BitSerialParams:
         mh = group * int(rng.integers(2, 5))
         return BitSerialParams(base.mw, mh, pe, base.simd, base.wbp, menu, base.weight_signed, base.act_signed,
                                base.n_vectors, ram_style=base.ram_style, act_ram_style=base.act_ram_style,
-                               channel_skip="out", channel_group=group)
+                               in_simd=base.in_simd, channel_skip="out", channel_group=group)
     simd = int(rng.integers(1, 5))
     group = simd * int(rng.integers(1, 3))
     channels = group * int(rng.integers(2, 5))
     positions = int(rng.choice([1, 2, 9]))
     return BitSerialParams(channels * positions, base.mh, base.pe, simd, base.wbp, menu, base.weight_signed,
                            base.act_signed, base.n_vectors, ram_style=base.ram_style, act_ram_style=base.act_ram_style,
-                           channel_skip="in", channel_group=group, in_channels=channels)
+                           in_simd=1 if base.in_simd else 0, channel_skip="in", channel_group=group,
+                           in_channels=channels)
 
 
 def random_keeps(rng: np.random.Generator, p: BitSerialParams, frames: int) -> list[int]:
@@ -542,6 +548,9 @@ def test_rtl_lints_clean():
               BitSerialParams(21, 6, 3, 7, 2, (Precision(2, 2, 2), Precision(4, 3, 4, -8)), act_signed=True),
               BitSerialParams(144, 16, 8, 48, 2, (Precision(2, 2), Precision(4, 4), Precision(8, 8)), n_vectors=784),
               BitSerialParams(144, 16, 2, 48, 2, (Precision(2, 2), Precision(8, 8)), act_ram_style="block"),
+              BitSerialParams(144, 16, 2, 48, 2, (Precision(2, 2), Precision(8, 8)), in_simd=8),
+              BitSerialParams(144, 16, 4, 4, 2, (Precision(2, 2), Precision(4, 4)), channel_skip="in",
+                              channel_group=4, in_channels=16, in_simd=2),
               BitSerialParams(144, 16, 4, 4, 2, (Precision(2, 2), Precision(4, 4)), channel_skip="in",
                               channel_group=4, in_channels=16),
               BitSerialParams(144, 16, 4, 4, 2, (Precision(2, 2), Precision(4, 4)), channel_skip="out",

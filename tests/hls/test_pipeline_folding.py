@@ -313,8 +313,10 @@ def test_pareto_keeps_exactly_the_undominated_rungs():
 # ---------------------------------------------------------------------------------------------- bit-serial rungs
 def test_bitserial_rungs_cycles_per_mode():
     """Every rung of a runtime-precision unit: n_vectors * MH/PE * MW/SIMD * b_a*ceil(b_w/WBP) cycles per frame of
-    each mode, WBP 1, 2, 4 or 8 (a WBP wider than a mode's weights pads them), and the unit's fitted resource model
-    plus the depth-2 FIFO FINN puts on its output stream (FINN's cost of that FIFO at the unit's output width)."""
+    each mode, WBP 1, 2, 4 or 8 (a WBP wider than a mode's weights pads them), or its loader's n_vectors * MW/SIMD *
+    max(SIMD/inputSIMD, b_a) where it gathers narrower input words, as narrow as the producer's (72 channels
+    here: the powers of two dividing 72); and the unit's fitted resource model plus the depth-2 FIFO FINN puts on
+    its output stream (FINN's cost of that FIFO at the unit's output width)."""
     from fracskip.hls.bitserial.core import BitSerialParams, Precision
     from fracskip.hls.bitserial.estimate import estimate_resources
     from finn.util.resource_models import _fifo_cost
@@ -326,12 +328,16 @@ def test_bitserial_rungs_cycles_per_mode():
     rungs = _bitserial_rungs(p, [2, 4, 8], None)
     assert {(r.folding["PE"], r.folding["SIMD"], r.folding["WBP"]) for r in rungs} >= {(16, 8, 2), (1, 72, 1)}
     assert {r.folding["WBP"] for r in rungs} == {1, 2, 4, 8}
+    assert {r.folding["inputSIMD"] for r in rungs if r.folding["SIMD"] == 72} == {1, 2, 4, 8, 72}
+    assert {r.folding["inputSIMD"] for r in rungs if r.folding["SIMD"] == 8} == {1, 2, 4, 8}
     for r in rungs:
-        pe, simd, wbp = r.folding["PE"], r.folding["SIMD"], r.folding["WBP"]
-        assert 16 % pe == 0 and 72 % simd == 0 and pe * simd * wbp <= 1024
-        assert r.cycles == {b: 49 * (16 // pe) * (72 // simd) * b * max(1, b // wbp) for b in (2, 4, 8)}
+        pe, simd, wbp, ins = r.folding["PE"], r.folding["SIMD"], r.folding["WBP"], r.folding["inputSIMD"]
+        assert 16 % pe == 0 and 72 % simd == 0 and simd % ins == 0 and pe * simd * wbp <= 1024
+        assert r.cycles == {b: 49 * (72 // simd) * max((16 // pe) * b * max(1, b // wbp), simd // ins, b)
+                            for b in (2, 4, 8)}
+        assert r.in_widths[0] == 8 * ins
         est = estimate_resources(BitSerialParams(mw=72, mh=16, pe=pe, simd=simd, wbp=wbp, modes=p.modes, n_vectors=49,
-                                                 ram_style=r.folding["ram_style"],
+                                                 ram_style=r.folding["ram_style"], in_simd=ins,
                                                  act_ram_style=r.folding["ram_style_activations"]))
         q = BitSerialParams(mw=72, mh=16, pe=pe, simd=simd, wbp=wbp, modes=p.modes, n_vectors=49)
         fifo = _fifo_cost(2, roundup_to_integer_multiple(q.out_width, 8), "srl").lut

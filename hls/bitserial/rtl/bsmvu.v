@@ -9,9 +9,11 @@
 //     y' = ACT_VAL_m + #{i : y >= T_m[row][i]}, found by a binary search over the sorted thresholds
 //     (one compare per output bit per cycle, one comparator per PE).
 //
-// Streams (FINN's MVAU layout): input word = SIMD activations of ACTIVATION_WIDTH bits (element s at
-// [s*AW +: AW]; a mode with fewer bits uses the low AB_m bits, two's complement if signed), MW/SIMD words
-// per vector; output word = PE elements (row nf*PE + p at the p-th lowest field), MH/PE words per vector.
+// Streams (FINN's MVAU layout): input word = IN_SIMD activations of ACTIVATION_WIDTH bits (element s at
+// [s*AW +: AW]; a mode with fewer bits uses the low AB_m bits, two's complement if signed), MW/IN_SIMD words
+// per vector, SIMD/IN_SIMD of them gathered into each SIMD word the loader takes (one input word per cycle:
+// a width converter inside the unit, without the FIFO FINN puts behind one, a LUT per bit of the wide side);
+// output word = PE elements (row nf*PE + p at the p-th lowest field), MH/PE words per vector.
 // Mode stream: one token per frame of N_VEC vectors, taken before the frame's first input word
 // (MODE_STREAM = 0: one fixed mode, no token).
 //
@@ -44,6 +46,7 @@ module bsmvu #(
     parameter integer MH = 4,
     parameter integer PE = 1,
     parameter integer SIMD = 4,
+    parameter integer IN_SIMD = SIMD,          // activations per input word; divides SIMD
     parameter integer WBP = 1,                 // weight bit-planes per cycle; divides every WB_m (stored widths)
     parameter integer N_MODES = 1,             // 1..4
     parameter [31:0] WBITS = 32'h02,           // weight bits per mode, mode m at [8m +: 8]
@@ -73,7 +76,7 @@ module bsmvu #(
 ) (
     input  wire                             ap_clk,
     input  wire                             ap_rst_n,
-    input  wire [SIMD*ACTIVATION_WIDTH-1:0] s_axis_tdata,
+    input  wire [IN_SIMD*ACTIVATION_WIDTH-1:0] s_axis_tdata,
     input  wire                             s_axis_tvalid,
     output wire                             s_axis_tready,
     /* verilator lint_off UNUSEDSIGNAL */  // unused with MODE_STREAM = 0
@@ -120,6 +123,7 @@ module bsmvu #(
     localparam integer SF = MW / SIMD;
     localparam integer NF = MH / PE;
     localparam integer AW = ACTIVATION_WIDTH;
+    localparam integer GW = SIMD / IN_SIMD;      // input words gathered per SIMD word
     localparam integer JW = cw(AW);              // activation plane index bits
     localparam integer SW = cw(2 * SF);          // activation buffer word slot (bank * SF + sf)
     localparam integer ADEPTH = 2 * SF * (1 << JW);
@@ -183,11 +187,58 @@ module bsmvu #(
     wire wr = stage_v && !full[lb];
     wire wr_last = wr && (l_drop || lj == s_ab - 1);
     wire fill_done = wr_last && (lsf == SF - 1);
-    assign s_axis_tready = has_mode && (!stage_v || wr_last);
-    wire take = s_axis_tvalid && s_axis_tready;
+    wire stage_free = !stage_v || wr_last;
+    wire in_take = s_axis_tvalid && s_axis_tready;
+    wire take;                 // a SIMD word enters the stage
+    wire word_in;              // the last input word of a SIMD word taken
+    wire [SIMD*AW-1:0] word;   // the SIMD word taken, its frame's mode and keep bits
+    wire [1:0]       word_mode;
+    wire [NG-1:0]    word_mask;
     /* verilator lint_off UNUSEDSIGNAL */
-    wire frame_in_done = take && (isf == SF - 1) && (iv == N_VEC - 1);
+    wire frame_in_done = word_in && (isf == SF - 1) && (iv == N_VEC - 1);
     /* verilator lint_on UNUSEDSIGNAL */
+
+    generate
+        if (GW == 1) begin : g_direct
+            assign s_axis_tready = has_mode && stage_free;
+            assign take = in_take;
+            assign word_in = in_take;
+            assign word = s_axis_tdata;
+            assign word_mode = lmode;
+            assign word_mask = lmask;
+        end else begin : g_gather
+            // input words shift in from the top: after GW of them the first is element 0
+            reg [SIMD*AW-1:0] gath;
+            reg [cw(GW)-1:0]  gq;
+            reg               gfull;
+            reg [1:0]         gmode;
+            reg [NG-1:0]      gmask;
+            assign take = gfull && stage_free;
+            assign s_axis_tready = has_mode && (!gfull || take);
+            assign word_in = in_take && (gq == GW - 1);
+            assign word = gath;
+            assign word_mode = gmode;
+            assign word_mask = gmask;
+            always @(posedge ap_clk) begin
+                if (!ap_rst_n) begin
+                    gq <= 0;
+                    gfull <= 1'b0;
+                end else begin
+                    if (in_take) gq <= (gq == GW - 1) ? 0 : gq + 1'b1;
+                    if (word_in) gfull <= 1'b1;
+                    else if (take) gfull <= 1'b0;
+                end
+            end
+            always @(posedge ap_clk) begin
+                if (in_take) gath <= {s_axis_tdata, gath[SIMD*AW-1:IN_SIMD*AW]};
+                // the frame's mode is still lmode here: has_mode drops with this word at the frame's end
+                if (word_in) begin
+                    gmode <= lmode;
+                    gmask <= lmask;
+                end
+            end
+        end
+    endgenerate
 
     generate
         if (MODE_STREAM != 0) begin : g_mode
@@ -224,7 +275,7 @@ module bsmvu #(
             lb <= 1'b0;
             full <= 2'b00;
         end else begin
-            if (take) begin
+            if (word_in) begin
                 isf <= (isf == SF - 1) ? 0 : isf + 1'b1;
                 if (isf == SF - 1) iv <= (iv == N_VEC - 1) ? 0 : iv + 1'b1;
             end
@@ -242,9 +293,9 @@ module bsmvu #(
     end
     always @(posedge ap_clk) begin
         if (take) begin
-            stage <= s_axis_tdata;
-            smode <= lmode;
-            smask <= lmask;
+            stage <= word;
+            smode <= word_mode;
+            smask <= word_mask;
         end
         if (fill_done) begin
             if (lb) bmode1 <= smode;
