@@ -53,7 +53,9 @@ divide one another:
 - over C channels (every PE; the SIMD of padding and sliding windows): the powers of two dividing C, and C;
 - a matrix-vector unit's SIMD over MW, fed by a node folding over C channels (``fold_channels``: a sliding
   window's input channels, with MW = K*K*C, or the producer's own channels, MW = C): the powers of two dividing
-  both C and MW, and the multiples C*m that divide MW; a bit-serial unit's SIMD and PE by the same rule.
+  both C and MW, and the multiples C*m that divide MW; a bit-serial unit's SIMD and PE by the same rule, and its
+  input word (``inputSIMD``) SIMD or any narrower value over C that divides SIMD: the unit gathers the words
+  itself, where FINN would put a width converter and a FIFO as wide as SIMD 8-bit activations before it.
 Guarantee, whatever the channel counts (powers of two or not): the values over C form a chain (each divides the
 next, as the powers of two dividing C divide C), and a matrix-vector unit's SIMD either is a power of two dividing
 C (so it divides or is a multiple of each of them) or a multiple of C (so a multiple of each), and divides MW (a
@@ -129,6 +131,7 @@ SIMD_OPS = ("FMPadding_rtl", "ConvolutionInputGenerator_rtl")
 ALL = "all"  # the one mode of a node outside the gated blocks
 SKIPPED = "skipped"  # a gated block's frames that no node of some modes takes (``frame_stages``)
 PRICE_ROUNDS = 8
+LUT_RAM_DEPTH = 64  # words of a LUT-RAM primitive (RAM64X1D)
 MILP_SECONDS = 60  # per throughput bound tried by the exact allocator
 STAGEWISE_TOLERANCE = 0.002  # the allocator's stage-wise bound: within this share of the optimum
 REDUCING_OPS = ("DFSGate_rtl", "GlobalSum_rtl")  # emit a frame's result only when the whole frame is in
@@ -404,7 +407,7 @@ def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = W
     ``parallel``), WBP and its memories; ``modes[k]`` is the menu entry of the unit's mode k.
     Cycles: the unit's per-mode model (a unit with channel groups at ``kept[mode]`` groups kept on average);
     resources: its fitted Yosys model. Foldings the unit refuses (a channel group not whole folds) are left out."""
-    from .bitserial.estimate import estimate_resources
+    from .bitserial.estimate import act_buffer_depth, estimate_resources
 
     widest = max(m.wbits for m in params.modes)
     wbps = sorted(set(divisors(math.gcd(*[m.wbits for m in params.modes]))) | {w for w in (2, 4, 8) if w <= widest})
@@ -422,6 +425,8 @@ def _bitserial_rungs(params, modes: list, op_type: str | None, word_max: int = W
                                 act_ram_style=act_ram)
                 except FracskipError:
                     continue
+                if act_ram == "block" and act_buffer_depth(p) <= LUT_RAM_DEPTH:
+                    continue  # a column of it is one LUT-RAM primitive: a RAMB18 saves at most ~2 LUTs per lane
                 r = estimate_resources(p)
                 fold = {"PE": pe, "SIMD": simd, "inputSIMD": ins, "WBP": wbp, "ram_style": ram,
                         "ram_style_activations": act_ram, **({"op_type": op_type} if op_type else {})}

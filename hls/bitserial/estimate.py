@@ -25,7 +25,8 @@ def _clog2(n: int) -> int:
     return math.ceil(math.log2(n)) if n > 1 else 0
 
 
-def _act_depth(p: BitSerialParams) -> int:
+def act_buffer_depth(p: BitSerialParams) -> int:
+    """Words of the activation buffer: two banks of SF words per bit-plane (planes rounded up to a power of two)."""
     return 2 * p.sf * (1 << _clog2(p.act_width))
 
 
@@ -37,7 +38,7 @@ def lut_features(p: BitSerialParams) -> dict[str, float]:
         "acc": p.pe * p.acc_bits,
         "obuf": p.out_width,
         "plane_mux": p.simd * p.act_width,
-        "abuf": p.simd * math.ceil(_act_depth(p) / 64) if p.act_ram_style == "distributed" else 0.0,
+        "abuf": p.simd * math.ceil(act_buffer_depth(p) / 64) if p.act_ram_style == "distributed" else 0.0,
         "wrom": p.wmem_width * math.ceil(p.wmem / 64) if p.resolved_ram_style == "distributed" else 0.0,
         "thr": p.pe * (p.acc_bits + 1) if p.has_act else 0.0,
         "modes": len(p.modes) - 1,
@@ -87,7 +88,7 @@ def bram18_count(p: BitSerialParams) -> int:
     activation buffer, if in block RAM."""
     n = bram18_for(p.wmem, p.wmem_width) if p.resolved_ram_style == "block" else 0
     if p.act_ram_style == "block":
-        n += bram18_for(_act_depth(p), p.simd)
+        n += bram18_for(act_buffer_depth(p), p.simd)
     if p.has_act and p.tmem > LUT_TMEM_MAX_DEPTH:
         n += p.pe * bram18_for(p.tmem, p.acc_bits + 1)
     return n

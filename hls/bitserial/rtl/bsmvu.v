@@ -305,12 +305,17 @@ module bsmvu #(
         end
     end
 
-    // plane lj of every lane of the staged word
-    reg [SIMD-1:0] plane;
-    integer s;
-    always @* begin
-        for (s = 0; s < SIMD; s = s + 1) plane[s] = stage[s * AW + lj];
-    end
+    // plane lj of every lane of the staged word: each lane's element first, then its bit (an AW:1 mux per lane;
+    // written as stage[s*AW + lj], a frontend may build SIMD shifters of the whole word: Yosys's read_slang ran
+    // out of memory at SIMD 288)
+    wire [SIMD-1:0] plane;
+    genvar s;
+    generate
+        for (s = 0; s < SIMD; s = s + 1) begin : g_lane
+            wire [AW-1:0] el = stage[s * AW +: AW];
+            assign plane[s] = el[lj];
+        end
+    endgenerate
 
     // ================================================================ compute: issue
     reg  [cw(SF)-1:0] csf;
