@@ -411,6 +411,7 @@ module bsmvu #(
     reg  [PE*WBP*SIMD-1:0] w1;
     reg  [SIMD-1:0]  a1;
 
+    // a Verilog-2005 attribute takes no parameter: one branch per memory style, as for the weights below
     generate
         if (ABUF_BLOCK != 0) begin : g_ablock
             (* ram_style = "block" *)
