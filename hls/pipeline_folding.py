@@ -1453,8 +1453,8 @@ def folded_dfs(build_dir: str | Path, folding: dict):
     units = {n: {k: v for k, v in f.items() if k in ("PE", "SIMD", "WBP")} for n, f in folding.items()
              if "_modal_mvau" in n}
     model = compose(Path(build_dir), datapath=functools.partial(bitserial_datapath, folding=units))
-    memory = {n: {k: f[k] for k in UNIT_ATTRS if k in f} for n, f in folding.items() if "_modal_mvau" in n}
-    return apply_folding(model, {**{n: f for n, f in folding.items() if "_modal_mvau" not in n}, **memory})
+    named = {n: {k: f[k] for k in UNIT_ATTRS if k in f} for n, f in folding.items() if "_modal_mvau" in n}
+    return apply_folding(model, {**{n: f for n, f in folding.items() if "_modal_mvau" not in n}, **named})
 
 
 def folded_design(build_dir: str | Path, design: str, folding: dict, model=None, widths_only: bool = False):

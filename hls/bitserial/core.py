@@ -119,7 +119,7 @@ class BitSerialParams:
                 problems.append(f"MW={self.mw} is not a multiple of SIMD={self.simd}")
             if self.mh % self.pe:
                 problems.append(f"MH={self.mh} is not a multiple of PE={self.pe}")
-            if self.in_simd < 0 or self.simd % (self.in_simd or self.simd):
+            if self.in_simd < 0 or self.simd % self.word_simd:
                 problems.append(f"in_simd={self.in_simd} does not divide SIMD={self.simd}")
         for k, m in enumerate(self.modes):
             if not (1 <= m.wbits <= 32 and 1 <= m.abits <= 32):
@@ -204,7 +204,11 @@ class BitSerialParams:
         """How many of ``count`` folds (``per_group`` of them per group, repeating) a frame keeps."""
         if keep is None or not self.n_groups:
             return count
-        return sum((keep >> ((f % (self.n_groups * per_group)) // per_group)) & 1 for f in range(count))
+        return sum(self._fold_kept(keep, f, per_group) for f in range(count))
+
+    def _fold_kept(self, keep: int, f: int, per_group: int) -> bool:
+        """Whether fold ``f`` (``per_group`` folds per group, repeating) is of a group ``keep`` keeps."""
+        return bool((keep >> ((f % (self.n_groups * per_group)) // per_group)) & 1)
 
     @property
     def sf(self) -> int:
@@ -258,13 +262,18 @@ class BitSerialParams:
         return signed_bits(lo, hi) if lo < 0 else max(1, hi.bit_length())
 
     @property
+    def word_simd(self) -> int:
+        """Activations per input word: in_simd, or SIMD."""
+        return self.in_simd or self.simd
+
+    @property
     def in_words(self) -> int:
         """Input words per SIMD word (the unit gathers them: one per cycle)."""
-        return self.simd // (self.in_simd or self.simd)
+        return self.simd // self.word_simd
 
     @property
     def in_width(self) -> int:
-        return (self.in_simd or self.simd) * self.act_width
+        return self.word_simd * self.act_width
 
     @property
     def out_width(self) -> int:
@@ -388,9 +397,7 @@ class BitSerialParams:
         """Cycles the loader spends on each SIMD word of a vector: its bit-planes, one for dropped channels."""
         if self.channel_skip != "in" or keep is None:
             return [self.modes[k].abits] * self.sf
-        cf = self.kernel_channels // self.simd
-        return [self.modes[k].abits if (keep >> ((sf % cf) // self.folds_per_group)) & 1 else 1
-                for sf in range(self.sf)]
+        return [self.modes[k].abits if self._fold_kept(keep, sf, self.folds_per_group) else 1 for sf in range(self.sf)]
 
     @property
     def bitops_per_cycle(self) -> int:
@@ -407,7 +414,7 @@ class BitSerialParams:
 
         n = len(self.modes)
         return {
-            "MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd, "IN_SIMD": self.simd // self.in_words,
+            "MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd, "IN_SIMD": self.word_simd,
             "WBP": self.wbp, "N_MODES": n,
             "WBITS": packed([self.stored_wbits(k) for k in range(n)], 8),
             "ABITS": packed([m.abits for m in self.modes], 8),
@@ -619,7 +626,7 @@ def pack_inputs(params: BitSerialParams, x: np.ndarray) -> list[int]:
     """Input stream words of frames ``x`` (F, ..., MW): in_simd (or SIMD) elements of act_width bits per word
     (FINN's MVAU folding: element s of word i is column i*in_simd + s), two's complement."""
     p = params
-    n = p.simd // p.in_words
+    n = p.word_simd
     xi = np.asarray(x).astype(np.int64).reshape(-1, n) & ((1 << p.act_width) - 1)
     shifts = [s * p.act_width for s in range(n)]
     return [sum(int(v) << sh for v, sh in zip(row, shifts)) for row in xi]

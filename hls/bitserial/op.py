@@ -177,7 +177,7 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
     def get_folded_input_shape(self, ind=0):
         p = self.bs_params()
         if ind == 0:
-            return tuple(self.get_nodeattr("numInputVectors")) + (p.sf * p.in_words, p.simd // p.in_words)
+            return tuple(self.get_nodeattr("numInputVectors")) + (p.sf * p.in_words, p.word_simd)
         if ind == 1 and p.mode_stream:
             return (1, 1, 1)
         return ()

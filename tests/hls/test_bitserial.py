@@ -267,7 +267,7 @@ def test_cycles_per_frame_match_the_model(finn, tmp_path):
             assert np.array_equal(unpack_outputs(p, run.outputs, d.x.shape[:2] + (p.mh,)),
                                   reference(p, d.x, d.modes, d.weights, d.thresholds))
             ratio = run.cycles / p.cycles(d.modes)
-            lines.append(f"PE{p.pe} SIMD{p.simd} in {p.simd // p.in_words} WBP{p.wbp} act={int(p.has_act)} "
+            lines.append(f"PE{p.pe} SIMD{p.simd} in {p.word_simd} WBP{p.wbp} act={int(p.has_act)} "
                          f"modes {modes}: {run.cycles} cycles / {frames} frames, model {p.cycles(d.modes)}, "
                          f"ratio {ratio:.4f}")
             assert abs(ratio - 1) <= 0.02, lines[-1]
