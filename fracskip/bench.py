@@ -132,6 +132,13 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
     return fig
 
 
+def built_row(build_dir: Path) -> dict | None:
+    """The DFS row of the throughput table the build's accelerator was folded with (its last folding's), if the
+    build emitted one."""
+    where = (_json(build_dir / "summary.json", {}).get("accelerator") or {}).get("report")
+    return (_json(build_dir / where, {}).get("throughput_table") or {}).get("dfs") if where else None
+
+
 def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | None,
                rtlsim_static: dict | None = None) -> dict:
     """``pipeline_folding.throughput_table`` of the build, one entry per design with its accuracy and, where the
@@ -139,10 +146,14 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
     ``claim``: DFS against every static network at least as accurate, judged only on accuracies of the same test
     images."""
     from .hls import finn_env
-    from .hls.pipeline_folding import throughput_table
+    from .hls.pipeline_folding import DESIGNS, _designs, throughput_table
 
+    built = built_row(build_dir)
     with finn_env.scratch("fracskip-bench-"):
-        table = throughput_table(build_dir)
+        # the DFS row the build's accelerator was folded with, where it has one (its folding is the one emitted and
+        # measured): the table folds the static pipelines alone
+        table = throughput_table(build_dir, designs=_designs(build_dir, DESIGNS[1:] if built else None),
+                                 rows={"dfs": built} if built else None)
     clk_hz = 1e9 / json.loads((build_dir / "summary.json").read_text())["board"]["clk_ns"]
     side = checkpoint.parent
     rows = {r["model"]: r for r in _json(side / "compare.json", [])}

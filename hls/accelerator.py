@@ -412,6 +412,8 @@ class AcceleratorSizing:
     sized_run: object = None  # the SimResult at the chosen depths (outputs, cycles); not in to_dict
     unbounded_bits: int = 0  # FINN's rule alone: the bits of every FIFO at its peak with every FIFO at two frames
     frame_bound: float = 1.0  # the depths bounded at this many frames of each stream (0: the peaks alone)
+    trimmed: list = field(default_factory=list)  # FIFOs the sequence model found idle, at fifo_model.TRIM_DEPTH
+    model_cycles: dict = field(default_factory=dict)  # the sequence model's cycles per image: peaks, trimmed
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -463,7 +465,7 @@ def window_fifos(model) -> set[str]:
 
 
 def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_dir: Path | None = None,
-               tolerance: float = 0.03, progress: bool = False):
+               tolerance: float = 0.03, progress: bool = False, sequence=None):
     """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame), FINN's simulation-
     based rule (depth = peak occupancy + 1) with the buffering moved to where it is cheapest: every FIFO at a capacity
     of two frames of its stream while measured, those behind a sliding window (``window_fifos``) at
@@ -477,8 +479,11 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     104,176 cycles per image; 1.23 Mbit and 83 BRAM18 at half a frame, 106,601, against 103,727 measured; the tiny
     test network's variation needs its peaks; bounding the FIFOs while measuring only moves the waiting images
     upstream). What holding the window FIFOs short costs in throughput (against every FIFO at two frames) is in the
-    figures, ``unbounded_cycles`` beside ``sized_cycles``. Returns the model with the depths written and its HDL
-    regenerated, and the figures."""
+    figures, ``unbounded_cycles`` beside ``sized_cycles``. ``sequence``: the frame-sequence model of these FIFOs
+    on a long run of decisions (``fifo_model.SequenceModel``), which trims the FIFOs that buy no throughput in the
+    steady state (``fifo_model.trim``), kept where the simulation still runs as fast. Returns the model with the
+    depths written and its HDL regenerated, and the figures."""
+    from . import fifo_model
     from . import ops  # noqa: F401
     from .rtlsim import RTLSimCore, set_fifo_depths
 
@@ -525,6 +530,21 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
                                 f"({sized.stalled=}, {sized.cycles_per_frame:.0f} vs {moved.cycles_per_frame:.0f} "
                                 "cycles per image"
                                 + (f"; {sized.stall_diagnosis})" if sized.stalled else ")"))
+        trimmed, model_cycles = [], {}
+        if sequence is not None:
+            peaks = {s.node: d for s, d in zip(core.fifos, depths)}
+            model_cycles["peaks"] = sequence.cycles(peaks)
+            small, trimmed = fifo_model.trim(sequence, peaks, spare=windows)
+            if trimmed:
+                run = core.run(x, cycle_limit=enough, fifo_depths=[small[s.node] for s in core.fifos], reset=True,
+                               check=False)
+                if holds(run):
+                    depths, sized = [small[s.node] for s in core.fifos], run
+                    model_cycles["trimmed"] = sequence.cycles(small)
+                else:  # the model sees frames, not words: a FIFO it found idle absorbed a burst within a frame
+                    log.info("trimming %d FIFOs slowed the sizing run (%s): kept at their peaks", len(trimmed),
+                             "stalled" if run.stalled else f"{run.cycles_per_frame:.0f} cycles per image")
+                    trimmed = []
         slots = core.fifos
         est = int(core.estimate["max_cycles"])
     chosen = {s.node: d for s, d in zip(slots, depths)}
@@ -533,7 +553,7 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
                                estimate_cycles=est, total_bits=sum(d * s.width for s, d in zip(slots, depths)),
                                frames=len(images_nhwc), sized_run=sized,
                                unbounded_bits=sum(m * s.width for s, m in zip(slots, best.fifo_maxcount)),
-                               frame_bound=frame_bound)
+                               frame_bound=frame_bound, trimmed=trimmed, model_cycles=model_cycles)
     return set_fifo_depths(model, chosen, part, clk_ns), report
 
 
@@ -608,6 +628,7 @@ DESIGNS = ("dfs", "routed", *STATIC)
 # bit-serial unit, whose accumulator type would need its consumers re-typed)
 FOLDED_UNITS = ("MVAU_rtl", "MVAU_lut")
 SIZING_IMAGES = 24  # real images the build sizes the FIFOs on (their decisions vary frame to frame)
+SEQUENCE_IMAGES = 200  # the images whose decisions the frame-sequence model trims and deepens the FIFOs on
 EMITTED_FIT_ROUNDS = 5  # foldings tried, each with what the emitted design took beyond the one before kept out
 # of its budget (static W4A4 of the default, the excess alone as the step: 55,720 LUT by Yosys, 53,996 after
 # three foldings, 53,787 after five, the device 53,200: its estimates fell ten times faster than Yosys's figure;
@@ -640,8 +661,8 @@ def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = 
     design_dir(build_dir, design)  # refuses an unknown design
     from .pipeline_folding import _designs, folded_design, throughput_table
 
-    # the DFS report keeps the whole table; a baseline needs its own row only
-    ctx = _designs(Path(build_dir), None if design == "dfs" else (design,))
+    # the design's own row (the bench's table takes the DFS row from the report, and folds the others itself)
+    ctx = _designs(Path(build_dir), (design,))
     table = throughput_table(build_dir, units=FOLDED_UNITS, progress=progress, designs=ctx,
                              reserve={design: reserve or {}})
     row = table[design]
@@ -656,6 +677,18 @@ def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = 
             "throughput_table": {k: {kk: vv for kk, vv in v.items() if kk != "folding"}
                                  if isinstance(v, dict) and "folding" in v else v for k, v in table.items()}}
     return model, info
+
+
+def sequence_decisions(build_dir: str | Path, n: int = SEQUENCE_IMAGES) -> tuple:
+    """(manifest, decisions, keep bits or None) the checkpoint takes on the first ``n`` images of the calibration
+    split (the sizing images among them), what ``fifo_model.SequenceModel`` takes: the torch model's, which the
+    accelerator's equal bit for bit."""
+    from ..runtime.torch_backend import TorchBackend
+
+    man = Manifest.load(Path(build_dir) / "export")
+    torch = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"])), exact=True)
+    _, choices, keep = torch.reference_trace(sizing_images(build_dir, n))
+    return man, choices, keep
 
 
 def sizing_images(build_dir: str | Path, n: int = SIZING_IMAGES) -> np.ndarray:
@@ -682,6 +715,7 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     import time
 
     from . import fifo_memory
+    from .fifo_model import SequenceModel
     from .rtlsim import finn_estimate, setup_finn
 
     build_dir = Path(build_dir)
@@ -700,6 +734,7 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
         raise FracskipError("the folded accelerator takes its interface PE from the folding: iface_pe must be 1")
     stream = None if images is None else Host(build_dir).stream(images)
     reserve: dict[str, float] = {}
+    decided = None  # the decisions the sequence model runs on
     last = None  # the previous folding's estimate and Yosys figures
     for attempt in range(1, EMITTED_FIT_ROUNDS + 1):
         t0 = time.time()
@@ -720,8 +755,11 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
         sized_run = None
         if stream is not None:
             t1 = time.time()
-            model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress)
+            decided = decided or sequence_decisions(build_dir)
+            model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress,
+                                       sequence=SequenceModel(model, *decided))
             report["fifo_sizing"] = sizing.to_dict()
+            model, report["fifo_deepened"] = deepen_frame_buffers(SequenceModel(model, *decided), summary["board"])
             model, report["fifo_memory"] = fifo_memory.place(model, part, clk, summary["board"]["resources"])
             sized_run = sizing.sized_run
             report["seconds"]["size_fifos"] = round(time.time() - t1, 1)
@@ -760,6 +798,34 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
         report["seconds"]["verify"] = round(time.time() - t2, 1)
     (rep / "accelerator.json").write_text(json.dumps(report, indent=1, default=str))
     return {**report, "sizing_run": sized_run} if sized_run is not None else report
+
+
+def deepen_frame_buffers(seq, board: dict) -> tuple[object, dict]:
+    """``seq.model`` (a ``fifo_model.SequenceModel``) with its frame buffers holding as many frames more as the
+    frame-sequence model finds worth it (``fifo_model.deepen``) while the emitted design fits the device by FINN's
+    estimates (its FIFOs moved between block RAM and LUT RAM as ``fifo_memory`` would), and what was done."""
+    from . import fifo_memory, fifo_model
+    from .pipeline_folding import emitted_resources
+    from .rtlsim.fifo_sizing import set_fifo_depths
+
+    model, uram, device = seq.model, board["resources"].get("URAM", 0) > 0, board["resources"]
+
+    def fits(depths: dict[str, int]) -> bool:
+        with fifo_model.depths_set(model, depths):
+            total = emitted_resources(model, board["part"], uram)["total"]
+            return all(v <= device.get(r, 0) for r, v in total.items()) or bool(
+                fifo_memory.plan(model, board["part"], device, uram))
+
+    now = {k: int(i.get_nodeattr("depth")) for k, i in seq.fifos.items()}
+    deeper, steps = fifo_model.deepen(seq, now, fits)
+    changed = {k: d for k, d in deeper.items() if d != now[k]}
+    out = {"frames_more": steps[-1][0], "images": len(seq.decisions), "buffers": sorted(changed),
+           "steps": [{"frames_more": m, "cycles_per_image_model": c, "fifo_bits": b} for m, c, b in steps]}
+    if not changed:
+        return model, out
+    log.info("frame buffers deepened by %d frames: %.0f -> %.0f cycles per image by the sequence model",
+             steps[-1][0], steps[0][1], steps[-1][1])
+    return set_fifo_depths(model, changed, board["part"], board["clk_ns"]), out
 
 
 def sized_extra(report: dict, board: dict) -> dict[str, float]:

@@ -834,7 +834,7 @@ def _solver_output_to_stderr():
 
 
 def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = True,
-             edges: tuple = ()) -> Allocation:
+             edges: tuple = (), at_least: float = 0.0) -> Allocation:
     """The smallest throughput bound T (max over nodes of E[c] and over gated blocks of the stage-wise bound,
     ``stagewise_cycles``) whose rungs, and the width converters on
     ``edges`` (``graph_edges``) their widths make, fit ``budget`` (see the module's docstring); if none fits, the
@@ -842,7 +842,8 @@ def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = 
     is the optimum: feasibility only grows with T), else by the pricing heuristic ``_choose`` (which counts the
     converters of its choice but does not steer by them). The exact search asks only whether a T is feasible (the
     heuristic first, the 0-1 program where it finds nothing); the cheapest choice is solved for once, at the T
-    found."""
+    found. ``at_least``: a T known to be no more than the optimum (that of a larger budget), where the search
+    starts."""
     floor = max(lad.rungs[0].expected for lad in ladders)
     stages = frame_stages(ladders)
     # every stage-wise bound is met at the largest of its nodes' per-mode cycles
@@ -850,6 +851,9 @@ def allocate(ladders: list[NodeLadder], budget: dict[str, float], exact: bool = 
                    for m, p in st["p"].items()) for st in stages.values()), default=0.0)
     ts = sorted({r.expected for lad in ladders for r in lad.rungs if r.expected >= floor} | ({top} if top > floor
                                                                                             else set()))
+    if at_least > floor:  # no T below it is feasible: the search starts there
+        floor = at_least
+        ts = sorted({t for t in ts if t > at_least} | {at_least})
     heuristic = functools.partial(_choose, edges=edges)
     # where the pricing heuristic finds a choice that meets T, T is feasible without a 0-1 program. Measured on the
     # default: the static designs then solve 1-5 programs instead of 5-7; the DFS design still 12 (the heuristic does
@@ -1120,12 +1124,16 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = 
         """The node's frames from its producers' times and its consumers' (blocking); how far its ends moved."""
         preds = [producer[t] for t in node.input if t in producer and producer[t] in done]
         lim = _blocking(out_edges.get(node.name, ()), began, took, n)
-        start, ready, end = np.zeros(n), np.zeros(n), np.zeros(n)
         own = work[node.name]
-        for i in range(n):
-            start[i] = max([first[p][i] for p in preds] + [end[i - 1] if i else 0.0])
-            ready[i] = max([start[i] + own[i]] + [done[p][i] for p in preds])  # its input all taken
-            end[i] = max(ready[i], lim[i])  # and its output all taken
+        fed = np.maximum.reduce([first[p] for p in preds] + [np.zeros(n)])  # every producer has started the frame
+        had = np.maximum.reduce([done[p] for p in preds] + [np.zeros(n)])  # and has finished it
+        # end[i] = max(end[i-1] + own[i], b[i]) (its input all taken: started and worked, every producer done; its
+        # output all taken), solved at once: end = C + running max of (b - C), C the running sum of its work
+        b = np.maximum(np.maximum(fed + own, had), lim)
+        c = np.cumsum(own)
+        end = c + np.maximum.accumulate(b - c)
+        start = np.maximum(fed, np.r_[0.0, end[:-1]])
+        ready = np.maximum(start + own, had)
         moved = float(np.abs(end - done[node.name]).max()) if node.name in done else np.inf
         began[node.name], done[node.name] = start, end
         # streaming nodes pass a frame on as it comes and take it in until their last output leaves; a reduction
@@ -1297,14 +1305,16 @@ def budget_with_reserve(budget: dict[str, float], device: dict[str, float],
 def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, progress: bool = False,
                      word_max: int | None = None, levers: Levers = Levers(), cache: dict | None = None,
                      designs: dict | None = None, ladders_out: dict | None = None,
-                     reserve: dict[str, dict[str, float]] | None = None) -> dict:
+                     reserve: dict[str, dict[str, float]] | None = None, rows: dict | None = None) -> dict:
     """The DFS accelerator and the static W2A2, W4A4 and W8A8 pipelines of a build (``fracskip build``, any
     ``--until``), each folded by ``allocate`` on the build's board and budget with the same ``levers`` (every
     matrix-vector unit's weight word at most ``word_max`` bits, if given). FINN must be set up
     (``hls.finn_env.setup``). Keys ``DESIGNS``, each with ``cycles_per_image_model``, ``bitops_per_image``,
     ``resources_est`` and ``fits``; figures are FINN's and fracskip's estimates. ``cache``: FINN's figures of
     nodes, shared between calls; ``designs``: ``_designs(build_dir)``, if already made; ``ladders_out``: gets
-    each design's ladders; ``reserve``: per design, resources kept out of its budget (``budget_with_reserve``)."""
+    each design's ladders; ``reserve``: per design, resources kept out of its budget (``budget_with_reserve``);
+    ``rows``: rows folded before (a build's accelerator's), taken as they are for the designs ``designs`` leaves
+    out. Each row names its units."""
     build_dir = Path(build_dir)
     if word_max is not None:
         levers = replace(levers, word_max=word_max)
@@ -1320,6 +1330,7 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
                    "simulation and are not included"}
     cache = {} if cache is None else cache  # stem, ungated blocks and head recur in every design
     uram = board.resources.get("URAM", 0) > 0
+    out.update({k: v for k, v in (rows or {}).items() if k in DESIGNS and k not in ctx["designs"]})
     for name, (model, fr, what) in ctx["designs"].items():
         budget = budget_with_reserve(ctx["budget"], board.resources, (reserve or {}).get(name))
         lads = ladders_of(model, board.part, fr, menu, budget, units, progress, None, cache, levers)
@@ -1331,7 +1342,7 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
 
         alloc, extra, rounds = allocate_inserted(lads, budget, inserted, levers.exact, graph_edges(model))
         out[name] = report(model, lads, alloc, budget, fr, menu, what)
-        out[name].update(inserted_estimate=extra, fit_rounds=rounds,
+        out[name].update(units=list(units), inserted_estimate=extra, fit_rounds=rounds,
                          resources_estimate_inserted={r: alloc.resources[r] + extra[r] for r in RESOURCES})
         if ladders_out is not None:
             ladders_out[name] = lads
@@ -1510,8 +1521,8 @@ def allocate_inserted(ladders: list[NodeLadder], budget: dict[str, float], inser
     reserve s*E0 (E0: E of the allocation without reserve), s found by doubling and then bisection: the fastest
     allocation found whose nodes and E fit (``fits``), in at most ``FIT_ROUNDS`` further allocations. Returns the
     allocation, its E, and the allocations made."""
-    def attempt(s: float, e0: dict[str, float]):
-        alloc = allocate(ladders, {r: budget.get(r, 0.0) - s * e0[r] for r in RESOURCES}, exact, edges)
+    def attempt(s: float, e0: dict[str, float], at_least: float = 0.0):
+        alloc = allocate(ladders, {r: budget.get(r, 0.0) - s * e0[r] for r in RESOURCES}, exact, edges, at_least)
         if not alloc.fits and s > 0:  # the nodes alone do not fit beside this reserve: no allocation to judge
             return alloc, None
         charged = sum(lad.rungs[alloc.rungs[lad.node]].stream_lut for lad in ladders) + alloc.converter_lut
@@ -1526,17 +1537,18 @@ def allocate_inserted(ladders: list[NodeLadder], budget: dict[str, float], inser
         return first, e0, made
     # s too small: the whole is over budget; too large: the nodes alone no longer fit beside the reserve
     best, lo, hi = None, 0.0, None
+    below = first.cycles  # the optimum at the reserve lo: none at a larger reserve is faster
     while made <= FIT_ROUNDS:
         s = 2 * lo if hi is None else (lo + hi) / 2  # doubling from 1 until bounded, then bisection
         s = s or 1.0
-        alloc, extra = attempt(s, e0)
+        alloc, extra = attempt(s, e0, below)
         made += 1
         if alloc.fits and (best is None or alloc.cycles <= best[0].cycles):
             best = (alloc, extra)
         if alloc.fits or extra is None:
             hi = s
         else:
-            lo = s
+            lo, below = s, alloc.cycles
     return (best[0], best[1], made) if best is not None else (first, e0, made)
 
 

@@ -141,6 +141,10 @@ def test_demo_runs_every_stage_and_reports_them(tiny_lc_export, tiny_lc_build, t
     assert rep["build"]["totals"] == summary["totals"] and rep["build"]["accelerator"] == summary["accelerator"]
     tp = rep["throughput"]
     assert all(tp[d]["cycles_per_image_model"] > 0 for d in ("dfs", "static_W2A2", "static_W4A4", "static_W8A8"))
+    # DFS as the build folded it (its report's row, not folded again), the static pipelines with every unit
+    built = json.loads((out / "build" / summary["accelerator"]["report"]).read_text())["throughput_table"]["dfs"]
+    assert tp["dfs"]["resources_est"] == built["resources_est"] and built["units"] == ["MVAU_rtl", "MVAU_lut"]
+    assert tp["dfs"]["cycles_per_image_model"] == built["cycles_per_image_model"]
     assert tp["dfs"]["accuracy"] == rep["eval"]["accuracy"] and tp["static_W4A4"]["accuracy"] is None  # no compare.json
     assert tp["claim"]["dfs_faster_than_every_peer_model"] is None and "throughput" in printed
     assert main(["simulate", str(out / "build"), "--backend", "qonnx", "--dataset", "fashion-mnist", "--limit", "8",

@@ -231,6 +231,44 @@ def test_accelerator_rtl_sized_bit_exact(network):
     assert frame_sequence_cycles(shallow, choices, man, capacities=True) == (float("inf"), float("inf"))
 
 
+def test_sequence_model_trims_idle_fifos_and_deepens_the_frame_buffers(network):
+    """``fifo_model`` on the sized accelerator and its images' decisions: trimming takes FIFOs to
+    ``TRIM_DEPTH`` only where the frame-sequence model loses at most ``TRIM_LOSS`` (never a frame buffer), and a
+    FIFO made many frames deep in front of the pipeline's slowest stage is one of them; deepening adds whole
+    frames to every frame buffer (and their decisions' streams) only while each buys ``DEEPEN_GAIN`` and fits,
+    nothing when nothing fits; the model's figures are left as they were."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from fracskip.hls import accelerator as A
+    from fracskip.hls import fifo_model as F
+
+    sized, _ = hil.sized_dfs_accelerator(network["acc"])
+    seq = F.SequenceModel(sized, network["man"], np.asarray(network["choices"]))
+    depths = {k: int(i.get_nodeattr("depth")) for k, i in seq.fifos.items()}
+    base = seq.cycles(depths)
+    assert seq.cycles(None) <= base < np.inf
+    # the FIFO into the first node after the stream input: images wait there for everything behind it
+    first = sized.find_consumer(sized.graph.input[0].name)
+    while not first.op_type.startswith("StreamingFIFO"):
+        first = sized.find_consumer(first.output[0])
+    waiting = {**depths, first.name: 4 * seq.words(first.name) + 1}
+    small, trimmed = F.trim(seq, waiting, spare=A.window_fifos(sized), min_bits=0)
+    assert first.name in trimmed and all(small[k] == F.TRIM_DEPTH for k in trimmed)
+    assert not any(k.endswith(A.FRAME_BUFFER) for k in trimmed)
+    assert seq.cycles(small) <= seq.cycles(waiting) * (1 + F.TRIM_LOSS)
+    assert {k: int(getCustomOp(n).get_nodeattr("depth")) for k, n in
+            ((n.name, n) for n in sized.get_nodes_by_op_type("StreamingFIFO_rtl"))} == depths  # left as it was
+
+    deeper, steps = F.deepen(seq, depths, lambda d: True)
+    assert steps[0][:2] == (0, base) and len(steps) <= F.DEEPEN_MAX + 1
+    for (_, before, bits_before), (more, after, bits) in zip(steps, steps[1:]):
+        assert after <= before * (1 - F.DEEPEN_GAIN) and bits > bits_before
+    more = steps[-1][0]
+    for k in (k for k in depths if k.endswith(A.FRAME_BUFFER)):
+        assert deeper[k] == ((1 + more) * seq.words(k) + 1 if more else depths[k])
+    assert F.deepen(seq, depths, lambda d: False) == (depths, steps[:1])
+
+
 def test_block_ram_depth_takes_the_cheaper_geometry():
     """A FIFO in block RAM goes down (never below ``BRAM_DEPTH_FLOOR`` of its depth) to the largest depth that
     fifo.sv builds with fewer BRAM18, by FINN's cost; a FIFO in LUTs, or one no cheaper below, keeps its depth."""
