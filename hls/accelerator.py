@@ -480,9 +480,9 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     test network's variation needs its peaks; bounding the FIFOs while measuring only moves the waiting images
     upstream). What holding the window FIFOs short costs in throughput (against every FIFO at two frames) is in the
     figures, ``unbounded_cycles`` beside ``sized_cycles``. ``sequence``: the frame-sequence model of these FIFOs
-    on a long run of decisions (``fifo_model.SequenceModel``), which trims the FIFOs that buy no throughput in the
-    steady state (``fifo_model.trim``), kept where the simulation still runs as fast. Returns the model with the
-    depths written and its HDL regenerated, and the figures."""
+    on a long run of decisions (``fifo_model.SequenceModel``, its first ones these images'), which trims the FIFOs
+    that buy no throughput in the steady state (``fifo_model.trim``), kept where the simulation still runs as fast.
+    Returns the model with the depths written and its HDL regenerated, and the figures."""
     from . import fifo_model
     from . import ops  # noqa: F401
     from .rtlsim import RTLSimCore, set_fifo_depths
@@ -534,7 +534,15 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
         if sequence is not None:
             peaks = {s.node: d for s, d in zip(core.fifos, depths)}
             model_cycles["peaks"] = sequence.cycles(peaks)
-            small, trimmed = fifo_model.trim(sequence, peaks, spare=windows)
+            # what a FIFO holds of an image passing alone (a residual's shortcut: what the convolutions take in
+            # before their first output) is no image waiting: the model sees frames, not words, and no trim goes
+            # below it. One image of each mode of each gated block, alone
+            floor: dict[str, int] = {}
+            for i in fifo_model.covering(sequence.decisions[:len(images_nhwc)]):
+                alone = core.run([x[0][i:i + 1]], fifo_depths=caps, reset=True, check=False)
+                for s, m in zip(core.fifos, alone.fifo_maxcount):
+                    floor[s.node] = max(floor.get(s.node, 2), m + 1)
+            small, trimmed = fifo_model.trim(sequence, peaks, spare=windows, floor=floor)
             if trimmed:
                 run = core.run(x, cycle_limit=enough, fifo_depths=[small[s.node] for s in core.fifos], reset=True,
                                check=False)

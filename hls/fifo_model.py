@@ -8,7 +8,9 @@ per cent) can, on hundreds of images, in seconds. Two moves, each judged by it:
 
 - ``trim``: FIFOs in front of a node every frame waits for (the stem's, in front of the first block) fill with
   images that wait there; they buy nothing a host's buffer would not. The ones a block RAM or more deep go down to
-  ``TRIM_DEPTH`` where the model loses nothing; the simulation must then still run at the sizing run's speed.
+  ``TRIM_DEPTH``, or to what they hold of an image passing alone (the model sees frames, not words: a residual's
+  shortcut holds what the convolutions beside it take in before their first output), where the model loses
+  nothing; the simulation must then still run at the sizing run's speed.
 - ``deepen``: a gated block's frame buffer (its input, held for the gate's decision) takes whole frames more, which
   lets the blocks before it run ahead while a slow mode holds it up: the cheapest place for that buffering, one
   compact frame of the block's input per frame held. As many more frames as the model finds worth it, within what
@@ -79,19 +81,33 @@ class SequenceModel:
             return frame_sequence_cycles(self.model, self.decisions, self.man, capacities=True, keep=self.keep)[0]
 
 
-def trim(seq: SequenceModel, depths: dict[str, int], spare: set[str] = frozenset(),
-         min_bits: int = TRIM_BITS) -> tuple[dict[str, int], list]:
-    """``depths`` with the FIFOs of ``min_bits`` or more (frame buffers and ``spare`` left) at ``TRIM_DEPTH``
-    where the model on ``seq`` loses at most ``TRIM_LOSS`` of its cycles per image; and the ones trimmed."""
+def covering(decisions: np.ndarray) -> list[int]:
+    """Indices of a few images that between them take every mode of every gated block that ``decisions`` ((images,
+    gates) menu indices) take, greedily, the most new (gate, mode) pairs first."""
+    want = {(g, int(m)) for g in range(decisions.shape[1]) for m in decisions[:, g]}
+    out = []
+    while want:
+        i = max(range(len(decisions)), key=lambda i: len(want & set(enumerate(map(int, decisions[i])))))
+        out.append(i)
+        want -= set(enumerate(map(int, decisions[i])))
+    return out
+
+
+def trim(seq: SequenceModel, depths: dict[str, int], spare: set[str] = frozenset(), min_bits: int = TRIM_BITS,
+         floor: dict[str, int] | None = None) -> tuple[dict[str, int], list]:
+    """``depths`` with the FIFOs of ``min_bits`` or more (frame buffers and ``spare`` left) down to ``TRIM_DEPTH``
+    (or their ``floor``) where the model on ``seq`` loses at most ``TRIM_LOSS`` of its cycles per image; and the
+    ones trimmed."""
     base = seq.cycles(depths)
+    to = {k: max(TRIM_DEPTH, (floor or {}).get(k, 0)) for k in depths}
     out, trimmed = dict(depths), []
     cands = sorted((k for k, d in depths.items() if not k.endswith(FRAME_BUFFER) and k not in spare
-                    and d > TRIM_DEPTH and d * seq.fifos[k].get_instream_width() >= min_bits),
+                    and d > to[k] and d * seq.fifos[k].get_instream_width() >= min_bits),
                    key=lambda k: -depths[k] * seq.fifos[k].get_instream_width())
     todo = [cands] if cands else []
     while todo:  # all at once, and the halves of a group that loses, down to single FIFOs
         group = todo.pop(0)
-        trial = {**out, **dict.fromkeys(group, TRIM_DEPTH)}
+        trial = {**out, **{k: to[k] for k in group}}
         if seq.cycles(trial) <= base * (1 + TRIM_LOSS):
             out, trimmed = trial, trimmed + group
         elif len(group) > 1:

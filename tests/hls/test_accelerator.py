@@ -233,7 +233,8 @@ def test_accelerator_rtl_sized_bit_exact(network):
 
 def test_sequence_model_trims_idle_fifos_and_deepens_the_frame_buffers(network):
     """``fifo_model`` on the sized accelerator and its images' decisions: trimming takes FIFOs to
-    ``TRIM_DEPTH`` only where the frame-sequence model loses at most ``TRIM_LOSS`` (never a frame buffer), and a
+    ``TRIM_DEPTH`` (or what an image alone left in them) only where the frame-sequence model loses at most
+    ``TRIM_LOSS`` (never a frame buffer); ``covering`` picks images that take every mode of every gate; and a
     FIFO made many frames deep in front of the pipeline's slowest stage is one of them; deepening adds whole
     frames to every frame buffer (and their decisions' streams) only while each buys ``DEEPEN_GAIN`` and fits,
     nothing when nothing fits; the model's figures are left as they were."""
@@ -252,12 +253,19 @@ def test_sequence_model_trims_idle_fifos_and_deepens_the_frame_buffers(network):
     while not first.op_type.startswith("StreamingFIFO"):
         first = sized.find_consumer(first.output[0])
     waiting = {**depths, first.name: 4 * seq.words(first.name) + 1}
-    small, trimmed = F.trim(seq, waiting, spare=A.window_fifos(sized), min_bits=0)
-    assert first.name in trimmed and all(small[k] == F.TRIM_DEPTH for k in trimmed)
+    floor = dict.fromkeys(depths, 2) | {first.name: 40}  # what an image passing alone left in each
+    small, trimmed = F.trim(seq, waiting, spare=A.window_fifos(sized), min_bits=0, floor=floor)
+    assert first.name in trimmed and small[first.name] == 40
+    assert all(small[k] == max(F.TRIM_DEPTH, floor[k]) < waiting[k] for k in trimmed)
     assert not any(k.endswith(A.FRAME_BUFFER) for k in trimmed)
     assert seq.cycles(small) <= seq.cycles(waiting) * (1 + F.TRIM_LOSS)
     assert {k: int(getCustomOp(n).get_nodeattr("depth")) for k, n in
             ((n.name, n) for n in sized.get_nodes_by_op_type("StreamingFIFO_rtl"))} == depths  # left as it was
+
+    choices = np.asarray(network["choices"])
+    cover = F.covering(choices)
+    assert len(cover) < len(choices) and {(g, m) for i in cover for g, m in enumerate(choices[i])} == {
+        (g, m) for row in choices for g, m in enumerate(row)}
 
     deeper, steps = F.deepen(seq, depths, lambda d: True)
     assert steps[0][:2] == (0, base) and len(steps) <= F.DEEPEN_MAX + 1
