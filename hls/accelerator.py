@@ -21,8 +21,9 @@ skip routed past it as here (``compose(build, datapath=bitserial_datapath)``).
 
 FIFOs: FINN's InsertFIFO gives every output of a node the shape of output 0 (FINN-NOTES §4d), which a TokenFork
 breaks; ``InsertStreamFIFOs`` puts a FIFO on every stream between two nodes with the shape of that stream. Depths
-start at FINN's minimum (2) and the frame buffers at one frame; ``size_accelerator_fifos`` sizes them by Verilator
-simulation on real images (peak occupancy at unbounded depths, then verified with FINN's fifo.sv).
+start at FINN's minimum (2) and the frame buffers at one frame; ``size_fifos`` sizes them by Verilator simulation
+on real images (peak occupancy at unbounded depths, then verified with FINN's fifo.sv); ``hls/fifo_model.py`` then
+trims the ones that buy nothing and deepens the frame buffers by the frame-sequence model on 200 images' decisions.
 
 The build (``build_accelerator``, run by ``fracskip build`` after the cores' HDL): design
 ``dfs`` is the bit-serial datapath in every gated block, every node folded by ``hls.pipeline_folding`` (the slowest
