@@ -413,7 +413,7 @@ class AcceleratorSizing:
     sized_run: object = None  # the SimResult at the chosen depths (outputs, cycles); not in to_dict
     unbounded_bits: int = 0  # FINN's rule alone: the bits of every FIFO at its peak with every FIFO at two frames
     frame_bound: float = 1.0  # the depths bounded at this many frames of each stream (0: the peaks alone)
-    trimmed: list = field(default_factory=list)  # FIFOs the sequence model found idle, at fifo_model.TRIM_DEPTH
+    trimmed: list = field(default_factory=list)  # FIFOs the sequence model found idle, taken down (fifo_model.trim)
     model_cycles: dict = field(default_factory=dict)  # the sequence model's cycles per image: peaks, trimmed
 
     def to_dict(self) -> dict:

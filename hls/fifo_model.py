@@ -34,6 +34,9 @@ TRIM_BITS = 18 * 1024  # the FIFOs worth trimming: a RAMB18's worth or more
 TRIM_LOSS = 0.002  # a trim the model says costs more than this (relative cycles per image) is not made
 DEEPEN_MAX = 3  # whole frames a frame buffer may hold beyond its own
 DEEPEN_GAIN = 0.01  # a frame more must buy at least this much (relative cycles per image)
+# sweeps of the model before its waits count as a deadlock: a depth judged by it is refused then, where a figure
+# reported keeps pipeline_folding's longer search (the default's 200 images settle in 89)
+SWEEPS = 400
 TOKEN_BITS = 1024  # a stream whose frame is this small carries tokens or a gate's state
 
 
@@ -78,7 +81,8 @@ class SequenceModel:
         if depths is None:
             return frame_sequence_cycles(self.model, self.decisions, self.man, keep=self.keep)[0]
         with depths_set(self.model, depths):
-            return frame_sequence_cycles(self.model, self.decisions, self.man, capacities=True, keep=self.keep)[0]
+            return frame_sequence_cycles(self.model, self.decisions, self.man, capacities=True, keep=self.keep,
+                                         sweeps=SWEEPS)[0]
 
 
 def covering(decisions: np.ndarray) -> list[int]:

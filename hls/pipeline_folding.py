@@ -1060,7 +1060,7 @@ def _kept(freq: dict, stage: str) -> dict | None:
 
 
 def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = False,
-                          keep: np.ndarray | None = None) -> tuple[float, float]:
+                          keep: np.ndarray | None = None, sweeps: int = SEQUENCE_SWEEPS) -> tuple[float, float]:
     """(cycles per image, latency) of a folded accelerator graph on a given sequence of images, by their decisions
     ((images, gates) menu indices): each node takes its own cycles for each frame's mode (0 for frames it does not
     see), starts a frame when every producer has started it and it has finished the previous one, and finishes it
@@ -1078,7 +1078,7 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = 
     the graph deadlocks and the cycles are infinite. A reduction (the gate, the pooling sum) takes its input
     until it has the frame, then passes its result on; a streaming node takes its input until its last output
     has left. ``keep``: the images' keep bits (a channel network's): a unit with channel groups takes its cycles
-    for each frame's mode and groups kept."""
+    for each frame's mode and groups kept. ``sweeps``: at most, past which the waits count as a cycle too."""
     from qonnx.custom_op.registry import getCustomOp
 
     decisions = np.asarray(decisions)
@@ -1149,7 +1149,7 @@ def frame_sequence_cycles(model, decisions: np.ndarray, man, capacities: bool = 
     # node's work one after the other: past that, the waits go round in a cycle (a deadlock)
     if out_edges:
         serial = sum(float(w.sum()) for w in work.values())
-        for sweep in range(SEQUENCE_SWEEPS):
+        for sweep in range(sweeps):
             order = nodes[::-1] if sweep % 2 == 0 else nodes
             if max(update(node) for node in order) < 0.5:
                 break

@@ -254,7 +254,8 @@ def test_sequence_model_trims_idle_fifos_and_deepens_the_frame_buffers(network):
         first = sized.find_consumer(first.output[0])
     waiting = {**depths, first.name: 4 * seq.words(first.name) + 1}
     floor = dict.fromkeys(depths, 2) | {first.name: 40}  # what an image passing alone left in each
-    small, trimmed = F.trim(seq, waiting, spare=A.window_fifos(sized), min_bits=0, floor=floor)
+    bits = waiting[first.name] * seq.fifos[first.name].get_instream_width()  # it, and any as large
+    small, trimmed = F.trim(seq, waiting, spare=A.window_fifos(sized), min_bits=bits, floor=floor)
     assert first.name in trimmed and small[first.name] == 40
     assert all(small[k] == max(F.TRIM_DEPTH, floor[k]) < waiting[k] for k in trimmed)
     assert not any(k.endswith(A.FRAME_BUFFER) for k in trimmed)
