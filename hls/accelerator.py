@@ -814,15 +814,13 @@ def deepen_frame_buffers(seq, board: dict) -> tuple[object, dict]:
     frame-sequence model finds worth it (``fifo_model.deepen``) while the emitted design fits the device by FINN's
     estimates (its FIFOs moved between block RAM and LUT RAM as ``fifo_memory`` would), and what was done."""
     from . import fifo_memory, fifo_model
-    from .pipeline_folding import emitted_resources
     from .rtlsim.fifo_sizing import set_fifo_depths
 
     model, uram, device = seq.model, board["resources"].get("URAM", 0) > 0, board["resources"]
 
     def fits(depths: dict[str, int]) -> bool:
         with fifo_model.depths_set(model, depths):
-            total = emitted_resources(model, board["part"], uram)["total"]
-            return all(v <= device.get(r, 0) for r, v in total.items()) or bool(
+            return emitted_fit(model, board)["fits_device_estimate_emitted"] or bool(
                 fifo_memory.plan(model, board["part"], device, uram))
 
     now = {k: int(i.get_nodeattr("depth")) for k, i in seq.fifos.items()}

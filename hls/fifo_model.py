@@ -58,14 +58,15 @@ def depths_set(model, depths: dict[str, int]):
 
 
 class SequenceModel:
-    """Cycles per image of a folded accelerator graph on one sequence of decisions, its FIFOs at given depths."""
+    """Cycles per image of a folded accelerator graph on one sequence of decisions, its FIFOs at given depths
+    (each set of depths evaluated once: sizing asks again for the depths trimming started or ended at)."""
 
     def __init__(self, model, man, decisions: np.ndarray, keep: np.ndarray | None = None):
         from qonnx.custom_op.registry import getCustomOp
 
         self.model, self.man, self.decisions, self.keep = model, man, decisions, keep
         self.fifos = {n.name: getCustomOp(n) for n in model.get_nodes_by_op_type("StreamingFIFO_rtl")}
-        self.evaluations = 0
+        self._seen: dict[tuple | None, float] = {}
 
     def words(self, name: str) -> int:
         """Words of a FIFO's stream per frame."""
@@ -78,12 +79,15 @@ class SequenceModel:
         """With the FIFOs at ``depths`` (the others as the graph has them); None: unbounded FIFOs."""
         from .pipeline_folding import frame_sequence_cycles
 
-        self.evaluations += 1
-        if depths is None:
-            return frame_sequence_cycles(self.model, self.decisions, self.man, keep=self.keep)[0]
-        with depths_set(self.model, depths):
-            return frame_sequence_cycles(self.model, self.decisions, self.man, capacities=True, keep=self.keep,
-                                         sweeps=SWEEPS)[0]
+        key = None if depths is None else tuple(sorted(depths.items()))
+        if key not in self._seen:
+            if depths is None:
+                self._seen[key] = frame_sequence_cycles(self.model, self.decisions, self.man, keep=self.keep)[0]
+            else:
+                with depths_set(self.model, depths):
+                    self._seen[key] = frame_sequence_cycles(self.model, self.decisions, self.man, capacities=True,
+                                                            keep=self.keep, sweeps=SWEEPS)[0]
+        return self._seen[key]
 
 
 def covering(decisions: np.ndarray) -> list[int]:

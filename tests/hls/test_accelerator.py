@@ -244,7 +244,8 @@ def test_sequence_model_trims_idle_fifos_and_deepens_the_frame_buffers(network):
     from fracskip.hls import fifo_model as F
 
     sized, _ = hil.sized_dfs_accelerator(network["acc"])
-    seq = F.SequenceModel(sized, network["man"], np.asarray(network["choices"]))
+    choices = np.asarray(network["choices"])
+    seq = F.SequenceModel(sized, network["man"], choices)
     depths = {k: int(i.get_nodeattr("depth")) for k, i in seq.fifos.items()}
     base = seq.cycles(depths)
     assert seq.cycles(None) <= base < np.inf
@@ -263,7 +264,6 @@ def test_sequence_model_trims_idle_fifos_and_deepens_the_frame_buffers(network):
     assert {k: int(getCustomOp(n).get_nodeattr("depth")) for k, n in
             ((n.name, n) for n in sized.get_nodes_by_op_type("StreamingFIFO_rtl"))} == depths  # left as it was
 
-    choices = np.asarray(network["choices"])
     cover = F.covering(choices)
     assert len(cover) < len(choices) and {(g, m) for i in cover for g, m in enumerate(choices[i])} == {
         (g, m) for row in choices for g, m in enumerate(row)}
