@@ -134,7 +134,8 @@ PRICE_ROUNDS = 8
 LUT_RAM_DEPTH = 64  # words of a LUT-RAM primitive (RAM64X1D)
 MILP_SECONDS = 60  # per throughput bound tried by the exact allocator
 PARETO_BLOCK = 256  # rungs held at once against those before them
-STAGEWISE_TOLERANCE = 0.002  # the allocator's stage-wise bound: within this share of the optimum
+STAGEWISE_TOLERANCE = 0.005  # the allocator's stage-wise bound: within this share of the optimum (each halving
+# of the gap is a 0-1 program near the optimum, the hardest kind: on the tiny channel network 4 s each)
 REDUCING_OPS = ("DFSGate_rtl", "GlobalSum_rtl")  # emit a frame's result only when the whole frame is in
 INSERTED_OPS = ("StreamingFIFO", "StreamingDataWidthConverter")  # what FINN inserts between the folded nodes
 SEQUENCE_SWEEPS = 2000  # frame_sequence_cycles with FIFO capacities: at most (89 for 200 images of the default)
@@ -797,13 +798,11 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
                     above.add(row, j, -mode_cycles(ladders[k].rungs[cols[j][1]], m))
                 row += 1
         cons += [LinearConstraint(above.csr(), 0, np.inf), LinearConstraint(bound.csr(), -np.inf, t)]
-    # a feasibility question goes without presolve: HiGHS's presolve of these programs took longer than the search
-    # (on the default's DFS design 2.3 s of 6.0; without it 2.4 s in all, 0.3 s instead of 2.3 where infeasible)
     with _solver_output_to_stderr():
         sol = milp(cost if cheapest else np.zeros_like(cost), constraints=cons,
                    integrality=np.r_[np.ones(n), np.zeros(nm + ny)],
                    bounds=Bounds(np.zeros(wide), np.r_[np.ones(n + nm), np.full(ny, np.inf)]),
-                   options={"time_limit": MILP_SECONDS, "presolve": cheapest})
+                   options={"time_limit": MILP_SECONDS})
     if sol.x is None:
         if sol.status == 1:  # out of time without a feasible point, and said so
             log.warning("allocation at T=%.0f: no solution within %d s; %s", t, MILP_SECONDS,
@@ -1530,8 +1529,9 @@ def allocate_inserted(ladders: list[NodeLadder], budget: dict[str, float], inser
     estimates of every converter and FIFO the folding makes (``inserted_resources``), and what the allocation
     did not count (E) must fit beside it. If it does not, the nodes are allocated within the budget less a
     reserve s*E0 (E0: E of the allocation without reserve), s found by doubling and then bisection: the fastest
-    allocation found whose nodes and E fit (``fits``), in at most ``FIT_ROUNDS`` further allocations. Returns the
-    allocation, its E, and the allocations made."""
+    allocation found whose nodes and E fit (``fits``), in at most ``FIT_ROUNDS`` further allocations, and no more
+    once one fits as fast as the allocation at the largest reserve that did not. Returns the allocation, its E,
+    and the allocations made."""
     def attempt(s: float, e0: dict[str, float], at_least: float = 0.0):
         alloc = allocate(ladders, {r: budget.get(r, 0.0) - s * e0[r] for r in RESOURCES}, exact, edges, at_least)
         if not alloc.fits and s > 0:  # the nodes alone do not fit beside this reserve: no allocation to judge
@@ -1556,6 +1556,8 @@ def allocate_inserted(ladders: list[NodeLadder], budget: dict[str, float], inser
         made += 1
         if alloc.fits and (best is None or alloc.cycles <= best[0].cycles):
             best = (alloc, extra)
+        if alloc.fits and alloc.cycles <= below * (1 + 1e-9):  # no reserve gives less: the search is over
+            break
         if alloc.fits or extra is None:
             hi = s
         else:

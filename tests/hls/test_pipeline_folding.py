@@ -574,14 +574,14 @@ def test_folded_dfs_python_equals_controller(tiny_build):
     block; no width converter FINN inserted between differently folded nodes caps the pipeline (its words per
     frame, weighted by how often frames come to it, within the model's cycles per image)."""
     from fracskip.hls import accelerator as A
-    from fracskip.hls.pipeline_folding import folded_dfs, node_activity, throughput_table
+    from fracskip.hls.pipeline_folding import _designs, folded_dfs, node_activity, throughput_table
     from qonnx.custom_op.registry import getCustomOp
 
     from fracskip.runtime.controller import Controller
     from fracskip.runtime.qonnx_backend import QONNXBackend
 
     board, _, man, freq = _setup(tiny_build)
-    table = throughput_table(tiny_build, units=("MVAU_rtl", "MVAU_lut"))
+    table = throughput_table(tiny_build, units=("MVAU_rtl", "MVAU_lut"), designs=_designs(tiny_build, ("dfs",)))
     model, skipped = folded_dfs(tiny_build, table["dfs"]["folding"])
     assert skipped == []
     hw = A.to_hw(model, board.part, board.clk_ns)
