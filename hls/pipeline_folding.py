@@ -1325,6 +1325,8 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
     each design's ladders; ``reserve``: per design, resources kept out of its budget (``budget_with_reserve``);
     ``rows``: rows folded before (a build's accelerator's), taken as they are for the designs ``designs`` leaves
     out. Each row names its units."""
+    from .rtlsim.rtllib import default_cache_dir
+
     build_dir = Path(build_dir)
     if word_max is not None:
         levers = replace(levers, word_max=word_max)
@@ -1350,7 +1352,8 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
             folded = folded_design(build_dir, name, folding, None if name == "dfs" else model, widths_only=True)
             return inserted_resources(folded, board.part, uram)
 
-        alloc, extra, rounds = allocate_inserted(lads, budget, inserted, levers.exact, graph_edges(model))
+        alloc, extra, rounds = allocate_inserted(lads, budget, inserted, levers.exact, graph_edges(model),
+                                                 default_cache_dir())
         out[name] = report(model, lads, alloc, budget, fr, menu, what)
         out[name].update(units=list(units), inserted_estimate=extra, fit_rounds=rounds,
                          resources_estimate_inserted={r: alloc.resources[r] + extra[r] for r in RESOURCES})
@@ -1522,8 +1525,29 @@ def inserted_resources(model, part: str, uram: bool = True) -> dict[str, float]:
 FIT_ROUNDS = 6  # allocations per design at most after the first, each with a different reserve for FINN's nodes
 
 
+def cached_allocate(cache_dir: Path, ladders: list[NodeLadder], budget: dict[str, float], exact: bool = True,
+                    edges: tuple = (), at_least: float = 0.0) -> Allocation:
+    """``allocate``, its result kept in ``cache_dir/folding/`` under a hash of everything it depends on (the
+    ladders, the budget, the edges, this module's source): the same design folded again, by another command or
+    test on the same build, costs no 0-1 programs (on the default's DFS design about 20 s of HiGHS)."""
+    import hashlib
+
+    from .synth.nodes import cached
+
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(repr((sorted(budget.items()), exact, edges, float(at_least))).encode())
+    for lad in ladders:
+        h.update(repr((lad.node, lad.op_type, lad.stage, sorted(lad.probs.items(), key=str))).encode())
+        for r in lad.rungs:
+            h.update(repr((sorted(r.folding.items()), sorted(r.cycles.items(), key=str), sorted(r.resources.items()),
+                           r.expected, r.stream_lut, r.in_widths, r.out_widths)).encode())
+    got = cached(Path(cache_dir) / "folding" / f"{h.hexdigest()[:24]}.json",
+                 lambda: allocate(ladders, budget, exact, edges, at_least).__dict__)
+    return Allocation(**got)
+
+
 def allocate_inserted(ladders: list[NodeLadder], budget: dict[str, float], inserted, exact: bool = True,
-                      edges: tuple = ()):
+                      edges: tuple = (), cache_dir: Path | None = None):
     """``allocate`` with FINN's inserted nodes inside ``budget``. The allocation counts each node, the depth-2 FIFOs
     on its outputs and the width converters of its choice (``converter_lut``); ``inserted(alloc)`` gives FINN's
     estimates of every converter and FIFO the folding makes (``inserted_resources``), and what the allocation
@@ -1531,9 +1555,11 @@ def allocate_inserted(ladders: list[NodeLadder], budget: dict[str, float], inser
     reserve s*E0 (E0: E of the allocation without reserve), s found by doubling and then bisection: the fastest
     allocation found whose nodes and E fit (``fits``), in at most ``FIT_ROUNDS`` further allocations, and no more
     once one fits as fast as the allocation at the largest reserve that did not. Returns the allocation, its E,
-    and the allocations made."""
+    and the allocations made. ``cache_dir``: allocations kept there (``cached_allocate``)."""
     def attempt(s: float, e0: dict[str, float], at_least: float = 0.0):
-        alloc = allocate(ladders, {r: budget.get(r, 0.0) - s * e0[r] for r in RESOURCES}, exact, edges, at_least)
+        within = {r: budget.get(r, 0.0) - s * e0[r] for r in RESOURCES}
+        alloc = (allocate(ladders, within, exact, edges, at_least) if cache_dir is None
+                 else cached_allocate(cache_dir, ladders, within, exact, edges, at_least))
         if not alloc.fits and s > 0:  # the nodes alone do not fit beside this reserve: no allocation to judge
             return alloc, None
         charged = sum(lad.rungs[alloc.rungs[lad.node]].stream_lut for lad in ladders) + alloc.converter_lut
