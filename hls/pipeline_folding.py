@@ -135,7 +135,7 @@ LUT_RAM_DEPTH = 64  # words of a LUT-RAM primitive (RAM64X1D)
 MILP_SECONDS = 60  # per throughput bound tried by the exact allocator
 PARETO_BLOCK = 256  # rungs held at once against those before them
 STAGEWISE_TOLERANCE = 0.005  # the allocator's stage-wise bound: within this share of the optimum (each halving
-# of the gap is a 0-1 program near the optimum, the hardest kind: on the tiny channel network 4 s each)
+# of the gap is a 0-1 program near the optimum, the hardest kind: on the tiny channel network 2 to 12 s each)
 REDUCING_OPS = ("DFSGate_rtl", "GlobalSum_rtl")  # emit a frame's result only when the whole frame is in
 INSERTED_OPS = ("StreamingFIFO", "StreamingDataWidthConverter")  # what FINN inserts between the folded nodes
 SEQUENCE_SWEEPS = 2000  # frame_sequence_cycles with FIFO capacities: at most (89 for 200 images of the default)
