@@ -124,17 +124,24 @@ def trim(seq: SequenceModel, depths: dict[str, int], spare: set[str] = frozenset
     return out, trimmed
 
 
+def frames_held(seq: SequenceModel, depths: dict[str, int]) -> int:
+    """Whole frames beyond their own that every frame buffer of ``depths`` holds (what ``deepen`` gave them)."""
+    bufs = [k for k in depths if k.endswith(FRAME_BUFFER)]
+    return max(0, min(((depths[k] - 1) // seq.words(k) - 1 for k in bufs), default=0))
+
+
 def deepen(seq: SequenceModel, depths: dict[str, int], fits: Callable[[dict[str, int]], bool]) -> tuple[dict, list]:
     """``depths`` with every frame buffer holding up to ``DEEPEN_MAX`` frames more, one at a time while a frame
     buys ``DEEPEN_GAIN`` of the model's cycles per image and ``fits(depths)`` (the emitted design on the device);
-    and the steps, (frames more, cycles per image, FIFO bits) each. The token and state streams (frames of
-    ``TOKEN_BITS`` or less, in shift registers) hold as many frames more, or a block that runs ahead waits on its
-    decisions' FIFOs instead."""
+    and the steps, (frames more, cycles per image, FIFO bits) each, from the frames ``depths`` hold already. The
+    token and state streams (frames of ``TOKEN_BITS`` or less, in shift registers) hold as many frames more, or a
+    block that runs ahead waits on its decisions' FIFOs instead."""
     bufs = [k for k in depths if k.endswith(FRAME_BUFFER)]
     tokens = [k for k in depths if seq.words(k) * seq.fifos[k].get_instream_width() <= TOKEN_BITS]
-    steps = [(0, seq.cycles(depths), seq.bits(depths))]
+    held = frames_held(seq, depths)
+    steps = [(held, seq.cycles(depths), seq.bits(depths))]
     out = dict(depths)
-    for more in range(1, DEEPEN_MAX + 1 if bufs else 1):
+    for more in range(held + 1, DEEPEN_MAX + 1 if bufs else 1):
         trial = {**out, **{k: (1 + more) * seq.words(k) + 1 for k in bufs},
                  **{k: max(depths[k], (2 + more) * seq.words(k) + 1) for k in tokens}}
         cycles = seq.cycles(trial)

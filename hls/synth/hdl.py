@@ -56,7 +56,7 @@ SCRIPT = "synth_xilinx -family xc7 -noiopad -flatten"
 # ops whose RTL says (* use_dsp = "no" *) (fracskip's LUT MVU and bit-serial unit: their arithmetic belongs in
 # LUTs, as their resource models assume), which Vivado honours and Yosys does not: synthesized with -nodsp
 NO_DSP_OPS = ("MVAU_lut", "MVAU_bitserial")
-VERSION = 2  # of the cache entries and the rewrites
+VERSION = 4  # of the cache entries and the rewrites
 RESOURCES = ("LUT", "FF", "BRAM_18K", "DSP")
 
 
@@ -123,6 +123,13 @@ _SRL_FIFO = (
 )
 
 
+# Vivado reads attribute names in any case, Yosys only in its own: fifo.sv's (* RAM_STYLE = "distributed" *) (a
+# FIFO fifo_memory moved into LUT RAM) went unheeded, and Yosys put it in block RAM. Only that one: its other
+# memories' style is a parameter that may say "ultra", which Yosys cannot map on a 7-series part (Vivado puts
+# them in block RAM, as Yosys does when it reads no style)
+_RAM_STYLE = re.compile(r'\(\*\s*RAM_STYLE\s*=\s*"distributed"\s*\*\)')
+
+
 def _for_synthesis(text: str, work: Path) -> str:
     # YOSYS defined, as read_verilog would: fracskip's RTL asks Yosys for a ROM in LUTs in Yosys's own words (not
     # for the primitives' file, whose YOSYS branches slang does not read)
@@ -130,6 +137,7 @@ def _for_synthesis(text: str, work: Path) -> str:
     text = re.sub(r"\$(stop|finish)\s*;", ";", text)
     text = _WATCHDOG.sub("", text)
     text = text.replace(_SCOPE_SELECT, "(p.ptr[M-1:0] >> (SN+1)) < 2**stage")
+    text = _RAM_STYLE.sub('(* ram_style = "distributed" *)', text)
     if "genSRL" in text:
         for old, new in _SRL_FIFO:
             if text.count(old) != 1:

@@ -276,6 +276,9 @@ def test_sequence_model_trims_idle_fifos_and_deepens_the_frame_buffers(network):
     for k in (k for k in depths if k.endswith(A.FRAME_BUFFER)):
         assert deeper[k] == ((1 + more) * seq.words(k) + 1 if more else depths[k])
     assert F.deepen(seq, depths, lambda d: False) == (depths, steps[:1])
+    # from depths that hold frames more already (a second deepening, judged by Yosys), it goes on from there
+    assert F.frames_held(seq, deeper) == more and F.frames_held(seq, depths) == 0
+    assert F.deepen(seq, deeper, lambda d: True) == (deeper, steps[-1:])
 
 
 def test_block_ram_depth_takes_the_cheaper_geometry():
@@ -454,6 +457,15 @@ def test_emitted_hdl_synthesizes_node_by_node(network, tmp_path):
     assert srl >= shallow.get_instream_width(), figs[fifos[0].name]["cells"]
     assert figs[fifos[0].name]["FF"] < 2 * shallow.get_instream_width() + 32
     assert figs[framebuf.name]["BRAM_18K"] > 0
+    # moved into LUT RAM (fifo_memory), it is built there, as Vivado would: Yosys reads fifo.sv's RAM_STYLE
+    from fracskip.hls import fifo_memory
+
+    fb = getCustomOp(framebuf)
+    move = fifo_memory.Move(framebuf.name, fb.get_nodeattr("depth"), fb.get_instream_width_padded(), "distributed",
+                            0.0, 0.0)
+    moved = fifo_memory.apply(hw, [move], part, 10.0)
+    lutram = hdl.synthesize_node(moved, moved.get_node_from_name(framebuf.name))
+    assert lutram["BRAM_18K"] == 0 and any(c.startswith("RAM") for c in lutram["cells"]), lutram["cells"]
     # the allocator's width converter model (fitted to Yosys of dwc_axi), on the widest converter each way here
     dwcs = [getCustomOp(n) for n in by_type["StreamingDataWidthConverter_rtl"]]
     for narrowing in (True, False):
