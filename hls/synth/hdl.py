@@ -18,6 +18,8 @@ hardware:
 - fifo.sv's shift-register FIFO (depths up to 33) is restated bit by bit, and slang's ``$bmux`` as ``$pmux``, so
   that Yosys maps it to SRLs as Vivado does (it made the array of words flip-flops: 2,056 FFs and 909 LUTs for a
   FIFO of 32 x 64 bits; now 64 SRLC32E and 14 LUTs);
+- fifo.sv's ``(* RAM_STYLE = "distributed" *)`` is spelt ``ram_style``, the only spelling Yosys reads (Vivado reads
+  any), so that a FIFO moved into LUT RAM is built there;
 - ``YOSYS`` is defined, as Yosys's own Verilog front end defines it;
 - a node whose RTL asks for no DSP slices (``NO_DSP_OPS``: ``(* use_dsp = "no" *)``, which Vivado honours and
   Yosys does not) is synthesized with ``-nodsp``;
