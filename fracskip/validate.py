@@ -297,6 +297,10 @@ def check_export(a: argparse.Namespace) -> None:
 def check_simulate(a: argparse.Namespace) -> None:
     positive_int(a.limit, "--limit", "test images")
     positive_int(a.batch_size, "--batch-size", "images per batch")
+    positive_int(a.threads, "--threads", "threads of the Verilator model")
+    if a.threads > 1 and a.backend != "rtlsim":
+        raise FracskipError(f"--threads sets the Verilator model's threads: it cannot be used with --backend "
+                            f"{a.backend}")
     if a.graphs is not None and a.backend != "qonnx":
         raise FracskipError(f"--graphs chooses what the qonnx backend executes: it cannot be used with "
                             f"--backend {a.backend}")

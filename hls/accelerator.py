@@ -979,7 +979,7 @@ def rtlsim(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None 
 
 def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
                cache_dir: Path | None = None, progress: bool = False, python_images: int = 0,
-               design: str = "dfs") -> tuple[dict, AcceleratorRun]:
+               design: str = "dfs", threads: int = 1) -> tuple[dict, AcceleratorRun]:
     """The accelerator of a build in Verilator as one model, ``images`` ((N, C, H, W) uint8) streamed back to
     back, against goldens independent of the RTL: the numpy controller on the exported graphs (decisions and
     logits, float32 for float32), the PyTorch model (decisions, float64) and, on the first ``python_images``
@@ -994,7 +994,8 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     and ``cycles_per_image_model_these_images`` (``frame_sequence_cycles``: these images' own modes frame by
     frame through every node, its FIFOs holding what their depths say; ``..._fifos_unbounded``: holding
     anything; ``..._mean_these_images``: the mean bound on their path frequencies),
-    ``sim_images_per_s`` (the Verilator run alone; ``verilate_s`` is the compile, cached by content)."""
+    ``sim_images_per_s`` (the Verilator run alone, its model on ``threads`` threads; ``verilate_s`` is the compile,
+    cached by content)."""
     import time
 
     from ..runtime.controller import Controller
@@ -1011,7 +1012,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     host = Host(build_dir)
     x = host.stream(images)
     t0 = time.time()
-    with RTLSimCore(model, cache_dir=cache_dir, progress=progress) as sim:
+    with RTLSimCore(model, cache_dir=cache_dir, progress=progress, threads=threads) as sim:
         t_build = time.time() - t0
         cpu0 = _children_cpu()  # the verilation's processes have ended: from here on, the simulator's
         t1 = time.time()
@@ -1072,6 +1073,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "cycles_per_image_finn_estimate": int(est["max_cycles"]), "finn_estimate_bottleneck": est["max_cycles_node_name"],
         "latency_cycles": rtl.latency, "cycles": rtl.cycles,
         "sim_images_per_s": n / t_sim, "sim_cycles_per_s": rtl.cycles / t_sim, "sim_s": round(t_sim, 2),
+        "sim_threads": threads,
         # the simulator's own CPU time: its speed on a machine shared with other work
         "sim_cpu_s": round(cpu_sim, 2), "sim_images_per_cpu_s": n / cpu_sim if cpu_sim > 0 else None,
         "verilate_s": round(t_build, 1), "rtlsim_build_s": round(t_build, 1), "verilated_now": bool(sim.compiled),

@@ -143,7 +143,7 @@ def _run(cmd: list[str], cwd: Path, env: dict, log_file: Path) -> subprocess.Com
 
 
 def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str = CXX_OPT,
-                    progress: bool = True) -> tuple[Path, bool]:
+                    progress: bool = True, threads: int = 1) -> tuple[Path, bool]:
     """Verilate ``core`` into ``cache_dir/rtlsim/<hash>/`` unless that build exists.
 
     Returns (simulator folder, True when it was compiled now). The folder holds the binary ``Vsim`` and the
@@ -151,7 +151,7 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str
     """
     tool = find_verilator()
     header = _config_header(core)
-    flag_view = tool.verilate_command(core.top, [], [], Path("obj"), EXE)[1:] + [opt]
+    flag_view = tool.verilate_command(core.top, [], [], Path("obj"), EXE, threads)[1:] + [opt]
     key = _content_hash(core, header, flag_view, tool)
     dest = Path(cache_dir) / "rtlsim" / key
     if (dest / EXE).is_file():
@@ -166,12 +166,13 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str
         shutil.copyfile(core.top_file, tmp / core.top_file.name)  # kept for reference / debugging
         with _spinner(f"Verilating {core.top} ({len(core.sources)} files)", progress):
             cp = _run(tool.verilate_command(core.top, core.sources + [tmp / "testbench.cpp"],
-                                            core.include_dirs + [tmp], obj, EXE), tmp, tool.env(), build_log)
+                                            core.include_dirs + [tmp], obj, EXE, threads), tmp, tool.env(),
+                     build_log)
             runtime = None
             if cp.returncode == 0:
                 mk = obj / f"V{core.top}_classes.mk"
                 names = _make_list(mk, "VM_GLOBAL_FAST") + _make_list(mk, "VM_GLOBAL_SLOW")
-                rt_dir = _runtime_dir(cache_dir, tool, opt)
+                rt_dir = _runtime_dir(cache_dir, tool, opt if threads == 1 else f"{opt}|threads")
                 runtime = [rt_dir / f"{n}.o" for n in names]
                 have_runtime = bool(names) and all(o.is_file() for o in runtime)
                 cp = _run(tool.make_command(obj, core.top, jobs, opt, runtime if have_runtime else None), tmp,
@@ -225,10 +226,12 @@ class RTLSimCore:
     ``sizing_fifos``: simulate every StreamingFIFO_rtl with a run-time depth (see fifo_sizing).
     ``cycle_limit``: per call; default four times FINN's estimate for the batch (critical path + frames x
     slowest layer) plus 10k cycles. Reaching it means the core stalled: FracskipError.
+    ``threads``: Verilator's model evaluates on that many threads (a model of its own in the cache).
     """
 
     def __init__(self, model, cache_dir: Path | None = None, jobs: int = 1, opt: str = CXX_OPT,
-                 sizing_fifos: bool = False, cycle_limit: int | None = None, progress: bool = True):
+                 sizing_fifos: bool = False, cycle_limit: int | None = None, progress: bool = True,
+                 threads: int = 1):
         self._proc: subprocess.Popen | None = None
         self._stderr = None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -241,7 +244,7 @@ class RTLSimCore:
         with tempfile.TemporaryDirectory(prefix="fracskip-stitch-") as tmp:
             self.core = stitch(model, Path(tmp), sizing_fifos=sizing_fifos)
             self.sim_dir, self.compiled = build_simulator(self.core, self.cache_dir, jobs=jobs, opt=opt,
-                                                          progress=progress)
+                                                          progress=progress, threads=threads)
         self.core.top_file = self.sim_dir / self.core.top_file.name
 
     @property
