@@ -858,7 +858,7 @@ def deepen_by_synth(model, report: dict, decided: tuple, board: dict, design: st
     then holds its figures. Returns the model and ``report`` updated (``fifo_deepened_synth``)."""
     from . import fifo_memory
     from .fifo_model import SequenceModel
-    from .synth.hdl import synth_report
+    from .synth.hdl import synthesize_graph, write_report
 
     wide = with_slack(board, report["resources_estimate_emitted"]["total"], report["resources_synth"])
     deeper, steps = deepen_frame_buffers(SequenceModel(model, *decided), wide)
@@ -867,16 +867,16 @@ def deepen_by_synth(model, report: dict, decided: tuple, board: dict, design: st
     # Yosys first as it is: the estimates' FIFO moves into LUT RAM are priced at FINN's figures, far below Yosys's
     # (a frame buffer of 25,089 bytes: 6,149 LUTs by FINN's, 9,015 by Yosys)
     moves: list = []
-    syn = synth_report(deeper, board, design, path, cache_dir, jobs, progress)
+    syn = synthesize_graph(deeper, board["resources"], cache_dir, jobs, progress)
     if not syn["fits"]:
         deeper, moves = fifo_memory.place(deeper, board["part"], board["clk_ns"], wide["resources"])
         if moves:
-            syn = synth_report(deeper, board, design, path, cache_dir, jobs, progress)
+            syn = synthesize_graph(deeper, board["resources"], cache_dir, jobs, progress)
     steps.update(fifo_memory=moves, resources_synth=syn["total"], fits_device_synth=syn["fits"])
-    if not syn["fits"]:  # synth.json back to the model emitted (its nodes are in Yosys's cache)
+    if not syn["fits"]:  # synth.json stays the emitted design's
         log.info("frame buffers a frame deeper do not fit the device by Yosys either: kept as they were")
-        synth_report(model, board, design, path, cache_dir, jobs, progress)
         return model, {**report, "fifo_deepened_synth": steps}
+    write_report(syn, board, design, path)
     log.info("frame buffers deepened to %d frames more, within the device by Yosys", steps["frames_more"])
     report = {**report, **emitted_fit(deeper, board), "fifo_deepened_synth": steps, "resources_synth": syn["total"],
               "fits_device_synth": syn["fits"], "fifo_memory": report.get("fifo_memory", []) + moves}

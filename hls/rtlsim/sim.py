@@ -128,10 +128,11 @@ def _make_list(mk: Path, var: str) -> list[str]:
     return names
 
 
-def _runtime_dir(cache_dir: Path, tool: Verilator, opt: str) -> Path:
-    """Where Verilator's runtime library objects built with ``opt`` by this compiler are kept."""
+def _runtime_dir(cache_dir: Path, tool: Verilator, opt: str, threads: int = 1) -> Path:
+    """Where Verilator's runtime library objects built with ``opt`` (for a model on ``threads`` threads, kept apart
+    from the single-threaded ones) by this compiler are kept."""
     cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
-    key = hashlib.sha256(f"{tool.version}|{opt}|{cxx}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{tool.version}|{opt}|{cxx}{'|threads' if threads > 1 else ''}".encode()).hexdigest()[:16]
     return Path(cache_dir) / "verilator-runtime" / key
 
 
@@ -172,7 +173,7 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str
             if cp.returncode == 0:
                 mk = obj / f"V{core.top}_classes.mk"
                 names = _make_list(mk, "VM_GLOBAL_FAST") + _make_list(mk, "VM_GLOBAL_SLOW")
-                rt_dir = _runtime_dir(cache_dir, tool, opt if threads == 1 else f"{opt}|threads")
+                rt_dir = _runtime_dir(cache_dir, tool, opt, threads)
                 runtime = [rt_dir / f"{n}.o" for n in names]
                 have_runtime = bool(names) and all(o.is_file() for o in runtime)
                 cp = _run(tool.make_command(obj, core.top, jobs, opt, runtime if have_runtime else None), tmp,

@@ -258,7 +258,11 @@ def synth_report(model, board: dict, design: str, path: Path, cache_dir: Path | 
                  progress: bool = False) -> dict:
     """``synthesize_graph`` of an emitted graph against ``board``'s device (the build summary's board), written
     to ``path`` (atomically: a killed run leaves no report)."""
-    res = synthesize_graph(model, board["resources"], cache_dir, jobs, progress)
+    return write_report(synthesize_graph(model, board["resources"], cache_dir, jobs, progress), board, design, path)
+
+
+def write_report(res: dict, board: dict, design: str, path: Path) -> dict:
+    """``synthesize_graph``'s ``res`` of a design on ``board`` as ``path`` (atomically), and as written."""
     res = {"design": design, "board": board["name"], "part": board["part"], **res}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, indent=1))
