@@ -8,7 +8,8 @@ gaps on every stream (AXI-legal: a valid word is held until it is taken). It log
 cycles of the first input and the last output handshake.
 
 Compiled models live in the fracskip cache (``default_cache_dir()/harness/<hash>``), keyed by the testbench,
-every source and the compiler options: a test run that finds the same model only re-runs it. A model is built in
+every source and the compiler options: a test run that finds the same model only re-runs it. Only the binary of
+``obj/`` is kept (with the sources and Verilator's log beside it). A model is built in
 a temporary folder and renamed into place when complete, so a failed or killed build never leaves a folder that
 looks like a model (a half-written precompiled header in such a folder once broke every later build of it).
 """
@@ -98,6 +99,9 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
         if proc.returncode != 0 or not (work / "obj" / "sim").is_file():
             errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "%Error" in ln or "error:" in ln]
             raise FracskipError(f"Verilator build of {top} failed: " + " | ".join(errors[:5]))
+        for f in (work / "obj").iterdir():  # a run needs the binary alone: its objects and precompiled headers
+            if f.name != "sim":  # took 100 to 160 MB a model in the cache
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
         try:
             os.rename(work, final)
         except OSError:  # built meanwhile by another process: theirs is as good
