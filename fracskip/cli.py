@@ -109,7 +109,8 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
     split = D.load(a.dataset, "test", a.data, a.limit)
     res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size,
-                      progress=not a.json, graphs=a.graphs or "finn", design=a.design, threads=a.threads)
+                      progress=not a.json, graphs=a.graphs or "finn", design=a.design, threads=a.threads,
+                      jobs=a.jobs)
     if a.json:
         print(json.dumps(res))
     else:
@@ -376,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rtlsim: which accelerator of the build (the static ones: `fracskip build --baselines`)")
     s.add_argument("--threads", type=int, default=1,
                    help="rtlsim: threads of the Verilator model (default 1; 2 on a 2-core machine: about 1.5x)")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="rtlsim: Verilator models run side by side, each streaming a contiguous share of the images "
+                        "(default 1; one per core is the fastest)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_simulate)
 

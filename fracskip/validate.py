@@ -298,9 +298,11 @@ def check_simulate(a: argparse.Namespace) -> None:
     positive_int(a.limit, "--limit", "test images")
     positive_int(a.batch_size, "--batch-size", "images per batch")
     positive_int(a.threads, "--threads", "threads of the Verilator model")
-    if a.threads > 1 and a.backend != "rtlsim":
-        raise FracskipError(f"--threads sets the Verilator model's threads: it cannot be used with --backend "
-                            f"{a.backend}")
+    positive_int(a.jobs, "--jobs", "Verilator models side by side")
+    for flag, n, what in (("--threads", a.threads, "the Verilator model's threads"),
+                          ("--jobs", a.jobs, "how many Verilator models run")):
+        if n > 1 and a.backend != "rtlsim":
+            raise FracskipError(f"{flag} sets {what}: it cannot be used with --backend {a.backend}")
     if a.graphs is not None and a.backend != "qonnx":
         raise FracskipError(f"--graphs chooses what the qonnx backend executes: it cannot be used with "
                             f"--backend {a.backend}")

@@ -622,6 +622,37 @@ def run_rtlsim(sim, stream: np.ndarray, per_block: int = 1) -> AcceleratorRun:
                 cycles=res.cycles)
 
 
+def chunks(n: int, jobs: int) -> list[slice]:
+    """``n`` images in at most ``jobs`` contiguous shares of two or more (a share's steady state is the spacing of
+    its results: one image has none)."""
+    k = max(1, min(int(jobs), n // 2))
+    bounds = np.linspace(0, n, k + 1).astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def pooled_spacing(per_share: list[float], shares: list[slice]) -> float:
+    """The steady-state cycles per image of several streams: each share's spacing weighed by its gaps."""
+    gaps = [max(s.stop - s.start - 1, 0) for s in shares]
+    if sum(gaps) == 0:
+        return float(per_share[0])
+    return float(sum(c * g for c, g in zip(per_share, gaps)) / sum(gaps))
+
+
+def run_rtlsim_shares(sims, stream: np.ndarray, per_block: int = 1) -> tuple[AcceleratorRun, list[slice]]:
+    """``run_rtlsim`` with the images in contiguous shares, one Verilator model (its own process) per share, all
+    at once: the results in input order, the steady state pooled over the shares, the latency of the first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shares = chunks(len(stream), len(sims))
+    with ThreadPoolExecutor(len(shares)) as pool:  # each model runs in its own process: the threads only wait
+        runs = list(pool.map(lambda a: run_rtlsim(a[0], stream[a[1]], per_block), zip(sims, shares)))
+    cat = (lambda xs: None if xs[0] is None else np.concatenate(xs))
+    run = AcceleratorRun(np.concatenate([r.head_out for r in runs]), np.concatenate([r.decisions for r in runs]),
+                         cycles_per_image=pooled_spacing([r.cycles_per_image for r in runs], shares),
+                         latency=runs[0].latency, cycles=sum(r.cycles for r in runs), keep=cat([r.keep for r in runs]))
+    return run, shares
+
+
 def run_python_batch(model, stream: np.ndarray) -> AcceleratorRun:
     return _run(run_python(model, stream), len(stream), decision_words(model))
 
@@ -979,7 +1010,7 @@ def rtlsim(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None 
 
 def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
                cache_dir: Path | None = None, progress: bool = False, python_images: int = 0,
-               design: str = "dfs", threads: int = 1) -> tuple[dict, AcceleratorRun]:
+               design: str = "dfs", threads: int = 1, jobs: int = 1) -> tuple[dict, AcceleratorRun]:
     """The accelerator of a build in Verilator as one model, ``images`` ((N, C, H, W) uint8) streamed back to
     back, against goldens independent of the RTL: the numpy controller on the exported graphs (decisions and
     logits, float32 for float32), the PyTorch model (decisions, float64) and, on the first ``python_images``
@@ -995,8 +1026,11 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     frame through every node, its FIFOs holding what their depths say; ``..._fifos_unbounded``: holding
     anything; ``..._mean_these_images``: the mean bound on their path frequencies),
     ``sim_images_per_s`` (the Verilator run alone, its model on ``threads`` threads; ``verilate_s`` is the compile,
-    cached by content)."""
+    cached by content). ``jobs`` > 1: that many models side by side, each streaming a contiguous share of the
+    images back to back (``run_rtlsim_shares``); the measured and modelled steady states are then both pooled over
+    the shares, each share starting from an empty pipeline."""
     import time
+    from contextlib import ExitStack
 
     from ..runtime.controller import Controller
     from ..runtime.qonnx_backend import QONNXBackend
@@ -1012,13 +1046,15 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     host = Host(build_dir)
     x = host.stream(images)
     t0 = time.time()
-    with RTLSimCore(model, cache_dir=cache_dir, progress=progress, threads=threads) as sim:
-        t_build = time.time() - t0
-        cpu0 = _children_cpu()  # the verilation's processes have ended: from here on, the simulator's
+    with ExitStack() as stack:
+        sims = [stack.enter_context(RTLSimCore(model, cache_dir=cache_dir, progress=progress and not i,
+                                               threads=threads)) for i in range(len(chunks(len(x), jobs)))]
+        t_build = time.time() - t0  # the first compiles (or finds its model in the cache), the others find it
+        cpu0 = _children_cpu()  # the verilation's processes have ended: from here on, the simulators'
         t1 = time.time()
-        rtl = run_rtlsim(sim, x, decision_words(model))
+        rtl, shares = run_rtlsim_shares(sims, x, decision_words(model))
         t_sim = time.time() - t1
-        est = sim.estimate
+        compiled, est = sims[0].compiled, sims[0].estimate
     cpu_sim = _children_cpu() - cpu0  # its whole life (model construction included), counted once it has ended
     man = Manifest.load(build_dir / "export")
     bits = static_bits(design) if design in STATIC else None
@@ -1048,11 +1084,16 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     # sequence of these images' own modes through every node is what the measured spacing is to be held to
     keep = trace.keep if bits is None else None
     these, these_node = pipeline_cycles(model, decision_frequencies(trace.choices, man, keep), list(man.bit_menu))
-    sequence, sequence_latency = frame_sequence_cycles(model, trace.choices, man, capacities=True, keep=keep)
-    unbounded, _ = frame_sequence_cycles(model, trace.choices, man, keep=keep)
+    def share(s: slice, **kw) -> tuple[float, int]:  # each share as its model streamed it, from an empty pipeline
+        return frame_sequence_cycles(model, trace.choices[s], man, keep=None if keep is None else keep[s], **kw)
+
+    seqs = [share(s, capacities=True) for s in shares]
+    sequence, sequence_latency = pooled_spacing([c for c, _ in seqs], shares), seqs[0][1]
+    unbounded = pooled_spacing([share(s)[0] for s in shares], shares)
     res = {
         "backend": "rtlsim", "design": design,
-        "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images back to back",
+        "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images back to back"
+                + ("" if len(shares) == 1 else f" ({len(shares)} models side by side, a share of the images each)"),
         "golden": "numpy controller on the exported graphs (logits, decisions); torch float64 (decisions)"
                   + ("" if bits is None else f"; every gated block forced to {bits} bits"),
         "n": n,
@@ -1073,10 +1114,10 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "cycles_per_image_finn_estimate": int(est["max_cycles"]), "finn_estimate_bottleneck": est["max_cycles_node_name"],
         "latency_cycles": rtl.latency, "cycles": rtl.cycles,
         "sim_images_per_s": n / t_sim, "sim_cycles_per_s": rtl.cycles / t_sim, "sim_s": round(t_sim, 2),
-        "sim_threads": threads,
+        "sim_threads": threads, "sim_jobs": len(shares),
         # the simulator's own CPU time: its speed on a machine shared with other work
         "sim_cpu_s": round(cpu_sim, 2), "sim_images_per_cpu_s": n / cpu_sim if cpu_sim > 0 else None,
-        "verilate_s": round(t_build, 1), "rtlsim_build_s": round(t_build, 1), "verilated_now": bool(sim.compiled),
+        "verilate_s": round(t_build, 1), "rtlsim_build_s": round(t_build, 1), "verilated_now": bool(compiled),
         "path_use": {f"gate{g}": np.bincount(rtl.decisions[:, g], minlength=len(man.bit_menu)).tolist()
                      for g in range(rtl.decisions.shape[1])},
     }

@@ -202,6 +202,8 @@ CASES = [
     ("simulate-limit-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "0"], r"--limit must be a positive", []),
     ("simulate-threads-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "4", "--threads", "0"], r"--threads must be a positive", []),
     ("simulate-threads-not-rtlsim", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "4", "--threads", "2"], r"--threads sets the Verilator model's threads", []),
+    ("simulate-jobs-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "4", "--jobs", "0"], r"--jobs must be a positive", []),
+    ("simulate-jobs-not-rtlsim", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "4", "--jobs", "2"], r"--jobs sets how many Verilator models run", []),
     ("simulate-batch-size-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--batch-size", "0"], r"--batch-size must be a positive", []),
     ("simulate-rtlsim-on-an-export", lambda c: ["simulate", str(c.exp), "--backend", "rtlsim", "--dataset", "synthetic"], r"not a build folder", []),
     ("simulate-graphs-with-torch", lambda c: ["simulate", str(c.exp), "--backend", "torch", "--graphs", "qonnx"], r"cannot be used with --backend torch", []),

@@ -37,11 +37,11 @@ def make_backend(name: str, manifest: Manifest, graphs: str = "finn", progress: 
 
 def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.ndarray,
              batch_size: int = 64, progress: bool = True, graphs: str = "finn",
-             design: str = "dfs", threads: int = 1) -> tuple[dict, Trace]:
+             design: str = "dfs", threads: int = 1, jobs: int = 1) -> tuple[dict, Trace]:
     """Run ``images`` through the controller on ``backend``; the torch model (float64) is the reference.
     ``graphs`` is the form the qonnx backend executes (see qonnx_backend). ``design``: on ``rtlsim``, which
     accelerator of the build (a static baseline of ``fracskip build --baselines``: ``static_W4A4``...);
-    ``threads``: the Verilator model's."""
+    ``threads``: the Verilator model's; ``jobs``: Verilator models side by side, each on a share of the images."""
     from tqdm import tqdm
 
     from .torch_backend import TorchBackend
@@ -54,7 +54,7 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
             raise FracskipError(f"{folder} has no {'accelerator' if design == 'dfs' else design} to simulate: "
                                 "build one with `fracskip build EXPORT --board B -o BUILD` (--until hdl, the "
                                 f"default{'' if design == 'dfs' else '; --baselines for the static ones'})")
-        return simulate_accelerator(folder, images, labels, progress, design, threads)
+        return simulate_accelerator(folder, images, labels, progress, design, threads, jobs)
     if design != "dfs":
         raise FracskipError(f"--design {design} runs an accelerator of a build: use --backend rtlsim")
     export_dir = folder / "export" if (folder / "export" / "manifest.json").exists() else folder
@@ -125,12 +125,13 @@ def kept_fraction(m: Manifest, choices: np.ndarray, keep: np.ndarray) -> list[fl
 
 
 def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray,
-                         progress: bool = True, design: str = "dfs", threads: int = 1) -> tuple[dict, Trace]:
+                         progress: bool = True, design: str = "dfs", threads: int = 1,
+                         jobs: int = 1) -> tuple[dict, Trace]:
     """The build's accelerator (``hls.accelerator``: the whole network, one Verilator model, images back to back)
     against the numpy controller and the torch model; ``hls.accelerator.rtlsim`` has the figures."""
     from ..hls import accelerator as A
 
-    res, run = A.rtlsim_run(build_dir, images, labels, progress=progress, design=design, threads=threads)
+    res, run = A.rtlsim_run(build_dir, images, labels, progress=progress, design=design, threads=threads, jobs=jobs)
     m = Manifest.load(Path(build_dir) / "export")
     from .controller import Controller
 

@@ -193,6 +193,16 @@ def test_channel_accelerator_built_and_simulated(tiny_lc_build):
     measured = res["cycles_per_image_measured"]
     assert 0.95 * res["cycles_per_image_model_these_images_fifos_unbounded"] <= measured
     assert measured <= 1.25 * res["cycles_per_image_model_these_images"]
+    # two Verilator models side by side (`fracskip simulate --jobs 2`), eight images each: the same results in
+    # input order, and the steady state of each share against the model of that share, pooled
+    two, two_trace = simulate(tiny_lc_build, "rtlsim", split.images.numpy(), split.labels.numpy(), progress=False,
+                              jobs=2)
+    assert two["sim_jobs"] == 2 and two["bit_exact_pct"] == two["decisions_match_torch_pct"] == 100.0, two
+    np.testing.assert_array_equal(two_trace.choices, trace.choices)
+    np.testing.assert_array_equal(two_trace.keep, trace.keep)
+    assert two["accuracy"] == res["accuracy"] and two["latency_cycles"] == res["latency_cycles"]
+    assert 0.95 * two["cycles_per_image_model_these_images_fifos_unbounded"] <= two["cycles_per_image_measured"]
+    assert two["cycles_per_image_measured"] <= 1.25 * two["cycles_per_image_model_these_images"]
 
 
 @pytest.mark.slow
