@@ -47,7 +47,8 @@ def rtl_dir() -> Path:
 
 def rtl_sources() -> list[Path]:
     """The Verilog files of the unit, one module each."""
-    return [rtl_dir() / f for f in ("bsmvu.v", "bsmvu_popcount.v", "bsmvu_addtree.v", "bsmvu_buf2.v")]
+    return [rtl_dir() / f for f in ("bsmvu.v", "bsmvu_popcount.v", "bsmvu_popcount_tree.v", "bsmvu_addtree.v",
+                                    "bsmvu_buf2.v")]
 
 
 def signed_bits(lo: int, hi: int) -> int:
