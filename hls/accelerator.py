@@ -631,7 +631,7 @@ def chunks(n: int, jobs: int) -> list[slice]:
 
 
 def pooled_spacing(per_share: list[float], shares: list[slice]) -> float:
-    """The steady-state cycles per image of several streams: each share's spacing weighed by its gaps."""
+    """The steady-state cycles per image of several streams: each share's spacing weighted by its gaps."""
     gaps = [max(s.stop - s.start - 1, 0) for s in shares]
     if sum(gaps) == 0:
         return float(per_share[0])
@@ -646,10 +646,10 @@ def run_rtlsim_shares(sims, stream: np.ndarray, per_block: int = 1) -> tuple[Acc
     shares = chunks(len(stream), len(sims))
     with ThreadPoolExecutor(len(shares)) as pool:  # each model runs in its own process: the threads only wait
         runs = list(pool.map(lambda a: run_rtlsim(a[0], stream[a[1]], per_block), zip(sims, shares)))
-    cat = (lambda xs: None if xs[0] is None else np.concatenate(xs))
     run = AcceleratorRun(np.concatenate([r.head_out for r in runs]), np.concatenate([r.decisions for r in runs]),
                          cycles_per_image=pooled_spacing([r.cycles_per_image for r in runs], shares),
-                         latency=runs[0].latency, cycles=sum(r.cycles for r in runs), keep=cat([r.keep for r in runs]))
+                         latency=runs[0].latency, cycles=sum(r.cycles for r in runs),
+                         keep=None if runs[0].keep is None else np.concatenate([r.keep for r in runs]))
     return run, shares
 
 
@@ -1084,6 +1084,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     # sequence of these images' own modes through every node is what the measured spacing is to be held to
     keep = trace.keep if bits is None else None
     these, these_node = pipeline_cycles(model, decision_frequencies(trace.choices, man, keep), list(man.bit_menu))
+
     def share(s: slice, **kw) -> tuple[float, int]:  # each share as its model streamed it, from an empty pipeline
         return frame_sequence_cycles(model, trace.choices[s], man, keep=None if keep is None else keep[s], **kw)
 
@@ -1092,8 +1093,10 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     unbounded = pooled_spacing([share(s)[0] for s in shares], shares)
     res = {
         "backend": "rtlsim", "design": design,
-        "what": f"the {info.get('design', 'routed')} accelerator, one Verilator model, images back to back"
-                + ("" if len(shares) == 1 else f" ({len(shares)} models side by side, a share of the images each)"),
+        "what": f"the {info.get('design', 'routed')} accelerator, "
+                + ("one Verilator model" if len(shares) == 1 else
+                   f"{len(shares)} Verilator models side by side, a contiguous share of the images each")
+                + ", images back to back",
         "golden": "numpy controller on the exported graphs (logits, decisions); torch float64 (decisions)"
                   + ("" if bits is None else f"; every gated block forced to {bits} bits"),
         "n": n,
