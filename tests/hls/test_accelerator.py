@@ -281,6 +281,21 @@ def test_sequence_model_trims_idle_fifos_and_deepens_the_frame_buffers(network):
     assert F.deepen(seq, deeper, lambda d: True) == (deeper, steps[-1:])
 
 
+def test_shares_of_a_stream_and_their_pooled_spacing():
+    """``fracskip simulate --jobs``: contiguous shares of two images or more covering the stream in order, at most
+    as many as asked; a pooled steady state weighs each share's spacing by its gaps between results."""
+    from fracskip.hls import accelerator as A
+
+    for n, jobs in ((200, 2), (201, 3), (7, 4), (3, 2), (1, 8), (5, 1)):
+        shares = A.chunks(n, jobs)
+        assert 1 <= len(shares) <= jobs and shares[0].start == 0 and shares[-1].stop == n
+        assert all(a.stop == b.start for a, b in zip(shares, shares[1:]))
+        assert n < 2 or all(s.stop - s.start >= 2 for s in shares), (n, jobs, shares)
+    assert [(s.start, s.stop) for s in A.chunks(200, 2)] == [(0, 100), (100, 200)]
+    assert A.pooled_spacing([100.0, 130.0], [slice(0, 3), slice(3, 7)]) == pytest.approx((100 * 2 + 130 * 3) / 5)
+    assert A.pooled_spacing([250.0], [slice(0, 1)]) == 250.0  # one image: its latency, as one model reports it
+
+
 def test_block_ram_depth_takes_the_cheaper_geometry():
     """A FIFO in block RAM goes down (never below ``BRAM_DEPTH_FLOOR`` of its depth) to the largest depth that
     fifo.sv builds with fewer BRAM18, by FINN's cost; a FIFO in LUTs, or one no cheaper below, keeps its depth."""
