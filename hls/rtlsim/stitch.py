@@ -328,8 +328,10 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
                 cons_node = cons[0]
                 links.append(Link(len(wires), t, node.name, cons_node.name, cons_node.op_type))
                 signal[t] = _sig(len(wires))
+                # nodes, not tensors, in the comment: qonnx's tensor names are random, and the sources are the
+                # model's cache key, which would then differ for the same design in every build
                 wires.append(f"  wire [{w}-1:0] {signal[t]}_tdata; wire {signal[t]}_tvalid, {signal[t]}_tready;"
-                             f"  // {t}: {node.name}.out{j}")
+                             f"  // {node.name}.out{j} -> {cons_node.name}")
         # ---- input streams of this node, FINN's indexing: node.input[i] <-> s_axis[i]
         streams: dict[str, str] = {}
         for i, t in enumerate(node.input):
