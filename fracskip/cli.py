@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("-o", "--output", default="bench-out", help="working folder (export, builds, bench.json)")
     n.add_argument("--checkpoint", default="default")
     n.add_argument("--quick", action="store_true", help="CI-sized: fewer images, one board")
-    n.add_argument("--workers", type=int, default=1, help="parallel FINN builds")
+    n.add_argument("--workers", type=int, default=1, help="parallel FINN builds and Yosys processes")
     n.add_argument("--mvau", choices=("lut", "dsp", "hls"), help="matrix-vector unit (default: the builder's)")
     n.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     n.add_argument("--json", action="store_true", help="print one JSON object")
@@ -363,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--quiet", action="store_true", help="no progress bar")
     x.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("simulate", help="run test images through the runtime controller on a backend")
+    s = sub.add_parser("simulate", help="run test images through the network: torch, the numpy controller over the "
+                                       "exported cores (qonnx), or the accelerator's Verilator model (rtlsim)")
     s.add_argument("folder", help="an export folder (torch, qonnx) or a build folder (rtlsim)")
     s.add_argument("--backend", default="qonnx", choices=("torch", "qonnx", "rtlsim"))
     s.add_argument("--graphs", choices=("finn", "qonnx"),
@@ -383,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_simulate)
 
-    b = sub.add_parser("build", help="FINN dataflow cores for every path, folded for a board")
+    b = sub.add_parser("build", help="the whole network as one pipelined FINN dataflow accelerator for a board "
+                                    "(HDL, FIFOs sized in Verilator)")
     b.add_argument("export_dir", help="a folder written by `fracskip export`")
     b.add_argument("--board", required=True, help="Pynq-Z2, ZCU104 or U250 (bitstreams/boards/*.json)")
     b.add_argument("-o", "--output", required=True, help="build folder")
@@ -391,9 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimates: FINN's reports only; hdl (default): the accelerator's HDL, FIFOs sized by "
                         "simulation; bitstream: then FINN's stitched IP, shell build and driver (Vivado and Vitis "
                         "HLS, v++ for Alveo) and the deployment package in OUTPUT/deploy")
-    b.add_argument("--target-fps", type=float, help="fold every core for this rate (default: probability-aware)")
-    b.add_argument("--budget", type=float, default=0.8, help="share of the device for the cores (default 0.8)")
-    b.add_argument("--workers", type=int, default=1, help="parallel FINN builds")
+    b.add_argument("--target-fps", type=float,
+                   help="fold the per-path cores (BUILD/cores/) uniformly for this rate instead of by their path "
+                        "frequencies; the accelerator is always folded for its expected cycles within --budget")
+    b.add_argument("--budget", type=float, default=0.8,
+                   help="share of the device each design is folded into: the accelerator, each baseline, "
+                        "the per-path cores (default 0.8)")
+    b.add_argument("--workers", type=int, default=1, help="parallel FINN builds and Yosys processes")
     b.add_argument("--calibration", type=int, default=1000, help="training images to measure path frequencies")
     b.add_argument("--data", help="dataset folder for calibration")
     b.add_argument("--baselines", action="store_true",
