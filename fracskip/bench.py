@@ -114,7 +114,8 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
                               "cycles_per_image_model_these_images", "measured_vs_model_these_images",
                               "cycles_per_image_model_these_images_fifos_unbounded",
                               "cycles_per_image_model_mean_these_images",
-                              "latency_cycles", "sim_images_per_s", "sim_images_per_cpu_s", "verilate_s", "path_use")
+                              "latency_cycles", "sim_images_per_s", "sim_images_per_cpu_s", "sim_cxx_opt", "verilate_s",
+                              "path_use")
 
     fig["rtlsim_static"] = {}
     for name in (s.get("baselines") or {}) if plan["static_rtl_images"] else ():

@@ -1026,9 +1026,10 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     frame through every node, its FIFOs holding what their depths say; ``..._fifos_unbounded``: holding
     anything; ``..._mean_these_images``: the mean bound on their path frequencies),
     ``sim_images_per_s`` (the Verilator run alone, its model on ``threads`` threads; ``verilate_s`` is the compile,
-    cached by content). ``jobs`` > 1: that many models side by side, each streaming a contiguous share of the
-    images back to back (``run_rtlsim_shares``); the measured and modelled steady states are then both pooled over
-    the shares, each share starting from an empty pipeline."""
+    cached by content; ``sim_cxx_opt`` its C++ optimisation, -O2 for a run long enough to repay it). ``jobs`` > 1:
+    that many models side by side, each streaming a contiguous share of the images back to back
+    (``run_rtlsim_shares``); the measured and modelled steady states are then both pooled over the shares, each
+    share starting from an empty pipeline."""
     import time
     from contextlib import ExitStack
 
@@ -1036,6 +1037,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     from ..runtime.qonnx_backend import QONNXBackend
     from ..runtime.torch_backend import TorchBackend
     from .rtlsim import RTLSimCore, setup_finn
+    from .rtlsim.verilator import cxx_opt_for
 
     build_dir = Path(build_dir)
     info = accelerator_report(build_dir, design)
@@ -1045,10 +1047,13 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     model = accelerator_model(build_dir, design)
     host = Host(build_dir)
     x = host.stream(images)
+    model_cycles = info.get("cycles_per_image_model")
+    parts = chunks(len(x), jobs)
+    opt = cxx_opt_for((model_cycles or 0) * max(s.stop - s.start for s in parts))  # the longest share's cycles
     t0 = time.time()
     with ExitStack() as stack:
         sims = [stack.enter_context(RTLSimCore(model, cache_dir=cache_dir, progress=progress and not i,
-                                               threads=threads)) for i in range(len(chunks(len(x), jobs)))]
+                                               threads=threads, opt=opt)) for i in range(len(parts))]
         t_build = time.time() - t0  # the first compiles (or finds its model in the cache), the others find it
         cpu0 = _children_cpu()  # the verilation's processes have ended: from here on, the simulators'
         t1 = time.time()
@@ -1077,7 +1082,6 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         dec_ok &= keep_ok
         torch_ok &= (rtl.keep == torch_keep).all(axis=1)
     exact = dec_ok & (logits.astype(np.float32) == ctl_logits.astype(np.float32)).all(axis=1)
-    model_cycles = info.get("cycles_per_image_model")
     from .pipeline_folding import decision_frequencies, frame_sequence_cycles, pipeline_cycles
 
     # the model on these images: the folding's figure is a mean over the calibration images' paths; the frame
@@ -1117,7 +1121,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         "cycles_per_image_finn_estimate": int(est["max_cycles"]), "finn_estimate_bottleneck": est["max_cycles_node_name"],
         "latency_cycles": rtl.latency, "cycles": rtl.cycles,
         "sim_images_per_s": n / t_sim, "sim_cycles_per_s": rtl.cycles / t_sim, "sim_s": round(t_sim, 2),
-        "sim_threads": threads, "sim_jobs": len(shares),
+        "sim_threads": threads, "sim_jobs": len(shares), "sim_cxx_opt": opt,
         # the simulator's own CPU time: its speed on a machine shared with other work
         "sim_cpu_s": round(cpu_sim, 2), "sim_images_per_cpu_s": n / cpu_sim if cpu_sim > 0 else None,
         "verilate_s": round(t_build, 1), "rtlsim_build_s": round(t_build, 1), "verilated_now": bool(compiled),

@@ -20,10 +20,20 @@ from ...errors import ToolMissingError
 RELAXED_WARNINGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN", "-Wno-COMBDLY",
                     "-Wno-PINMISSING")
 
-# The C++ optimisation of a simulator's per-cycle code. Measured on the default's accelerator (352 nodes, 24 images):
-# -Og compiles in 27 s where -O1 takes 45 s, and simulates as fast (25.0 against 25.3 s); -O3 is no faster than
-# -O1. -O0 compiles faster still, but the tiny test network's accelerator simulated 13 times slower at it.
+# The C++ optimisation of a simulator's per-cycle code. Measured on the default's accelerator (330 nodes, 30 test
+# images on one model): -Og compiles in 16 s and simulates 116,000 cycles/s, -O1 22 s and 120,000, -O2 39 s and
+# 141,000, -O3 41 s and 143,000. -O0 compiles faster still, but the tiny test network's accelerator simulated 13
+# times slower at it. -Og, unless a run is long enough to repay -O2's compile (``cxx_opt_for``).
 CXX_OPT = "-Og"
+CXX_OPT_LONG = "-O2"
+# -O2 saves about 1.5 us a cycle of the default's 8.6 and costs 23 s more to compile: it pays from about 15 million
+# cycles (530 images of the default) on; both scale with the design's size, the break-even in cycles hardly does.
+LONG_RUN_CYCLES = 15_000_000
+
+
+def cxx_opt_for(cycles: float) -> str:
+    """The C++ optimisation for a model that is to simulate about ``cycles`` cycles."""
+    return CXX_OPT_LONG if cycles >= LONG_RUN_CYCLES else CXX_OPT
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ def test_channel_accelerator_python_equals_the_controller(tiny_lc_build):
 
 @pytest.mark.slow
 @pytest.mark.rtlsim
-def test_channel_accelerator_built_and_simulated(tiny_lc_build):
+def test_channel_accelerator_built_and_simulated(tiny_lc_build, monkeypatch):
     """What ``fracskip build`` emits for a channel-skipping export, in Verilator (``fracskip simulate --backend
     rtlsim``): test images back to back, logits, decisions and keep bits 100 % equal to the numpy controller and the
     torch model, cycles between the model of these images' own widths and groups kept with FIFOs that hold anything
@@ -194,9 +194,14 @@ def test_channel_accelerator_built_and_simulated(tiny_lc_build):
     assert 0.95 * res["cycles_per_image_model_these_images_fifos_unbounded"] <= measured
     assert measured <= 1.25 * res["cycles_per_image_model_these_images"]
     # two Verilator models side by side (`fracskip simulate --jobs 2`), eight images each: the same results in
-    # input order, and the steady state of each share against the model of that share, pooled
+    # input order, and the steady state of each share against the model of that share, pooled; their C++ at -O2,
+    # as a run long enough to repay its compile has it (the same integers whatever the compiler makes of it)
+    from fracskip.hls.rtlsim import verilator
+
+    monkeypatch.setattr(verilator, "LONG_RUN_CYCLES", 1)
     two, two_trace = simulate(tiny_lc_build, "rtlsim", split.images.numpy(), split.labels.numpy(), progress=False,
                               jobs=2)
+    assert res["sim_cxx_opt"] == verilator.CXX_OPT and two["sim_cxx_opt"] == verilator.CXX_OPT_LONG
     assert two["sim_jobs"] == 2 and two["bit_exact_pct"] == two["decisions_match_torch_pct"] == 100.0, two
     np.testing.assert_array_equal(two_trace.choices, trace.choices)
     np.testing.assert_array_equal(two_trace.keep, trace.keep)
