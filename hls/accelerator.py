@@ -614,9 +614,11 @@ def decision_words(model) -> int:
     return int(getCustomOp(join).get_nodeattr("InLens")[0])
 
 
-def run_rtlsim(sim, stream: np.ndarray, per_block: int = 1) -> AcceleratorRun:
-    """Stream images (NHWC, ``Host.stream``) back to back through an ``RTLSimCore`` of the accelerator."""
-    res = sim.run([np.asarray(stream, np.float32)])
+def run_rtlsim(sim, stream: np.ndarray, per_block: int = 1,
+               on_images: Callable[[int], None] | None = None) -> AcceleratorRun:
+    """Stream images (NHWC, ``Host.stream``) back to back through an ``RTLSimCore`` of the accelerator;
+    ``on_images``: called with the images done so far, now and then (``RTLSimCore.run``'s ``on_frames``)."""
+    res = sim.run([np.asarray(stream, np.float32)], on_frames=on_images)
     out = dict(zip([s.tensor for s in sim.outputs], res.outputs))
     return _run(out, len(stream), per_block, cycles_per_image=res.cycles_per_frame, latency=res.latency,
                 cycles=res.cycles)
@@ -638,14 +640,27 @@ def pooled_spacing(per_share: list[float], shares: list[slice]) -> float:
     return float(sum(c * g for c, g in zip(per_share, gaps)) / sum(gaps))
 
 
-def run_rtlsim_shares(sims, stream: np.ndarray, per_block: int = 1) -> tuple[AcceleratorRun, list[slice]]:
+def run_rtlsim_shares(sims, stream: np.ndarray, per_block: int = 1,
+                      advance: Callable[[int], None] | None = None) -> tuple[AcceleratorRun, list[slice]]:
     """``run_rtlsim`` with the images in contiguous shares, one Verilator model (its own process) per share, all
-    at once: the results in input order, the steady state pooled over the shares, the latency of the first."""
+    at once: the results in input order, the steady state pooled over the shares, the latency of the first.
+    ``advance``: called with the number of images each share has newly done (a progress bar's ``update``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     shares = chunks(len(stream), len(sims))
+
+    def run(sim, share: slice) -> AcceleratorRun:
+        done = 0
+
+        def on_images(n: int) -> None:
+            nonlocal done
+            advance(n - done)
+            done = n
+
+        return run_rtlsim(sim, stream[share], per_block, on_images if advance else None)
+
     with ThreadPoolExecutor(len(shares)) as pool:  # each model runs in its own process: the threads only wait
-        runs = list(pool.map(lambda a: run_rtlsim(a[0], stream[a[1]], per_block), zip(sims, shares)))
+        runs = list(pool.map(run, sims, shares))
     run = AcceleratorRun(np.concatenate([r.head_out for r in runs]), np.concatenate([r.decisions for r in runs]),
                          cycles_per_image=pooled_spacing([r.cycles_per_image for r in runs], shares),
                          latency=runs[0].latency, cycles=sum(r.cycles for r in runs),
@@ -1036,6 +1051,8 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     from ..runtime.controller import Controller
     from ..runtime.qonnx_backend import QONNXBackend
     from ..runtime.torch_backend import TorchBackend
+    from tqdm import tqdm
+
     from .rtlsim import RTLSimCore, setup_finn
     from .rtlsim.verilator import cxx_opt_for
 
@@ -1057,7 +1074,9 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         t_build = time.time() - t0  # the first compiles (or finds its model in the cache), the others find it
         cpu0 = _children_cpu()  # the verilation's processes have ended: from here on, the simulators'
         t1 = time.time()
-        rtl, shares = run_rtlsim_shares(sims, x, decision_words(model))
+        with tqdm(total=len(x), desc=f"rtlsim ({len(parts)} model{'s' if len(parts) > 1 else ''})", unit="img",
+                  disable=None if progress else True) as bar:
+            rtl, shares = run_rtlsim_shares(sims, x, decision_words(model), bar.update)
         t_sim = time.time() - t1
         compiled, est = sims[0].compiled, sims[0].estimate
     cpu_sim = _children_cpu() - cpu0  # its whole life (model construction included), counted once it has ended

@@ -16,7 +16,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 TESTBENCH = Path(__file__).resolve().parent / "testbench.cpp"
 EXE = "Vsim"
-_REQ_MAGIC, _ANS_MAGIC = 0x51525346, 0x41525346
+_REQ_MAGIC, _ANS_MAGIC, _PRG_MAGIC = 0x51525346, 0x41525346, 0x50525346
+# cycles between progress records at least: a second or so of the default accelerator's model
+PROGRESS_EVERY = 1 << 17
 
 
 @dataclass
@@ -364,24 +366,29 @@ class RTLSimCore:
         return np.asarray(y, np.float32).reshape((n_frames,) + s.normal_shape[1:])
 
     def run(self, inputs, cycle_limit: int | None = None, fifo_depths: Sequence[int] | None = None,
-            reset: bool = False, check: bool = True) -> SimResult:
+            reset: bool = False, check: bool = True, on_frames: Callable[[int], None] | None = None,
+            progress_every: int = PROGRESS_EVERY) -> SimResult:
         """Stream a batch of frames through the core and collect its outputs.
 
         ``inputs``: one array per graph input (a list in graph order, a {tensor: array} mapping, or one array
         for a single-input core), each (n_frames, *the input's shape without batch), values of its FINN datatype.
         ``fifo_depths``: depth per sizing FIFO (sizing cores only). ``reset``: pulse ap_rst_n first.
         With ``check`` a stall (cycle limit reached) raises FracskipError; otherwise ``result.stalled`` is set.
+        ``on_frames``: called during the run with the number of frames done so far, whenever more are done and
+        ``progress_every`` cycles have passed since the last call, and once the last is done (a progress bar).
         """
         frames = self._frames(inputs)
         n = frames[0].shape[0]
         result = self.run_words([self._pack(s, x) for s, x in zip(self.inputs, frames)], n, cycle_limit=cycle_limit,
-                                fifo_depths=fifo_depths, reset=reset, check=check)
+                                fifo_depths=fifo_depths, reset=reset, check=check, on_frames=on_frames,
+                                progress_every=progress_every)
         if not result.stalled:
             result.outputs = [self._unpack(s, raw, n) for s, raw in zip(self.outputs, result.raw_outputs)]
         return result
 
     def run_words(self, words: Sequence[bytes], n_frames: int, cycle_limit: int | None = None,
-                  fifo_depths: Sequence[int] | None = None, reset: bool = False, check: bool = True) -> SimResult:
+                  fifo_depths: Sequence[int] | None = None, reset: bool = False, check: bool = True,
+                  on_frames: Callable[[int], None] | None = None, progress_every: int = PROGRESS_EVERY) -> SimResult:
         """``run`` on streams packed by the caller (e.g. a board driver's DMA buffers): per input, ``n_frames`` x
         ``words_per_frame`` words of ``word_bytes`` little-endian bytes. ``raw_outputs`` holds the output words;
         ``outputs`` stays empty."""
@@ -397,7 +404,8 @@ class RTLSimCore:
         depths = list(fifo_depths) if fifo_depths is not None else [f.depth for f in self.fifos]
         if len(depths) != len(self.fifos):
             raise FracskipError(f"{len(depths)} FIFO depths for {len(self.fifos)} sizing FIFOs")
-        req = [struct.pack("<IIQI", _REQ_MAGIC, n, limit, int(reset))]
+        every = max(int(progress_every), 1) if on_frames is not None else 0
+        req = [struct.pack("<IIQIQ", _REQ_MAGIC, n, limit, int(reset), every)]
         req += [struct.pack("<IQ", s.word_bytes, s.words_per_frame) for s in self.inputs + self.outputs]
         req += [struct.pack("<I", max(int(d), 2)) for d in depths]
         req += words
@@ -408,10 +416,13 @@ class RTLSimCore:
             self._proc.stdin.flush()
         except OSError:
             self._fail("the simulator stopped while reading a request")
-        ans = self._read(struct.calcsize("<IIQ"))
-        magic, status, cycles = struct.unpack("<IIQ", ans)
+        (magic,) = struct.unpack("<I", self._read(4))
+        while magic == _PRG_MAGIC and on_frames is not None:
+            on_frames(struct.unpack("<I", self._read(4))[0])
+            (magic,) = struct.unpack("<I", self._read(4))
         if magic != _ANS_MAGIC:
             self._fail("garbled answer from the simulator")
+        status, cycles = struct.unpack("<IQ", self._read(struct.calcsize("<IQ")))
         counts = struct.unpack(f"<{len(self.inputs) + len(self.outputs)}Q",
                                self._read(8 * (len(self.inputs) + len(self.outputs))))
         words_in, words_out = list(counts[:len(self.inputs)]), list(counts[len(self.inputs):])

@@ -18,8 +18,11 @@
 //   TB_STATE_WORDS          32-bit words of the top's stream_state (TVALID, TREADY of every internal stream)
 //
 // Request  (little endian): u32 magic 'FSRQ', u32 n_frames, u64 cycle_limit, u32 flags (bit 0: reset first),
+//   u64 progress_every (0: no progress records),
 //   TB_N_INPUTS x {u32 bytes_per_word, u64 words_per_frame}, TB_N_OUTPUTS x {same},
 //   TB_N_FIFOS x u32 depth, then per input n_frames*words_per_frame*bytes_per_word bytes of words.
+// Progress, before the answer: u32 magic 'FSRP', u32 frames done; whenever more frames are done and at least
+//   progress_every cycles have passed since the last record, and when the last frame is done.
 // Answer: u32 magic 'FSRA', u32 status (0 done, 1 cycle limit reached), u64 cycles (of the whole request),
 //   TB_N_INPUTS x u64 words consumed, TB_N_OUTPUTS x u64 words produced, u32 frames done,
 //   frames_done x u64 cycle at which the frame's last output word was taken (counted from 1),
@@ -42,6 +45,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "words are exchanged as
 
 static const uint32_t REQ_MAGIC = 0x51525346;  // "FSRQ"
 static const uint32_t ANS_MAGIC = 0x41525346;  // "FSRA"
+static const uint32_t PRG_MAGIC = 0x50525346;  // "FSRP"
 static int g_answer_fd = 1;
 
 static bool read_exact(void *dst, size_t n) {
@@ -135,7 +139,7 @@ int main(int argc, char **argv) {
   uint32_t depth[TB_N_FIFOS + 1] = {0};
   for (;;) {
     uint32_t magic, n_frames, flags;
-    uint64_t limit;
+    uint64_t limit, progress_every;
     if (!read_exact(&magic, 4)) break;  // EOF: Python closed the core
     if (magic != REQ_MAGIC) {
       std::fprintf(stderr, "fracskip testbench: malformed request\n");
@@ -144,6 +148,7 @@ int main(int argc, char **argv) {
     read_or_die(&n_frames, 4);
     read_or_die(&limit, 8);
     read_or_die(&flags, 4);
+    read_or_die(&progress_every, 8);
     for (int i = 0; i < TB_N_INPUTS; i++) {
       read_or_die(&in[i].bytes, 4);
       read_or_die(&in[i].per_frame, 8);
@@ -169,12 +174,18 @@ int main(int argc, char **argv) {
     if (flags & 1) reset(top.get());
 
     std::vector<uint64_t> frame_done;
-    uint64_t cyc = 0;
-    uint32_t status = 0;
+    uint64_t cyc = 0, reported_cyc = 0;
+    uint32_t status = 0, reported = 0;
     for (;;) {
       uint64_t frames = n_frames;
       for (int i = 0; i < TB_N_OUTPUTS; i++) frames = std::min<uint64_t>(frames, out[i].pos / out[i].per_frame);
       while (frame_done.size() < frames) frame_done.push_back(cyc);
+      if (progress_every && frames > reported && (cyc - reported_cyc >= progress_every || frames == n_frames)) {
+        reported = static_cast<uint32_t>(frames);
+        reported_cyc = cyc;
+        const uint32_t rec[2] = {PRG_MAGIC, reported};
+        write_exact(rec, sizeof(rec));
+      }
       bool inputs_taken = true;
       for (int i = 0; i < TB_N_INPUTS; i++) inputs_taken = inputs_taken && in[i].pos == in[i].total;
       if (frames == n_frames && inputs_taken) break;

@@ -195,13 +195,19 @@ def test_channel_accelerator_built_and_simulated(tiny_lc_build, monkeypatch):
     assert measured <= 1.25 * res["cycles_per_image_model_these_images"]
     # two Verilator models side by side (`fracskip simulate --jobs 2`), eight images each: the same results in
     # input order, and the steady state of each share against the model of that share, pooled; their C++ at -O2,
-    # as a run long enough to repay its compile has it (the same integers whatever the compiler makes of it)
+    # as a run long enough to repay its compile has it (the same integers whatever the compiler makes of it); the
+    # progress bar advanced by each share's images as they are done
+    from fracskip.hls import accelerator as A
     from fracskip.hls.rtlsim import verilator
 
     monkeypatch.setattr(verilator, "LONG_RUN_CYCLES", 1)
+    shares_run, advanced = A.run_rtlsim_shares, []
+    monkeypatch.setattr(A, "run_rtlsim_shares", lambda sims, x, per_block, advance: shares_run(
+        sims, x, per_block, lambda k: (advanced.append(k), advance(k))))
     two, two_trace = simulate(tiny_lc_build, "rtlsim", split.images.numpy(), split.labels.numpy(), progress=False,
                               jobs=2)
     assert res["sim_cxx_opt"] == verilator.CXX_OPT and two["sim_cxx_opt"] == verilator.CXX_OPT_LONG
+    assert sum(advanced) == len(split.images) and min(advanced) > 0, advanced
     assert two["sim_jobs"] == 2 and two["bit_exact_pct"] == two["decisions_match_torch_pct"] == 100.0, two
     np.testing.assert_array_equal(two_trace.choices, trace.choices)
     np.testing.assert_array_equal(two_trace.keep, trace.keep)

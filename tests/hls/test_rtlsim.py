@@ -378,6 +378,19 @@ def test_cnn_core_cycles_match_finn_estimate(tiny_core):
     assert abs(result.cycles_per_frame / est["max_cycles"] - 1) < 0.1, (result.cycles_per_frame, est)
 
 
+def test_progress_records_follow_the_frames(tiny_core):
+    """``on_frames`` hears of the frames done while the run goes on (every new frame at ``progress_every`` 1, the
+    last alone at a long interval), and listening changes nothing the run gives."""
+    x = _uint8_frames(5, seed=6)
+    plain, seen, last = tiny_core.run(x), [], []
+    every = tiny_core.run(x, on_frames=seen.append, progress_every=1)
+    assert seen == [1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(every.outputs[0], plain.outputs[0])
+    assert every.frame_cycles == plain.frame_cycles
+    tiny_core.run(x, on_frames=last.append, progress_every=10**9)
+    assert last == [5]
+
+
 def test_second_construction_reuses_the_binary(env, tiny_cnn, tiny_core):
     binary = tiny_core.sim_dir / "Vsim"
     mtime = binary.stat().st_mtime_ns
