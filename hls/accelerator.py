@@ -649,7 +649,7 @@ def run_rtlsim_shares(sims, stream: np.ndarray, per_block: int = 1,
 
     shares = chunks(len(stream), len(sims))
 
-    def run(sim, share: slice) -> AcceleratorRun:
+    def one_share(sim, share: slice) -> AcceleratorRun:
         done = 0
 
         def on_images(n: int) -> None:
@@ -660,7 +660,7 @@ def run_rtlsim_shares(sims, stream: np.ndarray, per_block: int = 1,
         return run_rtlsim(sim, stream[share], per_block, on_images if advance else None)
 
     with ThreadPoolExecutor(len(shares)) as pool:  # each model runs in its own process: the threads only wait
-        runs = list(pool.map(run, sims, shares))
+        runs = list(pool.map(one_share, sims, shares))
     run = AcceleratorRun(np.concatenate([r.head_out for r in runs]), np.concatenate([r.decisions for r in runs]),
                          cycles_per_image=pooled_spacing([r.cycles_per_image for r in runs], shares),
                          latency=runs[0].latency, cycles=sum(r.cycles for r in runs),
@@ -1048,11 +1048,11 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     import time
     from contextlib import ExitStack
 
+    from tqdm import tqdm
+
     from ..runtime.controller import Controller
     from ..runtime.qonnx_backend import QONNXBackend
     from ..runtime.torch_backend import TorchBackend
-    from tqdm import tqdm
-
     from .rtlsim import RTLSimCore, setup_finn
     from .rtlsim.verilator import cxx_opt_for
 
