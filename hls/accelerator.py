@@ -811,8 +811,12 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
         if stream is not None:
             t1 = time.time()
             decided = decided or sequence_decisions(build_dir)
+            log.info("%s: sizing its %d FIFOs in Verilator on %d images (a few runs)", design,
+                     len(model.get_nodes_by_op_type("StreamingFIFO_rtl")), len(stream))
             model, sizing = size_fifos(model, stream, part, clk, cache_dir=cache_dir, progress=progress,
                                        sequence=SequenceModel(model, *decided))
+            log.info("%s: FIFOs sized, %.2f Mbit, %.0f cycles per image in the sizing run", design,
+                     sizing.total_bits / 1e6, sizing.sized_cycles)
             report["fifo_sizing"] = sizing.to_dict()
             model, report["fifo_deepened"] = deepen_frame_buffers(SequenceModel(model, *decided), summary["board"])
             model, report["fifo_memory"] = fifo_memory.place(model, part, clk, summary["board"]["resources"])
@@ -852,6 +856,7 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     if sized_run is not None:
         model.save(str(im / MODELS[2]))
         t2 = time.time()
+        log.info("%s: the emitted HDL in Verilator on the same images", design)
         report["verified"] = verify_emitted(model, stream, sized_run, cache_dir, progress)
         report["seconds"]["verify"] = round(time.time() - t2, 1)
     (rep / "accelerator.json").write_text(json.dumps(report, indent=1, default=str))
