@@ -224,6 +224,11 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
     def threshold_prefix(self) -> Path:
         return Path(self.get_nodeattr("code_gen_dir_ipgen")) / f"{self._top()}_thresholds"
 
+    def memory_file_parameters(self) -> dict[str, Path]:
+        """{parameter of the wrapper: the memory image it defaults to, or for THRESH_FILE the prefix of the images
+        it opens (``<prefix>_peNN.dat``)}; a stitcher may pass copies instead."""
+        return {"WEIGHT_FILE": self.weight_file(), "THRESH_FILE": self.threshold_prefix()}
+
     def memory_files(self) -> list[Path]:
         pref = self.threshold_prefix()
         return [self.weight_file()] + [Path(f"{pref}_pe{i:02d}.dat") for i in range(self.get_nodeattr("PE"))]

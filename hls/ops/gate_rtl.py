@@ -372,6 +372,10 @@ class DFSGate_rtl(DFSGate, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<back
         names = {"WEIGHT_FILE": "weights", "BIAS_FILE": "bias", "SIG_FILE": "sigmoid", "TANH_FILE": "tanh"}
         return {k: code_dir / f"{self._top()}_{v}.mem" for k, v in names.items()}
 
+    def memory_file_parameters(self) -> dict[str, Path]:
+        """{parameter of the wrapper: the ROM image it defaults to}; a stitcher may pass copies instead."""
+        return self.rom_files()
+
     def generate_hdl(self, model, fpgapart, clk):
         problems = self.verify_node()
         if problems:

@@ -8,9 +8,10 @@ become ``s_axis_<i>`` and graph outputs ``m_axis_<j>`` of the top, in graph orde
 ``mem_mode=internal_decoupled`` get their weight streamer (``<node>_memstream_wrapper``) as in FINN's IPI
 hierarchy. Memory initialisation files are gathered into the simulator's folder, since ``$readmemh`` paths
 are relative to the simulator's working directory and a missing file is only a warning in Verilator. An op
-whose top module takes its memory images as parameters (``memory_file_parameters()``, e.g. fracskip's
-MVAU_lut) is instantiated with those parameters naming the gathered copies, so that a cached simulator never
-reads the files of the build it was first compiled for.
+whose top module takes its memory images as parameters (``memory_file_parameters()``: fracskip's MVAU_lut,
+bit-serial unit and gate) is instantiated with those parameters naming the gathered copies, so that a cached
+simulator never reads the files of the build it was first compiled for; a top module with an absolute path
+that its instance does not override is refused.
 
 Every internal stream's TVALID and TREADY are also wired to one output, ``stream_state``, so that a simulation
 stopped at its cycle limit can say which stage stopped (``diagnose_stall``): a stream holding a word that its
@@ -253,6 +254,23 @@ def _port_conn(ports: dict[str, str], streams: dict[str, str]) -> list[str]:
     return conns
 
 
+def _check_no_build_paths(node_name: str, top: str, files: list[Path], overridden: set[str]) -> None:
+    """Refuse a top module whose parameters default to absolute paths that the instance does not override: the
+    simulator is cached by the content of its sources, not their folders, and would go on reading the files of
+    the build it was first compiled for (Verilator only warns when they have gone)."""
+    for f in files:
+        m = re.search(rf"\bmodule\s+{re.escape(top)}\s*#\s*\((.*?)\)\s*\(", f.read_text(), re.S)
+        if m is None:
+            continue
+        fixed = [name for name, value in re.findall(r'parameter\s+(?:\w+\s+)?(\w+)\s*=\s*"([^"]*)"', m.group(1))
+                 if value.startswith("/") and name not in overridden]
+        if fixed:
+            raise FracskipError(f"{node_name}: module {top} ({f.name}) reads {', '.join(fixed)} from an absolute path "
+                                "of the build that generated it; the op must name those parameters in "
+                                "memory_file_parameters() so that the simulator reads its own copies.")
+        return
+
+
 def _memstream(node, k: int, top: str, gen_dir: Path, width: int) -> tuple[str, list[Path], dict[str, Path]]:
     """Instance text, sources and memory file of the weight streamer FINN generates for ``node``."""
     from finn.util.settings import get_settings
@@ -393,13 +411,18 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
                 raise FracskipError(f"two nodes open ./{f.name} with different contents ({data_files[f.name]}, {f})")
             data_files[f.name] = f
         overrides = ""
-        if hasattr(inst, "memory_file_parameters"):  # memory images as parameters: name the gathered copies
-            files_by_param = inst.memory_file_parameters()
-            for f in files_by_param.values():
-                if data_files.get(f.name, f) != f:
-                    raise FracskipError(f"two nodes open ./{f.name}: {data_files[f.name]} and {f}")
-                data_files[f.name] = f
+        files_by_param = inst.memory_file_parameters() if hasattr(inst, "memory_file_parameters") else {}
+        for f in files_by_param.values():  # memory images as parameters: name the gathered copies
+            if not f.is_file():  # a prefix (<prefix>_peNN.dat): its images were gathered from gen_dir above
+                if not any(name.startswith(f.name) for name in data_files):
+                    raise FracskipError(f"{node.name}: no memory file {f}* (needed by its HDL): rerun PrepareIP.")
+                continue
+            if data_files.get(f.name, f) != f:
+                raise FracskipError(f"two nodes open ./{f.name}: {data_files[f.name]} and {f}")
+            data_files[f.name] = f
+        if files_by_param:
             overrides = " #(" + ", ".join(f'.{p}("{f.name}")' for p, f in files_by_param.items()) + ")"
+        _check_no_build_paths(node.name, top, files, set(files_by_param))
         ports = module_ports(files, top)
         blocks.append(pre + f"  {top}{overrides} u{k}_{node.name} (\n    "
                       + ",\n    ".join(_port_conn(ports, streams)) + ");")

@@ -477,3 +477,53 @@ def test_gate_params_of_a_network_gate():
     assert vp["SW"] == (255 * 49).bit_length() and vp["ACCW"] >= 33  # int32 bias + 64 * 127 * 255
     with pytest.raises(FracskipError):
         G.gate_params(p, 5)
+
+
+def _gate_model(p: spec.IntGateParams, C: int, dim: int, pe: int):
+    """A FINN graph ``x -> DFSGate_rtl -> t`` of one gate without state (the first and last), after PrepareIP."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    node = _node(p, C, dim, pe, 0, 0).onnx_node
+    graph = helper.make_graph([node], "gate", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, dim, dim, C])],
+                              [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 1])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_tensor_datatype("x", DataType["UINT8"])
+    model.set_tensor_datatype("t", DataType["INT16"])
+    return model.transform(PrepareIP("xc7z020clg400-1", 10.0))
+
+
+@pytest.mark.rtlsim
+def test_cached_gate_simulator_outlives_the_build_it_was_compiled_for(finn_rtlsim, monkeypatch):
+    """The simulator cache is keyed by content, not folders: the same gate generated again elsewhere reuses the
+    binary, which must read the ROM images of its own folder. It read those of the first build (absolute paths in
+    the wrapper), and once that build was deleted, its ROMs read 0 (the CI's cache outlives its temporary folders)."""
+    import shutil
+
+    from qonnx.custom_op.registry import getCustomOp
+
+    from fracskip.hls.rtlsim import RTLSimCore, stitch
+
+    rng = np.random.default_rng(21)
+    C, dim, pe = 16, 4, 4
+    p = random_params(rng, C, dim * dim)
+    x = rng.integers(0, 256, size=(6, dim, dim, C)).astype(np.float32)
+    want = np.array([spec.IntGates(p).step(0, f[None].transpose(0, 3, 1, 2), spec.IntGates(p).init_state(1))[1]
+                     for f in x])
+    first, again = _gate_model(p, C, dim, pe), _gate_model(p, C, dim, pe)
+    gen = [Path(getCustomOp(m.graph.node[0]).get_nodeattr("code_gen_dir_ipgen")) for m in (first, again)]
+    assert gen[0] != gen[1]
+    with RTLSimCore(first, cache_dir=finn_rtlsim / "cache", progress=False) as core:
+        np.testing.assert_array_equal(core.run(x).outputs[0].reshape(-1), want.reshape(-1))
+        sim_dir = core.sim_dir
+    shutil.rmtree(gen[0])
+    with RTLSimCore(again, cache_dir=finn_rtlsim / "cache", progress=False) as core:
+        assert core.sim_dir == sim_dir and core.compiled is False
+        np.testing.assert_array_equal(core.run(x).outputs[0].reshape(-1), want.reshape(-1))
+    # an op whose wrapper reads absolute paths that the stitcher cannot redirect is refused, not simulated
+    monkeypatch.delattr(G.DFSGate_rtl, "memory_file_parameters")
+    with pytest.raises(FracskipError, match="absolute path"):
+        stitch(again, finn_rtlsim / "stitch")
