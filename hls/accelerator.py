@@ -1083,7 +1083,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
                   disable=None if progress else True) as bar:
             rtl, shares = run_rtlsim_shares(sims, x, decision_words(model), bar.update)
         t_sim = time.time() - t1
-        compiled, est = sims[0].compiled, sims[0].estimate
+        compiled, est, sim_model = sims[0].compiled, sims[0].estimate, sims[0].sim_dir.name
     cpu_sim = _children_cpu() - cpu0  # its whole life (model construction included), counted once it has ended
     man = Manifest.load(build_dir / "export")
     bits = static_bits(design) if design in STATIC else None
@@ -1149,6 +1149,7 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
         # the simulator's own CPU time: its speed on a machine shared with other work
         "sim_cpu_s": round(cpu_sim, 2), "sim_images_per_cpu_s": n / cpu_sim if cpu_sim > 0 else None,
         "verilate_s": round(t_build, 1), "rtlsim_build_s": round(t_build, 1), "verilated_now": bool(compiled),
+        "sim_model": sim_model,  # the compiled model's key in the Verilator cache
         "path_use": {f"gate{g}": np.bincount(rtl.decisions[:, g], minlength=len(man.bit_menu)).tolist()
                      for g in range(rtl.decisions.shape[1])},
     }
