@@ -35,6 +35,10 @@ EXE = "Vsim"
 _REQ_MAGIC, _ANS_MAGIC, _PRG_MAGIC = 0x51525346, 0x41525346, 0x50525346
 # cycles between progress records at least: a second or so of the default accelerator's model
 PROGRESS_EVERY = 1 << 17
+# the compiled models a cache keeps, least recently used first out: every change of a source makes new ones (the
+# default's accelerator about 10 MB, a tiny core 2 MB), and a cache that outlives its builds, as CI's, would grow
+# without end
+RTLSIM_CACHE_BYTES = 4 << 30
 
 
 @dataclass
@@ -159,6 +163,7 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str
     dest = Path(cache_dir) / "rtlsim" / key
     if (dest / EXE).is_file():
         log.info("reusing the simulator of %s (%d sources) from %s", core.top, len(core.sources), dest)
+        _touch(dest)
         return dest, False
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=key + ".build-", dir=dest.parent))
@@ -202,7 +207,38 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("verilated %s into %s", core.top, dest)
+    prune_models(dest.parent, RTLSIM_CACHE_BYTES, keep=dest)
     return dest, True
+
+
+def _touch(model_dir: Path) -> None:
+    """Mark a cached model used now: its folder's time orders the pruning."""
+    try:
+        model_dir.touch()
+    except OSError:
+        pass  # a read-only cache: its models are never pruned by this process anyway
+
+
+def prune_models(models_dir: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Delete the least recently used models (and failed builds) of ``models_dir`` until the rest take at most
+    ``max_bytes``; ``keep`` stays whatever its age. Builds in progress are left alone. The deleted folders."""
+    entries = []
+    for d in Path(models_dir).iterdir():
+        if d.is_dir() and ".build-" not in d.name and d != keep:
+            entries.append((d.stat().st_mtime, sum(f.stat().st_size for f in d.rglob("*") if f.is_file()), d))
+    total = sum(size for _, size, _ in entries) + (
+        sum(f.stat().st_size for f in keep.rglob("*") if f.is_file()) if keep is not None else 0)
+    removed = []
+    for _, size, d in sorted(entries, key=lambda e: e[0]):
+        if total <= max_bytes:
+            break
+        shutil.rmtree(d, ignore_errors=True)  # a process running that model keeps its open binary
+        total -= size
+        removed.append(d)
+    if removed:
+        log.info("pruned %d least recently used simulators from %s (the cache keeps %.1f GB)", len(removed),
+                 models_dir, max_bytes / 1e9)
+    return removed
 
 
 def _keep_runtime(obj: Path, names: list[str], rt_dir: Path) -> None:

@@ -394,11 +394,35 @@ def test_progress_records_follow_the_frames(tiny_core):
 def test_second_construction_reuses_the_binary(env, tiny_cnn, tiny_core):
     binary = tiny_core.sim_dir / "Vsim"
     mtime = binary.stat().st_mtime_ns
+    os.utime(tiny_core.sim_dir, (1, 1))
     with RTLSimCore(tiny_cnn, cache_dir=env["cache"], progress=False) as again:
         assert again.compiled is False and again.sim_dir == tiny_core.sim_dir
+        assert tiny_core.sim_dir.stat().st_mtime > 1  # used now: the last the cache would prune
         x = _uint8_frames(2, seed=3)
         np.testing.assert_array_equal(again.run(x).outputs[0], tiny_core.run(x).outputs[0])
     assert binary.stat().st_mtime_ns == mtime
+
+
+def test_the_cache_prunes_its_least_recently_used_models(tmp_path):
+    import os
+
+    from fracskip.hls.rtlsim.sim import prune_models
+
+    def model(name: str, size: int, used: int) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "Vsim").write_bytes(b"x" * size)
+        os.utime(d, (used, used))
+        return d
+
+    old, mid, new, building = model("a", 400, 1000), model("b", 300, 2000), model("c", 300, 3000), model(
+        "d.build-x", 900, 500)
+    failed = model("e.failed", 100, 1500)
+    kept = model("f", 500, 100)  # the model just built: stays, however old its folder says it is
+    assert prune_models(tmp_path, 1600, keep=kept) == []  # 1,600: the build in progress is not counted
+    assert prune_models(tmp_path, 1200, keep=kept) == [old]
+    assert prune_models(tmp_path, 900, keep=kept) == [failed, mid]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "d.build-x", "f"] and new.is_dir() and building.is_dir()
 
 
 def test_cycle_limit_reports_a_stall_and_the_core_recovers(tiny_cnn, tiny_core):
