@@ -1,4 +1,5 @@
-"""The one command-line interface: ``fracskip train | eval | export | build | simulate | bench``."""
+"""The one command-line interface: ``fracskip train | eval | compare | budget | export | build | simulate | bench |
+demo | deploy``."""
 
 from __future__ import annotations
 

@@ -446,7 +446,8 @@ class _Merge:
         self.g.node("ModeFork_rtl", [decision], self.mode_tokens, f"{self.prefix}_modefork", ModeOf=list(mode_of),
                     **groups)
         self.g.nodes.insert(start, self.g.nodes.pop())  # before its consumers: FINN executes in list order
-        log.info("%s: %d modes %s, %d mode-aware nodes", self.prefix, len(self.bits), self.bits, len(self.mode_tokens))
+        # debug: every folding the allocator tries composes the blocks again, and the build log repeated it
+        log.debug("%s: %d modes %s, %d mode-aware nodes", self.prefix, len(self.bits), self.bits, len(self.mode_tokens))
         return y
 
 
