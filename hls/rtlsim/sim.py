@@ -222,12 +222,18 @@ def _touch(model_dir: Path) -> None:
 def prune_models(models_dir: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
     """Delete the least recently used models (and failed builds) of ``models_dir`` until the rest take at most
     ``max_bytes``; ``keep`` stays whatever its age. Builds in progress are left alone. The deleted folders."""
+    def used_and_size(d: Path) -> tuple[float, int] | None:
+        try:
+            return d.stat().st_mtime, sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+        except OSError:
+            return None  # pruned by another process meanwhile
+
     entries = []
     for d in Path(models_dir).iterdir():
-        if d.is_dir() and ".build-" not in d.name and d != keep:
-            entries.append((d.stat().st_mtime, sum(f.stat().st_size for f in d.rglob("*") if f.is_file()), d))
-    total = sum(size for _, size, _ in entries) + (
-        sum(f.stat().st_size for f in keep.rglob("*") if f.is_file()) if keep is not None else 0)
+        if d.is_dir() and ".build-" not in d.name and (found := used_and_size(d)) is not None:
+            entries.append((*found, d))
+    total = sum(size for _, size, _ in entries)
+    entries = [e for e in entries if e[2] != keep]
     removed = []
     for _, size, d in sorted(entries, key=lambda e: e[0]):
         if total <= max_bytes:
