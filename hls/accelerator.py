@@ -1074,16 +1074,17 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     opt = cxx_opt_for((model_cycles or 0) * max(s.stop - s.start for s in parts))  # the longest share's cycles
     t0 = time.time()
     with ExitStack() as stack:
-        sims = [stack.enter_context(RTLSimCore(model, cache_dir=cache_dir, progress=progress and not i,
-                                               threads=threads, opt=opt)) for i in range(len(parts))]
-        t_build = time.time() - t0  # the first compiles (or finds its model in the cache), the others find it
+        first = stack.enter_context(RTLSimCore(model, cache_dir=cache_dir, progress=progress, threads=threads,
+                                               opt=opt))
+        sims = [first] + [stack.enter_context(first.sibling()) for _ in parts[1:]]
+        t_build = time.time() - t0  # the model compiled, or found in the cache
         cpu0 = _children_cpu()  # the verilation's processes have ended: from here on, the simulators'
         t1 = time.time()
         with tqdm(total=len(x), desc=f"rtlsim ({len(parts)} model{'s' if len(parts) > 1 else ''})", unit="img",
                   disable=None if progress else True) as bar:
             rtl, shares = run_rtlsim_shares(sims, x, decision_words(model), bar.update)
         t_sim = time.time() - t1
-        compiled, est, sim_model = sims[0].compiled, sims[0].estimate, sims[0].sim_dir.name
+        compiled, est, sim_model = first.compiled, first.estimate, first.sim_dir.name
     cpu_sim = _children_cpu() - cpu0  # its whole life (model construction included), counted once it has ended
     man = Manifest.load(build_dir / "export")
     bits = static_bits(design) if design in STATIC else None

@@ -10,6 +10,7 @@ driver uses) and streamed back-to-back.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import shutil
@@ -347,6 +348,14 @@ class RTLSimCore:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+    def sibling(self) -> RTLSimCore:
+        """Another simulator process of the same compiled model, without stitching and hashing the sources again
+        (``--jobs``: the images in shares, one process each)."""
+        other = copy.copy(self)
+        other._proc = other._stderr = None
+        other.compiled = False
+        return other
 
     def __enter__(self) -> RTLSimCore:
         return self

@@ -403,6 +403,15 @@ def test_second_construction_reuses_the_binary(env, tiny_cnn, tiny_core):
     assert binary.stat().st_mtime_ns == mtime
 
 
+def test_a_sibling_is_another_process_of_the_same_model(tiny_cnn, tiny_core):
+    x = _uint8_frames(2, seed=5)
+    with tiny_core.sibling() as other:
+        assert other.sim_dir == tiny_core.sim_dir and other.compiled is False
+        np.testing.assert_array_equal(other.run(x).outputs[0], tiny_core.run(x).outputs[0])
+        assert other._proc.pid != tiny_core._proc.pid
+    assert tiny_core._proc is not None and tiny_core._proc.poll() is None  # closing the sibling leaves it running
+
+
 def test_the_cache_prunes_its_least_recently_used_models(tmp_path):
     import os
 
