@@ -619,7 +619,7 @@ def test_rtl_lints_clean():
 def test_cached_simulator_reads_the_memory_images_of_its_own_folder(finn, rtl_cache):
     """The Verilator cache is keyed by content: the same unit generated again in another folder reuses the binary,
     which must read the weights and thresholds copied beside it, not those of the build that first compiled it
-    (they had gone in CI, whose cache outlives its temporary folders, and the memories read 0)."""
+    (they had gone in CI, whose cache outlives its temporary folders, and the model was refused at start)."""
     import shutil
     from pathlib import Path
 

@@ -500,7 +500,8 @@ def _gate_model(p: spec.IntGateParams, C: int, dim: int, pe: int):
 def test_cached_gate_simulator_outlives_the_build_it_was_compiled_for(finn_rtlsim, monkeypatch):
     """The simulator cache is keyed by content, not folders: the same gate generated again elsewhere reuses the
     binary, which must read the ROM images of its own folder. It read those of the first build (absolute paths in
-    the wrapper), and once that build was deleted, its ROMs read 0 (the CI's cache outlives its temporary folders)."""
+    the wrapper); once that build was deleted, Verilator warned that they were missing and the model was refused
+    at start (CI's cache outlives its temporary folders)."""
     import shutil
 
     from qonnx.custom_op.registry import getCustomOp
