@@ -36,9 +36,8 @@ EXE = "Vsim"
 _REQ_MAGIC, _ANS_MAGIC, _PRG_MAGIC = 0x51525346, 0x41525346, 0x50525346
 # cycles between progress records at least: a second or so of the default accelerator's model
 PROGRESS_EVERY = 1 << 17
-# the compiled models a cache keeps, least recently used first out: every change of a source makes new ones (the
-# default's accelerator about 10 MB, a tiny core 2 MB), and a cache that outlives its builds, as CI's, would grow
-# without end
+# the compiled models a cache keeps, least recently used first out: every change of a source makes new ones (0.3 to
+# 2.6 MB each, the default's accelerator 2 MB), and a cache that outlives its builds, as CI's, would grow without end
 RTLSIM_CACHE_BYTES = 4 << 30
 
 
