@@ -163,8 +163,9 @@ def _matching_paren(txt: str, i: int) -> int:
     raise FracskipError("unbalanced parentheses in a module header")
 
 
-def module_ports(files: list[Path], module: str) -> dict[str, str]:
-    """{port: 'input' | 'output' | 'inout'} of an ANSI-style module header found in ``files``."""
+def module_header(files: list[Path], module: str) -> tuple[str, str]:
+    """(parameter port list, port list) of ``module``'s header found in ``files``, comments stripped, without
+    their parentheses; the parameter list is empty for a module without one."""
     for f in files:
         txt = _strip_comments(Path(f).read_text())
         m = re.search(r"\bmodule\s+" + re.escape(module) + r"\b", txt)
@@ -173,29 +174,41 @@ def module_ports(files: list[Path], module: str) -> dict[str, str]:
         i = m.end()
         while txt[i].isspace():
             i += 1
+        params = ""
         if txt[i] == "#":  # parameter port list
-            i = _matching_paren(txt, txt.index("(", i))
+            j = txt.index("(", i)
+            i = _matching_paren(txt, j)
+            params = txt[j + 1:i - 1]
         i = txt.index("(", i)
-        body = txt[i + 1:_matching_paren(txt, i) - 1]
-        ports: dict[str, str] = {}
-        direction, depth, cur = "input", 0, ""
-        for ch in body + ",":
-            if ch in "([{":
-                depth += 1
-            elif ch in ")]}":
-                depth -= 1
-            if ch == "," and depth == 0:
-                words = re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", re.sub(r"\[[^\]]*\]", " ", cur))
-                for d in ("input", "output", "inout"):
-                    if d in words:
-                        direction = d
-                if words:
-                    ports[words[-1]] = direction
-                cur = ""
-            else:
-                cur += ch
-        return ports
+        return params, txt[i + 1:_matching_paren(txt, i) - 1]
     raise FracskipError(f"module {module} not found in {[str(f) for f in files]}")
+
+
+def _port_directions(port_list: str) -> dict[str, str]:
+    """{port: 'input' | 'output' | 'inout'} of an ANSI-style port list."""
+    ports: dict[str, str] = {}
+    direction, depth, cur = "input", 0, ""
+    for ch in port_list + ",":
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            words = re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", re.sub(r"\[[^\]]*\]", " ", cur))
+            for d in ("input", "output", "inout"):
+                if d in words:
+                    direction = d
+            if words:
+                ports[words[-1]] = direction
+            cur = ""
+        else:
+            cur += ch
+    return ports
+
+
+def module_ports(files: list[Path], module: str) -> dict[str, str]:
+    """{port: 'input' | 'output' | 'inout'} of an ANSI-style module header found in ``files``."""
+    return _port_directions(module_header(files, module)[1])
 
 
 # ---------------------------------------------------------------- the stitch
@@ -254,21 +267,17 @@ def _port_conn(ports: dict[str, str], streams: dict[str, str]) -> list[str]:
     return conns
 
 
-def _check_no_build_paths(node_name: str, top: str, files: list[Path], overridden: set[str]) -> None:
-    """Refuse a top module whose parameters default to absolute paths that the instance does not override: the
-    simulator is cached by the content of its sources, not their folders, and would go on reading the files of
-    the build it was first compiled for (Verilator only warns when they have gone)."""
-    for f in files:
-        m = re.search(rf"\bmodule\s+{re.escape(top)}\s*#\s*\((.*?)\)\s*\(", f.read_text(), re.S)
-        if m is None:
-            continue
-        fixed = [name for name, value in re.findall(r'parameter\s+(?:\w+\s+)?(\w+)\s*=\s*"([^"]*)"', m.group(1))
-                 if value.startswith("/") and name not in overridden]
-        if fixed:
-            raise FracskipError(f"{node_name}: module {top} ({f.name}) reads {', '.join(fixed)} from an absolute path "
-                                "of the build that generated it; the op must name those parameters in "
-                                "memory_file_parameters() so that the simulator reads its own copies.")
-        return
+def _check_no_build_paths(node_name: str, top: str, params: str, overridden: set[str]) -> None:
+    """Refuse a top module whose parameters (``params``, its parameter port list) default to absolute paths that
+    the instance does not override: the simulator is cached by the content of its sources, not their folders, and
+    would go on reading the files of the build it was first compiled for (Verilator only warns when they have
+    gone)."""
+    fixed = [name for name, value in re.findall(r'parameter\s+(?:\w+\s+)?(\w+)\s*=\s*"([^"]*)"', params)
+             if value.startswith("/") and name not in overridden]
+    if fixed:
+        raise FracskipError(f"{node_name}: module {top} reads {', '.join(fixed)} from an absolute path of the build "
+                            "that generated it; the op must name those parameters in memory_file_parameters() so "
+                            "that the simulator reads its own copies.")
 
 
 def _memstream(node, k: int, top: str, gen_dir: Path, width: int) -> tuple[str, list[Path], dict[str, Path]]:
@@ -422,8 +431,9 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
             data_files[f.name] = f
         if files_by_param:
             overrides = " #(" + ", ".join(f'.{p}("{f.name}")' for p, f in files_by_param.items()) + ")"
-        _check_no_build_paths(node.name, top, files, set(files_by_param))
-        ports = module_ports(files, top)
+        params, port_list = module_header(files, top)
+        _check_no_build_paths(node.name, top, params, set(files_by_param))
+        ports = _port_directions(port_list)
         blocks.append(pre + f"  {top}{overrides} u{k}_{node.name} (\n    "
                       + ",\n    ".join(_port_conn(ports, streams)) + ");")
         sources += [f for f in files if f not in sources]
