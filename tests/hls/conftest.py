@@ -51,3 +51,30 @@ def yosys_synth():
         return SynthResult.from_cells(stat["design"]["num_cells_by_type"])
 
     return synth
+
+
+@pytest.fixture(scope="session")
+def rerun_without_the_first_build(rtl_cache):
+    """``run(first, again, inputs) -> (outputs of first, outputs of again)``: two FINN graphs of the same design,
+    generated in two folders (PrepareIP), simulated one after the other, the first build's generated folders
+    deleted in between. The second finds the first's model in the Verilator cache (keyed by content, not folders),
+    which must then read the memory images copied beside it, as when CI's cache outlives its temporary folders."""
+    import shutil
+    from pathlib import Path
+
+    from qonnx.custom_op.registry import getCustomOp
+
+    from fracskip.hls.rtlsim import RTLSimCore
+
+    def run(first, again, inputs):
+        gen = [{Path(getCustomOp(n).get_nodeattr("code_gen_dir_ipgen")) for n in m.graph.node} for m in (first, again)]
+        assert not gen[0] & gen[1]
+        with RTLSimCore(first, cache_dir=rtl_cache, progress=False) as core:
+            out_first, sim_dir = core.run(inputs).outputs, core.sim_dir
+        for d in gen[0]:
+            shutil.rmtree(d)
+        with RTLSimCore(again, cache_dir=rtl_cache, progress=False) as core:
+            assert core.sim_dir == sim_dir and core.compiled is False
+            return out_first, core.run(inputs).outputs
+
+    return run

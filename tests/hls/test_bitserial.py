@@ -616,30 +616,20 @@ def test_rtl_lints_clean():
 
 
 @pytest.mark.rtlsim
-def test_cached_simulator_reads_the_memory_images_of_its_own_folder(finn, rtl_cache):
+def test_cached_simulator_reads_the_memory_images_of_its_own_folder(finn, rerun_without_the_first_build):
     """The Verilator cache is keyed by content: the same unit generated again in another folder reuses the binary,
     which must read the weights and thresholds copied beside it, not those of the build that first compiled it
     (they had gone in CI, whose cache outlives its temporary folders, and the model was refused at start)."""
-    import shutil
-    from pathlib import Path
-
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
     from qonnx.transformation.general import GiveUniqueNodeNames
 
     from fracskip.hls.bitserial.op import bitserial_model
-    from fracskip.hls.rtlsim import RTLSimCore
 
     p = BitSerialParams(16, 8, 2, 4, 2, (Precision(2, 2), Precision(4, 4)), n_vectors=4)
     d = random_data(np.random.default_rng(4), p, 4)
-    models = [bitserial_model(p, d.weights, d.thresholds, n_vectors=(1, 2, 2)).transform(GiveUniqueNodeNames())
-              .transform(PrepareIP(FPGA_PART, 10.0)) for _ in range(2)]
-    gen = [Path(finn.getCustomOp(m.graph.node[0]).get_nodeattr("code_gen_dir_ipgen")) for m in models]
+    first, again = (bitserial_model(p, d.weights, d.thresholds, n_vectors=(1, 2, 2)).transform(GiveUniqueNodeNames())
+                    .transform(PrepareIP(FPGA_PART, 10.0)) for _ in range(2))
     inputs = [d.x.reshape(4, 2, 2, p.mw).astype(np.float32), np.array([[k] for k in _tokens(p, d)], np.float32)]
     want = reference(p, d.x, d.modes, d.weights, d.thresholds).reshape(4, 2, 2, p.mh)
-    with RTLSimCore(models[0], cache_dir=rtl_cache, progress=False) as core:
-        np.testing.assert_array_equal(core.run(inputs).outputs[0], want)
-        sim_dir = core.sim_dir
-    shutil.rmtree(gen[0])
-    with RTLSimCore(models[1], cache_dir=rtl_cache, progress=False) as core:
-        assert core.sim_dir == sim_dir and core.compiled is False and gen[0] != gen[1]
-        np.testing.assert_array_equal(core.run(inputs).outputs[0], want)
+    for outputs in rerun_without_the_first_build(first, again, inputs):
+        np.testing.assert_array_equal(outputs[0], want)

@@ -497,16 +497,13 @@ def _gate_model(p: spec.IntGateParams, C: int, dim: int, pe: int):
 
 
 @pytest.mark.rtlsim
-def test_cached_gate_simulator_outlives_the_build_it_was_compiled_for(finn_rtlsim, monkeypatch):
+def test_cached_gate_simulator_outlives_the_build_it_was_compiled_for(finn_rtlsim, rerun_without_the_first_build,
+                                                                     monkeypatch):
     """The simulator cache is keyed by content, not folders: the same gate generated again elsewhere reuses the
     binary, which must read the ROM images of its own folder. It read those of the first build (absolute paths in
     the wrapper); once that build was deleted, Verilator warned that they were missing and the model was refused
     at start (CI's cache outlives its temporary folders)."""
-    import shutil
-
-    from qonnx.custom_op.registry import getCustomOp
-
-    from fracskip.hls.rtlsim import RTLSimCore, stitch
+    from fracskip.hls.rtlsim import stitch
 
     rng = np.random.default_rng(21)
     C, dim, pe = 16, 4, 4
@@ -514,16 +511,9 @@ def test_cached_gate_simulator_outlives_the_build_it_was_compiled_for(finn_rtlsi
     x = rng.integers(0, 256, size=(6, dim, dim, C)).astype(np.float32)
     want = np.array([spec.IntGates(p).step(0, f[None].transpose(0, 3, 1, 2), spec.IntGates(p).init_state(1))[1]
                      for f in x])
-    first, again = _gate_model(p, C, dim, pe), _gate_model(p, C, dim, pe)
-    gen = [Path(getCustomOp(m.graph.node[0]).get_nodeattr("code_gen_dir_ipgen")) for m in (first, again)]
-    assert gen[0] != gen[1]
-    with RTLSimCore(first, cache_dir=finn_rtlsim / "cache", progress=False) as core:
-        np.testing.assert_array_equal(core.run(x).outputs[0].reshape(-1), want.reshape(-1))
-        sim_dir = core.sim_dir
-    shutil.rmtree(gen[0])
-    with RTLSimCore(again, cache_dir=finn_rtlsim / "cache", progress=False) as core:
-        assert core.sim_dir == sim_dir and core.compiled is False
-        np.testing.assert_array_equal(core.run(x).outputs[0].reshape(-1), want.reshape(-1))
+    again = _gate_model(p, C, dim, pe)
+    for outputs in rerun_without_the_first_build(_gate_model(p, C, dim, pe), again, x):
+        np.testing.assert_array_equal(outputs[0].reshape(-1), want.reshape(-1))
     # an op whose wrapper reads absolute paths that the stitcher cannot redirect is refused, not simulated
     monkeypatch.delattr(G.DFSGate_rtl, "memory_file_parameters")
     with pytest.raises(FracskipError, match="absolute path"):

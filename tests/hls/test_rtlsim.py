@@ -413,8 +413,6 @@ def test_a_sibling_is_another_process_of_the_same_model(tiny_cnn, tiny_core):
 
 
 def test_the_cache_prunes_its_least_recently_used_models(tmp_path):
-    import os
-
     from fracskip.hls.rtlsim.sim import prune_models
 
     def model(name: str, size: int, used: int) -> Path:
