@@ -80,13 +80,25 @@ def setup(build_dir: Path, rtllib: Path | None = None) -> None:
 @contextmanager
 def scratch(prefix: str = "fracskip-finn-") -> Iterator[Path]:
     """FINN set up in a temporary folder for the block, which is removed afterwards; the process's earlier FINN
-    set-up (build folder, finn-rtllib copy) is restored, so FINN's later code generation goes where it went."""
-    before = os.environ.get("FINN_BUILD_DIR"), os.environ.get("FINN_RTLLIB")
+    set-up (build folder, finn-rtllib copy) is restored, so FINN's later code generation goes where it went.
+
+    Without an earlier set-up, or one whose folder has gone (another scratch's), FINN is left without one:
+    restoring it would create that folder again, a stray one per scratch, and FINN would write below a folder
+    that no one removes."""
+    names = ("FINN_BUILD_DIR", "FINN_SETTINGS", "FINN_RTLLIB")
+    before = {name: os.environ.get(name) for name in names}
     work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         setup(work / "finn_build")
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if before[0]:
-            setup(Path(before[0]), Path(before[1]) if before[1] else None)
+        build_dir, rtllib = before["FINN_BUILD_DIR"], before["FINN_RTLLIB"]
+        if build_dir and Path(build_dir).is_dir():
+            setup(Path(build_dir), Path(rtllib) if rtllib else None)
+        else:
+            import finn.util.settings
+
+            for name in names:
+                os.environ.pop(name, None)
+            finn.util.settings._SETTINGS = None  # a later FINN call fails clearly, not below a deleted folder

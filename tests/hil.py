@@ -196,6 +196,9 @@ def tool_calls(calls: Path) -> list[ToolCall]:
 
 def keep_finn_env(monkeypatch) -> None:
     """Restore FINN's set-up (build folder, settings, library copy) after the test, which sets up FINN anew."""
+    import finn.util.settings
+
+    monkeypatch.setattr(finn.util.settings, "_SETTINGS", finn.util.settings._SETTINGS)
     for var in ("FINN_BUILD_DIR", "FINN_SETTINGS", "FINN_RTLLIB"):
         if var in os.environ:
             monkeypatch.setenv(var, os.environ[var])
