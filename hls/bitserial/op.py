@@ -45,13 +45,13 @@ from .core import (
     Precision,
     channel_keep,
     pack_inputs,
-    rtl_dir,
     rtl_sources,
     unpack_outputs,
     wrapper_verilog,
     write_memory_files,
 )
 from .estimate import estimate_resources
+from ..ops.wrapped_rtl import WrappedRTL
 from ..rtlsim.harness import StreamDut, StreamHarness
 from ..rtlsim.verilator import CXX_OPT
 
@@ -66,7 +66,7 @@ def _int_type(bits: int, signed: bool) -> DataType:
 
 
 @register_custom_op
-class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
+class MVAU_bitserial(WrappedRTL, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
     """Runtime-precision MVAU on fracskip's bit-serial RTL unit (rtl/bsmvu.v)."""
 
     def get_nodeattr_types(self):
@@ -215,9 +215,6 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         return max(self.get_exp_cycles_per_mode())
 
     # ------------------------------------------------------------------ code generation
-    def _top(self) -> str:
-        return self.get_nodeattr("gen_top_module") or self.get_verilog_top_module_name()
-
     def weight_file(self) -> Path:
         return Path(self.get_nodeattr("code_gen_dir_ipgen")) / f"{self._top()}_weights.dat"
 
@@ -244,37 +241,17 @@ class MVAU_bitserial(RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
             raise FracskipError(f"{self.onnx_node.name}: every mode's thresholds must be an initializer")
         return weights, thresholds
 
+    def rtl_sources(self) -> list[Path]:
+        return rtl_sources()
+
     def generate_hdl(self, model, fpgapart, clk):
         """Write the wrapper (FINN's port names) and the memory images into code_gen_dir_ipgen."""
-        from ..ops.wrapped_rtl import associate_clock
-
         p = self.bs_params()
-        code_gen_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
-        top = self.get_verilog_top_module_name()
-        self.set_nodeattr("gen_top_module", top)  # later renames still find the generated module
+        top = self.name_top()
         weights, thresholds = self._tensors(model)
         write_memory_files(p, weights, thresholds, self.weight_file(), self.threshold_prefix())
-        (code_gen_dir / f"{top}.v").write_text(associate_clock(
-            wrapper_verilog(p, top, str(self.weight_file().resolve()), str(self.threshold_prefix().resolve())), top,
-            self.get_verilog_top_module_intf_names()))
-        self.set_nodeattr("ipgen_path", str(code_gen_dir))
-        self.set_nodeattr("ip_path", str(code_gen_dir))
-
-    def get_rtl_file_list(self, abspath=False):
-        wrapper = f"{self._top()}.v"
-        if not abspath:
-            return [wrapper] + [src.name for src in rtl_sources()]
-        return [str(Path(self.get_nodeattr("code_gen_dir_ipgen")) / wrapper)] + [str(s) for s in rtl_sources()]
-
-    def get_verilog_paths(self):
-        return super().get_verilog_paths() + [str(rtl_dir())]
-
-    def code_generation_ipi(self):
-        """Vivado IPI: add the sources and memory images, instantiate the wrapper as a module reference."""
-        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
-        cmd += [f"add_files -norecurse {f}" for f in self.memory_files()]
-        cmd.append(f"create_bd_cell -type module -reference {self._top()} {self.onnx_node.name}")
-        return cmd
+        self.write_top(wrapper_verilog(p, top, str(self.weight_file().resolve()),
+                                       str(self.threshold_prefix().resolve())))
 
     # ------------------------------------------------------------------ execution
     def execute_node(self, context, graph):

@@ -28,8 +28,9 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 from ...errors import FracskipError
-from .core import LutMvuParams, rtl_dir, rtl_sources, wrapper_verilog, write_rom_file, write_threshold_file
+from .core import LutMvuParams, rtl_sources, wrapper_verilog, write_rom_file, write_threshold_file
 from .estimate import estimate_resources
+from ..ops.wrapped_rtl import WrappedRTL
 from ..rtlsim.harness import StreamDut, StreamHarness
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def unsupported_reasons(op: MVAU, model: ModelWrapper | None = None) -> list[str
 
 
 @register_custom_op
-class MVAU_lut(MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
+class MVAU_lut(WrappedRTL, MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
     """MVAU on fracskip's LUT-based RTL matrix-vector unit (rtl/lutmvu.v)."""
 
     def get_nodeattr_types(self):
@@ -112,9 +113,6 @@ class MVAU_lut(MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         return LutMvuParams(**common, acc_bits=adt.bitwidth(), acc_signed=adt.signed(), n_thresholds=n_thr,
                             out_bits=odt.bitwidth(), act_val=self.get_nodeattr("ActVal"))
 
-    def _top(self) -> str:
-        return self.get_nodeattr("gen_top_module") or self.get_verilog_top_module_name()
-
     def weight_file(self) -> Path:
         return Path(self.get_nodeattr("code_gen_dir_ipgen")) / f"{self._top()}_weights.dat"
 
@@ -128,45 +126,26 @@ class MVAU_lut(MVAU, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
         thr = self.threshold_file()
         return {"WEIGHT_FILE": self.weight_file(), **({"THRESH_FILE": thr} if thr is not None else {})}
 
+    def memory_files(self) -> list[Path]:
+        return list(self.memory_file_parameters().values())
+
     # ------------------------------------------------------------------ code generation
+    def rtl_sources(self) -> list[Path]:
+        return rtl_sources()
+
     def generate_hdl(self, model, fpgapart, clk):
         """Write the wrapper (FINN's port names) and the ROM images into code_gen_dir_ipgen."""
-        from ..ops.wrapped_rtl import associate_clock
-
         params = self.lut_params(model)
         weights = model.get_initializer(self.onnx_node.input[1])
         if weights is None:
             raise FracskipError(f"{self.onnx_node.name}: the weights are not an initializer; {OP_TYPE} embeds them")
-        code_gen_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
-        top = self.get_verilog_top_module_name()
-        # keep the name so that later renames (GiveUniqueNodeNames) still find the generated module
-        self.set_nodeattr("gen_top_module", top)
+        top = self.name_top()
         rom = write_rom_file(params, weights, self.weight_file())
         thr = ""
         if params.n_thresholds:
             thresholds = model.get_initializer(self.onnx_node.input[2])
             thr = str(write_threshold_file(params, thresholds, self.threshold_file()).resolve())
-        (code_gen_dir / f"{top}.v").write_text(
-            associate_clock(wrapper_verilog(params, top, str(rom.resolve()), thr), top,
-                            self.get_verilog_top_module_intf_names()))
-        self.set_nodeattr("ipgen_path", str(code_gen_dir))
-        self.set_nodeattr("ip_path", str(code_gen_dir))
-
-    def get_rtl_file_list(self, abspath=False):
-        wrapper = f"{self._top()}.v"
-        if not abspath:
-            return [wrapper] + [src.name for src in rtl_sources()]
-        return [str(Path(self.get_nodeattr("code_gen_dir_ipgen")) / wrapper)] + [str(s) for s in rtl_sources()]
-
-    def get_verilog_paths(self):
-        return super().get_verilog_paths() + [str(rtl_dir())]
-
-    def code_generation_ipi(self):
-        """Vivado IPI: add the sources and the ROM image, instantiate the wrapper as a module reference."""
-        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
-        cmd += [f"add_files -norecurse {f}" for f in (self.weight_file(), self.threshold_file()) if f is not None]
-        cmd.append(f"create_bd_cell -type module -reference {self._top()} {self.onnx_node.name}")
-        return cmd
+        self.write_top(wrapper_verilog(params, top, str(rom.resolve()), thr))
 
     # ------------------------------------------------------------------ execution
     def execute_node(self, context, graph):

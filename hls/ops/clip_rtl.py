@@ -33,9 +33,9 @@ from finn.custom_op.fpgadataflow import rtl as _rtl
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
-from ...errors import FracskipError
 from .single_file import SingleFileRTL
 from .stream_op import PerChannelStreamOp, verilog_literal
+from .wrapped_rtl import LogicOnly
 
 _V = """// fracskip Clip_rtl: out = clamp(in, {lo}, {hi}) on {pe} element(s) per word, {idt} -> {odt}.
 // Combinational AXI-stream pass-through: valid and ready are wires, the clamp is on the data lines.
@@ -73,7 +73,7 @@ module {top} (
 
 
 @register_hw_op
-class Clip(PerChannelStreamOp):
+class Clip(LogicOnly, PerChannelStreamOp):
     """Per-element clamp of an integer stream to [lo, hi] (abstract HW layer; python execution)."""
 
     def get_nodeattr_types(self):
@@ -102,15 +102,6 @@ class Clip(PerChannelStreamOp):
             self.get_input_datatype().bitwidth() / 4)
         return self.get_nodeattr("PE") * per_element
 
-    def bram_estimation(self, fpgapart=None):
-        return 0
-
-    def uram_estimation(self, fpgapart=None):
-        return 0
-
-    def dsp_estimation(self, fpgapart=None):
-        return 0
-
     # ------------------------------------------------------------------ execution
     def execute_node(self, context, graph):
         node = self.onnx_node
@@ -128,9 +119,7 @@ class Clip_rtl(SingleFileRTL, Clip, RTLBackend):  # noqa: N801 (FINN's naming: <
 
     def verilog(self, top: str | None = None) -> str:
         """The module's Verilog (plain Verilog-2005: Verilator and Yosys read it)."""
-        problems = self.verify_node()
-        if problems:
-            raise FracskipError(f"{self.onnx_node.name}: " + "; ".join(problems))
+        self.require_valid()
         idt, odt = self.get_input_datatype(), self.get_output_datatype()
         lo, hi = self.get_nodeattr("lo"), self.get_nodeattr("hi")
         iw, ow, pe = idt.bitwidth(), odt.bitwidth(), self.get_nodeattr("PE")

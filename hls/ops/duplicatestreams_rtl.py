@@ -47,13 +47,13 @@ class DuplicateStreams_rtl(SingleFileRTL, DuplicateStreams, RTLBackend):
     def generate_hdl(self, model, fpgapart, clk):
         n = self.get_num_output_streams()
         w = self.get_instream_width_padded(0)
-        top = self.get_verilog_top_module_name()
+        top = self.name_top()
         outports = ",\n".join(f"  output [{w}-1:0] out{i}_V_TDATA, output out{i}_V_TVALID, input out{i}_V_TREADY"
                               for i in range(n))
         ready = ", ".join(f"out{i}_V_TREADY" for i in reversed(range(n)))
         assigns = "\n".join(f"  assign out{i}_V_TDATA = in0_V_TDATA; assign out{i}_V_TVALID = valid[{i}];"
                             for i in range(n))
-        self.write_hdl(_SV.format(top=top, n=n, w=w, outports=outports, ready=ready, assigns=assigns))
+        self.write_top(_SV.format(top=top, n=n, w=w, outports=outports, ready=ready, assigns=assigns))
 
     def get_verilog_top_module_intf_names(self):
         intf = super().get_verilog_top_module_intf_names()

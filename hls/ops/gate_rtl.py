@@ -53,7 +53,7 @@ from qonnx.core.datatype import DataType
 
 from ...errors import FracskipError
 from ...runtime import intgate as spec
-from .wrapped_rtl import associate_clock
+from .wrapped_rtl import WrappedRTL
 
 log = logging.getLogger(__name__)
 
@@ -356,16 +356,13 @@ class DFSGate(HWCustomOp):
         context[node.output[0]] = out.reshape(-1, *self.get_normal_output_shape()[1:])
 
 
-class DFSGate_rtl(DFSGate, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
+class DFSGate_rtl(WrappedRTL, DFSGate, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<backend>)
     """DFSGate in Verilog (rtl/dfsgate.v): see the module docstring."""
 
     def get_nodeattr_types(self):
         attrs = dict(DFSGate.get_nodeattr_types(self))
         attrs.update(RTLBackend.get_nodeattr_types(self))
         return attrs
-
-    def _top(self) -> str:
-        return self.get_nodeattr("gen_top_module") or self.get_verilog_top_module_name()
 
     def rom_files(self) -> dict[str, Path]:
         code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
@@ -376,29 +373,18 @@ class DFSGate_rtl(DFSGate, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<back
         """{parameter of the wrapper: the ROM image it defaults to}; a stitcher may pass copies instead."""
         return self.rom_files()
 
+    def memory_files(self) -> list[Path]:
+        return list(self.rom_files().values())
+
+    def rtl_sources(self) -> list[Path]:
+        return rtl_sources()
+
     def generate_hdl(self, model, fpgapart, clk):
-        problems = self.verify_node()
-        if problems:
-            raise FracskipError(f"{self.onnx_node.name}: " + "; ".join(problems))
-        code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
-        top = self.get_verilog_top_module_name()
-        self.set_nodeattr("gen_top_module", top)  # later renames still find the module
+        self.require_valid()
+        top = self.name_top()
         p = self.int_params()
-        files = write_roms(p, code_dir / top)
-        (code_dir / f"{top}.v").write_text(associate_clock(
-            wrapper_verilog(top, p, self.shape(), {k: str(v.resolve()) for k, v in files.items()}), top,
-            self.get_verilog_top_module_intf_names()))
-        self.set_nodeattr("ipgen_path", str(code_dir))
-        self.set_nodeattr("ip_path", str(code_dir))
-
-    def get_rtl_file_list(self, abspath=False):
-        wrapper = f"{self._top()}.v"
-        if not abspath:
-            return [wrapper] + [s.name for s in rtl_sources()]
-        return [str(Path(self.get_nodeattr("code_gen_dir_ipgen")) / wrapper)] + [str(s) for s in rtl_sources()]
-
-    def get_verilog_paths(self):
-        return super().get_verilog_paths() + [str(rtl_dir())]
+        files = write_roms(p, Path(self.get_nodeattr("code_gen_dir_ipgen")) / top)
+        self.write_top(wrapper_verilog(top, p, self.shape(), {k: str(v.resolve()) for k, v in files.items()}))
 
     def get_verilog_top_module_intf_names(self):
         intf = super().get_verilog_top_module_intf_names()
@@ -407,12 +393,6 @@ class DFSGate_rtl(DFSGate, RTLBackend):  # noqa: N801 (FINN's naming: <op>_<back
             intf["s_axis"].append(("in1_V", self.get_instream_width_padded(1)))
         intf["m_axis"] = [("out0_V", self.get_outstream_width_padded(0))]
         return intf
-
-    def code_generation_ipi(self):
-        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
-        cmd += [f"add_files -norecurse {f}" for f in self.rom_files().values()]
-        cmd.append(f"create_bd_cell -type module -reference {self._top()} {self.onnx_node.name}")
-        return cmd
 
     def execute_node(self, context, graph):
         DFSGate.execute_node(self, context, graph)

@@ -20,7 +20,7 @@ from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
-from .wrapped_rtl import WrappedRTL, port, wrapper
+from .wrapped_rtl import LogicOnly, WrappedRTL, port, wrapper
 
 
 @register_hw_op
@@ -87,7 +87,7 @@ class GlobalSum(HWCustomOp):
         context[node.output[0]] = x.astype(np.float64).sum(axis=1).astype(np.float32)
 
 
-class GlobalSum_rtl(WrappedRTL, GlobalSum, RTLBackend):  # noqa: N801 (FINN's naming)
+class GlobalSum_rtl(WrappedRTL, LogicOnly, GlobalSum, RTLBackend):  # noqa: N801 (FINN's naming)
     CORE = "fracskip_global_sum"
 
     def get_nodeattr_types(self):

@@ -670,9 +670,7 @@ class ModalActivation_rtl(SingleFileRTL, ModalActivation, RTLBackend):
 
     def verilog(self, top: str | None = None) -> str:
         """The module's Verilog (plain Verilog-2005: Verilator and Yosys read it)."""
-        problems = self.verify_node()
-        if problems:
-            raise FracskipError(f"{self.onnx_node.name}: " + "; ".join(problems))
+        self.require_valid()
         fns = self.mode_functions()
         idt, odt = self.get_input_datatype(), self.get_output_datatype()
         C, pe = self.get_nodeattr("NumChannels"), self.get_nodeattr("PE")

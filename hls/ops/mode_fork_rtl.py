@@ -26,7 +26,7 @@ from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
 from ..bitserial.core import MODE_TOKEN_BITS, mode_token_bits
-from .wrapped_rtl import WrappedRTL, decisions, port, wrapper
+from .wrapped_rtl import LogicOnly, WrappedRTL, decisions, port, wrapper
 
 
 @register_hw_op
@@ -112,7 +112,7 @@ class ModeFork(HWCustomOp):
             context[out] = (modes | (keep << MODE_TOKEN_BITS) if k else modes).astype(np.float32)
 
 
-class ModeFork_rtl(WrappedRTL, ModeFork, RTLBackend):
+class ModeFork_rtl(WrappedRTL, LogicOnly, ModeFork, RTLBackend):
     CORE = "fracskip_stream_fork"
 
     def get_nodeattr_types(self):

@@ -29,7 +29,6 @@ from finn.custom_op.fpgadataflow import rtl as _rtl
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
-from ...errors import FracskipError
 from .single_file import SingleFileRTL
 from .stream_op import PerChannelStreamOp, verilog_literal
 
@@ -210,9 +209,7 @@ class IntRequant_rtl(SingleFileRTL, IntRequant, RTLBackend):  # noqa: N801 (FINN
 
     def verilog(self, top: str | None = None) -> str:
         """The module's Verilog (plain Verilog-2005: Verilator and Yosys read it)."""
-        problems = self.verify_node()
-        if problems:
-            raise FracskipError(f"{self.onnx_node.name}: " + "; ".join(problems))
+        self.require_valid()
         idt, odt = self.get_input_datatype(), self.get_output_datatype()
         channels, pe = self.get_nodeattr("NumChannels"), self.get_nodeattr("PE")
         lo, hi = self.get_nodeattr("lo"), self.get_nodeattr("hi")

@@ -18,7 +18,7 @@ from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
-from .wrapped_rtl import FrameStreamAttrs, WrappedRTL, decisions, port, wrapper
+from .wrapped_rtl import FrameStreamAttrs, LogicOnly, WrappedRTL, decisions, port, wrapper
 
 
 @register_hw_op
@@ -78,7 +78,7 @@ class StreamMerge(FrameStreamAttrs, HWCustomOp):
         context[node.output[0]] = xs[d, np.arange(n)].astype(np.float32)
 
 
-class StreamMerge_rtl(WrappedRTL, StreamMerge, RTLBackend):  # noqa: N801 (FINN's naming)
+class StreamMerge_rtl(WrappedRTL, LogicOnly, StreamMerge, RTLBackend):  # noqa: N801 (FINN's naming)
     CORE = "fracskip_stream_merge"
 
     def get_nodeattr_types(self):

@@ -21,7 +21,7 @@ from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
-from .wrapped_rtl import FrameStreamAttrs, WrappedRTL, decisions, port, wrapper
+from .wrapped_rtl import FrameStreamAttrs, LogicOnly, WrappedRTL, decisions, port, wrapper
 
 
 @register_hw_op
@@ -84,7 +84,7 @@ class StreamRoute(FrameStreamAttrs, HWCustomOp):
             context[out] = np.where(mask, x, 0).astype(np.float32)
 
 
-class StreamRoute_rtl(WrappedRTL, StreamRoute, RTLBackend):  # noqa: N801 (FINN's naming)
+class StreamRoute_rtl(WrappedRTL, LogicOnly, StreamRoute, RTLBackend):  # noqa: N801 (FINN's naming)
     CORE = "fracskip_stream_route"
 
     def get_nodeattr_types(self):

@@ -20,7 +20,7 @@ from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
-from .wrapped_rtl import WrappedRTL, port, wrapper
+from .wrapped_rtl import LogicOnly, WrappedRTL, port, wrapper
 
 
 @register_hw_op
@@ -82,7 +82,7 @@ class TokenFork(HWCustomOp):
             context[out] = tok[:, :n].astype(tok.dtype)
 
 
-class TokenFork_rtl(WrappedRTL, TokenFork, RTLBackend):  # noqa: N801 (FINN's naming)
+class TokenFork_rtl(WrappedRTL, LogicOnly, TokenFork, RTLBackend):  # noqa: N801 (FINN's naming)
     CORE = "fracskip_stream_fork"
 
     def get_nodeattr_types(self):

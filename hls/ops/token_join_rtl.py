@@ -15,7 +15,7 @@ from finn.custom_op.fpgadataflow.hwcustomop import HWCustomOp
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
-from .wrapped_rtl import WrappedRTL, port, wrapper
+from .wrapped_rtl import LogicOnly, WrappedRTL, port, wrapper
 
 
 @register_hw_op
@@ -70,7 +70,7 @@ class TokenJoin(HWCustomOp):
         context[node.output[0]] = np.concatenate(parts, axis=1).astype(np.float32)
 
 
-class TokenJoin_rtl(WrappedRTL, TokenJoin, RTLBackend):  # noqa: N801 (FINN's naming)
+class TokenJoin_rtl(WrappedRTL, LogicOnly, TokenJoin, RTLBackend):  # noqa: N801 (FINN's naming)
     CORE = "fracskip_stream_join"
 
     def get_nodeattr_types(self):

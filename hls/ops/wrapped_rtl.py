@@ -1,6 +1,8 @@
 """What fracskip's parameterised RTL ops share: a core module in ``hls/ops/rtl/`` (parameters at the top, one module
 per file, flattened buses for a variable number of streams) and, per node, a generated wrapper ``<top>.v`` with
-FINN's port names (``in<i>_V_*``, ``out<j>_V_*``) that instantiates the core with the node's parameters.
+FINN's port names (``in<i>_V_*``, ``out<j>_V_*``) that instantiates the core with the node's parameters. The gate,
+the bit-serial and the LUT MVU are wrapped the same way (``WrappedRTL``), with their cores in their own rtl/ folders
+and memory images beside the wrapper; the single-file ops are the case without a core (``single_file.py``).
 
 Stream ops here move whole frames (or one-word tokens) between streams: every stream is FINN's folded layout,
 ``numInputVectors`` words of ``PE`` elements per frame (or one word of a token), element 0 in the low bits.
@@ -55,44 +57,73 @@ def wrapper(top: str, core: str, params: dict[str, int], ports: list[str], body:
 
 
 class WrappedRTL:
-    """Mixin for an RTLBackend op: ``CORE`` (module and file name in rtl/) and ``wrapper_verilog()`` (the node's top).
-    The top module's name is fixed at HDL generation (``gen_top_module``), so a later rename still finds it."""
+    """Mixin for an RTLBackend op whose HDL is a generated top module ``<top>.v`` (FINN's port names) in
+    ``code_gen_dir_ipgen``, instantiating a core from fixed sources (``rtl_sources()``: by default ``CORE``.v in
+    rtl/ here), with the memory images it opens (``memory_files()``) beside it.
+
+    The top module's name is fixed at HDL generation (``gen_top_module``): FINN renames nodes after generating their
+    HDL (GiveUniqueNodeNames in ZynqBuild, and again per partition), and keeps the HDL whose folder exists, so the
+    file list and the IPI cell must not be derived from the node's current name."""
 
     CORE = ""
 
     def _top(self) -> str:
         return self.get_nodeattr("gen_top_module") or self.get_verilog_top_module_name()
 
-    def generate_hdl(self, model, fpgapart, clk):
+    def require_valid(self) -> None:
+        """Raise a FracskipError naming the node and what ``verify_node`` found wrong with its attributes."""
         problems = self.verify_node()
         if problems:
             from ...errors import FracskipError
 
             raise FracskipError(f"{self.onnx_node.name}: " + "; ".join(problems))
-        code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+
+    def name_top(self) -> str:
+        """The top module's name, from the node's current name, fixed from now on; memory images are named after it."""
         top = self.get_verilog_top_module_name()
         self.set_nodeattr("gen_top_module", top)
-        (code_dir / f"{top}.v").write_text(
-            associate_clock(self.wrapper_verilog(top), top, self.get_verilog_top_module_intf_names()))
+        return top
+
+    def write_top(self, text: str) -> None:
+        """Write ``text``, the top module named by ``name_top``, as the node's HDL (with the clock's association)."""
+        code_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        top = self._top()
+        (code_dir / f"{top}.v").write_text(associate_clock(text, top, self.get_verilog_top_module_intf_names()))
         self.set_nodeattr("ipgen_path", str(code_dir))
         self.set_nodeattr("ip_path", str(code_dir))
+
+    def generate_hdl(self, model, fpgapart, clk):
+        self.require_valid()
+        self.write_top(self.wrapper_verilog(self.name_top()))
 
     def core_source(self) -> Path:
         return rtl_dir() / f"{self.CORE}.v"
 
+    def rtl_sources(self) -> list[Path]:
+        """The fixed sources the top module instantiates."""
+        return [self.core_source()]
+
+    def memory_files(self) -> list[Path]:
+        """The memory images the top module opens."""
+        return []
+
     def get_rtl_file_list(self, abspath=False):
-        wrap = f"{self._top()}.v"
+        top = f"{self._top()}.v"
         if not abspath:
-            return [wrap, self.core_source().name]
-        return [str(Path(self.get_nodeattr("code_gen_dir_ipgen")) / wrap), str(self.core_source())]
+            return [top] + [src.name for src in self.rtl_sources()]
+        return [str(Path(self.get_nodeattr("code_gen_dir_ipgen")) / top)] + [str(src) for src in self.rtl_sources()]
 
     def get_verilog_paths(self):
-        return super().get_verilog_paths() + [str(rtl_dir())]
+        return super().get_verilog_paths() + list(dict.fromkeys(str(src.parent) for src in self.rtl_sources()))
 
     def code_generation_ipi(self):
-        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
+        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True) + self.memory_files()]
         cmd.append(f"create_bd_cell -type module -reference {self._top()} {self.onnx_node.name}")
         return cmd
+
+
+class LogicOnly:
+    """Mixin for an op built of logic alone: no BRAM, URAM or DSP."""
 
     def bram_estimation(self, fpgapart=None):
         return 0
