@@ -12,10 +12,10 @@ Block RAM is counted by the 7-series RAMB18 rule (simple dual port, UG573), as F
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 from .core import LUT_TMEM_MAX_DEPTH, BitSerialParams
+from ..synth.fitting import ResourceEstimate, linear
 
 LUT_FEATURES = ("const", "popcount", "acc", "obuf", "plane_mux", "abuf", "wrom", "thr", "modes")
 FF_FEATURES = ("const", "stage", "wreg", "popcount", "acc", "obuf", "thr")
@@ -94,20 +94,9 @@ def bram18_count(p: BitSerialParams) -> int:
     return n
 
 
-@dataclass(frozen=True)
-class ResourceEstimate:
-    lut: float
-    ff: float
-    bram18: int
-
-
-def _dot(coef: dict[str, float], feats: dict[str, float]) -> float:
-    return sum(coef[k] * feats[k] for k in coef)
-
-
 def estimate_resources(p: BitSerialParams, model: dict | None = None) -> ResourceEstimate:
     """LUT/FF from the fitted model (``fitted.MODEL`` unless ``model`` is given), BRAM18 by rule."""
     if model is None:
         from .fitted import MODEL as model
-    return ResourceEstimate(lut=_dot(model["lut"], lut_features(p)), ff=_dot(model["ff"], ff_features(p)),
+    return ResourceEstimate(lut=linear(model["lut"], lut_features(p)), ff=linear(model["ff"], ff_features(p)),
                             bram18=bram18_count(p))

@@ -12,9 +12,9 @@ what Yosys maps to.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from .core import LutMvuParams
+from ..synth.fitting import ResourceEstimate, linear
 
 LUT_FEATURES = ("const", "mul", "mul_const", "mul_ss", "tree", "acc", "obuf", "ibuf", "rom",
                 "thr_cmp", "thr_rom", "thr_count")
@@ -86,23 +86,12 @@ def bram18_count(p: LutMvuParams) -> int:
     return math.ceil(depth / 512) * math.ceil(width / 36)
 
 
-@dataclass(frozen=True)
-class ResourceEstimate:
-    lut: float
-    ff: float
-    bram18: int
-
-
-def _dot(coef: dict[str, float], feats: dict[str, float]) -> float:
-    return sum(coef[k] * feats[k] for k in coef)
-
-
 def estimate_resources(p: LutMvuParams, model: dict | None = None) -> ResourceEstimate:
     """LUT/FF from the fitted model (``fitted.MODEL`` unless ``model`` is given), BRAM18 by rule."""
     if model is None:
         from .fitted import MODEL as model
     return ResourceEstimate(
-        lut=_dot(model["lut"], lut_features(p)),
-        ff=_dot(model["ff"], ff_features(p)),
+        lut=linear(model["lut"], lut_features(p)),
+        ff=linear(model["ff"], ff_features(p)),
         bram18=bram18_count(p),
     )
