@@ -1,7 +1,8 @@
-"""Output folders of the multi-stage commands (``demo``, ``bench``): made fresh, marked incomplete while the
-command runs, and removed again if it fails or is interrupted, so that nothing half-written looks like a result.
-``fracskip build`` keeps its own copy of the same rule (hls/build.py); single-stage outputs (an export, a
-deployment package) are written under a temporary name beside their place and renamed when complete (``staged``)."""
+"""Output folders of the multi-stage commands (``demo``, ``bench``, ``build``): made fresh, marked incomplete while
+the command runs, and removed again if it fails or is interrupted, so that nothing half-written looks like a result;
+an earlier result that ``--force`` replaces is kept aside until the new one is complete, and put back if it is not.
+Single-stage outputs (an export, a deployment package) are written under a temporary name beside their place and
+renamed when complete (``staged``)."""
 
 from __future__ import annotations
 
@@ -19,23 +20,32 @@ INCOMPLETE = ".incomplete"
 @contextmanager
 def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
     """``with fresh(out, force, "demo") as out: ...``: an empty ``out`` (a non-empty one only with ``force``),
-    holding ``.incomplete`` until the block ends; removed entirely when the block raises (Ctrl-C included)."""
+    holding ``.incomplete`` until the block ends; removed entirely when the block raises (Ctrl-C included), and
+    then the folder it replaced is back as it was."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FracskipError(f"{out} is a file; pass a folder (it is created if missing)")
+    aside = None
     if out.exists() and any(out.iterdir()):
         if not force:
             raise FracskipError(f"{out} is not empty: pass --force to replace it, or choose another -o folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    marker = out / INCOMPLETE
-    marker.write_text(f"a fracskip {command} is running or was interrupted; this folder is not usable\n")
+        full = out.resolve()
+        aside = Path(tempfile.mkdtemp(prefix=f".{full.name}.replaced-", dir=full.parent)) / full.name
+        full.rename(aside)  # beside it, on the same file system: a rename, nothing copied
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        marker = out / INCOMPLETE
+        marker.write_text(f"a fracskip {command} is running or was interrupted; this folder is not usable\n")
         yield out
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # we made it: leave nothing that looks like a result
+        if aside is not None:
+            aside.rename(out)
+            aside.parent.rmdir()
         raise
     marker.unlink(missing_ok=True)
+    if aside is not None:
+        shutil.rmtree(aside.parent, ignore_errors=True)
 
 
 @contextmanager

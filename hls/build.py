@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from .. import bitstreams
 from ..errors import FracskipError, ToolMissingError
+from ..outdir import fresh
 from ..runtime.manifest import Manifest
 from . import core as finn_core
 from . import shell
@@ -60,7 +61,6 @@ UNTIL = ("estimates", "hdl", "bitstream")
 # hls: FINN's LUT-based MVAU_hls (HDL needs Vitis HLS)
 MVAU = ("lut", "dsp", "hls")
 FORMAT = "fracskip-build/1"
-INCOMPLETE = ".incomplete"
 
 # What runs outside the accelerator, and why (reported in summary.json).
 HOST_SIDE = [
@@ -123,21 +123,10 @@ def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool
                                 "shell")
         shell.require_tools(board)  # said before any work rather than after an hour of HDL builds
     manifest = Manifest.load(export_dir)
-    out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise FracskipError(f"{out} is not empty: pass --force to replace it, or choose another -o folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / INCOMPLETE).write_text("a fracskip build is running or was interrupted; this folder is not usable\n")
-    try:
+    with fresh(Path(out).resolve(), force, "build") as out:
         # the HDL build first, complete in itself; the shell steps then turn it into a bitstream build
         summary = _build(manifest, out, replace(cfg, until="hdl") if cfg.until == "bitstream" else cfg, board,
                          progress)
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # we created it: leave nothing that looks like a build
-        raise
-    (out / INCOMPLETE).unlink()
     if cfg.until == "bitstream":  # the HDL build is complete: a failing Vivado run leaves it as it is
         summary["bitstream"] = shell.shell_build(out)
     return summary

@@ -70,6 +70,43 @@ def test_killed_demo_or_bench_leaves_nothing(command, stage, small_world, tiny_r
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command, stage", [("demo", "fracskip.hls.build.build"),
+                                            ("bench", "fracskip.runtime.simulate.simulate"),
+                                            ("build", "fracskip.hls.build._build")])
+def test_killed_run_with_force_gives_back_the_folder_it_replaced(command, stage, small_world, tiny_run, tiny_export,
+                                                                tmp_path, monkeypatch):
+    """--force replaces an earlier result only once the new one is complete: killed midway, the folder is the
+    earlier one again, byte for byte, and nothing is left beside it."""
+    out = tmp_path / "out"
+    (out / "report").mkdir(parents=True)
+    (out / "report" / "earlier.json").write_text('{"mine": true}\n')
+
+    def kill(*a, **k):
+        assert not (out / "report").exists() and (out / ".incomplete").exists()
+        raise KeyboardInterrupt
+    monkeypatch.setattr(stage, kill)
+    if command == "build":
+        argv = ["build", str(tiny_export), "--board", "Pynq-Z2", "--until", "estimates"]
+    else:
+        argv = [command, "--checkpoint", str(tiny_run / "model.pt")] + (["--quick"] if command == "bench" else [])
+    assert main(argv + ["-o", str(out), "--force"]) == 130
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == \
+        ["out", "out/report", "out/report/earlier.json"]
+    assert (out / "report" / "earlier.json").read_text() == '{"mine": true}\n'
+
+
+def test_force_replaces_the_earlier_folder_once_the_new_one_is_complete(tmp_path):
+    from fracskip.outdir import fresh
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier.txt").write_text("earlier\n")
+    with fresh(out, force=True, command="test") as o:
+        (o / "new.txt").write_text("new\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+
+
 def test_failed_demo_keeps_the_users_folder_only_without_force(tiny_run, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     out.mkdir()
