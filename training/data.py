@@ -5,7 +5,6 @@ Images are (N, C, H, W) uint8: the network sees raw pixel values, as the FPGA do
 
 from __future__ import annotations
 
-import gzip
 import os
 import pickle
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import FracskipError
+from ..runtime.host import read_idx
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
@@ -64,25 +64,10 @@ def load(dataset: str, split: str, data_dir: str | Path | None = None, limit: in
         s = synthetic(n=limit or (512 if split == "train" else 256), seed=0 if split == "train" else 1)
     else:
         raise FracskipError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if not len(s):
+        raise FracskipError(f"the {split} split of {dataset} in {data_dir or 'its default folder'} holds no images; "
+                            "pass --data DIR with a complete copy")
     return s.subset(limit)
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
-        raise FracskipError(f"cannot read IDX file {path}: {e}") from e
-    if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise FracskipError(f"{path} is not an IDX file of uint8 data")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    off = 4 + 4 * ndim
-    data = np.frombuffer(raw, dtype=np.uint8, offset=off)
-    if data.size != int(np.prod(dims)):
-        raise FracskipError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
-    return data.reshape(dims)
 
 
 def _find(folder: Path, name: str) -> Path:
@@ -99,10 +84,12 @@ def _fashion_mnist(folder: Path, split: str) -> Split:
         raise FracskipError(f"data folder {folder} does not exist. Install Debian's dataset-fashion-mnist "
                             f"(`make setup` does) or pass --data DIR with the four IDX files.")
     img_name, lbl_name = FASHION_MNIST_FILES[split]
-    images = _read_idx(_find(folder, img_name))
-    labels = _read_idx(_find(folder, lbl_name))
+    images = read_idx(_find(folder, img_name))
+    labels = read_idx(_find(folder, lbl_name))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise FracskipError(f"Fashion-MNIST files in {folder} do not match: {images.shape} images, {labels.shape} labels")
+    if labels.size and labels.max() >= len(FASHION_MNIST_CLASSES):
+        raise FracskipError(f"{folder / lbl_name}: label {labels.max()} is not a Fashion-MNIST class (0..9)")
     return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,19 +278,23 @@ def load_array(path: str | Path) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
             raise FracskipError(f"{path} holds {getattr(x, 'dtype', type(x))} data, not numbers")
         return x
+    x = read_idx(path, "neither .npy nor an IDX file of uint8 data")
+    return x[:, None] if x.ndim == 3 else x
+
+
+def read_idx(path: Path, what: str = "not an IDX file of uint8 data") -> np.ndarray:
+    """An IDX file of uint8 data (gzipped if it ends in .gz), as an array of the dimensions its header gives;
+    ``what`` says what the file is not when its header is not IDX's."""
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # a damaged .gz fails in zlib itself
         raise FracskipError(f"cannot read {path} ({e})") from e
     if len(raw) < 8 or raw[:3] != b"\0\0\x08":
-        raise FracskipError(f"{path} is neither .npy nor an IDX file of uint8 data")
+        raise FracskipError(f"{path} is {what}")
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
     x = np.frombuffer(raw, np.uint8, offset=min(4 + 4 * ndim, len(raw)))
     if ndim < 1 or len(raw) < 4 + 4 * ndim or x.size != int(np.prod(dims, dtype=np.int64)):
         raise FracskipError(f"{path} is a truncated or damaged IDX file ({x.size} values for dimensions {dims})")
-    x = x.reshape(dims)
-    if x.ndim == 3:
-        x = x[:, None]
-    return x
+    return x.reshape(dims)

@@ -126,6 +126,30 @@ def test_truncated_idx_file_is_refused(tmp_path):
         D.load("fashion-mnist", "test", tmp_path)
 
 
+def _idx(dims: list[int], body: bytes) -> bytes:
+    return b"\x00\x00\x08" + bytes([len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + body
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    (_idx([2, 28, 28], bytes(2 * 784)), _idx([2], b"\x00\xc8"), r"label 200 is not a Fashion-MNIST class"),
+    (_idx([0, 28, 28], b""), _idx([0], b""), r"holds no images"),
+    (b"\x00\x00\x08\x03" + bytes(4), _idx([1], b"\x00"), r"truncated or damaged IDX"),  # shorter than its header
+    ("gzip", _idx([1], b"\x00"), r"cannot read .*images-idx3-ubyte\.gz"),  # a .gz damaged after its header
+], ids=["label-out-of-range", "empty", "header-cut", "damaged-gzip"])
+def test_damaged_fashion_mnist_files_are_refused(tmp_path, images, labels, message):
+    import gzip
+
+    name = "t10k-images-idx3-ubyte"
+    if images == "gzip":
+        packed = gzip.compress(_idx([1, 28, 28], bytes(784)))
+        (tmp_path / f"{name}.gz").write_bytes(packed[:12] + bytes(len(packed) - 12))
+    else:
+        (tmp_path / name).write_bytes(images)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(labels)
+    with pytest.raises(FracskipError, match=message):
+        D.load("fashion-mnist", "test", tmp_path)
+
+
 def _free_port() -> int:
     import socket
 
