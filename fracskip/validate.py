@@ -109,9 +109,10 @@ def _inside(child: Path, parent: Path) -> bool:
 
 
 def output_dir(path: str, option: str, force: bool, inputs: tuple[str | Path | None, ...] = (),
-               resume: bool = False) -> Path:
+               resume: bool | None = None) -> Path:
     """An output folder: not a file, empty (or ``--force``), writable, and not holding any input (``--force``
-    would delete it) nor inside one."""
+    would delete it) nor inside one. ``resume``: the command continues a run instead (``--resume``), and has no
+    ``--force``."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise FracskipError(f"{option} {path} is a file; pass a folder (it is created if missing)")
@@ -124,7 +125,8 @@ def output_dir(path: str, option: str, force: bool, inputs: tuple[str | Path | N
         if Path(i).is_dir() and _inside(p, Path(i)):
             raise FracskipError(f"{option} {path} is inside the input folder {i}; choose an output folder outside it")
     if p.is_dir() and any(p.iterdir()) and not force and not resume:
-        raise FracskipError(f"{path} is not empty: pass --force to replace it, or choose another -o folder")
+        what = "--resume to continue the run it holds" if resume is not None else "--force to replace it"
+        raise FracskipError(f"{path} is not empty: pass {what}, or choose another -o folder")
     writable(p, option)
     return p
 
@@ -192,13 +194,28 @@ def compare_rows(path: Path) -> list[dict]:
     return rows
 
 
-def checkpoint(ref: str, option: str = "checkpoint") -> None:
-    """'default', a .pt file or a run folder, readable as plain data (nothing in it is run)."""
+def checkpoint(ref: str, option: str = "checkpoint") -> dict:
+    """'default', a .pt file or a run folder, readable as plain data (nothing in it is run); its dict."""
     from .training.checkpoint import load_raw
 
     if not isinstance(ref, str) or not ref:
         raise FracskipError(f"{option}: pass a checkpoint file, a run folder, or 'default'")
-    load_raw(ref)
+    return load_raw(ref)
+
+
+def trained_on(ck: dict) -> str:
+    """The dataset a checkpoint was trained on."""
+    return ck.get("train_config", {}).get("dataset", "fashion-mnist")
+
+
+def takes_fashion_mnist(ref: str, option: str, command: str) -> None:
+    """A checkpoint the demo and the bench can run: they measure on Fashion-MNIST's test images (1x28x28)."""
+    cfg = checkpoint(ref, option).get("model_config") or {}
+    takes = (cfg.get("in_channels", 1), cfg.get("image_size", 28))
+    if takes != (1, 28):
+        raise FracskipError(f"{option} {ref} takes {takes[0]}x{takes[1]}x{takes[1]} images: `fracskip {command}` "
+                            "measures on Fashion-MNIST's 1x28x28 test images; pass a Fashion-MNIST checkpoint, or "
+                            "run the stages on yours (export, build, simulate with --dataset and --data)")
 
 
 def board(name: str) -> None:
@@ -207,11 +224,12 @@ def board(name: str) -> None:
     bitstreams.load(name)
 
 
-def data_dir(a: argparse.Namespace, dataset: str | None) -> None:
+def data_dir(a: argparse.Namespace, dataset: str | None, why: str = "--dataset cifar10") -> None:
+    """``--data``, if given, is a folder; CIFAR-10 (the ``dataset`` that ``why`` names) needs it."""
     what = "the dataset folder (Fashion-MNIST's four IDX files, or CIFAR-10's python batches)"
     existing_dir(getattr(a, "data", None), "--data", what)
     if dataset == "cifar10" and getattr(a, "data", None) is None:
-        raise FracskipError("--dataset cifar10 needs --data DIR, the folder of CIFAR-10's python version "
+        raise FracskipError(f"{why} needs --data DIR, the folder of CIFAR-10's python version "
                             "(data_batch_1..5, test_batch); it is on no package registry")
 
 
@@ -283,6 +301,8 @@ def check_compare(a: argparse.Namespace) -> None:
             raise FracskipError(f"--plot {a.plot}: name a .png, .pdf or .svg file")
         if p.is_dir():
             raise FracskipError(f"--plot {a.plot} is a folder; name a .png file")
+        if p.exists():
+            raise FracskipError(f"--plot {a.plot} exists; choose another file name (nothing is overwritten)")
         existing_dir(str(p.parent), "--plot", "a file in an existing folder")
         writable(p.parent, "--plot")
 
@@ -328,9 +348,10 @@ def check_build(a: argparse.Namespace) -> None:
     positive_int(a.calibration, "--calibration", "training images")
     number(a.budget, "--budget", 0, 1, lo_open=True, what="a fraction of the device")
     number(a.target_fps, "--target-fps", 0, lo_open=True, what="frames per second")
-    data_dir(a, None)
     existing_dir(a.export_dir, "export_dir", "a folder written by `fracskip export`")
-    export_folder(a.export_dir)
+    m = export_folder(a.export_dir)
+    dataset = trained_on(checkpoint(str(m.file(m.data["source_checkpoint"]["file"]))))
+    data_dir(a, dataset, f"{a.export_dir} was trained on {dataset}, whose training images calibrate the gates: it")
     output_dir(a.output, "-o", a.force, inputs=(a.export_dir,))
 
 
@@ -367,7 +388,7 @@ def check_demo(a: argparse.Namespace) -> None:
     positive_int(a.images, "--images", "test images through the simulation")
     positive_int(a.workers, "--workers", "parallel FINN builds")
     board(a.board)
-    checkpoint(a.checkpoint, "--checkpoint")
+    takes_fashion_mnist(a.checkpoint, "--checkpoint", "demo")
     from .training.checkpoint import resolve
 
     output_dir(a.output, "-o", a.force, inputs=(resolve(a.checkpoint),))
@@ -375,7 +396,7 @@ def check_demo(a: argparse.Namespace) -> None:
 
 def check_bench(a: argparse.Namespace) -> None:
     positive_int(a.workers, "--workers", "parallel FINN builds")
-    checkpoint(a.checkpoint, "--checkpoint")
+    takes_fashion_mnist(a.checkpoint, "--checkpoint", "bench")
     from .training.checkpoint import resolve
 
     output_dir(a.output, "-o", a.force, inputs=(resolve(a.checkpoint),))

@@ -73,6 +73,15 @@ class Ctx:
             (d / n).write_bytes(pickle.dumps({b"data": Evil(self.marker), b"labels": [0]}, protocol=2))
         return str(d)
 
+    def cifar(self) -> str:
+        """A CIFAR-10 folder of two 3x32x32 images per batch: another dataset than the tiny run's."""
+        d = self.tmp / "cifar-ok"
+        d.mkdir(exist_ok=True)
+        batch = {b"data": np.zeros((2, 3 * 32 * 32), np.uint8), b"labels": [0, 1]}
+        for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            (d / n).write_bytes(pickle.dumps(batch, protocol=2))
+        return str(d)
+
     def export_copy(self, change=None) -> str:
         """A copy of the export, changed by ``change(folder, manifest_dict)``, its hashes recomputed: only the
         content check can catch it."""
@@ -117,6 +126,12 @@ def _evil_source(d: Path, m: dict) -> None:
     torch.save({"format": "fracskip-checkpoint/1", "x": Evil(d.parent / "marker")}, d / "source_checkpoint.pt")
 
 
+def _cifar_source(d: Path, m: dict) -> None:
+    ck = torch.load(d / "source_checkpoint.pt", weights_only=True)
+    ck["train_config"]["dataset"] = "cifar10"
+    torch.save(ck, d / "source_checkpoint.pt")
+
+
 def _traversal(d: Path, m: dict) -> None:
     m["stem"]["file"] = "../stem.onnx"
 
@@ -158,6 +173,9 @@ CASES = [
     ("train-bit-menu-garbled", lambda c: ["train", R, c.out, "--bit-menu", "2;4"], r"bit menu is a comma-separated", ["out"]),
     ("train-unknown-stage", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--stages", "backbone,finetune"], r"unknown stage", ["out"]),
     ("train-path-probs-garbled", lambda c: ["train", R, c.out, "--path-probs", "1,x"], r"one relative frequency per bit-menu entry", ["out"]),
+    ("train-path-probs-nan", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--path-probs", "nan,1,1,1"], r"one non-negative weight per bit-menu entry", ["out"]),
+    ("train-path-probs-inf", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--path-probs", "inf,1,1,1"], r"one non-negative weight per bit-menu entry", ["out"]),
+    ("train-bit-menu-only-skip", lambda c: ["train", R, c.out, "--bit-menu", "0"], r"has no width above 0", ["out"]),
     ("train-path-probs-count", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--path-probs", "1,1"], r"--path-probs needs one", ["out"]),
     ("train-path-probs-without-backbone", lambda c: ["train", R, c.out, "--stages", "gates", "--path-probs", "1,1,1,1"], r"cannot be used with --stages", ["out"]),
     ("train-cifar-without-data", lambda c: ["train", R, c.out, "--dataset", "cifar10"], r"--dataset cifar10 needs --data", ["out"]),
@@ -165,8 +183,9 @@ CASES = [
     ("train-cifar-crafted-pickle", lambda c: ["train", R, c.out, "--dataset", "cifar10", "--data", c.evil_cifar(), "--limit", "8"], r"not allowed in a CIFAR-10 batch", ["out"]),
     ("train-resume-nothing", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--resume"], r"--resume: .* holds no checkpoint.pt", ["out"]),
     ("train-output-is-a-file", lambda c: ["train", R, c.a_file(), "--dataset", "synthetic"], r"is a file; pass a folder", []),
-    ("train-output-not-empty", lambda c: ["train", R, c.nonempty(), "--dataset", "synthetic"], r"is not empty", []),
+    ("train-output-not-empty", lambda c: ["train", R, c.nonempty(), "--dataset", "synthetic"], r"is not empty: pass --resume to continue the run it holds", []),
     ("train-init-crafted-pickle", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--init", c.evil_pt()], r"not a plain-data checkpoint", ["out"]),
+    ("train-distill-teacher-of-other-images", lambda c: ["train", R, c.out, "--dataset", "cifar10", "--data", c.cifar(), "--limit", "2", "--test-limit", "2", "--distill", str(c.run)], r"the teacher --distill .* takes 1x28x28 images .* these are 3x32x32", ["out"]),
     ("train-init-missing", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--init", str(c.tmp / "no.pt")], r"does not exist", ["out"]),
     # ---------------------------------------------------------------- eval
     ("eval-limit-negative", lambda c: ["eval", str(c.run), "--dataset", "synthetic", "--limit", "-5"], r"--limit must be a positive", []),
@@ -176,11 +195,14 @@ CASES = [
     ("eval-garbage-file", lambda c: ["eval", c.garbage("junk.pt")], r"not a readable checkpoint", []),
     ("eval-folder-without-checkpoint", lambda c: ["eval", c.nonempty()], r"without model\.pt or checkpoint\.pt", []),
     ("eval-bits-not-in-menu", lambda c: ["eval", str(c.run), "--dataset", "synthetic", "--limit", "8", "--bits", "3"], r"--bits 3: this model's gated blocks have paths at 0, 2, 4, 8 bits", []),
+    ("eval-images-of-another-dataset", lambda c: ["eval", str(c.run), "--dataset", "cifar10", "--data", c.cifar()], r"takes 1x28x28 images .* these are 3x32x32: pass the dataset it was trained on", []),
     ("eval-not-a-fracskip-checkpoint", lambda c: ["eval", c.plain_pt()], r"not a fracskip checkpoint", []),
     # ---------------------------------------------------------------- compare
+    ("compare-images-of-another-dataset", lambda c: ["compare", str(c.run), "--dataset", "cifar10", "--data", c.cifar()], r"takes 1x28x28 images", []),
     ("compare-duplicate", lambda c: ["compare", str(c.run), str(c.run), "--dataset", "synthetic"], r"listed twice", []),
     ("compare-crafted-pickle", lambda c: ["compare", str(c.run), c.evil_pt(), "--dataset", "synthetic"], r"not a plain-data checkpoint", []),
     ("compare-plot-suffix", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--plot", str(c.tmp / "p.xyz")], r"name a \.png", ["p.xyz"]),
+    ("compare-plot-exists", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--plot", c.garbage("p.png", b"my earlier plot")], r"--plot .*p\.png exists; choose another file name", []),
     ("compare-plot-folder-missing", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--plot", str(c.tmp / "no" / "p.png")], r"no such folder", ["no"]),
     ("compare-limit-zero", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--limit", "0"], r"--limit must be a positive", []),
     ("compare-oracle-missing", lambda c: ["compare", str(c.run), "--dataset", "synthetic", "--oracle", str(c.tmp / "none.pt")], r"does not exist", []),
@@ -191,6 +213,7 @@ CASES = [
     ("budget-output-folder-missing", lambda c: ["budget", str(c.run), "--target", "0.5", "-o", str(c.tmp / "no" / "b.pt")], r"no such folder", ["no"]),
     ("budget-neither-target-nor-menu", lambda c: ["budget", str(c.run), "-o", str(c.tmp / "b.pt")], r"give --target .* or --menu", ["b.pt"]),
     ("budget-menu-keeps-no-skip", lambda c: ["budget", str(c.run), "--menu", "2,4", "-o", str(c.tmp / "b.pt"), "--dataset", "synthetic"], r"must keep 0", ["b.pt"]),
+    ("budget-images-of-another-dataset", lambda c: ["budget", str(c.run), "--target", "0.5", "-o", str(c.tmp / "b.pt"), "--dataset", "cifar10", "--data", c.cifar()], r"takes 1x28x28 images", ["b.pt"]),
     ("budget-crafted-pickle", lambda c: ["budget", c.evil_pt(), "--target", "0.5", "-o", str(c.tmp / "b.pt")], r"not a plain-data checkpoint", ["b.pt"]),
     # ---------------------------------------------------------------- export
     ("export-crafted-pickle", lambda c: ["export", c.evil_pt(), R, c.out], r"not a plain-data checkpoint", ["out"]),
@@ -229,6 +252,7 @@ CASES = [
     ("build-export-missing", lambda c: ["build", str(c.tmp / "nowhere"), "--board", "Pynq-Z2", R, c.out], r"no such folder", ["out"]),
     ("build-output-inside-export", lambda c: ["build", c.export_copy(), "--board", "Pynq-Z2", R, str(c.tmp / "exp" / "b")], r"inside the input folder", []),
     ("build-garbage-onnx-rehashed", lambda c: ["build", c.export_copy(_garbage_onnx), "--board", "Pynq-Z2", R, c.out], r"not a readable ONNX model", ["out"]),
+    ("build-cifar-export-without-data", lambda c: ["build", c.export_copy(_cifar_source), "--board", "Pynq-Z2", R, c.out], r"was trained on cifar10, whose training images calibrate the gates: it needs --data DIR", ["out"]),
     ("build-output-not-empty", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.nonempty()], r"is not empty: pass --force", []),
     # ---------------------------------------------------------------- deploy
     ("deploy-package-missing", lambda c: ["deploy", str(c.tmp / "nowhere"), "--images", str(c.tmp / "x.npy")], r"no such folder", []),
@@ -252,11 +276,13 @@ CASES = [
     ("demo-workers-zero", lambda c: ["demo", R, c.out, "--workers", "0"], r"--workers must be a positive", ["out"]),
     ("demo-unknown-board", lambda c: ["demo", R, c.out, "--board", "Basys3"], r"unknown board 'Basys3'", ["out"]),
     ("demo-crafted-checkpoint", lambda c: ["demo", R, c.out, "--checkpoint", c.evil_pt()], r"not a plain-data checkpoint", ["out"]),
+    ("demo-checkpoint-takes-other-images", lambda c: ["demo", R, c.out, "--checkpoint", c.cifar_shaped_pt()], r"takes 3x32x32 images: `fracskip demo` measures on Fashion-MNIST", ["out"]),
     ("demo-output-not-empty", lambda c: ["demo", R, c.nonempty(), "--checkpoint", str(c.ckpt)], r"is not empty: pass --force", []),
     ("demo-force-over-its-checkpoint", lambda c: ["demo", R, str(c.tmp / "run"), "--checkpoint", c.copy_run(), "--force"], r"holds the input", []),
     # ---------------------------------------------------------------- bench
     ("bench-workers-zero", lambda c: ["bench", R, c.out, "--workers", "0"], r"--workers must be a positive", ["out"]),
     ("bench-crafted-checkpoint", lambda c: ["bench", R, c.out, "--checkpoint", c.evil_pt()], r"not a plain-data checkpoint", ["out"]),
+    ("bench-checkpoint-takes-other-images", lambda c: ["bench", R, c.out, "--checkpoint", c.cifar_shaped_pt()], r"takes 3x32x32 images: `fracskip bench` measures", ["out"]),
     ("bench-output-is-a-file", lambda c: ["bench", R, c.a_file(), "--checkpoint", str(c.ckpt)], r"is a file; pass a folder", []),
     ("bench-output-not-empty", lambda c: ["bench", R, c.nonempty(), "--checkpoint", str(c.ckpt)], r"is not empty: pass --force", []),
     # ---------------------------------------------------------------- argparse's own refusals (exit 2 too)
@@ -288,12 +314,18 @@ def _extra(ctx: Ctx) -> None:
         (Path(d) / "driver" / "settings.json").write_text('{"driver_information": ')
         return d
 
+    def cifar_shaped_pt() -> str:
+        ck = torch.load(ctx.ckpt, weights_only=True)
+        ck["model_config"].update(in_channels=3, image_size=32)
+        torch.save(ck, ctx.tmp / "cifar.pt")
+        return str(ctx.tmp / "cifar.pt")
+
     def npy(name: str, arr: np.ndarray) -> str:
         np.save(ctx.tmp / name, arr)
         return str(ctx.tmp / name)
 
-    ctx.plain_pt, ctx.copy_run, ctx.tampered_export, ctx.settings_garbage, ctx.npy = (
-        plain_pt, copy_run, tampered_export, settings_garbage, npy)
+    ctx.plain_pt, ctx.copy_run, ctx.tampered_export, ctx.settings_garbage, ctx.npy, ctx.cifar_shaped_pt = (
+        plain_pt, copy_run, tampered_export, settings_garbage, npy, cifar_shaped_pt)
 
 
 def _snapshot(root: Path) -> set[str]:

@@ -138,6 +138,7 @@ def calibrate_budget(checkpoint: str | Path, target: float | None, out: str | Pa
     if net.n_gated == 0 or (len(net.cfg.bit_menu) < 2 and not net.cfg.channel_group):
         raise FracskipError(f"{checkpoint} has no gates to price")
     x = D.load(dataset, "train", data_dir, images).images
+    D.require_fit(x, net.cfg, str(checkpoint))
     info: dict = {"source": str(checkpoint), "train_images": len(x)}
     if menu is not None:
         before = _decisions(net, x)

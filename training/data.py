@@ -70,6 +70,16 @@ def load(dataset: str, split: str, data_dir: str | Path | None = None, limit: in
     return s.subset(limit)
 
 
+def require_fit(images: torch.Tensor, cfg, what: str) -> None:
+    """Refuse images (N, C, H, W) that a model of ``cfg`` (its ``in_channels`` and ``image_size``) does not take:
+    another dataset's images would otherwise fail deep in a convolution, or be scored without a word."""
+    want = (cfg.in_channels, cfg.image_size, cfg.image_size)
+    if tuple(images.shape[1:]) != want:
+        got = "x".join(map(str, images.shape[1:]))
+        raise FracskipError(f"{what} takes {'x'.join(map(str, want))} images (channels x height x width); these are "
+                            f"{got}: pass the dataset it was trained on (--dataset, --data)")
+
+
 def _find(folder: Path, name: str) -> Path:
     for cand in (folder / name, folder / name.removesuffix(".gz")):
         if cand.exists():

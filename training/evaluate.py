@@ -14,6 +14,7 @@ from .model import DFSNet
 def evaluate(net: DFSNet, split: D.Split, batch_size: int = 256, choices: torch.Tensor | None = None,
              progress: bool = True) -> dict:
     """The figures of ``fracskip eval``: accuracy, mean compute, mean BitOPs and the choices per gated block."""
+    D.require_fit(split.images, net.cfg, "the model")
     net.eval()
     table = table_for(net.cfg)
     lc = isinstance(net, LCNet)

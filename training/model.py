@@ -44,6 +44,8 @@ class ModelConfig:
             raise FracskipError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 38, 74, ...), got {self.depth}")
         if not self.bit_menu or any(b not in (0, 1, 2, 3, 4, 5, 6, 7, 8) for b in self.bit_menu):
             raise FracskipError(f"bit menu entries must be 0 (skip) or 1..8 bits, got {self.bit_menu}")
+        if not any(self.bit_menu):
+            raise FracskipError(f"bit menu {self.bit_menu} has no width above 0: the blocks would have no path to run")
         if len(set(self.bit_menu)) != len(self.bit_menu):
             raise FracskipError(f"bit menu has duplicates: {self.bit_menu}")
         if self.gate not in ("int", "float"):

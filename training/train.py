@@ -76,7 +76,8 @@ class TrainConfig:
         self.bit_menu = tuple(int(b) for b in self.bit_menu)
         if self.path_probs is not None:
             self.path_probs = tuple(float(p) for p in self.path_probs)
-            if len(self.path_probs) != len(self.bit_menu) or min(self.path_probs) < 0 or sum(self.path_probs) <= 0:
+            if len(self.path_probs) != len(self.bit_menu) or sum(self.path_probs) <= 0 or \
+                    not all(math.isfinite(p) and p >= 0 for p in self.path_probs):
                 raise FracskipError(f"--path-probs needs one non-negative weight per bit-menu entry {list(self.bit_menu)}, "
                                     f"got {list(self.path_probs)}")
         self.stages = tuple(self.stages)
@@ -168,15 +169,18 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
         log.info("initialised from %s (%d tensors not in it)", cfg.init, len(missing))
     if isinstance(net.gate, IntGate) and not net.gate.calibrated:
         _calibrate_gate(net, trainset)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1))
     table = table_for(mcfg)
     teacher = _teacher(cfg.distill) if cfg.distill else None
+    if teacher is not None:
+        D.require_fit(trainset.images, teacher.cfg, f"the teacher --distill {cfg.distill}")
 
     def save(done: bool = False) -> None:
         if rank != 0:
             return
+        # written with the first checkpoint: a run that fails before it leaves no files to block a new one
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / "train_config.json").exists():
+            (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1))
         atomic_save({"format": FORMAT, "model_config": mcfg.to_dict(), "train_config": _jsonable(cfg),
                      "state_dict": net.state_dict(), "progress": progress, "history": history,
                      "optimizer": opt.state_dict() if not done else None}, ck_path)
