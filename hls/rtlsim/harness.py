@@ -8,8 +8,8 @@ gaps on every stream (AXI-legal: a valid word is held until it is taken). It log
 cycles of the first input and the last output handshake.
 
 Compiled models live in the fracskip cache (``default_cache_dir()/harness/<hash>``), keyed by the testbench,
-every source and the compiler options: a test run that finds the same model only re-runs it. Only the binary of
-``obj/`` is kept (with the sources and Verilator's log beside it). A model is built in
+every source, the C++ optimisation and the Verilator version: a test run that finds the same model only re-runs
+it. Only the binary of ``obj/`` is kept (with the sources and Verilator's log beside it). A model is built in
 a temporary folder and renamed into place when complete, so a failed or killed build never leaves a folder that
 looks like a model (a half-written precompiled header in such a folder once broke every later build of it).
 """
@@ -65,7 +65,8 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
     -O1, and the short runs of a test do not notice; long simulations want ``CXX_OPT`` (-Og).
     """
     sources = unique_sources(sources)
-    digest = hashlib.sha256(f"{top}\0{cxx_opt}\0{testbench}".encode())
+    tool = find_verilator()
+    digest = hashlib.sha256(f"{tool.version}\0{top}\0{cxx_opt}\0{testbench}".encode())
     for src in sources:
         digest.update(src.name.encode() + b"\0" + src.read_bytes())
     final = default_cache_dir() / "harness" / digest.hexdigest()[:20]
@@ -73,7 +74,6 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
     if binary.is_file():
         return binary
     final.parent.mkdir(parents=True, exist_ok=True)
-    tool = find_verilator()
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         src_dir = work / "src"
@@ -97,8 +97,12 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
         proc = subprocess.run(["nice", *cmd], cwd=work, env=tool.env(), capture_output=True, text=True)
         (work / "verilator.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0 or not (work / "obj" / "sim").is_file():
-            errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "%Error" in ln or "error:" in ln]
-            raise FracskipError(f"Verilator build of {top} failed: " + " | ".join(errors[:5]))
+            # the log goes with the work folder: the message keeps its errors and last lines (a linker's complaint
+            # has no "error:" of its own)
+            lines = (proc.stdout + proc.stderr).splitlines()
+            errors = [ln for ln in lines if "%Error" in ln or "error:" in ln][:8]
+            errors += [ln for ln in lines[-5:] if ln not in errors]
+            raise FracskipError(f"Verilator build of {top} failed (exit {proc.returncode}): " + " | ".join(errors))
         for f in (work / "obj").iterdir():  # a run needs the binary alone: its objects and precompiled headers
             if f.name != "sim":  # took 100 to 160 MB a model in the cache
                 shutil.rmtree(f) if f.is_dir() else f.unlink()

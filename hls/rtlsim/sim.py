@@ -1,11 +1,13 @@
 """Bit-exact, cycle-accurate simulation of a FINN all-RTL dataflow core in Verilator, driven from Python.
 
-The stitched core is verilated once; the simulator binary is cached under a hash of everything that
-determines it (RTL text, memory files, testbench, flags, Verilator version), so building the same core
-again, in this process or another, reuses it. The simulator runs as one persistent process fed over
-pipes (testbench.cpp): a call costs one pipe round trip instead of a process start and model construction.
-Frames are packed into AXI-stream words with FINN's own ``finn.util.data_packing`` (the layout its PYNQ
-driver uses) and streamed back-to-back.
+The stitched core is verilated once; the simulator binary is cached under a hash of the RTL text (FINN's
+generated folder names masked), the memory files, the testbench, the Verilator version and flags and the C++
+optimisation, so building the same core again, in this process or another, reuses it. The C++ compiler is not
+in it: clear the cache after changing compilers. Compiler flags of the environment (CXXFLAGS, ...) never reach
+the build (``Verilator.env``). The simulator runs as one persistent process fed over pipes (testbench.cpp): a
+call costs one pipe round trip instead of a process start and model construction. Frames are packed into
+AXI-stream words with FINN's own ``finn.util.data_packing`` (the layout its PYNQ driver uses) and streamed
+back-to-back.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import os
 import shutil
 import struct
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +43,9 @@ PROGRESS_EVERY = 1 << 17
 # the compiled models a cache keeps, least recently used first out: every change of a source makes new ones (0.3 to
 # 2.6 MB each, the default's accelerator 2 MB), and a cache that outlives its builds, as CI's, would grow without end
 RTLSIM_CACHE_BYTES = 4 << 30
+# a build folder (``<key>.build-*``) untouched for this long was left by a killed process: a live build writes into
+# it every few seconds, and the longest take minutes
+STALE_BUILD_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -189,21 +196,19 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str
                     _keep_runtime(obj, names, rt_dir)
         if cp.returncode != 0 or not (obj / EXE).is_file():
             failed = dest.with_name(key + ".failed")
-            shutil.rmtree(failed, ignore_errors=True)
-            tmp.rename(failed)
+            try:  # replaces an earlier failure's; should another failing build replace ours, its log is as good
+                _move_into_place(tmp, failed)
+                kept = f"full log: {failed / 'build.log'}"
+            except OSError as e:
+                kept = f"its log could not be kept: {e}"
             text = cp.stdout + cp.stderr
             errors = [ln for ln in text.splitlines() if "%Error" in ln or "error:" in ln] or text.splitlines()[-5:]
-            raise FracskipError(f"Verilator could not build {core.top}: " + " | ".join(errors[:8])
-                                + f" (full log: {failed / 'build.log'})")
+            raise FracskipError(f"Verilator could not build {core.top}: " + " | ".join(errors[:8]) + f" ({kept})")
         shutil.move(obj / EXE, tmp / EXE)
         shutil.rmtree(obj)  # objects are never reused: the hash changes with any source
         for name, src in core.data_files.items():
             shutil.copyfile(src, tmp / name)
-        try:
-            tmp.rename(dest)
-        except OSError:
-            if not (dest / EXE).is_file():
-                raise
+        _move_into_place(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("verilated %s into %s", core.top, dest)
@@ -211,39 +216,80 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str
     return dest, True
 
 
+def _move_into_place(tmp: Path, dest: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``dest``. A complete model already at ``dest`` (another process built
+    the same design meanwhile) stays, and ``tmp`` is left to the caller to remove; anything else there (a stray
+    file, a failed build's folder, a model folder that a killed prune left incomplete) is replaced."""
+    for attempt in range(3):  # a round is lost only to another process changing ``dest`` meanwhile
+        try:
+            tmp.rename(dest)
+            return
+        except OSError:
+            if (dest / EXE).is_file():
+                return
+            if attempt == 2:
+                raise
+        _discard(dest)
+
+
+def _discard(path: Path) -> None:
+    """Delete the folder (or stray file) ``path``, renamed first so that no one meets it half deleted under its
+    name: were this process killed meanwhile, the rest is a build folder that a prune removes once stale."""
+    trash = Path(tempfile.mkdtemp(prefix=path.name + ".build-discarded-", dir=path.parent))
+    try:
+        path.rename(trash / path.name)
+    except OSError:
+        pass  # gone already (another process discarded it), or not ours to delete: the caller finds it still there
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
 def _touch(model_dir: Path) -> None:
     """Mark a cached model used now: its folder's time orders the pruning."""
     try:
-        model_dir.touch()
+        os.utime(model_dir)  # not Path.touch: where another process just pruned the model, it would create a file
     except OSError:
-        pass  # a read-only cache: its models are never pruned by this process anyway
+        pass  # pruned meanwhile (the next use builds it again), or a read-only cache, which this process never prunes
 
 
 def prune_models(models_dir: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
     """Delete the least recently used models (and failed builds) of ``models_dir`` until the rest take at most
-    ``max_bytes``; ``keep`` stays whatever its age. Builds in progress are left alone. The deleted folders."""
+    ``max_bytes``; ``keep`` stays whatever its age. Builds in progress are left alone, those of killed processes
+    (nothing in them changed for ``STALE_BUILD_SECONDS``) deleted. The deleted folders."""
     def used_and_size(d: Path) -> tuple[float, int] | None:
         try:
             return d.stat().st_mtime, sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
         except OSError:
             return None  # pruned by another process meanwhile
 
-    entries = []
+    def stale(build: Path) -> bool:
+        try:  # the newest time inside: a long make writes into obj/, not into the build folder itself
+            newest = max([build.stat().st_mtime] + [f.stat().st_mtime for f in build.rglob("*")])
+        except OSError:
+            return False  # deleted meanwhile, or in flux: a live build
+        return time.time() - newest > STALE_BUILD_SECONDS
+
+    entries, removed = [], []
     for d in Path(models_dir).iterdir():
-        if d.is_dir() and ".build-" not in d.name and (found := used_and_size(d)) is not None:
+        if not d.is_dir():
+            continue
+        if ".build-" in d.name:
+            if stale(d):
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+        elif (found := used_and_size(d)) is not None:
             entries.append((*found, d))
     total = sum(size for _, size, _ in entries)
     entries = [e for e in entries if e[2] != keep]
-    removed = []
     for _, size, d in sorted(entries, key=lambda e: e[0]):
         if total <= max_bytes:
             break
-        shutil.rmtree(d, ignore_errors=True)  # a process running that model keeps its open binary
+        _discard(d)  # a process running that model keeps its open binary
         total -= size
         removed.append(d)
     if removed:
-        log.info("pruned %d least recently used simulators from %s (the cache keeps %.1f GB)", len(removed),
-                 models_dir, max_bytes / 1e9)
+        log.info("pruned %d least recently used simulators or stale builds from %s (the cache keeps %.1f GB)",
+                 len(removed), models_dir, max_bytes / 1e9)
     return removed
 
 

