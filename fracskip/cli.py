@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .demo import IMAGES as DEMO_IMAGES
 from .errors import FracskipError
+from .runtime.accelerator_driver import TIMEOUT_S as DEPLOY_TIMEOUT_S
 
 log = logging.getLogger("fracskip")
 
@@ -131,9 +132,11 @@ def cmd_deploy(a: argparse.Namespace) -> int:
     if a.simulate:
         from .hls import deploy_package as DP
 
-        pkg, sim, overlay = DP.open_simulated(a.package, batch_size=a.batch_size, progress=not a.json)
+        pkg, sim, overlay = DP.open_simulated(a.package, batch_size=a.batch_size, progress=not a.json,
+                                              timeout_s=a.timeout or DEPLOY_TIMEOUT_S)
     else:
-        pkg, overlay = ad.open_board(a.package, a.batch_size, a.timeout, finn_driver=a.finn_driver)
+        pkg, overlay = ad.open_board(a.package, a.batch_size, a.timeout or DEPLOY_TIMEOUT_S,
+                                     finn_driver=a.finn_driver)
     drv = ad.AcceleratorDriver(pkg, overlay)
     try:
         run = drv.run(images, a.batch_size)
@@ -432,8 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--labels", help="labels (.npy or IDX) for the accuracy")
     y.add_argument("--limit", type=int, help="first N images")
     y.add_argument("--batch-size", type=int, default=64)
-    y.add_argument("--timeout", type=float, default=10.0, help="seconds before a core that does not finish is "
-                   "reported stalled")
+    y.add_argument("--timeout", type=float, help="seconds before a core that does not finish is reported stalled "
+                   f"(default {DEPLOY_TIMEOUT_S:g}; zynq-iodma and --simulate; FINN's driver and XRT wait without one)")
     y.add_argument("--json", action="store_true", help="print one JSON object")
     y.set_defaults(func=cmd_deploy)
     return p

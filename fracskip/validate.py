@@ -363,6 +363,12 @@ def check_deploy(a: argparse.Namespace) -> None:
     positive_int(a.limit, "--limit", "images")
     positive_int(a.batch_size, "--batch-size", "images per batch")
     number(a.timeout, "--timeout", 0, 3600, lo_open=True, what="seconds")
+    if a.finn_driver and a.simulate:
+        raise FracskipError("--finn-driver runs FINN's driver on a board; --simulate drives the Verilator model with "
+                            "fracskip's: pass one of them")
+    if a.finn_driver and a.timeout is not None:
+        raise FracskipError("--timeout cannot be kept with --finn-driver: FINN's driver waits for the accelerator "
+                            "without a limit; drop --timeout, or --finn-driver for fracskip's driver, which has one")
     pkg = existing_dir(a.package, "package", "a deploy package (FINN's layout: bitfile/, driver/)")
     from .runtime.accelerator_driver import load_package
 

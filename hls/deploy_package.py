@@ -246,14 +246,15 @@ def package_from_build(build_dir: str | Path, out: str | Path, bitfile_dir: str 
 
 
 def open_simulated(package: str | Path, cache_dir: Path | None = None, batch_size: int = 64,
-                   progress: bool = False):
+                   progress: bool = False, timeout_s: float = ad.TIMEOUT_S):
     """(Package, DMAOverlay on the accelerator's Verilator model): the board driver's own DMA code, its DMAs
-    streaming the buffers through the simulated accelerator (``sim_board.AcceleratorSimOverlay``)."""
+    streaming the buffers through the simulated accelerator (``sim_board.AcceleratorSimOverlay``); ``timeout_s``
+    as on a board."""
     from .sim_board import AcceleratorSimOverlay
 
     pkg = ad.load_package(package)
     sim = AcceleratorSimOverlay(pkg, cache_dir=cache_dir, progress=progress)
-    return pkg, sim, ad.DMAOverlay(sim, sim.allocate, pkg.io, pkg.platform, batch_size)
+    return pkg, sim, ad.DMAOverlay(sim, sim.allocate, pkg.io, pkg.platform, batch_size, timeout_s)
 
 
 def golden(pkg: ad.Package, images: np.ndarray, labels: np.ndarray | None = None) -> dict:

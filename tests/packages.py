@@ -23,8 +23,9 @@ def settings() -> tuple[dict, dict]:
     extra = {"format": "fracskip-accelerator/1",
              "host": {"input_shape": [1, 1, 28, 28], "pre": [{"op": "Transpose", "perm": [0, 2, 3, 1]}],
                       "post": [{"op": "Mul", "param": "scale"}, {"op": "Add", "param": "bias"}]},
-             "decisions": {"gates": [{"block": 1}, {"block": 2}], "bit_menu": [0, 4, 8],
-                           "bitops": [[0, 4.0, 16.0], [0, 4.0, 16.0]], "fixed_bitops": 10.0},
+             "decisions": {"gates": [0, 1], "blocks": [1, 2], "bit_menu": [0, 4, 8],
+                           "bitops": [[0, 4.0, 16.0], [0, 4.0, 16.0]], "fixed_bitops": 10.0,
+                           "full_8bit_bitops": 42.0},
              "classes": [str(c) for c in range(10)], "bitfile": None}
     return finn, extra
 

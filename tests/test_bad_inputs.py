@@ -269,6 +269,9 @@ CASES = [
     ("deploy-labels-count", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--labels", c.npy("l.npy", np.zeros(5, np.int64))], r"\(5,\) labels for 3 images", []),
     ("deploy-limit-zero", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--limit", "0"], r"--limit must be a positive", []),
     ("deploy-timeout-zero", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--timeout", "0"], r"--timeout must be in", []),
+    ("deploy-timeout-with-finn-driver", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--finn-driver", "--timeout", "5"], r"--timeout cannot be kept with --finn-driver", []),
+    ("deploy-simulate-with-finn-driver", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--finn-driver", "--simulate"], r"--finn-driver runs FINN's driver on a board", []),
+    ("deploy-extra-without-blocks", lambda c: ["deploy", c.package(lambda d, s, x: x["decisions"].pop("blocks")), "--images", str(c.tmp / "x.npy")], r"the package lacks or garbles 'blocks'", []),
     ("deploy-crafted-host-params", lambda c: ["deploy", c.package(_evil_host_params), "--images", str(c.tmp / "x.npy")], r"fracskip_host\.npz holds pickled objects", []),
     ("deploy-images-truncated-idx", lambda c: ["deploy", c.package(), "--images", c.garbage("t.idx", b"\0\0\x08\x03" + (9).to_bytes(4, "big") * 3 + b"\0" * 5)], r"truncated or damaged IDX", []),
     # ---------------------------------------------------------------- demo

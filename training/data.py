@@ -86,13 +86,13 @@ def _find(folder: Path, name: str) -> Path:
             return cand
     raise FracskipError(
         f"Fashion-MNIST file {name} not found in {folder}. Install Debian's package (apt-get install "
-        f"dataset-fashion-mnist, which `make setup` does) or pass --data DIR with the four IDX files.")
+        f"dataset-fashion-mnist, which `make dataset` does) or pass --data DIR with the four IDX files.")
 
 
 def _fashion_mnist(folder: Path, split: str) -> Split:
     if not folder.is_dir():
         raise FracskipError(f"data folder {folder} does not exist. Install Debian's dataset-fashion-mnist "
-                            f"(`make setup` does) or pass --data DIR with the four IDX files.")
+                            f"(`make dataset` does) or pass --data DIR with the four IDX files.")
     img_name, lbl_name = FASHION_MNIST_FILES[split]
     images = read_idx(_find(folder, img_name))
     labels = read_idx(_find(folder, lbl_name))

@@ -37,6 +37,7 @@ from .intgate import split_decisions
 FORMAT = "fracskip-accelerator/1"
 SETTINGS, EXTRA, HOST_NPZ = "driver/settings.json", "driver/fracskip.json", "driver/fracskip_host.npz"
 LOGITS, DECISIONS = 0, 1  # output indices in FINN's io_shape_dict
+TIMEOUT_S = 10.0  # a batch's DMAs that have not finished by then are reported stalled
 
 
 # ---------------------------------------------------------------- the package
@@ -128,7 +129,11 @@ def load_package(folder: str | Path) -> Package:
                                 f"of {words} word(s)")
         if not isinstance(extra.get("classes"), list) or not extra["classes"]:
             raise FracskipError("classes must be a non-empty list of names")
-    except (KeyError, TypeError, IndexError) as e:
+        if len(d["blocks"]) != len(gates):  # the report names each gate's block
+            raise FracskipError(f"decisions.blocks lists {len(d['blocks'])} blocks for {len(gates)} gates")
+        if not float(d["full_8bit_bitops"]) > 0 or not float(d["fixed_bitops"]) >= 0:
+            raise FracskipError("decisions.full_8bit_bitops must be positive and fixed_bitops not negative")
+    except (KeyError, TypeError, IndexError, ValueError) as e:
         raise FracskipError(f"{folder}: the package lacks or garbles {e}; regenerate it") from e
     except FracskipError as e:
         raise FracskipError(f"{folder}: {e}; regenerate the package") from e
@@ -195,13 +200,14 @@ def _check_io(d: dict) -> None:
 class DMAOverlay:
     """FINN's ``FINNDMAOverlay`` (finn-plus-driver 1.6.1) on an overlay's IODMAs, any number of inputs and
     outputs: buffers per stream allocated on ``batch_size``; ``execute`` folds, packs (FINN's byte layout, with
-    ``driver.pack``), starts the output DMAs then the input DMAs (zynq-iodma: AXI-lite 0x10/0x14 address, 0x1C
-    frames, 0x00 ap_start; alveo: the XRT kernels' ``start``), waits for every output DMA's ap_done, unpacks.
-    ``timeout_s``: a DMA that does not finish is reported, not polled for ever (FINNDMAOverlay polls without limit).
+    ``driver.pack``), starts the DMAs in FINN's order (zynq-iodma: the output DMAs, then the input DMAs, by AXI-lite
+    0x10/0x14 address, 0x1C frames, 0x00 ap_start; alveo: the XRT kernels' ``start``, inputs first), waits for every
+    output DMA's ap_done, unpacks. ``timeout_s``: on zynq-iodma a DMA that does not finish is reported, not polled
+    for ever (FINNDMAOverlay polls without limit); on alveo XRT's wait applies.
     """
 
     def __init__(self, overlay, allocate, io_shape_dict: dict, platform: str, batch_size: int = 1,
-                 timeout_s: float = 10.0, device=None):
+                 timeout_s: float = TIMEOUT_S, device=None):
         if platform not in PLATFORMS:
             raise FracskipError(f"platform {platform!r} is not one of {PLATFORMS}")
         self.io, self.platform, self.allocate, self.device, self.timeout_s = io_shape_dict, platform, allocate, \
@@ -293,7 +299,7 @@ class DMAOverlay:
         if self.platform == "alveo":
             handles, self.odma_handle = self.odma_handle, [None] * len(self.odma)
             for h in handles:
-                h.wait()  # XRT's own timeout applies
+                h.wait()  # XRT's wait: timeout_s does not apply
             return
         deadline = time.monotonic() + self.timeout_s
         for o, dma in enumerate(self.odma):
@@ -361,7 +367,13 @@ class AcceleratorDriver:
             xb = stream[lo:lo + batch_size]
             if self.overlay.batch_size != len(xb):
                 self.overlay.batch_size = len(xb)  # FINNDMAOverlay reallocates its buffers on a change
-            h, d = self.overlay.execute([xb])
+            try:
+                h, d = self.overlay.execute([xb])
+            except FracskipError:
+                raise
+            except Exception as e:  # noqa: BLE001 - FINN's driver asserts and pynq raises many types
+                raise FracskipError(f"{type(self.overlay).__name__} failed on the batch of images {lo} to "
+                                    f"{lo + len(xb) - 1} ({type(e).__name__}: {e})") from e
             head.append(np.asarray(h).reshape(len(xb), -1))
             dec.append(np.asarray(d).reshape(len(xb), -1))
         dt = time.perf_counter() - t0
@@ -401,7 +413,8 @@ class AcceleratorDriver:
         return res
 
 
-def open_board(package: str | Path, batch_size: int = 64, timeout_s: float = 10.0, finn_driver: bool = False,
+def open_board(package: str | Path, batch_size: int = 64, timeout_s: float = TIMEOUT_S,
+               finn_driver: bool = False,
                download: bool = True):
     """(Package, the overlay on this board): the package's bitstream loaded with pynq, driven by ``DMAOverlay``
     or, with ``finn_driver``, by FINN's own ``FINNDMAOverlay`` (finn-plus-driver). Raises ToolMissingError where
@@ -425,11 +438,15 @@ def open_board(package: str | Path, batch_size: int = 64, timeout_s: float = 10.
             raise ToolMissingError("--finn-driver needs FINN's board driver: `pip install finn-plus-driver` on the "
                                    "board (it needs numpy<2 and qonnx), or drop --finn-driver for fracskip's "
                                    "numpy copy of its DMA sequences") from e
-        cls = get_driver_class(pkg.info["driver_type"])
-        ov = cls(str(pkg.bitfile), pkg.platform, json.loads(json.dumps(pkg.io)), batch_size=batch_size,
-                 fclk_mhz=pkg.info.get("fclk_mhz", 100.0), download=download,
-                 runtime_weight_dir=str(pkg.folder / "driver" / "runtime_weights"),
-                 runtime_weights=pkg.info.get("runtime_weights", False))
+        try:
+            cls = get_driver_class(pkg.info["driver_type"])
+            ov = cls(str(pkg.bitfile), pkg.platform, json.loads(json.dumps(pkg.io)), batch_size=batch_size,
+                     fclk_mhz=pkg.info.get("fclk_mhz", 100.0), download=download,
+                     runtime_weight_dir=str(pkg.folder / "driver" / "runtime_weights"),
+                     runtime_weights=pkg.info.get("runtime_weights", False))
+        except Exception as e:  # noqa: BLE001 - pynq's and FINN's errors have many types
+            raise FracskipError(f"FINN's driver could not open {pkg.bitfile} ({type(e).__name__}: {e}); is this the "
+                                f"board and bitstream the package was built for? ({NOT_ON_A_BOARD}.)") from e
         return pkg, ov
     try:
         overlay = pynq.Overlay(str(pkg.bitfile), download=download)

@@ -122,9 +122,10 @@ def unpack(packed: np.ndarray, dtype: IntType | str, folded_shape: tuple[int, ..
     bits = np.unpackbits(p.reshape(outer + (nbytes,)), axis=-1, bitorder="little")[..., :n * dt.bits]
     bits = bits.reshape(outer + (n, dt.bits)).astype(np.uint64)
     u = (bits << np.arange(dt.bits, dtype=np.uint64)).sum(axis=-1, dtype=np.uint64)
-    v = u.astype(np.int64)
-    if dt.signed:
-        v = np.where(v >= (1 << (dt.bits - 1)), v - (1 << dt.bits), v)
+    if dt.signed:  # two's complement of dt.bits bits, in uint64 arithmetic: 64-bit types must not overflow
+        half = np.uint64(1 << (dt.bits - 1))
+        u = (u ^ half) - half
+    v = u.view(np.int64)
     if dt.name == "BIPOLAR":
         v = 2 * v - 1
     return v.astype(np.float32)

@@ -54,14 +54,16 @@ def test_packing_equals_finns_byte_layout(name):
 
 def test_pack_round_trip_and_integer_containers():
     rng = np.random.default_rng(3)
-    for bits in (1, 5, 8, 12, 16, 31, 32):
+    for bits in (1, 5, 8, 12, 16, 31, 32, 63, 64):
         for signed in (False, True):
-            if bits == 1 and signed:
+            if (bits == 1 and signed) or (bits == 64 and not signed):  # UINT64 values do not fit int64 arrays
                 continue
             name = ("INT" if signed else "UINT") + str(bits)
             lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-            x = rng.integers(lo, hi + 1, (5, 3, 7), dtype=np.int64)
-            for container in (x, x.astype(np.float32) if bits <= 24 else x.astype(np.float64)):
+            x = rng.integers(lo, hi, (5, 3, 7), dtype=np.int64, endpoint=True)
+            x.flat[:2] = [lo, hi]  # the extremes, where two's complement overflows
+            containers = (x,) if bits > 32 else (x, x.astype(np.float32) if bits <= 24 else x.astype(np.float64))
+            for container in containers:
                 packed = drv.pack(container, name)
                 assert packed.shape == (5, 3, (7 * bits + 7) // 8)
                 np.testing.assert_array_equal(drv.unpack(packed, name, x.shape), x.astype(np.float32))
