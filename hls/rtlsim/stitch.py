@@ -272,7 +272,8 @@ def _check_no_build_paths(node_name: str, top: str, params: str, overridden: set
     the instance does not override: the simulator is cached by the content of its sources, not their folders, and
     would go on reading the files of the build it was first compiled for (Verilator only warns when they have
     gone)."""
-    fixed = [name for name, value in re.findall(r'parameter\s+(?:\w+\s+)?(\w+)\s*=\s*"([^"]*)"', params)
+    # every NAME = "..." of the list: an entry need not repeat `parameter` (``parameter int W = 8, F = "/x"``)
+    fixed = [name for name, value in re.findall(r'(\w+)\s*=\s*"([^"]*)"', params)
              if value.startswith("/") and name not in overridden]
     if fixed:
         raise FracskipError(f"{node_name}: module {top} reads {', '.join(fixed)} from an absolute path of the build "

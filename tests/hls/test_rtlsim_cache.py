@@ -227,3 +227,14 @@ def test_a_failed_testbench_build_keeps_its_errors_and_last_lines_in_the_message
     assert "exit 2" in msg and "%Error: tb.sv:3:5" in msg and "undefined reference to `missing_function'" in msg
     assert "Error 1" in msg and "filler 3" not in msg
     assert [p.name for p in (tmp_path / "cache" / "harness").iterdir()] == []  # nothing that looks like a model
+
+
+def test_an_absolute_memory_path_is_found_in_any_parameter_entry():
+    """A parameter list need not repeat `parameter` for each entry; the stitcher's check of absolute paths reads
+    them all (a cached model would otherwise read the files of the build it was compiled for)."""
+    from fracskip.hls.rtlsim.stitch import _check_no_build_paths
+
+    params = 'parameter int W = 8, WEIGHT_FILE = "/builds/b1/w.dat", parameter string T = "thr"'
+    with pytest.raises(FracskipError, match="WEIGHT_FILE from an absolute path"):
+        _check_no_build_paths("n", "top", params, set())
+    _check_no_build_paths("n", "top", params, {"WEIGHT_FILE"})
