@@ -43,12 +43,18 @@ def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, pro
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise FracskipError(f"{out} exists and is not empty: pass --force to replace it, or choose another -o folder")
-    net, ck = load_model(checkpoint)
     ck_path = resolve(checkpoint)
     with staged(out) as tmp:
+        # the export carries its own torch reference, copied before the network is loaded: a checkpoint that a
+        # training run replaces meanwhile would give cores and a reference of two different points of training
+        source = tmp / SOURCE_CHECKPOINT
+        shutil.copyfile(ck_path, source)
+        net, ck = load_model(checkpoint)
+        if sha256(ck_path) != sha256(source):
+            raise FracskipError(f"{ck_path} changed while it was read (a training run writing it?): export a "
+                                "finished run's model.pt, or export again")
         data = _export_into(net, tmp, progress)
-        shutil.copyfile(ck_path, tmp / SOURCE_CHECKPOINT)  # the export carries its own torch reference
-        data["source_checkpoint"] = {"ref": str(checkpoint), "file": SOURCE_CHECKPOINT, "sha256": sha256(ck_path),
+        data["source_checkpoint"] = {"ref": str(checkpoint), "file": SOURCE_CHECKPOINT, "sha256": sha256(source),
                                      "eval": ck.get("eval")}
         data["files"] = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.name != "manifest.json"}
         m = Manifest(tmp, data)

@@ -21,15 +21,15 @@ INCOMPLETE = ".incomplete"
 def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
     """``with fresh(out, force, "demo") as out: ...``: an empty ``out`` (a non-empty one only with ``force``),
     holding ``.incomplete`` until the block ends; removed entirely when the block raises (Ctrl-C included), and
-    then the folder it replaced is back as it was."""
-    out = Path(out)
+    then the folder it replaced is back as it was. An ``out`` that is a symbolic link stays one, to the new folder."""
+    out = Path(out).resolve() if Path(out).is_symlink() else Path(out)
     if out.exists() and not out.is_dir():
         raise FracskipError(f"{out} is a file; pass a folder (it is created if missing)")
     aside = None
     if out.exists() and any(out.iterdir()):
         if not force:
             raise FracskipError(f"{out} is not empty: pass --force to replace it, or choose another -o folder")
-        full = out.resolve()
+        full = out.absolute()
         aside = Path(tempfile.mkdtemp(prefix=f".{full.name}.replaced-", dir=full.parent)) / full.name
         full.rename(aside)  # beside it, on the same file system: a rename, nothing copied
     try:
@@ -51,14 +51,23 @@ def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
 @contextmanager
 def staged(out: Path, tag: str = "partial") -> Iterator[Path]:
     """``with staged(out) as tmp: ...``: the block writes into a temporary folder beside ``out``, which becomes
-    ``out`` (replacing it) only when the block completes; if it raises, ``out`` is as it was and ``tmp`` is gone."""
+    ``out`` (replacing it) only when the block completes; if it raises, ``out`` is as it was and ``tmp`` is gone.
+    An ``out`` that is a symbolic link stays one: its target is replaced."""
+    out = out.resolve() if out.is_symlink() else out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{tag}-", dir=out.parent))
+    aside = None
     try:
         yield tmp
-        if out.exists():
-            shutil.rmtree(out)
+        if out.exists():  # kept aside until the new folder is in place: no moment without one or the other
+            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent)) / out.name
+            out.rename(aside)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None and not out.exists():
+            aside.rename(out)
         raise
+    finally:
+        if aside is not None:
+            shutil.rmtree(aside.parent, ignore_errors=True)

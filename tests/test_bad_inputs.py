@@ -122,6 +122,32 @@ def _gate_out_of_range(d: Path, m: dict) -> None:
     m["gates"]["lstm"]["w_ih"][0][0] = 999  # an int8 weight of the integer gate
 
 
+def _gate_without_an_embedding(d: Path, m: dict) -> None:
+    m["gates"]["embed"].pop()
+
+
+def _gate_with_an_extra_choice(d: Path, m: dict) -> None:
+    m["gates"]["proj"]["weight"].append(m["gates"]["proj"]["weight"][0])
+    m["gates"]["proj"]["bias"].append(0)
+    m["gates"]["n_choices"] += 1
+
+
+def _gate_exponent_huge(d: Path, m: dict) -> None:
+    m["gates"]["lstm"]["w_hh_exp"] = 70
+
+
+def _gate_weight_not_integer(d: Path, m: dict) -> None:
+    m["gates"]["lstm"]["w_ih"][0][0] = 1.7
+
+
+def _gate_pool_mult_wrong(d: Path, m: dict) -> None:
+    m["gates"]["embed"][0]["pool_mult"] += 1
+
+
+def _no_bitops(d: Path, m: dict) -> None:
+    del m["bitops"]
+
+
 def _evil_source(d: Path, m: dict) -> None:
     torch.save({"format": "fracskip-checkpoint/1", "x": Evil(d.parent / "marker")}, d / "source_checkpoint.pt")
 
@@ -235,6 +261,12 @@ CASES = [
     ("simulate-empty-onnx-graph", lambda c: ["simulate", c.export_copy(_empty_onnx_graph), "--dataset", "synthetic", "--limit", "4"], r"head\.onnx is an ONNX file without a graph", []),
     ("simulate-manifest-not-json", lambda c: ["simulate", _not_json_manifest(c), "--dataset", "synthetic"], r"manifest\.json is not valid JSON", []),
     ("simulate-gate-weight-out-of-range", lambda c: ["simulate", c.export_copy(_gate_out_of_range), "--dataset", "synthetic", "--limit", "4"], r"integer gate parameters break the specification", []),
+    ("simulate-gate-without-an-embedding", lambda c: ["simulate", c.export_copy(_gate_without_an_embedding), "--dataset", "synthetic", "--limit", "4"], r"the integer gate has 2 gates and 1 embeddings for 2 gated blocks", []),
+    ("simulate-gate-with-an-extra-choice", lambda c: ["simulate", c.export_copy(_gate_with_an_extra_choice), "--dataset", "synthetic", "--limit", "4"], r"chooses among 5 paths, the bit menu has 4", []),
+    ("simulate-gate-exponent-huge", lambda c: ["simulate", c.export_copy(_gate_exponent_huge), "--dataset", "synthetic", "--limit", "4"], r"w_hh exponent 70 is outside 0\.\.24", []),
+    ("simulate-gate-weight-not-integer", lambda c: ["simulate", c.export_copy(_gate_weight_not_integer), "--dataset", "synthetic", "--limit", "4"], r"expected integers, found float64", []),
+    ("simulate-gate-pool-mult-wrong", lambda c: ["simulate", c.export_copy(_gate_pool_mult_wrong), "--dataset", "synthetic", "--limit", "4"], r"pool_mult \d+ of gate 0 does not average block 1's 28x28", []),
+    ("simulate-manifest-without-bitops", lambda c: ["simulate", c.export_copy(_no_bitops), "--dataset", "synthetic", "--limit", "4"], r"lacks \['bitops'\]", []),
     ("simulate-crafted-source-checkpoint", lambda c: ["simulate", c.export_copy(_evil_source), "--backend", "torch", "--dataset", "synthetic", "--limit", "4"], r"not a plain-data checkpoint", []),
     ("simulate-manifest-path-traversal", lambda c: ["simulate", c.export_copy(_traversal), "--dataset", "synthetic"], r"not listed in files", []),
     ("simulate-manifest-lists-outside-file", lambda c: ["simulate", c.export_copy(_traversal_files), "--dataset", "synthetic"], r"'\.\./outside\.txt' is not a plain file name", []),

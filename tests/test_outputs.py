@@ -107,6 +107,47 @@ def test_force_replaces_the_earlier_folder_once_the_new_one_is_complete(tmp_path
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
 
 
+def test_staged_and_fresh_replace_the_folder_a_symlink_points_to(tmp_path):
+    """-o LINK, a symbolic link to a folder: the output goes to its target, and the link stays one (rmtree refuses
+    links: the finished export was thrown away at its last step)."""
+    from fracskip.outdir import fresh, staged
+
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "earlier.txt").write_text("earlier\n")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with staged(link) as tmp:
+        (tmp / "export.txt").write_text("new\n")
+    assert link.is_symlink() and sorted(p.name for p in link.iterdir()) == ["export.txt"]
+    with fresh(link, force=True, command="test") as o:
+        (o / "demo.txt").write_text("new\n")
+    assert link.is_symlink() and sorted(p.name for p in link.iterdir()) == ["demo.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
+
+
+def test_export_refuses_a_checkpoint_replaced_while_it_is_read(tiny_run, tmp_path, monkeypatch):
+    """A training run replaces its checkpoint.pt every few hundred steps: an export must not carry cores of one
+    point of training and a torch reference of another."""
+    import shutil
+
+    import fracskip.export.exporter as E
+    from fracskip.errors import FracskipError
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    real = E.load_model
+
+    def load_then_replace(ref):
+        out = real(ref)
+        (run / "model.pt").write_bytes((run / "model.pt").read_bytes() + b"\0")  # the next checkpoint lands
+        return out
+    monkeypatch.setattr(E, "load_model", load_then_replace)
+    with pytest.raises(FracskipError, match="changed while it was read"):
+        E.export(run / "model.pt", tmp_path / "exp", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
 def test_failed_demo_keeps_the_users_folder_only_without_force(tiny_run, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     out.mkdir()

@@ -28,6 +28,7 @@ INT16 = (-(1 << 15), (1 << 15) - 1)
 WEIGHT = (-127, 127)  # narrow-range int8 weights
 INT32 = (-(1 << 31), (1 << 31) - 1)
 MAX_GROUPS = 16  # channel groups per block: their keep bits are one 16-bit token word
+MAX_EXP = 24  # weight and input exponents: larger shifts could take the LSTM's accumulations past int64
 
 
 def keep_groups(w: np.ndarray, b: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -148,7 +149,12 @@ class IntGateParams:
 
     @classmethod
     def from_json(cls, d: dict) -> "IntGateParams":
-        A = lambda a: np.asarray(a, dtype=np.int64)  # noqa: E731
+        def A(a) -> np.ndarray:  # integers, as the specification has them: 1.7 is refused, not truncated to 1
+            x = np.asarray(a)
+            if x.dtype.kind not in "iuf" or (x.dtype.kind == "f" and not np.array_equal(x, np.floor(x))):
+                raise ValueError(f"expected integers, found {x.dtype} values such as {x.ravel()[:3].tolist()}")
+            return x.astype(np.int64)
+
         try:
             if d["spec"] != SPEC:
                 raise FracskipError(f"gate spec {d['spec']!r} is not {SPEC!r}: re-export with this fracskip")
@@ -169,22 +175,34 @@ class IntGateParams:
         return p
 
     def check(self) -> None:
-        """Shapes and ranges of the specification; a manifest that breaks them is refused."""
+        """Shapes, ranges and exponents of the specification; a manifest that breaks them is refused."""
         H = self.hidden
-        bad = []
+
+        def within(a: np.ndarray, rng: tuple[int, int]) -> bool:
+            return a.size > 0 and rng[0] <= a.min() and a.max() <= rng[1]
+
+        bad = [] if H >= 1 else [f"hidden size {H}"]
         for name, a, shape, rng in [("w_ih", self.w_ih, (4 * H, H), WEIGHT), ("w_hh", self.w_hh, (4 * H, H), WEIGHT),
                                     ("lstm bias", self.lstm_b, (4 * H,), INT32),
                                     ("proj weight", self.proj_w, (self.proj_w.shape[0], H), WEIGHT),
                                     ("sigmoid table", self.sigmoid, (256,), (0, 255)),
                                     ("tanh table", self.tanh, (256,), (-127, 127))]:
-            if a.shape != shape or a.size and (a.min() < rng[0] or a.max() > rng[1]):
+            if a.shape != shape or not within(a, rng):
                 bad.append(f"{name}: shape {a.shape}, expected {shape} within {rng}")
         for g, (w, b) in enumerate(zip(self.embed_w, self.embed_b)):
-            if w.ndim != 2 or w.shape[0] != H or b.shape != (H,) or w.min() < WEIGHT[0] or w.max() > WEIGHT[1] \
-                    or b.min() < INT32[0] or b.max() > INT32[1]:
+            if w.ndim != 2 or w.shape[0] != H or b.shape != (H,) or not within(w, WEIGHT) or not within(b, INT32):
                 bad.append(f"embed {g}: weight {w.shape}, bias {b.shape} (int8 weights, int32 biases)")
-        if self.proj_b.shape != (self.proj_w.shape[0],) or self.proj_b.min() < INT32[0] or self.proj_b.max() > INT32[1]:
+        if self.proj_b.shape != (self.proj_w.shape[0],) or not within(self.proj_b, INT32):
             bad.append(f"proj bias: shape {self.proj_b.shape}, int32 expected")
+        # exponents as export makes them (floor(log2(127 / max|w|)) of trained weights): shifts that keep every
+        # intermediate within int64, and the embedding's rounding shift we + IFACE_EXP - x_exp not negative
+        exps = {"lstm_input": self.x_exp, "w_ih": self.w_ih_exp, "w_hh": self.w_hh_exp, "proj": self.proj_exp,
+                **{f"embed {g}": e for g, e in enumerate(self.embed_exp)}}
+        bad += [f"{name} exponent {e} is outside 0..{MAX_EXP}" for name, e in exps.items() if not 0 <= e <= MAX_EXP]
+        bad += [f"embed {g} exponent {e} + {IFACE_EXP} is below the LSTM input's {self.x_exp}"
+                for g, e in enumerate(self.embed_exp) if e + IFACE_EXP < self.x_exp]
+        bad += [f"pool_mult {m} of gate {g} is not round(2^{POOL_SHIFT} / (H*W))"
+                for g, m in enumerate(self.pool_mult) if not 1 <= m <= 1 << POOL_SHIFT]
         if not (len(self.pool_mult) == len(self.embed_w) == len(self.embed_exp) == len(self.embed_b)):
             bad.append("per-gate lists differ in length")
         if (self.chan_w is None) != (self.chan_b is None):

@@ -12,7 +12,7 @@ from ..errors import FracskipError
 from .intgate import SPEC
 
 FORMAT = "fracskip-export/1"
-REQUIRED = ("format", "bit_menu", "interface", "input", "stem", "blocks", "head", "gates", "files")
+REQUIRED = ("format", "bit_menu", "interface", "input", "stem", "blocks", "head", "gates", "files", "bitops")
 
 
 def sha256(path: Path) -> str:
@@ -151,8 +151,7 @@ class Manifest:
         src = d.get("source_checkpoint")
         if src is not None and _obj(src, "source_checkpoint").get("file") not in files:
             raise FracskipError(f"{where}: source checkpoint file {src.get('file')!r} is not listed in files")
-        if "bitops" in d:
-            _number(_obj(d["bitops"], "bitops").get("full_8bit"), "bitops.full_8bit", positive=True)
+        _number(_obj(d["bitops"], "bitops").get("full_8bit"), "bitops.full_8bit", positive=True)
         blocks = d["blocks"]
         if not isinstance(blocks, list) or not blocks:
             raise FracskipError(f"{where}: blocks must be a non-empty list")
@@ -195,6 +194,31 @@ class Manifest:
                 n_gated += 1
             elif len(paths) != 1 or next(iter(paths.values())).get("core") is None:
                 raise FracskipError(f"manifest block {i} is not gated: it needs exactly one path with a core")
+        self._gates_fit_blocks(gates, [b for b in blocks if b["gated"]], menu)
+
+    def _gates_fit_blocks(self, gates: dict, gated: list[dict], menu: list[int]) -> None:
+        """The integer gate has one embedding per gated block, over its input's channels and pooled over its
+        feature map, and one logit per bit-menu entry (its own shapes and ranges: ``IntGateParams.check``)."""
+        from .intgate import POOL_SHIFT
+
+        where = f"manifest in {self.root}: the integer gate"
+        embed, proj = gates.get("embed"), _obj(gates.get("proj"), "gates.proj").get("weight")
+        if not isinstance(embed, list) or len(embed) != len(gated) or gates.get("n_gates") != len(gated):
+            raise FracskipError(f"{where} has {gates.get('n_gates')} gates and "
+                                f"{len(embed) if isinstance(embed, list) else 'no'} embeddings for {len(gated)} gated "
+                                "blocks; re-run `fracskip export`")
+        if not isinstance(proj, list) or len(proj) != len(menu) or gates.get("n_choices") != len(menu):
+            raise FracskipError(f"{where} chooses among {gates.get('n_choices')} paths, the bit menu has {len(menu)}; "
+                                "re-run `fracskip export`")
+        for g, (e, b) in enumerate(zip(embed, gated)):
+            _, c, h, w = b["in"]["shape"]
+            e = _obj(e, f"gates.embed[{g}]")
+            rows = e.get("weight")
+            if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != c for r in rows):
+                raise FracskipError(f"{where}'s embedding {g} does not take block {b['index']}'s {c} channels")
+            if e.get("pool_mult") != (2 * (1 << POOL_SHIFT) // (h * w) + 1) // 2:  # round(2^20 / HW), ties up
+                raise FracskipError(f"{where}'s pool_mult {e.get('pool_mult')} of gate {g} does not average block "
+                                    f"{b['index']}'s {h}x{w} feature map")
 
     def _channel_cores(self, p: dict, what: str, files: dict) -> None:
         if not self.data.get("channels"):
