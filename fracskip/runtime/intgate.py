@@ -28,7 +28,7 @@ INT16 = (-(1 << 15), (1 << 15) - 1)
 WEIGHT = (-127, 127)  # narrow-range int8 weights
 INT32 = (-(1 << 31), (1 << 31) - 1)
 MAX_GROUPS = 16  # channel groups per block: their keep bits are one 16-bit token word
-MAX_EXP = 24  # weight and input exponents: larger shifts could take the LSTM's accumulations past int64
+MAX_EXP = 24  # |weight and input exponents|: larger shifts could take the LSTM's accumulations past int64
 
 
 def keep_groups(w: np.ndarray, b: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -194,13 +194,16 @@ class IntGateParams:
                 bad.append(f"embed {g}: weight {w.shape}, bias {b.shape} (int8 weights, int32 biases)")
         if self.proj_b.shape != (self.proj_w.shape[0],) or not within(self.proj_b, INT32):
             bad.append(f"proj bias: shape {self.proj_b.shape}, int32 expected")
-        # exponents as export makes them (floor(log2(127 / max|w|)) of trained weights): shifts that keep every
-        # intermediate within int64, and the embedding's rounding shift we + IFACE_EXP - x_exp not negative
+        # exponents (floor(log2(127 / max|w|)) of trained weights: negative for weights beyond 127) whose shifts
+        # keep every intermediate within int64
         exps = {"lstm_input": self.x_exp, "w_ih": self.w_ih_exp, "w_hh": self.w_hh_exp, "proj": self.proj_exp,
                 **{f"embed {g}": e for g, e in enumerate(self.embed_exp)}}
-        bad += [f"{name} exponent {e} is outside 0..{MAX_EXP}" for name, e in exps.items() if not 0 <= e <= MAX_EXP]
-        bad += [f"embed {g} exponent {e} + {IFACE_EXP} is below the LSTM input's {self.x_exp}"
-                for g, e in enumerate(self.embed_exp) if e + IFACE_EXP < self.x_exp]
+        bad += [f"{name} exponent {e} is outside -{MAX_EXP}..{MAX_EXP}" for name, e in exps.items()
+                if not -MAX_EXP <= e <= MAX_EXP]
+        F = self.lstm_exp  # the left shifts that align terms: at most MAX_EXP bits
+        shifts = {"w_ih alignment": F - self.w_ih_exp - self.x_exp, "w_hh alignment": F - self.w_hh_exp - H_EXP,
+                  **{f"embed {g} rounding": self.x_exp - e - IFACE_EXP for g, e in enumerate(self.embed_exp)}}
+        bad += [f"{name} shifts left by {n} bits, more than {MAX_EXP}" for name, n in shifts.items() if n > MAX_EXP]
         bad += [f"pool_mult {m} of gate {g} is not round(2^{POOL_SHIFT} / (H*W))"
                 for g, m in enumerate(self.pool_mult) if not 1 <= m <= 1 << POOL_SHIFT]
         if not (len(self.pool_mult) == len(self.embed_w) == len(self.embed_exp) == len(self.embed_b)):

@@ -219,6 +219,14 @@ class Manifest:
             if e.get("pool_mult") != (2 * (1 << POOL_SHIFT) // (h * w) + 1) // 2:  # round(2^20 / HW), ties up
                 raise FracskipError(f"{where}'s pool_mult {e.get('pool_mult')} of gate {g} does not average block "
                                     f"{b['index']}'s {h}x{w} feature map")
+            heads = gates.get("channel_head")
+            groups = {p["channels"]["groups"] for p in b["paths"].values() if "channels" in p}
+            if heads is not None or groups:
+                head = _obj(heads[g], f"gates.channel_head[{g}]").get("weight") if isinstance(heads, list) \
+                    and g < len(heads) else None
+                if not isinstance(head, list) or {len(head)} != groups:
+                    raise FracskipError(f"{where}'s channel head {g} keeps {len(head) if head else 'no'} groups, "
+                                        f"block {b['index']}'s channel paths have {sorted(groups) or 'none'}")
 
     def _channel_cores(self, p: dict, what: str, files: dict) -> None:
         if not self.data.get("channels"):

@@ -292,3 +292,22 @@ def test_budget_prices_channel_groups(tmp_path):
     assert kept[1] < kept[0]
     with pytest.raises(FracskipError, match="cheapest routing"):
         calibrate_budget("lcnet", 0.15, tmp_path / "q.pt", images=50)
+
+
+@pytest.mark.xdist_group("tiny_lc")
+def test_a_channel_head_that_does_not_fit_its_block_is_refused(tiny_lc_export, tmp_path):
+    """A channel head keeping more groups than its block's channel paths have would route to cores that do not
+    exist: the manifest is refused when it is loaded."""
+    import shutil
+
+    from fracskip.runtime.manifest import Manifest
+
+    bad = tmp_path / "exp"
+    shutil.copytree(tiny_lc_export, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    head = m["gates"]["channel_head"][0]
+    head["weight"].append(head["weight"][0])
+    head["bias"].append(0)
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(FracskipError, match="channel head 0 keeps 3 groups, block 1's channel paths have \\[2\\]"):
+        Manifest.load(bad)
