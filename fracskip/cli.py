@@ -260,7 +260,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
                                        ("dfs", "static_W2A2", "static_W4A4", "static_W8A8"))
           + f" images/s (folding model, {tp['clock_mhz']:.0f} MHz)")
     print(f"  simulate   {sim['n']} images on {sim['backend']}: accuracy {sim['accuracy']:.4f}, "
-          f"decisions match torch {sim['decisions_match_pct']:.0f} %")
+          f"decisions match the golden {sim['decisions_match_pct']:.0f} %"
+          + (f", torch {sim['decisions_match_torch_pct']:.0f} %" if "decisions_match_torch_pct" in sim else ""))
     print(f"  report     {r['report']}")
     return 0
 

@@ -89,7 +89,8 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
     figures = {"Throughput on the same budget: DFS and the static pipelines (`fracskip bench` \"throughput\")":
                "throughput.png", **figures}
     R.cores_plot(summary, rep / "cores.png")
-    figures["Per-core resources (FINN estimates) and cycles"] = "cores.png"
+    figures["Per core, as the retired core-per-path design folded them: resources (FINN estimates) and cycles"] = \
+        "cores.png"
     t_tot = {k: round(v, 1) for k, v in times.items()}
     figs = {"eval": ev, "build": {k: summary[k] for k in ("totals", "folding", "time_s", "accelerator") if k in summary},
             "simulate": sim, "throughput": table, "time_s": t_tot}

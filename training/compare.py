@@ -26,7 +26,7 @@ def kind(ck: dict) -> str:
         return "skip-only {skip, 8}"
     target = ck.get("train_config", {}).get("target")
     name = f"DFS {{{', '.join('skip' if b == 0 else str(b) for b in menu)}}} target {target:g}" if target else "DFS"
-    if "budget" in ck:  # gates priced to another operating point (training/budget.py)
+    if ck.get("budget", {}).get("target") is not None:  # gates priced to another operating point (budget.py)
         name += f", priced to {ck['budget']['target']:g}"
     return name
 
@@ -69,9 +69,9 @@ def static_front(rows: list[dict], compute_pct: float) -> float | None:
     if not pts or compute_pct < pts[0][0]:
         return None
     best, front = -1.0, []
-    for c, a in pts:  # only the Pareto points
+    for c, a in pts:  # only the Pareto points, the most accurate of equal compute
         if a > best:
-            front.append((c, a))
+            front[-1:] = [(c, a)] if front and front[-1][0] == c else front[-1:] + [(c, a)]
             best = a
     for (c0, a0), (c1, a1) in zip(front, front[1:]):
         if c0 <= compute_pct <= c1:

@@ -2,8 +2,8 @@
 
 A convolution or matrix product costs MACs x weight bits x input-activation bits. Zero weights are not
 discounted (qonnx's default, ``discount_sparsity=False``). Batch-norm, thresholds, the residual add and
-the gates are not counted (qonnx counts only multiply-accumulates; the gates, ~1k float parameters on the
-host, are reported separately).
+the gates are not counted (qonnx counts only multiply-accumulates; the gates, about a thousand integer
+parameters run in RTL on chip, are reported separately).
 """
 
 from __future__ import annotations

@@ -174,7 +174,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
     if teacher is not None:
         D.require_fit(trainset.images, teacher.cfg, f"the teacher --distill {cfg.distill}")
 
-    def save(done: bool = False) -> None:
+    def save(optimizer: bool = True) -> None:
         if rank != 0:
             return
         # written with the first checkpoint: a run that fails before it leaves no files to block a new one
@@ -183,7 +183,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
             (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1))
         atomic_save({"format": FORMAT, "model_config": mcfg.to_dict(), "train_config": _jsonable(cfg),
                      "state_dict": net.state_dict(), "progress": progress, "history": history,
-                     "optimizer": opt.state_dict() if not done else None}, ck_path)
+                     "optimizer": opt.state_dict() if optimizer else None}, ck_path)
 
     while progress["stage"] < len(cfg.stages):
         stage = cfg.stages[progress["stage"]]
@@ -193,16 +193,20 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
             opt_state = None
         model = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True) if world > 1 else net
         steps_per_epoch = math.ceil(len(trainset) / world / cfg.batch_size)
-        total = max(1, int(cfg.epochs.get(stage, 0) * steps_per_epoch))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        epochs = cfg.epochs.get(stage, 0)
+        total = 0 if epochs == 0 else max(1, int(epochs * steps_per_epoch))  # 0 epochs: the stage trains nothing
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / max(total, 1))))
         done_steps = progress["epoch"] * steps_per_epoch + progress["step"]
         for _ in range(done_steps):
             sched.step()
         bar = tqdm(total=total, initial=done_steps, desc=f"{stage}", unit="step", disable=None if rank == 0 else True)
-        while done_steps < total:
+        while done_steps < total or progress["step"]:  # an epoch interrupted after its last step: its record
             gen = torch.Generator().manual_seed(cfg.seed * 1000 + progress["stage"] * 100 + progress["epoch"])
             it = D.batches(trainset, cfg.batch_size, shuffle=True, generator=gen, rank=rank, world=world)
-            t0, agg = time.time(), {"loss": 0.0, "acc": 0.0, "cost": 0.0, "n": 0}
+            # the epoch's running figures, resumed with it: its record covers all its steps
+            t0, agg = time.time(), progress.get("agg") or {"loss": 0.0, "acc": 0.0, "cost": 0.0, "n": 0}
+            progress["agg"] = agg
             for i, (x, y) in enumerate(it):
                 if i < progress["step"]:
                     continue  # resuming inside an epoch: the same permutation, fast-forwarded
@@ -230,6 +234,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
             history.append(rec)
             progress["epoch"] += 1
             progress["step"] = 0
+            progress.pop("agg")
             save()
         bar.close()
         if rank == 0:
@@ -239,7 +244,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
             history.append({"stage": stage, "eval": ev})
             log.info("after %s: accuracy %.4f at %.1f %% compute", stage, ev["accuracy"], ev["compute_pct"])
         progress = {"stage": progress["stage"] + 1, "epoch": 0, "step": 0}
-        save()
+        save(optimizer=False)  # the next stage makes an optimizer of its own parameters
     result = {}
     if rank == 0:
         ev = history[-1]["eval"] if history and "eval" in history[-1] else evaluate(net, testset)

@@ -64,10 +64,15 @@ def _same_state(a: dict, b: dict) -> bool:
     return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _untimed(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
 RESUME_CFG = {"epochs": {"backbone": 1, "gates": 2}, "stages": ("backbone", "gates"), "recalibration_images": 64}
 
 
-def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, tiny_config):
+@pytest.mark.parametrize("gates_step", [3, 1], ids=["inside-gates", "at-the-stage-boundary"])
+def test_resume_after_interruption_equals_uninterrupted(gates_step, tmp_path, monkeypatch, tiny_config):
     """Killed at step k and resumed, the run replays exactly what the uninterrupted run did from its last
     checkpoint on: the same batches into the same network state, step by step, and bit-identical final weights.
     A "resume" that starts over (or skips ahead) fails here even though a deterministic restart would end with the
@@ -76,14 +81,16 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, t
     Interrupted inside the gates stage: Brevitas keeps the step counter of an activation quantizer that is still
     collecting statistics (the first 300 training steps) outside the state dict, so a checkpoint taken in the
     backbone stage of this short run cannot restore that counter; in the gates and joint stages the quantizers
-    are in eval mode and the counter is not used.
+    are in eval mode and the counter is not used. Killed at the first gates step, the run resumes from the
+    checkpoint the backbone stage wrote when it ended (which once held the backbone's optimizer for the gates'). The
+    history, epoch records included, is the uninterrupted run's but for wall times.
     """
     cfg = T.TrainConfig(**{**tiny_config, **RESUME_CFG})
     straight: list = []
     monkeypatch.setattr(T, "_step", _recording_step(straight))
     T.train(cfg, tmp_path / "straight")
     n_backbone = sum(1 for s in straight if s["stage"] == "backbone")
-    kill_at = n_backbone + 3  # the third step of the gates stage, one step after a checkpoint (every 2 steps)
+    kill_at = n_backbone + gates_step  # killed at the gates step of that number; inside: one after a checkpoint
     assert len(straight) > kill_at + 2
 
     before: list = []
@@ -99,7 +106,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, t
 
     # the resumed run starts where a checkpoint of the interrupted one was, not at step 0, not ahead of the kill
     j = next(i for i, s in enumerate(straight) if (s["stage"], s["step"]) == (after[0]["stage"], after[0]["step"]))
-    assert kill_at - 1 - cfg.checkpoint_every <= j <= kill_at - 1, (j, kill_at)
+    assert kill_at - 1 - cfg.checkpoint_every <= j <= kill_at, (j, kill_at)
     assert len(after) == len(straight) - j, "the resumed run did not do exactly the remaining steps"
     for k, (got, want) in enumerate(zip(after, straight[j:])):
         assert (got["stage"], got["step"]) == (want["stage"], want["step"]), k
@@ -109,6 +116,25 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, t
     ref = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
     assert _same_state(got["state_dict"], ref["state_dict"])
     assert got["eval"] == ref["eval"]
+    assert _untimed(got["history"]) == _untimed(ref["history"])
+
+
+def test_a_stage_of_zero_epochs_trains_nothing(tmp_path, monkeypatch, tiny_config):
+    steps: list = []
+    monkeypatch.setattr(T, "_step", _recording_step(steps))
+    T.train(T.TrainConfig(**{**tiny_config, "epochs": {"backbone": 0}, "stages": ("backbone",)}), tmp_path / "r")
+    history = torch.load(tmp_path / "r" / "model.pt", weights_only=True)["history"]
+    assert steps == [] and [h for h in history if "steps" in h] == [] and "eval" in history[-1]
+
+
+def test_the_static_front_takes_the_most_accurate_of_equal_compute():
+    """Two static runs of one width (two seeds): the same compute, two accuracies (was a division by zero)."""
+    from fracskip.training.compare import static_front
+
+    rows = [{"model": f"static W{b}A{b}", "compute_pct": c, "accuracy": a}
+            for b, c, a in ((2, 6.25, 0.70), (4, 25.0, 0.80), (4, 25.0, 0.90), (8, 100.0, 0.95))]
+    assert static_front(rows, 25.0) == 0.90 and static_front(rows, 62.5) == pytest.approx(0.925)
+    assert static_front(rows, 6.25) == 0.70 and static_front(rows, 3.0) is None
 
 
 def test_bad_data_path_gives_a_clear_error(tmp_path, capsys):
@@ -235,6 +261,9 @@ def test_budget_menu_drops_entries_and_keeps_their_paths(tmp_path, capsys):
         for k in (2, 3):  # 4 and 8 bits: beyond the small menu, on both models' routes at the same place
             forced = torch.full((len(x), small.n_gated), k)
             assert torch.equal(full(x, choices=forced).logits, small(x, choices=forced).logits)
+    from fracskip.training.compare import kind
+
+    assert kind(raw).startswith("DFS {skip, 2}")  # a menu cut without a target (was a KeyError in compare)
     assert main(["eval", str(tmp_path / "m.pt"), "--bits", "8", "--limit", "100", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["compute_pct"] == 100.0 and ev["choices"][0] == {"0": 0, "2": 0, "8": 100}
