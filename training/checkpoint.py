@@ -53,13 +53,21 @@ def plain(obj: Any, where: str = "checkpoint") -> Any:
 def atomic_save(obj: Any, path: Path) -> None:
     """torch.save to a temporary file in the same folder, then rename: a crash never leaves a half file."""
     obj = plain(obj)
-    path = Path(path)
+    _atomic_write(Path(path), lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """``path.write_text(text)``, written as ``atomic_save`` writes: complete or not at all."""
+    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -112,7 +120,8 @@ def load_raw(ref: str | Path) -> dict:
 
 # what every checkpoint holds, and the type of each entry
 SCHEMA = {"format": str, "model_config": dict, "train_config": dict, "state_dict": dict}
-OPTIONAL = {"progress": dict, "history": list, "eval": dict, "optimizer": (dict, type(None)), "budget": dict}
+OPTIONAL = {"progress": dict, "history": list, "eval": dict, "optimizer": (dict, type(None)), "budget": dict,
+            "world": int}
 
 
 def check(ck: Any, path: Path | str) -> None:

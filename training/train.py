@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..errors import FracskipError
 from . import data as D
-from .checkpoint import FORMAT, atomic_save, load_raw, load_state
+from .checkpoint import FORMAT, atomic_save, atomic_write_text, load_raw, load_state
 from .evaluate import evaluate, recalibrate_bn
 from .intgate import IntGate
 from . import quant as q
@@ -161,6 +161,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
         ck = load_raw(ck_path)
         if ck["train_config"] != _jsonable(cfg):
             raise FracskipError(f"{ck_path} was written with another training config; resume with the same options")
+        if ck.get("world", 1) != world:  # each rank's shard, and so the position in an epoch, depends on it
+            raise FracskipError(f"{ck_path} was written by a run of {ck.get('world', 1)} processes, this one has "
+                                f"{world}: resume with the same number (torchrun --nproc_per_node)")
         load_state(net, ck["state_dict"], strict=True)
         progress, history, opt_state = ck["progress"], ck["history"], ck.get("optimizer")
         log.info("resuming %s at stage %s epoch %d step %d", out, cfg.stages[progress["stage"]] if progress["stage"] < len(cfg.stages) else "done", progress["epoch"], progress["step"])
@@ -180,9 +183,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
         # written with the first checkpoint: a run that fails before it leaves no files to block a new one
         out.mkdir(parents=True, exist_ok=True)
         if not (out / "train_config.json").exists():
-            (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1))
+            atomic_write_text(out / "train_config.json", json.dumps(_jsonable(cfg), indent=1))
         atomic_save({"format": FORMAT, "model_config": mcfg.to_dict(), "train_config": _jsonable(cfg),
-                     "state_dict": net.state_dict(), "progress": progress, "history": history,
+                     "state_dict": net.state_dict(), "progress": progress, "history": history, "world": world,
                      "optimizer": opt.state_dict() if optimizer else None}, ck_path)
 
     while progress["stage"] < len(cfg.stages):
@@ -251,8 +254,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
         atomic_save({"format": FORMAT, "model_config": mcfg.to_dict(), "train_config": _jsonable(cfg),
                      "state_dict": net.state_dict(), "progress": progress, "history": history, "eval": ev},
                     out / "model.pt")
-        (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
-        (out / "eval.json").write_text(json.dumps(ev, indent=1))
+        atomic_write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        atomic_write_text(out / "eval.json", json.dumps(ev, indent=1))
         result = ev
     if world > 1:
         dist.barrier()

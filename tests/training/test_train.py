@@ -119,6 +119,16 @@ def test_resume_after_interruption_equals_uninterrupted(gates_step, tmp_path, mo
     assert _untimed(got["history"]) == _untimed(ref["history"])
 
 
+def test_resume_refuses_another_number_of_processes(tmp_path, monkeypatch, tiny_config):
+    """Each DDP rank trains its own shard, so a checkpoint's place in an epoch holds only for its number of
+    processes: a resume with another is refused, not continued at the wrong place."""
+    cfg = T.TrainConfig(**{**tiny_config, "epochs": {"backbone": 0.25}, "stages": ("backbone",)})
+    T.train(cfg, tmp_path / "r")
+    monkeypatch.setattr(T, "_dist", lambda: (0, 2))
+    with pytest.raises(FracskipError, match="written by a run of 1 processes, this one has 2"):
+        T.train(cfg, tmp_path / "r", resume=True)
+
+
 def test_a_stage_of_zero_epochs_trains_nothing(tmp_path, monkeypatch, tiny_config):
     steps: list = []
     monkeypatch.setattr(T, "_step", _recording_step(steps))
