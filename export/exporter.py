@@ -50,11 +50,12 @@ def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, pro
         source = tmp / SOURCE_CHECKPOINT
         shutil.copyfile(ck_path, source)
         net, ck = load_model(checkpoint)
-        if sha256(ck_path) != sha256(source):
+        digest = sha256(source)
+        if sha256(ck_path) != digest:
             raise FracskipError(f"{ck_path} changed while it was read (a training run writing it?): export a "
                                 "finished run's model.pt, or export again")
         data = _export_into(net, tmp, progress)
-        data["source_checkpoint"] = {"ref": str(checkpoint), "file": SOURCE_CHECKPOINT, "sha256": sha256(source),
+        data["source_checkpoint"] = {"ref": str(checkpoint), "file": SOURCE_CHECKPOINT, "sha256": digest,
                                      "eval": ck.get("eval")}
         data["files"] = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.name != "manifest.json"}
         m = Manifest(tmp, data)

@@ -67,11 +67,11 @@ def cmd_eval(a: argparse.Namespace) -> int:
     import torch
 
     from .training import data as D
-    from .training.checkpoint import load_model
+    from .training.checkpoint import load_model, trained_on
     from .training.evaluate import evaluate
 
     net, ck = load_model(a.checkpoint)
-    dataset = a.dataset or ck["train_config"].get("dataset", "fashion-mnist")
+    dataset = a.dataset or trained_on(ck)
     split = D.load(dataset, "test", a.data, a.limit)
     forced = None
     if a.bits is not None:

@@ -17,6 +17,19 @@ from .errors import FracskipError
 INCOMPLETE = ".incomplete"
 
 
+def _set_aside(path: Path) -> Path:
+    """Rename ``path`` into a new temporary folder beside it (the same file system: nothing is copied) and return
+    its new path; that folder (``.parent``) goes once the new result is in place, or ``path`` comes back."""
+    path = path.absolute()
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.replaced-", dir=path.parent)) / path.name
+    try:
+        path.rename(aside)
+    except BaseException:
+        aside.parent.rmdir()
+        raise
+    return aside
+
+
 @contextmanager
 def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
     """``with fresh(out, force, "demo") as out: ...``: an empty ``out`` (a non-empty one only with ``force``),
@@ -29,9 +42,7 @@ def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
     if out.exists() and any(out.iterdir()):
         if not force:
             raise FracskipError(f"{out} is not empty: pass --force to replace it, or choose another -o folder")
-        full = out.absolute()
-        aside = Path(tempfile.mkdtemp(prefix=f".{full.name}.replaced-", dir=full.parent)) / full.name
-        full.rename(aside)  # beside it, on the same file system: a rename, nothing copied
+        aside = _set_aside(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         marker = out / INCOMPLETE
@@ -60,8 +71,7 @@ def staged(out: Path, tag: str = "partial") -> Iterator[Path]:
     try:
         yield tmp
         if out.exists():  # kept aside until the new folder is in place: no moment without one or the other
-            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent)) / out.name
-            out.rename(aside)
+            aside = _set_aside(out)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -203,11 +203,6 @@ def checkpoint(ref: str, option: str = "checkpoint") -> dict:
     return load_raw(ref)
 
 
-def trained_on(ck: dict) -> str:
-    """The dataset a checkpoint was trained on."""
-    return ck.get("train_config", {}).get("dataset", "fashion-mnist")
-
-
 def takes_fashion_mnist(ref: str, option: str, command: str) -> None:
     """A checkpoint the demo and the bench can run: they measure on Fashion-MNIST's test images (1x28x28)."""
     cfg = checkpoint(ref, option).get("model_config") or {}
@@ -349,6 +344,8 @@ def check_build(a: argparse.Namespace) -> None:
     number(a.budget, "--budget", 0, 1, lo_open=True, what="a fraction of the device")
     number(a.target_fps, "--target-fps", 0, lo_open=True, what="frames per second")
     existing_dir(a.export_dir, "export_dir", "a folder written by `fracskip export`")
+    from .training.checkpoint import trained_on
+
     m = export_folder(a.export_dir)
     dataset = trained_on(checkpoint(str(m.file(m.data["source_checkpoint"]["file"]))))
     data_dir(a, dataset, f"{a.export_dir} was trained on {dataset}, whose training images calibrate the gates: it")

@@ -239,9 +239,10 @@ def calibrate(manifest: Manifest, n: int, data_dir: str | None) -> dict:
     """How often the trained gates pick each path, on the first ``n`` training images of the checkpoint's dataset."""
     from ..runtime.torch_backend import TorchBackend
     from ..training import data as D
+    from ..training.checkpoint import trained_on
 
     tb = TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])))
-    dataset = tb.checkpoint.get("train_config", {}).get("dataset", "fashion-mnist")
+    dataset = trained_on(tb.checkpoint)
     split = D.load(dataset, "train", data_dir, n)
     runs = [tb.reference_trace(x.numpy()) for x, _ in D.batches(split, 250, shuffle=False)]
     choices = np.concatenate([r[1] for r in runs])

@@ -76,6 +76,11 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def trained_on(ck: dict) -> str:
+    """The dataset a checkpoint's network was trained on."""
+    return ck.get("train_config", {}).get("dataset", "fashion-mnist")
+
+
 def resolve(ref: str | Path) -> Path:
     """'default', a checkpoint file, or a training run folder -> the checkpoint file."""
     if str(ref) in SHIPPED:

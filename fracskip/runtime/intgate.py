@@ -204,7 +204,7 @@ class IntGateParams:
         shifts = {"w_ih alignment": F - self.w_ih_exp - self.x_exp, "w_hh alignment": F - self.w_hh_exp - H_EXP,
                   **{f"embed {g} rounding": self.x_exp - e - IFACE_EXP for g, e in enumerate(self.embed_exp)}}
         bad += [f"{name} shifts left by {n} bits, more than {MAX_EXP}" for name, n in shifts.items() if n > MAX_EXP]
-        bad += [f"pool_mult {m} of gate {g} is not round(2^{POOL_SHIFT} / (H*W))"
+        bad += [f"pool_mult {m} of gate {g} is outside 1..2^{POOL_SHIFT}"  # its feature map's: Manifest's check
                 for g, m in enumerate(self.pool_mult) if not 1 <= m <= 1 << POOL_SHIFT]
         if not (len(self.pool_mult) == len(self.embed_w) == len(self.embed_exp) == len(self.embed_b)):
             bad.append("per-gate lists differ in length")

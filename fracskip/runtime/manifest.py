@@ -199,7 +199,7 @@ class Manifest:
     def _gates_fit_blocks(self, gates: dict, gated: list[dict], menu: list[int]) -> None:
         """The integer gate has one embedding per gated block, over its input's channels and pooled over its
         feature map, and one logit per bit-menu entry (its own shapes and ranges: ``IntGateParams.check``)."""
-        from .intgate import POOL_SHIFT
+        from .intgate import pool_multiplier
 
         where = f"manifest in {self.root}: the integer gate"
         embed, proj = gates.get("embed"), _obj(gates.get("proj"), "gates.proj").get("weight")
@@ -216,7 +216,7 @@ class Manifest:
             rows = e.get("weight")
             if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != c for r in rows):
                 raise FracskipError(f"{where}'s embedding {g} does not take block {b['index']}'s {c} channels")
-            if e.get("pool_mult") != (2 * (1 << POOL_SHIFT) // (h * w) + 1) // 2:  # round(2^20 / HW), ties up
+            if e.get("pool_mult") != pool_multiplier(h * w):
                 raise FracskipError(f"{where}'s pool_mult {e.get('pool_mult')} of gate {g} does not average block "
                                     f"{b['index']}'s {h}x{w} feature map")
             heads = gates.get("channel_head")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ...errors import FracskipError
 from .rtllib import default_cache_dir
-from .verilator import find_verilator
+from .verilator import build_errors, find_verilator
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,9 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
         proc = subprocess.run(["nice", *cmd], cwd=work, env=tool.env(), capture_output=True, text=True)
         (work / "verilator.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0 or not (work / "obj" / "sim").is_file():
-            # the log goes with the work folder: the message keeps its errors and last lines (a linker's complaint
-            # has no "error:" of its own)
-            lines = (proc.stdout + proc.stderr).splitlines()
-            errors = [ln for ln in lines if "%Error" in ln or "error:" in ln][:8]
-            errors += [ln for ln in lines[-5:] if ln not in errors]
-            raise FracskipError(f"Verilator build of {top} failed (exit {proc.returncode}): " + " | ".join(errors))
+            # the log goes with the work folder: the message keeps what matters of it
+            raise FracskipError(f"Verilator build of {top} failed (exit {proc.returncode}): "
+                                + " | ".join(build_errors(proc.stdout + proc.stderr)))
         for f in (work / "obj").iterdir():  # a run needs the binary alone: its objects and precompiled headers
             if f.name != "sim":  # took 100 to 160 MB a model in the cache
                 shutil.rmtree(f) if f.is_dir() else f.unlink()

@@ -31,7 +31,7 @@ import numpy as np
 from ...errors import FracskipError
 from .rtllib import default_cache_dir
 from .stitch import StitchedCore, StreamPort, diagnose_stall, stitch
-from .verilator import CXX_OPT, Verilator, find_verilator
+from .verilator import CXX_OPT, Verilator, build_errors, find_verilator
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,8 @@ def build_simulator(core: StitchedCore, cache_dir: Path, jobs: int = 1, opt: str
                 kept = f"full log: {failed / 'build.log'}"
             except OSError as e:
                 kept = f"its log could not be kept: {e}"
-            text = cp.stdout + cp.stderr
-            errors = [ln for ln in text.splitlines() if "%Error" in ln or "error:" in ln] or text.splitlines()[-5:]
-            raise FracskipError(f"Verilator could not build {core.top}: " + " | ".join(errors[:8]) + f" ({kept})")
+            errors = build_errors(cp.stdout + cp.stderr)
+            raise FracskipError(f"Verilator could not build {core.top}: " + " | ".join(errors) + f" ({kept})")
         shutil.move(obj / EXE, tmp / EXE)
         shutil.rmtree(obj)  # objects are never reused: the hash changes with any source
         for name, src in core.data_files.items():

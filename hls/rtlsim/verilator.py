@@ -34,6 +34,14 @@ LONG_RUN_CYCLES = 15_000_000
 COMPILER_ENV = ("CXXFLAGS", "CPPFLAGS", "CFLAGS", "OPT", "LDFLAGS", "LDLIBS")
 
 
+def build_errors(output: str) -> list[str]:
+    """The lines of a failed Verilator build's output worth a message: its errors, then its last lines (a linker's
+    complaint has no "error:" of its own)."""
+    lines = output.splitlines()
+    errors = [ln for ln in lines if "%Error" in ln or "error:" in ln][:8]
+    return errors + [ln for ln in lines[-5:] if ln not in errors]
+
+
 def cxx_opt_for(cycles: float) -> str:
     """The C++ optimisation for a model that is to simulate about ``cycles`` cycles."""
     return CXX_OPT_LONG if cycles >= LONG_RUN_CYCLES else CXX_OPT
