@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .demo import IMAGES as DEMO_IMAGES
 from .errors import FracskipError
-from .runtime.accelerator_driver import TIMEOUT_S as DEPLOY_TIMEOUT_S
+from .runtime import DEPLOY_TIMEOUT_S
 
 log = logging.getLogger("fracskip")
 

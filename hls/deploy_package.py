@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import FracskipError
 from ..outdir import staged
+from ..runtime import DEPLOY_TIMEOUT_S
 from ..runtime import accelerator_driver as ad
 from ..runtime.controller import bitops_by_kept
 
@@ -246,7 +247,7 @@ def package_from_build(build_dir: str | Path, out: str | Path, bitfile_dir: str 
 
 
 def open_simulated(package: str | Path, cache_dir: Path | None = None, batch_size: int = 64,
-                   progress: bool = False, timeout_s: float = ad.TIMEOUT_S):
+                   progress: bool = False, timeout_s: float = DEPLOY_TIMEOUT_S):
     """(Package, DMAOverlay on the accelerator's Verilator model): the board driver's own DMA code, its DMAs
     streaming the buffers through the simulated accelerator (``sim_board.AcceleratorSimOverlay``); ``timeout_s``
     as on a board."""

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FracskipError, ToolMissingError
+from . import DEPLOY_TIMEOUT_S
 from .controller import count_bitops, kept_fraction
 from .host import NOT_ON_A_BOARD, PLATFORMS, HostProgram, IntType, load_npz, pack, shape_ok, unpack
 from .intgate import split_decisions
@@ -37,7 +38,6 @@ from .intgate import split_decisions
 FORMAT = "fracskip-accelerator/1"
 SETTINGS, EXTRA, HOST_NPZ = "driver/settings.json", "driver/fracskip.json", "driver/fracskip_host.npz"
 LOGITS, DECISIONS = 0, 1  # output indices in FINN's io_shape_dict
-TIMEOUT_S = 10.0  # a batch's DMAs that have not finished by then are reported stalled
 
 
 # ---------------------------------------------------------------- the package
@@ -207,7 +207,7 @@ class DMAOverlay:
     """
 
     def __init__(self, overlay, allocate, io_shape_dict: dict, platform: str, batch_size: int = 1,
-                 timeout_s: float = TIMEOUT_S, device=None):
+                 timeout_s: float = DEPLOY_TIMEOUT_S, device=None):
         if platform not in PLATFORMS:
             raise FracskipError(f"platform {platform!r} is not one of {PLATFORMS}")
         self.io, self.platform, self.allocate, self.device, self.timeout_s = io_shape_dict, platform, allocate, \
@@ -413,7 +413,7 @@ class AcceleratorDriver:
         return res
 
 
-def open_board(package: str | Path, batch_size: int = 64, timeout_s: float = TIMEOUT_S,
+def open_board(package: str | Path, batch_size: int = 64, timeout_s: float = DEPLOY_TIMEOUT_S,
                finn_driver: bool = False,
                download: bool = True):
     """(Package, the overlay on this board): the package's bitstream loaded with pynq, driven by ``DMAOverlay``
