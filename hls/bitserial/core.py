@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import FracskipError
+from ..rtl import ADDTREE, BUF2, shared_sources
 from ...runtime.intgate import keep_mask
 from ..lutmvu.core import int_range, worst_case_acc_bits
 
@@ -47,8 +48,8 @@ def rtl_dir() -> Path:
 
 def rtl_sources() -> list[Path]:
     """The Verilog files of the unit, one module each."""
-    return [rtl_dir() / f for f in ("bsmvu.v", "bsmvu_popcount.v", "bsmvu_popcount_tree.v", "bsmvu_addtree.v",
-                                    "bsmvu_buf2.v")]
+    return ([rtl_dir() / f for f in ("bsmvu.v", "bsmvu_popcount.v", "bsmvu_popcount_tree.v")]
+            + shared_sources(ADDTREE, BUF2))
 
 
 def signed_bits(lo: int, hi: int) -> int:

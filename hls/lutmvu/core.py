@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import FracskipError
+from ..rtl import ADDTREE, BUF2, shared_sources
 
 CORE_MODULE = "lutmvu"
 ROM_STYLES = {"auto": 0, "distributed": 1, "block": 2}
@@ -29,8 +30,8 @@ def rtl_dir() -> Path:
 
 
 def rtl_sources() -> list[Path]:
-    """The Verilog files of the unit (one file, all sub-modules)."""
-    return [rtl_dir() / "lutmvu.v"]
+    """The Verilog files of the unit: its own (the top and the multiplier) and the shared ones it instantiates."""
+    return [rtl_dir() / "lutmvu.v", *shared_sources(ADDTREE, BUF2)]
 
 
 @dataclass(frozen=True)

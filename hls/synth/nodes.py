@@ -43,12 +43,14 @@ SKIPPED_ATTRS = ("code_gen_dir_ipgen", "ipgen_path", "ip_path", "gen_top_module"
 @functools.lru_cache(maxsize=None)
 def _sources_digest(module_file: str) -> str:
     """sha256 of the code that writes a fracskip op's RTL: its folder's Python modules and ``rtl/`` files (the
-    op's module, its generator, its Verilog). FINN's own ops give "": their RTL changes only with FINN's pin."""
+    op's module, its generator, its Verilog) and the shared modules of ``hls/rtl/``. FINN's own ops give "": their
+    RTL changes only with FINN's pin."""
     folder = Path(module_file).resolve().parent
-    if not folder.is_relative_to(Path(__file__).resolve().parents[1]):  # fracskip.hls
+    hls = Path(__file__).resolve().parents[1]
+    if not folder.is_relative_to(hls):
         return ""
     h = hashlib.sha256()
-    for f in sorted([*folder.glob("*.py"), *folder.glob("rtl/*")]):
+    for f in sorted([*folder.glob("*.py"), *folder.glob("rtl/*")]) + sorted((hls / "rtl").glob("*.v")):
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()
 

@@ -546,11 +546,12 @@ def test_popcount_tree_equals_countones():
     $countones in Verilator, lane counts 1 to 144, on random planes of every density and on all ones: its own
     -Wall lint clean, no mismatch, every lane count checked."""
     from fracskip.hls.bitserial.core import rtl_dir
+    from fracskip.hls.rtl import ADDTREE, shared_sources
     from fracskip.hls.rtlsim import find_verilator
     from fracskip.hls.rtlsim.harness import compile_testbench
 
     tool = find_verilator()
-    tree = [rtl_dir() / "bsmvu_popcount_tree.v", rtl_dir() / "bsmvu_addtree.v"]
+    tree = [rtl_dir() / "bsmvu_popcount_tree.v", *shared_sources(ADDTREE)]
     for n in (1, 7, 144):
         proc = subprocess.run([str(tool.binary), "--lint-only", "-Wall", "-Wno-DECLFILENAME", "--top-module",
                                "bsmvu_popcount_tree", *map(str, tree), f"-GN={n}", f"-GOW={n.bit_length()}"],

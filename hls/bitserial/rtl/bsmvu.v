@@ -549,7 +549,7 @@ module bsmvu #(
             wire [1:0] ob_count;
             /* verilator lint_on UNUSEDSIGNAL */
             assign en = !ob_full;
-            bsmvu_buf2 #(.W(PE * OUT_WIDTH)) u_out (
+            fracskip_buf2 #(.W(PE * OUT_WIDTH)) u_out (
                 .clk(ap_clk), .rst_n(ap_rst_n), .push(push), .din(an), .full(ob_full), .count(ob_count),
                 .valid(m_axis_tvalid), .dout(m_axis_tdata), .ready(m_axis_tready));
         end else begin : g_act
@@ -564,7 +564,7 @@ module bsmvu #(
             wire [QW-1:0] rq;
             wire rq_pop;
             assign en = !rq_full;
-            bsmvu_buf2 #(.W(QW)) u_rq (
+            fracskip_buf2 #(.W(QW)) u_rq (
                 .clk(ap_clk), .rst_n(ap_rst_n), .push(push), .din({nf3, m3, an}), .full(rq_full),
                 .count(rq_count), .valid(rq_valid), .dout(rq), .ready(rq_pop));
             wire [PE*AC-1:0] q_acc = rq[PE * AC - 1:0];
@@ -634,7 +634,7 @@ module bsmvu #(
                 assign result[p * OUT_WIDTH +: OUT_WIDTH] = y[OUT_WIDTH-1:0];
             end
 
-            bsmvu_buf2 #(.W(PE * OUT_WIDTH)) u_out (
+            fracskip_buf2 #(.W(PE * OUT_WIDTH)) u_out (
                 .clk(ap_clk), .rst_n(ap_rst_n), .push(done), .din(result), .full(ob_full), .count(ob_count),
                 .valid(m_axis_tvalid), .dout(m_axis_tdata), .ready(m_axis_tready));
         end

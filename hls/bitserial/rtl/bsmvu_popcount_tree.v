@@ -33,5 +33,5 @@ module bsmvu_popcount_tree #(
         end
     endgenerate
 
-    bsmvu_addtree #(.N(NG), .IW(2), .OW(OW)) u_tree (.x(cnt), .y(y));
+    fracskip_addtree #(.N(NG), .IW(2), .OW(OW), .SGN(0)) u_tree (.x(cnt), .y(y));
 endmodule

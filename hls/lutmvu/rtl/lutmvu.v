@@ -18,7 +18,8 @@
 // other side.
 // Accumulation is modulo 2^ACCU_WIDTH, hence exact whenever the true result fits ACCU_WIDTH (what
 // FINN's MinimizeAccumulatorWidth guarantees); intermediate sums are kept no wider than needed.
-// Verilog-2005; the sub-modules are in this file.
+// Verilog-2005; the multiplier and the extension are in this file, the adder tree and the output buffer
+// are fracskip's shared modules (hls/rtl/).
 
 (* use_dsp = "no" *)
 module lutmvu #(
@@ -199,7 +200,7 @@ module lutmvu #(
                     .p(prod[s*PW +: PW])
                 );
             end
-            lutmvu_addtree #(.N(SIMD), .IW(PW), .OW(DW), .SGN(SGN)) u_tree (.x(prod), .y(dot[p*DW +: DW]));
+            fracskip_addtree #(.N(SIMD), .IW(PW), .OW(DW), .SGN(SGN)) u_tree (.x(prod), .y(dot[p*DW +: DW]));
         end
     endgenerate
 
@@ -281,7 +282,7 @@ module lutmvu #(
                         assign ge[s] = a >= t;  // unsigned: TW bits hold 0 .. 2^ACCU_WIDTH ("never")
                     end
                 end
-                lutmvu_addtree #(.N(N_THRES), .IW(1), .OW(CNT), .SGN(0)) u_count (.x(ge), .y(cnt));
+                fracskip_addtree #(.N(N_THRES), .IW(1), .OW(CNT), .SGN(0)) u_count (.x(ge), .y(cnt));
                 /* verilator lint_off WIDTHTRUNC */
                 /* verilator lint_off WIDTHEXPAND */
                 /* verilator lint_off UNUSEDSIGNAL */
@@ -296,32 +297,14 @@ module lutmvu #(
 
     // ---------------------------------------------------------------- output buffer (head + spare)
     // Two entries let the pipeline run at full rate while its enable depends on registers only.
-    reg                      head_v, spare_v;
-    reg [PE*OUT_WIDTH-1:0]   head, spare;
-    wire pop = head_v && m_axis_tready;
-    wire head_free = !head_v || pop;
-    assign en = !(head_v && spare_v);
-    assign m_axis_tvalid = head_v;
-    assign m_axis_tdata = head;
-
-    always @(posedge ap_clk) begin
-        if (!ap_rst_n) begin
-            head_v <= 1'b0;
-            spare_v <= 1'b0;
-        end else if (head_free) begin
-            head_v <= spare_v || push;
-            spare_v <= spare_v && push;
-        end else begin
-            spare_v <= spare_v || push;
-        end
-    end
-    always @(posedge ap_clk) begin
-        if (head_free) begin
-            if (spare_v) head <= spare;
-            else if (push) head <= out;
-        end
-        if (push && (spare_v || !head_free)) spare <= out;
-    end
+    wire full;
+    assign en = !full;
+    /* verilator lint_off PINCONNECTEMPTY */
+    fracskip_buf2 #(.W(PE * OUT_WIDTH)) u_out (
+        .clk(ap_clk), .rst_n(ap_rst_n), .push(push), .din(out), .full(full), .count(),
+        .valid(m_axis_tvalid), .dout(m_axis_tdata), .ready(m_axis_tready)
+    );
+    /* verilator lint_on PINCONNECTEMPTY */
 endmodule
 
 
@@ -376,48 +359,6 @@ module lutmvu_ext #(
             assign y = {{(OW - IW){x[IW-1]}}, x};
         end else begin : g_zext
             assign y = {{(OW - IW){1'b0}}, x};
-        end
-    endgenerate
-endmodule
-
-
-// Balanced adder tree over N inputs of IW bits, built by recursion on halves: each partial sum is only
-// as wide as its inputs need (capped at OW, modulo 2^OW), the sum is extended to OW bits.
-(* use_dsp = "no" *)
-module lutmvu_addtree #(
-    parameter integer N = 4,
-    parameter integer IW = 8,
-    parameter integer OW = 10,
-    parameter integer SGN = 1
-) (
-    input  wire [N*IW-1:0] x,
-    output wire [OW-1:0]   y
-);
-    /* verilator lint_off VARHIDDEN */  // each recursion level has its own copy
-    function integer ceil_log2(input integer n);
-        integer v;
-        begin
-            ceil_log2 = 0;
-            for (v = n - 1; v > 0; v = v >> 1) ceil_log2 = ceil_log2 + 1;
-        end
-    endfunction
-    /* verilator lint_on VARHIDDEN */
-
-    localparam integer NL = (N + 1) / 2;
-    localparam integer NR = N - NL;
-    localparam integer SW = (IW + ceil_log2(NL) < OW) ? IW + ceil_log2(NL) : OW;
-
-    generate
-        if (N == 1) begin : g_leaf
-            lutmvu_ext #(.IW(IW), .OW(OW), .SGN(SGN)) u_ext (.x(x), .y(y));
-        end else begin : g_node
-            wire [SW-1:0] sl, sr;
-            wire [OW-1:0] el, er;
-            lutmvu_addtree #(.N(NL), .IW(IW), .OW(SW), .SGN(SGN)) u_l (.x(x[0 +: NL*IW]), .y(sl));
-            lutmvu_addtree #(.N(NR), .IW(IW), .OW(SW), .SGN(SGN)) u_r (.x(x[NL*IW +: NR*IW]), .y(sr));
-            lutmvu_ext #(.IW(SW), .OW(OW), .SGN(SGN)) u_el (.x(sl), .y(el));
-            lutmvu_ext #(.IW(SW), .OW(OW), .SGN(SGN)) u_er (.x(sr), .y(er));
-            assign y = el + er;
         end
     endgenerate
 endmodule

@@ -1,7 +1,7 @@
-// Two-entry buffer (head + spare) between a pipeline and a stream (fracskip.hls.bitserial).
-// `full` is a register: the pipeline in front may stall on it without any combinational path from the
-// downstream TREADY; two entries let it run at full rate regardless. Verilog-2005.
-module bsmvu_buf2 #(
+// Two-entry buffer (head + spare) between a pipeline and a stream (the output of the bit-serial unit and of
+// MVAU_lut). `full` is a register: the pipeline in front may stall on it without any combinational path from
+// the downstream TREADY; two entries let it run at full rate regardless. Verilog-2005.
+module fracskip_buf2 #(
     parameter integer W = 8
 ) (
     input  wire         clk,
