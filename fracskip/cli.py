@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .demo import IMAGES as DEMO_IMAGES
 from .errors import FracskipError
-from .runtime import DEPLOY_TIMEOUT_S
+from .runtime import DEPLOY_TIMEOUT_S, TIMEOUT_IMAGES
 
 log = logging.getLogger("fracskip")
 
@@ -436,8 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--labels", help="labels (.npy or IDX) for the accuracy")
     y.add_argument("--limit", type=int, help="first N images")
     y.add_argument("--batch-size", type=int, default=64)
-    y.add_argument("--timeout", type=float, help="seconds before a core that does not finish is reported stalled "
-                   f"(default {DEPLOY_TIMEOUT_S:g}; zynq-iodma and --simulate; FINN's driver and XRT wait without one)")
+    y.add_argument("--timeout", type=float, help=f"seconds per {TIMEOUT_IMAGES} images of a batch (at least once) "
+                   f"before a batch that does not finish is reported stalled (default {DEPLOY_TIMEOUT_S:g}; zynq-iodma "
+                   "and --simulate; FINN's driver and XRT wait without one)")
     y.add_argument("--json", action="store_true", help="print one JSON object")
     y.set_defaults(func=cmd_deploy)
     return p

@@ -81,3 +81,28 @@ def staged(out: Path, tag: str = "partial") -> Iterator[Path]:
     finally:
         if aside is not None:
             shutil.rmtree(aside.parent, ignore_errors=True)
+
+
+@contextmanager
+def replacing(*paths: Path) -> Iterator[None]:
+    """``with replacing(a, b): ...``: the block writes ``a`` and ``b`` anew; those that exist are set aside
+    meanwhile and go when it completes. If it raises, what it wrote at those paths goes and they are back as
+    they were (a failed re-run leaves the earlier result, not a mix of the two)."""
+    asides = {}
+    try:
+        for p in paths:
+            if p.exists() or p.is_symlink():
+                asides[p] = _set_aside(p)
+        yield
+    except BaseException:
+        for p in paths:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+        for p, aside in asides.items():
+            aside.rename(p)
+            aside.parent.rmdir()
+        raise
+    for aside in asides.values():
+        shutil.rmtree(aside.parent, ignore_errors=True)

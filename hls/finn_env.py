@@ -50,6 +50,47 @@ def require(tool: str) -> None:
             f"Vivado/Vitis install, or use the docker image: docker/README.md). Nothing was written for this step.")
 
 
+def deps_dir() -> Path:
+    """Where FINN reads its external dependencies (finn-hlslib, board files) in fracskip's set-up, whose settings
+    file is fracskip's own: ``FINN_DEPS``, else finn-plus's default, ``finn_deps/`` beside its package."""
+    from finn.interface.settings import FINN_ROOT, resolve_relative
+
+    return resolve_relative(os.environ.get("FINN_DEPS") or "finn_deps", FINN_ROOT)
+
+
+def require_deps(board_name: str) -> None:
+    """ToolMissingError naming what FINN's shell flow will read from its external dependencies and cannot find:
+    finn-hlslib (the IODMAs are HLS; their code includes its headers) and, for the PYNQ boards, their board files
+    (Vivado has the Xilinx boards' own, not TUL's). finn-plus fetches both from GitHub with ``finn deps update``."""
+    deps = deps_dir()
+    need = [deps / "finn-hlslib" / "streamtools.h"]
+    if board_name.lower().startswith("pynq"):
+        need.append(deps / "board_files" / board_name.lower())
+    missing = [str(p) for p in need if not p.exists()]
+    if missing:
+        raise ToolMissingError(
+            f"FINN's external dependencies are missing: {', '.join(missing)}. Fetch them once with finn-plus's "
+            f"`finn deps update --batch --dependency-path {deps}` (it clones from GitHub, with Vivado's "
+            "settings64.sh sourced), or point FINN_DEPS at a folder that holds them. Nothing was written for this "
+            "step.")
+
+
+def fetch_deps(dest: Path, definitions: Path | None = None) -> None:
+    """FINN's external dependencies into ``dest`` by finn-plus's own updater, at the commits its definitions pin
+    (``definitions``: finn-plus's ``external_dependencies.yaml`` unless given). Unlike ``finn deps update`` it needs
+    no Vivado (that command first builds FINN's binding of Vivado's simulator): the docker image fetches them when it
+    is built (``python -m fracskip.hls.finn_env fetch-deps DIR``)."""
+    from finn.interface.manage_deps import DependencyUpdater
+    from finn.interface.settings import FINNSettings
+
+    if definitions is None:
+        definitions = FINNSettings().finn_deps_definitions
+    dest = Path(dest).resolve()
+    dest.mkdir(parents=True, exist_ok=True)
+    DependencyUpdater(dependency_location=dest, dependency_definition_file=Path(definitions), git_timeout_s=300,
+                      non_interactive=True).update()
+
+
 def setup(build_dir: Path, rtllib: Path | None = None) -> None:
     """Initialise finn-plus in this process; FINN's generated code goes below ``build_dir``.
 
@@ -102,3 +143,14 @@ def scratch(prefix: str = "fracskip-finn-") -> Iterator[Path]:
             for name in names:
                 os.environ.pop(name, None)
             finn.util.settings._SETTINGS = None  # a later FINN call fails clearly, not below a deleted folder
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m fracskip.hls.finn_env",
+                                 description="fetch-deps DIR: FINN's external dependencies (finn-hlslib, board files) "
+                                             "into DIR, for FINN_DEPS=DIR")
+    ap.add_argument("command", choices=["fetch-deps"])
+    ap.add_argument("dest", type=Path)
+    fetch_deps(ap.parse_args().dest)

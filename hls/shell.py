@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -29,9 +29,11 @@ DEPLOY_DIR = "deploy"
 
 
 def require_tools(board: bitstreams.Board) -> None:
-    """ToolMissingError naming the first of the board's shell tools that is not installed."""
+    """ToolMissingError naming the first of the board's shell tools that is not installed, or FINN's external
+    dependencies that its shell flow reads."""
     for tool in SHELL_TOOLS[board.shell_flow]:
         finn_env.require(tool)
+    finn_env.require_deps(board.name)
 
 
 def dataflow_config(out: Path, board: bitstreams.Board):
@@ -49,8 +51,7 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
     """Stitched IP, bitstream and deployment package of the build's accelerator (FIFOs sized); returns the
     ``"bitstream"`` section of its summary.json (also written there). ``ignore_fit``: run Vivado even where FINN's
     estimates of the emitted graph exceed the device (they are estimates; Vivado's placement decides)."""
-    from finn.builder.build_dataflow_steps import step_create_stitched_ip
-
+    from ..outdir import replacing
     from .accelerator import ACC_DIR, emitted_fit
     from .deploy_package import sized_accelerator, write_package
     from .rtlsim import setup_finn
@@ -80,25 +81,27 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
                             f"smaller --budget; or let Vivado try: python -m fracskip.hls.shell {build_dir} "
                             "--ignore-fit")
     acc = build_dir / ACC_DIR
-    for stale in ("stitched_ip", "bitfile"):  # an earlier run's must not pass for this one's
-        shutil.rmtree(acc / stale, ignore_errors=True)
     setup_finn(acc / "finn_tmp")  # the FINN folder the HDL was generated in
+    from finn.builder.build_dataflow_steps import step_create_stitched_ip  # FINN set up first: it reads its settings
+
     cfg = dataflow_config(acc, board)
     t0 = time.time()
-    try:
-        model = step_create_stitched_ip(sized, cfg)
-    except Exception as e:
-        raise _tool_failed("vivado", "CreateStitchedIP", e) from e
-    problems = stitch_problems(model, (acc / "stitched_ip" / TCL).read_text())
-    if problems:
-        raise FracskipError("FINN's IP-integrator script for the accelerator is incomplete: " + "; ".join(problems[:5]))
-    t_ip = time.time() - t0
-    try:
-        shell = synthesize(model, cfg)
-    except Exception as e:
-        raise _tool_failed("vivado" if board.shell_flow == "vivado_zynq" else "v++", "the shell build", e) from e
-    write_package(build_dir, deploy, sized, bitfile_dir=acc / "bitfile", shell_model=shell,
-                  force=True)
+    # an earlier run's results must not pass for this one's, nor be lost when this one fails: kept aside till done
+    with replacing(acc / "stitched_ip", acc / "bitfile", deploy):
+        try:
+            model = step_create_stitched_ip(sized, cfg)
+        except Exception as e:
+            raise _tool_failed("vivado", "CreateStitchedIP", e) from e
+        problems = stitch_problems(model, (acc / "stitched_ip" / TCL).read_text())
+        if problems:
+            raise FracskipError("FINN's IP-integrator script for the accelerator is incomplete: "
+                                + "; ".join(problems[:5]))
+        t_ip = time.time() - t0
+        try:
+            shell = synthesize(model, cfg)
+        except Exception as e:
+            raise _tool_failed("vivado" if board.shell_flow == "vivado_zynq" else "v++", "the shell build", e) from e
+        write_package(build_dir, deploy, sized, bitfile_dir=acc / "bitfile", shell_model=shell, force=True)
     section = {"stitched_ip": f"{ACC_DIR}/stitched_ip", "bitfile": f"{ACC_DIR}/bitfile",
                "reports": f"{ACC_DIR}/report", "package": DEPLOY_DIR,
                "seconds": {"stitched_ip": round(t_ip, 1), "shell": round(time.time() - t0 - t_ip, 1)}}
@@ -108,7 +111,8 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
 
 
 def synthesize(model, cfg):
-    """FINN's step_synthesize_bitfile (ZynqBuild or VitisBuild) on the accelerator, with what fracskip's graph
+    """FINN's step_prepare_synthesis and step_synthesize_bitfile (ZynqBuild, or for Alveo the IODMAs, partitions and
+    kernels' XOs that VitisBuild links) on the accelerator, with what fracskip's graph
     needs of it: integer adds on ElementwiseAdd_rtl (``integer_eltwise_rtl``), a partitioning that finishes
     (``partition_check_once``), and FINN's and qonnx's worker pools kept in this process (NUM_DEFAULT_WORKERS=1):
     fracskip's ops are registered in FINN's registry when fracskip is imported, which a worker started by spawn (as
@@ -116,7 +120,7 @@ def synthesize(model, cfg):
     synthesis and implementation, the long part, run in one Vivado process either way."""
     import os
 
-    from finn.builder.build_dataflow_steps import step_synthesize_bitfile
+    from finn.builder.build_dataflow_steps import step_prepare_synthesis, step_synthesize_bitfile
 
     from .transforms import integer_eltwise_rtl, partition_check_once
 
@@ -124,7 +128,7 @@ def synthesize(model, cfg):
     os.environ["NUM_DEFAULT_WORKERS"] = "1"
     try:
         with integer_eltwise_rtl(), partition_check_once():
-            return step_synthesize_bitfile(model, cfg)
+            return step_synthesize_bitfile(step_prepare_synthesis(model, cfg), cfg)
     finally:
         if before is None:
             os.environ.pop("NUM_DEFAULT_WORKERS")
@@ -155,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         print(json.dumps(shell_build(a.build, a.force, a.ignore_fit), indent=1))
     except FracskipError as e:
-        raise SystemExit(f"fracskip: error: {e}") from None
+        print(f"fracskip: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -166,7 +166,8 @@ def recording_stand_ins(root: Path, monkeypatch) -> Path:
     """Clearly named recording stand-ins for every Xilinx tool FINN calls, found by FINN through
     FINN_TOOL_DIR_OVERRIDE: each appends its name, working folder, arguments and the FINN_RTLLIB it was given (the
     IPI script reads $::env(FINN_RTLLIB)) to the returned file, and does nothing else. XILINX_VIVADO names a folder
-    where no Vivado is (FINN reads the tool version from it)."""
+    where no Vivado is (FINN reads the tool version from it); FINN_DEPS one with the names of FINN's external
+    dependencies that the shell step checks, empty stand-ins."""
     shim = root / "recording-stand-ins-not-xilinx-tools"
     shim.mkdir()
     calls = root / "tool_calls.txt"
@@ -176,6 +177,12 @@ def recording_stand_ins(root: Path, monkeypatch) -> Path:
         os.chmod(shim / tool, 0o755)
     monkeypatch.setenv("FINN_TOOL_DIR_OVERRIDE", str(shim))
     monkeypatch.setenv("XILINX_VIVADO", str(root / "no-vivado-here" / "Vivado" / "2024.2"))
+    # what the shell step checks of FINN's external dependencies (finn-hlslib's headers, PYNQ board files): empty
+    deps = root / "stand-in-finn-deps-empty"
+    (deps / "finn-hlslib").mkdir(parents=True)
+    (deps / "finn-hlslib" / "streamtools.h").write_text("// a stand-in: FINN's HLS code is never compiled here\n")
+    (deps / "board_files" / "pynq-z2").mkdir(parents=True)
+    monkeypatch.setenv("FINN_DEPS", str(deps))
     return calls
 
 

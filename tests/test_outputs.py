@@ -126,6 +126,45 @@ def test_staged_and_fresh_replace_the_folder_a_symlink_points_to(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
 
 
+def test_replacing_gives_back_the_earlier_results_when_the_rewrite_fails(tmp_path):
+    """The shell step's --force (hls/shell.py): a failed Vivado run must leave the earlier bitstream, package and
+    stitched IP as they were, not a summary that names a bitstream whose folder is gone; a finished one replaces
+    them."""
+    from fracskip.outdir import replacing
+
+    a, b, c = tmp_path / "stitched_ip", tmp_path / "bitfile", tmp_path / "deploy"
+    a.mkdir()
+    (a / "old.tcl").write_text("old\n")
+    b.mkdir()
+    (b / "old.bit").write_text("old\n")
+    with pytest.raises(RuntimeError, match="vivado failed"):
+        with replacing(a, b, c):
+            assert not a.exists() and not b.exists()
+            a.mkdir()
+            (a / "half.tcl").write_text("half\n")
+            c.mkdir()
+            raise RuntimeError("vivado failed")
+    assert [p.name for p in a.iterdir()] == ["old.tcl"] and [p.name for p in b.iterdir()] == ["old.bit"]
+    assert not c.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bitfile", "stitched_ip"]
+    with replacing(a, b, c):
+        a.mkdir()
+        (a / "new.tcl").write_text("new\n")
+    assert [p.name for p in a.iterdir()] == ["new.tcl"] and not b.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stitched_ip"]
+
+
+def test_shell_step_on_a_folder_that_is_no_hdl_build_says_so(tmp_path):
+    """``python -m fracskip.hls.shell BUILD``, the way the fit refusal and the README name it: a clear message and exit
+    2 (it imported FINN's builder before FINN was set up: a traceback, exit 1)."""
+    import subprocess
+    import sys
+
+    cp = subprocess.run([sys.executable, "-m", "fracskip.hls.shell", str(tmp_path)], capture_output=True, text=True,
+                        timeout=300)
+    assert cp.returncode == 2, cp.stderr[-2000:]
+    assert "is not a finished HDL build" in cp.stderr and "Traceback" not in cp.stderr
+
+
 def test_export_refuses_a_checkpoint_replaced_while_it_is_read(tiny_run, tmp_path, monkeypatch):
     """A training run replaces its checkpoint.pt every few hundred steps: an export must not carry cores of one
     point of training and a torch reference of another."""

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FracskipError, ToolMissingError
-from . import DEPLOY_TIMEOUT_S
+from . import DEPLOY_TIMEOUT_S, TIMEOUT_IMAGES
 from .controller import count_bitops, kept_fraction
 from .host import NOT_ON_A_BOARD, PLATFORMS, HostProgram, IntType, load_npz, pack, shape_ok, unpack
 from .intgate import split_decisions
@@ -202,8 +202,9 @@ class DMAOverlay:
     outputs: buffers per stream allocated on ``batch_size``; ``execute`` folds, packs (FINN's byte layout, with
     ``driver.pack``), starts the DMAs in FINN's order (zynq-iodma: the output DMAs, then the input DMAs, by AXI-lite
     0x10/0x14 address, 0x1C frames, 0x00 ap_start; alveo: the XRT kernels' ``start``, inputs first), waits for every
-    output DMA's ap_done, unpacks. ``timeout_s``: on zynq-iodma a DMA that does not finish is reported, not polled
-    for ever (FINNDMAOverlay polls without limit); on alveo XRT's wait applies.
+    output DMA's ap_done, unpacks. ``timeout_s`` (per ``TIMEOUT_IMAGES`` images of a batch, at least once): on
+    zynq-iodma a DMA that does not finish is reported, not polled for ever (FINNDMAOverlay polls without limit); on
+    alveo XRT's wait applies.
     """
 
     def __init__(self, overlay, allocate, io_shape_dict: dict, platform: str, batch_size: int = 1,
@@ -221,6 +222,7 @@ class DMAOverlay:
             raise FracskipError(f"the overlay has no DMA {e}; the bitstream does not match driver/settings.json "
                                 "(idma_names/odma_names)") from e
         self.odma_handle = [None] * len(self.odma)
+        self._running = 0  # images of the batch the DMAs are running
         self._batch_size = 0
         self.batch_size = batch_size
 
@@ -276,6 +278,7 @@ class DMAOverlay:
         n = self.batch_size if batch_size is None else int(batch_size)
         if n > self.batch_size:
             raise FracskipError(f"batch {n} is larger than the buffers ({self.batch_size})")
+        self._running = n
         if self.platform == "zynq-iodma":
             for o, dma in enumerate(self.odma):
                 if dma.read(0x00) & 0x4 == 0:
@@ -301,14 +304,16 @@ class DMAOverlay:
             for h in handles:
                 h.wait()  # XRT's wait: timeout_s does not apply
             return
-        deadline = time.monotonic() + self.timeout_s
+        limit = self.timeout_s * max(1.0, self._running / TIMEOUT_IMAGES)
+        deadline = time.monotonic() + limit
         for o, dma in enumerate(self.odma):
             while dma.read(0x00) & 0x2 == 0:  # ap_done
                 if time.monotonic() > deadline:
                     raise FracskipError(
-                        f"the accelerator stalled: output DMA {o} did not finish within {self.timeout_s:g} s. Reload "
-                        "the overlay; if it repeats, the bitstream does not match driver/settings.json or a FIFO "
-                        "deadlocks.")
+                        f"the accelerator stalled: output DMA {o} did not finish a batch of {self._running} within "
+                        f"{limit:g} s (--timeout {self.timeout_s:g} s per {TIMEOUT_IMAGES} images). Reload the overlay; "
+                        "if it repeats, the bitstream does not match driver/settings.json or a FIFO deadlocks; a "
+                        "slower design needs a longer --timeout.")
                 time.sleep(0)
 
     def execute(self, inputs) -> list[np.ndarray]:

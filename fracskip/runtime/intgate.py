@@ -204,6 +204,13 @@ class IntGateParams:
         shifts = {"w_ih alignment": F - self.w_ih_exp - self.x_exp, "w_hh alignment": F - self.w_hh_exp - H_EXP,
                   **{f"embed {g} rounding": self.x_exp - e - IFACE_EXP for g, e in enumerate(self.embed_exp)}}
         bad += [f"{name} shifts left by {n} bits, more than {MAX_EXP}" for name, n in shifts.items() if n > MAX_EXP]
+        # the LSTM's sum (two int8 x int8 products over H, each aligned, and an int32 bias) and its left shift to z
+        # when F < Z_EXP: within int64 for every input (the RTL's accumulator is as wide as it needs)
+        term = (H * 128 * 127).bit_length() + max(0, shifts["w_ih alignment"], shifts["w_hh alignment"])
+        acc_bits = max(term + 1, 32) + 1 + max(0, Z_EXP - F)
+        if acc_bits > 63:
+            bad.append(f"the LSTM's accumulator needs {acc_bits} bits with hidden size {H} and exponent {F}: more "
+                       "than int64 holds")
         bad += [f"pool_mult {m} of gate {g} is outside 1..2^{POOL_SHIFT}"  # its feature map's: Manifest's check
                 for g, m in enumerate(self.pool_mult) if not 1 <= m <= 1 << POOL_SHIFT]
         if not (len(self.pool_mult) == len(self.embed_w) == len(self.embed_exp) == len(self.embed_b)):

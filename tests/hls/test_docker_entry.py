@@ -41,3 +41,27 @@ def test_alveo_needs_platforms(tmp_path):
     assert cp.returncode == 2 and "PLATFORM_REPO_PATHS" in cp.stderr
     cp = run(["exp", "Pynq-Z2", "out"], env, tmp_path)
     assert cp.returncode == 2 and "vivado not found on PATH" in cp.stderr
+
+
+def test_build_options_reach_fracskip_and_not_the_xilinx_settings(tmp_path):
+    """Xilinx's settings64.sh takes its install's location as $1, and `source` without arguments passes the caller's
+    on: `build-bitstream EXP Pynq-Z2 OUT --synth` gave it `--synth`. Stand-ins here: a settings64.sh that records its
+    arguments and reads an unset variable, as vendor scripts do, and a `fracskip` that records its own."""
+    bin_dir = tmp_path / "stand-in-bin"
+    bin_dir.mkdir()
+    for tool in ("vivado", "fracskip"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{tmp_path}/calls.txt"\n')
+        (bin_dir / tool).chmod(0o755)
+    settings = tmp_path / "Xilinx" / "Vivado" / "2024.2" / "settings64.sh"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(f'if [ $# != 0 ]; then echo "settings64.sh $*" >> "{tmp_path}/calls.txt"; fi\n'
+                        f'XIL_LOC="$XILINX_UNSET_IN_THIS_TEST"\nexport PATH="{bin_dir}:$PATH"\n')
+    env = {"FINN_XILINX_PATH": str(tmp_path / "Xilinx"), "FINN_XILINX_VERSION": "2024.2"}
+    cp = run(["exp", "Pynq-Z2", "out", "--synth", "--budget", "0.7"], env, tmp_path)
+    assert cp.returncode == 0, cp.stderr
+    assert (tmp_path / "calls.txt").read_text().splitlines() == [
+        "fracskip build exp --board Pynq-Z2 -o out --until bitstream --synth --budget 0.7"]
+    (tmp_path / "calls.txt").unlink()
+    cp = run(["exp", "Pynq-Z2", "out"], env, tmp_path)  # no options: none invented
+    assert cp.returncode == 0 and (tmp_path / "calls.txt").read_text().splitlines() == [
+        "fracskip build exp --board Pynq-Z2 -o out --until bitstream"]

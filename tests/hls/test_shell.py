@@ -33,15 +33,18 @@ def _hdl_build(build_dir: Path, sized, root: Path) -> Path:
     return out
 
 
-def test_until_bitstream_runs_finns_steps_to_vivado(tiny_export, tmp_path_factory, rtl_cache, tmp_path, monkeypatch):
+def test_until_bitstream_runs_finns_steps_to_vivado(tiny_export, tmp_path_factory, finn_rtlsim, tmp_path, monkeypatch):
     import finn.transformation.fpgadataflow.create_stitched_ip as csi
 
     from fracskip.errors import FracskipError
     from fracskip.hls import accelerator as A
     from fracskip.hls import shell
+    from fracskip.hls.rtlsim import setup_finn
     from fracskip.hls.stitch_ip import TCL, stitch_problems
 
-    acc = hil.dfs_accelerator(tiny_export, tmp_path_factory, rtl_cache)
+    hil.tiny_build(tiny_export, tmp_path_factory)
+    setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")  # the build re-initialised FINN
+    acc = hil.dfs_accelerator(tiny_export, tmp_path_factory, finn_rtlsim / "cache")
     sized, _ = hil.sized_dfs_accelerator(acc)
     build = _hdl_build(acc["build_dir"], sized, tmp_path)
     summary = (build / "summary.json").read_text()
@@ -53,6 +56,12 @@ def test_until_bitstream_runs_finns_steps_to_vivado(tiny_export, tmp_path_factor
     assert not (build / "accelerator" / "finn_tmp").exists()
 
     calls = hil.recording_stand_ins(tmp_path, monkeypatch)
+    with monkeypatch.context() as m:  # the tools, but not FINN's external dependencies: also before any work
+        m.setenv("FINN_DEPS", str(tmp_path / "no-finn-deps"))
+        with pytest.raises(FracskipError, match=r"FINN's external dependencies are missing: .*finn-hlslib.*"
+                                                r"board_files/pynq-z2\. Fetch them once with finn-plus's `finn deps"):
+            shell.shell_build(build)
+        assert not (build / "accelerator" / "finn_tmp").exists() and not hil.tool_calls(calls)
     # FINN's estimates of the emitted graph, FIFOs and width converters included: the folding budgets what FINN
     # inserts, and the tiny network's accelerator, FIFOs sized, fits the xc7z020
     board = json.loads(summary)["board"]

@@ -128,7 +128,7 @@ def test_a_stalled_accelerator_is_reported_not_waited_for(package, rtl_cache):
         overlay = ad.DMAOverlay(sim, sim.allocate, pkg.io, pkg.platform, batch_size=2, timeout_s=0.5)
         x = package[3][:2].transpose(0, 2, 3, 1)  # the image stream's NHWC frames
         t0 = time.monotonic()
-        with pytest.raises(FracskipError, match="the accelerator stalled: output DMA 0 did not finish within 0.5 s"):
+        with pytest.raises(FracskipError, match=r"the accelerator stalled: output DMA 0 did not finish a batch of 2 within 0.5 s \(--timeout 0.5 s per 1000 images\)"):
             overlay.execute(x)
         assert time.monotonic() - t0 < 5
         assert sim.results[-1].stalled and sim.results[-1].cycles == 200

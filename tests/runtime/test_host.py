@@ -160,3 +160,35 @@ def test_wrong_batches_are_refused(stem):
         stem.idt.check(np.full((1, 1, 28, 28), 300, np.float32), "stem input")
     with pytest.raises(FracskipError, match="not a UINT8"):
         stem.idt.check(np.full((1, 1, 28, 28), 0.5, np.float32), "stem input")
+
+
+def test_the_stall_timeout_grows_with_the_batch():
+    """--timeout is per 1,000 images of a batch (at least once): a batch of 50,000 at 3,500 images/s takes 14 s, which
+    a flat 10 s reported as a stall. Stand-in DMAs that never finish (AXI-lite: idle at start, never done)."""
+    import time
+
+    from fracskip.runtime import accelerator_driver as ad
+
+    class NeverDone:
+        def read(self, offset):
+            return 0x4  # ap_idle, never ap_done
+
+        def write(self, offset, value):
+            pass
+
+    class Buffer(np.ndarray):
+        device_address = 0
+
+        def flush(self):
+            pass
+
+    overlay = type("Overlay", (), {"idma0": NeverDone(), "odma0": NeverDone()})()
+    io = {"idt": ["UINT8"], "odt": ["INT16"], "ishape_packed": [(1, 4)], "oshape_packed": [(1, 2)],
+          "idma_names": ["idma0"], "odma_names": ["odma0"]}
+    alloc = lambda shape, dtype, cacheable, target: np.zeros(shape, dtype).view(Buffer)  # noqa: E731
+    dma = ad.DMAOverlay(overlay, alloc, io, "zynq-iodma", batch_size=3000, timeout_s=0.05)
+    for n, limit in ((3000, 0.15), (10, 0.05)):
+        t0 = time.monotonic()
+        with pytest.raises(FracskipError, match=rf"did not finish a batch of {n} within {limit:g} s"):
+            dma.execute_on_buffers(batch_size=n)
+        assert time.monotonic() - t0 >= limit

@@ -108,6 +108,28 @@ def test_numpy_gate_equals_the_specification_on_random_parameters():
         _chain(p, maps)
 
 
+def test_the_lstm_sum_that_int64_cannot_hold_is_refused_and_its_bound_is_exact():
+    """Exponents within -24..24 and alignments of at most 24 bits still let the LSTM's sum, shifted left to z when
+    F < Z_EXP, pass int64 for a larger hidden size: numpy wrapped it silently (z = -128 where the RTL, whose
+    accumulator is as wide as it needs, saturated at 127). Such a gate is refused; at the bound the numpy gate still
+    equals the specification (Python's integers) on the extreme inputs."""
+    from fracskip.errors import FracskipError
+
+    rng = np.random.default_rng(1)
+    # F = -17 - 24 + ... : the reviewer's case, H = 17, z taken from the sum by a left shift of 21 bits
+    for H, refused in ((17, True), (2, False)):
+        p = random_params(rng, [4], [4], H=H, K=2)
+        p.x_exp, p.w_ih_exp, p.w_hh_exp, p.embed_exp = -17, -24, -24, [-24]
+        if refused:
+            with pytest.raises(FracskipError, match=rf"LSTM's accumulator needs \d+ bits with hidden size {H}"):
+                p.check()
+            continue
+        p.check()
+        p.w_ih[:], p.w_hh[:], p.lstm_b[:] = -127, -127, 0
+        p.embed_w[0][:], p.embed_b[0][:] = 0, -2**31  # e = -128 everywhere: the largest product sums
+        _chain(p, [np.zeros((1, 4, 2, 2), dtype=np.int64)])
+
+
 @torch.no_grad()
 def test_torch_gate_computes_the_integers_of_the_numpy_gate():
     torch.manual_seed(0)
