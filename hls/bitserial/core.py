@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import FracskipError
-from ..rtl import ADDTREE, BUF2, shared_sources
 from ...runtime.intgate import keep_mask
 from ..lutmvu.core import int_range, worst_case_acc_bits
+from ..rtl import ADDTREE, BUF2, shared_sources
 
 CORE_MODULE = "bsmvu"
 MAX_MODES = 4  # a 2-bit mode token
@@ -536,7 +536,7 @@ def reference(params: BitSerialParams, x: np.ndarray, modes: Sequence[int], weig
         if not 0 <= k < len(params.modes):
             raise FracskipError(f"frame {f}: mode {k} is not in the menu of {len(params.modes)} "
                                 "(a skipped frame is not sent to the unit)")
-        xf = np.asarray(x[f]).astype(np.int64)
+        xf = mode_inputs(params, k, x[f])
         keep = None if keeps is None else keeps[f]
         if keep is not None and params.channel_skip == "in":  # the groups repeat at every kernel position
             xf = xf * np.tile(channel_keep(params, keep), params.mw // params.kernel_channels)
@@ -548,6 +548,15 @@ def reference(params: BitSerialParams, x: np.ndarray, modes: Sequence[int], weig
             acc = (acc[..., None] >= t).sum(axis=-1) + params.modes[k].act_val
         out.append(acc)
     return np.stack(out)
+
+
+def mode_inputs(params: BitSerialParams, k: int, x: np.ndarray) -> np.ndarray:
+    """``x`` as mode ``k`` reads it: the low ``abits`` bits of each element (two's complement if signed), as the RTL
+    takes a narrower mode's activations from the stream's field of the widest; in the mode's range, ``x`` itself."""
+    b = params.modes[k].abits
+    x = np.asarray(x).astype(np.int64)
+    h = 1 << (b - 1) if params.act_signed else 0
+    return ((x + h) & ((1 << b) - 1)) - h
 
 
 def channel_keep(params: BitSerialParams, keep: int) -> np.ndarray:

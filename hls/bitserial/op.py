@@ -44,6 +44,7 @@ from .core import (
     BitSerialParams,
     Precision,
     channel_keep,
+    mode_inputs,
     pack_inputs,
     rtl_sources,
     unpack_outputs,
@@ -298,7 +299,7 @@ class MVAU_bitserial(WrappedRTL, RTLBackend):  # noqa: N801 (FINN's naming: <op>
         out = []
         for f, token in enumerate(self.frame_tokens(context)):
             k, keep = token & ((1 << MODE_TOKEN_BITS) - 1), token >> MODE_TOKEN_BITS
-            xf = x[f:f + 1]
+            xf = mode_inputs(p, k, x[f:f + 1]).astype(x.dtype)
             if p.channel_skip == "in":  # per kernel position, the vector's channels in groups
                 xf = xf * np.tile(channel_keep(p, keep), p.mw // p.kernel_channels)
             acc = np.matmul(xf, weights[k])

@@ -275,6 +275,11 @@ class ModalActivation(PerChannelStreamOp):
             info += [f"mode {k}: {p}" for p in f.problems(C)]
             if f.in_bits > operand_bits(idt):
                 info.append(f"mode {k}: {f.in_bits}-bit inputs exceed the stream's {idt.name}")
+            elif f.kind == "thresholds" and not f.in_bits and f.steps and not (
+                    idt.min() <= min(map(min, f.thresholds)) <= max(map(max, f.thresholds)) <= idt.max() + 1):
+                # compared at the stream's width + 1: a threshold beyond it would be cut to its low bits
+                info.append(f"mode {k}: thresholds beyond the range of {idt.name} inputs: clip them to it "
+                            "(from_thresholds)")
             lo, hi = f.out_range(idt)
             if not info and not (odt.allowed(lo) and odt.allowed(hi)):
                 info.append(f"mode {k}: outputs [{lo}, {hi}] exceed {odt.name}")

@@ -20,6 +20,7 @@ from fracskip.errors import FracskipError
 from fracskip.hls.bitserial.core import (
     BitSerialParams,
     Precision,
+    mode_inputs,
     pack_inputs,
     reference,
     rtl_sources,
@@ -87,7 +88,9 @@ class RunData:
     keeps: list[int] | None = None  # per frame, the channel groups kept (units with channel groups)
 
 
-def random_data(rng: np.random.Generator, p: BitSerialParams, frames: int) -> RunData:
+def random_data(rng: np.random.Generator, p: BitSerialParams, frames: int, wide: bool = False) -> RunData:
+    """``wide``: a frame in three carries values of the stream's widest field, which a narrower mode reads by
+    its low bits (the RTL, ``reference`` and the op's twin alike; ``finn_golden`` takes them as the mode does)."""
     kind = rng.choice(["uniform", "uniform", "extreme"])
 
     def draw(lo, hi, size):
@@ -114,7 +117,9 @@ def random_data(rng: np.random.Generator, p: BitSerialParams, frames: int) -> Ru
         for f in range(1, frames):
             if modes[f] == modes[f - 1]:
                 modes[f] = (modes[f] + 1) % n
-    x = np.stack([draw(*int_range(p.modes[k].abits, p.act_signed), (p.n_vectors, p.mw)) for k in modes])
+    widest = max(m.abits for m in p.modes)
+    x = np.stack([draw(*int_range(widest if wide and rng.random() < 0.3 else p.modes[k].abits, p.act_signed),
+                       (p.n_vectors, p.mw)) for k in modes])
     return RunData(weights, thresholds, modes, x)
 
 
@@ -127,8 +132,9 @@ def finn_golden(finn, p: BitSerialParams, data: RunData) -> np.ndarray:
         lp = LutMvuParams(p.mw, p.mh, p.pe, p.simd, m.wbits, p.weight_signed, m.abits, p.act_signed,
                           acc_bits=p.acc_bits)
         model = finn.mvau_model(lp, data.weights[k], (1, p.n_vectors), op_type="MVAU")
-        acc = finn.execute_onnx(model, {"inp": data.x[f][None].astype(np.float32)})["outp"][0]
-        assert np.array_equal(acc, data.x[f] @ data.weights[k])  # FINN's MVAU is the matmul
+        xm = mode_inputs(p, k, data.x[f])  # what the mode reads of the stream's field
+        acc = finn.execute_onnx(model, {"inp": xm[None].astype(np.float32)})["outp"][0]
+        assert np.array_equal(acc, xm @ data.weights[k])  # FINN's MVAU is the matmul
         if p.has_act:
             acc = finn.multithreshold(acc, data.thresholds[k]) + m.act_val  # (vectors, MH): channels on axis 1
         out.append(acc)
@@ -203,7 +209,7 @@ def test_bit_exact_against_finn_mvau_per_mode(finn, tmp_path):
         harness = build_model(units, work)
         for r in range(RUNS):
             stall = r % 2 == 1
-            datas = [random_data(rng, p, FRAMES) for p in units]
+            datas = [random_data(rng, p, FRAMES, wide=True) for p in units]
             _, runs = simulate(harness, units, datas, stall=stall, seed=r + 1)
             bad = []
             for i, (p, d, run) in enumerate(zip(units, datas, runs)):
@@ -214,7 +220,7 @@ def test_bit_exact_against_finn_mvau_per_mode(finn, tmp_path):
             assert not bad, f"model {b} run {r} ({'stalls' if stall else 'full rate'}):\n" + "\n".join(bad)
 
         if b == 0:  # negative control: one flipped weight bit in DUT 0 (no activation) must be caught
-            datas = [random_data(rng, p, FRAMES) for p in units]
+            datas = [random_data(rng, p, FRAMES, wide=True) for p in units]
             for p, d in zip(units, datas):
                 d.modes = [0] * FRAMES
                 d.x = np.full_like(d.x, int_range(p.modes[0].abits, p.act_signed)[1])
@@ -382,7 +388,7 @@ def test_execute_node_is_finns_mvau_and_thresholds(finn):
     rng = np.random.default_rng(5)
     for _ in range(40):
         p = random_unit(rng)
-        d = random_data(rng, p, 3)
+        d = random_data(rng, p, 3, wide=True)
         from fracskip.hls.bitserial.op import bitserial_model
 
         model = bitserial_model(p, d.weights, d.thresholds, n_vectors=(1, p.n_vectors))

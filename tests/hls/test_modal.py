@@ -218,6 +218,26 @@ def test_modal_activation_verify_channel_groups():
     assert problems(4, 1, 0, 64) == [] and problems(4, 1, -1, 4)[0].startswith("channelGroup=-1")
 
 
+def test_modal_activation_verify_thresholds_beyond_the_compare_width():
+    """A mode's thresholds are compared at its input's width + 1 bits: beyond [min, max + 1] of that type the RTL
+    would read their low bits (20 as -12 at 5 bits). from_thresholds clips them; a table written otherwise (no
+    in_bits: the stream's type) is refused by verify_node, as one with in_bits already was."""
+    from fracskip.hls.ops.modal_act_rtl import ModeFunction
+    from qonnx.custom_op.registry import getCustomOp
+
+    def problems(rows):
+        fns = [ModeFunction("thresholds", thresholds=rows, act_val=0).to_json()]
+        model = _node_model("ModalActivation_rtl", [("x", (1, 1, 2), "INT4"), ("m", (1, 1), "UINT8")],
+                            [("y", (1, 1, 2), "UINT4")], NumChannels=2, PE=1, inputDataType="INT4",
+                            outputDataType="UINT4", numInputVectors=[1, 1], modes=json.dumps(fns))
+        return getCustomOp(model.graph.node[0]).verify_node()
+
+    assert problems(((-8, 3, 8),)) == []  # -8 always reached, 8 never: the ends of INT4 + 1
+    assert problems(((20,),)) == ["mode 0: thresholds beyond the range of INT4 inputs: clip them to it (from_thresholds)"]
+    assert problems(((-20, 3),)) == [
+        "mode 0: thresholds beyond the range of INT4 inputs: clip them to it (from_thresholds)"]
+
+
 def _rtl_bit_exact(tmp_path, rng: np.random.Generator, nodes: list, draw_tokens) -> set[tuple[str, int]]:
     """``nodes`` in one Verilator model, several runs each (new data and tokens, with and without stalls): every
     output word equals the python twin's; at full rate, one word per cycle and the token's cycle per frame, plus the

@@ -23,6 +23,8 @@
 //     CSKIP = 2, input channels: the column folds of dropped channels (channel c = (sf % CF) * SIMD + s of
 //                each kernel position, GROUP/SIMD folds per group) are neither computed (they count as
 //                zeros) nor loaded plane by plane (a dropped input word is taken in one cycle).
+// A token keeps at least one group (the gates' channel heads always keep one; mode_token refuses none): with no
+// input group kept, CSKIP = 2 would never close a row fold.
 //
 // Sign handling: two's complement planes; the weight MSB plane and (signed activations) the activation
 // MSB plane count negatively. Accumulation is Horner's rule, MSB planes first: the inner sum T over
