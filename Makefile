@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.installed
 
-# torch first, alone: with it in place nothing else can pull a CUDA build; finn-plus without its
+# torch first, alone: the build the index serves for 2.13.0 (CPU here) stays, nothing installed later pulls another; finn-plus without its
 # brevitas==0.13.0 pin (incompatible with torch 2.13; FINN never imports brevitas): see README.
 # Byte-compiled afterwards on every core (pip compiles one file at a time: 90 s of set-up became 77 s); the
 # .pyc files matter where PYTHONDONTWRITEBYTECODE is set: each process would compile what it imports, 8 s for

@@ -163,21 +163,18 @@ def cmd_build(a: argparse.Namespace) -> int:
 
     cfg = BuildConfig(board=a.board, until=a.until, target_fps=a.target_fps, budget=a.budget, workers=a.workers,
                       calibration_images=a.calibration, data_dir=a.data, mvau=a.mvau, baselines=a.baselines,
-                      synth=a.synth)
+                      synth=a.synth, accelerator_images=a.sizing_images)
     s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
-    t = s["totals"]
-    print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}")
-    print("  resources: " + ", ".join(f"{r} {t['resources'][r]:.0f}/{t['capacity'][r]} ({100 * t['utilization'][r]:.0f} %)"
-                                      for r in t["resources"]) + f"  -> {'fits' if t['fits'] else 'DOES NOT FIT'}")
-    static = "" if s["static_8bit"] is None else (
-        f" (static all-8-bit: {s['static_8bit']['expected_cycles_per_input']:.0f}, "
-        f"speed-up {s['speedup_vs_static_8bit']:.2f}x)")
-    print(f"  expected cycles per input {s['expected_cycles_per_input']:.0f}{static}; {s['time_s']['total']:.0f} s")
+    cores = s["totals"]
+    print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}; "
+          f"{s['time_s']['total']:.0f} s")
     if "accelerator" in s:
         r = s["accelerator"]
+        emitted = r.get("cycles_per_image_emitted")
+        measured = (f"{emitted:.0f} measured in Verilator as emitted" if emitted is not None else
+                    f"{r['cycles_per_image_sizing_run']:.0f} measured in Verilator while sizing the FIFOs")
         print(f"  accelerator ({r['nodes']} nodes): {r['cycles_per_image_model']:.0f} cycles per image expected "
-              f"(folding, bottleneck {r['bottleneck_model']}), {r['cycles_per_image_sizing_run']:.0f} measured in "
-              f"Verilator on {r['sizing_images']} images with the FIFOs sized "
+              f"(folding, bottleneck {r['bottleneck_model']}), {measured} on {r['sizing_images']} images "
               f"({r['cycles_per_image_fifos_unbounded']:.0f} with every FIFO at two frames)")
         fit = "fits" if r["fits_device_estimate_emitted"] else "DOES NOT FIT"
         t = r["resources_estimate_emitted"]["total"]
@@ -198,6 +195,16 @@ def cmd_build(a: argparse.Namespace) -> int:
     if "bitstream" in s:
         print(f"  bitstream: {a.output}/{s['bitstream']['bitfile']}; deployment package: {a.output}/"
               f"{s['bitstream']['package']}")
+    # the per-path cores (one FINN core per block and width, run one at a time by the host: the first version's
+    # design, kept as a debugging aid): their sums, not the accelerator's
+    static = "" if s["static_8bit"] is None else (
+        f" (static all-8-bit cores: {s['static_8bit']['expected_cycles_per_input']:.0f}, "
+        f"{s['speedup_vs_static_8bit']:.2f}x)")
+    print("  per-path cores (one at a time from the host; not the accelerator): "
+          + ", ".join(f"{r} {cores['resources'][r]:.0f}/{cores['capacity'][r]} "
+                      f"({100 * cores['utilization'][r]:.0f} %)" for r in cores["resources"])
+          + f" -> {'fit' if cores['fits'] else 'do not fit'} together; expected cycles per input "
+            f"{s['expected_cycles_per_input']:.0f}{static}")
     return 0
 
 
@@ -406,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the per-path cores (default 0.8)")
     b.add_argument("--workers", type=int, default=1, help="parallel FINN builds and Yosys processes")
     b.add_argument("--calibration", type=int, default=1000, help="training images to measure path frequencies")
+    b.add_argument("--sizing-images", type=int, default=24,
+                   help="calibration images the accelerator's FIFOs are sized on in Verilator (default 24)")
     b.add_argument("--data", help="dataset folder for calibration")
     b.add_argument("--baselines", action="store_true",
                    help="also emit the static W2A2/W4A4/W8A8 pipelines, folded on the same budget, FIFOs sized in "
@@ -415,8 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Yosys (synth_xilinx, xc7) of the emitted HDL node by node: synthesized LUT/FF/BRAM/DSP "
                         "and fit in summary.json (a few minutes; cached by node)")
     b.add_argument("--mvau", default="lut", choices=("lut", "dsp", "hls"),
-                   help="matrix-vector units: lut = fracskip's LUT-based RTL MVAU below 8 bits, FINN's DSP-based "
-                        "MVAU_rtl at 8 (default); dsp = MVAU_rtl everywhere; hls = FINN's MVAU_hls (HDL needs Vitis)")
+                   help="the per-path cores' matrix-vector units (BUILD/cores/): lut = fracskip's LUT-based RTL MVAU "
+                        "below 8 bits, FINN's DSP-based MVAU_rtl at 8 (default); dsp = MVAU_rtl everywhere; hls = "
+                        "FINN's MVAU_hls (HDL needs Vitis). The accelerator and the baselines take the cheaper unit "
+                        "per layer (MVAU_lut or MVAU_rtl; the bit-serial unit in gated blocks) whatever this says")
     b.add_argument("--force", action="store_true", help="replace a non-empty build folder")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_build)

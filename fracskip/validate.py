@@ -323,7 +323,11 @@ def check_simulate(a: argparse.Namespace) -> None:
                             f"--backend {a.backend}")
     data_dir(a, a.dataset)
     folder = existing_dir(a.folder, "folder", "an export folder (`fracskip export`) or a build folder")
+    not_killed(folder)
     is_build = (folder / "summary.json").is_file() and (folder / "export" / "manifest.json").is_file()
+    if a.backend == "rtlsim" and a.limit is not None and a.limit < 2:
+        raise FracskipError("--backend rtlsim reports steady-state cycles per image, the spacing of results back to "
+                            "back: --limit 2 or more (one image gives only its latency)")
     if a.backend == "rtlsim" and not is_build:
         raise FracskipError(f"--backend rtlsim simulates a build's RTL: {a.folder} is not a build folder "
                             "(`fracskip build EXPORT --until hdl -o BUILD`, then pass BUILD)")
@@ -337,10 +341,20 @@ def check_simulate(a: argparse.Namespace) -> None:
     export_folder(folder / "export" if is_build else folder, onnx=a.backend != "torch")
 
 
+def not_killed(folder: Path) -> None:
+    """Refuse a folder that a multi-stage command left marked incomplete (killed: an interrupted one is removed)."""
+    from .outdir import INCOMPLETE
+
+    if (Path(folder) / INCOMPLETE).exists():
+        raise FracskipError(f"{folder} is incomplete: the run that made it was killed before it finished ({INCOMPLETE} "
+                            "is still there). Run that command again with --force.")
+
+
 def check_build(a: argparse.Namespace) -> None:
     board(a.board)
     positive_int(a.workers, "--workers", "parallel FINN builds")
     positive_int(a.calibration, "--calibration", "training images")
+    positive_int(a.sizing_images, "--sizing-images", "images the FIFOs are sized on")
     number(a.budget, "--budget", 0, 1, lo_open=True, what="a fraction of the device")
     number(a.target_fps, "--target-fps", 0, lo_open=True, what="frames per second")
     existing_dir(a.export_dir, "export_dir", "a folder written by `fracskip export`")

@@ -72,6 +72,7 @@ import numpy as np
 from ..errors import FracskipError
 from ..runtime.intgate import IntGateParams, split_decisions
 from ..runtime.manifest import Manifest
+from ..validate import load_json
 
 log = logging.getLogger(__name__)
 
@@ -748,10 +749,15 @@ def sequence_decisions(build_dir: str | Path, n: int = SEQUENCE_IMAGES) -> tuple
 
 def sizing_images(build_dir: str | Path, n: int = SIZING_IMAGES) -> np.ndarray:
     """The first ``n`` images of the split the build calibrated on (training images: the test set stays unseen)."""
+    return calibration_data(build_dir, "train", n).images.numpy()
+
+
+def calibration_data(build_dir: str | Path, split: str, n: int):
+    """``n`` images of ``split`` of the dataset the build calibrated on, from where it read them (``--data``)."""
     from ..training import data as D
 
     calib = json.loads((Path(build_dir) / "calibration.json").read_text())
-    return D.load(calib["dataset"], calib.get("split", "train"), None, n).images.numpy()
+    return D.load(calib["dataset"], split, calib.get("data_dir"), n)
 
 
 def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, design: str = "dfs",
@@ -767,21 +773,27 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     device (by Yosys with ``synth``, else by FINN's estimates of the sized FIFOs beside the folded nodes), it is
     folded again with what it took beyond the folding's figures kept out of its budget (``synth_extra``,
     ``sized_extra``; up to ``EMITTED_FIT_ROUNDS`` foldings; ``fit_reserve`` in the report)."""
+    from ..outdir import replacing
+
+    out = design_dir(Path(build_dir), design)
+    im, rep = out / "intermediate_models", out / "report"
+    # a graph or report of an earlier run must not pass for this one's, nor be lost when this one fails
+    with replacing(*(im / name for name in MODELS), rep / "accelerator.json", rep / "synth.json"):
+        return _build_accelerator(Path(build_dir), images, design, iface_pe, cache_dir, progress, synth, jobs)
+
+
+def _build_accelerator(build_dir: Path, images: np.ndarray | None, design: str, iface_pe: int,
+                       cache_dir: Path | None, progress: bool, synth: bool, jobs: int) -> dict:
     import time
 
     from . import fifo_memory
     from .fifo_model import SequenceModel
     from .rtlsim import finn_estimate, setup_finn
 
-    build_dir = Path(build_dir)
     out = design_dir(build_dir, design)
     im, rep = out / "intermediate_models", out / "report"
-    for name in MODELS:  # a graph of an earlier run must not pass for this one's
-        (im / name).unlink(missing_ok=True)
     im.mkdir(parents=True, exist_ok=True)
     rep.mkdir(parents=True, exist_ok=True)
-    for name in ("accelerator.json", "synth.json"):
-        (rep / name).unlink(missing_ok=True)
     summary = json.loads((build_dir / "summary.json").read_text())
     part, clk = summary["board"]["part"], summary["board"]["clk_ns"]
     setup_finn(out / "finn_tmp", cache_dir)
@@ -994,6 +1006,11 @@ def accelerator_model(build_dir: str | Path, design: str = "dfs"):
     from qonnx.core.modelwrapper import ModelWrapper
 
     im = design_dir(build_dir, design) / "intermediate_models"
+    if not (im / MODELS[2]).is_file() and has_accelerator(build_dir, design) \
+            and accelerator_report(build_dir, design).get("fifo_sizing"):
+        raise FracskipError(f"{im / MODELS[2]} is missing, though the build sized its FIFOs (its report says so): the "
+                            "graph before sizing has depth-2 FIFOs, which deadlock. Rebuild: `python -m "
+                            f"fracskip.hls.accelerator {build_dir}` or `fracskip build` again")
     for name in reversed(MODELS[1:]):
         if (im / name).is_file():
             return ModelWrapper(str(im / name))
@@ -1007,7 +1024,7 @@ def accelerator_report(build_dir: str | Path, design: str = "dfs") -> dict:
         hint = ("`fracskip build --baselines` emits the static pipelines" if design in STATIC else
                 "build one with `fracskip build` (--until hdl)")
         raise FracskipError(f"{path} missing: the build has no {design} accelerator; {hint}")
-    return json.loads(path.read_text())
+    return load_json(path, f"rebuild the accelerator (`python -m fracskip.hls.accelerator {build_dir}`)")
 
 
 def has_accelerator(build_dir: str | Path, design: str = "dfs") -> bool:
@@ -1174,8 +1191,6 @@ def main(argv: list[str] | None = None) -> None:
     accelerator and the static pipelines (any build, estimates; ``python -m fracskip.hls.pipeline_folding``)."""
     import argparse
 
-    from ..training import data as D
-
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("build")
     ap.add_argument("--design", choices=DESIGNS, default="dfs")
@@ -1198,8 +1213,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({k: v for k, v in rep.items() if k not in ("fifo_sizing", "folding", "throughput_table")},
                          indent=1, default=str))
     if args.simulate:
-        calib = json.loads((build_dir / "calibration.json").read_text())
-        test = D.load(calib["dataset"], "test", None, args.simulate)
+        test = calibration_data(build_dir, "test", args.simulate)
         print(json.dumps(rtlsim(build_dir, test.images.numpy(), test.labels.numpy(), python_images=args.python,
                                 design=args.design), indent=1, default=str))
 

@@ -248,7 +248,9 @@ def calibrate(manifest: Manifest, n: int, data_dir: str | None) -> dict:
     choices = np.concatenate([r[1] for r in runs])
     menu = manifest.bit_menu
     freq = [{str(b): float((choices[:, g] == k).mean()) for k, b in enumerate(menu)} for g in range(choices.shape[1])]
-    out = {"dataset": dataset, "split": "train", "images": int(len(split)), "frequencies": freq}
+    # data_dir: where the accelerator's sizing reads the same images (CIFAR-10, or a dataset given by --data)
+    out = {"dataset": dataset, "data_dir": data_dir and str(Path(data_dir).resolve()), "split": "train",
+           "images": int(len(split)), "frequencies": freq}
     if manifest.channel_group:  # per gate and width, how often each number of channel groups is kept (joint)
         from ..runtime.controller import popcount
 

@@ -227,8 +227,10 @@ def sized_accelerator(build_dir: str | Path):
     """The build's accelerator as emitted (``BUILD/accelerator/``, FIFOs sized)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
+    from ..validate import not_killed
     from .accelerator import ACC_DIR, MODELS
 
+    not_killed(build_dir)
     sized = Path(build_dir) / ACC_DIR / "intermediate_models" / MODELS[2]
     if not sized.is_file():
         raise FracskipError(f"{sized} is missing: the build has no accelerator with sized FIFOs; `fracskip build "

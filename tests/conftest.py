@@ -84,13 +84,21 @@ def tiny_lc_export(tiny_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_lc_build(tiny_lc_export, tmp_path_factory):
-    """``fracskip build`` of the tiny channel-skipping export (Pynq-Z2, to HDL): every core built by the FINN flow
-    (``cores/<core>/``), and the accelerator with its channel datapaths, its FIFOs sized in Verilator on 8 images."""
-    from fracskip.hls.build import BuildConfig, build
+    """``fracskip build`` of the tiny channel-skipping export (Pynq-Z2, to HDL), through the CLI (what it printed:
+    ``build_stdout.txt`` beside the folder): every core built by the FINN flow (``cores/<core>/``), and the accelerator
+    with its channel datapaths, its FIFOs sized in Verilator on 8 images."""
+    import contextlib
+    import io
+
+    from fracskip.cli import main
 
     out = tmp_path_factory.mktemp("lc_build") / "build"
-    build(tiny_lc_export, out, BuildConfig(board="Pynq-Z2", accelerator_images=8, calibration_images=64),
-          progress=False)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(["build", str(tiny_lc_export), "--board", "Pynq-Z2", "-o", str(out), "--sizing-images", "8",
+                   "--calibration", "64", "--quiet"])
+    (out.parent / "build_stdout.txt").write_text(printed.getvalue())
+    assert rc == 0, printed.getvalue()
     return out
 
 

@@ -166,6 +166,10 @@ def _traversal_files(d: Path, m: dict) -> None:
     m["files"]["../outside.txt"] = "0" * 64
 
 
+def _killed(d: Path, m: dict) -> None:
+    (d / ".incomplete").write_text("")  # what outdir.fresh leaves when its run is killed (SIGKILL, OOM)
+
+
 def _not_json_manifest(ctx: Ctx) -> str:
     d = ctx.export_copy()
     (Path(d) / "manifest.json").write_text("{ this is not json")
@@ -254,6 +258,8 @@ CASES = [
     ("simulate-jobs-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "4", "--jobs", "0"], r"--jobs must be a positive", []),
     ("simulate-jobs-not-rtlsim", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "4", "--jobs", "2"], r"--jobs sets how many Verilator models run", []),
     ("simulate-batch-size-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--batch-size", "0"], r"--batch-size must be a positive", []),
+    ("simulate-killed-folder", lambda c: ["simulate", c.export_copy(_killed), "--dataset", "synthetic", "--limit", "4"], r"is incomplete: the run that made it was killed", []),
+    ("simulate-rtlsim-one-image", lambda c: ["simulate", str(c.exp), "--backend", "rtlsim", "--dataset", "synthetic", "--limit", "1"], r"--limit 2 or more \(one image gives only its latency\)", []),
     ("simulate-rtlsim-on-an-export", lambda c: ["simulate", str(c.exp), "--backend", "rtlsim", "--dataset", "synthetic"], r"not a build folder", []),
     ("simulate-graphs-with-torch", lambda c: ["simulate", str(c.exp), "--backend", "torch", "--graphs", "qonnx"], r"cannot be used with --backend torch", []),
     ("simulate-folder-missing", lambda c: ["simulate", str(c.tmp / "nowhere"), "--dataset", "synthetic"], r"no such folder", []),
@@ -432,3 +438,23 @@ def test_read_only_output_folder_is_a_clear_error(command, readonly_dir, tiny_ru
     assert rc == 2 and "Traceback" not in err
     assert "cannot write in" in err and "choose a writable output folder" in err, err
     assert not any(readonly_dir.iterdir())
+
+
+def test_a_build_without_its_sized_graph_or_with_a_damaged_report_is_refused(tmp_path):
+    """The accelerator's graph before sizing has depth-2 FIFOs: simulating it after the sized one went missing
+    compiled a model for minutes and then reported a deadlock. A damaged accelerator.json gave a JSONDecodeError."""
+    import json
+
+    from fracskip.errors import FracskipError
+    from fracskip.hls.accelerator import ACC_DIR, MODELS, accelerator_model, accelerator_report
+
+    im, rep = tmp_path / ACC_DIR / "intermediate_models", tmp_path / ACC_DIR / "report"
+    im.mkdir(parents=True)
+    rep.mkdir()
+    (im / MODELS[1]).write_bytes(b"")
+    (rep / "accelerator.json").write_text(json.dumps({"fifo_sizing": {"images": 8}}))
+    with pytest.raises(FracskipError, match=r"is missing, though the build sized its FIFOs"):
+        accelerator_model(tmp_path)
+    (rep / "accelerator.json").write_text('{"fifo_sizing": ')
+    with pytest.raises(FracskipError, match=r"accelerator\.json is not valid JSON .*rebuild the accelerator"):
+        accelerator_report(tmp_path)

@@ -222,6 +222,7 @@ def test_compare_equals_eval_of_each_checkpoint(tiny_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.rtlsim  # the tiny channel build sizes its FIFOs in Verilator
 @pytest.mark.xdist_group("tiny_lc")  # with the other users of the tiny channel network's build
 def test_demo_runs_every_stage_and_reports_them(tiny_lc_export, tiny_lc_build, tmp_path, capsys, monkeypatch):
     """`fracskip demo` on the tiny channel-skipping network, golden backend: the report holds what each stage's own

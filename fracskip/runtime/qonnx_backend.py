@@ -27,10 +27,12 @@ class QONNXBackend:
         self.graphs = graphs
         if graphs == "finn":
             self.models = front_end(manifest, progress=progress)
-        else:
+        else:  # as exported (Brevitas' Quant nodes), with the tensor shapes qonnx's executor needs
             from qonnx.core.modelwrapper import ModelWrapper
+            from qonnx.transformation.infer_shapes import InferShapes
 
-            self.models = {n: ModelWrapper(str(manifest.file(c["file"]))) for n, c in manifest.cores().items()}
+            self.models = {n: ModelWrapper(str(manifest.file(c["file"]))).transform(InferShapes())
+                           for n, c in manifest.cores().items()}
 
     def run(self, core: str, x: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
         from ..export.verify import execute

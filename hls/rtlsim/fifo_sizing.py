@@ -1,4 +1,7 @@
-"""FIFO sizing by Verilator simulation (FINN's own sizing needs Vivado's xsim).
+"""FIFO sizing by Verilator simulation (FINN's own sizing needs Vivado's xsim), on random frames: for cores whose
+timing does not depend on the values (a static network's). The DFS accelerator's does (the gates pick each block's
+path per image): it is sized on real images by ``hls.accelerator.size_fifos``, which uses this module's
+``set_fifo_depths``.
 
 One build simulates every StreamingFIFO_rtl with a run-time depth (stitch(sizing_fifos=True)), so each trial
 set of depths is one call of a running simulator, not a compile:
@@ -69,7 +72,7 @@ def _with_fifos(model, fpgapart: str):
 
 
 def random_frames(core: RTLSimCore, n_frames: int, seed: int = 0) -> list[np.ndarray]:
-    """Random frames within each input's FINN datatype (the RTL's timing does not depend on the values)."""
+    """Random frames within each input's FINN datatype (for a core whose timing does not depend on the values)."""
     rng = np.random.default_rng(seed)
     frames = []
     for s in core.inputs:

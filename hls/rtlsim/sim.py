@@ -546,8 +546,9 @@ class RTLSimCore:
                     f"input words consumed {words_in} of {expected_in}, output words produced {words_out} of "
                     f"{expected_out}); {result.stall_diagnosis}. It is deadlocked or far slower than FINN's estimate "
                     f"({(self.estimate or {}).get('max_cycles', '?')} cycles/frame): check the FIFO depths (a "
-                    "fork's skip FIFO must hold what the other branch buffers; see fifo_sizing.size_fifos) or "
-                    "raise cycle_limit.")
+                    "fork's skip FIFO must hold what the other branch buffers; the accelerator's are sized on real "
+                    "images by `fracskip build` (hls.accelerator.size_fifos), a static core's by "
+                    "rtlsim.fifo_sizing.size_fifos) or raise cycle_limit.")
         return result
 
     def _read(self, nbytes: int) -> bytes:

@@ -336,9 +336,13 @@ def stitch(model, out_dir: Path, sizing_fifos: bool = False, fifo_max_depth: int
     links: list[Link] = []
     for k, node in enumerate(nodes):
         inst = getCustomOp(node)
-        gen_dir = Path(_nodeattr(inst, "code_gen_dir_ipgen", "") or "/nonexistent")
+        named = _nodeattr(inst, "code_gen_dir_ipgen", "")
+        gen_dir = Path(named or "/nonexistent")
         if not gen_dir.is_dir():
-            raise FracskipError(f"{node.name} has no generated HDL (code_gen_dir_ipgen={str(gen_dir)!r}): run "
+            if named:  # FINN's graphs name their HDL by absolute path, as FINN's own builds do
+                raise FracskipError(f"{node.name}'s generated HDL is not at {named}: was the build folder moved, "
+                                    "renamed or partly deleted since? Move it back, or build it again there.")
+            raise FracskipError(f"{node.name} has no generated HDL (code_gen_dir_ipgen is empty): run "
                                 "PrepareIP(fpgapart, clk_ns) on the model first.")
         gen_dirs.append(gen_dir)
         intf = inst.get_verilog_top_module_intf_names()

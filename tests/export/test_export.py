@@ -77,6 +77,31 @@ def test_simulate_reports(tiny_export):
     assert res["max_logit_abs_diff"] <= 1e-4
     assert res["accuracy"] == res["torch_accuracy"]
     assert trace.bitops.shape == (8,)
+    # the controller's compute (the manifest's BitOPs per path) against eval's (torch's cost table): two counts
+    from fracskip.training.checkpoint import load_model
+    from fracskip.training.evaluate import evaluate
+
+    net, _ = load_model(str(Manifest.load(tiny_export).file("source_checkpoint.pt")))
+    ev = evaluate(net, split, progress=False)
+    assert res["compute_pct"] == pytest.approx(ev["compute_pct"]) and res["bitops_per_input"] == pytest.approx(
+        ev["bitops_per_input"])
+    assert 0 < res["compute_pct"] < 100  # the tiny network's gates mix their paths: not a trivial 100 %
+
+
+def test_simulate_the_raw_qonnx_graphs_and_torch(tiny_export):
+    """`fracskip simulate --graphs qonnx` runs the exported QONNX files themselves (Brevitas' Quant nodes, float32),
+    not FINN's streamlined graphs; `--backend torch` is the reference run against itself."""
+    m = Manifest.load(tiny_export)
+    split = D.load("synthetic", "test", limit=8)
+    res, _ = simulate(tiny_export, "qonnx", split.images.numpy(), split.labels.numpy(), batch_size=4, progress=False,
+                      graphs="qonnx")
+    assert res["graphs"] == "qonnx" and res["decisions_match_pct"] == 100.0 and res["max_logit_abs_diff"] <= 1e-2
+    ops = {name: {n.op_type for n in mw.graph.node} for name, mw in QONNXBackend(m, graphs="qonnx").models.items()}
+    assert all("Quant" in o for name, o in ops.items() if name != "head"), ops
+    assert not any("Quant" in {n.op_type for n in mw.graph.node}
+                   for mw in QONNXBackend(m, progress=False).models.values())
+    res, _ = simulate(tiny_export, "torch", split.images.numpy(), split.labels.numpy(), progress=False)
+    assert res["max_logit_abs_diff"] <= 1e-6 and res["decisions_match_pct"] == 100.0  # float32 against float64
 
 
 def test_controller_rejects_wrong_input(tiny_export):

@@ -68,6 +68,8 @@ def _run(model, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return execute_onnx(model, feeds)[model.graph.output[0].name]
 
 
+@pytest.mark.slow
+@pytest.mark.rtlsim  # the tiny channel build sizes its FIFOs in Verilator
 def test_channel_modal_graph_equals_the_channel_cores(lc_block):
     """One graph for every (bit-width, groups kept): FINN's python execution of each frame equals the export's
     core of that many groups at that width, run with the frame's mask; different keeps give different results."""
@@ -136,6 +138,8 @@ def test_channel_block_rtl_bit_exact_and_cycles_follow_the_kept_groups(lc_block,
     assert len(set(model[1:])) > 3  # the frames differ in bits and groups: the figures are not one number
 
 
+@pytest.mark.slow
+@pytest.mark.rtlsim  # the tiny channel build sizes its FIFOs in Verilator
 def test_channel_accelerator_python_equals_the_controller(tiny_lc_build):
     """The whole channel-skipping network as one accelerator graph: the gates with their channel heads ([d, keep, h,
     c] tokens), each gated block's channel datapath behind its router (skip: the shortcut core), the decision output
@@ -248,3 +252,18 @@ def test_channel_accelerator_deploys(tiny_lc_build, tmp_path, capsys):
     _, trace = Controller(man, QONNXBackend(man, progress=False)).run(split.images.numpy())
     assert r["bitops_per_image"] == pytest.approx(float(trace.bitops.mean()), rel=1e-9)
     assert r["kept_channel_fraction"] == pytest.approx(kept_fraction(man, trace.choices, trace.keep))
+
+
+@pytest.mark.slow
+@pytest.mark.rtlsim
+def test_build_prints_the_accelerators_own_figures(tiny_lc_build):
+    """`fracskip build` (the session's build went through the CLI) prints the accelerator's figures from its summary,
+    the cycles measured on the HDL as emitted (not while sizing), and labels the per-path cores' sums as theirs."""
+    s = json.loads((tiny_lc_build / "summary.json").read_text())
+    r = s["accelerator"]
+    printed = (tiny_lc_build.parent / "build_stdout.txt").read_text()
+    assert (f"accelerator ({r['nodes']} nodes): {r['cycles_per_image_model']:.0f} cycles per image expected "
+            f"(folding, bottleneck {r['bottleneck_model']}), {r['cycles_per_image_emitted']:.0f} measured in "
+            f"Verilator as emitted on 8 images") in printed
+    assert "per-path cores (one at a time from the host; not the accelerator): LUT" in printed
+    assert s["accelerator"]["sizing_images"] == 8 and s["calibration"]["images"] == 64

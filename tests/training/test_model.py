@@ -62,10 +62,13 @@ def test_cost_table_against_hand_count():
 def test_every_bit_width_path_gives_finite_outputs(k):
     net = _calibrated(ModelConfig(depth=14))
     net.eval()
+    x = torch.randint(0, 256, (4, 1, 28, 28)).float()
     with torch.no_grad():
-        out = net(torch.randint(0, 256, (4, 1, 28, 28)).float(), choices=torch.full((4, 5), k))
+        out = net(x, choices=torch.full((4, 5), k))
+        others = [net(x, choices=torch.full((4, 5), j)).logits for j in range(4) if j != k]
     assert torch.isfinite(out.logits).all()
     assert (out.choices == k).all()
+    assert all(not torch.allclose(out.logits, o) for o in others)  # each forced path runs at its own width
 
 
 def test_paper_resnet38_on_cifar_shaped_data():

@@ -249,6 +249,28 @@ def test_budget_menu_keeps_the_gates_integers_when_the_dropped_row_held_the_larg
     assert torch.equal(full.choices[same], cut.choices[same]) and torch.equal(full.logits[same], cut.logits[same])
 
 
+def test_budget_target_prices_the_gates_to_the_budget(tmp_path, capsys):
+    """`fracskip budget default --target T`: the gates' projection biases shift by lambda times each entry's relative
+    cost, and nothing else changes; the priced network's compute on the same training images, measured again, is
+    the reported one, at most T and below the source's."""
+    from fracskip.training.budget import _compute, _floor, relative_costs
+
+    full, _ = load_model("default")
+    x = D.load("fashion-mnist", "train", None, 300).images
+    before = _compute(full, x)
+    target = round((_floor(full) + before) / 2, 3)
+    rc = main(["budget", "default", "--target", str(target), "-o", str(tmp_path / "b.pt"), "--images", "300",
+               "--json"])
+    info = json.loads(capsys.readouterr().out)
+    priced, _ = load_model(str(tmp_path / "b.pt"))
+    assert rc == 0 and info["target"] == target and info["train_compute"] <= target < before
+    assert _compute(priced, x) == pytest.approx(info["train_compute"])
+    want = full.gate.proj.bias - info["lambda"] * relative_costs(full).to(full.gate.proj.bias.dtype)
+    assert torch.allclose(priced.gate.proj.bias, want)
+    changed = [k for k, v in full.state_dict().items() if not torch.equal(v, priced.state_dict()[k])]
+    assert changed == ["gate.proj.bias"]
+
+
 def test_budget_menu_drops_entries_and_keeps_their_paths(tmp_path, capsys):
     """`fracskip budget default --menu 0,2`: the gate loses its 4-bit output, so exactly the images that chose 2 bits
     in every block decide as before, with the same logits; the 4- and 8-bit paths stay for the static networks (a
@@ -285,3 +307,45 @@ def test_budget_menu_drops_entries_and_keeps_their_paths(tmp_path, capsys):
         with pytest.raises(FracskipError, match=msg):
             calibrate_budget("default", None, tmp_path / "x.pt", images=10, menu=tuple(int(b) for b in menu.split(",")))
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_the_accelerator_sizes_its_fifos_on_the_images_the_build_calibrated_on(tmp_path):
+    """`fracskip build --data DIR`: the calibration read DIR, and the accelerator's sizing and sequence model read
+    the dataset package (CIFAR-10 builds failed there, asking for the --data they had been given)."""
+    import json
+
+    import numpy as np
+
+    from fracskip.hls.accelerator import calibration_data, sizing_images
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    (data / "train-images-idx3-ubyte").write_bytes(_idx([3, 28, 28], pixels.tobytes()))
+    (data / "train-labels-idx1-ubyte").write_bytes(_idx([3], bytes([1, 2, 3])))
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "calibration.json").write_text(json.dumps({"dataset": "fashion-mnist", "data_dir": str(data),
+                                                        "split": "train", "images": 3, "frequencies": []}))
+    assert np.array_equal(sizing_images(build, 3)[:, 0], pixels)
+    assert calibration_data(build, "train", 2).labels.tolist() == [1, 2]
+
+
+def test_train_through_the_cli_takes_its_options(tmp_path, capsys):
+    """`fracskip train` as a user runs it (every other CLI train call in the tests is a refusal): the options reach
+    the run's configuration, the stages given run with the steps their epochs make, and eval.json scores the test
+    images asked for."""
+    out = tmp_path / "run"
+    rc = main(["train", "-o", str(out), "--dataset", "synthetic", "--limit", "64", "--test-limit", "16", "--depth", "8",
+               "--epochs", "backbone=0.5,gates=0.25,joint=0", "--lr", "backbone=2e-3", "--target", "0.5",
+               "--alpha", "0.3", "--batch-size", "16", "--seed", "3"])
+    assert rc == 0
+    cfg = json.loads((out / "train_config.json").read_text())
+    assert cfg["epochs"] == {"backbone": 0.5, "gates": 0.25, "joint": 0.0}
+    assert cfg["lr"]["backbone"] == 2e-3 and cfg["target"] == 0.5 and cfg["alpha"] == 0.3
+    assert (cfg["train_limit"], cfg["test_limit"], cfg["depth"], cfg["batch_size"]) == (64, 16, 8, 16)
+    steps = {r["stage"]: r["steps"] for r in map(json.loads, (out / "history.jsonl").read_text().splitlines())
+             if "steps" in r}
+    assert steps == {"backbone": 2, "gates": 1}  # 64 images in batches of 16: half an epoch, a quarter; joint none
+    ev = json.loads((out / "eval.json").read_text())
+    assert ev["n"] == 16 and sum(ev["choices"][0].values()) == 16

@@ -1,0 +1,90 @@
+"""hls/accelerator.py's arithmetic, no simulation: the shares of a stream over several Verilator models, block-RAM
+FIFO geometry and the budget reserved for what sized FIFOs and synthesis take beyond the folding's figures (apart from
+test_accelerator.py, whose tests need Verilator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_shares_of_a_stream_and_their_pooled_spacing():
+    """``fracskip simulate --jobs``: contiguous shares of two images or more covering the stream in order, at most
+    as many as asked; a pooled steady state weighs each share's spacing by its gaps between results."""
+    from fracskip.hls import accelerator as A
+
+    for n, jobs in ((200, 2), (201, 3), (7, 4), (3, 2), (1, 8), (5, 1)):
+        shares = A.chunks(n, jobs)
+        assert 1 <= len(shares) <= jobs and shares[0].start == 0 and shares[-1].stop == n
+        assert all(a.stop == b.start for a, b in zip(shares, shares[1:]))
+        assert n < 2 or all(s.stop - s.start >= 2 for s in shares), (n, jobs, shares)
+    assert [(s.start, s.stop) for s in A.chunks(200, 2)] == [(0, 100), (100, 200)]
+    assert A.pooled_spacing([100.0, 130.0], [slice(0, 3), slice(3, 7)]) == pytest.approx((100 * 2 + 130 * 3) / 5)
+    assert A.pooled_spacing([250.0], [slice(0, 1)]) == 250.0  # one image: its latency, as one model reports it
+
+
+def test_block_ram_depth_takes_the_cheaper_geometry():
+    """A FIFO in block RAM goes down (never below ``BRAM_DEPTH_FLOOR`` of its depth) to the largest depth that
+    fifo.sv builds with fewer BRAM18, by FINN's cost; a FIFO in LUTs, or one no cheaper below, keeps its depth."""
+    from finn.util.resource_models import _fifo_cost
+    from fracskip.hls import accelerator as A
+
+    part = "xc7z020clg400-1"
+    assert A.block_ram_depth(12545, 8, part) == 12289  # a frame of 16 x 28 x 28 words, plus one: 8 -> 6 BRAM18
+    assert A.block_ram_depth(100, 8, part) == 100  # LUT RAM
+    rng = np.random.default_rng(3)
+    rounded = 0
+    for depth, width in zip(rng.integers(2, 40000, 300), rng.choice([8, 16, 24, 64], 300)):
+        got = A.block_ram_depth(int(depth), int(width), part)
+        cost, was = (_fifo_cost(d, int(width), "block").bram for d in (got, int(depth)))
+        assert A.BRAM_DEPTH_FLOOR * depth <= got <= depth
+        assert got == depth or cost < was, (depth, width, got)
+        rounded += got < depth
+        if got < depth:  # the largest such depth
+            assert all(_fifo_cost(d, int(width), "block").bram >= was for d in range(got + 1, min(depth, got + 64)))
+    assert 30 < rounded < 270, rounded
+
+
+def test_sized_fifos_over_the_device_are_reserved_from_the_budget():
+    """What the sized FIFOs take beyond the folding's figures is reserved only for the resources over the device,
+    and the budget then leaves the device room for them (never more than the budget was)."""
+    from fracskip.hls import accelerator as A
+    from fracskip.hls.pipeline_folding import budget_with_reserve
+
+    board = {"resources": {"LUT": 53200, "BRAM_18K": 280, "DSP": 220}}
+    report = {"resources_estimate_inserted": {"LUT": 42000.0, "BRAM_18K": 208.0, "DSP": 102.0},
+              "resources_estimate_emitted": {"total": {"LUT": 45800.0, "BRAM_18K": 304.0, "DSP": 102.0}}}
+    assert A.sized_extra(report, board) == {"BRAM_18K": 96.0}  # LUT grew too, but fits
+    budget = {"LUT": 42560.0, "BRAM_18K": 224.0, "DSP": 176.0}
+    assert budget_with_reserve(budget, board["resources"], {"BRAM_18K": 96.0}) == {
+        "LUT": 42560.0, "BRAM_18K": 184.0, "DSP": 176.0}
+    assert budget_with_reserve(budget, board["resources"], {"BRAM_18K": 10.0}) == budget  # the budget binds
+    assert budget_with_reserve(budget, board["resources"], None) == budget
+    report["resources_estimate_emitted"]["total"]["BRAM_18K"] = 280.0
+    assert A.sized_extra(report, board) == {}
+
+
+def test_over_the_device_by_yosys_the_reserve_grows_with_what_foldings_save():
+    """``synth_extra``: what Yosys finds beyond the folding's estimate, for the resources over the device only; at
+    least the reserve so far plus the excess; the excess divided by what the last folding saved in synthesized per
+    estimated LUT when that is less than one (floored), so that a folding whose estimate falls faster than its
+    synthesized figure is followed by a larger step."""
+    from fracskip.hls import accelerator as A
+
+    board = {"resources": {"LUT": 53200, "BRAM_18K": 280, "DSP": 220}}
+    report = {"resources_estimate_inserted": {"LUT": 41000.0, "BRAM_18K": 100.0, "DSP": 90.0},
+              "resources_synth": {"LUT": 55700, "FF": 38000, "BRAM_18K": 90, "DSP": 92}}
+    assert A.synth_extra(report, board, {}) == {"LUT": 14700.0}  # FF is not budgeted; BRAM and DSP fit
+    assert A.synth_extra(report, board, {"LUT": 12000.0}) == {"LUT": 14700.0}  # beyond the estimate
+    assert A.synth_extra(report, board, {"LUT": 14500.0}) == {"LUT": 17000.0}  # the reserve plus the excess
+    last = {"folded": {"LUT": 43000.0, "BRAM_18K": 100.0, "DSP": 90.0}, "synth": {"LUT": 56200, "BRAM_18K": 90}}
+    # 2,000 estimated LUT saved 500 synthesized: the 2,500 LUT excess needs 10,000 estimated
+    assert A.synth_extra(report, board, {"LUT": 14500.0}, last) == {"LUT": 24500.0}
+    last["synth"]["LUT"] = 55700  # nothing saved: the step is floored at ten times the excess
+    assert A.synth_extra(report, board, {"LUT": 14500.0}, last) == {"LUT": 14500.0 + 2500 / A.SYNTH_GAIN_FLOOR}
+    # block RAM newly over the device after a folding with LUTs reserved (its estimate fell, Yosys's figure rose):
+    # the plain step, not one scaled by a saving that folding never aimed at
+    report["resources_synth"]["BRAM_18K"], last["folded"]["BRAM_18K"] = 311, 120.0
+    assert A.synth_extra(report, board, {"LUT": 14500.0}, last)["BRAM_18K"] == 311 - 100.0
+    report["resources_synth"]["LUT"], report["resources_synth"]["BRAM_18K"] = 53200, 90
+    assert A.synth_extra(report, board, {"LUT": 14500.0}, last) == {}
