@@ -163,7 +163,7 @@ def cmd_build(a: argparse.Namespace) -> int:
 
     cfg = BuildConfig(board=a.board, until=a.until, target_fps=a.target_fps, budget=a.budget, workers=a.workers,
                       calibration_images=a.calibration, data_dir=a.data, mvau=a.mvau, baselines=a.baselines,
-                      synth=a.synth, accelerator_images=a.sizing_images)
+                      synth=a.synth, accelerator_images=a.sizing_images, ignore_fit=a.ignore_fit)
     s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
     cores = s["totals"]
     print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}; "
@@ -428,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "below 8 bits, FINN's DSP-based MVAU_rtl at 8 (default); dsp = MVAU_rtl everywhere; hls = "
                         "FINN's MVAU_hls (HDL needs Vitis). The accelerator and the baselines take the cheaper unit "
                         "per layer (MVAU_lut or MVAU_rtl; the bit-serial unit in gated blocks) whatever this says")
+    b.add_argument("--ignore-fit", action="store_true",
+                   help="--until bitstream: run Vivado even where FINN's estimates of the emitted accelerator exceed "
+                        "the device (they are estimates; --synth judges the fit by Yosys of the HDL instead)")
     b.add_argument("--force", action="store_true", help="replace a non-empty build folder")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_build)

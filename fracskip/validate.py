@@ -355,6 +355,8 @@ def check_build(a: argparse.Namespace) -> None:
     positive_int(a.workers, "--workers", "parallel FINN builds")
     positive_int(a.calibration, "--calibration", "training images")
     positive_int(a.sizing_images, "--sizing-images", "images the FIFOs are sized on")
+    if a.ignore_fit and a.until != "bitstream":
+        raise FracskipError("--ignore-fit lets Vivado try a design FINN's estimates refuse: it needs --until bitstream")
     number(a.budget, "--budget", 0, 1, lo_open=True, what="a fraction of the device")
     number(a.target_fps, "--target-fps", 0, lo_open=True, what="frames per second")
     existing_dir(a.export_dir, "export_dir", "a folder written by `fracskip export`")

@@ -92,6 +92,8 @@ class BuildConfig:
     # Yosys of the emitted HDL, node by node (hls/synth/hdl.py): the accelerator's (and the baselines') synthesized
     # LUT/FF/BRAM/DSP; the fit is judged on them (a design over the device is folded again)
     synth: bool = False
+    # --until bitstream: run Vivado even where FINN's estimates of the emitted accelerator exceed the device
+    ignore_fit: bool = False
 
     def __post_init__(self) -> None:
         if self.until not in UNTIL:
@@ -128,7 +130,7 @@ def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool
         summary = _build(manifest, out, replace(cfg, until="hdl") if cfg.until == "bitstream" else cfg, board,
                          progress)
     if cfg.until == "bitstream":  # the HDL build is complete: a failing Vivado run leaves it as it is
-        summary["bitstream"] = shell.shell_build(out)
+        summary["bitstream"] = shell.shell_build(out, ignore_fit=cfg.ignore_fit)
     return summary
 
 

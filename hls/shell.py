@@ -80,8 +80,8 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
         raise FracskipError(f"the accelerator as emitted does not fit the {board.name} by FINN's estimates ({over}; "
                             "FIFOs and width converters included: BUILD/accelerator/report/accelerator.json): Vivado "
                             f"would fail in placement after its synthesis. Build for a larger board, or with a "
-                            f"smaller --budget; or let Vivado try: python -m fracskip.hls.shell {build_dir} "
-                            "--ignore-fit")
+                            f"smaller --budget, or with --synth (the fit judged by Yosys of the HDL); or let Vivado try: "
+                            f"python -m fracskip.hls.shell {build_dir} --ignore-fit (fracskip build: --ignore-fit)")
     acc = build_dir / ACC_DIR
     setup_finn(acc / "finn_tmp")  # the FINN folder the HDL was generated in
     from finn.builder.build_dataflow_steps import step_create_stitched_ip  # FINN set up first: it reads its settings

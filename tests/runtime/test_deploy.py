@@ -26,7 +26,7 @@ N_IMAGES = hil.ACCELERATOR_IMAGES  # test_accelerator's: the same images give th
 
 @pytest.fixture(scope="module")
 def package(tiny_export, tmp_path_factory, rtl_cache):
-    """(package folder, images file, labels file, images, labels) of the tiny build's accelerator."""
+    """(package folder, images file, labels file, images, labels, build folder) of the tiny build's accelerator."""
     from fracskip.hls import deploy_package as DP
     from fracskip.hls.rtlsim import find_verilator, setup_finn
 
@@ -41,7 +41,7 @@ def package(tiny_export, tmp_path_factory, rtl_cache):
     pkg = DP.write_package(acc["build_dir"], root / "package", acc["hw"], sizing.depths)
     np.save(root / "x.npy", acc["images"])
     np.save(root / "y.npy", acc["labels"])
-    return pkg, root / "x.npy", root / "y.npy", acc["images"], acc["labels"]
+    return pkg, root / "x.npy", root / "y.npy", acc["images"], acc["labels"], acc["build_dir"]
 
 
 def test_package_is_finns_layout(package):
@@ -80,6 +80,13 @@ def test_deploy_simulate_equals_the_golden(package, capsys):
         assert sorted(use) == ["0", "2", "4", "8"] and min(use.values()) > 0, (block, use)
     assert r["rtlsim"]["transfers"] == 3 and r["rtlsim"]["images"] == N_IMAGES
     assert r["rtlsim"]["cycles_per_image"] < 1.5 * r["rtlsim"]["estimate_max_cycles"]
+    from fracskip.runtime.controller import Controller
+    from fracskip.runtime.manifest import Manifest
+    from fracskip.runtime.qonnx_backend import QONNXBackend
+
+    man = Manifest.load(package[5] / "export")  # the controller's count of what these decisions cost
+    _, trace = Controller(man, QONNXBackend(man, progress=False)).run(package[3])
+    assert r["bitops_per_image"] == pytest.approx(float(trace.bitops.mean()), rel=1e-9)
     assert 0 < r["compute_pct"] < 100
 
 
