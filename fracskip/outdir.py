@@ -87,12 +87,18 @@ def staged(out: Path, tag: str = "partial") -> Iterator[Path]:
 def replacing(*paths: Path) -> Iterator[None]:
     """``with replacing(a, b): ...``: the block writes ``a`` and ``b`` anew; those that exist are set aside
     meanwhile and go when it completes. If it raises, what it wrote at those paths goes and they are back as
-    they were (a failed re-run leaves the earlier result, not a mix of the two)."""
-    asides = {}
+    they were (a failed re-run leaves the earlier result, not a mix of the two). A path that is a symbolic link
+    stands for its target, as in ``fresh`` and ``staged``."""
+    paths = tuple(p.resolve() if p.is_symlink() else p for p in paths)
+    asides: dict[Path, Path] = {}
     try:
         for p in paths:
-            if p.exists() or p.is_symlink():
+            if p.exists():
                 asides[p] = _set_aside(p)
+    except BaseException:  # nothing written yet: the ones already moved go back
+        _restore(asides)
+        raise
+    try:
         yield
     except BaseException:
         for p in paths:
@@ -100,9 +106,13 @@ def replacing(*paths: Path) -> Iterator[None]:
                 shutil.rmtree(p, ignore_errors=True)
             elif p.exists() or p.is_symlink():
                 p.unlink()
-        for p, aside in asides.items():
-            aside.rename(p)
-            aside.parent.rmdir()
+        _restore(asides)
         raise
     for aside in asides.values():
         shutil.rmtree(aside.parent, ignore_errors=True)
+
+
+def _restore(asides: dict[Path, Path]) -> None:
+    for p, aside in asides.items():
+        aside.rename(p)
+        aside.parent.rmdir()

@@ -354,7 +354,9 @@ def check_build(a: argparse.Namespace) -> None:
     board(a.board)
     positive_int(a.workers, "--workers", "parallel FINN builds")
     positive_int(a.calibration, "--calibration", "training images")
-    positive_int(a.sizing_images, "--sizing-images", "images the FIFOs are sized on")
+    if a.sizing_images is None or a.sizing_images < 2:
+        raise FracskipError(f"--sizing-images {a.sizing_images}: the FIFOs are sized for the steady state, the "
+                            "spacing of results back to back: 2 images or more")
     if a.ignore_fit and a.until != "bitstream":
         raise FracskipError("--ignore-fit lets Vivado try a design FINN's estimates refuse: it needs --until bitstream")
     number(a.budget, "--budget", 0, 1, lo_open=True, what="a fraction of the device")

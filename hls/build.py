@@ -104,6 +104,9 @@ class BuildConfig:
             raise FracskipError(f"--budget is a fraction of the device in (0, 1], got {self.budget}")
         if self.workers < 1:
             raise FracskipError("--workers must be at least 1")
+        if self.accelerator_images < 2:
+            raise FracskipError(f"--sizing-images {self.accelerator_images}: the FIFOs are sized for the steady state, "
+                                "the spacing of results back to back: 2 images or more")
         for flag, on in (("--baselines", self.baselines), ("--synth", self.synth)):
             if on and (not self.accelerator or self.until == "estimates"):
                 raise FracskipError(f"{flag} works on the emitted accelerator: use it with --until hdl (or "

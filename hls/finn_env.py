@@ -50,12 +50,16 @@ def require(tool: str) -> None:
             f"Vivado/Vitis install, or use the docker image: docker/README.md). Nothing was written for this step.")
 
 
+# the entries of finn-plus's external_dependencies.yaml that its shell flow reads for fracskip's boards
+SHELL_DEPS = ("finn-hlslib", "pynq-z1", "pynq-z2")
+
+
 def deps_dir() -> Path:
     """Where FINN reads its external dependencies (finn-hlslib, board files) in fracskip's set-up, whose settings
     file is fracskip's own: ``FINN_DEPS``, else finn-plus's default, ``finn_deps/`` beside its package."""
     from finn.interface.settings import FINN_ROOT, resolve_relative
 
-    return resolve_relative(os.environ.get("FINN_DEPS") or "finn_deps", FINN_ROOT)
+    return resolve_relative(Path(os.environ.get("FINN_DEPS") or "finn_deps").expanduser(), FINN_ROOT)
 
 
 def require_deps(board_name: str) -> None:
@@ -76,19 +80,26 @@ def require_deps(board_name: str) -> None:
 
 
 def fetch_deps(dest: Path, definitions: Path | None = None) -> None:
-    """FINN's external dependencies into ``dest`` by finn-plus's own updater, at the commits its definitions pin
-    (``definitions``: finn-plus's ``external_dependencies.yaml`` unless given). Unlike ``finn deps update`` it needs
-    no Vivado (that command first builds FINN's binding of Vivado's simulator): the docker image fetches them when it
-    is built (``python -m fracskip.hls.finn_env fetch-deps DIR``)."""
+    """What FINN's shell flow reads of its external dependencies (``SHELL_DEPS``) into ``dest``, by finn-plus's own
+    updater at the commits its definitions pin (``definitions``: finn-plus's ``external_dependencies.yaml`` unless
+    given), the others left out (AuroraFlow, attention-hlslib, other boards' files: a failure of any would end the
+    updater). Unlike ``finn deps update`` it needs no Vivado (that command first builds FINN's binding of Vivado's
+    simulator): the docker image fetches them when it is built (``python -m fracskip.hls.finn_env fetch-deps DIR``;
+    git, wget and unzip on PATH, as the updater uses them)."""
+    import yaml
     from finn.interface.manage_deps import DependencyUpdater
     from finn.interface.settings import FINNSettings
 
-    if definitions is None:
-        definitions = FINNSettings().finn_deps_definitions
+    every = yaml.safe_load(Path(definitions or FINNSettings().finn_deps_definitions).read_text())
+    wanted = {kind: {n: d for n, d in (every.get(kind) or {}).items() if n in SHELL_DEPS}
+              for kind in ("git_deps", "boardfile_deps", "direct_download_deps")}
     dest = Path(dest).resolve()
     dest.mkdir(parents=True, exist_ok=True)
-    DependencyUpdater(dependency_location=dest, dependency_definition_file=Path(definitions), git_timeout_s=300,
-                      non_interactive=True).update()
+    with tempfile.TemporaryDirectory(prefix="fracskip-finn-deps-") as tmp:
+        trimmed = Path(tmp) / "external_dependencies.yaml"
+        trimmed.write_text(yaml.safe_dump(wanted))
+        DependencyUpdater(dependency_location=dest, dependency_definition_file=trimmed, git_timeout_s=300,
+                          non_interactive=True).update()
 
 
 def setup(build_dir: Path, rtllib: Path | None = None) -> None:

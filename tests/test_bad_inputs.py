@@ -259,6 +259,7 @@ CASES = [
     ("simulate-jobs-not-rtlsim", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "4", "--jobs", "2"], r"--jobs sets how many Verilator models run", []),
     ("simulate-batch-size-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--batch-size", "0"], r"--batch-size must be a positive", []),
     ("simulate-killed-folder", lambda c: ["simulate", c.export_copy(_killed), "--dataset", "synthetic", "--limit", "4"], r"is incomplete: the run that made it was killed", []),
+    ("build-sizing-one-image", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--sizing-images", "1"], r"--sizing-images 1: .* 2 images or more", ["out"]),
     ("build-ignore-fit-without-bitstream", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--ignore-fit"], r"--ignore-fit lets Vivado try .* it needs --until bitstream", ["out"]),
     ("simulate-rtlsim-one-image", lambda c: ["simulate", str(c.exp), "--backend", "rtlsim", "--dataset", "synthetic", "--limit", "1"], r"--limit 2 or more \(one image gives only its latency\)", []),
     ("simulate-rtlsim-on-an-export", lambda c: ["simulate", str(c.exp), "--backend", "rtlsim", "--dataset", "synthetic"], r"not a build folder", []),

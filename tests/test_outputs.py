@@ -153,6 +153,42 @@ def test_replacing_gives_back_the_earlier_results_when_the_rewrite_fails(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stitched_ip"]
 
 
+
+def test_replacing_keeps_what_it_did_not_set_aside_and_follows_links(tmp_path, monkeypatch):
+    """A failure while setting the second path aside (a busy mount, a full disk, Ctrl-C) must leave every earlier
+    result where it was: the block never ran. A path that is a symbolic link stands for its target (the package
+    folder may be one), as in fresh and staged."""
+    from fracskip import outdir
+
+    paths = [tmp_path / n for n in ("stitched_ip", "bitfile", "deploy")]
+    for p in paths:
+        p.mkdir()
+        (p / "old").write_text("old\n")
+    real, calls = outdir._set_aside, []
+
+    def fails_second(path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("device busy")
+        return real(path)
+
+    monkeypatch.setattr(outdir, "_set_aside", fails_second)
+    with pytest.raises(OSError, match="device busy"):
+        with outdir.replacing(*paths):
+            raise AssertionError("the block must not run")
+    monkeypatch.undo()
+    assert all((p / "old").read_text() == "old\n" for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bitfile", "deploy", "stitched_ip"]
+    target = tmp_path / "target"
+    paths[2].rename(target)
+    paths[2].symlink_to(target)
+    with outdir.replacing(paths[2]):
+        assert not target.exists()  # the link's target is what is set aside, and written anew
+        target.mkdir()
+        (target / "new").write_text("new\n")
+    assert paths[2].is_symlink() and [p.name for p in paths[2].iterdir()] == ["new"]
+
+
 def test_shell_step_on_a_folder_that_is_no_hdl_build_says_so(tmp_path):
     """``python -m fracskip.hls.shell BUILD``, the way the fit refusal and the README name it: a clear message and exit
     2 (it imported FINN's builder before FINN was set up: a traceback, exit 1)."""

@@ -88,3 +88,15 @@ def test_over_the_device_by_yosys_the_reserve_grows_with_what_foldings_save():
     assert A.synth_extra(report, board, {"LUT": 14500.0}, last)["BRAM_18K"] == 311 - 100.0
     report["resources_synth"]["LUT"], report["resources_synth"]["BRAM_18K"] = 53200, 90
     assert A.synth_extra(report, board, {"LUT": 14500.0}, last) == {}
+
+
+def test_the_ipi_check_knows_the_shared_rtl_modules():
+    """stitch_problems reports an instance no added file declares when the module is one of fracskip's or FINN's
+    libraries (an omitted file list entry): the shared modules of hls/rtl/ count among them, and MVAU_lut's top
+    instantiates them."""
+    from fracskip.hls.lutmvu.core import rtl_dir
+    from fracskip.hls.stitch_ip import _declared_modules, _library_modules, _unresolved_instances
+
+    assert {"fracskip_addtree", "fracskip_buf2"} <= _library_modules()
+    missing = _unresolved_instances(_declared_modules([str(rtl_dir() / "lutmvu.v")]))
+    assert any("fracskip_addtree" in str(p) for p in missing) and any("fracskip_buf2" in str(p) for p in missing)
