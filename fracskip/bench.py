@@ -174,7 +174,10 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
                    "the FIFOs after them (FIFOs deeper than 2, from sizing by simulation, in neither). Measured: "
                    "cycles_per_image_measured and images_per_s_measured in Verilator, at the board clock; "
                    "resources_synth, Yosys of the emitted HDL. fits: by resources_synth against the device where "
-                   "there are some, else by the estimates against the budget (fits_from)"}
+                   "there are some, else by the estimates against the budget (fits_from). Every design's nodes are "
+                   "folded within budget_fraction of the device; FIFOs and frame buffers come on top, within the "
+                   "device: frame_buffers_frames_more counts the frames DFS's buffers hold beyond need, in that "
+                   "room, which the static pipelines have no buffers to use"}
     summary = json.loads((build_dir / "summary.json").read_text())
     emitted = {"dfs": summary.get("accelerator") or {}, **(summary.get("baselines") or {})}
     measured_on = {"dfs": rtlsim, **(rtlsim_static or {})}
@@ -194,12 +197,16 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
             "cycles_per_image_measured": measured,
             "measured_on_images": r["n"] if r else None,
             "images_per_s_measured": clk_hz / measured if measured else None,
-            "resources_est": d["resources_est"], "resources_est_inserted": d["resources_estimate_inserted"],
+            # an emitted design's own folding's figures, beside its own cycles (the table's folding may differ)
+            "resources_est": e.get("resources_estimate", d["resources_est"]),
+            "resources_est_inserted": e.get("resources_estimate_inserted", d["resources_estimate_inserted"]),
             "resources_synth": synth,
             "fits": e["fits_device_synth"] if synth else d["fits"],
             "fits_from": "Yosys of the emitted HDL against the device" if synth else
                          "the folding's estimates against the budget",
             "fit_attempts": e.get("fit_attempts"), "fit_reserve": e.get("fit_reserve")}
+        if "frame_buffers_frames_more" in e:  # device room beyond the budget that only DFS's frame buffers can use
+            out[name]["frame_buffers_frames_more"] = e["frame_buffers_frames_more"]
         if "resources_estimate_emitted" in e:
             out[name]["resources_est_emitted"] = e["resources_estimate_emitted"]["total"]
             out[name]["fits_device_emitted"] = e["fits_device_estimate_emitted"]

@@ -204,7 +204,17 @@ def _accelerator(out: Path, cfg: BuildConfig, progress: bool) -> dict:
             "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
             "resources_estimate_emitted": rep["resources_estimate_emitted"],
             "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"],
-            **_synth_section(rep, ACC_DIR), "seconds": rep["seconds"]}
+            "frame_buffers_frames_more": frames_more(rep), **_synth_section(rep, ACC_DIR), "seconds": rep["seconds"]}
+
+
+def frames_more(rep: dict) -> int:
+    """Frames the accelerator's frame buffers hold beyond the one each needs, taken because the device had room
+    (``accelerator.deepen_frame_buffers`` by the estimates, then ``deepen_by_synth`` by Yosys): beyond the folding's
+    budget, which the static pipelines, having no frame buffers, cannot turn into throughput."""
+    by_synth = rep.get("fifo_deepened_synth") or {}
+    if by_synth.get("buffers") and by_synth.get("fits_device_synth"):
+        return int(by_synth["frames_more"])
+    return int((rep.get("fifo_deepened") or {}).get("frames_more", 0))
 
 
 def _synth_section(rep: dict, where) -> dict:
@@ -232,6 +242,8 @@ def _baselines(out: Path, cfg: BuildConfig, progress: bool) -> dict:
             "model": f"{where}/intermediate_models/{MODELS[2]}", "report": f"{where}/report/accelerator.json",
             "nodes": rep["nodes"], "cycles_per_image_model": rep["cycles_per_image_model"],
             "bottleneck_model": rep["bottleneck_model"], "fits_estimate": rep["fits_estimate"],
+            "resources_estimate": rep["resources_estimate"],
+            "resources_estimate_inserted": rep["resources_estimate_inserted"],
             "fifo_bits": rep["fifo_sizing"]["total_bits"],
             "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
             "resources_estimate_emitted": rep["resources_estimate_emitted"],

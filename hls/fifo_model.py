@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -108,6 +109,9 @@ def trim(seq: SequenceModel, depths: dict[str, int], spare: set[str] = frozenset
     (or their ``floor``) where the model on ``seq`` loses at most ``TRIM_LOSS`` of its cycles per image; and the
     ones trimmed."""
     base = seq.cycles(depths)
+    if not math.isfinite(base):  # the model gave up (SWEEPS): every trial would compare as no loss
+        log.warning("the frame-sequence model found no steady state for these depths: no FIFO trimmed")
+        return dict(depths), []
     to = {k: max(TRIM_DEPTH, (floor or {}).get(k, 0)) for k in depths}
     out, trimmed = dict(depths), []
     cands = sorted((k for k, d in depths.items() if not k.endswith(FRAME_BUFFER) and k not in spare
@@ -141,6 +145,9 @@ def deepen(seq: SequenceModel, depths: dict[str, int], fits: Callable[[dict[str,
     held = frames_held(seq, depths)
     steps = [(held, seq.cycles(depths), seq.bits(depths))]
     out = dict(depths)
+    if not math.isfinite(steps[0][1]):  # the model gave up (SWEEPS): no frame could be shown to buy anything
+        log.warning("the frame-sequence model found no steady state: frame buffers not deepened")
+        return out, steps
     for more in range(held + 1, DEEPEN_MAX + 1 if bufs else 1):
         trial = {**out, **{k: (1 + more) * seq.words(k) + 1 for k in bufs},
                  **{k: max(depths[k], (2 + more) * seq.words(k) + 1) for k in tokens}}

@@ -133,6 +133,7 @@ SKIPPED = "skipped"  # a gated block's frames that no node of some modes takes (
 PRICE_ROUNDS = 8
 LUT_RAM_DEPTH = 64  # words of a LUT-RAM primitive (RAM64X1D)
 MILP_SECONDS = 60  # per throughput bound tried by the exact allocator
+_OUT_OF_TIME = [0]  # 0-1 programs of this process that hit MILP_SECONDS (cached_allocate keeps none)
 PARETO_BLOCK = 256  # rungs held at once against those before them
 STAGEWISE_TOLERANCE = 0.005  # the allocator's stage-wise bound: within this share of the optimum (each halving
 # of the gap is a 0-1 program near the optimum, the hardest kind: on the tiny channel network 2 to 12 s each)
@@ -803,6 +804,8 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
                    integrality=np.r_[np.ones(n), np.zeros(nm + ny)],
                    bounds=Bounds(np.zeros(wide), np.r_[np.ones(n + nm), np.full(ny, np.inf)]),
                    options={"time_limit": MILP_SECONDS})
+    if sol.status == 1:  # out of time: the answer depends on the machine's load, not only on the inputs
+        _OUT_OF_TIME[0] += 1
     if sol.x is None:
         if sol.status == 1:  # out of time without a feasible point, and said so
             log.warning("allocation at T=%.0f: no solution within %d s; %s", t, MILP_SECONDS,
@@ -1543,9 +1546,16 @@ def cached_allocate(cache_dir: Path, ladders: list[NodeLadder], budget: dict[str
         for r in lad.rungs:
             h.update(repr((sorted(r.folding.items()), sorted(r.cycles.items(), key=str), sorted(r.resources.items()),
                            r.expected, r.stream_lut, r.in_widths, r.out_widths)).encode())
-    got = cached(Path(cache_dir) / "folding" / f"{h.hexdigest()[:24]}.json",
-                 lambda: allocate(ladders, budget, exact, edges, at_least).__dict__)
-    return Allocation(**got)
+    path = Path(cache_dir) / "folding" / f"{h.hexdigest()[:24]}.json"
+    if path.is_file():
+        return Allocation(**cached(path, None))
+    before = _OUT_OF_TIME[0]
+    alloc = allocate(ladders, budget, exact, edges, at_least)
+    if _OUT_OF_TIME[0] == before:
+        cached(path, lambda: alloc.__dict__)
+    else:  # a busy machine's answer (a bound taken as infeasible) must not be every later build's
+        log.warning("this folding is not cached: a 0-1 program ran out of time (%d s)", MILP_SECONDS)
+    return alloc
 
 
 def allocate_inserted(ladders: list[NodeLadder], budget: dict[str, float], inserted, exact: bool = True,

@@ -200,6 +200,8 @@ CASES = [
     ("train-seed-negative", lambda c: ["train", R, c.out, "--seed", "-1"], r"--seed must be >= 0", ["out"]),
     ("train-depth-not-6n2", lambda c: ["train", R, c.out, "--depth", "15"], r"6n\+2", ["out"]),
     ("train-bit-menu-16", lambda c: ["train", R, c.out, "--bit-menu", "0,16"], r"bit menu entries must be", ["out"]),
+    ("train-bit-menu-1-bit", lambda c: ["train", R, c.out, "--bit-menu", "0,1,8"], r"bit menu entries must be 0 \(skip\) or 2\.\.8 bits", ["out"]),
+    ("train-bit-menu-unsorted", lambda c: ["train", R, c.out, "--bit-menu", "0,4,2"], r"must be in ascending order \(skip first\), e\.g\. 0,2,4", ["out"]),
     ("train-bit-menu-garbled", lambda c: ["train", R, c.out, "--bit-menu", "2;4"], r"bit menu is a comma-separated", ["out"]),
     ("train-unknown-stage", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--stages", "backbone,finetune"], r"unknown stage", ["out"]),
     ("train-path-probs-garbled", lambda c: ["train", R, c.out, "--path-probs", "1,x"], r"one relative frequency per bit-menu entry", ["out"]),

@@ -42,12 +42,17 @@ class ModelConfig:
         self.bit_menu = tuple(int(b) for b in self.bit_menu)
         if (self.depth - 2) % 6 or self.depth < 8:
             raise FracskipError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 38, 74, ...), got {self.depth}")
-        if not self.bit_menu or any(b not in (0, 1, 2, 3, 4, 5, 6, 7, 8) for b in self.bit_menu):
-            raise FracskipError(f"bit menu entries must be 0 (skip) or 1..8 bits, got {self.bit_menu}")
+        # 1 bit: the signed narrow-range weight quantizer has no code but 0 (its scale divides by 0: NaN weights)
+        if not self.bit_menu or any(b not in (0, 2, 3, 4, 5, 6, 7, 8) for b in self.bit_menu):
+            raise FracskipError(f"bit menu entries must be 0 (skip) or 2..8 bits, got {self.bit_menu}")
         if not any(self.bit_menu):
             raise FracskipError(f"bit menu {self.bit_menu} has no width above 0: the blocks would have no path to run")
         if len(set(self.bit_menu)) != len(self.bit_menu):
             raise FracskipError(f"bit menu has duplicates: {self.bit_menu}")
+        if list(self.bit_menu) != sorted(self.bit_menu):
+            # the gate's decision d is entry d, and the hardware routes decision d to the d-th narrowest path
+            raise FracskipError(f"bit menu {self.bit_menu} must be in ascending order (skip first), e.g. "
+                                f"{','.join(map(str, sorted(self.bit_menu)))}")
         if self.gate not in ("int", "float"):
             raise FracskipError(f"gate arithmetic is 'int' or 'float', got {self.gate!r}")
         if not self.path_bits:

@@ -243,6 +243,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
         if rank == 0:
             if stage == "backbone":  # gates and joint stages keep BatchNorm frozen: train and test see the same
                 recalibrate_bn(net, trainset, cfg.recalibration_images, every_path=True)
+                if isinstance(net.gate, IntGate):  # the LSTM input's exponent from the trained features, not the
+                    _calibrate_gate(net, trainset)  # random ones it was first fixed on; the gates train on it
             ev = evaluate(net, testset)
             history.append({"stage": stage, "eval": ev})
             log.info("after %s: accuracy %.4f at %.1f %% compute", stage, ev["accuracy"], ev["compute_pct"])
@@ -301,7 +303,7 @@ def _teacher(ref: str) -> DFSNet:
 
 def _distill_loss(logits: torch.Tensor, x: torch.Tensor, teacher: DFSNet, T: float) -> torch.Tensor:
     with torch.no_grad():
-        k = teacher.cfg.bit_menu.index(q.FULL_BITS)
+        k = teacher.cfg.routes.index(q.FULL_BITS)  # a route: the teacher's menu may have been cut (budget --menu)
         target = teacher(x, choices=torch.full((len(x), teacher.n_gated), k)).logits
     return F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(target / T, 1), log_target=True,
                     reduction="batchmean") * T * T

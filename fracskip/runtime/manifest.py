@@ -137,8 +137,8 @@ class Manifest:
             if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
                 raise FracskipError(f"{where}: sha256 of {name!r} is not 64 hex digits")
         menu = _ints(d["bit_menu"], "bit_menu", lo=0, hi=8)
-        if not menu or len(set(menu)) != len(menu):
-            raise FracskipError(f"{where}: bit_menu {menu} must be distinct widths, 0 = skip")
+        if not menu or len(set(menu)) != len(menu) or menu != sorted(menu):
+            raise FracskipError(f"{where}: bit_menu {menu} must be distinct widths in ascending order, 0 = skip")
         _number(_obj(d["interface"], "interface").get("scale"), "interface.scale", positive=True)
         _shape(_obj(d["input"], "input").get("shape"), "input.shape")
         for key in ("stem", "head"):

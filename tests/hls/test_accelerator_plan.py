@@ -100,3 +100,32 @@ def test_the_ipi_check_knows_the_shared_rtl_modules():
     assert {"fracskip_addtree", "fracskip_buf2"} <= _library_modules()
     missing = _unresolved_instances(_declared_modules([str(rtl_dir() / "lutmvu.v")]))
     assert any("fracskip_addtree" in str(p) for p in missing) and any("fracskip_buf2" in str(p) for p in missing)
+
+
+def test_a_model_without_a_steady_state_trims_and_deepens_nothing():
+    """The frame-sequence model gives inf when it finds no steady state within its sweeps: every trial then compared
+    as no loss (inf <= inf), so every candidate FIFO was cut to 32 words and every frame buffer deepened to the
+    limit, for nothing. A stand-in model that always gives inf."""
+    from fracskip.hls import fifo_model
+    from fracskip.hls.accelerator import FRAME_BUFFER
+
+    class Fifo:
+        def get_instream_width(self):
+            return 64
+
+    class NoSteadyState:
+        fifos = {"a": Fifo(), "b": Fifo(), f"x{FRAME_BUFFER}": Fifo()}
+
+        def cycles(self, depths):
+            return float("inf")
+
+        def bits(self, depths):
+            return sum(depths.values()) * 64
+
+        def words(self, k):
+            return 100
+
+    depths = {"a": 5000, "b": 4000, f"x{FRAME_BUFFER}": 201}
+    assert fifo_model.trim(NoSteadyState(), depths) == (depths, [])
+    out, steps = fifo_model.deepen(NoSteadyState(), depths, lambda d: True)
+    assert out == depths and len(steps) == 1

@@ -44,6 +44,32 @@ def _random_ladders(rng, monotone: bool) -> list[NodeLadder]:
     return ladders
 
 
+
+def test_a_folding_whose_program_ran_out_of_time_is_not_cached(tmp_path, monkeypatch):
+    """A 0-1 program that hits its time limit on a busy machine takes its bound as infeasible: a slower folding than
+    an idle machine finds. cached_allocate keeps it out of the cache that every later build reads; a folding
+    solved in time is cached and read back."""
+    from fracskip.hls import pipeline_folding as PF
+
+    ladders = _random_ladders(np.random.default_rng(5), True)
+    budget = {r: 1e6 for r in RESOURCES}
+    real, calls = PF.allocate, []
+
+    def out_of_time(*args, **kw):
+        calls.append(1)
+        PF._OUT_OF_TIME[0] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(PF, "allocate", out_of_time)
+    first = PF.cached_allocate(tmp_path, ladders, budget)
+    assert not list(tmp_path.rglob("*.json"))
+    PF.cached_allocate(tmp_path, ladders, budget)
+    assert len(calls) == 2  # solved again
+    monkeypatch.setattr(PF, "allocate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert PF.cached_allocate(tmp_path, ladders, budget) == first
+    assert PF.cached_allocate(tmp_path, ladders, budget) == first and len(calls) == 3  # cached now
+    assert len(list((tmp_path / "folding").glob("*.json"))) == 1
+
 def _brute_force(ladders, budget):
     best = None
     for combo in itertools.product(*[range(len(lad.rungs)) for lad in ladders]):

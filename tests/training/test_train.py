@@ -349,3 +349,12 @@ def test_train_through_the_cli_takes_its_options(tmp_path, capsys):
     assert steps == {"backbone": 2, "gates": 1}  # 64 images in batches of 16: half an epoch, a quarter; joint none
     ev = json.loads((out / "eval.json").read_text())
     assert ev["n"] == 16 and sum(ev["choices"][0].values()) == 16
+
+
+def test_distill_from_the_shipped_default_whose_menu_was_cut(tmp_path):
+    """The shipped default's menu is {0, 2, 4} (cut by budget --menu), its 8-bit paths kept as routes: a teacher
+    that the check accepted and the loss then failed on (ValueError: 8 not in the menu)."""
+    rc = main(["train", "-o", str(tmp_path / "run"), "--dataset", "synthetic", "--limit", "32", "--test-limit", "8",
+               "--depth", "8", "--stages", "backbone", "--epochs", "backbone=0.5", "--batch-size", "16",
+               "--distill", "default"])
+    assert rc == 0 and json.loads((tmp_path / "run" / "train_config.json").read_text())["distill"] == "default"
