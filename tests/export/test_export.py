@@ -95,7 +95,12 @@ def test_simulate_the_raw_qonnx_graphs_and_torch(tiny_export):
     split = D.load("synthetic", "test", limit=8)
     res, _ = simulate(tiny_export, "qonnx", split.images.numpy(), split.labels.numpy(), batch_size=4, progress=False,
                       graphs="qonnx")
-    assert res["graphs"] == "qonnx" and res["decisions_match_pct"] == 100.0 and res["max_logit_abs_diff"] <= 1e-2
+    # float32 where torch is float64: a value at a rounding boundary may round the other way (export/verify.py: a
+    # code one step off moves the logits it feeds by a step's worth), so the decisions and predictions agree exactly,
+    # the logits to a few per cent of their range (the tiny network's logits are small: 0.65 at most here)
+    assert res["graphs"] == "qonnx" and res["decisions_match_pct"] == 100.0 and res["argmax_agreement_pct"] == 100.0
+    ref = TorchBackend(str(m.file("source_checkpoint.pt")), exact=True).reference(split.images.numpy())[0]
+    assert res["max_logit_abs_diff"] <= 0.05 * np.abs(ref).max(), (res["max_logit_abs_diff"], np.abs(ref).max())
     ops = {name: {n.op_type for n in mw.graph.node} for name, mw in QONNXBackend(m, graphs="qonnx").models.items()}
     assert all("Quant" in o for name, o in ops.items() if name != "head"), ops
     assert not any("Quant" in {n.op_type for n in mw.graph.node}
