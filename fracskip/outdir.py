@@ -30,6 +30,13 @@ def _set_aside(path: Path) -> Path:
     return aside
 
 
+def require_complete(folder: Path) -> None:
+    """Refuse a folder that ``fresh`` left marked incomplete: its run was killed (an interrupted one is removed)."""
+    if (Path(folder) / INCOMPLETE).exists():
+        raise FracskipError(f"{folder} is incomplete: the run that made it was killed before it finished ({INCOMPLETE} "
+                            "is still there). Run that command again with --force.")
+
+
 @contextmanager
 def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
     """``with fresh(out, force, "demo") as out: ...``: an empty ``out`` (a non-empty one only with ``force``),

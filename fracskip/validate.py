@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import FracskipError
+from .outdir import require_complete
 
 # ---------------------------------------------------------------- values
 
@@ -323,7 +324,7 @@ def check_simulate(a: argparse.Namespace) -> None:
                             f"--backend {a.backend}")
     data_dir(a, a.dataset)
     folder = existing_dir(a.folder, "folder", "an export folder (`fracskip export`) or a build folder")
-    not_killed(folder)
+    require_complete(folder)
     is_build = (folder / "summary.json").is_file() and (folder / "export" / "manifest.json").is_file()
     if a.backend == "rtlsim" and a.limit is not None and a.limit < 2:
         raise FracskipError("--backend rtlsim reports steady-state cycles per image, the spacing of results back to "
@@ -341,22 +342,10 @@ def check_simulate(a: argparse.Namespace) -> None:
     export_folder(folder / "export" if is_build else folder, onnx=a.backend != "torch")
 
 
-def not_killed(folder: Path) -> None:
-    """Refuse a folder that a multi-stage command left marked incomplete (killed: an interrupted one is removed)."""
-    from .outdir import INCOMPLETE
-
-    if (Path(folder) / INCOMPLETE).exists():
-        raise FracskipError(f"{folder} is incomplete: the run that made it was killed before it finished ({INCOMPLETE} "
-                            "is still there). Run that command again with --force.")
-
-
 def check_build(a: argparse.Namespace) -> None:
     board(a.board)
     positive_int(a.workers, "--workers", "parallel FINN builds")
     positive_int(a.calibration, "--calibration", "training images")
-    if a.sizing_images is None or a.sizing_images < 2:
-        raise FracskipError(f"--sizing-images {a.sizing_images}: the FIFOs are sized for the steady state, the "
-                            "spacing of results back to back: 2 images or more")
     if a.ignore_fit and a.until != "bitstream":
         raise FracskipError("--ignore-fit lets Vivado try a design FINN's estimates refuse: it needs --until bitstream")
     number(a.budget, "--budget", 0, 1, lo_open=True, what="a fraction of the device")

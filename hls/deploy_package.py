@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FracskipError
-from ..outdir import staged
+from ..outdir import require_complete, staged
 from ..runtime import DEPLOY_TIMEOUT_S
 from ..runtime import accelerator_driver as ad
 from ..runtime.controller import bitops_by_kept
@@ -227,10 +227,9 @@ def sized_accelerator(build_dir: str | Path):
     """The build's accelerator as emitted (``BUILD/accelerator/``, FIFOs sized)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from ..validate import not_killed
     from .accelerator import ACC_DIR, MODELS
 
-    not_killed(build_dir)
+    require_complete(build_dir)
     sized = Path(build_dir) / ACC_DIR / "intermediate_models" / MODELS[2]
     if not sized.is_file():
         raise FracskipError(f"{sized} is missing: the build has no accelerator with sized FIFOs; `fracskip build "

@@ -51,15 +51,14 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
     """Stitched IP, bitstream and deployment package of the build's accelerator (FIFOs sized); returns the
     ``"bitstream"`` section of its summary.json (also written there). ``ignore_fit``: run Vivado even where FINN's
     estimates of the emitted graph exceed the device (they are estimates; Vivado's placement decides)."""
-    from ..outdir import replacing
-    from ..validate import not_killed
+    from ..outdir import replacing, require_complete
     from .accelerator import ACC_DIR, emitted_fit
     from .deploy_package import sized_accelerator, write_package
     from .rtlsim import setup_finn
     from .stitch_ip import TCL, stitch_problems
 
     build_dir = Path(build_dir).resolve()
-    not_killed(build_dir)
+    require_complete(build_dir)
     summary_path = build_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     if summary.get("until") not in ("hdl", "bitstream"):

@@ -102,10 +102,11 @@ def _declared_modules(files) -> dict[str, Path]:
 def _library_modules() -> set[str]:
     """Modules declared in the HDL libraries the nodes draw on: FINN's rtllib (``FINN_RTLLIB``, else the installed
     one) and fracskip's own ``rtl/`` folders (the units' and the shared ``hls/rtl/``)."""
+    from .rtl import rtl_dir as shared_rtl
     from .rtlsim.rtllib import installed_rtllib
 
     roots = [Path(os.environ["FINN_RTLLIB"]) if os.environ.get("FINN_RTLLIB") else installed_rtllib()]
-    roots += [Path(__file__).parent / d for d in ("ops/rtl", "bitserial/rtl", "lutmvu/rtl", "rtl")]
+    roots += [Path(__file__).parent / d / "rtl" for d in ("ops", "bitserial", "lutmvu")] + [shared_rtl()]
     names: set[str] = set()
     for root in roots:
         for f in [*root.rglob("*.v"), *root.rglob("*.sv")]:

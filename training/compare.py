@@ -71,7 +71,10 @@ def static_front(rows: list[dict], compute_pct: float) -> float | None:
     best, front = -1.0, []
     for c, a in pts:  # only the Pareto points, the most accurate of equal compute
         if a > best:
-            front[-1:] = [(c, a)] if front and front[-1][0] == c else front[-1:] + [(c, a)]
+            if front and front[-1][0] == c:
+                front[-1] = (c, a)
+            else:
+                front.append((c, a))
             best = a
     for (c0, a0), (c1, a1) in zip(front, front[1:]):
         if c0 <= compute_pct <= c1:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import FracskipError
 from ...runtime.intgate import keep_mask
-from ..lutmvu.core import int_range, worst_case_acc_bits
+from ..lutmvu.core import int_range, low_bits, worst_case_acc_bits
 from ..rtl import ADDTREE, BUF2, shared_sources
 
 CORE_MODULE = "bsmvu"
@@ -553,10 +553,7 @@ def reference(params: BitSerialParams, x: np.ndarray, modes: Sequence[int], weig
 def mode_inputs(params: BitSerialParams, k: int, x: np.ndarray) -> np.ndarray:
     """``x`` as mode ``k`` reads it: the low ``abits`` bits of each element (two's complement if signed), as the RTL
     takes a narrower mode's activations from the stream's field of the widest; in the mode's range, ``x`` itself."""
-    b = params.modes[k].abits
-    x = np.asarray(x).astype(np.int64)
-    h = 1 << (b - 1) if params.act_signed else 0
-    return ((x + h) & ((1 << b) - 1)) - h
+    return low_bits(x, params.modes[k].abits, params.act_signed)
 
 
 def channel_keep(params: BitSerialParams, keep: int) -> np.ndarray:

@@ -141,6 +141,13 @@ def int_range(bits: int, signed: bool) -> tuple[int, int]:
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
+def low_bits(x: np.ndarray, bits: int, signed: bool) -> np.ndarray:
+    """``x`` (integers) as RTL reads the low ``bits`` bits of a wider field: two's complement if ``signed``, modulo
+    2^bits; within INT<bits>/UINT<bits>, ``x`` itself."""
+    h = 1 << (bits - 1) if signed else 0
+    return ((np.asarray(x).astype(np.int64) + h) & ((1 << bits) - 1)) - h
+
+
 def worst_case_acc_bits(mw: int, weight_bits: int, weight_signed: bool, act_bits: int, act_signed: bool) -> int:
     """Accumulator width for any weights and inputs of the given types (FINN's datatype-only bound)."""
     wl, wh = int_range(weight_bits, weight_signed)

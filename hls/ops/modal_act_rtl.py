@@ -61,6 +61,7 @@ from qonnx.core.datatype import DataType
 from ...errors import FracskipError
 from ...runtime.intgate import keep_mask
 from ..bitserial.core import MODE_TOKEN_BITS, mode_token_bits
+from ..lutmvu.core import low_bits
 from .requant_rtl import signed_bits
 from .single_file import SingleFileRTL
 from .stream_op import PerChannelStreamOp, verilog_literal
@@ -114,8 +115,7 @@ class ModeFunction:
             return x
         if self.kind == "thresholds":
             if self.in_bits:  # as the RTL: the low in_bits bits, signed (the value itself if it is in the mode's type)
-                h = 1 << (self.in_bits - 1)
-                x = ((x + h) & (2 * h - 1)) - h
+                x = low_bits(x, self.in_bits, signed=True)
             t = np.asarray(self.thresholds, dtype=np.int64)  # (C or 1, N): broadcasts over the channel axis
             return (x[..., None] >= t).sum(axis=-1) + self.act_val
         mul, bias = np.asarray(self.mul, dtype=np.int64), np.asarray(self.bias, dtype=np.int64)
@@ -128,7 +128,8 @@ class ModeFunction:
             return self.act_val, self.act_val + self.steps
         return self.lo, self.hi
 
-    def problems(self, channels: int) -> list[str]:
+    def problems(self, channels: int, idt: DataType) -> list[str]:
+        """What is wrong with the function on ``channels`` channels of ``idt`` inputs (the stream's type)."""
         if self.kind not in KINDS:
             return [f"kind {self.kind!r} is not one of {KINDS}"]
         if self.kind == "thresholds":
@@ -137,9 +138,13 @@ class ModeFunction:
                 return [f"thresholds need (1 or {channels}, N >= 1) entries"]
             if any(list(r) != sorted(r) for r in self.thresholds):
                 return ["threshold rows must be sorted"]
+            # compared at the input's width + 1 bits (the mode's, else the stream's): the RTL would read a threshold
+            # beyond that range by its low bits
             h = 1 << (self.in_bits - 1) if self.in_bits else None
-            if h and not -h <= min(map(min, self.thresholds)) <= max(map(max, self.thresholds)) <= h:
-                return [f"thresholds beyond the range of {self.in_bits}-bit inputs: clip them to it (from_thresholds)"]
+            lo, hi = (-h, h) if h else (int(idt.min()), int(idt.max()) + 1)
+            if not lo <= min(map(min, self.thresholds)) <= max(map(max, self.thresholds)) <= hi:
+                what = f"{self.in_bits}-bit" if h else idt.name
+                return [f"thresholds beyond the range of {what} inputs: clip them to it (from_thresholds)"]
         if self.kind == "requant":
             if len(self.mul) != channels or len(self.bias) != channels:
                 return [f"requant needs {channels} multipliers and biases"]
@@ -272,14 +277,9 @@ class ModalActivation(PerChannelStreamOp):
         if not (idt.is_integer() and odt.is_integer()) or DataType["BIPOLAR"] in (idt, odt):
             info.append(f"integer input and output types needed, has {idt.name} -> {odt.name}")
         for k, f in enumerate(fns):
-            info += [f"mode {k}: {p}" for p in f.problems(C)]
+            info += [f"mode {k}: {p}" for p in f.problems(C, idt)]
             if f.in_bits > operand_bits(idt):
                 info.append(f"mode {k}: {f.in_bits}-bit inputs exceed the stream's {idt.name}")
-            elif f.kind == "thresholds" and not f.in_bits and f.steps and not (
-                    idt.min() <= min(map(min, f.thresholds)) <= max(map(max, f.thresholds)) <= idt.max() + 1):
-                # compared at the stream's width + 1: a threshold beyond it would be cut to its low bits
-                info.append(f"mode {k}: thresholds beyond the range of {idt.name} inputs: clip them to it "
-                            "(from_thresholds)")
             lo, hi = f.out_range(idt)
             if not info and not (odt.allowed(lo) and odt.allowed(hi)):
                 info.append(f"mode {k}: outputs [{lo}, {hi}] exceed {odt.name}")

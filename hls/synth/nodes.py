@@ -45,12 +45,13 @@ def _sources_digest(module_file: str) -> str:
     """sha256 of the code that writes a fracskip op's RTL: its folder's Python modules and ``rtl/`` files (the
     op's module, its generator, its Verilog) and the shared modules of ``hls/rtl/``. FINN's own ops give "": their
     RTL changes only with FINN's pin."""
+    from ..rtl import rtl_dir as shared_rtl
+
     folder = Path(module_file).resolve().parent
-    hls = Path(__file__).resolve().parents[1]
-    if not folder.is_relative_to(hls):
+    if not folder.is_relative_to(Path(__file__).resolve().parents[1]):  # fracskip.hls
         return ""
     h = hashlib.sha256()
-    for f in sorted([*folder.glob("*.py"), *folder.glob("rtl/*")]) + sorted((hls / "rtl").glob("*.v")):
+    for f in sorted([*folder.glob("*.py"), *folder.glob("rtl/*")]) + sorted(shared_rtl().glob("*.v")):
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()
 
