@@ -14,10 +14,14 @@ On a checkpoint (the shipped default unless told otherwise), each stage timed:
   on the same budget (``hls.pipeline_folding``), each with its accuracy (the static networks': ``fracskip compare``
   on the 10,000 test images, from the checkpoint's ``compare.json``), BitOPs, modelled cycles and FINN's
   resource estimates; where the build emitted them (the full bench builds with ``--baselines --synth``), every
-  design's cycles and images/s as measured in Verilator and its Yosys resources, ``fits`` judged on those.
+  design's cycles and images/s as measured in Verilator and its Yosys resources, ``fits`` judged on those;
+- ``budget_sweep`` (full bench only): every design folded again at budgets around the build's (``SWEEP``,
+  estimates), whether DFS's lead holds there or comes from where the ladders' rungs happen to fall at one budget;
+  ``budget_sweep.png`` beside ``bench.json``.
 
 ``quick`` is the CI-sized run: fewer images, and the build stops at FINN's estimates (``--until estimates``), so
-there is no ``rtlsim`` stage (``"rtlsim": null``) and no row has measured or synthesized columns. Verilating the
+there is no ``rtlsim`` stage (``"rtlsim": null``), no row has measured or synthesized columns, and there is no
+sweep (``"budget_sweep": null``). Verilating the
 shipped network's accelerator (330 nodes) and sizing its FIFOs takes tens of CPU minutes here; the whole-network
 RTL tests of the suite run the same builder on the tiny test network instead (tests/hls/test_accelerator.py,
 tests/hls/test_modal.py).
@@ -38,11 +42,14 @@ from .outdir import fresh
 log = logging.getLogger(__name__)
 
 BOARD = "Pynq-Z2"
+# the budgets every design is folded at again (``budget_sweep``): around the build's 80 %, and the build's LUTs with
+# the device's block RAM and DSPs (the room DFS's deepened frame buffers take)
+SWEEP = ("0.7", "0.75", "0.8", "0.82", "0.85", "0.9", "1.0", "BRAM_18K=1,URAM=1,DSP=1")
 # static_rtl_images: a static pipeline's cycles do not depend on the image; enough to check its logits and spacing
 FULL = {"eval_images": None, "golden_images": 1000, "until": "hdl", "rtl_images": 200, "sizing_images": 24,
-        "baselines": True, "synth": True, "static_rtl_images": 50}
+        "baselines": True, "synth": True, "static_rtl_images": 50, "budgets": SWEEP}
 QUICK = {"eval_images": 1000, "golden_images": 8, "until": "estimates", "rtl_images": 0, "sizing_images": 0,
-         "baselines": False, "synth": False, "static_rtl_images": 0}
+         "baselines": False, "synth": False, "static_rtl_images": 0, "budgets": ()}
 STATIC_ROWS = {"static_W2A2": "static W2A2", "static_W4A4": "static W4A4", "static_W8A8": "static W8A8"}
 
 
@@ -114,7 +121,7 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
                               "cycles_per_image_model_these_images", "measured_vs_model_these_images",
                               "cycles_per_image_model_these_images_fifos_unbounded",
                               "cycles_per_image_model_mean_these_images",
-                              "latency_cycles", "sim_images_per_s", "sim_images_per_cpu_s", "sim_cxx_opt", "verilate_s",
+                              "latency_cycles", "bitops_per_input", "sim_images_per_s", "sim_images_per_cpu_s", "sim_cxx_opt", "verilate_s",
                               "path_use")
 
     fig["rtlsim_static"] = {}
@@ -128,6 +135,17 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
 
     stage("throughput", "hls.pipeline_folding on the build, every design on the same budget")
     fig["throughput"] = throughput(bdir, resolve(checkpoint), fig["model"], fig["rtlsim"], fig["rtlsim_static"])
+    fig["budget_sweep"] = None
+    if plan["budgets"]:
+        from .hls import finn_env
+        from .hls.pipeline_folding import budget_sweep
+        from .report import budget_sweep_plot
+
+        stage("budget sweep", "python -m fracskip.hls.pipeline_folding BUILD --budgets ...: every design folded "
+                              "again at each budget (estimates)")
+        with finn_env.scratch("fracskip-bench-"):
+            fig["budget_sweep"] = budget_sweep(bdir, list(plan["budgets"]), progress=progress)
+        budget_sweep_plot(fig["budget_sweep"], out / "budget_sweep.png")
     fig["wall_s"] = round(time.time() - t_all, 1)
     (out / "bench.json").write_text(json.dumps(fig, indent=1))
     return fig
@@ -155,7 +173,8 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
         # measured): the table folds the static pipelines alone
         table = throughput_table(build_dir, designs=_designs(build_dir, DESIGNS[1:] if built else None),
                                  rows={"dfs": built} if built else None)
-    clk_hz = 1e9 / json.loads((build_dir / "summary.json").read_text())["board"]["clk_ns"]
+    summary = json.loads((build_dir / "summary.json").read_text())
+    clk_hz = 1e9 / summary["board"]["clk_ns"]
     side = checkpoint.parent
     rows = {r["model"]: r for r in _json(side / "compare.json", [])}
     # DFS's accuracy: this bench's evaluation, or, when that saw fewer images than the static rows (--quick), the
@@ -167,27 +186,35 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
     for name, row in STATIC_ROWS.items():
         r = rows.get(row)
         acc[name] = (r["accuracy"], r["n"], "compare.json beside the checkpoint") if r else (None, None, None)
+    statics = [n for n in STATIC_ROWS if n in table]  # the widths the export has paths for
     out = {"board": table["board"], "budget_fraction": table["budget_fraction"], "clock_mhz": clk_hz / 1e6,
            "note": "estimates (FINN's per node, MVAU_rtl's DSPs by its RTL's lane packing, fracskip's units by "
-                   "models fitted to Yosys): cycles_per_image_model, the folding's; resources_est, the nodes and a "
-                   "depth-2 FIFO on each of their outputs; resources_est_inserted, with FINN's width converters and "
-                   "the FIFOs after them (FIFOs deeper than 2, from sizing by simulation, in neither). Measured: "
-                   "cycles_per_image_measured and images_per_s_measured in Verilator, at the board clock; "
-                   "resources_synth, Yosys of the emitted HDL. fits: by resources_synth against the device where "
-                   "there are some, else by the estimates against the budget (fits_from). Every design's nodes are "
-                   "folded within budget_fraction of the device; FIFOs and frame buffers come on top, within the "
-                   "device: frame_buffers_frames_more counts the frames DFS's buffers hold beyond need, in that "
-                   "room, which the static pipelines have no buffers to use"}
-    summary = json.loads((build_dir / "summary.json").read_text())
+                   "models fitted to Yosys): cycles_per_image_model, the folding's; resources_est, the nodes, a "
+                   "depth-2 FIFO on each of their outputs and the width converters the allocator charges; "
+                   "resources_est_inserted, with FINN's estimates of the width converters and the FIFOs after them "
+                   "(FIFOs deeper than 2, from sizing by simulation, in neither); resources_est_emitted, the design "
+                   "as emitted, sized FIFOs and frame buffers included. bitops_per_image: DFS's under the gates' "
+                   "calibration frequencies (the folding's), the claim's measured ratios under the decisions of the "
+                   "images measured. Measured: cycles_per_image_measured in Verilator; images_per_s_measured, those "
+                   "cycles at the board's clock (assumed: no timing analysis here); resources_synth, Yosys of the "
+                   "emitted HDL. fits: by resources_synth against the device where there are some, else by the "
+                   "emitted design's estimates against the device, else by the folding's against the budget "
+                   "(fits_from). Every design's nodes are folded within budget_fraction of the device; FIFOs and "
+                   "frame buffers come on top, within the device: frame_buffers_frames_more counts the frames DFS's "
+                   "buffers hold beyond need, in that room, which the static pipelines have no buffers to use"}
     emitted = {"dfs": summary.get("accelerator") or {}, **(summary.get("baselines") or {})}
     measured_on = {"dfs": rtlsim, **(rtlsim_static or {})}
-    for name in ("dfs", *STATIC_ROWS):
+    for name in ("dfs", *statics):
         d, e, r = table[name], emitted.get(name) or {}, measured_on.get(name)
         # an emitted design was folded with the units the accelerator builds (no fixed-precision bit-serial unit
         # outside the gated blocks): its own folding's figure is the one its measurement is held to
         model_cycles = e.get("cycles_per_image_model", d["cycles_per_image_model"])
         measured = r["cycles_per_image_measured"] if r else None
         synth = e.get("resources_synth")
+        fits, fits_from = ((e["fits_device_synth"], "Yosys of the emitted HDL against the device") if synth else
+                           (e["fits_device_estimate_emitted"], "the emitted design's estimates against the device")
+                           if "fits_device_estimate_emitted" in e else
+                           (d["fits"], "the folding's estimates against the budget"))
         out[name] = {
             "accuracy": acc[name][0], "accuracy_images": acc[name][1], "accuracy_from": acc[name][2],
             "bitops_per_image": d["bitops_per_image"],
@@ -200,39 +227,58 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
             # an emitted design's own folding's figures, beside its own cycles (the table's folding may differ)
             "resources_est": e.get("resources_estimate", d["resources_est"]),
             "resources_est_inserted": e.get("resources_estimate_inserted", d["resources_estimate_inserted"]),
-            "resources_synth": synth,
-            "fits": e["fits_device_synth"] if synth else d["fits"],
-            "fits_from": "Yosys of the emitted HDL against the device" if synth else
-                         "the folding's estimates against the budget",
+            "resources_synth": synth, "fits": fits, "fits_from": fits_from,
             "fit_attempts": e.get("fit_attempts"), "fit_reserve": e.get("fit_reserve")}
         if "frame_buffers_frames_more" in e:  # device room beyond the budget that only DFS's frame buffers can use
             out[name]["frame_buffers_frames_more"] = e["frame_buffers_frames_more"]
         if "resources_estimate_emitted" in e:
             out[name]["resources_est_emitted"] = e["resources_estimate_emitted"]["total"]
             out[name]["fits_device_emitted"] = e["fits_device_estimate_emitted"]
-    dfs = out["dfs"]
-    out["claim"] = {
-        "speedup_model": {n: out[n]["cycles_per_image_model"] / dfs["cycles_per_image_model"] for n in STATIC_ROWS},
-        "bitops_ratio": {n: out[n]["bitops_per_image"] / dfs["bitops_per_image"] for n in STATIC_ROWS}}
-    if all(out[n]["cycles_per_image_measured"] for n in ("dfs", *STATIC_ROWS)):
-        sp = {n: out[n]["cycles_per_image_measured"] / dfs["cycles_per_image_measured"] for n in STATIC_ROWS}
-        out["claim"]["speedup_measured"] = sp
-        # the issue's bar: at least 85 % of the BitOPs ratio, the limit of a datapath whose cycles follow BitOPs
-        out["claim"]["speedup_measured_over_bitops_ratio"] = {n: sp[n] / out["claim"]["bitops_ratio"][n]
-                                                              for n in STATIC_ROWS}
-    if any(out[n]["accuracy_images"] != dfs["accuracy_images"] for n in STATIC_ROWS):
-        out["claim"]["statics_at_least_as_accurate"] = None
-        out["claim"]["dfs_faster_than_every_peer_model"] = None
-        out["claim"]["why_none"] = "the accuracies are not all on the same test images"
-    else:
-        peers = [n for n in STATIC_ROWS if out[n]["accuracy"] >= dfs["accuracy"]]
-        out["claim"]["statics_at_least_as_accurate"] = peers
-        out["claim"]["dfs_faster_than_every_peer_model"] = all(
-            out[n]["cycles_per_image_model"] > dfs["cycles_per_image_model"] for n in peers)
-        if "speedup_measured" in out["claim"]:  # the issue's claim is on measured throughput
-            out["claim"]["dfs_faster_than_every_peer_measured"] = all(
-                out["claim"]["speedup_measured"][n] > 1 for n in peers)
+    out["claim"] = claim(out, statics, rtlsim)
     return out
+
+
+def claim(rows: dict, statics: list[str], rtlsim: dict | None) -> dict:
+    """DFS against each static pipeline: speedups, BitOPs ratios, and whether DFS is faster than every static
+    network at least as accurate (``None``, with ``why_none``, where that cannot be judged)."""
+    dfs = rows["dfs"]
+    c = {"speedup_model": {n: rows[n]["cycles_per_image_model"] / dfs["cycles_per_image_model"] for n in statics},
+         "bitops_ratio": {n: rows[n]["bitops_per_image"] / dfs["bitops_per_image"] for n in statics}}
+    absent = {n: f"the export has no {n.rsplit('A', 1)[1]}-bit paths" for n in STATIC_ROWS if n not in statics}
+    if absent:
+        c["statics_absent"] = absent
+    if dfs.get("frame_buffers_frames_more"):
+        c["dfs_frame_buffers_frames_more"] = dfs["frame_buffers_frames_more"]
+    if statics and all(rows[n]["cycles_per_image_measured"] for n in ("dfs", *statics)):
+        sp = {n: rows[n]["cycles_per_image_measured"] / dfs["cycles_per_image_measured"] for n in statics}
+        c["speedup_measured"] = sp
+        # the issue's bar: at least 85 % of the BitOPs ratio, the limit of a datapath whose cycles follow BitOPs;
+        # DFS's BitOPs on the images its speedup was measured on (the statics' do not depend on the image)
+        dfs_bitops = (rtlsim or {}).get("bitops_per_input") or dfs["bitops_per_image"]
+        c["bitops_ratio_measured_images"] = {n: rows[n]["bitops_per_image"] / dfs_bitops for n in statics}
+        c["speedup_measured_over_bitops_ratio"] = {n: sp[n] / c["bitops_ratio_measured_images"][n] for n in statics}
+    unknown = [STATIC_ROWS[n] for n in statics if rows[n]["accuracy"] is None]
+    why = ("no static pipeline was built" if not statics else
+           f"no accuracy for {', '.join(unknown)}: compare.json beside the checkpoint has none (`fracskip compare` "
+           "writes it)" if unknown else
+           "the accuracies are not all on the same test images"
+           if any(rows[n]["accuracy_images"] != dfs["accuracy_images"] for n in statics) else None)
+    peers = None if why else [n for n in statics if rows[n]["accuracy"] >= dfs["accuracy"]]
+    if peers == []:
+        why = "no static network here is at least as accurate as DFS: there is none to be faster than"
+    c["statics_at_least_as_accurate"] = peers
+    measured = "speedup_measured" in c
+    if why:
+        c["why_none"] = why
+        c["dfs_faster_than_every_peer_model"] = None
+        if measured:
+            c["dfs_faster_than_every_peer_measured"] = None
+    else:
+        c["dfs_faster_than_every_peer_model"] = all(
+            rows[n]["cycles_per_image_model"] > dfs["cycles_per_image_model"] for n in peers)
+        if measured:  # the issue's claim is on measured throughput
+            c["dfs_faster_than_every_peer_measured"] = all(c["speedup_measured"][n] > 1 for n in peers)
+    return c
 
 
 def _json(path: Path, default):

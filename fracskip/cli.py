@@ -258,17 +258,23 @@ def cmd_demo(a: argparse.Namespace) -> int:
     r = demo(Path(a.output), a.checkpoint, a.board, a.images, a.workers, a.backend, a.force)
     ev, s, sim, tp = r["eval"], r["summary"], r["simulate"], r["throughput"]
     print(f"\nfracskip demo: {time.time() - t:.0f} s")
-    print(f"  model      accuracy {ev['accuracy']:.4f} at {ev['compute_pct']:.1f} % of the 8-bit compute (10,000 test images)")
+    print(f"  model      accuracy {ev['accuracy']:.4f} at {ev['compute_pct']:.1f} % of the 8-bit compute "
+          f"({ev['n']:,} test images)")
     acc = s["accelerator"]
     print(f"  build      one pipelined accelerator for {s['board']['name']} ({acc['nodes']} nodes): "
-          f"{'fits' if acc['fits_estimate'] else 'does NOT fit'} the budget (estimates); "
-          f"{acc['cycles_per_image_model']:.0f} cycles/image (model)")
-    print("  throughput " + ", ".join(f"{k} {tp[k]['images_per_s_model']:,.0f}" for k in
-                                       ("dfs", "static_W2A2", "static_W4A4", "static_W8A8"))
+          f"{'fits' if acc['fits_device_estimate_emitted'] else 'does NOT fit'} the device as emitted (estimates); "
+          f"{acc['cycles_per_image_model']:,.0f} cycles/image (model)")
+    present = [k for k in ("dfs", "static_W2A2", "static_W4A4", "static_W8A8") if k in tp]
+    print("  throughput " + ", ".join(f"{k} {tp[k]['images_per_s_model']:,.0f}" for k in present)
           + f" images/s (folding model, {tp['clock_mhz']:.0f} MHz)")
+    measured = ""
+    if sim.get("cycles_per_image_measured"):
+        measured = (f"; {sim['cycles_per_image_measured']:,.0f} cycles/image measured = "
+                    f"{tp['dfs']['images_per_s_measured']:,.0f} images/s at {tp['clock_mhz']:.0f} MHz")
     print(f"  simulate   {sim['n']} images on {sim['backend']}: accuracy {sim['accuracy']:.4f}, "
           f"decisions match the golden {sim['decisions_match_pct']:.0f} %"
-          + (f", torch {sim['decisions_match_torch_pct']:.0f} %" if "decisions_match_torch_pct" in sim else ""))
+          + (f", torch {sim['decisions_match_torch_pct']:.0f} %" if "decisions_match_torch_pct" in sim else "")
+          + measured)
     print(f"  report     {r['report']}")
     return 0
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from .outdir import fresh
 
 log = logging.getLogger(__name__)
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "training" / "checkpoints" / "default"
 IMAGES = 50  # test images through the RTL simulation: the demo stays under 10 minutes on a 2-core machine
 
 
@@ -63,14 +62,17 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
     rep = out / "report"
     rep.mkdir()
     figures = {}
-    table_file = DEFAULT_DIR / "compare.json"
-    if checkpoint == "default" and table_file.exists():
+    from .training.checkpoint import resolve
+
+    table_file = resolve(checkpoint).parent / "compare.json"  # `fracskip compare`'s table, shipped beside the default
+    if table_file.is_file():
         from .training.compare import plot
 
         rows = json.loads(table_file.read_text())
         plot(rows, rep / "accuracy_vs_compute.png")
         R.save_json(rep, "accuracy_vs_compute.json", rows)
-        figures["Accuracy vs compute: DFS and baselines (full test set, `fracskip compare`, shipped table)"] = \
+        figures["Accuracy vs compute: DFS and baselines (full test set, `fracskip compare`, the table beside the "
+                "checkpoint)"] = \
             "accuracy_vs_compute.png"
         for row in rows:
             if row["model"].startswith("DFS"):
@@ -81,8 +83,12 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
     else:
         R.decisions_plot(ev["choices"], rep / "decisions.png", "decisions of this checkpoint")
         figures["Per-block decisions"] = "decisions.png"
+    if sim.get("path_use"):  # what the hardware's gates decided on the simulated images
+        use = [dict(zip(map(str, _menu(out)), counts)) for counts in sim["path_use"].values()]
+        R.decisions_plot(use, rep / "decisions_simulated.png", f"decisions of the gates in {backend}, "
+                         f"{sim['n']} test images")
+        figures[f"Per-block decisions on the chip ({backend})"] = "decisions_simulated.png"
     from .bench import throughput
-    from .training.checkpoint import resolve
 
     table = throughput(out / "build", resolve(checkpoint), ev, sim if backend == "rtlsim" else None)
     R.throughput_plot(table, rep / "throughput.png")
@@ -100,7 +106,7 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
                                                 "BitOPs per input": f"{ev['bitops_per_input']:.4g}"},
         f"Build for {summary['board']['name']} ({summary['board']['part']})": _build_rows(summary),
         f"Throughput, one pipeline each, same {table['board']} budget": R.throughput_rows(table),
-        f"Simulation ({backend}, {images} test images)": {k: v for k, v in sim.items() if not isinstance(v, dict)},
+        f"Simulation ({backend}, {sim['n']} test images)": _simulation_rows(sim),
         "Wall time (s)": t_tot,
     }
     page = R.write_html(rep, figures, sections)
@@ -108,11 +114,36 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
             "time_s": t_tot}
 
 
+# the simulation's figures the report shows, with their units (simulate's JSON, in report.json, has them all)
+SIM_ROWS = {"accuracy": "accuracy", "torch_accuracy": "accuracy of the torch model",
+            "bit_exact_pct": "logits bit-exact with the golden (%)",
+            "decisions_match_pct": "decisions equal to the golden's (%)",
+            "decisions_match_torch_pct": "decisions equal to torch's (%)",
+            "argmax_agreement_pct": "predictions equal to torch's (%)",
+            "max_logit_abs_diff": "largest logit difference from torch", "compute_pct": "compute (% of 8-bit)",
+            "cycles_per_image_measured": "cycles per image, measured (steady state)",
+            "cycles_per_image_model_these_images": "cycles per image, the frame-sequence model of these images",
+            "latency_cycles": "latency of one image (cycles)",
+            "sim_images_per_s": "simulator speed (images per wall-clock second; not the hardware's)"}
+
+
+def _simulation_rows(sim: dict) -> dict:
+    return {label: (f"{sim[k]:,.4g}" if isinstance(sim[k], float) else sim[k])
+            for k, label in SIM_ROWS.items() if sim.get(k) is not None}
+
+
+def _menu(out: Path) -> list[int]:
+    from .runtime.manifest import Manifest
+
+    return list(Manifest.load(out / "export").bit_menu)
+
+
 def _build_rows(summary: dict) -> dict:
     acc = summary["accelerator"]
     budget, device = summary["totals"]["budget"], summary["board"]["resources"]
     rows = {"design": acc["what"], "nodes": acc["nodes"],
-            **{f"{r} (estimate, with the width converters and depth-2 FIFOs FINN inserts)": f"{v:.0f} / {budget[r]:.0f}"
+            **{f"{r} / budget (estimate, with the width converters and depth-2 FIFOs FINN inserts)":
+               f"{v:.0f} / {budget[r]:.0f}"
                for r, v in acc["resources_estimate_inserted"].items()},
             "fits the budget (estimates)": acc["fits_estimate"],
             "cycles per image, folding model": f"{acc['cycles_per_image_model']:.0f} ({acc['bottleneck_model']})",
@@ -120,7 +151,7 @@ def _build_rows(summary: dict) -> dict:
             "FIFO bits": acc["fifo_bits"]}
     # what FINN inserts between the folded nodes, which the budget leaves out
     emitted = acc["resources_estimate_emitted"]
-    rows.update({f"{r} as emitted, FIFOs and width converters included (estimate)":
+    rows.update({f"{r} / device as emitted, FIFOs and width converters included (estimate)":
                  f"{emitted['total'][r]:.0f} / {device.get(r, 0)}" for r in ("LUT", "BRAM_18K", "DSP")})
     rows["fits the device as emitted (estimates)"] = acc["fits_device_estimate_emitted"]
     return rows

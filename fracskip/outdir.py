@@ -50,13 +50,18 @@ def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
         if not force:
             raise FracskipError(f"{out} is not empty: pass --force to replace it, or choose another -o folder")
         aside = _set_aside(out)
+    given = out.is_dir()  # an empty folder of the user's (a mount point, perhaps): emptied again, not removed
     try:
         out.mkdir(parents=True, exist_ok=True)
         marker = out / INCOMPLETE
         marker.write_text(f"a fracskip {command} is running or was interrupted; this folder is not usable\n")
         yield out
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # we made it: leave nothing that looks like a result
+        # leave nothing that looks like a result
+        for p in out.iterdir() if given else ():
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        if not given:
+            shutil.rmtree(out, ignore_errors=True)
         if aside is not None:
             aside.rename(out)
             aside.parent.rmdir()

@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .bench import STATIC_ROWS  # noqa: E402
+
 
 def decisions_plot(choices: list[dict], path: Path, title: str) -> None:
     """Per gated block, the share of inputs taking each path (as in the DFS paper's supplementary figures)."""
@@ -56,30 +58,67 @@ def cores_plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-DESIGNS = {"dfs": "DFS", "static_W2A2": "static W2A2", "static_W4A4": "static W4A4", "static_W8A8": "static W8A8"}
+DESIGNS = {"dfs": "DFS", **STATIC_ROWS}
+COLORS = {"dfs": "tab:red", "static_W2A2": "tab:cyan", "static_W4A4": "tab:blue", "static_W8A8": "navy"}
 
 
 def throughput_plot(table: dict, path: Path) -> None:
     """Images per second at the board clock of the DFS accelerator and the static pipelines on the same budget
     (``fracskip bench``'s "throughput"): the folding model's, and each design's as measured in Verilator where it
     was emitted and measured."""
+    from matplotlib.patches import Patch
+
     names = [n for n in DESIGNS if n in table]
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=120)
+    fig, ax = plt.subplots(figsize=(7, 3), dpi=120)
     model = [table[n]["images_per_s_model"] for n in names]
-    ax.barh(range(len(names)), model, color=["tab:red" if n == "dfs" else "tab:blue" for n in names],
-            label="folding model (FINN estimates)")
+    ax.barh(range(len(names)), model, color=[COLORS[n] for n in names], alpha=0.75)
+    handles = [Patch(color="0.6", label="folding model (estimates)")]
     measured = [(k, table[n]["images_per_s_measured"]) for k, n in enumerate(names) if table[n]["images_per_s_measured"]]
     if measured:
-        ax.plot([v for _, v in measured], [k for k, _ in measured], "kD", label="measured in Verilator")
+        handles += ax.plot([v for _, v in measured], [k for k, _ in measured], "kD", label="measured in Verilator")
     for k, n in enumerate(names):
         acc = table[n]["accuracy"]
-        ax.annotate("" if acc is None else f" acc {acc:.4f}", (model[k], k), va="center", fontsize=7)
+        ax.annotate("" if acc is None else f"acc {acc:.4f}", (model[k], k), va="center", fontsize=7,
+                    textcoords="offset points", xytext=(8, 0))
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels([DESIGNS[n] for n in names])
-    ax.set_xlabel(f"images / s at {table['clock_mhz']:.0f} MHz")
-    ax.set_title(f"{table['board']}, {100 * table['budget_fraction']:.0f} % budget, one pipeline each", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_xlim(0, max(model) * 1.35)
+    ax.set_xlabel(f"images / s at {table['clock_mhz']:.0f} MHz (cycles measured; the clock assumed, not timed)")
+    more = (table.get("dfs") or {}).get("frame_buffers_frames_more")
+    ax.set_title(f"{table['board']}, nodes folded within {100 * table['budget_fraction']:.0f} % of the device, "
+                 "one pipeline each" + (f"\n(DFS's frame buffers {more} frame deeper in the room above it)" if more
+                                        else ""), fontsize=8)
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_xlim(0, max(model) * 1.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def budget_sweep_plot(sweep: dict, path: Path) -> None:
+    """Cycles per image of each design folded at each budget (``pipeline_folding.budget_sweep``, estimates): a line
+    through the budgets that scale every resource alike, markers alone for those that name resources."""
+    from matplotlib.ticker import FuncFormatter
+
+    rows = sweep["rows"]
+    uniform = [len(set(r["fractions"].values())) == 1 for r in rows]
+    fig, ax = plt.subplots(figsize=(7.5, 3.4), dpi=120)
+    for n in DESIGNS:
+        y = [r[n]["cycles_per_image_model"] if n in r else float("nan") for r in rows]
+        if all(v != v for v in y):
+            continue
+        line = [v if u else float("nan") for v, u in zip(y, uniform)]
+        ax.plot(range(len(rows)), line, "o-", color=COLORS[n], label=DESIGNS[n], lw=2.5 if n == "dfs" else 1.2)
+        ax.plot([k for k, u in enumerate(uniform) if not u], [v for v, u in zip(y, uniform) if not u], "D",
+                color=COLORS[n])
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r["budget"].replace(",", "\n") for r in rows], fontsize=7)
+    ax.set_xlabel("budget the nodes are folded within (fraction of the device; named resources alone, the rest at "
+                  f"{sweep['build_budget_fraction']:g})", fontsize=8)
+    ax.set_ylabel("cycles / image (model)")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{sweep['board']}: each design folded at each budget (estimates; lower is faster)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -88,29 +127,32 @@ def throughput_plot(table: dict, path: Path) -> None:
 def throughput_rows(table: dict) -> dict:
     """One line per design for the report's table."""
     rows = {}
-    for n in DESIGNS:
+    for n in (n for n in DESIGNS if n in table):
         d = table[n]
         r = d["resources_est_inserted"]
         measured = d["images_per_s_measured"]
         rows[DESIGNS[n]] = (f"accuracy {d['accuracy'] if d['accuracy'] is not None else 'n/a'} · "
                             f"{d['bitops_per_image']:.3g} BitOPs · {d['cycles_per_image_model']:,.0f} cycles/image "
                             f"(model) = {d['images_per_s_model']:,.0f} img/s"
-                            + (f" · measured {measured:,.0f} img/s" if measured else "")
+                            + (f" · measured {measured:,.0f} img/s ({d['cycles_per_image_measured']:,.0f} cycles/image "
+                               f"on {d['measured_on_images']} images)" if measured else "")
                             + f" · LUT {r['LUT']:,.0f} BRAM18 {r['BRAM_18K']:.0f} DSP {r['DSP']:.0f} (estimates, "
                             "with the width converters and depth-2 FIFOs FINN inserts, not the sized FIFOs)"
                             + (f" · Yosys LUT {y['LUT']:,.0f} FF {y['FF']:,.0f} BRAM18 {y['BRAM_18K']:.0f} "
                                f"DSP {y['DSP']:.0f}" if (y := d.get("resources_synth")) else "")
                             + f" · fits {d['fits']} ({d.get('fits_from', 'estimates')})")
     c = table["claim"]
+    if c.get("statics_absent"):
+        rows["static pipelines not built"] = "; ".join(f"{DESIGNS[n]}: {why}" for n, why in c["statics_absent"].items())
     if "speedup_measured" in c:
-        rows["DFS's speedup, measured (of the BitOPs ratio)"] = " · ".join(
-            f"{DESIGNS[n]} {v:.2f}x ({100 * c['speedup_measured_over_bitops_ratio'][n]:.0f} %)"
+        rows["DFS's speedup, measured (of the BitOPs ratio on the same images)"] = " · ".join(
+            f"{DESIGNS[n]} {v:.2f}x ({100 * c['speedup_measured_over_bitops_ratio'][n]:.1f} %)"
             for n, v in c["speedup_measured"].items())
-    rows["DFS faster than every static network at least as accurate (folding model)"] = (
-        c["dfs_faster_than_every_peer_model"] if c["dfs_faster_than_every_peer_model"] is not None else c["why_none"])
-    if "dfs_faster_than_every_peer_measured" in c:
-        rows["DFS faster than every static network at least as accurate (measured)"] = \
-            c["dfs_faster_than_every_peer_measured"]
+    for how in ("model", "measured"):
+        v = c.get(f"dfs_faster_than_every_peer_{how}", "absent")
+        if v != "absent":
+            rows[f"DFS faster than every static network at least as accurate ({how})"] = \
+                v if v is not None else c["why_none"]
     return rows
 
 

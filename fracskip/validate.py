@@ -326,9 +326,8 @@ def check_simulate(a: argparse.Namespace) -> None:
     folder = existing_dir(a.folder, "folder", "an export folder (`fracskip export`) or a build folder")
     require_complete(folder)
     is_build = (folder / "summary.json").is_file() and (folder / "export" / "manifest.json").is_file()
-    if a.backend == "rtlsim" and a.limit is not None and a.limit < 2:
-        raise FracskipError("--backend rtlsim reports steady-state cycles per image, the spacing of results back to "
-                            "back: --limit 2 or more (one image gives only its latency)")
+    if a.backend == "rtlsim" and a.limit is not None:
+        back_to_back(a.limit, "--limit")
     if a.backend == "rtlsim" and not is_build:
         raise FracskipError(f"--backend rtlsim simulates a build's RTL: {a.folder} is not a build folder "
                             "(`fracskip build EXPORT --until hdl -o BUILD`, then pass BUILD)")
@@ -394,8 +393,16 @@ def check_deploy(a: argparse.Namespace) -> None:
                                 "class number per image")
 
 
+def back_to_back(n: int, flag: str) -> None:
+    if n < 2:
+        raise FracskipError(f"--backend rtlsim reports steady-state cycles per image, the spacing of results back to "
+                            f"back: {flag} 2 or more (one image gives only its latency)")
+
+
 def check_demo(a: argparse.Namespace) -> None:
     positive_int(a.images, "--images", "test images through the simulation")
+    if a.backend == "rtlsim":
+        back_to_back(a.images, "--images")
     positive_int(a.workers, "--workers", "parallel FINN builds")
     board(a.board)
     takes_fashion_mnist(a.checkpoint, "--checkpoint", "demo")

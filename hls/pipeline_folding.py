@@ -1366,6 +1366,55 @@ def throughput_table(build_dir: str | Path, units: tuple[str, ...] = UNITS, prog
     return out
 
 
+def parse_budget(spec: str, default: float) -> dict[str, float]:
+    """A budget as fractions of the device per resource: ``0.9`` (every resource), or ``LUT=0.8,BRAM_18K=1`` (the
+    resources not named at ``default``)."""
+    try:
+        given = ({k.strip(): float(v) for k, v in (kv.split("=") for kv in spec.split(","))} if "=" in spec else
+                 dict.fromkeys(RESOURCES, float(spec)))
+    except ValueError:
+        raise FracskipError(f"budget {spec!r}: give a fraction of the device (0.9) or fractions per resource "
+                            f"(LUT=0.8,BRAM_18K=1; resources {', '.join(RESOURCES)})") from None
+    if set(given) - set(RESOURCES):
+        raise FracskipError(f"budget {spec!r}: unknown resource {sorted(set(given) - set(RESOURCES))}; "
+                            f"resources are {', '.join(RESOURCES)}")
+    fr = {r: given.get(r, default) for r in RESOURCES}
+    if not all(0 < v <= 1 for v in fr.values()):
+        raise FracskipError(f"budget {spec!r}: fractions of the device lie in (0, 1]")
+    return fr
+
+
+def budget_sweep(build_dir: str | Path, budgets: list[str], units: tuple[str, ...] = UNITS,
+                 progress: bool = False) -> dict:
+    """Every design of ``throughput_table`` folded again at each budget of ``budgets`` (``parse_budget``; the
+    build's own fraction for resources a budget does not name): whether DFS's lead over the static pipelines holds
+    at budgets around the build's or comes from where the ladders' rungs happen to fall. FINN must be set up.
+    Estimates, like the table: cycles per image of each folding, its resources with what FINN inserts."""
+    build_dir = Path(build_dir)
+    ctx = _designs(build_dir)
+    device = ctx["board"].resources
+    cache: dict = {}
+    rows = []
+    for spec in budgets:
+        fr = parse_budget(spec, ctx["budget_fraction"])
+        budget = {r: float(device.get(r, 0)) * fr[r] for r in RESOURCES}
+        t = throughput_table(build_dir, units, progress, designs=dict(ctx, budget=budget), cache=cache)
+        row = {"budget": spec, "fractions": fr}
+        for d in DESIGNS:
+            if d in t:
+                row[d] = {"cycles_per_image_model": t[d]["cycles_per_image_model"], "bottleneck": t[d]["bottleneck"],
+                          "resources_est_inserted": t[d]["resources_estimate_inserted"], "fits": t[d]["fits"]}
+        row["dfs_speedup_model"] = {d: row[d]["cycles_per_image_model"] / row["dfs"]["cycles_per_image_model"]
+                                    for d in DESIGNS[1:] if d in row and "dfs" in row}
+        rows.append(row)
+        if progress:
+            log.info("budget %s: %s", spec, ", ".join(f"{d} {row[d]['cycles_per_image_model']:,.0f}"
+                                                      for d in DESIGNS if d in row))
+    return {"board": ctx["board"].name, "build_budget_fraction": ctx["budget_fraction"], "units": list(units),
+            "note": "estimates: each design folded by the allocator at each budget, as in the throughput table",
+            "rows": rows}
+
+
 # each lever on top of the ones before it: what the table was before this work, then one change at a time
 LEVER_STEPS = (
     ("before: pricing heuristic, FINN's MVAU_rtl DSPs, LUT-RAM line buffers",
@@ -1605,8 +1654,9 @@ def allocate_inserted(ladders: list[NodeLadder], budget: dict[str, float], inser
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m fracskip.hls.pipeline_folding BUILD [--units U,...] [--weight-word-max BITS] [--folding]
-    [--levers]``: the throughput table of a build (the DFS accelerator and the static pipelines, estimates) as
-    JSON; with ``--levers``, each design's figures after each lever of ``LEVER_STEPS`` instead."""
+    [--levers | --budgets B ... [--plot PNG]]``: the throughput table of a build (the DFS accelerator and the static
+    pipelines, estimates) as JSON; with ``--levers``, each design's figures after each lever of ``LEVER_STEPS``
+    instead; with ``--budgets``, every design folded at each of those budgets (``budget_sweep``)."""
     import argparse
     import tempfile
 
@@ -1619,11 +1669,30 @@ def main(argv: list[str] | None = None) -> None:
                     help="widest weight word of a matrix-vector unit, bits (default: the builder's SetFolding bound)")
     ap.add_argument("--folding", action="store_true", help="print every node's folding too")
     ap.add_argument("--levers", action="store_true", help="the table after each lever (LEVER_STEPS), cumulative")
+    ap.add_argument("--budgets", nargs="+", metavar="B",
+                    help="fold every design at each budget: a fraction of the device (0.9) or fractions per resource "
+                         "(LUT=0.8,BRAM_18K=1; the others at the build's --budget)")
+    ap.add_argument("--plot", metavar="PNG", help="with --budgets: cycles per image against the budget, as a plot")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     units = tuple(args.units.split(","))
+    if args.plot and not args.budgets:
+        ap.error("--plot draws the --budgets sweep: give --budgets")
+    try:
+        for b in args.budgets or ():  # before minutes of folding
+            parse_budget(b, 1.0)
+    except FracskipError as exc:
+        ap.error(str(exc))
     with tempfile.TemporaryDirectory(prefix="fracskip_folding_") as tmp:
         finn_env.setup(Path(tmp))
+        if args.budgets:
+            sweep = budget_sweep(args.build, args.budgets, units, progress=True)
+            if args.plot:
+                from ..report import budget_sweep_plot
+
+                budget_sweep_plot(sweep, Path(args.plot))
+            print(json.dumps(sweep, indent=1, default=str))
+            return
         if args.levers:
             print(json.dumps(lever_table(args.build, units, progress=True), indent=1, default=str))
             return

@@ -319,6 +319,7 @@ CASES = [
     # ---------------------------------------------------------------- demo
     ("demo-images-zero", lambda c: ["demo", R, c.out, "--images", "0"], r"--images must be a positive", ["out"]),
     ("demo-workers-zero", lambda c: ["demo", R, c.out, "--workers", "0"], r"--workers must be a positive", ["out"]),
+    ("demo-rtlsim-one-image", lambda c: ["demo", R, c.out, "--images", "1"], r"--images 2 or more \(one image gives only its latency\)", ["out"]),
     ("demo-unknown-board", lambda c: ["demo", R, c.out, "--board", "Basys3"], r"unknown board 'Basys3'", ["out"]),
     ("demo-crafted-checkpoint", lambda c: ["demo", R, c.out, "--checkpoint", c.evil_pt()], r"not a plain-data checkpoint", ["out"]),
     ("demo-checkpoint-takes-other-images", lambda c: ["demo", R, c.out, "--checkpoint", c.cifar_shaped_pt()], r"takes 3x32x32 images: `fracskip demo` measures on Fashion-MNIST", ["out"]),

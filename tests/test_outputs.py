@@ -107,6 +107,24 @@ def test_force_replaces_the_earlier_folder_once_the_new_one_is_complete(tmp_path
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
 
 
+def test_a_failed_run_empties_but_keeps_the_users_empty_folder(tmp_path):
+    """-o an empty folder of the user's (a mount point, say): a failed run takes back what it wrote, not the folder."""
+    from fracskip.outdir import fresh
+
+    out = tmp_path / "mnt"
+    out.mkdir()
+    with pytest.raises(RuntimeError):
+        with fresh(out, force=False, command="test") as o:
+            (o / "build").mkdir()
+            (o / "build" / "half.json").write_text("{")
+            raise RuntimeError("killed")
+    assert out.is_dir() and not any(out.iterdir())
+    with pytest.raises(RuntimeError):  # a folder fresh made is removed whole
+        with fresh(tmp_path / "made", force=False, command="test"):
+            raise RuntimeError("killed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt"]
+
+
 def test_staged_and_fresh_replace_the_folder_a_symlink_points_to(tmp_path):
     """-o LINK, a symbolic link to a folder: the output goes to its target, and the link stays one (rmtree refuses
     links: the finished export was thrown away at its last step)."""

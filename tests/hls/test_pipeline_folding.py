@@ -482,6 +482,35 @@ def test_static_pipeline_bottleneck_is_finns(tiny_build):
 
 
 @pytest.mark.xdist_group(__name__)
+def test_budget_sweep_folds_every_design_at_each_budget(tiny_build):
+    """The sweep's row at the build's own budget is the throughput table; a smaller budget never folds faster (the
+    allocator is exact); a budget naming one resource keeps the others at the build's fraction."""
+    from fracskip.hls.pipeline_folding import DESIGNS, budget_sweep, throughput_table
+
+    table = throughput_table(tiny_build)
+    frac = json.loads((tiny_build / "summary.json").read_text())["budget_fraction"]
+    sweep = budget_sweep(tiny_build, [str(frac), "0.5", "LUT=0.5"])
+    at, half, lut = sweep["rows"]
+    for d in DESIGNS:
+        assert at[d]["cycles_per_image_model"] == table[d]["cycles_per_image_model"], d
+        assert half[d]["cycles_per_image_model"] >= at[d]["cycles_per_image_model"], d
+        assert at["dfs_speedup_model"].get(d, 1.0) == pytest.approx(
+            at[d]["cycles_per_image_model"] / at["dfs"]["cycles_per_image_model"])
+    assert half["fractions"] == dict.fromkeys(RESOURCES, 0.5)
+    assert lut["fractions"] == {**dict.fromkeys(RESOURCES, frac), "LUT": 0.5}
+
+
+@pytest.mark.parametrize("spec, message", [("0", "lie in"), ("1.5", "lie in"), ("LUT=half", "give a fraction"),
+                                           ("LUTS=0.5", "unknown resource"), ("LUT=0.5,", "give a fraction")])
+def test_a_bad_budget_is_refused(spec, message):
+    from fracskip.errors import FracskipError
+    from fracskip.hls.pipeline_folding import parse_budget
+
+    with pytest.raises(FracskipError, match=message):
+        parse_budget(spec, 0.8)
+
+
+@pytest.mark.xdist_group(__name__)
 def test_throughput_table_of_the_tiny_build(tiny_build):
     """The four designs with their figures; BitOPs per image equal the export's qonnx-inference-cost counts
     (static: the paths of one width; DFS: each path weighted by its calibration frequency, skip by its shortcut);
