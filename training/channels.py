@@ -31,7 +31,7 @@ from ..errors import FracskipError
 from ..runtime import intgate as spec
 from .cost import CostTable, cost_table
 from .intgate import IntGate, _fq_bias, _fq_weight, int_bias, int_weight, weight_exponent
-from .model import DFSBlock, DFSNet, ModelConfig, _take, iface_tensor
+from .model import DFSBlock, DFSNet, ModelConfig
 
 MODES = ("bits", "channels", "both")
 
@@ -122,31 +122,32 @@ class LCNet(DFSNet):
 
     def forward(self, images: torch.Tensor, choices: torch.Tensor | None = None, straight_through: bool = False,
                 keep: list[torch.Tensor] | None = None) -> LCOutput:
-        """As ``DFSNet.forward``; ``keep`` forces the channel groups (per gated block (B, groups) bool)."""
+        """As ``DFSNet.forward``; ``keep`` forces the channel groups (per gated block (B, groups) bool). Forced
+        ``choices`` without ``keep`` keep every group, the gate not run: the static network, as the controller's
+        ``run(bits=)`` and the hardware's baselines run it."""
         if images.dim() != 4:
             raise FracskipError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
         x = self.blocks[0].run(self.stem(images), 8)
         n = images.shape[0]
         state = self.gate.init_state(n, images)
-        menu = self.cfg.bit_menu
         picked, masks, kept, keeps = [], [], [], []
         for g, blk in enumerate(self.blocks[1:]):
-            logits, state = self.gate(g, x.value, state)
-            mask = None
-            if choices is None:
-                choice = logits.argmax(dim=1)
+            choice, mask, state = self._choose(g, x, state, choices, straight_through)
+            if mask is not None:
+                masks.append(mask)
+            if keep is not None:
+                k = keep[g].bool()
+                km = k.float()
+            elif choices is not None:
+                k = torch.ones(n, self.groups[g], dtype=torch.bool, device=images.device)
+                km = k.float()
+            else:  # from the hidden state that chose the width
+                cl = self.channel_head(g, state[0])
+                k = decide(cl)
+                km = k.float()
                 if straight_through:
-                    soft = logits.float().softmax(dim=1)
-                    mask = F.one_hot(choice, len(menu)).to(soft.dtype) - soft.detach() + soft
-                    masks.append(mask)
-            else:
-                choice = choices[:, g]
-            cl = self.channel_head(g, state[0])
-            k = decide(cl) if keep is None else keep[g].bool()
-            km = k.float()
-            if straight_through and keep is None:
-                soft = torch.sigmoid(cl.float())
-                km = km - soft.detach() + soft
+                    soft = torch.sigmoid(cl.float())
+                    km = km - soft.detach() + soft
             picked.append(choice)
             keeps.append(k)
             kept.append(km.mean(dim=1))
@@ -157,8 +158,9 @@ class LCNet(DFSNet):
 
     def _route_lc(self, g: int, blk: DFSBlock, x, choice: torch.Tensor, mask: torch.Tensor | None,
                   km: torch.Tensor, nkept: torch.Tensor):
-        """``DFSNet._route`` with every input's channel groups: each input through its chosen path only."""
-        menu, routes, pbits = self.cfg.bit_menu, self.cfg.routes, self.cfg.path_bits
+        """``DFSNet._route`` with every input's channel groups (km: (B, groups) kept, nkept: (B,) their count) and
+        the scale of its mode."""
+        pbits = self.cfg.path_bits
         ch = km.repeat_interleave(self.cfg.channel_group, dim=1).to(x.value.dtype)  # (B, cout)
         scales = self.mode_scales(g)
 
@@ -170,38 +172,31 @@ class LCNet(DFSNet):
             s = scales[pbits.index(bits)].index_select(0, nk).to(c.dtype)
             return blk.run(xs, bits, c, s).value
 
-        used = torch.unique(choice).tolist()
-        if len(used) == 1:
-            y = run(x, routes[used[0]], None)
-        else:
-            y = torch.zeros(x.value.shape[0], blk.cout, *self._out_hw(blk, x), dtype=x.value.dtype,
-                            device=x.value.device)
-            for k in used:
-                idx = (choice == k).nonzero(as_tuple=True)[0]
-                y = y.index_copy(0, idx, run(_take(x, idx), routes[k], idx))
-        if mask is not None:
-            with torch.no_grad():
-                outs = [run(x, b, None) for b in menu]
-            for k, out in enumerate(outs):
-                y = y + (mask[:, k] - mask[:, k].detach()).view(-1, 1, 1, 1) * out
-        return iface_tensor(y)
+        return self._route(blk, x, choice, mask, run)
 
 
 class ChannelCostTable(CostTable):
     """BitOPs with channel groups: conv1 computes only its kept output channels and conv2 reads only those as
-    input channels, so both scale with the kept fraction f; the shortcut and every fixed part do not.
-    A gated block at b bits costs b*b*((conv1 + conv2) MACs * f + shortcut MACs)."""
+    input channels, so both scale with the groups kept; the shortcut and every fixed part do not.
+    A gated block at b bits keeping k of its G groups costs b*b*((conv1 + conv2) MACs * k / G + shortcut MACs)."""
 
-    def __init__(self, base: CostTable):
+    def __init__(self, base: CostTable, groups: list[int]):
         super().__init__(**{k: getattr(base, k) for k in ("bit_menu", "stem", "first_block", "head", "gated",
                                                            "block_macs", "beyond")})
-        self._chan = torch.tensor([m["conv1"] + m["conv2"] for m in self.block_macs[1:]], dtype=torch.float64)
+        self._groups = torch.tensor(groups, dtype=torch.float64)
+        # conv1's and conv2's MACs of one group: both count the block's inner width, a multiple of its groups
+        self._per_group = torch.tensor([(m["conv1"] + m["conv2"]) // n for m, n in zip(self.block_macs[1:], groups)],
+                                       dtype=torch.float64)
 
     def per_block(self, kept: torch.Tensor) -> torch.Tensor:
         """(N, G) kept fractions -> (N, G, routes) BitOPs of every route (the menu's entries, then beyond)."""
         full = torch.tensor(self.route_bitops(), dtype=torch.float64, device=kept.device)  # (G, routes), f = 1
         bits2 = torch.tensor([b * b for b in self.routes], dtype=torch.float64, device=kept.device)
-        saved = (1 - kept.double())[..., None] * self._chan.to(kept.device)[:, None] * bits2  # dropped folds
+        dropped = (1 - kept.double()) * self._groups.to(kept.device)
+        # a whole number of groups, as the export's cores count them ((1 - k/G) * MACs rounds off for G = 6);
+        # straight-through, the gradient of the fraction
+        dropped = dropped + (dropped.round() - dropped).detach()
+        saved = dropped[..., None] * self._per_group.to(kept.device)[:, None] * bits2  # dropped folds
         return full - saved * (bits2 > 0)
 
     def per_input(self, choices: torch.Tensor, kept: torch.Tensor | None = None) -> torch.Tensor:
@@ -219,4 +214,4 @@ class ChannelCostTable(CostTable):
 
 def table_for(cfg: ModelConfig) -> CostTable:
     base = cost_table(cfg)
-    return ChannelCostTable(base) if cfg.channel_group else base
+    return ChannelCostTable(base, group_counts(cfg)) if cfg.channel_group else base

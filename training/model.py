@@ -18,6 +18,7 @@ from brevitas.quant_tensor import IntQuantTensor
 from . import quant as q
 from .intgate import IntGate, feature_hw
 from ..errors import FracskipError
+from ..runtime.intgate import MAX_GROUPS
 
 
 @dataclass
@@ -63,6 +64,13 @@ class ModelConfig:
             if self.channel_group < 1 or any(c % self.channel_group for c in inner):
                 raise FracskipError(f"channel group size {self.channel_group} must divide every gated block's "
                                     f"width {inner}")
+            widest = max(inner)
+            if widest // self.channel_group > MAX_GROUPS:  # the export would refuse it after writing every core
+                fits = [g for g in range(-(-widest // MAX_GROUPS), widest + 1) if all(c % g == 0 for c in inner)]
+                raise FracskipError(f"channel group size {self.channel_group} makes {widest // self.channel_group} "
+                                    f"channel groups in a block of {widest} channels: at most {MAX_GROUPS} (a block's "
+                                    f"keep bits are one {MAX_GROUPS}-bit word); use a larger --channel-group that "
+                                    f"divides {inner}" + (f", e.g. --channel-group {fits[0]}" if fits else ""))
             if self.gate != "int":
                 raise FracskipError("channel skipping needs the integer gate (gate='int')")
 
@@ -283,20 +291,13 @@ class DFSNet(nn.Module):
         x = self.blocks[0].run(self.stem(images), q.FULL_BITS)
         n = images.shape[0]
         state = self.gate.init_state(n, images)
-        menu = self.cfg.bit_menu
         picked, masks = [], []
         for g, blk in enumerate(self.blocks[1:]):
-            if choices is None:
-                logits, state = self.gate(g, x.value, state)
-                choice = logits.argmax(dim=1)
-                if straight_through:
-                    soft = logits.float().softmax(dim=1)
-                    hard = F.one_hot(choice, len(menu)).to(soft.dtype)
-                    masks.append(hard - soft.detach() + soft)
-            else:
-                choice = choices[:, g]
+            choice, mask, state = self._choose(g, x, state, choices, straight_through)
             picked.append(choice)
-            x = self._route(blk, x, choice, masks[-1] if (masks and straight_through and choices is None) else None)
+            if mask is not None:
+                masks.append(mask)
+            x = self._route(blk, x, choice, mask)
         return DFSOutput(self.head(x), torch.stack(picked, 1) if picked else torch.zeros(n, 0, dtype=torch.long),
                          torch.stack(masks, 1) if masks else None)
 
@@ -310,23 +311,39 @@ class DFSNet(nn.Module):
             x = blk.run(x, bits)
         return out
 
-    def _route(self, blk: DFSBlock, x: IntQuantTensor, choice: torch.Tensor,
-               mask: torch.Tensor | None) -> IntQuantTensor:
+    def _choose(self, g: int, x: IntQuantTensor, state, choices: torch.Tensor | None, straight_through: bool):
+        """Gated block g's choice (B,), its straight-through mask (None unless the gate decided and is trained) and
+        the gate's state: the forced ``choices[:, g]`` without running the gate, else the gate's argmax."""
+        if choices is not None:
+            return choices[:, g], None, state
+        logits, state = self.gate(g, x.value, state)
+        choice = logits.argmax(dim=1)
+        if not straight_through:
+            return choice, None, state
+        soft = logits.float().softmax(dim=1)
+        hard = F.one_hot(choice, len(self.cfg.bit_menu)).to(soft.dtype)
+        return choice, hard - soft.detach() + soft, state
+
+    def _route(self, blk: DFSBlock, x: IntQuantTensor, choice: torch.Tensor, mask: torch.Tensor | None,
+               run=None) -> IntQuantTensor:
         """Send every input through its chosen path only; with a straight-through mask, let the gradient
-        reach the gate through every path's output (their values enter with weight mask - mask = 0)."""
+        reach the gate through every path's output (their values enter with weight mask - mask = 0).
+        ``run(x, bits, rows)``: a path's output values on the inputs ``rows`` (None: all), ``blk.run``'s by default."""
         menu, routes = self.cfg.bit_menu, self.cfg.routes
+        if run is None:
+            run = lambda xs, bits, rows: blk.run(xs, bits).value  # noqa: E731
         used = torch.unique(choice).tolist()
         if len(used) == 1:
-            y = blk.run(x, routes[used[0]]).value
+            y = run(x, routes[used[0]], None)
         else:
             y = torch.zeros(x.value.shape[0], blk.cout, *self._out_hw(blk, x), dtype=x.value.dtype,
                             device=x.value.device)
             for k in used:
                 idx = (choice == k).nonzero(as_tuple=True)[0]
-                y = y.index_copy(0, idx, blk.run(_take(x, idx), routes[k]).value)
+                y = y.index_copy(0, idx, run(_take(x, idx), routes[k], idx))
         if mask is not None:
             with torch.no_grad():
-                outs = [blk.run(x, b).value for b in menu]
+                outs = [run(x, b, None) for b in menu]
             for k, out in enumerate(outs):
                 w = mask[:, k] - mask[:, k].detach()
                 y = y + w.view(-1, 1, 1, 1) * out

@@ -89,6 +89,10 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
     lo, ch, rl, rc = (np.concatenate(a) for a in (logits, choices, ref_logits, ref_choices))
     full = m.data["bitops"]["full_8bit"]
     bo = np.concatenate(bitops)
+    keep = np.concatenate(keeps) if keeps else None
+    dec_ok = (ch == rc).all(axis=1)
+    if keep is not None:  # a channel network's keep bits are decisions too, as rtlsim's and deploy's figures count
+        dec_ok &= (keep == np.concatenate(ref_keeps)).all(axis=1)
     res = {
         "backend": backend,
         **({"graphs": graphs} if backend == "qonnx" else {}),
@@ -98,12 +102,11 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
         "torch_accuracy": float((rl.argmax(1) == labels).mean()),
         "compute_pct": float(100 * bo.mean() / full),
         "bitops_per_input": float(bo.mean()),
-        "decisions_match_pct": float(100 * (ch == rc).all(axis=1).mean()),
+        "decisions_match_pct": float(100 * dec_ok.mean()),
         "argmax_agreement_pct": float(100 * (lo.argmax(1) == rl.argmax(1)).mean()),
         "max_logit_abs_diff": float(np.abs(lo - rl).max()),
         "images_per_s": float(len(images) / dt),
     }
-    keep = np.concatenate(keeps) if keeps else None
     if keep is not None:
         res.update(_channel_figures(m, ch, keep, np.concatenate(ref_keeps)))
     trace = Trace(ch, np.asarray(m.bit_menu)[ch] if ch.size else ch, bo, None, keep=keep)

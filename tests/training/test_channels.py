@@ -72,6 +72,36 @@ def test_masks_zero_exactly_the_dropped_groups():
     assert torch.equal(full.logits, dfs.logits)
 
 
+def test_forced_choices_keep_every_group():
+    """A forced run (`eval --bits`, the distillation teacher, the oracles, the backbone stage) is the static network
+    of the controller's ``run(bits=)`` and the hardware's baselines: every channel group kept, the gate not run,
+    whatever the channel heads would keep."""
+    cfg = ModelConfig(depth=8, channel_group=4)
+    net = _calibrated(cfg)
+    with torch.no_grad():
+        for p in net.channel_head.proj:
+            p.bias.fill_(-100.0)  # every logit negative: the heads keep one group
+    x = torch.randint(0, 256, (4, 1, 28, 28)).float()
+    forced = torch.full((4, net.n_gated), cfg.bit_menu.index(4))
+    with torch.no_grad():
+        assert not any(bool(k.all()) for k in net(x).keep)  # the heads drop groups when they decide
+        calls = []
+        hook = net.gate.register_forward_hook(lambda *a: calls.append(1))
+        out = net(x, choices=forced)
+        hook.remove()
+        every = net(x, choices=forced, keep=_keep(net, 4, lambda g, n: torch.ones(1, n, dtype=torch.bool)))
+    assert not calls and all(bool(k.all()) for k in out.keep) and bool((out.kept == 1).all())
+    assert torch.equal(out.logits, every.logits)
+
+
+def test_more_groups_than_a_keep_word_holds_are_refused():
+    """A block's keep bits are one 16-bit word: 32 groups of 2 channels are refused when the network is configured,
+    not by the export after it has written every core."""
+    with pytest.raises(FracskipError, match=r"32 channel groups.*at most 16.*--channel-group 4"):
+        ModelConfig(depth=8, channel_group=2)
+    assert C.group_counts(ModelConfig(depth=8, channel_group=4)) == [8, 16]
+
+
 def test_decide_keeps_at_least_one_group():
     keep = C.decide(torch.tensor([[-1.0, 2.0, 0.0], [-3.0, -1.0, -1.0], [0.0, 0.0, 0.0]]))
     assert keep.tolist() == [[False, True, False], [False, True, False], [True, False, False]]
@@ -99,6 +129,22 @@ def test_cost_counts_the_kept_channels():
     masks = torch.nn.functional.one_hot(choices, 4).double()
     assert torch.allclose(table.expected_fraction(masks, kept), torch.tensor(want, dtype=torch.float64) / table.full)
     assert table.full == C.cost_table(ModelConfig(depth=8)).full  # 100 % is the same all-8-bit network
+
+
+def test_cost_of_groups_kept_is_the_exports_integer_count():
+    """k of G groups kept saves chan * (G - k) // G MACs per bits**2, the count of the export's cores and the
+    controller's, also when G is not a power of two (6 and 12 groups: (1 - k/G) * chan rounds differently)."""
+    cfg = ModelConfig(depth=8, widths=(12, 24, 48), channel_group=4)
+    table, groups = C.table_for(cfg), C.group_counts(cfg)
+    assert groups == [6, 12]
+    full = table.route_bitops()
+    for k in range(1, 13):
+        kept = torch.tensor([[min(k, groups[0]) / groups[0], k / groups[1]]], dtype=torch.float64)
+        got = table.per_block(kept)[0]
+        for g, (n, m) in enumerate(zip(groups, table.block_macs[1:])):
+            chan, kk = m["conv1"] + m["conv2"], min(k, n) if g == 0 else k
+            want = [full[g][r] - (chan * (n - kk) // n * b * b if b else 0) for r, b in enumerate(table.routes)]
+            assert got[g].tolist() == want, (g, kk)
 
 
 def test_bits_only_mode_is_unchanged(tiny_config):
@@ -311,3 +357,24 @@ def test_a_channel_head_that_does_not_fit_its_block_is_refused(tiny_lc_export, t
     (bad / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(FracskipError, match="channel head 0 keeps 3 groups, block 1's channel paths have \\[2\\]"):
         Manifest.load(bad)
+
+
+@pytest.mark.xdist_group("tiny_lc")
+def test_simulate_counts_the_keep_bits_as_decisions(tiny_lc_export, monkeypatch):
+    """`fracskip simulate`'s decisions_match_pct holds the keep bits as decisions, as rtlsim's and deploy's do: an
+    image whose keep bits differ from the reference's is no match."""
+    from fracskip.runtime.simulate import simulate
+    from fracskip.runtime.torch_backend import TorchBackend
+
+    split = D.load("synthetic", "test", limit=8)
+    real = TorchBackend.reference_trace
+
+    def one_off(self, images):
+        logits, choices, keep = real(self, images)
+        keep = keep.copy()
+        keep[0, 0] ^= 1
+        return logits, choices, keep
+
+    monkeypatch.setattr(TorchBackend, "reference_trace", one_off)
+    res, _ = simulate(tiny_lc_export, "torch", split.images.numpy(), split.labels.numpy(), progress=False)
+    assert res["keep_decisions_match_pct"] == res["decisions_match_pct"] == 87.5, res
