@@ -389,10 +389,17 @@ class AcceleratorDriver:
             raise FracskipError(f"the accelerator returned decisions outside the bit menu (0..{menu - 1}): the "
                                 "bitstream does not match this package")
         if keep is not None:
-            groups = np.asarray(self.pkg.extra["decisions"]["channels"]["groups"])
+            ch = self.pkg.extra["decisions"]["channels"]
+            groups = np.asarray(ch["groups"])
             if keep.size and (keep >> groups).any():
                 raise FracskipError("the accelerator returned keep bits beyond its blocks' channel groups: the "
                                     "bitstream does not match this package")
+            # the RTL keeps at least one group of a block whose channel path ran (a skipped block's keep is unused)
+            for g, by_kept in enumerate(ch["bitops_by_kept"]):
+                ran = np.isin(dec_i[:, g], [k for k, c in enumerate(by_kept) if c is not None])
+                if (ran & (keep[:, g] == 0)).any():
+                    raise FracskipError(f"the accelerator kept no channel group of gate {g}'s block where its channel "
+                                        "path ran: the bitstream does not match this package")
         logits = np.asarray(self.pkg.post(head_i), np.float32)
         return Run(head_i, logits, dec_i, dt, -(-len(x) // batch_size), keep)
 

@@ -149,26 +149,38 @@ class IntGateParams:
 
     @classmethod
     def from_json(cls, d: dict) -> "IntGateParams":
-        def A(a) -> np.ndarray:  # integers, as the specification has them: 1.7 is refused, not truncated to 1
+        # integers, as the specification has them: 1.7, "4", true, Infinity and NaN are refused, not truncated or
+        # parsed (3.0 is 3)
+        def A(name: str, a) -> np.ndarray:
             x = np.asarray(a)
-            if x.dtype.kind not in "iuf" or (x.dtype.kind == "f" and not np.array_equal(x, np.floor(x))):
-                raise ValueError(f"expected integers, found {x.dtype} values such as {x.ravel()[:3].tolist()}")
+            if x.dtype.kind not in "iuf" or (x.dtype.kind == "f" and not (np.isfinite(x).all()
+                                                                          and np.array_equal(x, np.floor(x)))):
+                raise ValueError(f"{name}: expected integers, found {x.dtype} values such as {x.ravel()[:3].tolist()}")
             return x.astype(np.int64)
+
+        def I(name: str, v) -> int:  # noqa: E743
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) \
+                    or (isinstance(v, float) and not (np.isfinite(v) and v == np.floor(v))):
+                raise ValueError(f"{name}: expected an integer, found {v!r}")
+            return int(v)
 
         try:
             if d["spec"] != SPEC:
                 raise FracskipError(f"gate spec {d['spec']!r} is not {SPEC!r}: re-export with this fracskip")
-            p = cls(hidden=int(d["hidden"]), x_exp=int(d["exponents"]["lstm_input"]),
-                    pool_mult=[int(e["pool_mult"]) for e in d["embed"]],
-                    embed_w=[A(e["weight"]) for e in d["embed"]], embed_exp=[int(e["weight_exp"]) for e in d["embed"]],
-                    embed_b=[A(e["bias"]) for e in d["embed"]],
-                    w_ih=A(d["lstm"]["w_ih"]), w_ih_exp=int(d["lstm"]["w_ih_exp"]), w_hh=A(d["lstm"]["w_hh"]),
-                    w_hh_exp=int(d["lstm"]["w_hh_exp"]), lstm_b=A(d["lstm"]["bias"]),
-                    proj_w=A(d["proj"]["weight"]), proj_exp=int(d["proj"]["weight_exp"]), proj_b=A(d["proj"]["bias"]),
-                    sigmoid=A(d["tables"]["sigmoid"]), tanh=A(d["tables"]["tanh"]))
+            emb, lstm, proj = d["embed"], d["lstm"], d["proj"]
+            p = cls(hidden=I("hidden", d["hidden"]), x_exp=I("exponents.lstm_input", d["exponents"]["lstm_input"]),
+                    pool_mult=[I(f"embed[{g}].pool_mult", e["pool_mult"]) for g, e in enumerate(emb)],
+                    embed_w=[A(f"embed[{g}].weight", e["weight"]) for g, e in enumerate(emb)],
+                    embed_exp=[I(f"embed[{g}].weight_exp", e["weight_exp"]) for g, e in enumerate(emb)],
+                    embed_b=[A(f"embed[{g}].bias", e["bias"]) for g, e in enumerate(emb)],
+                    w_ih=A("lstm.w_ih", lstm["w_ih"]), w_ih_exp=I("lstm.w_ih_exp", lstm["w_ih_exp"]),
+                    w_hh=A("lstm.w_hh", lstm["w_hh"]), w_hh_exp=I("lstm.w_hh_exp", lstm["w_hh_exp"]),
+                    lstm_b=A("lstm.bias", lstm["bias"]), proj_w=A("proj.weight", proj["weight"]),
+                    proj_exp=I("proj.weight_exp", proj["weight_exp"]), proj_b=A("proj.bias", proj["bias"]),
+                    sigmoid=A("tables.sigmoid", d["tables"]["sigmoid"]), tanh=A("tables.tanh", d["tables"]["tanh"]))
             if "channel_head" in d:
-                p.chan_w = [A(e["weight"]) for e in d["channel_head"]]
-                p.chan_b = [A(e["bias"]) for e in d["channel_head"]]
+                p.chan_w = [A(f"channel_head[{g}].weight", e["weight"]) for g, e in enumerate(d["channel_head"])]
+                p.chan_b = [A(f"channel_head[{g}].bias", e["bias"]) for g, e in enumerate(d["channel_head"])]
         except (KeyError, TypeError, ValueError) as e:
             raise FracskipError(f"the manifest's integer gate is malformed ({type(e).__name__}: {e}); re-export it") from e
         p.check()

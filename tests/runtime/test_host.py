@@ -192,3 +192,36 @@ def test_the_stall_timeout_grows_with_the_batch():
         with pytest.raises(FracskipError, match=rf"did not finish a batch of {n} within {limit:g} s"):
             dma.execute_on_buffers(batch_size=n)
         assert time.monotonic() - t0 >= limit
+
+
+def test_keep_bits_the_rtl_never_emits_are_refused(tmp_path):
+    """The RTL keeps at least one group of a block whose channel path ran (dfsgate.v), within its groups: keep 0
+    there, or a bit beyond its groups, is a bitstream of another package. Keep 0 where no channel path ran (the
+    block skipped) is what the gate emits and is read."""
+    import packages
+    from fracskip.runtime import accelerator_driver as ad
+
+    def channels(folder, finn, extra):  # two gates of 2 groups, [d, keep] each; only the 4-bit and 8-bit paths
+        io = finn["driver_information"]["io_shape_dict"]
+        io["odt"][1], io["oshape_normal"][1], io["oshape_folded"][1], io["oshape_packed"][1] = \
+            "DataType['INT16']", [1, 4], [1, 4, 1], [1, 4, 2]
+        extra["decisions"].update(words_per_gate=2, channels={
+            "groups": [2, 2], "bitops_by_kept": [[None, [0, 2.0, 4.0], [0, 8.0, 16.0]]] * 2})
+
+    pkg = ad.load_package(packages.write(tmp_path / "pkg", channels))
+
+    class Board:  # an overlay returning fixed decisions
+        batch_size = 1
+
+        def __init__(self, words):
+            self.words = np.asarray(words, np.float32)
+
+        def execute(self, inputs):
+            return np.zeros((len(inputs[0]), 10), np.float32), self.words[:len(inputs[0])]
+
+    images = np.zeros((2, 1, 28, 28), np.uint8)
+    run = ad.AcceleratorDriver(pkg, Board([[0, 0, 1, 3], [2, 1, 1, 2]])).run(images)
+    assert run.keep.tolist() == [[0, 3], [1, 2]]
+    for words in ([[1, 0, 1, 3], [0, 0, 0, 0]], [[0, 0, 2, 4], [0, 0, 0, 0]]):  # keep 0 on a path; a third group
+        with pytest.raises(FracskipError, match="bitstream does not match this package"):
+            ad.AcceleratorDriver(pkg, Board(words)).run(images)

@@ -158,6 +158,28 @@ def test_torch_gate_computes_the_integers_of_the_numpy_gate():
     _chain(p, [(x * 32).round().long().numpy()[:4] for x in maps])
 
 
+@pytest.mark.parametrize("where, value", [
+    (("hidden",), 3.7), (("hidden",), "10"), (("exponents", "lstm_input"), True), (("embed", 0, "pool_mult"), "inf"),
+    (("lstm", "w_hh_exp"), "nan"), (("proj", "weight_exp"), [8]), (("lstm", "bias", 0), "inf")])
+def test_manifest_gate_numbers_that_are_not_integers_are_refused(where, value):
+    """The manifest's gate holds integers: 3.7, "10", true, Infinity and NaN are refused with the field's name (3.7
+    was truncated to 3, "10" taken as 10, Infinity a traceback), not read as some integer; 10.0 is 10."""
+    import json
+
+    from fracskip.errors import FracskipError
+
+    d = json.loads(json.dumps(random_params(np.random.default_rng(1), [16, 32], [64, 16]).to_json()))
+    d["hidden"] = 10.0
+    assert IntGateParams.from_json(d).hidden == 10
+    *path, last = where
+    node = d
+    for k in path:
+        node = node[k]
+    node[last] = float(value) if value in ("inf", "nan") else value
+    with pytest.raises(FracskipError, match=rf"integer gate is malformed .*{where[-1] if isinstance(where[-1], str) else where[-2]}"):
+        IntGateParams.from_json(d)
+
+
 def test_exported_gate_is_the_checkpoints_integer_gate(tiny_run, tiny_export):
     """The manifest's integers are the checkpoint's float weights rounded as the page says, and its tables the
     page's tables."""
