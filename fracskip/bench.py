@@ -56,7 +56,7 @@ STATIC_ROWS = {"static_W2A2": "static W2A2", "static_W4A4": "static W4A4", "stat
 def bench(out: str | Path, checkpoint: str = "default", quick: bool = False, workers: int = 1,
           mvau: str | None = None, force: bool = False, progress: bool = True) -> dict:
     """Every figure in one run, into folder ``out`` (``bench.json`` last); a failed or interrupted bench leaves
-    no folder behind."""
+    no result behind (``outdir.fresh``)."""
     with fresh(out, force, "bench") as out:
         return _bench(out, checkpoint, QUICK if quick else FULL, quick, workers, mvau, progress)
 
@@ -121,7 +121,8 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
                               "cycles_per_image_model_these_images", "measured_vs_model_these_images",
                               "cycles_per_image_model_these_images_fifos_unbounded",
                               "cycles_per_image_model_mean_these_images",
-                              "latency_cycles", "bitops_per_input", "sim_images_per_s", "sim_images_per_cpu_s", "sim_cxx_opt", "verilate_s",
+                              "latency_cycles", "bitops_per_input", "sim_images_per_s", "sim_images_per_cpu_s",
+                              "sim_cxx_opt", "verilate_s",
                               "path_use")
 
     fig["rtlsim_static"] = {}
@@ -254,9 +255,9 @@ def claim(rows: dict, statics: list[str], rtlsim: dict | None) -> dict:
         c["speedup_measured"] = sp
         # the issue's bar: at least 85 % of the BitOPs ratio, the limit of a datapath whose cycles follow BitOPs;
         # DFS's BitOPs on the images its speedup was measured on (the statics' do not depend on the image)
-        dfs_bitops = (rtlsim or {}).get("bitops_per_input") or dfs["bitops_per_image"]
-        c["bitops_ratio_measured_images"] = {n: rows[n]["bitops_per_image"] / dfs_bitops for n in statics}
-        c["speedup_measured_over_bitops_ratio"] = {n: sp[n] / c["bitops_ratio_measured_images"][n] for n in statics}
+        ratio = {n: rows[n]["bitops_per_image"] / rtlsim["bitops_per_input"] for n in statics}
+        c["bitops_ratio_measured_images"] = ratio
+        c["speedup_measured_over_bitops_ratio"] = {n: sp[n] / ratio[n] for n in statics}
     unknown = [STATIC_ROWS[n] for n in statics if rows[n]["accuracy"] is None]
     why = ("no static pipeline was built" if not statics else
            f"no accuracy for {', '.join(unknown)}: compare.json beside the checkpoint has none (`fracskip compare` "

@@ -21,7 +21,7 @@ IMAGES = 50  # test images through the RTL simulation: the demo stays under 10 m
 
 def demo(out: Path, checkpoint: str = "default", board: str = "Pynq-Z2", images: int = IMAGES, workers: int = 2,
          backend: str = "rtlsim", force: bool = False) -> dict:
-    with fresh(out, force, "demo") as out:  # a failed or interrupted demo leaves no folder behind
+    with fresh(out, force, "demo") as out:  # a failed or interrupted demo leaves no result behind
         return _demo(out, checkpoint, board, images, workers, backend)
 
 
@@ -61,9 +61,10 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
     log.info("5/5 report: %s", out / "report")
     rep = out / "report"
     rep.mkdir()
-    figures = {}
     from .training.checkpoint import resolve
 
+    R.decisions_plot(ev["choices"], rep / "decisions.png", f"decisions of this checkpoint, {ev['n']:,} test images")
+    figures = {"Per-block decisions of this checkpoint": "decisions.png"}
     table_file = resolve(checkpoint).parent / "compare.json"  # `fracskip compare`'s table, shipped beside the default
     if table_file.is_file():
         from .training.compare import plot
@@ -71,18 +72,14 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
         rows = json.loads(table_file.read_text())
         plot(rows, rep / "accuracy_vs_compute.png")
         R.save_json(rep, "accuracy_vs_compute.json", rows)
-        figures["Accuracy vs compute: DFS and baselines (full test set, `fracskip compare`, the table beside the "
-                "checkpoint)"] = \
-            "accuracy_vs_compute.png"
+        figures["Accuracy vs compute: the networks of the table beside the checkpoint (full test set, "
+                "`fracskip compare`)"] = "accuracy_vs_compute.png"
         for row in rows:
             if row["model"].startswith("DFS"):
                 name = f"decisions_{row['model'].split()[-1]}.png"
                 R.decisions_plot(row["choices"], rep / name, f"{row['model']}: {100 * row['accuracy']:.2f} % at "
                                  f"{row['compute_pct']:.1f} % compute")
-                figures[f"Per-block decisions, {row['model']}"] = name
-    else:
-        R.decisions_plot(ev["choices"], rep / "decisions.png", "decisions of this checkpoint")
-        figures["Per-block decisions"] = "decisions.png"
+                figures[f"Per-block decisions, {row['model']} (compare.json)"] = name
     if sim.get("path_use"):  # what the hardware's gates decided on the simulated images
         use = [dict(zip(map(str, _menu(out)), counts)) for counts in sim["path_use"].values()]
         R.decisions_plot(use, rep / "decisions_simulated.png", f"decisions of the gates in {backend}, "
@@ -128,8 +125,9 @@ SIM_ROWS = {"accuracy": "accuracy", "torch_accuracy": "accuracy of the torch mod
 
 
 def _simulation_rows(sim: dict) -> dict:
-    return {label: (f"{sim[k]:,.4g}" if isinstance(sim[k], float) else sim[k])
-            for k, label in SIM_ROWS.items() if sim.get(k) is not None}
+    def fmt(k, v):
+        return v if not isinstance(v, float) else f"{v:,.0f}" if "cycles" in k else f"{v:.4g}"
+    return {label: fmt(k, sim[k]) for k, label in SIM_ROWS.items() if sim.get(k) is not None}
 
 
 def _menu(out: Path) -> list[int]:

@@ -1,6 +1,7 @@
 """Output folders of the multi-stage commands (``demo``, ``bench``, ``build``): made fresh, marked incomplete while
-the command runs, and removed again if it fails or is interrupted, so that nothing half-written looks like a result;
-an earlier result that ``--force`` replaces is kept aside until the new one is complete, and put back if it is not.
+the command runs, and removed again (emptied, if the user gave an empty one) if it fails or is interrupted, so
+that nothing half-written looks like a result; an earlier result that ``--force`` replaces is kept aside until the
+new one is complete, and put back if it is not.
 Single-stage outputs (an export, a deployment package) are written under a temporary name beside their place and
 renamed when complete (``staged``)."""
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -30,6 +31,17 @@ def _set_aside(path: Path) -> Path:
     return aside
 
 
+def _empty(folder: Path) -> None:
+    """Remove what a failed run wrote into a folder of the user's, the incomplete marker last: whatever cannot be
+    removed stays marked as not a result."""
+    for p in folder.iterdir():
+        if p.name != INCOMPLETE:
+            with suppress(OSError):
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    if [p.name for p in folder.iterdir()] == [INCOMPLETE]:
+        (folder / INCOMPLETE).unlink()
+
+
 def require_complete(folder: Path) -> None:
     """Refuse a folder that ``fresh`` left marked incomplete: its run was killed (an interrupted one is removed)."""
     if (Path(folder) / INCOMPLETE).exists():
@@ -40,8 +52,8 @@ def require_complete(folder: Path) -> None:
 @contextmanager
 def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
     """``with fresh(out, force, "demo") as out: ...``: an empty ``out`` (a non-empty one only with ``force``),
-    holding ``.incomplete`` until the block ends; removed entirely when the block raises (Ctrl-C included), and
-    then the folder it replaced is back as it was. An ``out`` that is a symbolic link stays one, to the new folder."""
+    holding ``.incomplete`` until the block ends; removed entirely when the block raises (Ctrl-C included), or
+    emptied if it was an empty folder of the user's, and then the folder it replaced is back as it was. An ``out`` that is a symbolic link stays one, to the new folder."""
     out = Path(out).resolve() if Path(out).is_symlink() else Path(out)
     if out.exists() and not out.is_dir():
         raise FracskipError(f"{out} is a file; pass a folder (it is created if missing)")
@@ -57,11 +69,10 @@ def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
         marker.write_text(f"a fracskip {command} is running or was interrupted; this folder is not usable\n")
         yield out
     except BaseException:
-        # leave nothing that looks like a result
-        for p in out.iterdir() if given else ():
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
-        if not given:
-            shutil.rmtree(out, ignore_errors=True)
+        if given:
+            _empty(out)
+        else:
+            shutil.rmtree(out, ignore_errors=True)  # we made it: leave nothing that looks like a result
         if aside is not None:
             aside.rename(out)
             aside.parent.rmdir()

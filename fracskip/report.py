@@ -84,9 +84,9 @@ def throughput_plot(table: dict, path: Path) -> None:
     ax.set_yticklabels([DESIGNS[n] for n in names])
     ax.set_xlabel(f"images / s at {table['clock_mhz']:.0f} MHz (cycles measured; the clock assumed, not timed)")
     more = (table.get("dfs") or {}).get("frame_buffers_frames_more")
+    room = f"\n(DFS's frame buffers hold {more} more frame{'s' * (more > 1)}, in the room above it)" if more else ""
     ax.set_title(f"{table['board']}, nodes folded within {100 * table['budget_fraction']:.0f} % of the device, "
-                 "one pipeline each" + (f"\n(DFS's frame buffers {more} frame deeper in the room above it)" if more
-                                        else ""), fontsize=8)
+                 f"one pipeline each{room}", fontsize=8)
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xlim(0, max(model) * 1.3)
     fig.tight_layout()
@@ -107,13 +107,14 @@ def budget_sweep_plot(sweep: dict, path: Path) -> None:
         if all(v != v for v in y):
             continue
         line = [v if u else float("nan") for v, u in zip(y, uniform)]
-        ax.plot(range(len(rows)), line, "o-", color=COLORS[n], label=DESIGNS[n], lw=2.5 if n == "dfs" else 1.2)
-        ax.plot([k for k, u in enumerate(uniform) if not u], [v for v, u in zip(y, uniform) if not u], "D",
-                color=COLORS[n])
+        ax.plot(range(len(rows)), line, "-", color=COLORS[n], label=DESIGNS[n], lw=2.5 if n == "dfs" else 1.2)
+        for k, (r, v, u) in enumerate(zip(rows, y, uniform)):  # hollow: no folding of the design fits that budget
+            fits = n in r and r[n]["fits"]
+            ax.plot([k], [v], "o" if u else "D", color=COLORS[n], mfc=COLORS[n] if fits else "none")
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r["budget"].replace(",", "\n") for r in rows], fontsize=7)
-    ax.set_xlabel("budget the nodes are folded within (fraction of the device; named resources alone, the rest at "
-                  f"{sweep['build_budget_fraction']:g})", fontsize=8)
+    ax.set_xlabel("budget the nodes are folded within, as a fraction of the device (where resources are named, "
+                  f"the others at {sweep['build_budget_fraction']:g}); hollow: does not fit", fontsize=8)
     ax.set_ylabel("cycles / image (model)")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylim(bottom=0)

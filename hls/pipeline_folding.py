@@ -1370,11 +1370,14 @@ def parse_budget(spec: str, default: float) -> dict[str, float]:
     """A budget as fractions of the device per resource: ``0.9`` (every resource), or ``LUT=0.8,BRAM_18K=1`` (the
     resources not named at ``default``)."""
     try:
-        given = ({k.strip(): float(v) for k, v in (kv.split("=") for kv in spec.split(","))} if "=" in spec else
-                 dict.fromkeys(RESOURCES, float(spec)))
+        pairs = [(k.strip(), float(v)) for k, v in (kv.split("=") for kv in spec.split(","))] if "=" in spec else \
+            [(r, float(spec)) for r in RESOURCES]
+        given = dict(pairs)
     except ValueError:
         raise FracskipError(f"budget {spec!r}: give a fraction of the device (0.9) or fractions per resource "
                             f"(LUT=0.8,BRAM_18K=1; resources {', '.join(RESOURCES)})") from None
+    if len(given) < len(pairs):
+        raise FracskipError(f"budget {spec!r}: a resource named twice")
     if set(given) - set(RESOURCES):
         raise FracskipError(f"budget {spec!r}: unknown resource {sorted(set(given) - set(RESOURCES))}; "
                             f"resources are {', '.join(RESOURCES)}")
@@ -1411,7 +1414,10 @@ def budget_sweep(build_dir: str | Path, budgets: list[str], units: tuple[str, ..
             log.info("budget %s: %s", spec, ", ".join(f"{d} {row[d]['cycles_per_image_model']:,.0f}"
                                                       for d in DESIGNS if d in row))
     return {"board": ctx["board"].name, "build_budget_fraction": ctx["budget_fraction"], "units": list(units),
-            "note": "estimates: each design folded by the allocator at each budget, as in the throughput table",
+            "note": "estimates: each design folded by the allocator at each budget, as in the throughput table, "
+                    "every layer with the best of units (the emitted designs take MVAU_rtl or MVAU_lut outside the "
+                    "gated blocks: at the build's budget their cycles may differ); fits false: no folding fits, the "
+                    "cheapest shown",
             "rows": rows}
 
 
@@ -1668,8 +1674,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--weight-word-max", type=int, default=WEIGHT_WORD_MAX,
                     help="widest weight word of a matrix-vector unit, bits (default: the builder's SetFolding bound)")
     ap.add_argument("--folding", action="store_true", help="print every node's folding too")
-    ap.add_argument("--levers", action="store_true", help="the table after each lever (LEVER_STEPS), cumulative")
-    ap.add_argument("--budgets", nargs="+", metavar="B",
+    what = ap.add_mutually_exclusive_group()
+    what.add_argument("--levers", action="store_true", help="the table after each lever (LEVER_STEPS), cumulative")
+    what.add_argument("--budgets", nargs="+", metavar="B",
                     help="fold every design at each budget: a fraction of the device (0.9) or fractions per resource "
                          "(LUT=0.8,BRAM_18K=1; the others at the build's --budget)")
     ap.add_argument("--plot", metavar="PNG", help="with --budgets: cycles per image against the budget, as a plot")

@@ -17,6 +17,7 @@ def row(acc, cycles, bitops, measured=None, images=10000):
 
 
 def table(rows: dict, rtlsim=None) -> dict:
+    rtlsim = rtlsim or {"bitops_per_input": rows["dfs"]["bitops_per_image"]}
     statics = [n for n in rows if n != "dfs"]
     return {**rows, "board": "Pynq-Z2", "budget_fraction": 0.8, "clock_mhz": 100.0,
             "claim": claim(rows, statics, rtlsim)}
@@ -33,8 +34,8 @@ def test_the_measured_ratio_is_held_to_the_bitops_of_the_images_measured():
     assert c["dfs_faster_than_every_peer_model"] is True and c["dfs_faster_than_every_peer_measured"] is True
     assert "why_none" not in c and "statics_absent" not in c
     rows["static_W8A8"]["cycles_per_image_measured"] = 100  # a peer as fast as DFS
-    assert claim(rows, ["static_W2A2", "static_W4A4", "static_W8A8"], None)["dfs_faster_than_every_peer_measured"] \
-        is False
+    assert claim(rows, ["static_W2A2", "static_W4A4", "static_W8A8"], {"bitops_per_input": 250})[
+        "dfs_faster_than_every_peer_measured"] is False
 
 
 def test_an_export_without_some_widths_is_judged_against_the_statics_it_has():
@@ -78,3 +79,15 @@ def test_the_claim_says_why_it_cannot_be_judged(case, why):
     assert c["statics_at_least_as_accurate"] == ([] if case == "no peer" else None)
     lines = throughput_rows(t)
     assert lines["DFS faster than every static network at least as accurate (model)"] == c["why_none"]
+
+
+def test_the_budget_sweep_plot_takes_rows_that_do_not_fit_and_budgets_that_name_resources(tmp_path):
+    from fracskip.report import budget_sweep_plot
+
+    def design(cycles, fits=True):
+        return {"cycles_per_image_model": cycles, "fits": fits}
+    rows = [{"budget": "0.7", "fractions": {"LUT": 0.7, "DSP": 0.7}, "dfs": design(3e4, False), "static_W4A4": design(5e4)},
+            {"budget": "0.8", "fractions": {"LUT": 0.8, "DSP": 0.8}, "dfs": design(2.8e4), "static_W4A4": design(3.7e4)},
+            {"budget": "DSP=1", "fractions": {"LUT": 0.8, "DSP": 1.0}, "dfs": design(2.8e4), "static_W4A4": design(3.7e4)}]
+    budget_sweep_plot({"board": "Pynq-Z2", "build_budget_fraction": 0.8, "rows": rows}, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -107,7 +108,7 @@ def test_force_replaces_the_earlier_folder_once_the_new_one_is_complete(tmp_path
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
 
 
-def test_a_failed_run_empties_but_keeps_the_users_empty_folder(tmp_path):
+def test_a_failed_run_empties_but_keeps_the_users_empty_folder(tmp_path, monkeypatch):
     """-o an empty folder of the user's (a mount point, say): a failed run takes back what it wrote, not the folder."""
     from fracskip.outdir import fresh
 
@@ -119,6 +120,21 @@ def test_a_failed_run_empties_but_keeps_the_users_empty_folder(tmp_path):
             (o / "build" / "half.json").write_text("{")
             raise RuntimeError("killed")
     assert out.is_dir() and not any(out.iterdir())
+    # what cannot be removed stays marked as no result: the marker goes last, and only from an empty folder
+    import fracskip.outdir as O
+
+    with pytest.raises(RuntimeError):
+        with fresh(out, force=False, command="test") as o:
+            (o / "stuck.json").write_text("{")
+            (o / "gone.json").write_text("{")
+            real_unlink = Path.unlink
+            monkeypatch.setattr(Path, "unlink", lambda p, *a, **k: (_ for _ in ()).throw(PermissionError(p))
+                                if p.name == "stuck.json" else real_unlink(p, *a, **k))
+            raise RuntimeError("killed")
+    assert sorted(p.name for p in out.iterdir()) == [O.INCOMPLETE, "stuck.json"]
+    monkeypatch.undo()
+    for p in out.iterdir():
+        p.unlink()
     with pytest.raises(RuntimeError):  # a folder fresh made is removed whole
         with fresh(tmp_path / "made", force=False, command="test"):
             raise RuntimeError("killed")

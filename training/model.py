@@ -64,15 +64,21 @@ class ModelConfig:
             if self.channel_group < 1 or any(c % self.channel_group for c in inner):
                 raise FracskipError(f"channel group size {self.channel_group} must divide every gated block's "
                                     f"width {inner}")
-            widest = max(inner)
-            if widest // self.channel_group > MAX_GROUPS:  # the export would refuse it after writing every core
-                fits = [g for g in range(-(-widest // MAX_GROUPS), widest + 1) if all(c % g == 0 for c in inner)]
-                raise FracskipError(f"channel group size {self.channel_group} makes {widest // self.channel_group} "
-                                    f"channel groups in a block of {widest} channels: at most {MAX_GROUPS} (a block's "
-                                    f"keep bits are one {MAX_GROUPS}-bit word); use a larger --channel-group that "
-                                    f"divides {inner}" + (f", e.g. --channel-group {fits[0]}" if fits else ""))
             if self.gate != "int":
                 raise FracskipError("channel skipping needs the integer gate (gate='int')")
+
+    def too_many_groups(self) -> str | None:
+        """Why no export of this network can hold its channel groups (a block's keep bits are one 16-bit word), if
+        it cannot: training refuses it before it starts (a checkpoint that has it still loads)."""
+        inner = sorted({cout for _, cout, _ in self.block_specs()[1:]})
+        widest = max(inner)
+        if not self.channel_group or widest // self.channel_group <= MAX_GROUPS:
+            return None
+        fits = [g for g in range(-(-widest // MAX_GROUPS), widest + 1) if all(c % g == 0 for c in inner)]
+        return (f"channel group size {self.channel_group} makes {widest // self.channel_group} channel groups in a "
+                f"block of {widest} channels: at most {MAX_GROUPS} (a block's keep bits are one {MAX_GROUPS}-bit "
+                f"word); use a larger --channel-group that divides {inner}"
+                + (f", e.g. --channel-group {fits[0]}" if fits else ""))
 
     @property
     def routes(self) -> tuple[int, ...]:

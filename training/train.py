@@ -128,6 +128,9 @@ class TrainConfig:
         if "backbone" in self.stages:
             raise FracskipError(f"--mode {self.mode} trains the gates and channel heads on a trained backbone: "
                                 "use --stages gates,joint with --init BACKBONE")
+        problem = ModelConfig(depth=self.depth, bit_menu=self.bit_menu, channel_group=g).too_many_groups()
+        if problem:  # the export would refuse it after hours of training
+            raise FracskipError(problem)
 
     def model_config(self, image_size: int, in_channels: int) -> ModelConfig:
         return ModelConfig(depth=self.depth, bit_menu=self.bit_menu, image_size=image_size, in_channels=in_channels,

@@ -82,11 +82,14 @@ class Package:
         by_kept = d["channels"]["bitops_by_kept"] if "channels" in d else [[None] * len(c) for c in d["bitops"]]
         return count_bitops(d["fixed_bitops"], d["bitops"], by_kept, decisions, keep)
 
+    def grouped(self) -> list[list[int]]:
+        """Per gated block, the menu entries whose path has channel groups."""
+        return [[k for k, c in enumerate(by_kept) if c is not None]
+                for by_kept in self.extra["decisions"]["channels"]["bitops_by_kept"]]
+
     def kept_fraction(self, decisions: np.ndarray, keep: np.ndarray) -> list[float | None]:
         """Per gated block, the fraction of its channel groups kept over the images that ran a path with groups."""
-        ch = self.extra["decisions"]["channels"]
-        grouped = [[k for k, c in enumerate(by_kept) if c is not None] for by_kept in ch["bitops_by_kept"]]
-        return kept_fraction(decisions, keep, ch["groups"], grouped)
+        return kept_fraction(decisions, keep, self.extra["decisions"]["channels"]["groups"], self.grouped())
 
 
 def load_package(folder: str | Path) -> Package:
@@ -389,15 +392,13 @@ class AcceleratorDriver:
             raise FracskipError(f"the accelerator returned decisions outside the bit menu (0..{menu - 1}): the "
                                 "bitstream does not match this package")
         if keep is not None:
-            ch = self.pkg.extra["decisions"]["channels"]
-            groups = np.asarray(ch["groups"])
+            groups = np.asarray(self.pkg.extra["decisions"]["channels"]["groups"])
             if keep.size and (keep >> groups).any():
                 raise FracskipError("the accelerator returned keep bits beyond its blocks' channel groups: the "
                                     "bitstream does not match this package")
             # the RTL keeps at least one group of a block whose channel path ran (a skipped block's keep is unused)
-            for g, by_kept in enumerate(ch["bitops_by_kept"]):
-                ran = np.isin(dec_i[:, g], [k for k, c in enumerate(by_kept) if c is not None])
-                if (ran & (keep[:, g] == 0)).any():
+            for g, entries in enumerate(self.pkg.grouped()):
+                if (np.isin(dec_i[:, g], entries) & (keep[:, g] == 0)).any():
                     raise FracskipError(f"the accelerator kept no channel group of gate {g}'s block where its channel "
                                         "path ran: the bitstream does not match this package")
         logits = np.asarray(self.pkg.post(head_i), np.float32)

@@ -482,14 +482,16 @@ def test_static_pipeline_bottleneck_is_finns(tiny_build):
 
 
 @pytest.mark.xdist_group(__name__)
-def test_budget_sweep_folds_every_design_at_each_budget(tiny_build):
+def test_budget_sweep_folds_every_design_at_each_budget(tiny_build, tmp_path, capsys):
     """The sweep's row at the build's own budget is the throughput table; a smaller budget never folds faster (the
     allocator is exact); a budget naming one resource keeps the others at the build's fraction."""
-    from fracskip.hls.pipeline_folding import DESIGNS, budget_sweep, throughput_table
+    from fracskip.hls.pipeline_folding import DESIGNS, main, throughput_table
 
     table = throughput_table(tiny_build)
     frac = json.loads((tiny_build / "summary.json").read_text())["budget_fraction"]
-    sweep = budget_sweep(tiny_build, [str(frac), "0.5", "LUT=0.5"])
+    main([str(tiny_build), "--budgets", str(frac), "0.5", "LUT=0.5", "--plot", str(tmp_path / "sweep.png")])
+    sweep = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     at, half, lut = sweep["rows"]
     for d in DESIGNS:
         assert at[d]["cycles_per_image_model"] == table[d]["cycles_per_image_model"], d
@@ -501,7 +503,8 @@ def test_budget_sweep_folds_every_design_at_each_budget(tiny_build):
 
 
 @pytest.mark.parametrize("spec, message", [("0", "lie in"), ("1.5", "lie in"), ("LUT=half", "give a fraction"),
-                                           ("LUTS=0.5", "unknown resource"), ("LUT=0.5,", "give a fraction")])
+                                           ("LUTS=0.5", "unknown resource"), ("LUT=0.5,", "give a fraction"),
+                                           ("LUT=0.5,LUT=0.9", "named twice")])
 def test_a_bad_budget_is_refused(spec, message):
     from fracskip.errors import FracskipError
     from fracskip.hls.pipeline_folding import parse_budget

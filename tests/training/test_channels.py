@@ -95,10 +95,14 @@ def test_forced_choices_keep_every_group():
 
 
 def test_more_groups_than_a_keep_word_holds_are_refused():
-    """A block's keep bits are one 16-bit word: 32 groups of 2 channels are refused when the network is configured,
-    not by the export after it has written every core."""
+    """A block's keep bits are one 16-bit word: 32 groups of 2 channels are refused before training starts, not by
+    the export after it has written every core; a network that has them still loads."""
+    from fracskip.training.train import TrainConfig
+
     with pytest.raises(FracskipError, match=r"32 channel groups.*at most 16.*--channel-group 4"):
-        ModelConfig(depth=8, channel_group=2)
+        TrainConfig(depth=8, mode="channels", bit_menu=(4,), channel_group=2, stages=("gates", "joint"))
+    assert ModelConfig(depth=8, channel_group=2).too_many_groups()
+    assert ModelConfig(depth=8, channel_group=4).too_many_groups() is None
     assert C.group_counts(ModelConfig(depth=8, channel_group=4)) == [8, 16]
 
 
