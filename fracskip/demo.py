@@ -126,7 +126,7 @@ SIM_ROWS = {"accuracy": "accuracy", "torch_accuracy": "accuracy of the torch mod
 
 def _simulation_rows(sim: dict) -> dict:
     def fmt(k, v):
-        return v if not isinstance(v, float) else f"{v:,.0f}" if "cycles" in k else f"{v:.4g}"
+        return f"{v:,.0f}" if "cycles" in k else f"{v:.4g}" if isinstance(v, float) else v
     return {label: fmt(k, sim[k]) for k, label in SIM_ROWS.items() if sim.get(k) is not None}
 
 
