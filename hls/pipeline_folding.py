@@ -1664,7 +1664,6 @@ def main(argv: list[str] | None = None) -> None:
     pipelines, estimates) as JSON; with ``--levers``, each design's figures after each lever of ``LEVER_STEPS``
     instead; with ``--budgets``, every design folded at each of those budgets (``budget_sweep``)."""
     import argparse
-    import tempfile
 
     from . import finn_env
 
@@ -1690,8 +1689,7 @@ def main(argv: list[str] | None = None) -> None:
             parse_budget(b, 1.0)
     except FracskipError as exc:
         ap.error(str(exc))
-    with tempfile.TemporaryDirectory(prefix="fracskip_folding_") as tmp:
-        finn_env.setup(Path(tmp))
+    with finn_env.scratch("fracskip_folding_"):  # the caller's FINN set-up (a test's) comes back afterwards
         if args.budgets:
             sweep = budget_sweep(args.build, args.budgets, units, progress=True)
             if args.plot:

@@ -484,22 +484,23 @@ def test_static_pipeline_bottleneck_is_finns(tiny_build):
 @pytest.mark.xdist_group(__name__)
 def test_budget_sweep_folds_every_design_at_each_budget(tiny_build, tmp_path, capsys):
     """The sweep's row at the build's own budget is the throughput table; a smaller budget never folds faster (the
-    allocator is exact); a budget naming one resource keeps the others at the build's fraction."""
+    allocator is exact); a budget naming one resource keeps the others at the build's fraction. Through the
+    command line, with its plot."""
     from fracskip.hls.pipeline_folding import DESIGNS, main, throughput_table
 
     table = throughput_table(tiny_build)
     frac = json.loads((tiny_build / "summary.json").read_text())["budget_fraction"]
-    main([str(tiny_build), "--budgets", str(frac), "0.5", "LUT=0.5", "--plot", str(tmp_path / "sweep.png")])
+    main([str(tiny_build), "--budgets", str(frac), "LUT=0.5", "--plot", str(tmp_path / "sweep.png")])
     sweep = json.loads(capsys.readouterr().out)
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    at, half, lut = sweep["rows"]
+    at, lut = sweep["rows"]
+    assert at["fractions"] == dict.fromkeys(RESOURCES, frac)
+    assert lut["fractions"] == {**dict.fromkeys(RESOURCES, frac), "LUT": 0.5}
     for d in DESIGNS:
         assert at[d]["cycles_per_image_model"] == table[d]["cycles_per_image_model"], d
-        assert half[d]["cycles_per_image_model"] >= at[d]["cycles_per_image_model"], d
+        assert lut[d]["cycles_per_image_model"] >= at[d]["cycles_per_image_model"], d
         assert at["dfs_speedup_model"].get(d, 1.0) == pytest.approx(
             at[d]["cycles_per_image_model"] / at["dfs"]["cycles_per_image_model"])
-    assert half["fractions"] == dict.fromkeys(RESOURCES, 0.5)
-    assert lut["fractions"] == {**dict.fromkeys(RESOURCES, frac), "LUT": 0.5}
 
 
 @pytest.mark.parametrize("spec, message", [("0", "lie in"), ("1.5", "lie in"), ("LUT=half", "give a fraction"),
