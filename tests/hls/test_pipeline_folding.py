@@ -481,28 +481,6 @@ def test_static_pipeline_bottleneck_is_finns(tiny_build):
     assert {"MVAU_lut", "MVAU_rtl"} & set(ops.values())
 
 
-@pytest.mark.xdist_group(__name__)
-def test_budget_sweep_folds_every_design_at_each_budget(tiny_build, tmp_path, capsys):
-    """The sweep's row at the build's own budget is the throughput table; a smaller budget never folds faster (the
-    allocator is exact); a budget naming one resource keeps the others at the build's fraction. Through the
-    command line, with its plot."""
-    from fracskip.hls.pipeline_folding import DESIGNS, main, throughput_table
-
-    table = throughput_table(tiny_build)
-    frac = json.loads((tiny_build / "summary.json").read_text())["budget_fraction"]
-    main([str(tiny_build), "--budgets", str(frac), "LUT=0.5", "--plot", str(tmp_path / "sweep.png")])
-    sweep = json.loads(capsys.readouterr().out)
-    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    at, lut = sweep["rows"]
-    assert at["fractions"] == dict.fromkeys(RESOURCES, frac)
-    assert lut["fractions"] == {**dict.fromkeys(RESOURCES, frac), "LUT": 0.5}
-    for d in DESIGNS:
-        assert at[d]["cycles_per_image_model"] == table[d]["cycles_per_image_model"], d
-        assert lut[d]["cycles_per_image_model"] >= at[d]["cycles_per_image_model"], d
-        assert at["dfs_speedup_model"].get(d, 1.0) == pytest.approx(
-            at[d]["cycles_per_image_model"] / at["dfs"]["cycles_per_image_model"])
-
-
 @pytest.mark.parametrize("spec, message", [("0", "lie in"), ("1.5", "lie in"), ("LUT=half", "give a fraction"),
                                            ("LUTS=0.5", "unknown resource"), ("LUT=0.5,", "give a fraction"),
                                            ("LUT=0.5,LUT=0.9", "named twice")])
@@ -512,6 +490,8 @@ def test_a_bad_budget_is_refused(spec, message):
 
     with pytest.raises(FracskipError, match=message):
         parse_budget(spec, 0.8)
+    # the resources a budget does not name stay at the build's fraction
+    assert parse_budget("LUT=0.5, DSP=1", 0.8) == {**dict.fromkeys(RESOURCES, 0.8), "LUT": 0.5, "DSP": 1.0}
 
 
 @pytest.mark.xdist_group(__name__)
@@ -623,6 +603,27 @@ def test_dfs_folding_applied_equals_the_model(tiny_build):
     mixed = np.tile(np.arange(len(menu)), (gates, 3)).T
     assert frame_sequence_cycles(model, mixed, man)[0] >= pipeline_cycles(
         model, decision_frequencies(mixed, man), menu)[0]
+
+
+@pytest.mark.xdist_group(__name__)
+def test_budget_sweep_folds_every_design_at_each_budget(tiny_build, tmp_path, capsys):
+    """The sweep's row at the build's own budget is the throughput table; a larger budget never folds slower (the
+    allocator is exact). Through the command line, with its plot. After the table's test, on the same worker: the
+    build's budget is folded there (and kept in the folding cache), the whole device here."""
+    from fracskip.hls.pipeline_folding import DESIGNS, main, throughput_table
+
+    table = throughput_table(tiny_build)
+    frac = json.loads((tiny_build / "summary.json").read_text())["budget_fraction"]
+    main([str(tiny_build), "--budgets", str(frac), "1", "--plot", str(tmp_path / "sweep.png")])
+    sweep = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    at, whole = sweep["rows"]
+    assert at["fractions"] == dict.fromkeys(RESOURCES, frac) and whole["fractions"] == dict.fromkeys(RESOURCES, 1.0)
+    for d in DESIGNS:
+        assert at[d]["cycles_per_image_model"] == table[d]["cycles_per_image_model"], d
+        assert whole[d]["cycles_per_image_model"] <= at[d]["cycles_per_image_model"], d
+        assert at["dfs_speedup_model"].get(d, 1.0) == pytest.approx(
+            at[d]["cycles_per_image_model"] / at["dfs"]["cycles_per_image_model"])
 
 
 @pytest.mark.slow
