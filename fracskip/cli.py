@@ -252,6 +252,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     import time
 
+    from .bench import STATIC_ROWS
     from .demo import demo
 
     t = time.time()
@@ -264,7 +265,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(f"  build      one pipelined accelerator for {s['board']['name']} ({acc['nodes']} nodes): "
           f"{'fits' if acc['fits_device_estimate_emitted'] else 'does NOT fit'} the device as emitted (estimates); "
           f"{acc['cycles_per_image_model']:,.0f} cycles/image (model)")
-    present = [k for k in ("dfs", "static_W2A2", "static_W4A4", "static_W8A8") if k in tp]
+    present = [k for k in ("dfs", *STATIC_ROWS) if k in tp]
     print("  throughput " + ", ".join(f"{k} {tp[k]['images_per_s_model']:,.0f}" for k in present)
           + f" images/s (folding model, {tp['clock_mhz']:.0f} MHz)")
     measured = ""

@@ -53,7 +53,8 @@ def require_complete(folder: Path) -> None:
 def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
     """``with fresh(out, force, "demo") as out: ...``: an empty ``out`` (a non-empty one only with ``force``),
     holding ``.incomplete`` until the block ends; removed entirely when the block raises (Ctrl-C included), or
-    emptied if it was an empty folder of the user's, and then the folder it replaced is back as it was. An ``out`` that is a symbolic link stays one, to the new folder."""
+    emptied if it was an empty folder of the user's, and then the folder it replaced is back as it was. An ``out``
+    that is a symbolic link stays one, to the new folder."""
     out = Path(out).resolve() if Path(out).is_symlink() else Path(out)
     if out.exists() and not out.is_dir():
         raise FracskipError(f"{out} is a file; pass a folder (it is created if missing)")

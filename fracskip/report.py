@@ -150,10 +150,9 @@ def throughput_rows(table: dict) -> dict:
             f"{DESIGNS[n]} {v:.2f}x ({100 * c['speedup_measured_over_bitops_ratio'][n]:.1f} %)"
             for n, v in c["speedup_measured"].items())
     for how in ("model", "measured"):
-        v = c.get(f"dfs_faster_than_every_peer_{how}", "absent")
-        if v != "absent":
+        if (key := f"dfs_faster_than_every_peer_{how}") in c:
             rows[f"DFS faster than every static network at least as accurate ({how})"] = \
-                v if v is not None else c["why_none"]
+                c["why_none"] if c[key] is None else c[key]
     return rows
 
 

@@ -151,16 +151,18 @@ class IntGateParams:
     def from_json(cls, d: dict) -> "IntGateParams":
         # integers, as the specification has them: 1.7, "4", true, Infinity and NaN are refused, not truncated or
         # parsed (3.0 is 3)
+        def whole(x: np.ndarray) -> bool:
+            return x.dtype.kind in "iu" or (x.dtype.kind == "f" and bool(np.isfinite(x).all())
+                                            and np.array_equal(x, np.floor(x)))
+
         def A(name: str, a) -> np.ndarray:
             x = np.asarray(a)
-            if x.dtype.kind not in "iuf" or (x.dtype.kind == "f" and not (np.isfinite(x).all()
-                                                                          and np.array_equal(x, np.floor(x)))):
+            if not whole(x):
                 raise ValueError(f"{name}: expected integers, found {x.dtype} values such as {x.ravel()[:3].tolist()}")
             return x.astype(np.int64)
 
         def I(name: str, v) -> int:  # noqa: E743
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) \
-                    or (isinstance(v, float) and not (np.isfinite(v) and v == np.floor(v))):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) or not whole(np.asarray(float(v))):
                 raise ValueError(f"{name}: expected an integer, found {v!r}")
             return int(v)
 
