@@ -66,7 +66,7 @@ def core_inputs(manifest: Manifest, images: np.ndarray) -> dict[str, tuple[np.nd
     """Realistic inputs for every core: the interface tensors the torch model produces on ``images``
     (each block fed the output of the previous block's widest path, every channel kept); a channel path's core
     of ``k`` groups kept also gets a keep mask of ``k`` groups drawn at random per input."""
-    from ..runtime.torch_backend import TorchBackend
+    from ..backends.torch_backend import TorchBackend
 
     tb = TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])))
     rng = np.random.default_rng(0)
@@ -91,7 +91,7 @@ def verify_streamlined(manifest: Manifest, images: np.ndarray, cores: list[str] 
                        progress: bool = True) -> dict[str, dict]:
     """For each core: compare the streamlined graph's Python execution with the torch core (float64 and
     float32), input by input."""
-    from ..runtime.torch_backend import TorchBackend
+    from ..backends.torch_backend import TorchBackend
 
     source = str(manifest.file(manifest.data["source_checkpoint"]["file"]))
     tb32, tb64 = TorchBackend(source), TorchBackend(source, exact=True)

@@ -66,7 +66,7 @@ def _bench(out: Path, checkpoint: str, plan: dict, quick: bool, workers: int, mv
     from .export.exporter import export
     from .hls.build import BuildConfig, build
     from .runtime.manifest import Manifest
-    from .runtime.simulate import simulate
+    from .simulate import simulate
     from .training import data as D
     from .training.checkpoint import load_model, resolve
     from .training.evaluate import evaluate

@@ -106,7 +106,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_simulate(a: argparse.Namespace) -> int:
-    from .runtime.simulate import simulate
+    from .simulate import simulate
     from .training import data as D
 
     split = D.load(a.dataset, "test", a.data, a.limit)

@@ -29,7 +29,7 @@ def _demo(out: Path, checkpoint: str, board: str, images: int, workers: int, bac
     from . import report as R
     from .export.exporter import export
     from .hls.build import BuildConfig, build
-    from .runtime.simulate import simulate
+    from .simulate import simulate
     from .training import data as D
     from .training.checkpoint import load_model
     from .training.evaluate import evaluate

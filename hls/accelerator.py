@@ -739,7 +739,7 @@ def sequence_decisions(build_dir: str | Path, n: int = SEQUENCE_IMAGES) -> tuple
     """(manifest, decisions, keep bits or None) the checkpoint takes on the first ``n`` images of the calibration
     split (the sizing images among them), what ``fifo_model.SequenceModel`` takes: the torch model's, which the
     accelerator's equal bit for bit."""
-    from ..runtime.torch_backend import TorchBackend
+    from ..backends.torch_backend import TorchBackend
 
     man = Manifest.load(Path(build_dir) / "export")
     torch = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"])), exact=True)
@@ -1073,8 +1073,8 @@ def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | N
     from tqdm import tqdm
 
     from ..runtime.controller import Controller
-    from ..runtime.qonnx_backend import QONNXBackend
-    from ..runtime.torch_backend import TorchBackend
+    from ..backends.qonnx_backend import QONNXBackend
+    from ..backends.torch_backend import TorchBackend
     from .rtlsim import RTLSimCore, setup_finn
     from .rtlsim.verilator import cxx_opt_for
 

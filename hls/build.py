@@ -254,7 +254,7 @@ def _baselines(out: Path, cfg: BuildConfig, progress: bool) -> dict:
 
 def calibrate(manifest: Manifest, n: int, data_dir: str | None) -> dict:
     """How often the trained gates pick each path, on the first ``n`` training images of the checkpoint's dataset."""
-    from ..runtime.torch_backend import TorchBackend
+    from ..backends.torch_backend import TorchBackend
     from ..training import data as D
     from ..training.checkpoint import trained_on
 

@@ -270,7 +270,7 @@ def golden(pkg: ad.Package, images: np.ndarray, labels: np.ndarray | None = None
     from ..runtime.controller import Controller
     from ..runtime.host import HostProgram
     from ..runtime.manifest import Manifest
-    from ..runtime.qonnx_backend import QONNXBackend
+    from ..backends.qonnx_backend import QONNXBackend
     from .accelerator import python_model
     from .host_ops import PARENT_FILE, core_model_path, host_programs
 

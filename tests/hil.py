@@ -86,7 +86,7 @@ def sample_images(n: int = N_IMAGES) -> tuple[np.ndarray, np.ndarray]:
 def torch_choices(build_dir: Path, images: np.ndarray):
     """The build's manifest and the torch model's per-image decisions (images x gates, menu indices)."""
     from fracskip.runtime.manifest import Manifest
-    from fracskip.runtime.torch_backend import TorchBackend
+    from fracskip.backends.torch_backend import TorchBackend
 
     m = Manifest.load(build_dir / "export")
     _, choices = TorchBackend(str(m.file(m.data["source_checkpoint"]["file"]))).reference(images)

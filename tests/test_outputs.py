@@ -54,7 +54,7 @@ def small_world(tiny_export, monkeypatch):
 
 
 @pytest.mark.parametrize("command, stage", [("demo", "fracskip.hls.build.build"),
-                                            ("bench", "fracskip.runtime.simulate.simulate")])
+                                            ("bench", "fracskip.simulate.simulate")])
 def test_killed_demo_or_bench_leaves_nothing(command, stage, small_world, tiny_run, tmp_path, monkeypatch):
     """Killed in the stage after export (the demo in its build, the bench in its golden simulation), with eval
     done and a complete export in the output folder: the whole output folder goes."""
@@ -72,7 +72,7 @@ def test_killed_demo_or_bench_leaves_nothing(command, stage, small_world, tiny_r
 
 
 @pytest.mark.parametrize("command, stage", [("demo", "fracskip.hls.build.build"),
-                                            ("bench", "fracskip.runtime.simulate.simulate"),
+                                            ("bench", "fracskip.simulate.simulate"),
                                             ("build", "fracskip.hls.build._build")])
 def test_killed_run_with_force_gives_back_the_folder_it_replaced(command, stage, small_world, tiny_run, tiny_export,
                                                                 tmp_path, monkeypatch):

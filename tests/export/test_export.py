@@ -8,9 +8,9 @@ from fracskip.errors import FracskipError
 from fracskip.export.exporter import export
 from fracskip.runtime.controller import Controller
 from fracskip.runtime.manifest import FORMAT, Manifest
-from fracskip.runtime.qonnx_backend import QONNXBackend
-from fracskip.runtime.simulate import simulate
-from fracskip.runtime.torch_backend import TorchBackend
+from fracskip.backends.qonnx_backend import QONNXBackend
+from fracskip.backends.torch_backend import TorchBackend
+from fracskip.simulate import simulate
 from fracskip.training import data as D
 
 

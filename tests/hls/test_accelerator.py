@@ -112,7 +112,7 @@ def network(tiny_export, tmp_path_factory, finn_rtlsim):
     from fracskip.hls.rtlsim import setup_finn
     from fracskip.runtime.controller import Controller
     from fracskip.runtime.manifest import Manifest
-    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.backends.qonnx_backend import QONNXBackend
 
     hil.tiny_build(tiny_export, tmp_path_factory)
     setup_finn(finn_rtlsim / "finn_build", cache_dir=finn_rtlsim / "cache")  # the build re-initialised FINN
@@ -348,7 +348,7 @@ def test_static_baseline_emitted_and_measured(network, monkeypatch):
         "latency_cycles"]
     # the golden is the forced network, not the gated one: forcing changes some image's logits on these images
     from fracskip.runtime.controller import Controller
-    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.backends.qonnx_backend import QONNXBackend
 
     forced, _ = Controller(network["man"], QONNXBackend(network["man"], progress=False)).run(network["images"], bits=4)
     assert not np.array_equal(forced, network["logits"])

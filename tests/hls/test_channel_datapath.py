@@ -52,7 +52,7 @@ def _token(mode: int, keep: int) -> list[int]:
 
 
 def _golden(lc_block, x_nhwc: np.ndarray, mode: int, keep: int) -> np.ndarray:
-    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.backends.qonnx_backend import QONNXBackend
 
     ch = lc_block["channels"]
     bits = sorted(ch.by_kept)[mode]
@@ -151,7 +151,7 @@ def test_channel_accelerator_python_equals_the_controller(tiny_lc_build):
     from fracskip.hls.modal import bitserial_datapath
     from fracskip.runtime.controller import Controller
     from fracskip.runtime.manifest import Manifest
-    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.backends.qonnx_backend import QONNXBackend
     from fracskip.training import data as D
 
     man = Manifest.load(tiny_lc_build / "export")
@@ -183,7 +183,7 @@ def test_channel_accelerator_built_and_simulated(tiny_lc_build, monkeypatch):
     where every input takes its own groups, as here (random channel heads), and the trained network varies with the
     CPU: measured within 1.1 times it on one, 1.15 on 16 images and 1.23 on 48 on another. A datapath that did not
     skip the dropped groups would be far slower (on that other CPU, 65 % and 32 % of the two blocks' groups kept)."""
-    from fracskip.runtime.simulate import simulate
+    from fracskip.simulate import simulate
     from fracskip.training import data as D
 
     split = D.load("synthetic", "test", limit=16)
@@ -231,8 +231,8 @@ def test_channel_accelerator_deploys(tiny_lc_build, tmp_path, capsys):
     from fracskip.runtime import accelerator_driver as ad
     from fracskip.runtime.controller import Controller
     from fracskip.runtime.manifest import Manifest
-    from fracskip.runtime.qonnx_backend import QONNXBackend
-    from fracskip.runtime.simulate import kept_fraction
+    from fracskip.backends.qonnx_backend import QONNXBackend
+    from fracskip.simulate import kept_fraction
     from fracskip.training import data as D
 
     pkg = DP.package_from_build(tiny_lc_build, tmp_path / "package")

@@ -409,8 +409,8 @@ def tiny(tiny_export, tmp_path_factory):
     record of them (every core call with its input)."""
     from fracskip.runtime.controller import Controller
     from fracskip.runtime.manifest import Manifest
-    from fracskip.runtime.qonnx_backend import QONNXBackend
-    from fracskip.runtime.torch_backend import TorchBackend
+    from fracskip.backends.qonnx_backend import QONNXBackend
+    from fracskip.backends.torch_backend import TorchBackend
 
     build_dir = hil.tiny_build(tiny_export, tmp_path_factory)
     man = Manifest.load(build_dir / "export")

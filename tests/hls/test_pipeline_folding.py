@@ -638,7 +638,7 @@ def test_folded_dfs_python_equals_controller(tiny_build):
     from qonnx.custom_op.registry import getCustomOp
 
     from fracskip.runtime.controller import Controller
-    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.backends.qonnx_backend import QONNXBackend
 
     board, _, man, freq = _setup(tiny_build)
     table = throughput_table(tiny_build, units=("MVAU_rtl", "MVAU_lut"), designs=_designs(tiny_build, ("dfs",)))

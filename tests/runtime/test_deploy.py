@@ -82,7 +82,7 @@ def test_deploy_simulate_equals_the_golden(package, capsys):
     assert r["rtlsim"]["cycles_per_image"] < 1.5 * r["rtlsim"]["estimate_max_cycles"]
     from fracskip.runtime.controller import Controller
     from fracskip.runtime.manifest import Manifest
-    from fracskip.runtime.qonnx_backend import QONNXBackend
+    from fracskip.backends.qonnx_backend import QONNXBackend
 
     man = Manifest.load(package[5] / "export")  # the controller's count of what these decisions cost
     _, trace = Controller(man, QONNXBackend(man, progress=False)).run(package[3])

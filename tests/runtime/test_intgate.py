@@ -210,8 +210,8 @@ def test_one_batch_takes_every_path_through_the_golden_controller(tiny_export):
     """Every menu entry, skip included, at every gate, within one batch; the golden controller routes it exactly
     as the torch model does, core outputs integer for integer."""
     from fracskip.runtime.controller import Controller
-    from fracskip.runtime.qonnx_backend import QONNXBackend
-    from fracskip.runtime.torch_backend import TorchBackend
+    from fracskip.backends.qonnx_backend import QONNXBackend
+    from fracskip.backends.torch_backend import TorchBackend
 
     from routing import ROUTED_IMAGES
 

@@ -285,8 +285,8 @@ def test_channel_export_golden_controller_matches_torch(tiny_lc_export):
 
     from fracskip.runtime.controller import Controller, popcount
     from fracskip.runtime.manifest import Manifest
-    from fracskip.runtime.qonnx_backend import QONNXBackend
-    from fracskip.runtime.torch_backend import TorchBackend
+    from fracskip.backends.qonnx_backend import QONNXBackend
+    from fracskip.backends.torch_backend import TorchBackend
 
     m = Manifest.load(tiny_lc_export)
     assert m.channel_group == 16
@@ -367,8 +367,8 @@ def test_a_channel_head_that_does_not_fit_its_block_is_refused(tiny_lc_export, t
 def test_simulate_counts_the_keep_bits_as_decisions(tiny_lc_export, monkeypatch):
     """`fracskip simulate`'s decisions_match_pct holds the keep bits as decisions, as rtlsim's and deploy's do: an
     image whose keep bits differ from the reference's is no match."""
-    from fracskip.runtime.simulate import simulate
-    from fracskip.runtime.torch_backend import TorchBackend
+    from fracskip.simulate import simulate
+    from fracskip.backends.torch_backend import TorchBackend
 
     split = D.load("synthetic", "test", limit=8)
     real = TorchBackend.reference_trace

@@ -15,21 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FracskipError
-from .controller import Controller, Trace
-from .manifest import Manifest
+from .errors import FracskipError
+from .runtime.controller import Controller, Trace
+from .runtime.manifest import Manifest
 
 BACKENDS = ("torch", "qonnx", "rtlsim")
 
 
 def make_backend(name: str, manifest: Manifest, graphs: str = "finn", progress: bool = True):
     if name == "torch":
-        from .torch_backend import TorchBackend
+        from .backends.torch_backend import TorchBackend
 
         # float64 with the float32 scales: the cores' integers are then exactly the hardware's (see TorchBackend)
         return TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])), exact=True)
     if name == "qonnx":
-        from .qonnx_backend import QONNXBackend
+        from .backends.qonnx_backend import QONNXBackend
 
         return QONNXBackend(manifest, graphs, progress)
     raise FracskipError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -44,11 +44,11 @@ def simulate(folder: str | Path, backend: str, images: np.ndarray, labels: np.nd
     ``threads``: the Verilator model's; ``jobs``: Verilator models side by side, each on a share of the images."""
     from tqdm import tqdm
 
-    from .torch_backend import TorchBackend
+    from .backends.torch_backend import TorchBackend
 
     folder = Path(folder)
     if backend == "rtlsim":
-        from ..hls import accelerator as A
+        from .hls import accelerator as A
 
         if not A.has_accelerator(folder, design):
             raise FracskipError(f"{folder} has no {'accelerator' if design == 'dfs' else design} to simulate: "
@@ -121,7 +121,7 @@ def _channel_figures(m: Manifest, choices: np.ndarray, keep: np.ndarray, ref_kee
 
 def kept_fraction(m: Manifest, choices: np.ndarray, keep: np.ndarray) -> list[float | None]:
     """Per gated block, the fraction of its channel groups kept, over the inputs that ran a path with groups."""
-    from . import controller
+    from .runtime import controller
 
     grouped = [[k for k, b in enumerate(m.bit_menu) if "channels" in blk["paths"][str(b)]] for blk in m.gated_blocks]
     return controller.kept_fraction(choices, keep, m.channel_groups, grouped)
@@ -132,12 +132,10 @@ def simulate_accelerator(build_dir: Path, images: np.ndarray, labels: np.ndarray
                          jobs: int = 1) -> tuple[dict, Trace]:
     """The build's accelerator (``hls.accelerator``: the whole network, one Verilator model, images back to back)
     against the numpy controller and the torch model; ``hls.accelerator.rtlsim`` has the figures."""
-    from ..hls import accelerator as A
+    from .hls import accelerator as A
 
     res, run = A.rtlsim_run(build_dir, images, labels, progress=progress, design=design, threads=threads, jobs=jobs)
     m = Manifest.load(Path(build_dir) / "export")
-    from .controller import Controller
-
     if design in A.STATIC:  # every gated block at the design's width (a route: on the menu or beyond it)
         run.decisions = np.full((len(images), len(m.gated_blocks)), m.routes.index(A.static_bits(design)))
     bitops = Controller(m, None).bitops(run.decisions, run.keep)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FracskipError
-from .manifest import Manifest
+from ..runtime.manifest import Manifest
 
 GRAPHS = ("finn", "qonnx")
 

@@ -7,8 +7,8 @@ import torch
 
 from ..errors import FracskipError
 from ..export.cores import ChannelPathCore, HeadCore, PathCore, StemCore
+from ..runtime.intgate import pack_keep
 from ..training.checkpoint import load_model
-from .intgate import pack_keep
 
 
 class TorchBackend:
