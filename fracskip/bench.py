@@ -212,10 +212,7 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
         model_cycles = e.get("cycles_per_image_model", d["cycles_per_image_model"])
         measured = r["cycles_per_image_measured"] if r else None
         synth = e.get("resources_synth")
-        fits, fits_from = ((e["fits_device_synth"], "Yosys of the emitted HDL against the device") if synth else
-                           (e["fits_device_estimate_emitted"], "the emitted design's estimates against the device")
-                           if "fits_device_estimate_emitted" in e else
-                           (d["fits"], "the folding's estimates against the budget"))
+        fits, fits_from = judged_fit(e, d)
         out[name] = {
             "accuracy": acc[name][0], "accuracy_images": acc[name][1], "accuracy_from": acc[name][2],
             "bitops_per_image": d["bitops_per_image"],
@@ -237,6 +234,18 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
             out[name]["fits_device_emitted"] = e["fits_device_estimate_emitted"]
     out["claim"] = claim(out, statics, rtlsim)
     return out
+
+
+def judged_fit(emitted: dict, folded: dict) -> tuple[bool, str]:
+    """(fits, by what) of a design: ``emitted``, its entry in the build's summary (empty where the build did not
+    emit it); ``folded``, its throughput table row. The strongest evidence there is: Yosys of the emitted HDL, else
+    the emitted design's estimates (sized FIFOs and frame buffers included), both against the device; else the
+    folding's estimates against the budget."""
+    if emitted.get("resources_synth"):
+        return emitted["fits_device_synth"], "Yosys of the emitted HDL against the device"
+    if "fits_device_estimate_emitted" in emitted:
+        return emitted["fits_device_estimate_emitted"], "the emitted design's estimates against the device"
+    return folded["fits"], "the folding's estimates against the budget"
 
 
 def claim(rows: dict, statics: list[str], rtlsim: dict | None) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fracskip.bench import claim
+from fracskip.bench import claim, judged_fit
 from fracskip.report import throughput_rows
 
 
@@ -91,3 +91,13 @@ def test_the_budget_sweep_plot_takes_rows_that_do_not_fit_and_budgets_that_name_
             {"budget": "DSP=1", "fractions": {"LUT": 0.8, "DSP": 1.0}, "dfs": design(2.8e4), "static_W4A4": design(3.7e4)}]
     budget_sweep_plot({"board": "Pynq-Z2", "build_budget_fraction": 0.8, "rows": rows}, tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fits_is_judged_on_the_strongest_evidence_there_is():
+    folded = {"fits": True}  # the folding's estimates within the budget
+    emitted = {"fits_device_estimate_emitted": False, "resources_estimate_emitted": {"total": {"LUT": 6e4}}}
+    assert judged_fit({}, folded) == (True, "the folding's estimates against the budget")
+    assert judged_fit(emitted, folded) == (False, "the emitted design's estimates against the device")
+    synth = {**emitted, "resources_synth": {"LUT": 4.6e4}, "fits_device_synth": True}
+    assert judged_fit(synth, folded) == (True, "Yosys of the emitted HDL against the device")
+    assert judged_fit({**emitted, "resources_synth": None}, folded)[0] is False  # no Yosys run: the estimates'
