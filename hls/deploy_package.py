@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,8 +174,8 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
     from ..runtime.manifest import Manifest
 
     build_dir, out = Path(build_dir), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise FracskipError(f"{out} exists and is not empty: pass another folder (or force=True to replace it)")
+    check_output(build_dir, out, force, bitfile_dir)
+    bitfiles = None if bitfile_dir is None else bitfile_files(bitfile_dir)
     summary = json.loads((build_dir / "summary.json").read_text())
     board = summary["board"]
     man = Manifest.load(build_dir / "export")
@@ -188,14 +189,11 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
         host, params = host_side(build_dir)
         np.savez(tmp / ad.HOST_NPZ, **params)
         bitfile = None
-        if bitfile_dir is not None:
-            files = [f for f in Path(bitfile_dir).iterdir() if f.suffix in (".bit", ".hwh", ".xclbin")]
-            if not any(f.suffix in (".bit", ".xclbin") for f in files):
-                raise FracskipError(f"{bitfile_dir} holds no .bit or .xclbin: pass the bitfile folder of a shell build")
+        if bitfiles is not None:
             (tmp / "bitfile").mkdir()
-            for f in files:
+            for f in bitfiles:
                 shutil.copyfile(f, tmp / "bitfile" / f.name)
-            bitfile = "bitfile/" + next(f.name for f in files if f.suffix in (".bit", ".xclbin"))
+            bitfile = "bitfile/" + bitfiles[0].name
         calib = build_dir / "calibration.json"
         dataset = json.loads(calib.read_text()).get("dataset") if calib.is_file() else None
         n_classes = int(np.prod(model.get_tensor_shape(model.graph.output[0].name)[1:]))
@@ -223,6 +221,42 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
     return out
 
 
+def check_output(build_dir: Path, out: Path, force: bool, bitfile_dir: str | Path | None = None) -> None:
+    """``out`` may be written: not a file, empty unless ``force``, and holding none of what the package is made
+    from (``force`` would delete the build, its export or its FINN folder, which the package's simulation model
+    points into)."""
+    if out.exists() and not out.is_dir():
+        raise FracskipError(f"{out} is a file; pass a folder for the package (it is created if missing)")
+    target = out.resolve()
+    inputs = [build_dir, *(build_dir / d for d in ("export", "cores", "accelerator"))]
+    for i in inputs + ([Path(bitfile_dir)] if bitfile_dir is not None else []):
+        i = i.resolve()
+        if i == target or target in i.parents:
+            raise FracskipError(f"{out} holds {i}, which the package is made from: writing there would "
+                                f"{'delete' if force else 'mix with'} it; choose another output folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise FracskipError(f"{out} exists and is not empty: pass another folder (or --force to replace it)")
+
+
+def bitfile_files(bitfile_dir: str | Path) -> list[Path]:
+    """The files of a shell build's bitfile folder that the package carries, the bitstream first: one .bit with its
+    .hwh (pynq reads the .hwh of the .bit's name), or one .xclbin."""
+    d = Path(bitfile_dir)
+    if not d.is_dir():
+        raise FracskipError(f"--bitfile {d}: no such folder; pass the bitfile folder of a shell build "
+                            "(BUILD/accelerator/bitfile)")
+    files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix in (".bit", ".hwh", ".xclbin"))
+    main = [f for f in files if f.suffix in (".bit", ".xclbin")]
+    if len(main) != 1:
+        names = ", ".join(f.name for f in main) or "no .bit or .xclbin"
+        raise FracskipError(f"--bitfile {d} holds {len(main)} bitstreams ({names}): pass the bitfile folder of one "
+                            "shell build")
+    if main[0].suffix == ".bit" and not main[0].with_suffix(".hwh").is_file():
+        raise FracskipError(f"--bitfile {d}: {main[0].name} without {main[0].with_suffix('.hwh').name}, which pynq "
+                            "reads to load it; pass the bitfile folder of a Zynq shell build whole")
+    return main + [f for f in files if f not in main]
+
+
 def sized_accelerator(build_dir: str | Path):
     """The build's accelerator as emitted (``BUILD/accelerator/``, FIFOs sized)."""
     from qonnx.core.modelwrapper import ModelWrapper
@@ -241,6 +275,9 @@ def sized_accelerator(build_dir: str | Path):
 def package_from_build(build_dir: str | Path, out: str | Path, bitfile_dir: str | Path | None = None,
                        force: bool = False) -> Path:
     """``write_package`` of the build's accelerator as emitted."""
+    check_output(Path(build_dir), Path(out), force, bitfile_dir)  # before the accelerator graph is read
+    if bitfile_dir is not None:
+        bitfile_files(bitfile_dir)
     return write_package(build_dir, out, sized_accelerator(build_dir), None, bitfile_dir, force)
 
 
@@ -328,10 +365,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("build")
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--bitfile", help="the bitfile folder of a shell build (.bit + .hwh, or .xclbin)")
-    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    print(package_from_build(a.build, a.output, a.bitfile, a.force))
+    try:
+        print(package_from_build(a.build, a.output, a.bitfile, a.force))
+    except FracskipError as e:
+        print(f"fracskip: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
