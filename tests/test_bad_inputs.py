@@ -114,6 +114,10 @@ def _evil_host_params(d: Path, s: dict, x: dict) -> None:
     np.savez(d / "driver" / "fracskip_host.npz", a=np.array([Evil(d.parent / "marker")], dtype=object))
 
 
+def _scale_of_seven(d: Path, s: dict, x: dict) -> None:  # the head's scale for 7 classes, its stream of 10
+    np.savez(d / "driver" / "fracskip_host.npz", scale=np.ones(7, np.float32), bias=np.zeros(10, np.float32))
+
+
 def _garbage_onnx(d: Path, m: dict) -> None:
     (d / "block1_b4.onnx").write_bytes(b"\x08\x07garbage that is not a protobuf \xff\xff\xff")
 
@@ -314,6 +318,9 @@ CASES = [
     ("deploy-timeout-with-finn-driver", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--finn-driver", "--timeout", "5"], r"--timeout cannot be kept with --finn-driver", []),
     ("deploy-simulate-with-finn-driver", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--finn-driver", "--simulate"], r"--finn-driver runs FINN's driver on a board", []),
     ("deploy-extra-without-blocks", lambda c: ["deploy", c.package(lambda d, s, x: x["decisions"].pop("blocks")), "--images", str(c.tmp / "x.npy")], r"the package lacks or garbles 'blocks'", []),
+    ("deploy-host-post-does-not-fit", lambda c: ["deploy", c.package(_scale_of_seven), "--images", str(c.tmp / "x.npy")], r"host\.post does not run on one frame of the logits stream \[1, 10\]", []),
+    ("deploy-classes-not-the-logits", lambda c: ["deploy", c.package(lambda d, s, x: x.update(classes=["a", "b"])), "--images", str(c.tmp / "x.npy")], r"not one logit for each of the 2 classes", []),
+    ("deploy-bitops-not-numbers", lambda c: ["deploy", c.package(lambda d, s, x: x["decisions"].update(bitops=[["0", "4", "16"]] * 2)), "--images", str(c.tmp / "x.npy")], r"decisions\.bitops .*must be numbers", []),
     ("deploy-crafted-host-params", lambda c: ["deploy", c.package(_evil_host_params), "--images", str(c.tmp / "x.npy")], r"fracskip_host\.npz holds pickled objects", []),
     ("deploy-images-truncated-idx", lambda c: ["deploy", c.package(), "--images", c.garbage("t.idx", b"\0\0\x08\x03" + (9).to_bytes(4, "big") * 3 + b"\0" * 5)], r"truncated or damaged IDX", []),
     # ---------------------------------------------------------------- demo

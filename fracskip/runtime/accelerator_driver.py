@@ -132,6 +132,11 @@ def load_package(folder: str | Path) -> Package:
                                 f"of {words} word(s)")
         if not isinstance(extra.get("classes"), list) or not extra["classes"]:
             raise FracskipError("classes must be a non-empty list of names")
+        _check_post(post, info["io_shape_dict"]["oshape_normal"][LOGITS], len(extra["classes"]))
+        costs = [x for row in d["bitops"] for x in row] + [x for row in d.get("channels", {}).get("bitops_by_kept", [])
+                                                            for c in row if c is not None for x in c]
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < float("inf") for x in costs):
+            raise FracskipError("decisions.bitops (and channels.bitops_by_kept) must be numbers, not negative")
         if len(d["blocks"]) != len(gates):  # the report names each gate's block
             raise FracskipError(f"decisions.blocks lists {len(d['blocks'])} blocks for {len(gates)} gates")
         if not float(d["full_8bit_bitops"]) > 0 or not float(d["fixed_bitops"]) >= 0:
@@ -170,6 +175,18 @@ def _check_input(shape, pre: HostProgram, stream: list) -> None:
     if list(out) != list(stream):
         raise FracskipError(f"host.pre makes {list(out)} of one image of host.input_shape {shape}, the image "
                             f"stream takes {stream}")
+
+
+def _check_post(post: HostProgram, stream: list, n_classes: int) -> None:
+    """The host ops after the accelerator turn one frame of the logits stream (FINN's oshape_normal) into one
+    logit per class: checked here, not found out after a run."""
+    try:
+        out = post(np.zeros(stream, np.float32)).shape
+    except (ValueError, IndexError, TypeError) as e:  # numpy's errors for ops that do not fit the shape
+        raise FracskipError(f"host.post does not run on one frame of the logits stream {stream} ({e})") from e
+    if list(out) != [1, n_classes]:
+        raise FracskipError(f"host.post makes {list(out)} of one frame of the logits stream {stream}, not one "
+                            f"logit for each of the {n_classes} classes")
 
 
 def _check_io(d: dict) -> None:
