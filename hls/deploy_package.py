@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FracskipError
+from ..errors import FracskipError, ToolMissingError
 from ..outdir import require_complete, staged
 from ..runtime import DEPLOY_TIMEOUT_S
 from ..runtime import accelerator_driver as ad
@@ -289,9 +289,20 @@ def open_simulated(package: str | Path, cache_dir: Path | None = None, batch_siz
     """(Package, DMAOverlay on the accelerator's Verilator model): the board driver's own DMA code, its DMAs
     streaming the buffers through the simulated accelerator (``sim_board.AcceleratorSimOverlay``); ``timeout_s``
     as on a board."""
+    import importlib.util
+
     from .sim_board import AcceleratorSimOverlay
 
     pkg = ad.load_package(package)
+    if pkg.platform != "zynq-iodma":
+        raise FracskipError(f"{package} is an {pkg.platform} package (XRT kernels): --simulate models the IODMAs' "
+                            "AXI-lite registers of zynq-iodma only. Run the build's accelerator in Verilator with "
+                            "`fracskip simulate BUILD --backend rtlsim` instead")
+    missing = [m for m in ("finn", "qonnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ToolMissingError(f"--simulate runs the accelerator's Verilator model, which needs the development "
+                               f"install ({', '.join(missing)} missing; `make setup` in the repository makes it); on a board, "
+                               "drop --simulate")
     sim = AcceleratorSimOverlay(pkg, cache_dir=cache_dir, progress=progress)
     return pkg, sim, ad.DMAOverlay(sim, sim.allocate, pkg.io, pkg.platform, batch_size, timeout_s)
 

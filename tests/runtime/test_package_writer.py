@@ -1,6 +1,7 @@
 """``python -m fracskip.hls.deploy_package BUILD -o PACKAGE [--bitfile DIR] [--force]``: bad arguments refused
 before anything is read or written, as ``fracskip: error: ...`` with exit code 2. The build here is only a folder
-shaped like one: every case is refused before the accelerator graph is read."""
+shaped like one: every case is refused before the accelerator graph is read. And ``open_simulated`` (``fracskip
+deploy --simulate``) where FINN is not installed."""
 
 from __future__ import annotations
 
@@ -64,3 +65,19 @@ def test_bitfile_folders_that_pynq_cannot_load_are_refused(build, tmp_path, caps
     (bits / "other.bit").unlink()
     assert DP.bitfile_files(bits) == [bits / "finn-accel.bit", bits / "finn-accel.hwh"]
     assert not (tmp_path / "pkg").exists()
+
+
+def test_simulate_without_finn_says_so(tmp_path, monkeypatch):
+    """``fracskip deploy --simulate`` on a board's install (numpy and pynq, no FINN): a message, not an ImportError."""
+    import sys
+
+    import packages  # tests/packages.py
+    from fracskip.errors import ToolMissingError
+
+    pkg = packages.write(tmp_path / "pkg")
+    (pkg / "simulation").mkdir()
+    (pkg / DP.SIM_MODEL).write_bytes(b"")
+    for m in ("qonnx", "qonnx.core", "qonnx.core.modelwrapper"):
+        monkeypatch.setitem(sys.modules, m, None)  # import fails, as where qonnx is not installed
+    with pytest.raises(ToolMissingError, match=r"--simulate runs the accelerator's Verilator model.*qonnx missing"):
+        DP.open_simulated(pkg)
