@@ -117,6 +117,16 @@ def finn_driver_settings(model, board: dict, shell_model=None) -> tuple[dict, bo
         return json.loads((folder / "settings.json").read_text()), named_here
 
 
+def finn_plus_version() -> str:
+    """The installed finn-plus's version, from its distribution's metadata (``finn`` has no ``__version__``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("finn-plus")
+    except PackageNotFoundError:
+        return "of unknown version (no finn-plus distribution installed)"
+
+
 # ---------------------------------------------------------------- fracskip's additions
 
 
@@ -169,8 +179,6 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
     ``fifo_depths`` (by FIFO name) ``model`` is the graph FIFO sizing simulated and those are its depths. Written
     into a temporary folder beside ``out`` and renamed at the end: a failure leaves nothing that looks like a
     package. ``shell_model``: the model a real shell build returned (``hls.shell``), which FINN's driver reads."""
-    import finn
-
     from ..runtime.manifest import Manifest
 
     build_dir, out = Path(build_dir), Path(out)
@@ -205,8 +213,8 @@ def write_package(build_dir: str | Path, out: str | Path, model, fifo_depths: di
             "provenance": {
                 "bitstream": bitfile or "absent: made without Vivado from the accelerator's HDL (no .bit, no .hwh); "
                                         "it drives the Verilator model only (fracskip deploy --simulate)",
-                "driver": f"FINN's MakePYNQDriver (finn-plus {getattr(finn, '__version__', '1.6.1')}) after ZynqBuild's "
-                          "model preparation",
+                "driver": f"FINN's MakePYNQDriver (finn-plus {finn_plus_version()}) after ZynqBuild's model "
+                          "preparation",
                 "dma_names": "given here by MakeZYNQProject's rule (no block design was made)" if named_here
                              else "FINN's block design",
                 "build": str(build_dir.resolve()),

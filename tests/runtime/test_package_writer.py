@@ -81,3 +81,12 @@ def test_simulate_without_finn_says_so(tmp_path, monkeypatch):
         monkeypatch.setitem(sys.modules, m, None)  # import fails, as where qonnx is not installed
     with pytest.raises(ToolMissingError, match=r"--simulate runs the accelerator's Verilator model.*qonnx missing"):
         DP.open_simulated(pkg)
+
+
+def test_the_package_names_the_installed_finn_plus(monkeypatch):
+    """provenance.driver's version is the installed distribution's (finn has no __version__: a fixed fallback
+    named 1.6.1 whatever ran)."""
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: {"finn-plus": "9.9.9"}[name])
+    assert DP.finn_plus_version() == "9.9.9"
