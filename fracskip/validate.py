@@ -375,7 +375,8 @@ def check_deploy(a: argparse.Namespace) -> None:
     pkg = existing_dir(a.package, "package", "a deploy package (FINN's layout: bitfile/, driver/)")
     from .runtime.accelerator_driver import load_package
 
-    exp = load_package(pkg).input_shape[1:]
+    package = load_package(pkg)
+    exp = package.input_shape[1:]
     existing_file(a.images, "--images", "a .npy or IDX file of uint8 images")
     images = load_array(a.images)
     if images.ndim != 4 or tuple(images.shape[1:]) != exp:
@@ -391,6 +392,11 @@ def check_deploy(a: argparse.Namespace) -> None:
         if labels.ndim != 1 or len(labels) != len(images):
             raise FracskipError(f"--labels {a.labels}: {labels.shape} labels for {len(images)} images; pass one "
                                 "class number per image")
+        n = len(package.extra["classes"])
+        if labels.dtype.kind not in "iuf" or not np.all(np.mod(labels, 1) == 0) or labels.min() < 0 \
+                or labels.max() >= n:
+            raise FracskipError(f"--labels {a.labels}: values {labels.min()}..{labels.max()}; pass class numbers "
+                                f"0..{n - 1} (the package's {n} classes)")
 
 
 def back_to_back(n: int, flag: str) -> None:

@@ -313,6 +313,8 @@ CASES = [
     ("deploy-images-wrong-shape", lambda c: ["deploy", c.package(), "--images", c.npy("w.npy", np.zeros((2, 3, 28, 28), np.uint8))], r"shape \(2, 3, 28, 28\)", []),
     ("deploy-images-not-pixels", lambda c: ["deploy", c.package(), "--images", c.npy("f.npy", np.full((2, 1, 28, 28), 0.5))], r"raw 8-bit pixels", []),
     ("deploy-labels-count", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--labels", c.npy("l.npy", np.zeros(5, np.int64))], r"\(5,\) labels for 3 images", []),
+    ("deploy-labels-fractional", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--labels", c.npy("l.npy", np.array([0.5, 1, 2]))], r"pass class numbers 0\.\.9", []),
+    ("deploy-labels-beyond-the-classes", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--labels", c.npy("l.npy", np.array([0, 1, 10]))], r"values 0\.\.10; pass class numbers 0\.\.9", []),
     ("deploy-limit-zero", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--limit", "0"], r"--limit must be a positive", []),
     ("deploy-timeout-zero", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--timeout", "0"], r"--timeout must be in", []),
     ("deploy-timeout-with-finn-driver", lambda c: ["deploy", c.package(), "--images", str(c.tmp / "x.npy"), "--finn-driver", "--timeout", "5"], r"--timeout cannot be kept with --finn-driver", []),
