@@ -225,3 +225,31 @@ def test_keep_bits_the_rtl_never_emits_are_refused(tmp_path):
     for words in ([[1, 0, 1, 3], [0, 0, 0, 0]], [[0, 0, 2, 4], [0, 0, 0, 0]]):  # keep 0 on a path; a third group
         with pytest.raises(FracskipError, match="bitstream does not match this package"):
             ad.AcceleratorDriver(pkg, Board(words)).run(images)
+
+
+def test_the_driver_makes_the_image_stream_a_batch_at_a_time(tmp_path):
+    """The host ops before the accelerator run per batch: the float32 stream of a whole image set (four times its
+    uint8 pixels) is never made at once, which a Pynq-Z2's 512 MB may not hold."""
+    import tracemalloc
+
+    import packages
+    from fracskip.runtime import accelerator_driver as ad
+
+    pkg = ad.load_package(packages.write(tmp_path / "pkg"))
+
+    class Board:  # an overlay answering zeros
+        batch_size = 1
+
+        def execute(self, inputs):
+            n = len(inputs[0])
+            return np.zeros((n, 10), np.float32), np.zeros((n, 2), np.float32)
+
+    x = np.zeros((20000, 1, 28, 28), np.uint8)
+    tracemalloc.start()
+    try:
+        run = ad.AcceleratorDriver(pkg, Board()).run(x, batch_size=100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert run.batches == 200 and len(run.logits) == 20000
+    assert peak < x.nbytes / 2, f"{peak / 1e6:.1f} MB allocated for {x.nbytes / 1e6:.1f} MB of images"
