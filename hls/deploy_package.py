@@ -309,8 +309,8 @@ def open_simulated(package: str | Path, cache_dir: Path | None = None, batch_siz
     missing = [m for m in ("finn", "qonnx") if importlib.util.find_spec(m) is None]
     if missing:
         raise ToolMissingError(f"--simulate runs the accelerator's Verilator model, which needs the development "
-                               f"install ({', '.join(missing)} missing; `make setup` in the repository makes it); on a board, "
-                               "drop --simulate")
+                               f"install ({', '.join(missing)} missing; `make setup` in the repository makes it); "
+                               "on a board, drop --simulate")
     sim = AcceleratorSimOverlay(pkg, cache_dir=cache_dir, progress=progress)
     return pkg, sim, ad.DMAOverlay(sim, sim.allocate, pkg.io, pkg.platform, batch_size, timeout_s)
 
