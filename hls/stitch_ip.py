@@ -13,8 +13,6 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import FracskipError
-
 TCL = "make_project.tcl"
 _MODULE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.MULTILINE)
 _ASSOC = re.compile(r'X_INTERFACE_PARAMETER\s*=\s*"ASSOCIATED_BUSIF\s+([^",]*)\s*,\s*ASSOCIATED_RESET\s+(\w+)"\s*\*\)'
@@ -169,13 +167,3 @@ def _cell_problems(cell, name: str, intf: dict, lines: list[str], modules: dict[
         out.append(f"module {ref}: clock {clk} is associated with reset {assoc[2]}, not {rst}")
     return out
 
-
-def check_stitch_project(model) -> Path:
-    """The project folder FINN wrote for ``model`` (after ``create_stitched_ip``), with its script checked."""
-    proj = model.get_metadata_prop("vivado_stitch_proj")
-    if not proj or not (Path(proj) / TCL).is_file():
-        raise FracskipError("no stitched-IP project: run create_stitched_ip first")
-    problems = stitch_problems(model, (Path(proj) / TCL).read_text())
-    if problems:
-        raise FracskipError(f"{len(problems)} problem(s) in {Path(proj) / TCL}: " + "; ".join(problems[:10]))
-    return Path(proj)

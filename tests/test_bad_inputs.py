@@ -324,6 +324,7 @@ CASES = [
     ("deploy-classes-not-the-logits", lambda c: ["deploy", c.package(lambda d, s, x: x.update(classes=["a", "b"])), "--images", str(c.tmp / "x.npy")], r"not one logit for each of the 2 classes", []),
     ("deploy-bitops-not-numbers", lambda c: ["deploy", c.package(lambda d, s, x: x["decisions"].update(bitops=[["0", "4", "16"]] * 2)), "--images", str(c.tmp / "x.npy")], r"decisions\.bitops .*must be numbers", []),
     ("deploy-simulate-alveo-package", lambda c: ["deploy", c.package(lambda d, s, x: s["driver_information"].update(platform="alveo")), "--images", str(c.tmp / "x.npy"), "--simulate"], r"alveo package .*--simulate models the IODMAs' AXI-lite registers of zynq-iodma only", []),
+    ("deploy-bitfile-outside-the-package", lambda c: ["deploy", c.package(lambda d, s, x: x.update(bitfile="../../x.bit")), "--images", str(c.tmp / "x.npy")], r"bitfile '\.\./\.\./x\.bit': the bitstream is a file of the package's bitfile/ folder", []),
     ("deploy-crafted-host-params", lambda c: ["deploy", c.package(_evil_host_params), "--images", str(c.tmp / "x.npy")], r"fracskip_host\.npz holds pickled objects", []),
     ("deploy-images-truncated-idx", lambda c: ["deploy", c.package(), "--images", c.garbage("t.idx", b"\0\0\x08\x03" + (9).to_bytes(4, "big") * 3 + b"\0" * 5)], r"truncated or damaged IDX", []),
     # ---------------------------------------------------------------- demo

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -141,6 +141,10 @@ def load_package(folder: str | Path) -> Package:
             raise FracskipError(f"decisions.blocks lists {len(d['blocks'])} blocks for {len(gates)} gates")
         if not float(d["full_8bit_bitops"]) > 0 or not float(d["fixed_bitops"]) >= 0:
             raise FracskipError("decisions.full_8bit_bitops must be positive and fixed_bitops not negative")
+        bit = extra.get("bitfile")
+        if bit is not None and (not isinstance(bit, str) or PurePosixPath(bit).parent != PurePosixPath("bitfile")):
+            raise FracskipError(f"bitfile {bit!r}: the bitstream is a file of the package's bitfile/ folder "
+                                "(FINN's layout)")
     except (KeyError, TypeError, IndexError, ValueError) as e:
         raise FracskipError(f"{folder}: the package lacks or garbles {e}; regenerate it") from e
     except FracskipError as e:
