@@ -355,7 +355,7 @@ def check_build(a: argparse.Namespace) -> None:
     m = export_folder(a.export_dir)
     dataset = trained_on(checkpoint(str(m.file(m.data["source_checkpoint"]["file"]))))
     data_dir(a, dataset, f"{a.export_dir} was trained on {dataset}, whose training images calibrate the gates: it")
-    output_dir(a.output, "-o", a.force, inputs=(a.export_dir,))
+    output_dir(a.output, "-o", a.force, inputs=(a.export_dir, a.data))
 
 
 def check_deploy(a: argparse.Namespace) -> None:

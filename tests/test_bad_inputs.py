@@ -456,6 +456,24 @@ def test_read_only_output_folder_is_a_clear_error(command, readonly_dir, tiny_ru
     assert not any(readonly_dir.iterdir())
 
 
+
+def test_build_refuses_an_output_folder_that_holds_its_dataset(tiny_export, tmp_path, monkeypatch, capsys):
+    """--data inside -o, with --force: replacing -o set the dataset aside with it, and the calibration then said
+    "data folder ... does not exist" of a folder the user could see. Refused before any work, as train refuses it."""
+    import fracskip.hls.build as B
+
+    monkeypatch.setattr(B, "build", lambda *a, **k: pytest.fail("the build started"))
+    out = tmp_path / "out"
+    (out / "fashion-mnist").mkdir(parents=True)
+    (out / "fashion-mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    before = _snapshot(tmp_path)
+    rc = main(["build", str(tiny_export), "--board", "Pynq-Z2", "-o", str(out), "--force",
+               "--data", str(out / "fashion-mnist")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err, err
+    assert "holds the input" in err and "choose another output folder" in err, err
+    assert _snapshot(tmp_path) == before
+
 def test_a_build_without_its_sized_graph_or_with_a_damaged_report_is_refused(tmp_path):
     """The accelerator's graph before sizing has depth-2 FIFOs: simulating it after the sized one went missing
     compiled a model for minutes and then reported a deadlock. A damaged accelerator.json gave a JSONDecodeError."""
