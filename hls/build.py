@@ -129,9 +129,7 @@ def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool
         shell.require_tools(board)  # said before any work rather than after an hour of HDL builds
     manifest = Manifest.load(export_dir)
     with fresh(Path(out).resolve(), force, "build") as out:
-        # the HDL build first, complete in itself; the shell steps then turn it into a bitstream build
-        summary = _build(manifest, out, replace(cfg, until="hdl") if cfg.until == "bitstream" else cfg, board,
-                         progress)
+        summary = _build(manifest, out, cfg, board, progress)
     if cfg.until == "bitstream":  # the HDL build is complete: a failing Vivado run leaves it as it is
         summary["bitstream"] = shell.shell_build(out, ignore_fit=cfg.ignore_fit)
     return summary
@@ -139,7 +137,9 @@ def build(export_dir: str | Path, out: str | Path, cfg: BuildConfig, force: bool
 
 def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Board, progress: bool) -> dict:
     t0 = time.time()
-    (out / "build_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    (out / "build_config.json").write_text(json.dumps(asdict(cfg), indent=1))  # the options as given
+    if cfg.until == "bitstream":  # the HDL build first, complete in itself; the shell steps then make it a bitstream
+        cfg = replace(cfg, until="hdl")  # build (summary.json says "hdl" until they have)
     shutil.copytree(manifest.root, out / "export")
     manifest = Manifest.load(out / "export")
     calib = calibrate(manifest, cfg.calibration_images, cfg.data_dir)

@@ -197,3 +197,21 @@ def test_lut_mvau_step(tmp_path):
             assert report["layers"]["MVAU_rtl_0"]["bits"] == 8
         else:
             assert reasons == {}
+
+
+def test_build_config_keeps_the_options_as_given(tiny_export, tmp_path, monkeypatch):
+    """build_config.json ("the options of this build") of a --until bitstream build said "until": "hdl": the HDL
+    build runs first as its own step, and that step's options were written instead of the user's."""
+    import fracskip.hls.build as B
+
+    monkeypatch.setattr(B.shell, "require_tools", lambda board: None)  # no Vivado needed: stopped before any tool
+    seen = {}
+
+    def stop(manifest, n, data_dir):  # the first stage after the options are written
+        seen.update(json.loads((tmp_path / "b" / "build_config.json").read_text()))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(B, "calibrate", stop)
+    with pytest.raises(KeyboardInterrupt):
+        build(tiny_export, tmp_path / "b", BuildConfig(board="Pynq-Z2", until="bitstream", budget=0.5), progress=False)
+    assert seen["until"] == "bitstream" and seen["budget"] == 0.5
+    assert not (tmp_path / "b").exists()
