@@ -52,7 +52,7 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
     ``"bitstream"`` section of its summary.json (also written there). ``ignore_fit``: run Vivado even where FINN's
     estimates of the emitted graph exceed the device (they are estimates; Vivado's placement decides)."""
     from ..outdir import replacing, require_complete
-    from .accelerator import ACC_DIR, emitted_fit
+    from .accelerator import ACC_DIR, accelerator_report, emitted_fit, has_accelerator
     from .deploy_package import sized_accelerator, write_package
     from .rtlsim import setup_finn
     from .stitch_ip import TCL, stitch_problems
@@ -71,8 +71,10 @@ def shell_build(build_dir: str | Path, force: bool = False, ignore_fit: bool = F
         raise FracskipError(f"{deploy} exists: pass --force to replace the bitstream and package")
     sized = sized_accelerator(build_dir)
     fit = emitted_fit(sized, summary["board"])
-    # a build with --synth was judged by Yosys of this HDL (its frame buffers may hold what the estimates refused)
-    synth_fits = (summary.get("accelerator") or {}).get("fits_device_synth", False)
+    # a build with --synth was judged by Yosys of this HDL (its frame buffers may hold what the estimates refused):
+    # read from the accelerator's own report, which is this HDL's; summary.json's copy is the build's, which a
+    # rebuild of the accelerator (`python -m fracskip.hls.accelerator BUILD`, without Yosys) leaves as it was
+    synth_fits = (accelerator_report(build_dir) if has_accelerator(build_dir) else {}).get("fits_device_synth", False)
     if not fit["fits_device_estimate_emitted"] and not synth_fits and not ignore_fit:
         total, cap = fit["resources_estimate_emitted"]["total"], summary["board"]["resources"]
         over = ", ".join(f"{r} {total[r]:.0f} of {cap.get(r, 0)}" for r in total if total[r] > cap.get(r, 0))

@@ -342,3 +342,30 @@ def test_demo_runs_every_stage_and_reports_them(tiny_lc_export, tiny_lc_build, t
         assert rep["simulate"][k] == sim[k], k
     assert rep["simulate"]["decisions_match_pct"] == 100
     assert f"{rep['eval']['accuracy']:.4f}" in printed and str(out / "report") in printed
+
+
+def test_shell_step_judges_the_fit_by_the_accelerators_own_report(tmp_path, monkeypatch):
+    """summary.json's accelerator section is the build's: after `python -m fracskip.hls.accelerator BUILD` rebuilt
+    the accelerator without Yosys it still said fits_device_synth (and named a synth.json the rebuild had removed),
+    and the shell step let Vivado run on HDL that FINN's estimates put over the device. The fit Yosys found is read
+    from the report of the HDL being stitched."""
+    import dataclasses
+
+    from fracskip import bitstreams
+    from fracskip.errors import FracskipError
+    from fracskip.hls import accelerator as A
+    from fracskip.hls import deploy_package, shell
+
+    board = dataclasses.asdict(bitstreams.load("Pynq-Z2"))
+    (tmp_path / "summary.json").write_text(json.dumps({"until": "hdl", "board": board, "accelerator": {
+        "fits_device_synth": True, "synth_report": "accelerator/report/synth.json"}}))  # the build's first accelerator
+    (tmp_path / A.ACC_DIR / "report").mkdir(parents=True)
+    (tmp_path / A.ACC_DIR / "report" / "accelerator.json").write_text(json.dumps({"nodes": 3}))  # rebuilt, no Yosys
+    over = {"LUT": 60000.0, "BRAM_18K": 10.0, "URAM": 0.0, "DSP": 0.0}
+    monkeypatch.setattr(shell, "require_tools", lambda board: None)
+    monkeypatch.setattr(deploy_package, "sized_accelerator", lambda build_dir: object())
+    monkeypatch.setattr(A, "emitted_fit", lambda model, board: {"fits_device_estimate_emitted": False,
+                                                                 "resources_estimate_emitted": {"total": over}})
+    with pytest.raises(FracskipError, match=r"does not fit the Pynq-Z2 by FINN's estimates \(LUT 60000 of 53200"):
+        shell.shell_build(tmp_path)
+    assert sorted(p.name for p in (tmp_path / A.ACC_DIR).iterdir()) == ["report"]  # nothing of FINN's started
