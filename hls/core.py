@@ -60,8 +60,16 @@ def _run(onnx: Path, cfg) -> None:
     meta = Path(cfg.output_dir) / "report" / "metadata_builder.json"
     status = json.loads(meta.read_text()).get("status") if meta.exists() else None
     if rc != 0 or status != "ok":  # build_dataflow returns, rather than raises, on a failed step
-        logf = Path(cfg.output_dir) / "build_dataflow.log"
-        raise FracskipError(f"FINN build of {onnx.name} failed (status {status}); see {logf}")
+        logf = Path(cfg.output_dir) / "build_dataflow.log"  # FINN's log of this run (written anew each run)
+        lines = logf.read_text(errors="replace").splitlines() if logf.is_file() else []
+        if any("KeyboardInterrupt detected" in line for line in lines):  # FINN catches Ctrl-C and returns as if
+            raise KeyboardInterrupt  # a step had failed: it is an interruption (exit 130), not a failed build
+        # the step and FINN's error line in the message itself: `fracskip build` removes its unfinished folder, and
+        # the log with it
+        step = next((line.split("Running step: ", 1)[1].split(" [")[0] for line in reversed(lines)
+                     if "Running step: " in line), "?")
+        error = next((line.split("ERROR:", 1)[1].strip() for line in lines if "]ERROR:" in line), f"status {status}")
+        raise FracskipError(f"FINN build of {onnx.name} failed in {step}: {error[:500]} (FINN's log: {logf})")
 
 
 def _name(step) -> str:

@@ -215,3 +215,28 @@ def test_build_config_keeps_the_options_as_given(tiny_export, tmp_path, monkeypa
         build(tiny_export, tmp_path / "b", BuildConfig(board="Pynq-Z2", until="bitstream", budget=0.5), progress=False)
     assert seen["until"] == "bitstream" and seen["budget"] == 0.5
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("raised", [RuntimeError("the layer cannot be lowered"), KeyboardInterrupt()],
+                         ids=["step-fails", "ctrl-c"])
+def test_a_failed_finn_step_is_named_and_ctrl_c_stays_an_interruption(raised, tiny_export, tmp_path, monkeypatch):
+    """FINN's builder returns, rather than raises, both when a step fails and when Ctrl-C lands in a step. The error
+    said only "see <the core's build_dataflow.log>", a file inside the folder `fracskip build` removes as it fails;
+    and a Ctrl-C came out as "FINN build of ... failed" (exit 2) instead of an interruption (exit 130)."""
+    from finn.builder.build_dataflow_config import DataflowBuildConfig
+
+    from fracskip.hls import core
+
+    hil.keep_finn_env(monkeypatch)
+    finn_env.setup(tmp_path / "finn")
+
+    def step_that_fails(model, cfg):
+        raise raised
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")  # set, FINN's builder re-raises a step's exception itself
+    cfg = DataflowBuildConfig(output_dir=str(tmp_path / "core"), synth_clk_period_ns=10.0, fpga_part="xc7z020clg400-1",
+                              steps=[step_that_fails], generate_outputs=[])
+    with pytest.raises(type(raised)) if isinstance(raised, KeyboardInterrupt) else pytest.raises(FracskipError) as e:
+        core._run(Path(tiny_export) / "stem.onnx", cfg)
+    if not isinstance(raised, KeyboardInterrupt):
+        assert "stem.onnx failed in step_that_fails: FINN INTERNAL COMPILER ERROR: the layer cannot be lowered" \
+            in str(e.value)
