@@ -63,6 +63,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -735,6 +736,21 @@ def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = 
     return model, info
 
 
+def refuse_unfitted(info: dict, summary: dict) -> None:
+    """Stop a design whose slowest folding exceeds the build's budget, before its FIFOs are sized: that folding's
+    cycles per image (millions, for a budget far too small) would take hours of Verilator."""
+    if info.get("fits_estimate", True):
+        return
+    device, total = summary["board"]["resources"], info["resources_estimate"]
+    over = {r: v for r, v in total.items() if v > info["budget"].get(r, 0.0)}
+    need = max((v / device[r] if device.get(r) else math.inf for r, v in over.items()), default=math.inf)
+    what = ", ".join(f"{r} {v:,.0f} of the budget's {info['budget'].get(r, 0.0):,.0f}" for r, v in over.items())
+    fix = (f"pass --budget {math.ceil(need * 100) / 100:.2f} or more (of the {summary['board']['name']})"
+           if need <= 1 else f"the {summary['board']['name']} cannot hold it: choose a larger board")
+    raise FracskipError(f"{info['design']}: even its slowest folding needs {what} ({info['cycles_per_image_model']:,.0f} "
+                        f"cycles per image); {fix}")
+
+
 def sequence_decisions(build_dir: str | Path, n: int = SEQUENCE_IMAGES) -> tuple:
     """(manifest, decisions, keep bits or None) the checkpoint takes on the first ``n`` images of the calibration
     split (the sizing images among them), what ``fifo_model.SequenceModel`` takes: the torch model's, which the
@@ -809,6 +825,8 @@ def _build_accelerator(build_dir: Path, images: np.ndarray | None, design: str, 
             model, info = compose(build_dir, iface_pe=iface_pe), {"design": design}
         else:
             model, info = compose_design(build_dir, design, progress, reserve)
+        if not reserve:
+            refuse_unfitted(info, summary)
         model.save(str(im / MODELS[0]))
         t_compose = time.time() - t0
         model = to_hw(model, part, clk)

@@ -129,3 +129,20 @@ def test_a_model_without_a_steady_state_trims_and_deepens_nothing():
     assert fifo_model.trim(NoSteadyState(), depths) == (depths, [])
     out, steps = fifo_model.deepen(NoSteadyState(), depths, lambda d: True)
     assert out == depths and len(steps) == 1
+
+
+def test_a_budget_no_folding_fits_is_refused_before_sizing():
+    """Sizing the FIFOs of a folding over budget would simulate its millions of cycles per image for hours."""
+    from fracskip.errors import FracskipError
+    from fracskip.hls.accelerator import refuse_unfitted
+
+    summary = {"board": {"name": "Pynq-Z2", "resources": {"LUT": 53200, "BRAM_18K": 280, "URAM": 0, "DSP": 220}}}
+    info = {"design": "dfs", "fits_estimate": False, "cycles_per_image_model": 11.6e6,
+            "resources_estimate": {"LUT": 23100.0, "BRAM_18K": 40.0, "URAM": 0.0, "DSP": 30.0},
+            "budget": {"LUT": 15960.0, "BRAM_18K": 84.0, "URAM": 0.0, "DSP": 66.0}}
+    with pytest.raises(FracskipError, match=r"LUT 23,100 of the budget's 15,960 \(11,600,000 cycles per image\); "
+                                            r"pass --budget 0\.44 or more \(of the Pynq-Z2\)"):
+        refuse_unfitted(info, summary)
+    with pytest.raises(FracskipError, match="the Pynq-Z2 cannot hold it"):
+        refuse_unfitted({**info, "resources_estimate": {**info["resources_estimate"], "LUT": 60000.0}}, summary)
+    refuse_unfitted({**info, "fits_estimate": True}, summary)  # within the budget: nothing to say
