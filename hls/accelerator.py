@@ -1226,7 +1226,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     build_dir = Path(args.build)
     if not args.no_build:
+        from .build import record_design
+
         rep = build_accelerator(build_dir, sizing_images(build_dir, args.images), design=args.design, progress=True)
+        record_design(build_dir, args.design, rep)
         rep.pop("sizing_run", None)
         print(json.dumps({k: v for k, v in rep.items() if k not in ("fifo_sizing", "folding", "throughput_table")},
                          indent=1, default=str))

@@ -187,24 +187,52 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
 
 def _accelerator(out: Path, cfg: BuildConfig, progress: bool) -> dict:
     """``hls.accelerator.build_accelerator`` (design dfs) on the build; its summary.json section."""
-    from .accelerator import ACC_DIR, MODELS, build_accelerator, sizing_images
+    from .accelerator import build_accelerator, sizing_images
 
     rep = build_accelerator(out, sizing_images(out, cfg.accelerator_images), design="dfs", progress=progress,
                             synth=cfg.synth, jobs=cfg.workers)
+    return design_section(out, "dfs", rep)
+
+
+def design_section(out: Path, design: str, rep: dict) -> dict:
+    """The summary.json section of an emitted design from its report (``build_accelerator``'s): the folding's and
+    the emitted HDL's figures."""
+    from .accelerator import MODELS, design_dir
+
+    where = design_dir(out, design).relative_to(out)
     sizing = rep["fifo_sizing"]
+    section = {
+        "model": f"{where}/intermediate_models/{MODELS[2]}", "report": f"{where}/report/accelerator.json",
+        "nodes": rep["nodes"], "cycles_per_image_model": rep["cycles_per_image_model"],
+        "bottleneck_model": rep["bottleneck_model"], "resources_estimate": rep["resources_estimate"],
+        "resources_estimate_inserted": rep["resources_estimate_inserted"], "fits_estimate": rep["fits_estimate"],
+        "fifo_bits": sizing["total_bits"], "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
+        "resources_estimate_emitted": rep["resources_estimate_emitted"],
+        "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"], **_synth_section(rep, where),
+        "seconds": rep["seconds"]}
+    if design != "dfs":
+        return section
     return {"what": "the whole network as one pipelined FINN dataflow graph (bit-serial datapaths, folded for the "
                     "slowest node's expected cycles), FIFOs sized by Verilator simulation on real images",
-            "model": f"{ACC_DIR}/intermediate_models/{MODELS[2]}", "report": f"{ACC_DIR}/report/accelerator.json",
-            "nodes": rep["nodes"], "cycles_per_image_model": rep["cycles_per_image_model"],
-            "bottleneck_model": rep["bottleneck_model"], "resources_estimate": rep["resources_estimate"],
-            "resources_estimate_inserted": rep["resources_estimate_inserted"],
-            "fits_estimate": rep["fits_estimate"], "sizing_images": sizing["frames"],
-            "cycles_per_image_sizing_run": sizing["sized_cycles"], "fifo_bits": sizing["total_bits"],
-            "cycles_per_image_fifos_unbounded": sizing["unbounded_cycles"],
-            "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
-            "resources_estimate_emitted": rep["resources_estimate_emitted"],
-            "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"],
-            "frame_buffers_frames_more": frames_more(rep), **_synth_section(rep, ACC_DIR), "seconds": rep["seconds"]}
+            **section, "sizing_images": sizing["frames"], "cycles_per_image_sizing_run": sizing["sized_cycles"],
+            "cycles_per_image_fifos_unbounded": sizing["unbounded_cycles"], "frame_buffers_frames_more": frames_more(rep)}
+
+
+def record_design(out: Path, design: str, rep: dict) -> None:
+    """Put a design emitted again (``python -m fracskip.hls.accelerator BUILD``) into the build's summary.json, so
+    that its readers (the bench, the bitstream step, the report) do not see the figures of the HDL it replaced."""
+    path = Path(out) / "summary.json"
+    summary = json.loads(path.read_text())
+    if design == "dfs":
+        summary["accelerator"] = design_section(out, design, rep)
+    elif design == "routed":  # it takes the accelerator's folder
+        summary["accelerator"] = {"what": "the path cores of the build behind a StreamRoute per gated block "
+                                          "(design routed, a debugging aid)", **design_section(out, design, rep)}
+    else:
+        summary.setdefault("baselines", {})[design] = design_section(out, design, rep)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(path)
 
 
 def frames_more(rep: dict) -> int:
@@ -230,26 +258,13 @@ def _baselines(out: Path, cfg: BuildConfig, progress: bool) -> dict:
     """Each static pipeline of the export's widths (``Manifest.routes``: the menu's and any beyond it) emitted as
     the accelerator is (``build_accelerator``); its summary.json section: per design, the folding's and the emitted
     HDL's figures."""
-    from .accelerator import MODELS, STATIC, build_accelerator, design_dir, sizing_images, static_bits
+    from .accelerator import STATIC, build_accelerator, sizing_images, static_bits
 
     routes = Manifest.load(out / "export").routes
     images = sizing_images(out, cfg.accelerator_images)
-    section = {}
-    for design in (d for d in STATIC if static_bits(d) in routes):
-        rep = build_accelerator(out, images, design=design, progress=progress, synth=cfg.synth, jobs=cfg.workers)
-        where = design_dir(out, design).relative_to(out)
-        section[design] = {
-            "model": f"{where}/intermediate_models/{MODELS[2]}", "report": f"{where}/report/accelerator.json",
-            "nodes": rep["nodes"], "cycles_per_image_model": rep["cycles_per_image_model"],
-            "bottleneck_model": rep["bottleneck_model"], "fits_estimate": rep["fits_estimate"],
-            "resources_estimate": rep["resources_estimate"],
-            "resources_estimate_inserted": rep["resources_estimate_inserted"],
-            "fifo_bits": rep["fifo_sizing"]["total_bits"],
-            "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
-            "resources_estimate_emitted": rep["resources_estimate_emitted"],
-            "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"], **_synth_section(rep, where),
-            "seconds": rep["seconds"]}
-    return section
+    return {design: design_section(out, design, build_accelerator(out, images, design=design, progress=progress,
+                                                                  synth=cfg.synth, jobs=cfg.workers))
+            for design in STATIC if static_bits(design) in routes}
 
 
 def calibrate(manifest: Manifest, n: int, data_dir: str | None) -> dict:

@@ -240,3 +240,36 @@ def test_a_failed_finn_step_is_named_and_ctrl_c_stays_an_interruption(raised, ti
     if not isinstance(raised, KeyboardInterrupt):
         assert "stem.onnx failed in step_that_fails: FINN INTERNAL COMPILER ERROR: the layer cannot be lowered" \
             in str(e.value)
+
+
+def test_an_accelerator_emitted_again_replaces_its_summary_section(tmp_path):
+    """`python -m fracskip.hls.accelerator BUILD` re-emits a design: summary.json, which the bench, the bitstream
+    step and the report read, must then describe the new HDL, not the one it replaced."""
+    from fracskip.hls.build import record_design
+
+    def rep(cycles, synth=None):
+        r = {"nodes": 3, "cycles_per_image_model": cycles, "bottleneck_model": "n", "fits_estimate": True,
+             "resources_estimate": {"LUT": 1.0}, "resources_estimate_inserted": {"LUT": 2.0},
+             "fifo_sizing": {"frames": 4, "sized_cycles": cycles, "total_bits": 64, "unbounded_cycles": cycles},
+             "verified": {"cycles_per_image": cycles}, "resources_estimate_emitted": {"total": {"LUT": 3.0}},
+             "fits_device_estimate_emitted": True, "seconds": {}}
+        return {**r, "resources_synth": synth, "fits_device_synth": True, "fit_attempts": 1, "fit_reserve": {}} \
+            if synth else r
+
+    old = {"board": {"name": "Pynq-Z2"}, "accelerator": {"cycles_per_image_model": 1.0, "fits_device_synth": True,
+                                                         "resources_synth": {"LUT": 9}},
+           "baselines": {"static_W4A4": {"cycles_per_image_model": 2.0}}}
+    (tmp_path / "summary.json").write_text(json.dumps(old))
+    record_design(tmp_path, "dfs", rep(100.0))
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["accelerator"]["cycles_per_image_model"] == 100.0 and s["accelerator"]["sizing_images"] == 4
+    assert "resources_synth" not in s["accelerator"]  # no Yosys this time: the old figures must not stay
+    assert s["baselines"]["static_W4A4"]["cycles_per_image_model"] == 2.0 and s["board"] == old["board"]
+    record_design(tmp_path, "static_W4A4", rep(50.0, synth={"LUT": 7}))
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["baselines"]["static_W4A4"]["resources_synth"] == {"LUT": 7}
+    assert s["baselines"]["static_W4A4"]["report"] == "baselines/static_W4A4/report/accelerator.json"
+    assert s["accelerator"]["cycles_per_image_model"] == 100.0
+    record_design(tmp_path, "routed", rep(300.0))
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["accelerator"]["cycles_per_image_model"] == 300.0 and "routed" in s["accelerator"]["what"]
