@@ -165,8 +165,8 @@ def cmd_build(a: argparse.Namespace) -> int:
                       calibration_images=a.calibration, data_dir=a.data, mvau=a.mvau, baselines=a.baselines,
                       synth=a.synth, accelerator_images=a.sizing_images, ignore_fit=a.ignore_fit)
     s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
-    cores = s["totals"]
-    print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {s['folding']}; "
+    cores, v1 = s["totals"], s["per_path_cores"]
+    print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {v1['folding']}; "
           f"{s['time_s']['total']:.0f} s")
     if "accelerator" in s:
         r = s["accelerator"]
@@ -197,14 +197,14 @@ def cmd_build(a: argparse.Namespace) -> int:
               f"{s['bitstream']['package']}")
     # the per-path cores (one FINN core per block and width, run one at a time by the host: the first version's
     # design, kept as a debugging aid): their sums, not the accelerator's
-    static = "" if s["static_8bit"] is None else (
-        f" (static all-8-bit cores: {s['static_8bit']['expected_cycles_per_input']:.0f}, "
-        f"{s['speedup_vs_static_8bit']:.2f}x)")
+    static = "" if v1["static_8bit"] is None else (
+        f" (static all-8-bit cores: {v1['static_8bit']['expected_cycles_per_input']:.0f}, "
+        f"{v1['speedup_vs_static_8bit']:.2f}x)")
     print("  per-path cores (one at a time from the host; not the accelerator): "
           + ", ".join(f"{r} {cores['resources'][r]:.0f}/{cores['capacity'][r]} "
                       f"({100 * cores['utilization'][r]:.0f} %)" for r in cores["resources"])
           + f" -> {'fit' if cores['fits'] else 'do not fit'} together; expected cycles per input "
-            f"{s['expected_cycles_per_input']:.0f}{static}")
+            f"{v1['expected_cycles_per_input']:.0f}{static}")
     return 0
 
 

@@ -357,18 +357,24 @@ def _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, 
         "board": asdict(board),
         "until": cfg.until,
         "mvau": cfg.mvau,
-        "folding": mode,
         "budget_fraction": cfg.budget,
         "cores": cores,
         "totals": {"resources": total, "capacity": cap, "budget": budget, "utilization": util, "fits": fits,
                    "note": "FINN's estimates (MVAU_lut: fracskip's model fitted to Yosys); they report 0 LUT for "
                            "MVAU_rtl, FMPadding_rtl and ElementwiseAdd_rtl"},
-        "expected_cycles_per_input": expected,
-        "expected_inputs_per_s": clk_hz / expected,
-        "static_8bit": None if static is None else {
-            "expected_cycles_per_input": static.expected_cycles, "resources": static.resources, "fits": static.fits,
-            "rungs": static.rungs, "what": "stem, every block at 8 bits and head, folded on the same budget"},
-        "speedup_vs_static_8bit": None if static is None else static.expected_cycles / expected,
+        # the first version's design, kept as a debugging aid: not the accelerator's figures
+        "per_path_cores": {
+            "what": "the cores above run one at a time by the host (the first version's design, retired): their "
+                    "expected cycles per input and those of the static all-8-bit cores on the same budget, not "
+                    "the accelerator's (its section, and the bench's throughput table, have those)",
+            "folding": mode,
+            "expected_cycles_per_input": expected,
+            "expected_inputs_per_s": clk_hz / expected,
+            "static_8bit": None if static is None else {
+                "expected_cycles_per_input": static.expected_cycles, "resources": static.resources,
+                "fits": static.fits, "rungs": static.rungs,
+                "what": "stem, every block at 8 bits and head, folded on the same budget"},
+            "speedup_vs_static_8bit": None if static is None else static.expected_cycles / expected},
         "calibration": calib,
         "exceptions": exceptions,
         "host_side": HOST_SIDE,

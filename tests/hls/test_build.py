@@ -115,7 +115,8 @@ def test_build_summary(tiny_export, tmp_path, tmp_path_factory):
     for r in used:
         assert t["resources"][r] == pytest.approx(used[r]), r
     assert t["fits"] == all(used[r] <= 0.8 * board[r] for r in used)
-    assert s["static_8bit"]["expected_cycles_per_input"] > 0 and s["speedup_vs_static_8bit"] > 0
+    v1 = s["per_path_cores"]
+    assert v1["static_8bit"]["expected_cycles_per_input"] > 0 and v1["speedup_vs_static_8bit"] > 0
     assert s["exceptions"] == []  # every layer in RTL, every sub-8-bit MVAU on the LUT unit
     with pytest.raises(FracskipError, match="--force"):  # refused before any work: the shared build is untouched
         build(tiny_export, out, BuildConfig(board="ZCU104", until="estimates"), progress=False)
