@@ -335,6 +335,11 @@ def check_simulate(a: argparse.Namespace) -> None:
         summary = load_json(folder / "summary.json", "re-run `fracskip build`")
         if not isinstance(summary, dict) or "cores" not in summary:
             raise FracskipError(f"{folder / 'summary.json'} is not a build summary; re-run `fracskip build`")
+        from .hls.build import FORMAT
+
+        if summary.get("format") != FORMAT:
+            raise FracskipError(f"{a.folder} is a build of format {summary.get('format')!r}; this fracskip reads "
+                                f"{FORMAT!r}: build it again with `fracskip build`")
         if a.backend == "rtlsim" and summary.get("until") not in ("hdl", "bitstream"):
             raise FracskipError(f"{a.folder} was built --until {summary.get('until')}: the RTL simulation needs "
                                 "--until hdl")

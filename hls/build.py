@@ -60,7 +60,7 @@ UNTIL = ("estimates", "hdl", "bitstream")
 # lut: fracskip's LUT-based RTL MVAU below 8 bits, FINN's DSP-based MVAU_rtl at 8; dsp: MVAU_rtl everywhere;
 # hls: FINN's LUT-based MVAU_hls (HDL needs Vitis HLS)
 MVAU = ("lut", "dsp", "hls")
-FORMAT = "fracskip-build/1"
+FORMAT = "fracskip-build/2"  # 2: the per-path cores' figures under per_path_cores
 
 # What runs outside the accelerator, and why (reported in summary.json).
 HOST_SIDE = [

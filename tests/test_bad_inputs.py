@@ -118,6 +118,14 @@ def _scale_of_seven(d: Path, s: dict, x: dict) -> None:  # the head's scale for 
     np.savez(d / "driver" / "fracskip_host.npz", scale=np.ones(7, np.float32), bias=np.zeros(10, np.float32))
 
 
+def _old_build(c) -> str:
+    """A build folder as the first layout wrote it: its summary.json of format 1 beside the export."""
+    d = c.tmp / "old-build"
+    shutil.copytree(c.exp, d / "export")
+    (d / "summary.json").write_text(json.dumps({"format": "fracskip-build/1", "until": "hdl", "cores": {}}))
+    return str(d)
+
+
 def _garbage_onnx(d: Path, m: dict) -> None:
     (d / "block1_b4.onnx").write_bytes(b"\x08\x07garbage that is not a protobuf \xff\xff\xff")
 
@@ -269,6 +277,7 @@ CASES = [
     ("build-ignore-fit-without-bitstream", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--ignore-fit"], r"--ignore-fit lets Vivado try .* it needs --until bitstream", ["out"]),
     ("simulate-rtlsim-one-image", lambda c: ["simulate", str(c.exp), "--backend", "rtlsim", "--dataset", "synthetic", "--limit", "1"], r"--limit 2 or more \(one image gives only its latency\)", []),
     ("simulate-rtlsim-on-an-export", lambda c: ["simulate", str(c.exp), "--backend", "rtlsim", "--dataset", "synthetic"], r"not a build folder", []),
+    ("simulate-build-of-an-older-format", lambda c: ["simulate", _old_build(c), "--backend", "rtlsim", "--dataset", "synthetic", "--limit", "4"], r"is a build of format 'fracskip-build/1'; this fracskip reads 'fracskip-build/2'", []),
     ("simulate-graphs-with-torch", lambda c: ["simulate", str(c.exp), "--backend", "torch", "--graphs", "qonnx"], r"cannot be used with --backend torch", []),
     ("simulate-folder-missing", lambda c: ["simulate", str(c.tmp / "nowhere"), "--dataset", "synthetic"], r"no such folder", []),
     ("simulate-garbage-onnx-rehashed", lambda c: ["simulate", c.export_copy(_garbage_onnx), "--dataset", "synthetic", "--limit", "4"], r"block1_b4\.onnx is not a readable ONNX model", []),
