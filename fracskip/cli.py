@@ -170,11 +170,9 @@ def cmd_build(a: argparse.Namespace) -> int:
           f"{s['time_s']['total']:.0f} s")
     if "accelerator" in s:
         r = s["accelerator"]
-        emitted = r.get("cycles_per_image_emitted")
-        measured = (f"{emitted:.0f} measured in Verilator as emitted" if emitted is not None else
-                    f"{r['cycles_per_image_sizing_run']:.0f} measured in Verilator while sizing the FIFOs")
         print(f"  accelerator ({r['nodes']} nodes): {r['cycles_per_image_model']:.0f} cycles per image expected "
-              f"(folding, bottleneck {r['bottleneck_model']}), {measured} on {r['sizing_images']} images "
+              f"(folding, bottleneck {r['bottleneck_model']}), {r['cycles_per_image_emitted']:.0f} measured in "
+              f"Verilator as emitted on {r['sizing_images']} images "
               f"({r['cycles_per_image_fifos_unbounded']:.0f} with every FIFO at two frames)")
         fit = "fits" if r["fits_device_estimate_emitted"] else "DOES NOT FIT"
         t = r["resources_estimate_emitted"]["total"]
@@ -439,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--until bitstream: run Vivado even where FINN's estimates of the emitted accelerator exceed "
                         "the device (they are estimates; --synth judges the fit by Yosys of the HDL instead)")
     b.add_argument("--force", action="store_true", help="replace a non-empty build folder")
-    b.add_argument("--quiet", action="store_true")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=cmd_build)
 
     y = sub.add_parser("deploy", help="on a PYNQ/Alveo board: run images through the package's overlay "

@@ -76,7 +76,7 @@ class BuildConfig:
     board: str = "Pynq-Z2"
     until: str = "hdl"
     target_fps: float | None = None  # uniform folding for this rate; None: probability-aware within the budget
-    budget: float = 0.8  # share of the device the cores may take
+    budget: float = 0.8  # share of the device each design is folded into (accelerator, baselines, cores)
     workers: int = 1
     calibration_images: int = 1000
     data_dir: str | None = None
@@ -169,7 +169,7 @@ def _build(manifest: Manifest, out: Path, cfg: BuildConfig, board: bitstreams.Bo
     finish_jobs = {c: dict(jobs[c], folding=ladders[c][rungs[c]]["folding"], until=cfg.until) for c in cores}
     finished = _parallel(finn_core.finish, finish_jobs, cfg.workers, cfg.until, progress)
     t_fin = time.time() - t_fin
-    summary = _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, static, budget, out)
+    summary = _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, static, budget)
     summary["time_s"] = {"analyse": round(t_an, 1), "finish": round(t_fin, 1)}
     if cfg.accelerator and cfg.until != "estimates":
         (out / "summary.json").write_text(json.dumps(summary, indent=1))  # the accelerator reads the board from it
@@ -323,7 +323,7 @@ def _parallel(fn, jobs: dict[str, dict], workers: int, desc: str, progress: bool
     return results
 
 
-def _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, static, budget, out) -> dict:
+def _summary(manifest, cfg, board, mode, prob, calib, ladders, rungs, finished, static, budget) -> dict:
     cores, total = {}, {r: 0.0 for r in RESOURCES}
     exceptions = []
     for name, fin in finished.items():

@@ -4,7 +4,7 @@ Two calls per core, as a FINN user would do by hand: ``analyse`` runs FINN's flo
 dataflow partition and measures what each candidate folding would cost (FINN's SetFolding at a ladder of
 cycle targets, FINN's resource and cycle estimates); ``finish`` continues the same build from there with
 the folding the allocator chose (a FINN ``folding_config_file``) to the estimate reports and, with
-``until="hdl"``, to generated HDL. Both run in worker processes: each initialises finn-plus itself.
+``until="hdl"``, to generated HDL. Each initialises finn-plus itself, as a worker process of ``--workers`` must.
 Both take the build's ``mvau`` mode (``steps.place_mvaus``): with "lut" each rung of the ladder is measured
 with the sub-8-bit MVAUs already on the LUT unit, so the allocator sees their LUTs, not FINN's DSPs.
 
@@ -24,15 +24,16 @@ import sys
 import time
 from pathlib import Path
 
+from .folding import RESOURCES
+
 log = logging.getLogger(__name__)
 
 FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType", "mem_mode",
                  "runtime_writeable_weights", "depth_trigger_uram", "depth_trigger_bram"]
-RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 SPECIALIZED = "step_fracskip_specialize_layers"
 
 
-def _config(onnx: Path, out: Path, part: str, clk_ns: float, mvau: str, **kw):
+def _config(out: Path, part: str, clk_ns: float, mvau: str, **kw):
     import finn.builder.build_dataflow_config as bc
 
     from .steps import hdl_steps
@@ -102,10 +103,10 @@ def analyse(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, 
     if cached := frontend.lookup(onnx_p):  # streamlined already (the export's golden run, another build)
         im.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, streamlined)
-        cfg = _config(onnx_p, out_p, part, clk_ns, mvau, target_fps=1, stop_step=SPECIALIZED,
+        cfg = _config(out_p, part, clk_ns, mvau, target_fps=1, stop_step=SPECIALIZED,
                       start_step=_name(hdl_steps(mvau)[len(front)]))
     else:
-        cfg = _config(onnx_p, out_p, part, clk_ns, mvau, target_fps=1, stop_step=SPECIALIZED)
+        cfg = _config(out_p, part, clk_ns, mvau, target_fps=1, stop_step=SPECIALIZED)
     _run(onnx_p, cfg)
     if not cached:
         frontend.store(onnx_p, streamlined)
@@ -154,7 +155,7 @@ def finish(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, f
     fold_file = out_p / "folding_config.json"
     fold_file.write_text(json.dumps(folding, indent=1))
     stop = "step_fracskip_hdl" if until in ("hdl", "bitstream") else "step_generate_estimate_reports"
-    cfg = _config(Path(onnx), out_p, part, clk_ns, mvau, folding_config_file=fold_file,
+    cfg = _config(out_p, part, clk_ns, mvau, folding_config_file=fold_file,
                   start_step="step_target_fps_parallelization", stop_step=stop)
     _run(Path(onnx), cfg)
     rep = out_p / "report"

@@ -115,10 +115,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FracskipError
+from .folding import RESOURCES
 
 log = logging.getLogger(__name__)
 
-RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 RTL = "finn.custom_op.fpgadataflow.rtl"
 UNITS = ("MVAU_rtl", "MVAU_lut", "MVAU_bitserial")  # the matrix-vector units a layer may take
 MVAU_OPS = ("MVAU_rtl", "MVAU_lut", "MVAU_hls")

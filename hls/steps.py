@@ -178,7 +178,8 @@ def step_fracskip_lut_mvau(model: ModelWrapper, cfg: DataflowBuildConfig, mvau: 
 
 def step_fracskip_hdl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """Width converters and FIFOs (as step_set_fifo_depths inserts them), then HDL for every layer.
-    Without Vivado this is as far as a build goes; the FIFO depths are sized later by simulation.
+    Without Vivado this is as far as a core's build goes; its FIFOs keep their depths (the accelerator's are
+    sized by simulation, ``hls.accelerator``).
     HLS layers (``--mvau hls`` only) are synthesised to HDL with Vitis HLS, which the builder requires then."""
     part = cfg._resolve_fpga_part()
     with integer_eltwise_rtl():
