@@ -167,6 +167,9 @@ def export_folder(folder: str | Path, onnx: bool = True, checkpoint: bool = True
     from .runtime.intgate import IntGateParams
     from .runtime.manifest import Manifest
 
+    folder = Path(folder)
+    if not (folder / "manifest.json").exists() and (folder / "export" / "manifest.json").is_file():
+        raise FracskipError(f"{folder} is a build folder, not an export: pass its export, {folder / 'export'}")
     m = Manifest.load(folder)
     if onnx:
         for c in m.cores().values():

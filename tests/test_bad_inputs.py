@@ -295,6 +295,7 @@ CASES = [
     ("simulate-manifest-lists-outside-file", lambda c: ["simulate", c.export_copy(_traversal_files), "--dataset", "synthetic"], r"'\.\./outside\.txt' is not a plain file name", []),
     ("simulate-tampered-file", lambda c: ["simulate", c.tampered_export(), "--dataset", "synthetic"], r"does not match its sha256", []),
     # ---------------------------------------------------------------- build
+    ("build-a-build-as-export", lambda c: ["build", _old_build(c), "--board", "Pynq-Z2", R, c.out], r"old-build is a build folder, not an export: pass its export", ["out"]),
     ("build-unknown-board", lambda c: ["build", str(c.exp), "--board", "Arty", R, c.out], r"unknown board 'Arty'", ["out"]),
     ("build-workers-zero", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--workers", "0"], r"--workers must be a positive", ["out"]),
     ("build-budget-zero", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--budget", "0"], r"--budget must be in \(0, 1\]", ["out"]),
