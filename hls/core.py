@@ -157,8 +157,12 @@ def finish(onnx: str, out: str, part: str, clk_ns: float, finn_build_dir: str, f
     stop = "step_fracskip_hdl" if until in ("hdl", "bitstream") else "step_generate_estimate_reports"
     cfg = _config(out_p, part, clk_ns, mvau, folding_config_file=fold_file,
                   start_step="step_target_fps_parallelization", stop_step=stop)
-    _run(Path(onnx), cfg)
     rep = out_p / "report"
+    times = rep / "time_per_step.json"
+    first = json.loads(times.read_text()) if times.is_file() else {}
+    _run(Path(onnx), cfg)
+    # FINN writes the file anew each run: keep the analysis run's steps (the front end, the ladder) beside these
+    times.write_text(json.dumps({**first, **json.loads(times.read_text())}, indent=2))
     return {
         "performance": json.loads((rep / "estimate_network_performance.json").read_text()),
         "resources": json.loads((rep / "estimate_layer_resources.json").read_text()),

@@ -100,6 +100,8 @@ def test_build_summary(tiny_export, tmp_path, tmp_path_factory):
         for f in ("estimate_layer_resources.json", "estimate_layer_cycles.json", "estimate_network_performance.json",
                   "op_and_param_counts.json", "time_per_step.json"):
             assert (rep / f).exists(), (name, f)
+        steps = json.loads((rep / "time_per_step.json").read_text())  # both FINN runs of the core, not the last
+        assert {"step_fracskip_specialize_layers", "step_target_fps_parallelization", "step_fracskip_hdl"} <= set(steps)
         assert c["cycles"] > 0
     # fits, recomputed from independent sources: FINN's own per-layer reports of every core, and the board's
     # capacity read from its preset file times the budget fraction
