@@ -747,8 +747,8 @@ def refuse_unfitted(info: dict, summary: dict) -> None:
     what = ", ".join(f"{r} {v:,.0f} of the budget's {info['budget'].get(r, 0.0):,.0f}" for r, v in over.items())
     fix = (f"pass --budget {math.ceil(need * 100) / 100:.2f} or more (of the {summary['board']['name']})"
            if need <= 1 else f"the {summary['board']['name']} cannot hold it: choose a larger board")
-    raise FracskipError(f"{info['design']}: even its slowest folding needs {what} ({info['cycles_per_image_model']:,.0f} "
-                        f"cycles per image); {fix}")
+    raise FracskipError(f"{info['design']}: even its slowest folding needs {what} "
+                        f"({info['cycles_per_image_model']:,.0f} cycles per image); {fix}")
 
 
 def sequence_decisions(build_dir: str | Path, n: int = SEQUENCE_IMAGES) -> tuple:

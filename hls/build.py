@@ -215,7 +215,8 @@ def design_section(out: Path, design: str, rep: dict) -> dict:
     return {"what": "the whole network as one pipelined FINN dataflow graph (bit-serial datapaths, folded for the "
                     "slowest node's expected cycles), FIFOs sized by Verilator simulation on real images",
             **section, "sizing_images": sizing["frames"], "cycles_per_image_sizing_run": sizing["sized_cycles"],
-            "cycles_per_image_fifos_unbounded": sizing["unbounded_cycles"], "frame_buffers_frames_more": frames_more(rep)}
+            "cycles_per_image_fifos_unbounded": sizing["unbounded_cycles"],
+            "frame_buffers_frames_more": frames_more(rep)}
 
 
 def record_design(out: Path, design: str, rep: dict) -> None:
