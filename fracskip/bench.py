@@ -284,10 +284,14 @@ def claim(rows: dict, statics: list[str], rtlsim: dict | None) -> dict:
         if measured:
             c["dfs_faster_than_every_peer_measured"] = None
     else:
-        c["dfs_faster_than_every_peer_model"] = all(
+        # a DFS that cannot be placed has no throughput at the budget to claim, however fast its model or simulation
+        fits = dfs.get("fits") is not False
+        if not fits:
+            c["why_false"] = f"DFS does not fit ({dfs.get('fits_from', 'estimates')})"
+        c["dfs_faster_than_every_peer_model"] = fits and all(
             rows[n]["cycles_per_image_model"] > dfs["cycles_per_image_model"] for n in peers)
         if measured:  # the claim is on measured throughput
-            c["dfs_faster_than_every_peer_measured"] = all(c["speedup_measured"][n] > 1 for n in peers)
+            c["dfs_faster_than_every_peer_measured"] = fits and all(c["speedup_measured"][n] > 1 for n in peers)
     return c
 
 

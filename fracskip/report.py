@@ -152,7 +152,7 @@ def throughput_rows(table: dict) -> dict:
     for how in ("model", "measured"):
         if (key := f"dfs_faster_than_every_peer_{how}") in c:
             rows[f"DFS faster than every static network at least as accurate ({how})"] = \
-                c["why_none"] if c[key] is None else c[key]
+                c["why_none"] if c[key] is None else f"False: {c['why_false']}" if "why_false" in c else c[key]
     return rows
 
 

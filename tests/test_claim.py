@@ -101,3 +101,17 @@ def test_fits_is_judged_on_the_strongest_evidence_there_is():
     synth = {**emitted, "resources_synth": {"LUT": 4.6e4}, "fits_device_synth": True}
     assert judged_fit(synth, folded) == (True, "Yosys of the emitted HDL against the device")
     assert judged_fit({**emitted, "resources_synth": None}, folded)[0] is False  # no Yosys run: the estimates'
+
+
+def test_a_dfs_that_does_not_fit_the_device_is_faster_than_no_one():
+    """The claim is on throughput at the same budget: a DFS design that Yosys (or the estimates) put over the device
+    cannot be placed, so its speed, modelled or simulated, beats no static pipeline."""
+    rows = {"dfs": row(0.91, 100, 300, measured=110), "static_W4A4": row(0.92, 150, 600, measured=165)}
+    rows["dfs"].update(fits=False, fits_from="Yosys of the emitted HDL against the device")
+    t = table(rows)
+    c = t["claim"]
+    assert c["dfs_faster_than_every_peer_model"] is False and c["dfs_faster_than_every_peer_measured"] is False
+    assert "does not fit" in c["why_false"] and "Yosys" in c["why_false"]
+    assert "does not fit" in throughput_rows(t)["DFS faster than every static network at least as accurate (measured)"]
+    rows["dfs"]["fits"] = True
+    assert claim(rows, ["static_W4A4"], {"bitops_per_input": 300})["dfs_faster_than_every_peer_measured"] is True
