@@ -1063,6 +1063,39 @@ def rtlsim(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None 
     return rtlsim_run(build_dir, images, labels, cache_dir, progress, python_images, design)[0]
 
 
+def model_on_images(build_dir: str | Path, images: np.ndarray, batch: int = 500, progress: bool = False) -> dict:
+    """The DFS accelerator of the build on more images than Verilator runs in reasonable time: its frame-sequence
+    model (``frame_sequence_cycles`` with the emitted FIFOs' capacities, the figure ``rtlsim_run`` holds the measured
+    spacing to as ``measured_vs_model_these_images``) on the decisions the torch model (float64: the hardware's,
+    bit for bit) takes on ``images`` streamed back to back, and their BitOPs per image."""
+    from tqdm import tqdm
+
+    from ..backends.torch_backend import TorchBackend
+    from ..runtime.controller import Controller
+    from .pipeline_folding import frame_sequence_cycles
+    from .rtlsim import setup_finn
+
+    build_dir = Path(build_dir)
+    setup_finn(design_dir(build_dir) / "finn_tmp")
+    from . import ops  # noqa: F401  the accelerator's own nodes
+
+    model, man = accelerator_model(build_dir), Manifest.load(build_dir / "export")
+    torch = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"])), exact=True)
+    choices, keep = [], []
+    for lo in tqdm(range(0, len(images), batch), desc="decisions (torch, float64)", unit="batch",
+                   disable=None if progress else True):
+        _, c, k = torch.reference_trace(images[lo:lo + batch])
+        choices.append(c)
+        keep.append(k)
+    choices = np.concatenate(choices)
+    keep = None if keep[0] is None else np.concatenate(keep)
+    cycles, latency = frame_sequence_cycles(model, choices, man, capacities=True, keep=keep)
+    return {"n": len(images), "cycles_per_image_model": cycles, "latency_cycles_model": latency,
+            "bitops_per_image": float(Controller(man, None).bitops(choices, keep).mean()),
+            "what": "the frame-sequence model of the emitted DFS accelerator (its FIFOs' capacities) on these images' "
+                    "decisions (torch float64, the hardware's), back to back from an empty pipeline"}
+
+
 def rtlsim_run(build_dir: str | Path, images: np.ndarray, labels: np.ndarray | None = None,
                cache_dir: Path | None = None, progress: bool = False, python_images: int = 0,
                design: str = "dfs", threads: int = 1, jobs: int = 1) -> tuple[dict, AcceleratorRun]:

@@ -115,3 +115,18 @@ def test_a_dfs_that_does_not_fit_the_device_is_faster_than_no_one():
     assert "does not fit" in throughput_rows(t)["DFS faster than every static network at least as accurate (measured)"]
     rows["dfs"]["fits"] = True
     assert claim(rows, ["static_W4A4"], {"bitops_per_input": 300})["dfs_faster_than_every_peer_measured"] is True
+
+
+def test_every_test_image_holds_the_statics_measured_to_the_dfs_model_on_all_images():
+    rows = {"dfs": row(0.91, 100, 300, measured=110), "static_W4A4": row(0.92, 150, 600, measured=165)}
+    every = {"n": 10000, "cycles_per_image_model": 120.0, "bitops_per_image": 320.0}
+    c = claim(rows, ["static_W4A4"], {"bitops_per_input": 250}, every)
+    e = c["every_test_image"]
+    assert e["n"] == 10000 and e["speedup"]["static_W4A4"] == 165 / 120
+    assert e["bitops_ratio"]["static_W4A4"] == 600 / 320
+    assert e["speedup_over_bitops_ratio"]["static_W4A4"] == pytest.approx((165 / 120) / (600 / 320))
+    assert c["speedup_measured_over_bitops_ratio"]["static_W4A4"] == pytest.approx(1.5 / 2.4)  # the measured images'
+    assert "every_test_image" not in claim(rows, ["static_W4A4"], {"bitops_per_input": 250})
+    line = throughput_rows(table(rows) | {"claim": c})
+    key = next(k for k in line if "all 10,000 test images" in k)
+    assert line[key] == "static W4A4 1.38x (73.3 %)"
