@@ -199,7 +199,10 @@ def throughput(build_dir: Path, checkpoint: Path, model: dict, rtlsim: dict | No
         acc["dfs"] = (full["accuracy"], full["n"], "eval.json beside the checkpoint")
     for name, row in STATIC_ROWS.items():
         r = rows.get(row)
-        acc[name] = (r["accuracy"], r["n"], "compare.json beside the checkpoint") if r else (None, None, None)
+        # a static network of the pipeline's architecture trained on its own; the pipeline measured carries the DFS
+        # network's weights at that width (its shapes, and so its speed, are the same: hls/baselines.py)
+        acc[name] = ((r["accuracy"], r["n"], f"compare.json beside the checkpoint: {r.get('checkpoint', row)}, "
+                      "trained on its own") if r else (None, None, None))
     statics = [n for n in STATIC_ROWS if n in table]  # the widths the export has paths for
     out = {"board": table["board"], "budget_fraction": table["budget_fraction"], "clock_mhz": clk_hz / 1e6,
            "note": "estimates (FINN's per node, MVAU_rtl's DSPs by its RTL's lane packing, fracskip's units by "

@@ -2,9 +2,12 @@
 
 ``compose_static(build, bits)`` is the graph a FINN user builds for a static network: stem, every block at
 ``bits`` (a gated block's path core of that width; an ungated block its one path), the global pooling sum and
-the head, all running at once, each on its own image. It is the DFS network with every gate forced to one
-width (its accuracy: ``fracskip eval --bits B``), composed from the same build's cores as the accelerator
-(``hls/accelerator.py``), so that both are folded by the same allocator (``hls/pipeline_folding.py``).
+the head, all running at once, each on its own image. Its weights are the DFS network's with every gate forced to
+one width (so its Verilator accuracy is ``fracskip eval --bits B``'s); its shapes, and so its folding, cycles and
+resources, are those of a static network of the same architecture trained on its own, whose accuracy the bench
+pairs it with (``compare.json``, ``fracskip compare``; on the default, the higher of the two at every width). It
+is composed from the same build's cores as the accelerator (``hls/accelerator.py``), so that both are folded by
+the same allocator (``hls/pipeline_folding.py``).
 """
 
 from __future__ import annotations
