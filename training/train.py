@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..errors import FracskipError
 from . import data as D
-from .checkpoint import FORMAT, atomic_save, atomic_write_text, load_raw, load_state
+from .checkpoint import FORMAT, atomic_save, atomic_write_text, load_raw, load_state, model_config
 from .evaluate import evaluate, recalibrate_bn
 from .intgate import IntGate
 from . import quant as q
@@ -171,7 +171,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
         progress, history, opt_state = ck["progress"], ck["history"], ck.get("optimizer")
         log.info("resuming %s at stage %s epoch %d step %d", out, cfg.stages[progress["stage"]] if progress["stage"] < len(cfg.stages) else "done", progress["epoch"], progress["step"])
     elif cfg.init:
-        missing = load_state(net, load_raw(cfg.init)["state_dict"], strict=False)
+        src = load_raw(cfg.init)
+        _require_same_network(model_config(src), mcfg, cfg.init)
+        missing = load_state(net, src["state_dict"], strict=False)
         log.info("initialised from %s (%d tensors not in it)", cfg.init, len(missing))
     if isinstance(net.gate, IntGate) and not net.gate.calibrated:
         _calibrate_gate(net, trainset)
@@ -265,6 +267,18 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
     if world > 1:
         dist.barrier()
     return result
+
+
+def _require_same_network(theirs: ModelConfig, ours: ModelConfig, ref: str) -> None:
+    """--init loads weights by name and leaves out those of another shape (a gate of another menu, which trains
+    anew): a checkpoint of another depth, width, input or hidden size would load a few tensors into the wrong
+    blocks and leave the rest random."""
+    differ = [k for k in ("depth", "widths", "in_channels", "num_classes", "gate_hidden")
+              if getattr(theirs, k) != getattr(ours, k)]
+    if differ:
+        said = lambda c: ", ".join(f"{k.replace('_', ' ')} {getattr(c, k)}" for k in differ)  # noqa: E731
+        raise FracskipError(f"--init {ref} is a network of {said(theirs)}, this one has {said(ours)}: its weights "
+                            "do not fit; pass a checkpoint of this network (the same --depth and dataset)")
 
 
 def _calibrate_gate(net: DFSNet, trainset: D.Split, images: int = 512) -> None:

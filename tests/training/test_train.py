@@ -137,6 +137,22 @@ def test_a_stage_of_zero_epochs_trains_nothing(tmp_path, monkeypatch, tiny_confi
     assert steps == [] and [h for h in history if "steps" in h] == [] and "eval" in history[-1]
 
 
+def test_init_from_another_network_is_refused(tmp_path, tiny_config):
+    """--init takes a checkpoint's weights by name, leaving out what has another shape (a gate of another menu):
+    a checkpoint of another depth loaded a few tensors into the wrong blocks, dropped the rest without a word and
+    trained on a mostly random backbone. It is refused before anything is written."""
+    from fracskip.training.checkpoint import FORMAT, atomic_save
+    from fracskip.training.model import DFSNet, ModelConfig
+
+    atomic_save({"format": FORMAT, "model_config": ModelConfig(depth=14).to_dict(), "train_config": {},
+                 "state_dict": DFSNet(ModelConfig(depth=14)).state_dict()}, tmp_path / "d14.pt")
+    cfg = T.TrainConfig(**{**tiny_config, "init": str(tmp_path / "d14.pt"), "stages": ("gates",),
+                           "epochs": {"gates": 0.25}})
+    with pytest.raises(FracskipError, match=r"--init .*d14.pt is a network of depth 14, this one has depth 8"):
+        T.train(cfg, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
 def test_the_static_front_takes_the_most_accurate_of_equal_compute():
     """Two static runs of one width (two seeds): the same compute, two accuracies (was a division by zero)."""
     from fracskip.training.compare import static_front
