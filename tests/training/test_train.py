@@ -153,6 +153,22 @@ def test_init_from_another_network_is_refused(tmp_path, tiny_config):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_target_below_the_cheapest_routing_is_refused(tmp_path, tiny_config):
+    """The stem, the first block and the head always run at 8 bits: below that floor the sign-switching loss
+    only pushes every gate to its cheapest entry, never reaching the target (fracskip budget refuses it too)."""
+    from fracskip.training.budget import _floor
+    from fracskip.training.channels import build
+    from fracskip.training.model import ModelConfig
+
+    floor = _floor(build(ModelConfig(depth=tiny_config["depth"])))
+    cfg = T.TrainConfig(**{**tiny_config, "target": round(floor - 0.05, 2), "stages": ("backbone", "gates"),
+                           "epochs": {"backbone": 0.25, "gates": 0.25}})
+    with pytest.raises(FracskipError, match=rf"--target {cfg.target} is below this network's cheapest routing "
+                                            rf"\({floor:.3f}"):
+        T.train(cfg, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
 def test_the_static_front_takes_the_most_accurate_of_equal_compute():
     """Two static runs of one width (two seeds): the same compute, two accuracies (was a division by zero)."""
     from fracskip.training.compare import static_front
