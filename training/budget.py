@@ -71,6 +71,12 @@ def _floor(net: DFSNet) -> float:
     return float((table.fixed + menu.min(dim=1).values.sum()) / table.full)
 
 
+def _ceiling(net: DFSNet) -> float:
+    """The dearest routing's compute: every block on its dearest menu entry, every channel group kept."""
+    table = table_for(net.cfg)
+    return (table.fixed + sum(max(row) for row in table.gated)) / table.full
+
+
 def restrict_menu(net: DFSNet, raw: dict, menu: tuple[int, ...]) -> tuple[DFSNet, dict]:
     """(network, checkpoint dict) with only ``menu``'s entries of the bit menu: the dropped entries' rows of the
     gate's output layer removed. Their paths stay (``ModelConfig.routes``): the gates cannot choose them, and the
@@ -152,6 +158,11 @@ def calibrate_budget(checkpoint: str | Path, target: float | None, out: str | Pa
     if target < floor:
         raise FracskipError(f"--target {target} is below this network's cheapest routing ({floor:.3f} of the 8-bit "
                             "compute: stem, first block and head always run at 8 bits)")
+    ceiling = _ceiling(net)
+    if target >= ceiling:  # met only as lam goes to minus infinity: every gate priced to its dearest entry
+        raise FracskipError(f"--target {target} is at or above this network's dearest routing ({ceiling:.3f} of the "
+                            "8-bit compute, every gated block at its menu's widest entry): no price reaches it; "
+                            "give a smaller target (`fracskip eval --bits B` runs every block at one width)")
     bias0 = net.gate.proj.bias.detach().clone()
     cost = relative_costs(net).to(bias0.dtype)
     heads = list(net.channel_head.proj) if net.cfg.channel_group else []

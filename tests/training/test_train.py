@@ -303,6 +303,16 @@ def test_budget_target_prices_the_gates_to_the_budget(tmp_path, capsys):
     assert changed == ["gate.proj.bias"]
 
 
+def test_budget_refuses_a_target_no_pricing_reaches_from_below(tmp_path, capsys):
+    """The default's dearest routing (every gated block at 4 bits, its menu's widest) is 38.8 % of the all-8-bit
+    network. A larger target was met only as lambda went to minus infinity: the bisection ended at lambda
+    -16383, every gate priced to its dearest entry, and the checkpoint was labelled "priced to 1"."""
+    rc = main(["budget", "default", "--target", "0.9", "-o", str(tmp_path / "b.pt"), "--images", "100"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--target 0.9 is at or above this network's dearest routing (0.388" in err
+    assert not (tmp_path / "b.pt").exists()
+
+
 def test_budget_menu_drops_entries_and_keeps_their_paths(tmp_path, capsys):
     """`fracskip budget default --menu 0,2`: the gate loses its 4-bit output, so exactly the images that chose 2 bits
     in every block decide as before, with the same logits; the 4- and 8-bit paths stay for the static networks (a
