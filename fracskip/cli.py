@@ -324,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="accuracy vs compute of several checkpoints on the same test set")
     c.add_argument("checkpoints", nargs="+", help="checkpoint files or run folders")
-    c.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10", "synthetic"))
+    c.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "synthetic"),
+                   help="default: the dataset the checkpoints were trained on")
     c.add_argument("--data", help="dataset folder")
     c.add_argument("--limit", type=int, help="first N test images (default: all)")
     c.add_argument("--plot", help="write accuracy-vs-compute PNG here")
@@ -347,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "as before")
     u.add_argument("-o", "--output", required=True, help="the new checkpoint file (must not exist)")
     u.add_argument("--images", type=int, default=2000, help="training images to set the price on (default 2000)")
-    u.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10", "synthetic"))
+    u.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "synthetic"),
+                   help="default: the dataset the checkpoint was trained on")
     u.add_argument("--data", help="dataset folder")
     u.add_argument("--json", action="store_true")
     u.set_defaults(func=cmd_budget)

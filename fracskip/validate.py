@@ -284,14 +284,17 @@ def check_eval(a: argparse.Namespace) -> None:
 
 
 def check_compare(a: argparse.Namespace) -> None:
+    from .training.checkpoint import dataset_of
+
     positive_int(a.limit, "--limit", "test images")
-    data_dir(a, a.dataset)
+    existing_dir(getattr(a, "data", None), "--data", "the dataset folder")
     if len(set(a.checkpoints)) != len(a.checkpoints):
         raise FracskipError("the same checkpoint is listed twice: pass each checkpoint once")
     for c in a.checkpoints:
         checkpoint(c)
     if getattr(a, "oracle", None) is not None:
         checkpoint(a.oracle, "--oracle")
+    data_dir(a, a.dataset or dataset_of([*a.checkpoints, *([a.oracle] if getattr(a, "oracle", None) else [])]))
     for f in getattr(a, "include", None) or ():
         compare_rows(Path(f))
     if a.plot is not None:
@@ -439,8 +442,10 @@ def check_budget(a: argparse.Namespace) -> None:
     if a.target is not None:
         number(a.target, "--target", 0, 1, lo_open=True, what="a fraction of the all-8-bit compute")
     positive_int(a.images, "--images", "training images")
-    data_dir(a, a.dataset)
-    checkpoint(a.checkpoint)
+    existing_dir(getattr(a, "data", None), "--data", "the dataset folder")
+    from .training.checkpoint import trained_on
+
+    data_dir(a, a.dataset or trained_on(checkpoint(a.checkpoint)))
     out = Path(a.output)
     if out.exists():
         raise FracskipError(f"-o {a.output} exists; choose another output file (nothing is overwritten)")

@@ -29,7 +29,7 @@ import torch
 from ..errors import FracskipError
 from ..runtime.intgate import H_EXP
 from . import data as D
-from .checkpoint import atomic_save, load_model, load_state, model_config
+from .checkpoint import atomic_save, load_model, load_state, model_config, trained_on
 from .channels import build, group_counts, table_for
 from .cost import cost_table
 from .intgate import IntGate, int_bias, int_weight
@@ -128,11 +128,11 @@ def _decisions(net: DFSNet, images: torch.Tensor, batch_size: int = 500) -> torc
 
 @torch.no_grad()
 def calibrate_budget(checkpoint: str | Path, target: float | None, out: str | Path, images: int = 2000,
-                     dataset: str = "fashion-mnist", data_dir: str | None = None, steps: int = 14,
+                     dataset: str | None = None, data_dir: str | None = None, steps: int = 14,
                      menu: tuple[int, ...] | None = None) -> dict:
     """Write ``out``: ``checkpoint`` with its menu cut to ``menu`` (``restrict_menu``) and/or its gates priced so
     that the mean compute on ``images`` training images is at most ``target`` (a fraction of the all-8-bit
-    network), as close to it as the bisection gets."""
+    network), as close to it as the bisection gets. ``dataset``: by default the one the checkpoint was trained on."""
     if target is None and menu is None:
         raise FracskipError("give --target (a compute budget to price the gates to) or --menu (entries to keep)")
     if target is not None and not 0 < target <= 1:
@@ -141,6 +141,7 @@ def calibrate_budget(checkpoint: str | Path, target: float | None, out: str | Pa
     if out.exists():
         raise FracskipError(f"{out} exists; choose another output file")
     net, raw = load_model(checkpoint)
+    dataset = dataset or trained_on(raw)
     if net.n_gated == 0 or (len(net.cfg.bit_menu) < 2 and not net.cfg.channel_group):
         raise FracskipError(f"{checkpoint} has no gates to price")
     x = D.load(dataset, "train", data_dir, images).images

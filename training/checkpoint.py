@@ -81,6 +81,16 @@ def trained_on(ck: dict) -> str:
     return ck.get("train_config", {}).get("dataset", "fashion-mnist")
 
 
+def dataset_of(refs: list[str | Path]) -> str:
+    """The dataset the checkpoints ``refs`` were all trained on (their test or training images are its)."""
+    seen = {str(r): trained_on(load_raw(r)) for r in refs}
+    if len(set(seen.values())) > 1:
+        which = ", ".join(f"{r}: {d}" for r, d in seen.items())
+        raise FracskipError(f"the checkpoints were trained on different datasets ({which}): pass --dataset to say "
+                            "which one's images to use")
+    return next(iter(seen.values()))
+
+
 def resolve(ref: str | Path) -> Path:
     """'default', a checkpoint file, or a training run folder -> the checkpoint file."""
     if str(ref) in SHIPPED:

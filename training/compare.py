@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import FracskipError
 from . import data as D
-from .checkpoint import load_model
+from .checkpoint import dataset_of, load_model
 from .evaluate import evaluate
 from .oracle import ORACLES
 
@@ -31,12 +31,14 @@ def kind(ck: dict) -> str:
     return name
 
 
-def compare(checkpoints: list[str], dataset: str = "fashion-mnist", data_dir: str | None = None,
+def compare(checkpoints: list[str], dataset: str | None = None, data_dir: str | None = None,
             limit: int | None = None, progress: bool = True, oracle: str | None = None,
             include: list[list[dict]] = ()) -> list[dict]:
     """One row per checkpoint; with ``oracle`` (a checkpoint holding every path, e.g. the backbone), the oracle
     routings of ``training.oracle`` on it as rows too, and each learned row's share of the oracle's gain.
-    ``include``: rows of earlier comparisons on the same test images (``--json`` output), kept as measured."""
+    ``include``: rows of earlier comparisons on the same test images (``--json`` output), kept as measured.
+    ``dataset``: by default the one the checkpoints were trained on."""
+    dataset = dataset or dataset_of([*checkpoints, *([oracle] if oracle else [])])
     split = D.load(dataset, "test", data_dir, limit)
     rows = []
     for earlier in include:

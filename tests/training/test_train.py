@@ -313,6 +313,34 @@ def test_budget_refuses_a_target_no_pricing_reaches_from_below(tmp_path, capsys)
     assert not (tmp_path / "b.pt").exists()
 
 
+def test_budget_and_compare_take_the_dataset_the_checkpoint_was_trained_on(tmp_path, capsys):
+    """`fracskip eval RUN --data DIR` reads the test images of the dataset RUN was trained on; budget and compare
+    read Fashion-MNIST unless told --dataset, and a CIFAR-10 run was told to install Fashion-MNIST."""
+    import pickle
+
+    import numpy as np
+
+    from fracskip.training.checkpoint import FORMAT, atomic_save
+    from fracskip.training.model import DFSNet, ModelConfig
+
+    data = tmp_path / "cifar"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8),
+                 b"labels": [int(v) for v in rng.integers(0, 10, 20)]}
+        (data / name).write_bytes(pickle.dumps(batch, protocol=2))
+    cfg = ModelConfig(depth=8, in_channels=3, image_size=32)
+    atomic_save({"format": FORMAT, "model_config": cfg.to_dict(), "train_config": {"dataset": "cifar10"},
+                 "state_dict": DFSNet(cfg).state_dict()}, tmp_path / "c.pt")
+    ck = str(tmp_path / "c.pt")
+    assert main(["compare", ck, "--data", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["n"] == 20
+    assert main(["budget", ck, "--target", "0.6", "--data", str(data), "--images", "50", "-o",
+                 str(tmp_path / "b.pt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["train_images"] == 50
+
+
 def test_budget_menu_drops_entries_and_keeps_their_paths(tmp_path, capsys):
     """`fracskip budget default --menu 0,2`: the gate loses its 4-bit output, so exactly the images that chose 2 bits
     in every block decide as before, with the same logits; the 4- and 8-bit paths stay for the static networks (a
