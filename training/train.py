@@ -353,6 +353,10 @@ def _step(model, net: DFSNet, stage: str, x: torch.Tensor, y: torch.Tensor, cfg:
             table.expected_fraction(out.masks)
         cost = frac.mean()
         c = float(cost.detach())
+        if dist.is_initialized():  # the whole batch's compute decides the sign, as in one process: not each shard's
+            whole = torch.tensor([c], dtype=torch.float64)
+            dist.all_reduce(whole)
+            c = float(whole) / dist.get_world_size()
         sign = 1.0 if c > cfg.target else -1.0  # the DFS sign-switching target-cost loss
         loss = F.cross_entropy(out.logits, y) + cfg.alpha * sign * cost
     if teacher is not None:

@@ -235,6 +235,21 @@ def _torchrun_replicas(out, *extra) -> list[dict]:
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
 
 
+def test_torchrun_ranks_take_the_cost_sign_of_the_whole_batch(tmp_path):
+    """The sign-switching loss compares the batch's compute with the target. Under DDP each rank saw only its
+    shard's compute, so near the target one rank pushed the cost down while the other pushed it up and the
+    averaged gradient cancelled (on the shipped default, 6 of 8 batches of 256 split that way at target 0.25).
+    Every rank now compares the mean over all ranks."""
+    out = tmp_path / "cost"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           str(Path(__file__).with_name("ddp_cost.py")), str(out)]
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    c0, c1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert c0 == c1
+
+
 @pytest.mark.slow
 def test_torchrun_ddp_keeps_replicas_equal(tmp_path):
     """Two ranks under torchrun, each on its own shard: DDP's all-reduce leaves both ranks with the same
