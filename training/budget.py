@@ -61,7 +61,7 @@ def _compute(net: DFSNet, images: torch.Tensor, batch_size: int = 500) -> float:
     return float(per.mean() / table.full)
 
 
-def _floor(net: DFSNet) -> float:
+def cheapest_compute(net: DFSNet) -> float:
     """The cheapest routing's compute: every block on its cheapest entry (with one channel group kept)."""
     table = table_for(net.cfg)
     if not net.cfg.channel_group:
@@ -71,7 +71,7 @@ def _floor(net: DFSNet) -> float:
     return float((table.fixed + menu.min(dim=1).values.sum()) / table.full)
 
 
-def _ceiling(net: DFSNet) -> float:
+def dearest_compute(net: DFSNet) -> float:
     """The dearest routing's compute: every block on its dearest menu entry, every channel group kept."""
     table = table_for(net.cfg)
     return (table.fixed + sum(max(row) for row in table.gated)) / table.full
@@ -155,11 +155,11 @@ def calibrate_budget(checkpoint: str | Path, target: float | None, out: str | Pa
     if target is None:
         info["train_compute"] = _compute(net, x)
         return _write(raw, net, info, out)
-    floor = _floor(net)
+    floor = cheapest_compute(net)
     if target < floor:
         raise FracskipError(f"--target {target} is below this network's cheapest routing ({floor:.3f} of the 8-bit "
                             "compute: stem, first block and head always run at 8 bits)")
-    ceiling = _ceiling(net)
+    ceiling = dearest_compute(net)
     if target >= ceiling:  # met only as lam goes to minus infinity: every gate priced to its dearest entry
         raise FracskipError(f"--target {target} is at or above this network's dearest routing ({ceiling:.3f} of the "
                             "8-bit compute, every gated block at its menu's widest entry): no price reaches it; "

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..errors import FracskipError
 from . import data as D
-from .budget import _floor
+from .budget import cheapest_compute
 from .checkpoint import FORMAT, atomic_save, atomic_write_text, load_raw, load_state, model_config
 from .evaluate import evaluate, recalibrate_bn
 from .intgate import IntGate
@@ -158,7 +158,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
     testset = D.load(cfg.dataset, "test", cfg.data_dir, cfg.test_limit)
     mcfg = cfg.model_config(trainset.images.shape[-1], trainset.images.shape[1])
     net = build(mcfg)
-    floor = _floor(net)
+    floor = cheapest_compute(net)
     if any(s != "backbone" for s in cfg.stages) and cfg.target < floor:
         least = math.ceil(floor * 1000) / 1000
         raise FracskipError(f"--target {cfg.target} is below this network's cheapest routing ({floor:.3f} of the 8-bit "

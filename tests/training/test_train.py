@@ -156,11 +156,11 @@ def test_init_from_another_network_is_refused(tmp_path, tiny_config):
 def test_a_target_below_the_cheapest_routing_is_refused(tmp_path, tiny_config):
     """The stem, the first block and the head always run at 8 bits: below that floor the sign-switching loss
     only pushes every gate to its cheapest entry, never reaching the target (fracskip budget refuses it too)."""
-    from fracskip.training.budget import _floor
+    from fracskip.training.budget import cheapest_compute
     from fracskip.training.channels import build
     from fracskip.training.model import ModelConfig
 
-    floor = _floor(build(ModelConfig(depth=tiny_config["depth"])))
+    floor = cheapest_compute(build(ModelConfig(depth=tiny_config["depth"])))
     cfg = T.TrainConfig(**{**tiny_config, "target": round(floor - 0.05, 2), "stages": ("backbone", "gates"),
                            "epochs": {"backbone": 0.25, "gates": 0.25}})
     with pytest.raises(FracskipError, match=rf"--target {cfg.target} is below this network's cheapest routing "
@@ -300,12 +300,12 @@ def test_budget_target_prices_the_gates_to_the_budget(tmp_path, capsys):
     """`fracskip budget default --target T`: the gates' projection biases shift by lambda times each entry's relative
     cost, and nothing else changes; the priced network's compute on the same training images, measured again, is
     the reported one, at most T and below the source's."""
-    from fracskip.training.budget import _compute, _floor, relative_costs
+    from fracskip.training.budget import _compute, cheapest_compute, relative_costs
 
     full, _ = load_model("default")
     x = D.load("fashion-mnist", "train", None, 300).images
     before = _compute(full, x)
-    target = round((_floor(full) + before) / 2, 3)
+    target = round((cheapest_compute(full) + before) / 2, 3)
     rc = main(["budget", "default", "--target", str(target), "-o", str(tmp_path / "b.pt"), "--images", "300",
                "--json"])
     info = json.loads(capsys.readouterr().out)
