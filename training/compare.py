@@ -22,10 +22,17 @@ def kind(ck: dict) -> str:
         return f"{name} {{{widths}}} g{group}" + (f" target {target:g}" if target else "")
     if len(menu) == 1:
         return f"static W{menu[0]}A{menu[0]}"
-    if menu == (0, 8):
+    cut = ck.get("budget", {}).get("menu") is not None  # a DFS menu cut by `fracskip budget --menu`
+    if menu == (0, 8) and not cut:
         return "skip-only {skip, 8}"
-    target = ck.get("train_config", {}).get("target")
-    name = f"DFS {{{', '.join('skip' if b == 0 else str(b) for b in menu)}}} target {target:g}" if target else "DFS"
+    tc = ck.get("train_config", {})
+    widths = ", ".join("skip" if b == 0 else str(b) for b in menu)
+    if set(tc.get("stages", ())) == {"backbone"}:  # its target was never trained for
+        name = f"DFS {{{widths}}} backbone (gates untrained)"
+    elif tc.get("target"):
+        name = f"DFS {{{widths}}} target {tc['target']:g}"
+    else:
+        name = f"DFS {{{widths}}}"
     if ck.get("budget", {}).get("target") is not None:  # gates priced to another operating point (budget.py)
         name += f", priced to {ck['budget']['target']:g}"
     return name

@@ -443,3 +443,18 @@ def test_distill_from_the_shipped_default_whose_menu_was_cut(tmp_path):
                "--depth", "8", "--stages", "backbone", "--epochs", "backbone=0.5", "--batch-size", "16",
                "--distill", "default"])
     assert rc == 0 and json.loads((tmp_path / "run" / "train_config.json").read_text())["distill"] == "default"
+
+
+def test_compare_names_a_backbone_run_and_a_cut_menu_for_what_they_are():
+    from fracskip.training.compare import kind
+
+    def ck(menu, **extra):
+        return {"model_config": {"bit_menu": list(menu)}, **extra}
+
+    assert kind(ck((0, 2, 4, 8), train_config={"target": 0.45, "stages": ["backbone"]})) == \
+        "DFS {skip, 2, 4, 8} backbone (gates untrained)"
+    assert kind(ck((0, 2, 4, 8), train_config={"target": 0.3, "stages": ["backbone", "gates", "joint"]})) == \
+        "DFS {skip, 2, 4, 8} target 0.3"
+    assert kind(ck((0, 8), train_config={"target": 0.3}, budget={"menu": [0, 8]})).startswith("DFS {skip, 8}")
+    assert kind(ck((0, 8), train_config={"target": 0.3})) == "skip-only {skip, 8}"
+    assert kind(ck((4,))) == "static W4A4"
