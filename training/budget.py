@@ -14,8 +14,9 @@ was a kept entry the decisions are unchanged, which is measured on training imag
 
 With channel heads (training/channels.py) the same price falls on every group: its logit (kept where > 0) loses
 ``lam`` times the group's share of its block's compute (conv1 and conv2 over the groups, against the block's
-conv1, conv2 and shortcut), so one ``lam`` trades bit-widths and channel groups at one rate, and each head's
-bias is all that changes.
+conv1, conv2 and shortcut), and each head's bias is all that changes. That share is the same at every width, so
+one ``lam`` prices a group at what dropping it saves at 8 bits only: at 2 bits it saves a sixteenth of that, and
+a network of both kinds (``--mode both``) is priced to keep fewer groups than their compute alone would say.
 """
 
 from __future__ import annotations
