@@ -632,3 +632,22 @@ def test_set_fifo_depths_leaves_its_input_stitchable(finn_rtlsim, tmp_path, monk
     for m in (hw, sized):
         m = copy.deepcopy(m)
         assert stitch_problems(m, _stitch_until_vivado(m, part, clk, calls)) == []
+
+
+@pytest.mark.slow
+def test_model_on_images_is_the_emitted_graphs_frame_sequence_model(network, monkeypatch):
+    """The bench's figure for the whole test set (``model_on_images``): the frame-sequence model of the sized graph,
+    with its FIFOs' capacities, on the decisions the hardware takes (torch's, taken batch by batch), and those
+    decisions' BitOPs."""
+    from fracskip.hls import accelerator as A
+    from fracskip.hls.pipeline_folding import frame_sequence_cycles
+    from fracskip.runtime.controller import Controller
+
+    sized, _ = hil.sized_dfs_accelerator(network["acc"])
+    hil.keep_finn_env(monkeypatch)  # model_on_images sets FINN up in the build's folder
+    monkeypatch.setattr(A, "accelerator_model", lambda build_dir, design="dfs": sized)  # the tiny build emits none
+    got = A.model_on_images(network["build_dir"], network["images"], batch=3)
+    want = frame_sequence_cycles(sized, network["choices"], network["man"], capacities=True)
+    assert got["n"] == len(network["images"])
+    assert (got["cycles_per_image_model"], got["latency_cycles_model"]) == pytest.approx(want)
+    assert got["bitops_per_image"] == pytest.approx(Controller(network["man"], None).bitops(network["choices"]).mean())
