@@ -10,6 +10,10 @@ On a checkpoint (the shipped default unless told otherwise), each stage timed:
 - ``rtlsim``: test images streamed back to back through the accelerator's Verilator model (``fracskip simulate
   BUILD --backend rtlsim``): logits and decisions against the numpy controller, cycles per image against the
   folding model, simulation speed;
+- ``model_every_test_image`` (full bench only): the DFS accelerator's frame-sequence model, which the ``rtlsim``
+  images hold it to, on every test image (``hls.accelerator.model_on_images``): a few hundred images are one
+  window of the test set, and windows differ by a few per cent; ``throughput.claim.every_test_image`` beside the
+  measured speedups;
 - ``throughput``: the DFS accelerator and the static W2A2, W4A4 and W8A8 pipelines folded by the same allocator
   on the same budget (``hls.pipeline_folding``), each with its accuracy (the static networks': ``fracskip compare``
   on the 10,000 test images, from the checkpoint's ``compare.json``), BitOPs, modelled cycles and FINN's
@@ -20,7 +24,7 @@ On a checkpoint (the shipped default unless told otherwise), each stage timed:
   ``budget_sweep.png`` beside ``bench.json``.
 
 ``quick`` is the CI-sized run: fewer images, and the build stops at FINN's estimates (``--until estimates``), so
-there is no ``rtlsim`` stage (``"rtlsim": null``), no row has measured or synthesized columns, and there is no
+there is no ``rtlsim`` stage (``"rtlsim": null``, ``"model_every_test_image": null``), no row has measured or synthesized columns, and there is no
 sweep (``"budget_sweep": null``). Verilating the
 shipped network's accelerator (330 nodes) and sizing its FIFOs takes tens of CPU minutes here; the whole-network
 RTL tests of the suite run the same builder on the tiny test network instead (tests/hls/test_accelerator.py,
