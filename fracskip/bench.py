@@ -24,9 +24,9 @@ On a checkpoint (the shipped default unless told otherwise), each stage timed:
   ``budget_sweep.png`` beside ``bench.json``.
 
 ``quick`` is the CI-sized run: fewer images, and the build stops at FINN's estimates (``--until estimates``), so
-there is no ``rtlsim`` stage (``"rtlsim": null``, ``"model_every_test_image": null``), no row has measured or synthesized columns, and there is no
-sweep (``"budget_sweep": null``). Verilating the
-shipped network's accelerator (330 nodes) and sizing its FIFOs takes tens of CPU minutes here; the whole-network
+there is no ``rtlsim`` stage (``"rtlsim": null``, ``"model_every_test_image": null``), no row has measured or
+synthesized columns, and there is no sweep (``"budget_sweep": null``). Verilating the shipped network's
+accelerator (330 nodes) and sizing its FIFOs takes tens of CPU minutes here; the whole-network
 RTL tests of the suite run the same builder on the tiny test network instead (tests/hls/test_accelerator.py,
 tests/hls/test_modal.py).
 The machine is shared: compare the ratios of one run, not wall times across runs.

@@ -17,8 +17,9 @@ The package is FINN's layout (``step_deployment_package``), written by ``fracski
 ``execute_on_buffers``) and its register sequences, for any number of inputs and outputs, in numpy; unlike FINN's,
 ``execute`` always returns a list, and it has no ``throughput_test`` and no weight loading (fracskip's weights are
 in the bitstream). It is the copy CI runs against the Verilator model
-(``fracskip.hls.sim_board.AcceleratorSimOverlay``). ``open_board(..., finn_driver=True)`` uses FINN's own ``FINNDMAOverlay`` (``pip install finn-plus-driver`` on the
-board) instead; ``AcceleratorDriver`` needs only ``batch_size`` and ``execute`` of either. No code path of this module has been run on a board.
+(``fracskip.hls.sim_board.AcceleratorSimOverlay``). ``open_board(..., finn_driver=True)`` uses FINN's own
+``FINNDMAOverlay`` (``pip install finn-plus-driver`` on the board) instead; ``AcceleratorDriver`` needs only
+``batch_size`` and ``execute`` of either. No code path of this module has been run on a board.
 """
 
 from __future__ import annotations
