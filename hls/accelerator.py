@@ -1068,8 +1068,6 @@ def model_on_images(build_dir: str | Path, images: np.ndarray, batch: int = 500,
     model (``frame_sequence_cycles`` with the emitted FIFOs' capacities, the figure ``rtlsim_run`` holds the measured
     spacing to as ``measured_vs_model_these_images``) on the decisions the torch model (float64: the hardware's,
     bit for bit) takes on ``images`` streamed back to back, and their BitOPs per image."""
-    from tqdm import tqdm
-
     from ..backends.torch_backend import TorchBackend
     from ..runtime.controller import Controller
     from .pipeline_folding import frame_sequence_cycles
@@ -1081,14 +1079,7 @@ def model_on_images(build_dir: str | Path, images: np.ndarray, batch: int = 500,
 
     model, man = accelerator_model(build_dir), Manifest.load(build_dir / "export")
     torch = TorchBackend(str(man.file(man.data["source_checkpoint"]["file"])), exact=True)
-    choices, keep = [], []
-    for lo in tqdm(range(0, len(images), batch), desc="decisions (torch, float64)", unit="batch",
-                   disable=None if progress else True):
-        _, c, k = torch.reference_trace(images[lo:lo + batch])
-        choices.append(c)
-        keep.append(k)
-    choices = np.concatenate(choices)
-    keep = None if keep[0] is None else np.concatenate(keep)
+    _, choices, keep = torch.reference_trace(images, batch, progress)
     cycles, latency = frame_sequence_cycles(model, choices, man, capacities=True, keep=keep)
     return {"n": len(images), "cycles_per_image_model": cycles, "latency_cycles_model": latency,
             "bitops_per_image": float(Controller(man, None).bitops(choices, keep).mean()),

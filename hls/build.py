@@ -277,8 +277,7 @@ def calibrate(manifest: Manifest, n: int, data_dir: str | None) -> dict:
     tb = TorchBackend(str(manifest.file(manifest.data["source_checkpoint"]["file"])))
     dataset = trained_on(tb.checkpoint)
     split = D.load(dataset, "train", data_dir, n)
-    runs = [tb.reference_trace(x.numpy()) for x, _ in D.batches(split, 250, shuffle=False)]
-    choices = np.concatenate([r[1] for r in runs])
+    _, choices, keep = tb.reference_trace(split.images.numpy(), batch_size=250)
     menu = manifest.bit_menu
     freq = [{str(b): float((choices[:, g] == k).mean()) for k, b in enumerate(menu)} for g in range(choices.shape[1])]
     # data_dir: where the accelerator's sizing reads the same images (CIFAR-10, or a dataset given by --data)
@@ -287,7 +286,7 @@ def calibrate(manifest: Manifest, n: int, data_dir: str | None) -> dict:
     if manifest.channel_group:  # per gate and width, how often each number of channel groups is kept (joint)
         from ..runtime.controller import popcount
 
-        kept = popcount(np.concatenate([r[2] for r in runs]))
+        kept = popcount(keep)
         out["kept"] = [{str(b): {str(c): float(((choices[:, g] == k) & (kept[:, g] == c)).mean())
                                  for c in range(1, int(kept[:, g].max()) + 1)} for k, b in enumerate(menu)}
                        for g in range(choices.shape[1])]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..errors import FracskipError
 from ..export.cores import ChannelPathCore, HeadCore, PathCore, StemCore
@@ -60,9 +61,19 @@ class TorchBackend:
         """The PyTorch model's own forward pass (its own gates): logits and choices."""
         return self.reference_trace(images)[:2]
 
+    def reference_trace(self, images: np.ndarray, batch_size: int | None = None, progress: bool = False
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Logits, choices and, of a channel-skipping network, the keep bits (N, gated blocks) (group g: bit g).
+        ``batch_size``: images per forward pass, to bound the memory (each image's results are its own)."""
+        step = batch_size or max(len(images), 1)
+        starts = range(0, max(len(images), 1), step)  # one pass of an empty batch where there are no images
+        runs = [self._trace(images[lo:lo + step])
+                for lo in tqdm(starts, desc="torch reference", unit="batch", disable=None if progress else True)]
+        keep = None if runs[0][2] is None else np.concatenate([r[2] for r in runs])
+        return np.concatenate([r[0] for r in runs]), np.concatenate([r[1] for r in runs]), keep
+
     @torch.no_grad()
-    def reference_trace(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Logits, choices and, of a channel-skipping network, the keep bits (N, gated blocks) (group g: bit g)."""
+    def _trace(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         out = self.net(self._tensor(images))
         keep = getattr(out, "keep", None)
         bits = np.stack([pack_keep(k.numpy()) for k in keep], 1) if keep else None
