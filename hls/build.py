@@ -222,6 +222,8 @@ def design_section(out: Path, design: str, rep: dict) -> dict:
 def record_design(out: Path, design: str, rep: dict) -> None:
     """Put a design emitted again (``python -m fracskip.hls.accelerator BUILD``) into the build's summary.json, so
     that its readers (the bench, the bitstream step, the report) do not see the figures of the HDL it replaced."""
+    from ..training.checkpoint import atomic_write_text
+
     path = Path(out) / "summary.json"
     summary = json.loads(path.read_text())
     if design == "dfs":
@@ -231,9 +233,7 @@ def record_design(out: Path, design: str, rep: dict) -> None:
                                           "(design routed, a debugging aid)", **design_section(out, design, rep)}
     else:
         summary.setdefault("baselines", {})[design] = design_section(out, design, rep)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(summary, indent=1))
 
 
 def frames_more(rep: dict) -> int:

@@ -283,7 +283,9 @@ def _require_same_network(theirs: ModelConfig, ours: ModelConfig, ref: str) -> N
     differ = [k for k in ("depth", "widths", "in_channels", "num_classes", "gate_hidden")
               if getattr(theirs, k) != getattr(ours, k)]
     if differ:
-        said = lambda c: ", ".join(f"{k.replace('_', ' ')} {getattr(c, k)}" for k in differ)  # noqa: E731
+        def said(c: ModelConfig) -> str:
+            return ", ".join(f"{k.replace('_', ' ')} {getattr(c, k)}" for k in differ)
+
         raise FracskipError(f"--init {ref} is a network of {said(theirs)}, this one has {said(ours)}: its weights "
                             "do not fit; pass a checkpoint of this network (the same --depth and dataset)")
 
