@@ -417,6 +417,8 @@ class AcceleratorSizing:
     frame_bound: float = 1.0  # the depths bounded at this many frames of each stream (0: the peaks alone)
     trimmed: list = field(default_factory=list)  # FIFOs the sequence model found idle, taken down (fifo_model.trim)
     model_cycles: dict = field(default_factory=dict)  # the sequence model's cycles per image: peaks, trimmed
+    window_cap: int = 0  # the depth the FIFOs behind the sliding windows were held to while measured (0: none)
+    window_cap_cycles: float = 0.0  # cycles per image at that cap, every other FIFO at two frames
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -424,7 +426,11 @@ class AcceleratorSizing:
         return {k: v for k, v in asdict(self).items() if k != "sized_run"}
 
 
-WINDOW_FIFO_DEPTH = 32  # a FIFO fed by a sliding window: one SRL32 per bit, enough for the unit behind it
+# a FIFO fed by a sliding window: the least of these depths that costs at most WINDOW_CAP_COST of the throughput
+# with every FIFO at two frames (one SRL32 per bit is enough for most units; a slow window generator's bursts, as
+# in static W8A8, starve the unit behind it at 32 words: 1.65 %), else two frames, as FINN's own rule has it
+WINDOW_FIFO_DEPTHS = (32, 64, 128, 256)
+WINDOW_CAP_COST = 0.002
 FRAME_FIFO_MIN = 64  # the bound's floor: a token stream's frame is a word (a gate's state, 21), several in flight
 FRAME_BUFFER = "_framebuf"  # a gated block's input held for its decision: a whole frame, or the gate never sees it
 FRAME_BOUNDS = (0.5, 1.0)  # the depth bounds tried, in frames of each stream, the least memory first
@@ -471,8 +477,9 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
                tolerance: float = 0.03, progress: bool = False, sequence=None):
     """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame), FINN's simulation-
     based rule (depth = peak occupancy + 1) with the buffering moved to where it is cheapest: every FIFO at a capacity
-    of two frames of its stream while measured, those behind a sliding window (``window_fifos``) at
-    ``WINDOW_FIFO_DEPTH``, so that frames wait in front of the window generators, unexpanded; then the peak occupancy
+    of two frames of its stream while measured, those behind a sliding window (``window_fifos``) at the least of
+    ``WINDOW_FIFO_DEPTHS`` that keeps that throughput (within ``WINDOW_CAP_COST``), so that frames wait in front of
+    the window generators, unexpanded; then the peak occupancy
     of each, bounded at the least of ``FRAME_BOUNDS`` (frames of each stream, at least ``FRAME_FIFO_MIN`` words; a
     gated block's frame buffer always holds a whole frame, or its gate never sees the frame end) and taken down to a
     cheaper block-RAM geometry (``block_ram_depth``), that runs the same images at the same throughput (within
@@ -482,7 +489,7 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     104,176 cycles per image; 1.23 Mbit and 83 BRAM18 at half a frame, 106,601, against 103,727 measured; the tiny
     test network's variation needs its peaks; bounding the FIFOs while measuring only moves the waiting images
     upstream). What holding the window FIFOs short costs in throughput (against every FIFO at two frames) is in the
-    figures, ``unbounded_cycles`` beside ``sized_cycles``. ``sequence``: the frame-sequence model of these FIFOs
+    figures, ``unbounded_cycles`` beside ``window_cap_cycles`` and ``sized_cycles``. ``sequence``: the frame-sequence model of these FIFOs
     on a long run of decisions (``fifo_model.SequenceModel``, its first ones these images'), which trims the FIFOs
     that buy no throughput in the steady state (``fifo_model.trim``), kept where the simulation still runs as fast.
     Returns the model with the depths written and its HDL regenerated, and the figures."""
@@ -494,12 +501,17 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     windows = window_fifos(model)
     with RTLSimCore(model, cache_dir=cache_dir, sizing_fifos=True, progress=progress) as core:
         caps = [s.max_depth + 1 for s in core.fifos]
-        best = core.run(x, fifo_depths=caps, reset=True)
-        caps = [min(c, WINDOW_FIFO_DEPTH) if s.node in windows else c for s, c in zip(core.fifos, caps)]
-        moved = core.run(x, fifo_depths=caps, reset=True, check=False)
-        if moved.stalled:
-            raise FracskipError(f"with the FIFOs behind the sliding windows at {WINDOW_FIFO_DEPTH} words the "
-                                f"accelerator stalls: {moved.stall_diagnosis}")
+        best = moved = core.run(x, fifo_depths=caps, reset=True)
+        window_cap = 0
+        for cap in WINDOW_FIFO_DEPTHS:
+            capped = [min(c, cap) if s.node in windows else c for s, c in zip(core.fifos, caps)]
+            if capped == caps:
+                break
+            run = core.run(x, fifo_depths=capped, reset=True, check=False,
+                           cycle_limit=int(best.cycles * (1 + 2 * WINDOW_CAP_COST)) + 10_000)
+            if not run.stalled and run.cycles_per_frame <= best.cycles_per_frame * (1 + WINDOW_CAP_COST):
+                caps, moved, window_cap = capped, run, cap
+                break
 
         def holds(run) -> bool:
             return not run.stalled and run.cycles_per_frame <= moved.cycles_per_frame * (1 + tolerance)
@@ -564,7 +576,8 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
                                estimate_cycles=est, total_bits=sum(d * s.width for s, d in zip(slots, depths)),
                                frames=len(images_nhwc), sized_run=sized,
                                unbounded_bits=sum(m * s.width for s, m in zip(slots, best.fifo_maxcount)),
-                               frame_bound=frame_bound, trimmed=trimmed, model_cycles=model_cycles)
+                               frame_bound=frame_bound, trimmed=trimmed, model_cycles=model_cycles,
+                               window_cap=window_cap, window_cap_cycles=moved.cycles_per_frame)
     return set_fifo_depths(model, chosen, part, clk_ns), report
 
 

@@ -209,14 +209,15 @@ def design_section(out: Path, design: str, rep: dict) -> dict:
         "fifo_bits": sizing["total_bits"], "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
         "resources_estimate_emitted": rep["resources_estimate_emitted"],
         "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"], **_synth_section(rep, where),
-        "seconds": rep["seconds"]}
+        "seconds": rep["seconds"], "sizing_images": sizing["frames"],
+        "cycles_per_image_sizing_run": sizing["sized_cycles"],
+        "cycles_per_image_fifos_unbounded": sizing["unbounded_cycles"],
+        "window_fifo_cap": sizing["window_cap"], "cycles_per_image_window_fifos_capped": sizing["window_cap_cycles"]}
     if design != "dfs":
         return section
     return {"what": "the whole network as one pipelined FINN dataflow graph (bit-serial datapaths, folded for the "
                     "slowest node's expected cycles), FIFOs sized by Verilator simulation on real images",
-            **section, "sizing_images": sizing["frames"], "cycles_per_image_sizing_run": sizing["sized_cycles"],
-            "cycles_per_image_fifos_unbounded": sizing["unbounded_cycles"],
-            "frame_buffers_frames_more": frames_more(rep)}
+            **section, "frame_buffers_frames_more": frames_more(rep)}
 
 
 def record_design(out: Path, design: str, rep: dict) -> None:

@@ -198,9 +198,11 @@ def test_accelerator_rtl_sized_bit_exact(network):
             words = int(np.prod(getCustomOp(node).get_folded_output_shape()[:-1]))
             assert rep.depths[node.name] <= max(int(rep.frame_bound * words) + 1, A.FRAME_FIFO_MIN), node.name
     # the FIFOs behind the sliding windows carry the image unfolded k*k times: kept short, so that frames wait in
-    # front of the window generators instead, which costs fewer bits than FINN's peak rule alone
+    # front of the window generators instead, which costs fewer bits than FINN's peak rule alone, and no throughput
     windows = A.window_fifos(sized)
-    assert windows and all(rep.depths[f] <= A.WINDOW_FIFO_DEPTH for f in windows)
+    assert rep.window_cap in A.WINDOW_FIFO_DEPTHS, rep.window_cap
+    assert windows and all(rep.depths[f] <= rep.window_cap for f in windows)
+    assert rep.window_cap_cycles <= rep.unbounded_cycles * (1 + A.WINDOW_CAP_COST)
     assert rep.total_bits < rep.unbounded_bits, (rep.total_bits, rep.unbounded_bits)
     # the pipeline overlaps images. Its cycles per image (spacing of the completions of images 0 and N-1) are the
     # folding model's for this sequence of images (pipeline_folding.frame_sequence_cycles: every node its own cycles

@@ -253,7 +253,8 @@ def test_an_accelerator_emitted_again_replaces_its_summary_section(tmp_path):
     def rep(cycles, synth=None):
         r = {"nodes": 3, "cycles_per_image_model": cycles, "bottleneck_model": "n", "fits_estimate": True,
              "resources_estimate": {"LUT": 1.0}, "resources_estimate_inserted": {"LUT": 2.0},
-             "fifo_sizing": {"frames": 4, "sized_cycles": cycles, "total_bits": 64, "unbounded_cycles": cycles},
+             "fifo_sizing": {"frames": 4, "sized_cycles": cycles, "total_bits": 64, "unbounded_cycles": cycles,
+                             "window_cap": 32, "window_cap_cycles": cycles},
              "verified": {"cycles_per_image": cycles}, "resources_estimate_emitted": {"total": {"LUT": 3.0}},
              "fits_device_estimate_emitted": True, "seconds": {}}
         return {**r, "resources_synth": synth, "fits_device_synth": True, "fit_attempts": 1, "fit_reserve": {}} \
