@@ -40,3 +40,16 @@ def test_a_misspelt_marker_is_an_error(tmp_path):
     (tmp_path / "test_typo.py").write_text("import pytest\n\n@pytest.mark.rtlsm\ndef test_x():\n    pass\n")
     cp = _pytest(str(tmp_path / "test_typo.py"), "--noconftest", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"))
     assert cp.returncode != 0 and "rtlsm" in (cp.stdout + cp.stderr)
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """pyproject.toml lists the packages by hand: a folder with an ``__init__.py`` missing there is left out of a
+    wheel (hls/synth was: every import of fracskip.hls.synth failed outside an editable install)."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set()
+    for name, folder in setup["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            found.add(".".join([name, *init.parent.relative_to(ROOT / folder).parts]))
+    assert found - set(setup["packages"]) == set()
