@@ -499,10 +499,16 @@ class RTLSimCore:
         depths = list(fifo_depths) if fifo_depths is not None else [f.depth for f in self.fifos]
         if len(depths) != len(self.fifos):
             raise FracskipError(f"{len(depths)} FIFO depths for {len(self.fifos)} sizing FIFOs")
+        # a sizing FIFO holds at most max_depth + 1 words and clamps a deeper setting (fifo.sv has no depth below 2):
+        # the run would measure another FIFO than the one asked for
+        wrong = [f"{f.node}: {d}" for f, d in zip(self.fifos, depths) if not 2 <= int(d) <= f.max_depth + 1]
+        if wrong:
+            raise FracskipError(f"FIFO depths outside 2 .. max_depth + 1 of the sizing FIFOs ({', '.join(wrong[:5])}); "
+                                "max_depth is the larger of two frames, 64 words and the node's depth attribute")
         every = max(int(progress_every), 1) if on_frames is not None else 0
         req = [struct.pack("<IIQIQ", _REQ_MAGIC, n, limit, int(reset), every)]
         req += [struct.pack("<IQ", s.word_bytes, s.words_per_frame) for s in self.inputs + self.outputs]
-        req += [struct.pack("<I", max(int(d), 2)) for d in depths]
+        req += [struct.pack("<I", int(d)) for d in depths]
         req += words
         if self._proc is None:
             self._start()

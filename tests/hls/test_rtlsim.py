@@ -524,3 +524,21 @@ def test_a_core_that_reads_past_its_last_output_starts_the_next_call_on_frame_bo
             assert result.words_in == [per_frame]  # the frame's end, which no output needs, is read too
             np.testing.assert_array_equal(result.outputs[0], ref)
             assert result.cycles > result.frame_cycles[-1]  # ... after the last output: the case at hand
+
+
+def test_sizing_fifo_depths_beyond_their_capacity_are_refused(tmp_path):
+    """A sizing FIFO holds at most ``max_depth`` + 1 words and clamps a deeper setting: the run would have measured
+    a shallower FIFO than the one asked for (and one of depth 1, which fifo.sv refuses, as 2)."""
+    from types import SimpleNamespace
+
+    from fracskip.hls.rtlsim.sim import RTLSimCore
+    from fracskip.hls.rtlsim.stitch import FifoSlot
+
+    core = object.__new__(RTLSimCore)  # no build: the request is refused before a simulator starts
+    core._proc = core._stderr = None
+    core.sim_dir, core.cycle_limit, core.estimate = tmp_path, 1000, None
+    core.core = SimpleNamespace(inputs=[], outputs=[], links=[], state_words=3,
+                                fifos=[FifoSlot("fifo0", 0, 8, 2, max_depth=64, words_per_frame=32)])
+    for depth in (66, 1):
+        with pytest.raises(FracskipError, match=f"fifo0: {depth}"):
+            core.run_words([], 1, fifo_depths=[depth])
