@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import math
 import os
 import shutil
 import struct
@@ -63,15 +64,17 @@ class SimResult:
     stall_diagnosis: str = ""  # which stage stopped, if stalled
 
     @property
-    def latency(self) -> int:
-        """First-frame latency in cycles (pipeline fill included)."""
-        return self.frame_cycles[0]
+    def latency(self) -> int | float:
+        """First-frame latency in cycles (pipeline fill included); NaN when a stall left no frame done (a stalled
+        run's figures go into messages and reports, which an IndexError would replace)."""
+        return self.frame_cycles[0] if self.frame_cycles else math.nan
 
     @property
     def cycles_per_frame(self) -> float:
-        """Steady-state cycles per frame: spacing of frame completions (the latency when one frame ran)."""
+        """Steady-state cycles per frame: spacing of frame completions (the latency when one frame ran; NaN when
+        none did)."""
         fc = self.frame_cycles
-        return (fc[-1] - fc[0]) / (len(fc) - 1) if len(fc) > 1 else float(fc[0])
+        return (fc[-1] - fc[0]) / (len(fc) - 1) if len(fc) > 1 else float(self.latency)
 
 
 def finn_estimate(model) -> dict:

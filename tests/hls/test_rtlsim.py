@@ -542,3 +542,15 @@ def test_sizing_fifo_depths_beyond_their_capacity_are_refused(tmp_path):
     for depth in (66, 1):
         with pytest.raises(FracskipError, match=f"fifo0: {depth}"):
             core.run_words([], 1, fifo_depths=[depth])
+
+
+def test_a_run_stalled_before_its_first_frame_has_nan_figures():
+    """The figures of a stalled run go into messages and reports (the accelerator's sizing, the simulated board's
+    cycle report): with no frame done they are NaN, not an IndexError in place of the message."""
+    from fracskip.hls.rtlsim.sim import SimResult
+
+    stuck = SimResult(outputs=[], cycles=100, frame_cycles=[], stalled=True)
+    assert np.isnan(stuck.latency) and np.isnan(stuck.cycles_per_frame)
+    one = SimResult(outputs=[], cycles=100, frame_cycles=[90])
+    assert one.latency == 90 and one.cycles_per_frame == 90.0
+    assert SimResult(outputs=[], cycles=300, frame_cycles=[90, 190, 290]).cycles_per_frame == 100.0
