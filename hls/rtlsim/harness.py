@@ -196,9 +196,10 @@ class StreamHarness:
             if len(words) != dut.n_in or len(toks) != dut.n_modes:
                 raise FracskipError(f"DUT {i} ({dut.module}) takes {dut.n_in} words and {dut.n_modes} mode tokens "
                                     f"per run, got {len(words)} and {len(toks)}")
-            (run_dir / f"in{i}.hex").write_text(_hex_lines(words, dut.in_width))
+            (run_dir / f"in{i}.hex").write_text(_hex_lines(words, dut.in_width, f"DUT {i} ({dut.module}) input"))
             if dut.n_modes:
-                (run_dir / f"mode{i}.hex").write_text(_hex_lines(toks, dut.mode_width))
+                (run_dir / f"mode{i}.hex").write_text(_hex_lines(toks, dut.mode_width,
+                                                                 f"DUT {i} ({dut.module}) mode token"))
         if max_cycles is None:
             # all DUTs run side by side; random stalls on both sides slow a DUT down about 2-4 times
             max_cycles = 8 * max(max(d.exp_cycles, d.n_in + d.n_out) for d in self.duts) + 10_000
@@ -209,7 +210,11 @@ class StreamHarness:
         return _parse_log(run_dir / "out.txt", self.duts)
 
 
-def _hex_lines(words: Sequence[int], width: int) -> str:
+def _hex_lines(words: Sequence[int], width: int, what: str) -> str:
+    # $readmemh cuts a wider word to the stream's bits and stops the simulation, without a message, at a minus sign
+    bad = [w for w in words if not 0 <= w < 1 << width]
+    if bad:
+        raise FracskipError(f"{what} words must be unsigned {width}-bit integers; got {bad[:5]}")
     digits = (width + 3) // 4
     return "".join(f"{w:0{digits}x}\n" for w in words)
 

@@ -252,3 +252,20 @@ def test_an_absolute_memory_path_is_found_in_any_parameter_entry():
     with pytest.raises(FracskipError, match="WEIGHT_FILE from an absolute path"):
         _check_no_build_paths("n", "top", params, set())
     _check_no_build_paths("n", "top", params, {"WEIGHT_FILE"})
+
+
+@pytest.mark.rtlsim
+def test_harness_words_outside_the_stream_width_are_refused(tmp_path, monkeypatch):
+    """$readmemh cut a word wider than the stream to its bits (the DUT saw another input, and a test could pass on
+    it) and stopped at a negative one with an empty message."""
+    monkeypatch.setenv("FRACSKIP_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "inc.sv"
+    src.write_text("module inc(input logic ap_clk, ap_rst_n, input logic [7:0] in0_V_TDATA, input logic in0_V_TVALID,\n"
+                   "  output logic in0_V_TREADY, output logic [7:0] out0_V_TDATA, output logic out0_V_TVALID,\n"
+                   "  input logic out0_V_TREADY);\n  assign out0_V_TDATA = in0_V_TDATA + 8'd1;\n"
+                   "  assign out0_V_TVALID = in0_V_TVALID;\n  assign in0_V_TREADY = out0_V_TREADY;\nendmodule\n")
+    tb = harness.StreamHarness([harness.StreamDut("inc", 8, 8, 3, 3)], [src], tmp_path / "runs", jobs=1)
+    assert tb.run([[1, 2, 255]])[0].outputs == [2, 3, 0]
+    for words in ([1, 0x1FF, 3], [1, -2, 3]):
+        with pytest.raises(FracskipError, match=r"DUT 0 \(inc\) input words must be unsigned 8-bit"):
+            tb.run([words])
