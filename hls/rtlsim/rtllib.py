@@ -10,6 +10,7 @@ FINN is pointed at the copy through ``FINN_RTLLIB`` (``fracskip.hls.finn_env.set
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -116,11 +117,19 @@ def prepare_rtllib(cache_dir: Path | None = None) -> Path:
         (copy / ".complete").write_text(json.dumps({"finn_version": finn_version, "source": str(src),
                                                      "rewritten": sorted(entries),
                                                      "added": added_files()}, indent=1) + "\n")
-        try:
-            copy.rename(dest)
-        except OSError:
-            if not (dest / ".complete").is_file():  # not a lost race with another process
-                raise
+        for attempt in range(3):  # a round is lost only to another process changing ``dest`` meanwhile
+            try:
+                copy.rename(dest)
+                break
+            except OSError:
+                if (dest / ".complete").is_file():  # another process's copy came first
+                    break
+                if attempt == 2:
+                    raise
+                # copies arrive whole, so one without .complete was damaged since (a cleaner, an interrupted rm)
+                # and no one uses it: moved aside to be deleted with ``tmp``, where it failed every later call
+                with contextlib.suppress(OSError):
+                    dest.rename(tmp / "damaged")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("Verilator-compatible finn-rtllib copy at %s (rewritten: %s; added: %s)", dest,

@@ -269,3 +269,16 @@ def test_harness_words_outside_the_stream_width_are_refused(tmp_path, monkeypatc
     for words in ([1, 0x1FF, 3], [1, -2, 3]):
         with pytest.raises(FracskipError, match=r"DUT 0 \(inc\) input words must be unsigned 8-bit"):
             tb.run([words])
+
+
+def test_a_damaged_rtllib_copy_is_replaced(tmp_path):
+    """A library copy arrives whole (renamed into place with its .complete); one without it was damaged since (a
+    cache cleaner, an interrupted rm) and made every later prepare_rtllib fail with "Directory not empty"."""
+    from fracskip.hls.rtlsim.rtllib import prepare_rtllib
+
+    copy = prepare_rtllib(tmp_path)
+    (copy / ".complete").unlink()
+    shutil.rmtree(copy / "fifo")
+    assert prepare_rtllib(tmp_path) == copy
+    assert (copy / ".complete").is_file() and (copy / "fifo" / "hdl" / "fifo.sv").is_file()
+    assert [p.name for p in copy.parent.iterdir()] == [copy.name]  # nothing left beside it
