@@ -16,6 +16,7 @@ looks like a model (a half-written precompiled header in such a folder once brok
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -105,11 +106,21 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
         for f in (work / "obj").iterdir():  # a run needs the binary alone: its objects and precompiled headers
             if f.name != "sim":  # took 100 to 160 MB a model in the cache
                 shutil.rmtree(f) if f.is_dir() else f.unlink()
-        try:
-            os.rename(work, final)
-        except OSError:  # built meanwhile by another process: theirs is as good
-            if not binary.is_file():
-                raise
+        for attempt in range(3):  # a round is lost only to another process changing ``final`` meanwhile
+            try:
+                os.rename(work, final)
+                break
+            except OSError:
+                if binary.is_file():  # built meanwhile by another process: theirs is as good
+                    break
+                if attempt == 2:
+                    raise
+                # models arrive whole: a folder without the binary was damaged since (a cache cleaner) and failed
+                # every later build of this model; moved aside first, so that no one meets it half deleted
+                trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+                with contextlib.suppress(OSError):
+                    final.rename(trash / final.name)
+                shutil.rmtree(trash, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return binary

@@ -224,6 +224,20 @@ def test_the_testbench_cache_is_keyed_by_the_cpp_main(tmp_path, monkeypatch):
     assert len((tmp_path / "builds").read_text().splitlines()) == 2
 
 
+def test_a_testbench_model_folder_without_its_binary_is_replaced(tmp_path, monkeypatch):
+    """Models arrive whole (renamed into place when built); a folder without the binary was damaged since (a cache
+    cleaner) and made every later build of that model fail with "Directory not empty"."""
+    monkeypatch.setenv("FRACSKIP_CACHE", str(tmp_path / "cache"))
+    fake = _script(tmp_path / "verilator", "#!/bin/sh\nmkdir obj && echo > obj/sim\n")
+    monkeypatch.setattr(harness, "find_verilator", lambda: Verilator(fake, tmp_path, "5.48.0"))
+    src = tmp_path / "dut.sv"
+    src.write_text("module dut; endmodule\n")
+    binary = harness.compile_testbench("tb", "module tb(input logic clk); endmodule\n", [src])
+    binary.unlink()
+    assert harness.compile_testbench("tb", "module tb(input logic clk); endmodule\n", [src]) == binary
+    assert binary.is_file() and [p.name for p in (tmp_path / "cache" / "harness").iterdir()] == [binary.parents[1].name]
+
+
 def test_a_failed_testbench_build_keeps_its_errors_and_last_lines_in_the_message(tmp_path, monkeypatch):
     monkeypatch.setenv("FRACSKIP_CACHE", str(tmp_path / "cache"))
     output = ["filler %d" % i for i in range(30)] + [
