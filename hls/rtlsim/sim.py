@@ -515,28 +515,32 @@ class RTLSimCore:
         req += words
         if self._proc is None:
             self._start()
-        try:
-            self._proc.stdin.write(b"".join(req))
-            self._proc.stdin.flush()
-        except OSError:
-            self._fail("the simulator stopped while reading a request")
-        (magic,) = struct.unpack("<I", self._read(4))
-        while magic == _PRG_MAGIC and on_frames is not None:
-            on_frames(struct.unpack("<I", self._read(4))[0])
+        try:  # an answer left half read (on_frames raised, Ctrl-C) would be read as the next request's
+            try:
+                self._proc.stdin.write(b"".join(req))
+                self._proc.stdin.flush()
+            except OSError:
+                self._fail("the simulator stopped while reading a request")
             (magic,) = struct.unpack("<I", self._read(4))
-        if magic != _ANS_MAGIC:
-            self._fail("garbled answer from the simulator")
-        status, cycles = struct.unpack("<IQ", self._read(struct.calcsize("<IQ")))
-        counts = struct.unpack(f"<{len(self.inputs) + len(self.outputs)}Q",
-                               self._read(8 * (len(self.inputs) + len(self.outputs))))
-        words_in, words_out = list(counts[:len(self.inputs)]), list(counts[len(self.inputs):])
-        (n_done,) = struct.unpack("<I", self._read(4))
-        frame_cycles = list(struct.unpack(f"<{n_done}Q", self._read(8 * n_done)))
-        maxcount = list(struct.unpack(f"<{len(self.fifos)}I", self._read(4 * len(self.fifos))))
-        n_state = self.core.state_words
-        bits = int.from_bytes(self._read(4 * n_state), "little")
-        state = [(bool(bits >> (2 * ln.index) & 1), bool(bits >> (2 * ln.index + 1) & 1)) for ln in self.core.links]
-        raws = [self._read(w * s.word_bytes) for w, s in zip(words_out, self.outputs)]
+            while magic == _PRG_MAGIC and on_frames is not None:
+                on_frames(struct.unpack("<I", self._read(4))[0])
+                (magic,) = struct.unpack("<I", self._read(4))
+            if magic != _ANS_MAGIC:
+                self._fail("garbled answer from the simulator")
+            status, cycles = struct.unpack("<IQ", self._read(struct.calcsize("<IQ")))
+            counts = struct.unpack(f"<{len(self.inputs) + len(self.outputs)}Q",
+                                   self._read(8 * (len(self.inputs) + len(self.outputs))))
+            words_in, words_out = list(counts[:len(self.inputs)]), list(counts[len(self.inputs):])
+            (n_done,) = struct.unpack("<I", self._read(4))
+            frame_cycles = list(struct.unpack(f"<{n_done}Q", self._read(8 * n_done)))
+            maxcount = list(struct.unpack(f"<{len(self.fifos)}I", self._read(4 * len(self.fifos))))
+            n_state = self.core.state_words
+            bits = int.from_bytes(self._read(4 * n_state), "little")
+            state = [(bool(bits >> (2 * ln.index) & 1), bool(bits >> (2 * ln.index + 1) & 1)) for ln in self.core.links]
+            raws = [self._read(w * s.word_bytes) for w, s in zip(words_out, self.outputs)]
+        except BaseException:
+            self.close()
+            raise
         stalled = status == 1
         result = SimResult(outputs=[], cycles=int(cycles), frame_cycles=frame_cycles, stalled=stalled,
                            words_in=words_in, words_out=words_out, fifo_maxcount=maxcount, raw_outputs=raws,

@@ -554,3 +554,18 @@ def test_a_run_stalled_before_its_first_frame_has_nan_figures():
     one = SimResult(outputs=[], cycles=100, frame_cycles=[90])
     assert one.latency == 90 and one.cycles_per_frame == 90.0
     assert SimResult(outputs=[], cycles=300, frame_cycles=[90, 190, 290]).cycles_per_frame == 100.0
+
+
+def test_a_run_interrupted_while_reading_leaves_nothing_for_the_next(env, pointwise_stride2):
+    """An exception in ``on_frames`` (a progress bar's Ctrl-C) left the rest of the answer in the pipe: the next call
+    read it as its own and gave the interrupted call's outputs for its frames."""
+    a, b = (np.random.default_rng(s).integers(0, 256, (3, 8, 8, 4)).astype(np.float32) for s in (21, 22))
+
+    def interrupt(done: int):
+        raise RuntimeError("interrupted")
+
+    with RTLSimCore(pointwise_stride2, cache_dir=env["cache"], progress=False) as core:
+        with pytest.raises(RuntimeError, match="interrupted"):
+            core.run(a, on_frames=interrupt, progress_every=1)
+        got = core.run(b, on_frames=lambda done: None, progress_every=1)
+    np.testing.assert_array_equal(got.outputs[0], python_reference(pointwise_stride2, [b])[0])
