@@ -91,6 +91,10 @@ def staged(out: Path, tag: str = "partial") -> Iterator[Path]:
     out = out.resolve() if out.is_symlink() else out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{tag}-", dir=out.parent))
+    # mkdtemp's folder is private (0700): the result gets the mode mkdir gives a new folder here (the umask's)
+    (probe := tmp / ".mode").mkdir()
+    tmp.chmod(probe.stat().st_mode & 0o7777)
+    probe.rmdir()
     aside = None
     try:
         yield tmp

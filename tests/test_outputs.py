@@ -160,6 +160,24 @@ def test_staged_and_fresh_replace_the_folder_a_symlink_points_to(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
 
 
+def test_staged_folder_has_the_mode_of_a_new_folder(tmp_path):
+    """An export or a deployment package is an ordinary folder of the user's, readable as the umask allows (a
+    package is copied to the board, an export shared or mounted), not mkdtemp's private 0700."""
+    import os
+
+    from fracskip.outdir import staged
+
+    mask = os.umask(0o022)
+    try:
+        (tmp_path / "made-by-mkdir").mkdir()
+        with staged(tmp_path / "exp") as tmp:
+            (tmp / "manifest.json").write_text("{}\n")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "exp").stat().st_mode == (tmp_path / "made-by-mkdir").stat().st_mode
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["manifest.json"]
+
+
 def test_replacing_gives_back_the_earlier_results_when_the_rewrite_fails(tmp_path):
     """The shell step's --force (hls/shell.py): a failed Vivado run must leave the earlier bitstream, package and
     stitched IP as they were, not a summary that names a bitstream whose folder is gone; a finished one replaces
