@@ -65,3 +65,42 @@ def test_build_options_reach_fracskip_and_not_the_xilinx_settings(tmp_path):
     cp = run(["exp", "Pynq-Z2", "out"], env, tmp_path)  # no options: none invented
     assert cp.returncode == 0 and (tmp_path / "calls.txt").read_text().splitlines() == [
         "fracskip build exp --board Pynq-Z2 -o out --until bitstream"]
+
+
+RUN_DOCKER = ENTRY.parent / "run-docker.sh"
+
+
+def run_docker(args, env_extra, tmp_path):
+    """docker/run-docker.sh with a stand-in `docker` that records its arguments (no docker engine here)."""
+    bin_dir = tmp_path / "stand-in-bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "docker").write_text(f'#!/bin/sh\necho "docker $*" >> "{tmp_path}/docker.txt"\n')
+    (bin_dir / "docker").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINN_XILINX", "PLATFORM_REPO"))}
+    env.update({"PATH": f"{bin_dir}:{env['PATH']}", **env_extra})
+    return subprocess.run(["bash", str(RUN_DOCKER), *args], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=60)
+
+
+def test_run_docker_refuses_what_docker_would_mount_as_new_empty_folders(tmp_path):
+    """`docker run -v HOST:...` creates a missing HOST folder, empty and owned by root: a mistyped export or
+    Xilinx path must be named before docker runs, as must missing arguments (not `$2: unbound variable`)."""
+    xil = tmp_path / "Xilinx"
+    xil.mkdir()
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "manifest.json").write_text("{}\n")
+    env = {"FINN_XILINX_PATH": str(xil), "FINN_XILINX_VERSION": "2024.2"}
+    cp = run_docker(["exp"], env, tmp_path)
+    assert cp.returncode == 2 and "usage" in cp.stderr, cp.stderr
+    cp = run_docker(["exp-typo", "Pynq-Z2", "out"], env, tmp_path)
+    assert cp.returncode == 2 and "exp-typo is not an export folder" in cp.stderr, cp.stderr
+    cp = run_docker(["exp", "Pynq-Z2", "out"], {**env, "FINN_XILINX_PATH": str(tmp_path / "Xilinx-typo")}, tmp_path)
+    assert cp.returncode == 2 and "Xilinx-typo is not a folder" in cp.stderr, cp.stderr
+    cp = run_docker(["exp", "U250", "out"], {**env, "PLATFORM_REPO_PATHS": str(tmp_path / "platforms")}, tmp_path)
+    assert cp.returncode == 2 and "platforms is not a folder" in cp.stderr, cp.stderr
+    assert not (tmp_path / "docker.txt").exists() and not (tmp_path / "exp-typo").exists()
+    cp = run_docker(["exp", "Pynq-Z2", "out", "--synth"], env, tmp_path)
+    assert cp.returncode == 0, cp.stderr
+    call = (tmp_path / "docker.txt").read_text().split()
+    assert {f"{xil}:{xil}:ro", f"{tmp_path / 'exp'}:/work/export:ro", f"{tmp_path}:/work/out"} <= set(call)
+    assert call[-5:] == ["fracskip:latest", "/work/export", "Pynq-Z2", "/work/out/out", "--synth"]
