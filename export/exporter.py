@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 import shutil
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from ..training.intgate import IntGate
 from ..training.model import DFSNet
 from .cores import ChannelPathCore, HeadCore, PathCore, StemCore
 
-log = logging.getLogger(__name__)
 SOURCE_CHECKPOINT = "source_checkpoint.pt"
 # brevitas follows torch >= 2.9 to its dynamo exporter; the TorchScript one writes the default's 20 cores in a fifth
 # of the time (7 s against 35 s), and FINN makes the same cores of them, node for node and weight for weight
@@ -65,6 +63,9 @@ def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, pro
 
 
 def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
+    if not isinstance(net.gate, IntGate):  # refused before any core is written (the default's take 7 s or more)
+        raise FracskipError("this checkpoint has a float gate (written before the integer gate), which no hardware "
+                            "runs: train its gates again, e.g. `fracskip train --init CKPT --stages gates,joint -o RUN`")
     cfg = net.cfg
     table = cost_table(cfg)
     menu = list(cfg.bit_menu)
@@ -131,9 +132,6 @@ def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
         if qonnx_bops[name] != bitops:
             raise FracskipError(f"internal error: BitOPs of {name} are {bitops} by fracskip's count but "
                                 f"{qonnx_bops[name]} by qonnx-inference-cost")
-    if not isinstance(net.gate, IntGate):
-        raise FracskipError("this checkpoint has a float gate (written before the integer gate), which no hardware "
-                            "runs: train its gates again, e.g. `fracskip train --init CKPT --stages gates,joint -o RUN`")
     gates = net.gate.integer_params()
     if isinstance(net, LCNet):
         heads = net.channel_head.integer_params()

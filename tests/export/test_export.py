@@ -150,3 +150,25 @@ def test_widths_beyond_the_menu_export_for_the_static_networks(tiny_run, tiny_ex
     del d["blocks"][2]["paths"]["4"]
     with pytest.raises(FracskipError, match="widths beyond it of the other gated blocks"):
         Manifest(m.root, d).check_schema()
+
+
+def test_a_float_gate_is_refused_before_any_core_is_written(tiny_run, tmp_path, monkeypatch):
+    """A checkpoint of the float gate (written before the integer gate) has nothing the hardware runs: refused at
+    once, not after every core has been exported, and nothing is left behind."""
+    import fracskip.export.exporter as E
+    from fracskip.training.channels import build
+    from fracskip.training.checkpoint import atomic_save, load_raw
+    from fracskip.training.model import ModelConfig
+
+    raw = load_raw(tiny_run / "model.pt")
+    raw.pop("path")
+    raw["model_config"] = {**raw["model_config"], "gate": "float"}
+    raw["state_dict"] = build(ModelConfig(**raw["model_config"])).state_dict()
+    atomic_save(raw, tmp_path / "float.pt")
+
+    def no_core(*a, **k):
+        raise AssertionError("a core was exported")
+    monkeypatch.setattr(E, "export_qonnx", no_core)
+    with pytest.raises(FracskipError, match="float gate"):
+        export(tmp_path / "float.pt", tmp_path / "exp", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["float.pt"]
