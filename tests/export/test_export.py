@@ -14,16 +14,36 @@ from fracskip.simulate import simulate
 from fracskip.training import data as D
 
 
-def test_manifest_round_trip_and_schema(tiny_export):
+def test_manifest_round_trip_and_schema(tiny_export, tmp_path):
     m = Manifest.load(tiny_export)
     assert m.data["format"] == FORMAT
     assert list(m.cores()) == ["stem", "block0_b8", "block1_b0", "block1_b2", "block1_b4", "block1_b8",
                                "block2_b0", "block2_b2", "block2_b4", "block2_b8", "head"]
     for name, core in m.cores().items():
         assert core["bitops"] == m.data["bitops"]["qonnx_inference_cost"][name]
-    again = Manifest(tiny_export, json.loads((tiny_export / "manifest.json").read_text()))
-    again.check_schema()
-    assert again.data == m.data
+    # saved and loaded again, the manifest is the same, byte for byte
+    again = tmp_path / "again"
+    shutil.copytree(tiny_export, again)
+    Manifest(again, m.data).save()
+    assert Manifest.load(again).data == m.data
+    assert (again / "manifest.json").read_bytes() == (tiny_export / "manifest.json").read_bytes()
+
+
+def test_manifest_describes_the_exported_graphs(tiny_export):
+    """What the build and the controller read of the manifest is what the graphs are: each core's input shape and
+    datatype and its output shape at its place (stem, block interfaces, head), and the files are the folder's."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    m = Manifest.load(tiny_export)
+    assert set(m.data["files"]) == {p.name for p in tiny_export.iterdir()} - {"manifest.json"}
+    places = [(m.data["stem"], m.data["stem"])] + [(p, b) for b in m.blocks for p in b["paths"].values()
+                                                   if p.get("core")] + [(m.data["head"], m.data["head"])]
+    assert len(places) == len(m.cores())
+    for core, at in places:
+        g = ModelWrapper(str(m.file(core["file"])))
+        i, o = g.graph.input[0].name, g.graph.output[0].name
+        assert (g.get_tensor_shape(i), str(g.get_tensor_datatype(i))) == (at["in"]["shape"], at["in"]["datatype"])
+        assert g.get_tensor_shape(o) == at["out"]["shape"], core["core"]
 
 
 def test_schema_violation_is_refused(tiny_export, tmp_path):
