@@ -64,8 +64,9 @@ def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, pro
 
 def _export_into(net: DFSNet, folder: Path, progress: bool) -> dict:
     if not isinstance(net.gate, IntGate):  # refused before any core is written (the default's take 7 s or more)
-        raise FracskipError("this checkpoint has a float gate (written before the integer gate), which no hardware "
-                            "runs: train its gates again, e.g. `fracskip train --init CKPT --stages gates,joint -o RUN`")
+        raise FracskipError("this checkpoint has a float gate (written before the integer gate), which no "
+                            "hardware runs: train its gates again, e.g. "
+                            "`fracskip train --init CKPT --stages gates,joint -o RUN`")
     cfg = net.cfg
     table = cost_table(cfg)
     menu = list(cfg.bit_menu)
