@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
+# fracskip demo's options: a second `make demo` refuses to replace demo-out/ unless DEMO_ARGS=--force (or -o DIR)
+DEMO_ARGS ?=
 
 .PHONY: setup dataset test mutants demo bench clean
 
@@ -48,7 +50,7 @@ mutants: setup dataset
 	$(BIN)/python tests/mutation/run_mutants.py --json mutants.json
 
 demo: setup dataset
-	$(BIN)/fracskip demo
+	$(BIN)/fracskip demo $(DEMO_ARGS)
 
 bench: setup dataset
 	$(BIN)/fracskip bench --json

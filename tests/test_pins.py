@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -48,3 +49,13 @@ def test_pyproject_declares_the_imports_of_train_and_export():
                 imported |= {n.split(".")[0] for n in names}
     third_party = {canonicalize_name(n) for n in imported - set(sys.stdlib_module_names) - {"fracskip"}}
     assert third_party - set(_declared()) == set()
+
+
+def test_make_demo_takes_fracskip_demos_options():
+    """A second `make demo` finds demo-out/ from the first, which `fracskip demo` replaces only with --force:
+    `make demo DEMO_ARGS=--force` must reach it (``make -n``: the commands printed, none run)."""
+    cp = subprocess.run(["make", "-n", "-C", str(ROOT), "demo", "DEMO_ARGS=--force -o elsewhere"], capture_output=True,
+                        text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    demo = [ln for ln in cp.stdout.splitlines() if "fracskip demo" in ln]
+    assert demo == [".venv/bin/fracskip demo --force -o elsewhere"], cp.stdout
