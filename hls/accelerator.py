@@ -426,11 +426,11 @@ class AcceleratorSizing:
         return {k: v for k, v in asdict(self).items() if k != "sized_run"}
 
 
-# a FIFO fed by a sliding window: the least of these depths that costs at most WINDOW_CAP_COST of the throughput
-# with every FIFO at two frames (one SRL32 per bit is enough for most units; a slow window generator's bursts, as
-# in static W8A8, starve the unit behind it at 32 words: 1.65 %), else two frames, as FINN's own rule has it
+# the depths tried for the FIFOs fed by sliding windows, doubling while that buys more than WINDOW_CAP_GAIN of the
+# throughput (one SRL32 per bit is enough for most units; at 32 words static W8A8's window generators starved the
+# MVAUs behind them, 1.65 % slower than its folding; at 64 as fast as with every FIFO at two frames)
 WINDOW_FIFO_DEPTHS = (32, 64, 128, 256)
-WINDOW_CAP_COST = 0.002
+WINDOW_CAP_GAIN = 0.002
 FRAME_FIFO_MIN = 64  # the bound's floor: a token stream's frame is a word (a gate's state, 21), several in flight
 FRAME_BUFFER = "_framebuf"  # a gated block's input held for its decision: a whole frame, or the gate never sees it
 FRAME_BOUNDS = (0.5, 1.0)  # the depth bounds tried, in frames of each stream, the least memory first
@@ -473,12 +473,34 @@ def window_fifos(model) -> set[str]:
             and src.op_type.startswith("ConvolutionInputGenerator")}
 
 
+def window_capped(core, x: list, caps: list[int], windows: set[str], best):
+    """The run and depth (0: none) of the FIFOs behind the sliding windows: the first of ``WINDOW_FIFO_DEPTHS``
+    that doubling (or, at the last, their capacities, ``best``) speeds up by at most ``WINDOW_CAP_GAIN``. A cap
+    that stalls the accelerator is passed over like one that slows it."""
+    def at(cap: int):
+        capped = [min(c, cap) if s.node in windows else c for s, c in zip(core.fifos, caps)]
+        if capped == caps:
+            return best
+        return core.run(x, fifo_depths=capped, reset=True, check=False)
+
+    def slower(run, than) -> bool:
+        return run.stalled or run.cycles_per_frame > than.cycles_per_frame * (1 + WINDOW_CAP_GAIN)
+
+    run = at(WINDOW_FIFO_DEPTHS[0])
+    for cap, more in zip(WINDOW_FIFO_DEPTHS, WINDOW_FIFO_DEPTHS[1:] + (0,)):
+        deeper = at(more) if more else best
+        if run is best or not slower(run, deeper):
+            return run, (0 if run is best else cap)
+        run = deeper
+    return best, 0
+
+
 def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_dir: Path | None = None,
                tolerance: float = 0.03, progress: bool = False, sequence=None):
     """FIFO depths by Verilator simulation on real images (their decisions vary frame to frame), FINN's simulation-
     based rule (depth = peak occupancy + 1) with the buffering moved to where it is cheapest: every FIFO at a capacity
     of two frames of its stream while measured, those behind a sliding window (``window_fifos``) at the least of
-    ``WINDOW_FIFO_DEPTHS`` that keeps that throughput (within ``WINDOW_CAP_COST``), so that frames wait in front of
+    ``WINDOW_FIFO_DEPTHS`` past which more buys no throughput (``window_capped``), so that frames wait in front of
     the window generators, unexpanded; then the peak occupancy
     of each, bounded at the least of ``FRAME_BOUNDS`` (frames of each stream, at least ``FRAME_FIFO_MIN`` words; a
     gated block's frame buffer always holds a whole frame, or its gate never sees the frame end) and taken down to a
@@ -489,9 +511,10 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     104,176 cycles per image; 1.23 Mbit and 83 BRAM18 at half a frame, 106,601, against 103,727 measured; the tiny
     test network's variation needs its peaks; bounding the FIFOs while measuring only moves the waiting images
     upstream). What holding the window FIFOs short costs in throughput (against every FIFO at two frames) is in the
-    figures, ``unbounded_cycles`` beside ``window_cap_cycles`` and ``sized_cycles``. ``sequence``: the frame-sequence model of these FIFOs
-    on a long run of decisions (``fifo_model.SequenceModel``, its first ones these images'), which trims the FIFOs
-    that buy no throughput in the steady state (``fifo_model.trim``), kept where the simulation still runs as fast.
+    figures, ``unbounded_cycles`` beside ``window_cap_cycles`` and ``sized_cycles``. ``sequence``: the frame-
+    sequence model of these FIFOs on a long run of decisions (``fifo_model.SequenceModel``, its first ones these
+    images'), which trims the FIFOs that buy no throughput in the steady state (``fifo_model.trim``), kept where the
+    simulation still runs as fast.
     Returns the model with the depths written and its HDL regenerated, and the figures."""
     from . import fifo_model
     from . import ops  # noqa: F401
@@ -501,17 +524,9 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     windows = window_fifos(model)
     with RTLSimCore(model, cache_dir=cache_dir, sizing_fifos=True, progress=progress) as core:
         caps = [s.max_depth + 1 for s in core.fifos]
-        best = moved = core.run(x, fifo_depths=caps, reset=True)
-        window_cap = 0
-        for cap in WINDOW_FIFO_DEPTHS:
-            capped = [min(c, cap) if s.node in windows else c for s, c in zip(core.fifos, caps)]
-            if capped == caps:
-                break
-            run = core.run(x, fifo_depths=capped, reset=True, check=False,
-                           cycle_limit=int(best.cycles * (1 + 2 * WINDOW_CAP_COST)) + 10_000)
-            if not run.stalled and run.cycles_per_frame <= best.cycles_per_frame * (1 + WINDOW_CAP_COST):
-                caps, moved, window_cap = capped, run, cap
-                break
+        best = core.run(x, fifo_depths=caps, reset=True)
+        moved, window_cap = window_capped(core, x, caps, windows, best)
+        caps = [min(c, window_cap) if window_cap and s.node in windows else c for s, c in zip(core.fifos, caps)]
 
         def holds(run) -> bool:
             return not run.stalled and run.cycles_per_frame <= moved.cycles_per_frame * (1 + tolerance)

@@ -157,6 +157,38 @@ def test_accelerator_graph_python_equals_controller(network):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("cycles, cap", [
+    ({32: 1000, 64: 1000, 128: 1000, 256: 1000, 0: 1000}, 32),  # the least holds: no deeper
+    ({32: 1016.5, 64: 1000, 128: 1000, 256: 1000, 0: 1000}, 64),  # static W8A8: 1.65 % at 32, nothing past 64
+    ({32: None, 64: 1010, 128: 1000, 256: 1000, 0: 1000}, 128),  # a stall at 32 is passed over
+    ({32: 1004.5, 64: 1004.3, 128: 1004.1, 256: 1003.6, 0: 1000}, 32),  # the default's DFS: doubling buys < 0.2 %
+    ({32: 1100, 64: 1080, 128: 1060, 256: 1040, 0: 1000}, 0),  # every doubling pays: the capacities
+])
+def test_window_fifos_deepen_while_doubling_buys_throughput(cycles, cap):
+    """The FIFOs behind the sliding windows start at 32 words and double while that buys more than
+    WINDOW_CAP_GAIN; past 256 words, their capacities (two frames), as FINN's rule has them."""
+    from types import SimpleNamespace as NS
+
+    from fracskip.hls import accelerator as A
+
+    fifos = [NS(node="win"), NS(node="other")]
+    caps = [4096, 4096]
+    runs = []
+
+    def run(x, fifo_depths, reset, check=True):
+        depth = fifo_depths[0]
+        assert fifo_depths[1] == 4096 and not check
+        runs.append(depth)
+        c = cycles[depth]
+        return NS(stalled=c is None, cycles_per_frame=float("nan") if c is None else c)
+
+    best = NS(stalled=False, cycles_per_frame=cycles[0], cycles=cycles[0] * 4)
+    got, window_cap = A.window_capped(NS(fifos=fifos, run=run), [None], caps, {"win"}, best)
+    assert window_cap == cap, (window_cap, runs)
+    assert got is best if cap == 0 else got.cycles_per_frame == cycles[cap]
+    assert runs == [d for d in A.WINDOW_FIFO_DEPTHS if not cap or d <= 2 * cap]
+
+
 def test_accelerator_rtl_sized_bit_exact(network):
     """Verilator of the whole stitched graph, FIFOs sized on the images, images back to back: the same integers as
     FINN's python execution; the frame buffers hold a frame; steady-state cycles per image near the allocator's
@@ -200,9 +232,8 @@ def test_accelerator_rtl_sized_bit_exact(network):
     # the FIFOs behind the sliding windows carry the image unfolded k*k times: kept short, so that frames wait in
     # front of the window generators instead, which costs fewer bits than FINN's peak rule alone, and no throughput
     windows = A.window_fifos(sized)
-    assert rep.window_cap in A.WINDOW_FIFO_DEPTHS, rep.window_cap
-    assert windows and all(rep.depths[f] <= rep.window_cap for f in windows)
-    assert rep.window_cap_cycles <= rep.unbounded_cycles * (1 + A.WINDOW_CAP_COST)
+    assert windows and rep.window_cap in A.WINDOW_FIFO_DEPTHS, rep.window_cap
+    assert all(rep.depths[f] <= rep.window_cap for f in windows)
     assert rep.total_bits < rep.unbounded_bits, (rep.total_bits, rep.unbounded_bits)
     # the pipeline overlaps images. Its cycles per image (spacing of the completions of images 0 and N-1) are the
     # folding model's for this sequence of images (pipeline_folding.frame_sequence_cycles: every node its own cycles
