@@ -291,7 +291,7 @@ class MVAU_bitserial(WrappedRTL, RTLBackend):  # noqa: N801 (FINN's naming: <op>
         return weights, thresholds
 
     def _execute_python(self, context, graph) -> None:
-        """FINN's MVAU (x @ W_m) and MultiThreshold (T_m, + ActVal_m) of each frame's mode."""
+        """FINN's MVAU (x @ W_m, in integers) and MultiThreshold (T_m, + ActVal_m) of each frame's mode."""
         p = self.bs_params()
         node = self.onnx_node
         x = context[node.input[0]]
@@ -299,15 +299,16 @@ class MVAU_bitserial(WrappedRTL, RTLBackend):  # noqa: N801 (FINN's naming: <op>
         out = []
         for f, token in enumerate(self.frame_tokens(context)):
             k, keep = token & ((1 << MODE_TOKEN_BITS) - 1), token >> MODE_TOKEN_BITS
-            xf = mode_inputs(p, k, x[f:f + 1]).astype(x.dtype)
+            xf = mode_inputs(p, k, x[f:f + 1])
             if p.channel_skip == "in":  # per kernel position, the vector's channels in groups
                 xf = xf * np.tile(channel_keep(p, keep), p.mw // p.kernel_channels)
-            acc = np.matmul(xf, weights[k])
+            # in integers, as the RTL: a float32 matmul rounds sums past 2^24 (MW=576 at 8 bits reaches 2^25)
+            acc = np.matmul(xf, np.rint(weights[k]).astype(np.int64))
             if p.channel_skip == "out":
                 acc = acc * channel_keep(p, keep)
             if p.has_act:
                 # MultiThreshold works on (N, C, ...): channels last -> move them
-                a = np.moveaxis(acc, -1, 1)
+                a = np.moveaxis(acc, -1, 1).astype(np.float64)
                 acc = np.moveaxis(multithreshold(a, thresholds[k]), 1, -1) + p.modes[k].act_val
             out.append(acc)
         context[node.output[0]] = np.concatenate(out).astype(np.float32)

@@ -403,6 +403,26 @@ def test_execute_node_is_finns_mvau_and_thresholds(finn):
             assert np.array_equal(y[0], golden[f])
 
 
+def test_execute_node_is_exact_beyond_float32(finn):
+    """Accumulators past 2^24 (MW=576 at 8 bits reaches 2^25, a shape of the fitted model): the python twin counts
+    thresholds on the exact integer, as the RTL does, not on a float32 sum, which is off by a few there."""
+    from fracskip.hls.bitserial.op import bitserial_model
+
+    rng = np.random.default_rng(11)
+    p = BitSerialParams(mw=576, mh=16, pe=1, simd=8, wbp=1, modes=(Precision(8, 8, 1),), mode_stream=False)
+    w = rng.integers(120, 128, (p.mw, p.mh))
+    x = rng.integers(240, 256, (1, 1, p.mw))
+    acc = (x[0] @ w)[0]
+    assert acc.min() > 1 << 24
+    # even thresholds (exact in float32) just below or at the accumulator (reached), and just above it (not)
+    t = np.where(np.arange(p.mh) % 2, (acc | 1) + 1, acc & ~1)[:, None].astype(np.float64)
+    f32 = (x[0].astype(np.float32) @ w.astype(np.float32))[0]  # FINN's MVAU: a float32 matmul
+    assert ((f32 >= t[:, 0]) != (acc >= t[:, 0])).any()  # which would count some of them wrong
+    y = finn.execute_onnx(bitserial_model(p, [w], [t]), {"inp": x[0].astype(np.float32)})["outp"]
+    np.testing.assert_array_equal(y, reference(p, x, [0], [w], [t])[0])
+    np.testing.assert_array_equal(y.reshape(-1), 1 - np.arange(p.mh) % 2)
+
+
 def test_execute_node_channel_groups(finn):
     """MVAU_bitserial with channelSkip/channelGroup/inChannels: the token stream widens to the mode byte and
     the keep bits, and the python execution is the channel groups' semantics (grouped_golden), both kinds."""
