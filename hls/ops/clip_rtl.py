@@ -83,7 +83,8 @@ class Clip(LogicOnly, PerChannelStreamOp):
         idt, odt = self.get_input_datatype(), self.get_output_datatype()
         lo, hi = self.get_nodeattr("lo"), self.get_nodeattr("hi")
         info = []
-        if not (idt.is_integer() and odt.is_integer()) or odt == DataType["BIPOLAR"]:
+        # BIPOLAR's stream bits 0/1 stand for -1/+1, not the two's complement the RTL reads
+        if not (idt.is_integer() and odt.is_integer()) or DataType["BIPOLAR"] in (idt, odt):
             info.append(f"Clip needs integer input and output types, has {idt.name} -> {odt.name}")
         if lo > hi or not (odt.allowed(lo) and odt.allowed(hi)):
             info.append(f"Clip bounds [{lo}, {hi}] are not a range of {odt.name}")

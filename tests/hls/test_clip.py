@@ -99,6 +99,17 @@ def test_clip_estimates_and_folding_attribute():
     assert cfg["c"] == {"PE": 4}  # a folding config carries it; ApplyConfig sets it back by name
 
 
+def test_clip_refuses_a_bipolar_input():
+    """FINN packs BIPOLAR -1/+1 as bits 0/1, which the RTL's sign extension would read as 0/-1 (Verilator gave
+    [-1, 0] for [1, -1]): the node is invalid, as IntRequant's is, and generates no HDL."""
+    from fracskip.errors import FracskipError
+
+    inst = getCustomOp(_clip_node("c", "BIPOLAR", "INT2", -1, 1, 2, 2, 1))
+    assert any("BIPOLAR" in p for p in inst.verify_node())
+    with pytest.raises(FracskipError, match="BIPOLAR"):
+        inst.verilog()
+
+
 # ---------------------------------------------------------------- (b) ThresholdsToClip
 
 
