@@ -337,7 +337,7 @@ class DFSGate(HWCustomOp):
         return int(LUT_BASE + LUT_PER_LANE * (self.get_nodeattr("PE") - 1))
 
     def bram_estimation(self, fpgapart=None):
-        """The weight ROM (H*C + 8H^2 + K*H bytes: one BRAM18 (2K x 9) up to C = 120 at H = 10, K = 4)."""
+        """The weight ROM (H*C + 8H^2 + (K+NG)*H bytes: one BRAM18 (2K x 9) up to C = 120 at H = 10, K = 4, NG = 0)."""
         return math.ceil(_weight_rom_bytes(self.int_params()) / 2048)
 
     def uram_estimation(self, fpgapart=None):
@@ -408,7 +408,9 @@ LUT_BASE, LUT_PER_LANE, DSP_EST = 999, 39, 5
 
 
 def _weight_rom_bytes(p: spec.IntGateParams) -> int:
-    return int(p.embed_w[0].size + p.w_ih.size + p.w_hh.size + p.proj_w.size)
+    """The weight ROM's words (``rom_images``): the channel head's rows follow the menu's."""
+    head = 0 if p.chan_w is None else p.chan_w[0].size
+    return int(p.embed_w[0].size + p.w_ih.size + p.w_hh.size + p.proj_w.size + head)
 
 
 # ---------------------------------------------------------------------------------------------- synthesis bench

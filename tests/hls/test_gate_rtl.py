@@ -468,6 +468,18 @@ def test_gate_node_with_a_channel_head(tmp_path):
     assert f".NG({groups})" in text.replace(" ", "") and ".KIN(1)" in text.replace(" ", ""), text[:2000]
 
 
+def test_gate_bram_estimate_counts_the_channel_head(tmp_path):
+    """The weight ROM holds the channel head's rows after the menu's (NW = H*C + 8H^2 + (K+NG)*H): at C=120,
+    16 groups take it from 2040 to 2200 bytes, a second BRAM18 (2K x 9)."""
+    p = random_params(np.random.default_rng(3), 120, 16, groups=16)
+    op = _node(p, 120, 4, 1, 1, 1)
+    op.set_nodeattr("code_gen_dir_ipgen", str(tmp_path))
+    op.generate_hdl(None, "xc7z020clg400-1", 10.0)
+    words = len(op.rom_files()["WEIGHT_FILE"].read_text().split())
+    assert words == 120 * 10 + 800 + (4 + 16) * 10
+    assert op.bram_estimation() == -(-words // 2048) == 2
+
+
 def test_gate_params_of_a_network_gate():
     p, shapes = G.default_gates()
     assert [(s.channels, s.hw) for s in shapes] == [(16, 784), (16, 784), (32, 196), (32, 196), (64, 49)]
