@@ -180,7 +180,8 @@ class IntRequant(PerChannelStreamOp):
         w, pe = self.widths(), self.get_nodeattr("PE")
         cf = self.get_nodeattr("NumChannels") // pe
         rom = (w["mw"] + w["bw"]) * math.ceil(cf / 64) if cf > 1 else 0
-        clip = 2 * math.ceil((w["sw"] - self.get_nodeattr("shift")) / 4) + self.get_output_datatype().bitwidth()
+        # the shifted sum's bits; none past a shift of the whole sum (verify_node allows any shift)
+        clip = 2 * math.ceil(max(0, w["sw"] - self.get_nodeattr("shift")) / 4) + self.get_output_datatype().bitwidth()
         return pe * (rom + clip) + max(1, cf.bit_length())
 
     def bram_estimation(self, fpgapart=None):

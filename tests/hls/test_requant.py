@@ -251,6 +251,11 @@ def test_requant_estimates():
     assert inst.bram_estimation() == inst.uram_estimation() == 0
     assert inst.dsp_estimation() in (4, 8)  # one or two DSP48 per PE
     assert 4 * 30 <= inst.lut_estimation() <= 4 * 100  # FINN estimates such a table at ~3k LUT
+    # a shift past the whole sum (a valid node, a constant output) leaves the clip no bits: not fewer than none
+    inst.set_nodeattr("shift", inst.widths()["sw"])
+    least = inst.lut_estimation()
+    inst.set_nodeattr("shift", 80)
+    assert inst.verify_node() == [] and inst.lut_estimation() == least > 0
 
 
 # ---------------------------------------------------------------- (d) a real residual path core
