@@ -109,7 +109,9 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     from .simulate import simulate
     from .training import data as D
 
-    split = D.load(a.dataset, "test", a.data, a.limit)
+    from .validate import export_dataset
+
+    split = D.load(a.dataset or export_dataset(a.folder), "test", a.data, a.limit)
     res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size,
                       progress=not a.json, graphs=a.graphs or "finn", design=a.design, threads=a.threads,
                       jobs=a.jobs)
@@ -389,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--graphs", choices=("finn", "qonnx"),
                    help="qonnx backend: run each core as FINN's front end leaves it (exact integers, default) "
                         "or the raw QONNX files in float32")
-    s.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "cifar10", "synthetic"))
+    s.add_argument("--dataset", choices=("fashion-mnist", "cifar10", "synthetic"),
+                   help="default: the dataset the exported checkpoint was trained on")
     s.add_argument("--data", help="dataset folder")
     s.add_argument("--limit", type=int, default=1000, help="first N test images (default 1000)")
     s.add_argument("--batch-size", type=int, default=64)

@@ -185,6 +185,17 @@ def export_folder(folder: str | Path, onnx: bool = True, checkpoint: bool = True
     return m
 
 
+def export_dataset(folder: str | Path) -> str:
+    """The dataset the checkpoint of an export (or of a build's export) was trained on: its test images are the
+    ones to simulate unless ``--dataset`` says otherwise."""
+    from .runtime.manifest import Manifest
+    from .training.checkpoint import load_raw, trained_on
+
+    folder = Path(folder)
+    m = Manifest.load(folder / "export" if (folder / "export" / "manifest.json").is_file() else folder)
+    return trained_on(load_raw(m.file(m.data["source_checkpoint"]["file"])))
+
+
 def compare_rows(path: Path) -> list[dict]:
     """The rows of a `fracskip compare --json` file, each with the fields a comparison needs."""
     existing_file(str(path), "--include", "a JSON file written by `fracskip compare --json`")
@@ -328,7 +339,6 @@ def check_simulate(a: argparse.Namespace) -> None:
     if a.graphs is not None and a.backend != "qonnx":
         raise FracskipError(f"--graphs chooses what the qonnx backend executes: it cannot be used with "
                             f"--backend {a.backend}")
-    data_dir(a, a.dataset)
     folder = existing_dir(a.folder, "folder", "an export folder (`fracskip export`) or a build folder")
     require_complete(folder)
     is_build = (folder / "summary.json").is_file() and (folder / "export" / "manifest.json").is_file()
@@ -350,6 +360,11 @@ def check_simulate(a: argparse.Namespace) -> None:
             raise FracskipError(f"{a.folder} was built --until {summary.get('until')}: the RTL simulation needs "
                                 "--until hdl")
     export_folder(folder / "export" if is_build else folder, onnx=a.backend != "torch")
+    if a.dataset is None:  # the export's own test images, as eval's default is the checkpoint's
+        dataset = export_dataset(folder)
+        data_dir(a, dataset, f"{a.folder} was trained on {dataset}, whose test images it is simulated on: it")
+    else:
+        data_dir(a, a.dataset)
 
 
 def check_build(a: argparse.Namespace) -> None:

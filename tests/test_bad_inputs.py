@@ -280,6 +280,7 @@ CASES = [
     ("simulate-build-of-an-older-format", lambda c: ["simulate", _old_build(c), "--backend", "rtlsim", "--dataset", "synthetic", "--limit", "4"], r"is a build of format 'fracskip-build/1'; this fracskip reads 'fracskip-build/2'", []),
     ("simulate-graphs-with-torch", lambda c: ["simulate", str(c.exp), "--backend", "torch", "--graphs", "qonnx"], r"cannot be used with --backend torch", []),
     ("simulate-folder-missing", lambda c: ["simulate", str(c.tmp / "nowhere"), "--dataset", "synthetic"], r"no such folder", []),
+    ("simulate-cifar-export-without-data", lambda c: ["simulate", c.export_copy(_cifar_source), "--backend", "torch", "--limit", "4"], r"was trained on cifar10, whose test images it is simulated on: it needs --data DIR", []),
     ("simulate-garbage-onnx-rehashed", lambda c: ["simulate", c.export_copy(_garbage_onnx), "--dataset", "synthetic", "--limit", "4"], r"block1_b4\.onnx is not a readable ONNX model", []),
     ("simulate-empty-onnx-graph", lambda c: ["simulate", c.export_copy(_empty_onnx_graph), "--dataset", "synthetic", "--limit", "4"], r"head\.onnx is an ONNX file without a graph", []),
     ("simulate-manifest-not-json", lambda c: ["simulate", _not_json_manifest(c), "--dataset", "synthetic"], r"manifest\.json is not valid JSON", []),
@@ -502,3 +503,14 @@ def test_a_build_without_its_sized_graph_or_with_a_damaged_report_is_refused(tmp
     (rep / "accelerator.json").write_text('{"fifo_sizing": ')
     with pytest.raises(FracskipError, match=r"accelerator\.json is not valid JSON .*rebuild the accelerator"):
         accelerator_report(tmp_path)
+
+
+def test_simulate_takes_the_exports_dataset_by_default(tiny_export, monkeypatch, capsys):
+    """Without --dataset, simulate ran every export on Fashion-MNIST (eval, compare and budget take the
+    checkpoint's dataset): the tiny synthetic network was scored on another dataset's images without a word."""
+    from fracskip.training import data as D
+
+    seen, real = [], D.load
+    monkeypatch.setattr(D, "load", lambda dataset, *a, **k: seen.append(dataset) or real(dataset, *a, **k))
+    assert main(["simulate", str(tiny_export), "--backend", "torch", "--limit", "4", "--json"]) == 0
+    assert seen == ["synthetic"] and json.loads(capsys.readouterr().out)["n"] == 4
