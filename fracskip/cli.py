@@ -43,6 +43,13 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .training.train import TrainConfig, train
 
     cfg = TrainConfig()
+    if a.resume:  # the run's own options: `--resume` alone continues it; options given must agree (train checks)
+        import dataclasses
+
+        from .training.checkpoint import load_raw
+
+        saved = load_raw(Path(a.output) / "checkpoint.pt")["train_config"]
+        cfg = TrainConfig(**{f.name: saved[f.name] for f in dataclasses.fields(TrainConfig) if f.name in saved})
     over = {k: v for k, v in {
         "dataset": a.dataset, "data_dir": a.data, "train_limit": a.limit, "test_limit": a.test_limit,
         "depth": a.depth, "bit_menu": a.bit_menu, "stages": tuple(a.stages.split(",")) if a.stages else None,

@@ -226,6 +226,7 @@ CASES = [
     ("train-data-missing", lambda c: ["train", R, c.out, "--data", str(c.tmp / "nowhere")], r"--data .*nowhere: no such folder", ["out"]),
     ("train-cifar-crafted-pickle", lambda c: ["train", R, c.out, "--dataset", "cifar10", "--data", c.evil_cifar(), "--limit", "8"], r"not allowed in a CIFAR-10 batch", ["out"]),
     ("train-resume-nothing", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--resume"], r"--resume: .* holds no checkpoint.pt", ["out"]),
+    ("train-resume-with-other-options", lambda c: ["train", R, str(Path(c.copy_run()).parent), "--resume", "--depth", "14"], r"another training config \(depth 8 in the run, 14 now\): pass --resume without those options", []),
     ("train-output-is-a-file", lambda c: ["train", R, c.a_file(), "--dataset", "synthetic"], r"is a file; pass a folder", []),
     ("train-output-not-empty", lambda c: ["train", R, c.nonempty(), "--dataset", "synthetic"], r"is not empty: pass --resume to continue the run it holds", []),
     ("train-init-crafted-pickle", lambda c: ["train", R, c.out, "--dataset", "synthetic", "--init", c.evil_pt()], r"not a plain-data checkpoint", ["out"]),
@@ -514,3 +515,12 @@ def test_simulate_takes_the_exports_dataset_by_default(tiny_export, monkeypatch,
     monkeypatch.setattr(D, "load", lambda dataset, *a, **k: seen.append(dataset) or real(dataset, *a, **k))
     assert main(["simulate", str(tiny_export), "--backend", "torch", "--limit", "4", "--json"]) == 0
     assert seen == ["synthetic"] and json.loads(capsys.readouterr().out)["n"] == 4
+
+
+def test_resume_alone_continues_the_run_with_its_own_options(tiny_run, tmp_path, capsys):
+    """`fracskip train -o RUN --resume` was refused unless every option of the run was given again (the
+    defaults differ from the run's), with a message that named none of them."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["train", "-o", str(run), "--resume"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"] >= 0

@@ -170,7 +170,11 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict:
     if resume and ck_path.exists():
         ck = load_raw(ck_path)
         if ck["train_config"] != _jsonable(cfg):
-            raise FracskipError(f"{ck_path} was written with another training config; resume with the same options")
+            was, now = ck["train_config"], _jsonable(cfg)
+            diff = ", ".join(f"{k} {was.get(k)!r} in the run, {now.get(k)!r} now" for k in sorted({*was, *now})
+                             if was.get(k) != now.get(k))
+            raise FracskipError(f"{ck_path} was written with another training config ({diff}): pass --resume without "
+                                "those options, or the run's values")
         if ck.get("world", 1) != world:  # each rank's shard, and so the position in an epoch, depends on it
             raise FracskipError(f"{ck_path} was written by a run of {ck.get('world', 1)} processes, this one has "
                                 f"{world}: resume with the same number (torchrun --nproc_per_node)")
