@@ -119,7 +119,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     from .validate import export_dataset
 
     split = D.load(a.dataset or export_dataset(a.folder), "test", a.data, a.limit)
-    res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size,
+    res, _ = simulate(a.folder, a.backend, split.images.numpy(), split.labels.numpy(), batch_size=a.batch_size or 64,
                       progress=not a.json, graphs=a.graphs or "finn", design=a.design, threads=a.threads,
                       jobs=a.jobs)
     if a.json:
@@ -172,7 +172,8 @@ def cmd_build(a: argparse.Namespace) -> int:
 
     cfg = BuildConfig(board=a.board, until=a.until, target_fps=a.target_fps, budget=a.budget, workers=a.workers,
                       calibration_images=a.calibration, data_dir=a.data, mvau=a.mvau, baselines=a.baselines,
-                      synth=a.synth, accelerator_images=a.sizing_images, ignore_fit=a.ignore_fit)
+                      synth=a.synth, ignore_fit=a.ignore_fit,
+                      **({} if a.sizing_images is None else {"accelerator_images": a.sizing_images}))
     s = build(a.export_dir, Path(a.output), cfg, force=a.force, progress=not a.quiet)
     cores, v1 = s["totals"], s["per_path_cores"]
     print(f"{len(s['cores'])} cores for {s['board']['name']} ({s['board']['part']}), {v1['folding']}; "
@@ -402,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: the dataset the exported checkpoint was trained on")
     s.add_argument("--data", help="dataset folder")
     s.add_argument("--limit", type=int, default=1000, help="first N test images (default 1000)")
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--batch-size", type=int,
+                   help="torch, qonnx: images per batch through the controller (default 64; rtlsim streams them all)")
     s.add_argument("--design", default="dfs", choices=("dfs", "static_W2A2", "static_W4A4", "static_W8A8"),
                    help="rtlsim: which accelerator of the build (the static ones: `fracskip build --baselines`)")
     s.add_argument("--threads", type=int, default=1,
@@ -430,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the per-path cores (default 0.8)")
     b.add_argument("--workers", type=int, default=1, help="parallel FINN builds and Yosys processes")
     b.add_argument("--calibration", type=int, default=1000, help="training images to measure path frequencies")
-    b.add_argument("--sizing-images", type=int, default=24,
+    b.add_argument("--sizing-images", type=int,
                    help="calibration images the accelerator's FIFOs are sized on in Verilator (default 24)")
     b.add_argument("--data", help="dataset folder for calibration")
     b.add_argument("--baselines", action="store_true",

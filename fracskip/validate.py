@@ -336,6 +336,9 @@ def check_simulate(a: argparse.Namespace) -> None:
                           ("--jobs", a.jobs, "how many Verilator models run")):
         if n > 1 and a.backend != "rtlsim":
             raise FracskipError(f"{flag} sets {what}: it cannot be used with --backend {a.backend}")
+    if a.batch_size is not None and a.backend == "rtlsim":  # it streams the images back to back, unbatched
+        raise FracskipError("--batch-size sets the controller's batches: --backend rtlsim streams the images back to "
+                            "back and takes none; drop it (--jobs splits the images among Verilator models)")
     if a.graphs is not None and a.backend != "qonnx":
         raise FracskipError(f"--graphs chooses what the qonnx backend executes: it cannot be used with "
                             f"--backend {a.backend}")
@@ -371,6 +374,9 @@ def check_build(a: argparse.Namespace) -> None:
     board(a.board)
     positive_int(a.workers, "--workers", "parallel FINN builds")
     positive_int(a.calibration, "--calibration", "training images")
+    if a.sizing_images is not None and a.until == "estimates":
+        raise FracskipError("--sizing-images sizes the emitted accelerator's FIFOs: --until estimates emits none; "
+                            "drop it, or build --until hdl")
     if a.ignore_fit and a.until != "bitstream":
         raise FracskipError("--ignore-fit lets Vivado try a design FINN's estimates refuse: it needs --until bitstream")
     number(a.budget, "--budget", 0, 1, lo_open=True, what="a fraction of the device")

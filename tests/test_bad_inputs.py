@@ -273,6 +273,8 @@ CASES = [
     ("simulate-jobs-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "4", "--jobs", "0"], r"--jobs must be a positive", []),
     ("simulate-jobs-not-rtlsim", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--limit", "4", "--jobs", "2"], r"--jobs sets how many Verilator models run", []),
     ("simulate-batch-size-zero", lambda c: ["simulate", str(c.exp), "--dataset", "synthetic", "--batch-size", "0"], r"--batch-size must be a positive", []),
+    ("simulate-batch-size-with-rtlsim", lambda c: ["simulate", str(c.exp), "--backend", "rtlsim", "--dataset", "synthetic", "--batch-size", "8"], r"--batch-size sets the controller's batches: --backend rtlsim streams", []),
+    ("build-sizing-images-with-estimates", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--until", "estimates", "--sizing-images", "8"], r"--sizing-images sizes the emitted accelerator's FIFOs: --until estimates emits none", ["out"]),
     ("simulate-killed-folder", lambda c: ["simulate", c.export_copy(_killed), "--dataset", "synthetic", "--limit", "4"], r"is incomplete: the run that made it was killed", []),
     ("build-sizing-one-image", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--sizing-images", "1"], r"--sizing-images 1: .* 2 images or more", ["out"]),
     ("build-ignore-fit-without-bitstream", lambda c: ["build", str(c.exp), "--board", "Pynq-Z2", R, c.out, "--ignore-fit"], r"--ignore-fit lets Vivado try .* it needs --until bitstream", ["out"]),
