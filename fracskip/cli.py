@@ -261,7 +261,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     import time
 
     from .bench import STATIC_ROWS
-    from .demo import demo
+    from .demo import decisions_against, demo
 
     t = time.time()
     r = demo(Path(a.output), a.checkpoint, a.board, a.images, a.workers, a.backend, a.force)
@@ -281,7 +281,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         measured = (f"; {sim['cycles_per_image_measured']:,.0f} cycles/image measured = "
                     f"{tp['dfs']['images_per_s_measured']:,.0f} images/s at {tp['clock_mhz']:.0f} MHz")
     print(f"  simulate   {sim['n']} images on {sim['backend']}: accuracy {sim['accuracy']:.4f}, "
-          f"decisions match the golden {sim['decisions_match_pct']:.0f} %"
+          f"{decisions_against(sim)} {sim['decisions_match_pct']:.0f} %"
           + (f", torch {sim['decisions_match_torch_pct']:.0f} %" if "decisions_match_torch_pct" in sim else "")
           + measured)
     print(f"  report     {r['report']}")

@@ -526,3 +526,13 @@ def test_resume_alone_continues_the_run_with_its_own_options(tiny_run, tmp_path,
     shutil.copytree(tiny_run, run)
     assert main(["train", "-o", str(run), "--resume"]) == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"] >= 0
+
+
+def test_demo_says_what_the_decisions_are_held_to():
+    """`fracskip demo --backend qonnx` reported "decisions equal to the golden's": the qonnx backend is the golden,
+    and its decisions_match_pct holds it to the torch model."""
+    from fracskip.demo import _simulation_rows
+
+    qonnx = {"backend": "qonnx", "reference": "torch float64", "n": 2, "accuracy": 0.5, "decisions_match_pct": 100.0}
+    assert list(_simulation_rows(qonnx)) == ["accuracy", "decisions equal to torch's (%)"]
+    assert "decisions equal to the golden's (%)" in _simulation_rows({**qonnx, "backend": "rtlsim"})
