@@ -82,7 +82,8 @@ def throughput_plot(table: dict, path: Path) -> None:
                     textcoords="offset points", xytext=(8, 0))
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels([DESIGNS[n] for n in names])
-    ax.set_xlabel(f"images / s at {table['clock_mhz']:.0f} MHz (cycles measured; the clock assumed, not timed)")
+    # the bars are the folding model's cycles; only the diamonds were measured
+    ax.set_xlabel(f"images / s at {table['clock_mhz']:.0f} MHz (the clock assumed, not timed)")
     more = (table.get("dfs") or {}).get("frame_buffers_frames_more")
     room = f"\n(DFS's frame buffers hold {more} more frame{'s' * (more > 1)}, in the room above it)" if more else ""
     ax.set_title(f"{table['board']}, nodes folded within {100 * table['budget_fraction']:.0f} % of the device, "

@@ -536,3 +536,18 @@ def test_demo_says_what_the_decisions_are_held_to():
     qonnx = {"backend": "qonnx", "reference": "torch float64", "n": 2, "accuracy": 0.5, "decisions_match_pct": 100.0}
     assert list(_simulation_rows(qonnx)) == ["accuracy", "decisions equal to torch's (%)"]
     assert "decisions equal to the golden's (%)" in _simulation_rows({**qonnx, "backend": "rtlsim"})
+
+
+def test_throughput_plot_does_not_call_the_model_measured(tmp_path, monkeypatch):
+    """The throughput plot's axis said "cycles measured" under bars of the folding model's cycles, also where
+    nothing was measured (the demo on the qonnx backend)."""
+    import fracskip.report as R
+
+    figs = []
+    monkeypatch.setattr(R.plt, "close", figs.append)
+    row = {"images_per_s_model": 3000.0, "images_per_s_measured": None, "accuracy": 0.9}
+    R.throughput_plot({"dfs": row, "static_W4A4": {**row, "accuracy": None}, "clock_mhz": 100.0, "board": "Pynq-Z2",
+                       "budget_fraction": 0.8}, tmp_path / "t.png")
+    ax = figs[0].axes[0]
+    assert "measured" not in ax.get_xlabel() and [h.get_label() for h in ax.get_legend().legend_handles] == [
+        "folding model (estimates)"]
