@@ -7,6 +7,7 @@ renamed when complete (``staged``)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager, suppress
@@ -16,6 +17,12 @@ from typing import Iterator
 from .errors import FracskipError
 
 INCOMPLETE = ".incomplete"
+
+
+def _absolute(path: str | Path) -> Path:
+    """``path`` from the root, '.' and '..' resolved: a relative one names another folder once the folder it is
+    relative to (the working directory, '-o .') has been set aside."""
+    return Path(os.path.abspath(path))
 
 
 def _set_aside(path: Path) -> Path:
@@ -55,7 +62,7 @@ def fresh(out: str | Path, force: bool, command: str) -> Iterator[Path]:
     holding ``.incomplete`` until the block ends; removed entirely when the block raises (Ctrl-C included), or
     emptied if it was an empty folder of the user's, and then the folder it replaced is back as it was. An ``out``
     that is a symbolic link stays one, to the new folder."""
-    out = Path(out).resolve() if Path(out).is_symlink() else Path(out)
+    out = Path(out).resolve() if Path(out).is_symlink() else _absolute(out)
     if out.exists() and not out.is_dir():
         raise FracskipError(f"{out} is a file; pass a folder (it is created if missing)")
     aside = None
@@ -88,7 +95,7 @@ def staged(out: Path, tag: str = "partial") -> Iterator[Path]:
     """``with staged(out) as tmp: ...``: the block writes into a temporary folder beside ``out``, which becomes
     ``out`` (replacing it) only when the block completes; if it raises, ``out`` is as it was and ``tmp`` is gone.
     An ``out`` that is a symbolic link stays one: its target is replaced."""
-    out = out.resolve() if out.is_symlink() else out
+    out = out.resolve() if out.is_symlink() else _absolute(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{tag}-", dir=out.parent))
     # mkdtemp's folder is private (0700): the result gets the mode mkdir gives a new folder here (the umask's)
@@ -117,7 +124,7 @@ def replacing(*paths: Path) -> Iterator[None]:
     meanwhile and go when it completes. If it raises, what it wrote at those paths goes and they are back as
     they were (a failed re-run leaves the earlier result, not a mix of the two). A path that is a symbolic link
     stands for its target, as in ``fresh`` and ``staged``."""
-    paths = tuple(p.resolve() if p.is_symlink() else p for p in paths)
+    paths = tuple(p.resolve() if p.is_symlink() else _absolute(p) for p in paths)
     asides: dict[Path, Path] = {}
     try:
         for p in paths:

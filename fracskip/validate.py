@@ -125,6 +125,9 @@ def output_dir(path: str, option: str, force: bool, inputs: tuple[str | Path | N
                                 f"{'delete' if force else 'mix with'} it; choose another output folder")
         if Path(i).is_dir() and _inside(p, Path(i)):
             raise FracskipError(f"{option} {path} is inside the input folder {i}; choose an output folder outside it")
+    if force and p.is_dir() and any(p.iterdir()) and _inside(Path.cwd(), p):
+        raise FracskipError(f"{option} {path} holds the folder you run in ({Path.cwd()}): --force would replace it "
+                            "and everything in it; choose another output folder")
     if p.is_dir() and any(p.iterdir()) and not force and not resume:
         what = "--resume to continue the run it holds" if resume is not None else "--force to replace it"
         raise FracskipError(f"{path} is not empty: pass {what}, or choose another -o folder")

@@ -551,3 +551,26 @@ def test_throughput_plot_does_not_call_the_model_measured(tmp_path, monkeypatch)
     ax = figs[0].axes[0]
     assert "measured" not in ax.get_xlabel() and [h.get_label() for h in ax.get_legend().legend_handles] == [
         "folding model (estimates)"]
+
+
+def test_force_never_deletes_the_folder_it_runs_in(tiny_run, tmp_path, monkeypatch, capsys):
+    """`fracskip export CKPT -o . --force` set the working folder aside, then failed on the relative '.' (which
+    had moved with it: 'Device or resource busy') and deleted it, the user's files with it. The CLI refuses an
+    output that holds the working folder; the API takes '.' as the folder it names when it is called."""
+    from fracskip.outdir import fresh, staged
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("precious\n")
+    monkeypatch.chdir(home)
+    for argv in (["export", str(tiny_run / "model.pt"), "-o", ".", "--force"],
+                 ["demo", "-o", "..", "--force", "--checkpoint", str(tiny_run / "model.pt")]):
+        assert main(argv) == 2
+        assert "holds the folder you run in" in capsys.readouterr().err
+        assert (home / "notes.txt").read_text() == "precious\n"
+    for replace in (lambda: staged(Path(".")), lambda: fresh(".", True, "test")):
+        monkeypatch.chdir(home)
+        with replace() as out:
+            (out / "new.txt").write_text("result\n")
+        assert sorted(p.name for p in home.iterdir()) == ["new.txt"] and sorted(os.listdir(tmp_path)) == ["home"]
+        (home / "new.txt").rename(home / "notes.txt")
