@@ -6,8 +6,8 @@ path per image): it is sized on real images by ``hls.accelerator.size_fifos``, w
 One build simulates every StreamingFIFO_rtl with a run-time depth (stitch(sizing_fifos=True)), so each trial
 set of depths is one call of a running simulator, not a compile:
 
-1. every FIFO at its maximum depth (two frames of its stream): the best throughput the core can reach, and
-   each FIFO's peak occupancy;
+1. every FIFO at its maximum depth (two frames of its stream, at least 64 words and its own depth: `stitch`):
+   the best throughput the core can reach, and each FIFO's peak occupancy;
 2. target = max(FINN's estimate ``max_cycles``, that best) x (1 + tolerance) cycles per frame;
 3. start from the peak occupancies (what FINN's simulation-based sizing would choose), then, largest FIFO
    (depth x width bits) first, binary-search each FIFO's smallest depth that still meets the target with
