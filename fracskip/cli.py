@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: the dataset the checkpoints were trained on")
     c.add_argument("--data", help="dataset folder")
     c.add_argument("--limit", type=int, help="first N test images (default: all)")
-    c.add_argument("--plot", help="write accuracy-vs-compute PNG here")
+    c.add_argument("--plot", help="write the accuracy-vs-compute plot here (.png, .pdf or .svg)")
     c.add_argument("--oracle", metavar="CKPT", help="also the oracle routings (per image: cheapest correct uniform "
                                                     "precision; per-block greedy) on this checkpoint, e.g. the backbone")
     c.add_argument("--include", action="append", metavar="JSON",
@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     x = sub.add_parser("export", help="QONNX graphs of every core (stem, each block path, head), gates and manifest")
-    x.add_argument("checkpoint", help="a checkpoint file, a run folder, or 'default'")
+    x.add_argument("checkpoint", help="a checkpoint file, a run folder, 'default' or 'lcnet' (channel skipping)")
     x.add_argument("-o", "--output", required=True, help="export folder")
     x.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     x.add_argument("--quiet", action="store_true", help="no progress bar")
