@@ -765,18 +765,21 @@ def compose_design(build_dir: str | Path, design: str = "dfs", progress: bool = 
 
 
 def refuse_unfitted(info: dict, summary: dict) -> None:
-    """Stop a design whose slowest folding exceeds the build's budget, before its FIFOs are sized: that folding's
-    cycles per image (millions, for a budget far too small) would take hours of Verilator."""
+    """Stop a design no folding of which fits the build's budget, before its FIFOs are sized: the folding found
+    (the slowest, for a budget far too small: millions of cycles per image) would take hours of Verilator."""
     if info.get("fits_estimate", True):
         return
-    device, total = summary["board"]["resources"], info["resources_estimate"]
+    # the fit counts FINN's width converters and FIFOs beside the nodes: the nodes alone may be within the budget
+    device = summary["board"]["resources"]
+    total = info.get("resources_estimate_inserted") or info["resources_estimate"]
     over = {r: v for r, v in total.items() if v > info["budget"].get(r, 0.0)}
     need = max((v / device[r] if device.get(r) else math.inf for r, v in over.items()), default=math.inf)
     what = ", ".join(f"{r} {v:,.0f} of the budget's {info['budget'].get(r, 0.0):,.0f}" for r, v in over.items())
     fix = (f"pass --budget {math.ceil(need * 100) / 100:.2f} or more (of the {summary['board']['name']})"
            if need <= 1 else f"the {summary['board']['name']} cannot hold it: choose a larger board")
-    raise FracskipError(f"{info['design']}: even its slowest folding needs {what} "
-                        f"({info['cycles_per_image_model']:,.0f} cycles per image); {fix}")
+    raise FracskipError(f"{info['design']}: no folding fits the budget; the one found needs, FINN's width "
+                        f"converters and FIFOs included, {what} ({info['cycles_per_image_model']:,.0f} cycles per "
+                        f"image); {fix}")
 
 
 def sequence_decisions(build_dir: str | Path, n: int = SEQUENCE_IMAGES) -> tuple:

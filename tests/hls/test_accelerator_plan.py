@@ -146,3 +146,19 @@ def test_a_budget_no_folding_fits_is_refused_before_sizing():
     with pytest.raises(FracskipError, match="the Pynq-Z2 cannot hold it"):
         refuse_unfitted({**info, "resources_estimate": {**info["resources_estimate"], "LUT": 60000.0}}, summary)
     refuse_unfitted({**info, "fits_estimate": True}, summary)  # within the budget: nothing to say
+
+
+def test_a_folding_over_budget_by_its_converters_and_fifos_is_refused_by_name():
+    """The nodes alone within the budget, FINN's width converters and FIFOs beside them not: the refusal names the
+    resource over (it named none, and told a board that holds the design to be replaced)."""
+    from fracskip.errors import FracskipError
+    from fracskip.hls.accelerator import refuse_unfitted
+
+    summary = {"board": {"name": "Pynq-Z2", "resources": {"LUT": 53200, "BRAM_18K": 280, "URAM": 0, "DSP": 220}}}
+    info = {"design": "dfs", "fits_estimate": False, "cycles_per_image_model": 30000.0,
+            "resources_estimate": {"LUT": 41000.0, "BRAM_18K": 200.0, "URAM": 0.0, "DSP": 100.0},
+            "resources_estimate_inserted": {"LUT": 44000.0, "BRAM_18K": 200.0, "URAM": 0.0, "DSP": 100.0},
+            "budget": {"LUT": 42560.0, "BRAM_18K": 224.0, "URAM": 0.0, "DSP": 176.0}}
+    with pytest.raises(FracskipError, match=r"included, LUT 44,000 of the budget's 42,560 \(30,000 cycles per image\); "
+                                            r"pass --budget 0\.83 or more"):
+        refuse_unfitted(info, summary)
