@@ -858,6 +858,14 @@ def _build_accelerator(build_dir: Path, images: np.ndarray | None, design: str, 
             model, info = compose_design(build_dir, design, progress, reserve)
         if not reserve:
             refuse_unfitted(info, summary)
+        elif not info.get("fits_estimate", True):
+            # no folding fits beside the reserve: the one found would be sized in Verilator (hours, for the slowest)
+            # and, no smaller, be over the device again, round after round
+            raise FracskipError(
+                f"the emitted {design} does not fit the {summary['board']['name']} (by "
+                f"{'Yosys' if synth else 'FINN estimates'} after {attempt - 1} folding(s)), and no folding fits "
+                f"beside what it takes beyond the folding ({', '.join(f'{r} {v:.0f}' for r, v in reserve.items())}): "
+                "it cannot be folded to fit this device; choose a larger board (--board)")
         model.save(str(im / MODELS[0]))
         t_compose = time.time() - t0
         model = to_hw(model, part, clk)

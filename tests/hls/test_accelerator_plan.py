@@ -162,3 +162,48 @@ def test_a_folding_over_budget_by_its_converters_and_fifos_is_refused_by_name():
     with pytest.raises(FracskipError, match=r"included, LUT 44,000 of the budget's 42,560 \(30,000 cycles per image\); "
                                             r"pass --budget 0\.83 or more"):
         refuse_unfitted(info, summary)
+
+
+def test_a_refold_no_folding_fits_is_refused_before_sizing(tmp_path, monkeypatch):
+    """The sized FIFOs put the emitted design over the device; folded again with them reserved, no folding fits
+    the budget left: that folding is not sized (hours of Verilator for the slowest, and over the device again,
+    round after round up to EMITTED_FIT_ROUNDS) but refused. Every step but the loop's own is a stand-in."""
+    import json
+    from types import SimpleNamespace as NS
+
+    from fracskip.errors import FracskipError
+    from fracskip.hls import accelerator as A
+    from fracskip.hls import fifo_memory, fifo_model, rtlsim
+
+    board = {"name": "Pynq-Z2", "part": "xc7z020clg400-1", "clk_ns": 10.0,
+             "resources": {"LUT": 53200, "BRAM_18K": 280, "URAM": 0, "DSP": 220}}
+    (tmp_path / "summary.json").write_text(json.dumps({"board": board}))
+    model = NS(save=lambda path: None, graph=NS(node=[], input=[], output=[]), get_nodes_by_op_type=lambda op: [])
+    folded = {"LUT": 40000.0, "BRAM_18K": 220.0, "URAM": 0.0, "DSP": 100.0}
+    sized = []
+
+    def compose_design(build_dir, design, progress, reserve):
+        return model, {"design": design, "fits_estimate": not reserve, "cycles_per_image_model": 3e4,
+                       "resources_estimate": folded, "resources_estimate_inserted": folded, "budget": folded}
+
+    def size_fifos(model, stream, *args, **kwargs):
+        sized.append(len(stream))
+        return model, NS(total_bits=0, sized_cycles=3e4, sized_run=NS(), to_dict=dict)
+
+    monkeypatch.setattr(rtlsim, "setup_finn", lambda *args: None)
+    monkeypatch.setattr(rtlsim, "finn_estimate", lambda model: {"max_cycles": 1})
+    monkeypatch.setattr(fifo_model, "SequenceModel", lambda *args: None)
+    monkeypatch.setattr(fifo_memory, "place", lambda model, *args: (model, []))
+    monkeypatch.setattr(A, "Host", lambda build_dir: NS(stream=lambda images: images))
+    monkeypatch.setattr(A, "compose_design", compose_design)
+    monkeypatch.setattr(A, "to_hw", lambda model, part, clk: model)
+    monkeypatch.setattr(A, "sequence_decisions", lambda build_dir: (None, None, None))
+    monkeypatch.setattr(A, "size_fifos", size_fifos)
+    monkeypatch.setattr(A, "deepen_frame_buffers", lambda seq, board: (model, {}))
+    monkeypatch.setattr(A, "verify_emitted", lambda *args, **kwargs: {})
+    monkeypatch.setattr(A, "emitted_fit", lambda model, board: {  # the sized FIFOs: 100 BRAM18 over the device
+        "resources_estimate_emitted": {"total": {**folded, "BRAM_18K": 380.0}}, "fits_device_estimate_emitted": False})
+    with pytest.raises(FracskipError, match=r"no folding fits beside what it takes beyond the folding "
+                                            r"\(BRAM_18K 160\)"):
+        A.build_accelerator(tmp_path, np.zeros((4, 1, 28, 28), np.uint8))
+    assert len(sized) == 1
