@@ -201,11 +201,13 @@ def design_section(out: Path, design: str, rep: dict) -> dict:
 
     where = design_dir(out, design).relative_to(out)
     sizing = rep["fifo_sizing"]
+    # design routed is not folded by the allocator: the folding's figures are None (it has its path cores' folding)
     section = {
         "model": f"{where}/intermediate_models/{MODELS[2]}", "report": f"{where}/report/accelerator.json",
-        "nodes": rep["nodes"], "cycles_per_image_model": rep["cycles_per_image_model"],
-        "bottleneck_model": rep["bottleneck_model"], "resources_estimate": rep["resources_estimate"],
-        "resources_estimate_inserted": rep["resources_estimate_inserted"], "fits_estimate": rep["fits_estimate"],
+        "nodes": rep["nodes"], "cycles_per_image_model": rep.get("cycles_per_image_model"),
+        "bottleneck_model": rep.get("bottleneck_model"), "resources_estimate": rep.get("resources_estimate"),
+        "resources_estimate_inserted": rep.get("resources_estimate_inserted"),
+        "fits_estimate": rep.get("fits_estimate"),
         "fifo_bits": sizing["total_bits"], "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
         "resources_estimate_emitted": rep["resources_estimate_emitted"],
         "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"], **_synth_section(rep, where),

@@ -274,6 +274,11 @@ def test_an_accelerator_emitted_again_replaces_its_summary_section(tmp_path):
     assert s["baselines"]["static_W4A4"]["resources_synth"] == {"LUT": 7}
     assert s["baselines"]["static_W4A4"]["report"] == "baselines/static_W4A4/report/accelerator.json"
     assert s["accelerator"]["cycles_per_image_model"] == 100.0
-    record_design(tmp_path, "routed", rep(300.0))
+    # design routed's report as build_accelerator writes it: not folded by the allocator, none of the folding's
+    # figures (a KeyError here left summary.json describing the HDL that routed's had just replaced)
+    folding = ("cycles_per_image_model", "bottleneck_model", "fits_estimate", "resources_estimate",
+               "resources_estimate_inserted")
+    record_design(tmp_path, "routed", {k: v for k, v in rep(300.0).items() if k not in folding})
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["accelerator"]["cycles_per_image_model"] == 300.0 and "routed" in s["accelerator"]["what"]
+    assert s["accelerator"]["cycles_per_image_emitted"] == 300.0 and "routed" in s["accelerator"]["what"]
+    assert s["accelerator"]["cycles_per_image_model"] is None
