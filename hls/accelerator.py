@@ -823,6 +823,11 @@ def build_accelerator(build_dir: str | Path, images: np.ndarray | None = None, d
     from ..outdir import replacing
 
     out = design_dir(Path(build_dir), design)
+    if images is not None and len(images) < 2:  # as BuildConfig refuses --sizing-images
+        raise FracskipError(f"{len(images)} sizing image(s): the FIFOs are sized for the steady state, the spacing "
+                            "of results back to back: 2 images or more")
+    if iface_pe != 1 and design != "routed":  # compose_design takes every other design's from its folding
+        raise FracskipError(f"design {design} takes its interface PE from the folding: iface_pe must be 1")
     im, rep = out / "intermediate_models", out / "report"
     # a graph or report of an earlier run must not pass for this one's, nor be lost when this one fails
     with replacing(*(im / name for name in MODELS), rep / "accelerator.json", rep / "synth.json"):
@@ -844,8 +849,6 @@ def _build_accelerator(build_dir: Path, images: np.ndarray | None, design: str, 
     summary = json.loads((build_dir / "summary.json").read_text())
     part, clk = summary["board"]["part"], summary["board"]["clk_ns"]
     setup_finn(out / "finn_tmp", cache_dir)
-    if iface_pe != 1 and design == "dfs":
-        raise FracskipError("the folded accelerator takes its interface PE from the folding: iface_pe must be 1")
     stream = None if images is None else Host(build_dir).stream(images)
     reserve: dict[str, float] = {}
     decided = None  # the decisions the sequence model runs on
@@ -1271,13 +1274,22 @@ def main(argv: list[str] | None = None) -> None:
     (JSON; ``--no-build`` uses the accelerator the build has). ``--throughput``: only the folding table of the DFS
     accelerator and the static pipelines (any build, estimates; ``python -m fracskip.hls.pipeline_folding``)."""
     import argparse
+    import sys
+
+    def count(least: int):
+        def parse(text: str) -> int:  # a negative --python ran all images but the last and reported nan
+            if not text.strip().isdigit() or int(text) < least:
+                raise argparse.ArgumentTypeError(f"a whole number of images, {least} or more, not {text!r}")
+            return int(text)
+        return parse
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("build")
     ap.add_argument("--design", choices=DESIGNS, default="dfs")
-    ap.add_argument("--images", type=int, default=SIZING_IMAGES, help="images the FIFOs are sized on")
-    ap.add_argument("--simulate", type=int, default=0, metavar="M", help="test images to simulate (0: none)")
-    ap.add_argument("--python", type=int, default=0, metavar="K",
+    ap.add_argument("--images", type=count(2), default=SIZING_IMAGES,
+                    help="images the FIFOs are sized on (2 or more: the steady state is the spacing of results)")
+    ap.add_argument("--simulate", type=count(0), default=0, metavar="M", help="test images to simulate (0: none)")
+    ap.add_argument("--python", type=count(0), default=0, metavar="K",
                     help="also check the first K against FINN's python execution of the graph (slow)")
     ap.add_argument("--no-build", action="store_true", help="simulate the accelerator the build already has")
     ap.add_argument("--throughput", action="store_true")
@@ -1286,7 +1298,19 @@ def main(argv: list[str] | None = None) -> None:
         from .pipeline_folding import main as throughput
 
         return throughput([args.build])
+    if not (Path(args.build) / "summary.json").is_file():
+        ap.error(f"{args.build} is not a build of `fracskip build` (it has no summary.json)")
+    if args.no_build and not args.simulate:
+        ap.error("--no-build simulates the accelerator the build has: give --simulate M")
     logging.basicConfig(level=logging.INFO)
+    try:
+        _main(args)
+    except FracskipError as e:  # as the other module commands (hls.shell, hls.deploy_package) report one
+        print(f"fracskip: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _main(args) -> None:
     build_dir = Path(args.build)
     if not args.no_build:
         from .build import record_design

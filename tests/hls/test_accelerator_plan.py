@@ -207,3 +207,37 @@ def test_a_refold_no_folding_fits_is_refused_before_sizing(tmp_path, monkeypatch
                                             r"\(BRAM_18K 160\)"):
         A.build_accelerator(tmp_path, np.zeros((4, 1, 28, 28), np.uint8))
     assert len(sized) == 1
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--python", "-1", "--simulate", "3"], "--python: a whole number of images, 0 or more, not '-1'"),
+    (["--simulate", "-2"], "--simulate: a whole number of images, 0 or more"),
+    (["--images", "1"], "--images: a whole number of images, 2 or more, not '1'"),
+    (["--no-build"], "--no-build simulates the accelerator the build has: give --simulate M"),
+])
+def test_the_module_command_refuses_what_it_cannot_run(tmp_path, capsys, args, said):
+    """``python -m fracskip.hls.accelerator``: counts it cannot use are refused before any work (a negative
+    --python ran FINN's python execution on all the images but the last and reported nan; one sizing image has no
+    steady state), and a folder that is no build is named as such (not a FileNotFoundError of calibration.json)."""
+    from fracskip.hls import accelerator as A
+
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(SystemExit) as e:
+        A.main([str(tmp_path), *args])
+    assert e.value.code == 2 and said in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        A.main([str(tmp_path / "nothing"), "--simulate", "1"])
+    assert e.value.code == 2 and "has no summary.json" in capsys.readouterr().err
+
+
+def test_build_accelerator_refuses_one_sizing_image_and_an_interface_pe_it_ignores(tmp_path):
+    """One sizing image has no steady state (``fracskip build --sizing-images`` refuses it likewise); a static
+    design, like dfs, takes its interface PE from the folding, and its report named the one passed."""
+    from fracskip.errors import FracskipError
+    from fracskip.hls import accelerator as A
+
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(FracskipError, match="1 sizing image"):
+        A.build_accelerator(tmp_path, np.zeros((1, 1, 28, 28), np.uint8))
+    with pytest.raises(FracskipError, match="design static_W4A4 takes its interface PE from the folding"):
+        A.build_accelerator(tmp_path, None, design="static_W4A4", iface_pe=2)
