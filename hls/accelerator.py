@@ -931,6 +931,8 @@ def _build_accelerator(build_dir: Path, images: np.ndarray | None, design: str, 
         log.info("%s: the emitted HDL in Verilator on the same images", design)
         report["verified"] = verify_emitted(model, stream, sized_run, cache_dir, progress)
         report["seconds"]["verify"] = round(time.time() - t2, 1)
+        # the sizing's total_bits is before the frame buffers were deepened (by the estimates, then by Yosys)
+        report["fifo_bits_emitted"] = fifo_bits(model)
     (rep / "accelerator.json").write_text(json.dumps(report, indent=1, default=str))
     return {**report, "sizing_run": sized_run} if sized_run is not None else report
 
@@ -1045,6 +1047,14 @@ def emitted_fit(model, board: dict) -> dict:
     res = emitted_resources(model, board["part"], uram=board["resources"].get("URAM", 0) > 0)
     over = {r: v for r, v in res["total"].items() if v > board["resources"].get(r, 0)}
     return {"resources_estimate_emitted": res, "fits_device_estimate_emitted": not over}
+
+
+def fifo_bits(model) -> int:
+    """Bits of the FIFOs of ``model`` at their depths, each its stream's padded width (as ``size_fifos`` counts)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    return sum(int(i.get_nodeattr("depth")) * int(i.get_instream_width_padded())
+               for i in map(getCustomOp, model.get_nodes_by_op_type("StreamingFIFO_rtl")))
 
 
 def verify_emitted(model, stream: np.ndarray, sized_run, cache_dir: Path | None = None,

@@ -208,7 +208,9 @@ def design_section(out: Path, design: str, rep: dict) -> dict:
         "bottleneck_model": rep.get("bottleneck_model"), "resources_estimate": rep.get("resources_estimate"),
         "resources_estimate_inserted": rep.get("resources_estimate_inserted"),
         "fits_estimate": rep.get("fits_estimate"),
-        "fifo_bits": sizing["total_bits"], "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
+        # the emitted FIFOs (frame buffers deepened after sizing); a report from before it was recorded: the sized
+        "fifo_bits": rep.get("fifo_bits_emitted", sizing["total_bits"]), "fifo_bits_sized": sizing["total_bits"],
+        "cycles_per_image_emitted": rep["verified"]["cycles_per_image"],
         "resources_estimate_emitted": rep["resources_estimate_emitted"],
         "fits_device_estimate_emitted": rep["fits_device_estimate_emitted"], **_synth_section(rep, where),
         "seconds": rep["seconds"], "sizing_images": sizing["frames"],

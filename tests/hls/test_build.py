@@ -282,3 +282,21 @@ def test_an_accelerator_emitted_again_replaces_its_summary_section(tmp_path):
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["accelerator"]["cycles_per_image_emitted"] == 300.0 and "routed" in s["accelerator"]["what"]
     assert s["accelerator"]["cycles_per_image_model"] is None
+
+
+def test_the_summary_counts_the_fifos_as_emitted(tmp_path):
+    """The frame buffers are deepened after sizing (by the estimates, then by Yosys): summary.json's fifo_bits, beside
+    the emitted design's cycles, is the emitted FIFOs' (it was the sizing's: the default's 1.35 Mbit, before its
+    frame buffers took a frame more), the sizing's kept as fifo_bits_sized."""
+    from fracskip.hls.build import record_design
+
+    rep = {"nodes": 3, "cycles_per_image_model": 1.0, "bottleneck_model": "n", "fits_estimate": True,
+           "resources_estimate": {}, "resources_estimate_inserted": {},
+           "fifo_sizing": {"frames": 4, "sized_cycles": 1.0, "total_bits": 64, "unbounded_cycles": 1.0,
+                           "window_cap": 32, "window_cap_cycles": 1.0},
+           "verified": {"cycles_per_image": 1.0}, "resources_estimate_emitted": {"total": {}},
+           "fits_device_estimate_emitted": True, "seconds": {}, "fifo_bits_emitted": 96}
+    (tmp_path / "summary.json").write_text(json.dumps({"board": {"name": "Pynq-Z2"}}))
+    record_design(tmp_path, "dfs", rep)
+    s = json.loads((tmp_path / "summary.json").read_text())["accelerator"]
+    assert (s["fifo_bits"], s["fifo_bits_sized"]) == (96, 64)

@@ -119,3 +119,10 @@ def test_apply_regenerates_the_moved_fifos_hdl():
         # the style reaches fifo.sv's parameter in the wrapper FINN generated
         wrappers = list(Path(inst.get_nodeattr("code_gen_dir_ipgen")).glob("*.v"))
         assert any('"distributed"' in w.read_text() for w in wrappers), wrappers
+
+
+def test_fifo_bits_are_each_fifos_depth_times_its_width():
+    """``accelerator.fifo_bits``, the emitted design's figure: depth x padded stream width, summed."""
+    from fracskip.hls.accelerator import fifo_bits
+
+    assert fifo_bits(_chain([(1024, 1), (20, 4), (300, 2)])) == 1024 * 8 + 20 * 32 + 300 * 16
