@@ -36,8 +36,9 @@ Python execution (``run_python``): FINN's ``execute_onnx`` of the graph with eve
 op, image by image; ``StreamRoute`` sends a frame to its path and zeros to the others, ``StreamMerge`` takes it from
 its path, so the result is the hardware's. ``run_rtlsim`` streams images back to back through the stitched graph.
 
-Measured (the tiny routed test network, Pynq-Z2 build at --target-fps 2000, interface PE 1; Verilator 5.48 with the
-sizing FIFOs at the chosen depths, 8 synthetic test images whose decisions use all four paths of both gated blocks):
+Measured at 03814c3 (the tiny routed test network, Pynq-Z2 build at --target-fps 2000, interface PE 1; Verilator
+5.48 with the sizing FIFOs at the chosen depths, 8 synthetic test images whose decisions use all four paths of both
+gated blocks):
 336 nodes (177 FIFOs); head integers and decisions equal FINN's python execution for 8/8 images, which equals the
 numpy controller (decisions, pooled sums); 37,631 cycles per image in steady state (FINN's estimate of the slowest
 node, the stem's MVAU, 37,632), 104,389 cycles to the first result; frame buffers peak at 12,577 and 6,272 words
@@ -52,9 +53,10 @@ model's for 64/64 images. Steady state 56,448 cycles per image against the foldi
 between block 0's sliding windows (SIMD 4, 32 bits) and its MVAUs (SIMD 3, 24 bits), a ratio of 4:3, passes 2 words
 in 3 cycles (56,448 cycles for a frame's 37,632 words, measured alone), and FINN estimates it at 0 cycles, so
 neither its estimate nor the folding counts it (the figures before this fix; since, the folding allows only
-parallelisms whose converters have integer ratios: FINN's InsertDWC puts 94 converters into the default's folded DFS
-graph, none at a non-integer ratio, and the folding's model is 38,874 cycles per image, an estimate; not re-measured
-in Verilator). Verilator: about 9,800 cycles per CPU second (0.16 images per CPU second); each of the two compiles
+parallelisms whose converters have integer ratios: at 9e1906a FINN's InsertDWC put 94 converters into the default's
+folded DFS graph, none at a non-integer ratio, and the folding's model was 38,874 cycles per image, an estimate; the
+shipped default as the bench at 13a9de2 built it: 28,224 by the folding, 28,355 measured in Verilator on 200 test
+images). Verilator: about 9,800 cycles per CPU second (0.16 images per CPU second); each of the two compiles
 (sizing, emitted) about 13 minutes here on a loaded machine.
 """
 
@@ -507,11 +509,13 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     cheaper block-RAM geometry (``block_ram_depth``), that runs the same images at the same throughput (within
     ``tolerance``) as the run it was measured on, else the peaks alone (``frame_bound`` 0), checked likewise. Fed back
     to back, the FIFOs in front of a slower node fill with images that wait for it; where more buys no throughput, the
-    images wait in the host's buffer instead (the default as folded now: 1.86 Mbit and 122 BRAM18 at one frame,
-    104,176 cycles per image; 1.23 Mbit and 83 BRAM18 at half a frame, 106,601, against 103,727 measured; the tiny
-    test network's variation needs its peaks; bounding the FIFOs while measuring only moves the waiting images
-    upstream). What holding the window FIFOs short costs in throughput (against every FIFO at two frames) is in the
-    figures, ``unbounded_cycles`` beside ``window_cap_cycles`` and ``sized_cycles``. ``sequence``: the frame-
+    images wait in the host's buffer instead (the default as folded at b638e54, 77,748 cycles per image by the
+    folding: 1.86 Mbit and 122 BRAM18 at one frame, 104,176 cycles per image; 1.23 Mbit and 83 BRAM18 at half a
+    frame, 106,601, against 103,727 measured; the shipped default as the bench at 13a9de2 built it, 28,224 by the
+    folding: 1.35 Mbit in all; the tiny test network's variation needs its peaks; bounding the FIFOs while
+    measuring only moves the waiting images upstream). What holding the window FIFOs short costs in throughput
+    (against every FIFO at two frames) is in the figures, ``unbounded_cycles`` beside ``window_cap_cycles`` and
+    ``sized_cycles``. ``sequence``: the frame-
     sequence model of these FIFOs on a long run of decisions (``fifo_model.SequenceModel``, its first ones these
     images'), which trims the FIFOs that buy no throughput in the steady state (``fifo_model.trim``), kept where the
     simulation still runs as fast.
@@ -715,9 +719,9 @@ FOLDED_UNITS = ("MVAU_rtl", "MVAU_lut")
 SIZING_IMAGES = 24  # real images the build sizes the FIFOs on (their decisions vary frame to frame)
 SEQUENCE_IMAGES = 200  # the images whose decisions the frame-sequence model trims and deepens the FIFOs on
 EMITTED_FIT_ROUNDS = 5  # foldings tried, each with what the emitted design took beyond the one before kept out
-# of its budget (static W4A4 of the default, the excess alone as the step: 55,720 LUT by Yosys, 53,996 after
-# three foldings, 53,787 after five, the device 53,200: its estimates fell ten times faster than Yosys's figure;
-# with the step scaled by that, 50,691 after four)
+# of its budget (static W4A4 of the default at e0eced3, the excess alone as the step: 55,720 LUT by Yosys, 53,996
+# after three foldings, 53,787 after five, the device 53,200: its estimates fell ten times faster than Yosys's
+# figure; with the step scaled by that, 50,691 after four)
 SYNTH_GAIN_FLOOR = 0.1  # the least synthesized LUT per estimated LUT a folding is taken to save
 
 
