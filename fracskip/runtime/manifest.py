@@ -180,7 +180,7 @@ class Manifest:
                 if p.get("core") is not None:
                     self._core(p, f"blocks[{i}].paths[{bits}]", files)
                     if "channels" in p:
-                        self._channel_cores(p, f"blocks[{i}].paths[{bits}]", files)
+                        self._channel_cores(p, f"blocks[{i}].paths[{bits}]", files, b["out"]["shape"][1])
                 else:
                     _number(p.get("bitops"), f"blocks[{i}].paths[{bits}].bitops")
             if b["gated"]:
@@ -228,7 +228,7 @@ class Manifest:
                     raise FracskipError(f"{where}'s channel head {g} keeps {len(head) if head else 'no'} groups, "
                                         f"block {b['index']}'s channel paths have {sorted(groups) or 'none'}")
 
-    def _channel_cores(self, p: dict, what: str, files: dict) -> None:
+    def _channel_cores(self, p: dict, what: str, files: dict, channels: int) -> None:
         if not self.data.get("channels"):
             raise FracskipError(f"manifest {what} has channel cores but no top-level 'channels'; "
                                 "re-run `fracskip export`")
@@ -238,6 +238,14 @@ class Manifest:
         if isinstance(groups, bool) or not isinstance(groups, int) or sorted(kept, key=str) != sorted(
                 (str(k) for k in range(1, groups + 1)), key=str):
             raise FracskipError(f"manifest {what}.channels: kept must hold one core per count 1..groups")
+        # the controller masks by the path's group size, the accelerator by the top-level one: one size, and the
+        # groups cover the block's channels
+        group = _obj(self.data["channels"], "channels").get("group")
+        if isinstance(group, bool) or not isinstance(group, int) or ch.get("group") != group \
+                or groups * group != channels:
+            raise FracskipError(f"manifest {what}.channels: {groups} groups of {ch.get('group')!r} channels (top-level "
+                                f"channels.group {group!r}) do not cover the block's {channels} channels; "
+                                "re-run `fracskip export`")
         for k, c in kept.items():
             self._core(_obj(c, f"{what}.channels.kept[{k}]"), f"{what}.channels.kept[{k}]", files)
 

@@ -364,6 +364,29 @@ def test_a_channel_head_that_does_not_fit_its_block_is_refused(tiny_lc_export, t
 
 
 @pytest.mark.xdist_group("tiny_lc")
+@pytest.mark.parametrize("where, group", [("path", 8), ("top", 8), ("both", 8), ("top", "16")])
+def test_a_channel_group_size_that_does_not_fit_its_block_is_refused(tiny_lc_export, tmp_path, where, group):
+    """The controller masks a channel path's groups by its own group size, the accelerator by the top-level one:
+    sizes that differ, or groups that do not cover the block's channels, are refused when the manifest is loaded
+    (they ran with a mask of the wrong width, or built hardware that skips other channels than the golden)."""
+    import shutil
+
+    from fracskip.runtime.manifest import Manifest
+
+    bad = tmp_path / "exp"
+    shutil.copytree(tiny_lc_export, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    if where in ("top", "both"):
+        m["channels"]["group"] = group
+    if where in ("path", "both"):
+        m["blocks"][1]["paths"]["2"]["channels"]["group"] = group
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(FracskipError, match=r"blocks\[1\]\.paths\[2\]\.channels: 2 groups of .* do not cover the "
+                                            r"block's 32 channels"):
+        Manifest.load(bad)
+
+
+@pytest.mark.xdist_group("tiny_lc")
 def test_simulate_counts_the_keep_bits_as_decisions(tiny_lc_export, monkeypatch):
     """`fracskip simulate`'s decisions_match_pct holds the keep bits as decisions, as rtlsim's and deploy's do: an
     image whose keep bits differ from the reference's is no match."""
