@@ -59,6 +59,8 @@ class Controller:
         exp = tuple(self.m.data["input"]["shape"][1:])
         if images.ndim != 4 or tuple(images.shape[1:]) != exp:
             raise FracskipError(f"expected images of shape (N, {', '.join(map(str, exp))}), got {images.shape}")
+        if not len(images):  # no core would run, and a block's output would be nothing to route on
+            raise FracskipError("no images to run: the batch is empty")
         if images.dtype != np.uint8 and not np.array_equal(images, np.clip(np.round(images), 0, 255)):
             raise FracskipError("images must be raw 8-bit pixels (uint8, or float holding integers 0..255)")
         n = images.shape[0]

@@ -136,6 +136,8 @@ def test_controller_rejects_wrong_input(tiny_export):
         ctl.run(np.zeros((2, 3, 28, 28), dtype=np.uint8))
     with pytest.raises(FracskipError, match="8-bit"):
         ctl.run(np.full((1, 1, 28, 28), 0.5, dtype=np.float32))
+    with pytest.raises(FracskipError, match="empty"):  # was numpy's ValueError here, an AttributeError on torch
+        ctl.run(np.zeros((0, 1, 28, 28), dtype=np.uint8))
 
 
 @pytest.mark.slow
