@@ -165,8 +165,9 @@ class Manifest:
                 raise FracskipError(f"manifest block {i} has index {b['index']}")
             if not isinstance(b["gated"], bool):
                 raise FracskipError(f"manifest block {i}: 'gated' must be true or false")
-            for key in ("in", "out"):
-                _shape(_obj(b[key], f"blocks[{i}].{key}").get("shape"), f"blocks[{i}].{key}.shape")
+            for key in ("in", "out"):  # NCHW: the gates' pooling and the channel groups read C, H and W
+                if len(_shape(_obj(b[key], f"blocks[{i}].{key}").get("shape"), f"blocks[{i}].{key}.shape")) != 4:
+                    raise FracskipError(f"manifest: blocks[{i}].{key}.shape {b[key]['shape']} is not (N, C, H, W)")
             paths = _obj(b["paths"], f"blocks[{i}].paths")
             if not paths:
                 raise FracskipError(f"manifest block {i} has no paths")

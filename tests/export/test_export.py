@@ -54,6 +54,10 @@ def test_schema_violation_is_refused(tiny_export, tmp_path):
     (bad / "manifest.json").write_text(json.dumps(d))
     with pytest.raises(FracskipError, match="lacks 'paths'"):
         Manifest.load(bad)
+    d = json.loads((tiny_export / "manifest.json").read_text())
+    d["blocks"][1]["in"]["shape"] = [1, 16]  # was a ValueError unpacking it for the gate's pooling
+    with pytest.raises(FracskipError, match=r"blocks\[1\]\.in\.shape \[1, 16\] is not \(N, C, H, W\)"):
+        Manifest(bad, d).check_schema()
 
 
 def test_tampered_and_missing_files_are_refused(tiny_export, tmp_path):
