@@ -229,7 +229,8 @@ class CoreIO:
         return tuple(self.io_shape_dict["ishape_packed"][0])
 
     def check_input(self, x: np.ndarray) -> np.ndarray:
-        """A batch from the controller: the right shape and integer values; float32 (FINN's container)."""
+        """A batch from the controller: the right shape and a numeric dtype; float32 (FINN's container). Whether the
+        values are integers of the input's datatype is `pack`'s check."""
         x = np.asarray(x)
         if x.ndim != len(self.host_input_shape) or tuple(x.shape[1:]) != self.host_input_shape[1:] or not len(x):
             exp = ", ".join(map(str, self.host_input_shape[1:]))
