@@ -19,6 +19,9 @@ setup: $(VENV)/.installed
 # .pyc files matter where PYTHONDONTWRITEBYTECODE is set: each process would compile what it imports, 8 s for
 # torch and FINN. torch's py312_intrinsics.py is Python 3.12 syntax (pip skips it too).
 $(VENV)/.installed: requirements.txt requirements-finn.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 || { \
+	  echo "make: fracskip needs Python 3.11 or newer; '$(PYTHON)' is not: install python3.11 or pass PYTHON=..." >&2; \
+	  exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --no-compile torch==2.13.0
 	$(BIN)/pip install -q --no-compile -r requirements.txt

@@ -59,3 +59,14 @@ def test_make_demo_takes_fracskip_demos_options():
     assert cp.returncode == 0, cp.stderr
     demo = [ln for ln in cp.stdout.splitlines() if "fracskip demo" in ln]
     assert demo == [".venv/bin/fracskip demo --force -o elsewhere"], cp.stdout
+
+
+def test_make_setup_refuses_an_older_python(tmp_path):
+    """The Makefile falls back to any python3: an older one must be refused by name before pip fails on a pin
+    (``-B``: the check runs even where .venv is set up; the stand-in python fails whatever it is asked)."""
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho 'Python 3.9.2'\nexit 1\n")
+    fake.chmod(0o755)
+    cp = subprocess.run(["make", "-B", "-C", str(ROOT), ".venv/.installed", f"PYTHON={fake}"], capture_output=True,
+                        text=True, timeout=60)
+    assert cp.returncode != 0 and "needs Python 3.11 or newer" in cp.stderr, cp.stderr
