@@ -41,8 +41,7 @@ its RTL packs them (``mvau_rtl_dsp``: on the Pynq-Z2's DSP48E1, 2 lanes per slic
 estimate takes 4 whatever the widths), plus the depth-2 FIFO FINN inserts on each of the node's output streams
 (``stream_fifo_lut``: fifo.sv's shift registers cost a LUT per bit of width, so a 512-bit stream costs 520 LUTs
 before it holds anything; on the default the FIFOs and converters FINN inserted cost more LUTs than the nodes).
-Estimates, all of them. Rungs that another rung beats in expected cycles, in each mode's and in every resource
-are dropped.
+Estimates, all of them. Rungs that another rung beats in expected cycles and every resource are dropped.
 
 Stream widths (``parallel``, ``input_parallel``). Where a node's output word carries p elements and its
 consumer's input word q, FINN's InsertDWC puts a StreamingDataWidthConverter between them. At a ratio that is not
@@ -560,21 +559,17 @@ def fold_channels(model, node) -> int | None:
 
 
 def pareto(rungs: list[Rung]) -> list[Rung]:
-    """The rungs no other rung of the same stream widths beats in expected cycles, the cycles of every mode and
-    every resource, ascending in expected cycles (a rung of other widths may cost width converters its neighbours'
-    choices decide; a rung slower on average but faster in one mode can set a gated block's stage-wise bound)."""
+    """The rungs no other rung of the same stream widths beats in expected cycles and every resource, ascending in
+    expected cycles (a rung of other widths may cost width converters its neighbours' choices decide)."""
     rungs = sorted(rungs, key=lambda r: (r.expected, sum(r.resources.values())))
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(rungs):
         groups.setdefault((r.in_widths, r.out_widths), []).append(i)
-    modes = sorted({m for r in rungs for m in r.cycles}, key=str)
     dropped = np.zeros(len(rungs), bool)
     for idx in groups.values():
         # in this order a rung is dominated by a kept one exactly when it is by any before it (dominance is
-        # transitive; cycles no more in every mode make expected cycles no more), so each block of rungs is held
-        # against all before it at once
-        use = np.array([[rungs[i].resources[x] for x in RESOURCES]
-                        + [rungs[i].cycles.get(m, rungs[i].expected) for m in modes] for i in idx])
+        # transitive), so each block of rungs is held against all before it at once
+        use = np.array([[rungs[i].resources[x] for x in RESOURCES] for i in idx])
         for a in range(0, len(idx), PARETO_BLOCK):
             blk = use[a:a + PARETO_BLOCK]
             below = (use[None, :a + len(blk)] <= blk[:, None]).all(-1)  # below[j, i]: rung i <= rung a+j

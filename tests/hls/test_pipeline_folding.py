@@ -316,23 +316,6 @@ def test_free_bound():
         assert free_bound(ladders, budget, ("A", "B")).cycles == max(lad.rungs[0].expected for lad in ladders)
 
 
-def test_pareto_keeps_a_rung_faster_in_one_mode():
-    """A bit-serial unit's rung slower on average but faster on 4-bit frames is not dominated: beside a unit slow on
-    2-bit frames it gives the gated block's stage-wise bound 0.5*100 + 0.5*60 = 80, where the rung faster on average
-    gives 0.5*100 + 0.5*100 (pruned by expected cycles alone, the allocator settled on 100)."""
-    zero = {"BRAM_18K": 0.0, "URAM": 0.0, "DSP": 0.0}
-    probs = {2: 0.5, 4: 0.5}
-
-    def rung(i, cycles):
-        return Rung({"i": i}, cycles, {"LUT": 1.0, **zero}, sum(probs[m] * c for m, c in cycles.items()))
-
-    x = pareto([rung(0, {2: 10, 4: 100}), rung(1, {2: 60, 4: 60})])
-    assert len(x) == 2
-    ladders = [NodeLadder("x", "MVAU_bitserial", "block1", probs, x),
-               NodeLadder("y", "MVAU_bitserial", "block1", probs, [rung(0, {2: 100, 4: 10})])]
-    assert allocate(ladders, {"LUT": 10.0, **zero}).cycles == 80.0
-
-
 def test_pareto_keeps_exactly_the_undominated_rungs():
     rng = np.random.default_rng(2)
 
