@@ -130,3 +130,14 @@ def test_every_test_image_holds_the_statics_measured_to_the_dfs_model_on_all_ima
     line = throughput_rows(table(rows) | {"claim": c})
     key = next(k for k in line if "all 10,000 test images" in k)
     assert line[key] == "static W4A4 1.38x (73.3 %)"
+
+
+def test_a_static_as_accurate_as_dfs_is_a_peer_and_a_tie_is_not_faster():
+    """"At least as accurate" takes a static network of exactly DFS's accuracy; "faster" is strictly faster: DFS
+    at a peer's cycles per image does not beat it."""
+    rows = {"dfs": row(0.91, 100, 300, measured=110), "static_W4A4": row(0.91, 150, 600, measured=165)}
+    c = claim(rows, ["static_W4A4"], {"bitops_per_input": 300})
+    assert c["statics_at_least_as_accurate"] == ["static_W4A4"] and c["dfs_faster_than_every_peer_model"] is True
+    rows["static_W4A4"]["cycles_per_image_model"] = 100
+    c = claim(rows, ["static_W4A4"], {"bitops_per_input": 300})
+    assert c["dfs_faster_than_every_peer_model"] is False and c["dfs_faster_than_every_peer_measured"] is True

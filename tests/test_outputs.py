@@ -160,6 +160,23 @@ def test_staged_and_fresh_replace_the_folder_a_symlink_points_to(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
 
 
+def test_a_raising_block_leaves_the_earlier_folder_as_it_was(tmp_path):
+    """``fresh`` with --force and ``staged`` whose block raises: the folder they replace is back as it was, and
+    nothing they wrote (the new folder, the temporary one beside it) is left."""
+    from fracskip.outdir import fresh, staged
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier.txt").write_text("earlier\n")
+    for replace in (lambda: fresh(out, True, "test"), lambda: staged(out)):
+        with pytest.raises(RuntimeError, match="killed"):
+            with replace() as o:
+                (o / "half.json").write_text("{")
+                raise RuntimeError("killed")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+        assert [p.name for p in out.iterdir()] == ["earlier.txt"] and (out / "earlier.txt").read_text() == "earlier\n"
+
+
 def test_staged_folder_has_the_mode_of_a_new_folder(tmp_path):
     """An export or a deployment package is an ordinary folder of the user's, readable as the umask allows (a
     package is copied to the board, an export shared or mounted), not mkdtemp's private 0700."""

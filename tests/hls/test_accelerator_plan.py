@@ -32,6 +32,8 @@ def test_block_ram_depth_takes_the_cheaper_geometry():
     part = "xc7z020clg400-1"
     assert A.block_ram_depth(12545, 8, part) == 12289  # a frame of 16 x 28 x 28 words, plus one: 8 -> 6 BRAM18
     assert A.block_ram_depth(100, 8, part) == 100  # LUT RAM
+    # 12,289 words (6 BRAM18) lie a fraction of a word below BRAM_DEPTH_FLOOR of 14,458 (8): not taken
+    assert A.block_ram_depth(14458, 8, part) == 14458 and 12289 < A.BRAM_DEPTH_FLOOR * 14458 < 12290
     rng = np.random.default_rng(3)
     rounded = 0
     for depth, width in zip(rng.integers(2, 40000, 300), rng.choice([8, 16, 24, 64], 300)):
@@ -129,6 +131,81 @@ def test_a_model_without_a_steady_state_trims_and_deepens_nothing():
     assert fifo_model.trim(NoSteadyState(), depths) == (depths, [])
     out, steps = fifo_model.deepen(NoSteadyState(), depths, lambda d: True)
     assert out == depths and len(steps) == 1
+
+
+class _Width:
+    def __init__(self, bits: int):
+        self.bits = bits
+
+    def get_instream_width(self) -> int:
+        return self.bits
+
+
+class _StandIn:
+    """``fifo_model.SequenceModel`` with known figures: FIFOs of given widths and words per frame, and cycles per
+    image from ``cycles(depths)``."""
+
+    def __init__(self, widths: dict, words: dict, cycles):
+        self.fifos = {k: _Width(w) for k, w in widths.items()}
+        self._words, self._cycles = words, cycles
+
+    def words(self, k: str) -> int:
+        return self._words[k]
+
+    def bits(self, depths: dict) -> int:
+        return sum(d * self.fifos[k].get_instream_width() for k, d in depths.items())
+
+    def cycles(self, depths: dict) -> float:
+        return self._cycles(depths)
+
+
+def test_trimming_on_the_steady_state_takes_the_fifos_that_cost_little():
+    """``fifo_model.trim`` on a stand-in model whose cycles per image grow by a known share for each FIFO
+    trimmed: the candidates (a RAMB18's bits or more, exactly that too; no frame buffer, none of ``spare``) go
+    down to TRIM_DEPTH, or their floor, where that loses at most TRIM_LOSS; the group that loses more is halved
+    until only the FIFO that costs more is left as it was."""
+    from fracskip.hls import fifo_model as F
+    from fracskip.hls.accelerator import FRAME_BUFFER
+
+    buf = f"b{FRAME_BUFFER}"
+    widths = {"idle": 64, "cheap": 64, "hot": 64, "edge": 18, "window": 64, "small": 64, buf: 256}
+    depths = {"idle": 5000, "cheap": 4000, "hot": 3000, "edge": 1024, "window": 5000, "small": 100, buf: 201}
+    assert depths["edge"] * widths["edge"] == F.TRIM_BITS
+    loss = {"cheap": F.TRIM_LOSS * 0.75, "hot": F.TRIM_LOSS * 5}  # relative cycles per image, each when trimmed
+
+    def cycles(d):
+        return 1000.0 * (1 + sum(loss.get(k, 0.0) for k in d if d[k] < depths[k]))
+
+    out, trimmed = F.trim(_StandIn(widths, {}, cycles), depths, spare={"window"}, floor={"idle": 40})
+    assert sorted(trimmed) == ["cheap", "edge", "idle"]
+    assert out == {**depths, "idle": 40, "cheap": F.TRIM_DEPTH, "edge": F.TRIM_DEPTH}
+
+
+@pytest.mark.parametrize("gain, fits, more", [
+    ({1: 900, 2: 850, 3: 845}, None, 2),  # the third frame buys 0.6 %: not taken
+    ({1: 900, 2: 800, 3: 700}, None, 3),  # every frame pays, up to DEEPEN_MAX
+    ({1: 900, 2: 800, 3: 700}, 201, 1),  # the device holds a frame more, not two
+])
+def test_deepening_adds_frames_while_each_buys_its_gain_and_fits(gain, fits, more):
+    """``fifo_model.deepen`` on a stand-in model whose cycles per image follow the frames the frame buffer holds
+    beyond its own, as far as its decisions' stream (a token stream: a frame of one word) holds a frame more
+    than that (else the block that ran ahead waits on it): a frame at a time while each buys DEEPEN_GAIN against
+    the step before and the design fits, and on from there when deepened again."""
+    from fracskip.hls import fifo_model as F
+    from fracskip.hls.accelerator import FRAME_BUFFER
+
+    assert F.DEEPEN_MAX == 3
+    buf, tok = f"b{FRAME_BUFFER}", "decisions"
+    seq = _StandIn({buf: 64, tok: 8, "other": 64}, {buf: 100, tok: 1, "other": 100},
+                   lambda d: float({0: 1000, **gain}[min((d[buf] - 1) // 100 - 1, d[tok] - 3)]))
+    depths = {buf: 101, tok: 3, "other": 50}  # the frame buffer holds its frame, the decisions' stream two
+    ok = (lambda d: True) if fits is None else (lambda d: d[buf] <= fits)
+    out, steps = F.deepen(seq, depths, ok)
+    assert out == {buf: (1 + more) * 100 + 1, tok: 3 + more, "other": 50}
+    assert [s[:2] for s in steps] == [(0, 1000.0)] + [(m, gain[m]) for m in range(1, more + 1)]
+    assert [s[2] for s in steps] == sorted({s[2] for s in steps})  # each frame more costs bits
+    assert F.frames_held(seq, depths) == 0 and F.frames_held(seq, out) == more
+    assert F.deepen(seq, out, ok) == (out, steps[-1:])
 
 
 def test_a_budget_no_folding_fits_is_refused_before_sizing():

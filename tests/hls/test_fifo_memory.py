@@ -79,6 +79,8 @@ def test_block_ram_over_the_device_moves_the_cheapest_fifos_to_lut_ram():
     assert total["LUT"] < after["LUT"] <= device["LUT"]
     assert after["BRAM_18K"] == total["BRAM_18K"] + sum(m.bram for m in moves)
     assert after["LUT"] == total["LUT"] + sum(m.lut for m in moves)
+    # no FIFO moved beyond the need: without the last move, block RAM is over the device
+    assert total["BRAM_18K"] + sum(m.bram for m in moves[:-1]) > device["BRAM_18K"]
 
 
 def test_luts_over_the_device_move_fifos_to_block_ram():
@@ -88,6 +90,7 @@ def test_luts_over_the_device_move_fifos_to_block_ram():
     moves = FM.plan(model, PART, device, uram=False)
     assert moves and all(m.style == "block" and m.lut < 0 for m in moves)
     assert "fifo6" not in {m.node for m in moves}  # 20 words: a shift register whatever its ram_style
+    assert [m.node for m in FM._candidates(_chain([(33, 8), (34, 8)]), PART, "block", False)] == ["fifo1"]  # 33 too
     after = _total(FM.apply(model, moves, PART, 10.0))
     assert after["LUT"] <= device["LUT"] and after["BRAM_18K"] <= device["BRAM_18K"]
 
@@ -126,3 +129,31 @@ def test_fifo_bits_are_each_fifos_depth_times_its_width():
     from fracskip.hls.accelerator import fifo_bits
 
     assert fifo_bits(_chain([(1024, 1), (20, 4), (300, 2)])) == 1024 * 8 + 20 * 32 + 300 * 16
+
+
+def test_the_sequence_model_judges_each_set_of_depths_written_into_the_graph(monkeypatch):
+    """``fifo_model.SequenceModel``: the frame-sequence model runs on the graph with a trial's depths written into
+    its FIFOs (the others as the graph has them), once per set of depths, and the graph keeps its own depths. A
+    stand-in for the model reads the depths back."""
+    import numpy as np
+
+    from fracskip.hls import fifo_model as F
+    from fracskip.hls import pipeline_folding as PF
+
+    model, calls = _chain(), []
+
+    def frame_sequence_cycles(model, decisions, man, capacities=False, keep=None, sweeps=None):
+        depths = [int(getCustomOp(n).get_nodeattr("depth")) for n in model.graph.node]
+        calls.append(capacities)
+        return (float(sum(depths)) if capacities else 0.0), 0.0
+
+    monkeypatch.setattr(PF, "frame_sequence_cycles", frame_sequence_cycles)
+    seq = F.SequenceModel(model, None, np.zeros((4, 2), np.int64))
+    depths = [d for d, _ in FIFOS]
+    assert seq.cycles(None) == 0.0 and calls == [False]  # unbounded FIFOs
+    assert seq.cycles({"fifo0": 10}) == sum(depths) - depths[0] + 10
+    assert seq.cycles({"fifo0": 20, "fifo1": 30}) == sum(depths) - depths[0] - depths[1] + 50
+    assert seq.cycles({"fifo0": 20}) == sum(depths) - depths[0] + 20
+    assert seq.cycles({"fifo0": 10}) == sum(depths) - depths[0] + 10 and len(calls) == 4  # judged once
+    assert [getCustomOp(n).get_nodeattr("depth") for n in model.graph.node] == depths
+    assert seq.bits({"fifo0": 10}) == 10 * 8 + sum(d * ch * 8 for d, ch in FIFOS[1:])

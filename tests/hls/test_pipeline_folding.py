@@ -316,7 +316,14 @@ def test_free_bound():
         assert free_bound(ladders, budget, ("A", "B")).cycles == max(lad.rungs[0].expected for lad in ladders)
 
 
-def test_pareto_keeps_exactly_the_undominated_rungs():
+@pytest.mark.parametrize("block", [None, 3])
+def test_pareto_keeps_exactly_the_undominated_rungs(block, monkeypatch):
+    """Rungs are held against those before them PARETO_BLOCK at a time: in blocks of 3, most are held against
+    rungs of earlier blocks."""
+    from fracskip.hls import pipeline_folding as PF
+
+    if block:
+        monkeypatch.setattr(PF, "PARETO_BLOCK", block)
     rng = np.random.default_rng(2)
 
     def dominates(a, b):
@@ -334,6 +341,59 @@ def test_pareto_keeps_exactly_the_undominated_rungs():
                 assert not any(k is not r and (k.expected, k.resources) == (r.expected, r.resources) for k in kept)
             else:
                 assert any(dominates(k, r) or (k.expected, k.resources) == (r.expected, r.resources) for k in kept)
+
+
+def test_pareto_keeps_a_dearer_rung_of_other_stream_widths():
+    """A rung of other stream widths is no rival: what it saves in width converters depends on its neighbours'
+    choices, which no ladder holds."""
+    res = {r: 1.0 for r in RESOURCES}
+
+    def rung(cycles, lut, width):
+        return Rung({}, {"all": cycles}, {**res, "LUT": lut}, float(cycles), in_widths=(width,), out_widths=(8,))
+
+    fast, slow, narrow = rung(10, 5.0, 16), rung(20, 9.0, 16), rung(20, 9.0, 8)
+    assert pareto([slow, fast]) == [fast] and pareto([narrow, fast]) == [fast, narrow]
+
+
+def test_parallelisms_divide_the_channels_and_one_another():
+    """``parallel``: the powers of two dividing n, and n. ``input_parallel``: SIMDs that divide the unit's inputs
+    and divide, or are multiples of, every parallelism of the node feeding it (its own, without one)."""
+    from fracskip.hls.pipeline_folding import divisors, input_parallel, parallel
+
+    assert parallel(12) == [1, 2, 4, 12] and parallel(64) == [1, 2, 4, 8, 16, 32, 64] and parallel(9) == [1, 9]
+    assert input_parallel(36, 4) == [1, 2, 4, 12, 36]  # a 3x3 window over 4 channels
+    assert input_parallel(36, 24) == [1, 2, 4]  # fed by a node over 24 channels: 8 does not divide 36
+    for n in range(1, 100):
+        assert all(a % b == 0 or b % a == 0 for a in parallel(n) for b in parallel(n)) and n in parallel(n)
+        for c in (None, *divisors(n), 3, 8, 24):
+            got = input_parallel(n, c)
+            assert got and all(n % s == 0 for s in got), (n, c, got)
+            assert all(s % p == 0 or p % s == 0 for s in got for p in parallel(n if c is None else c)), (n, c, got)
+
+
+def test_a_gated_blocks_stage_bound_by_hand():
+    """A gated block's nodes take each frame together: a frame of mode m keeps it max_n c_n(m) cycles, a node of
+    every frame (a padding) bounds every mode, the frames no node of some modes takes (20 % skipped) included:
+    0.5 * 60 + 0.3 * 80 + 0.2 * 50 = 64 cycles per image, above every node's mean, so the allocator's bound. A
+    folding that takes exactly the budget fits it."""
+    from fracskip.hls.pipeline_folding import SKIPPED, frame_stages, stage_bounds
+
+    probs = {2: 0.5, 4: 0.3}
+
+    def ladder(name, stage, cycles):
+        p = probs if "all" not in cycles else {"all": 1.0}
+        res = {**dict.fromkeys(RESOURCES, 0.0), "LUT": 10.0}
+        return NodeLadder(name, "X", stage, p, [Rung({}, cycles, res, sum(p[m] * c for m, c in cycles.items()))])
+
+    ladders = [ladder("conv1", "block1", {2: 40, 4: 80}), ladder("conv2", "block1", {2: 60, 4: 70}),
+               ladder("pad", "block1", {"all": 50}), ladder("stem", "stem", {"all": 30})]
+    stages = frame_stages(ladders)
+    assert list(stages) == ["block1"] and stages["block1"]["nodes"] == [0, 1, 2]
+    assert stages["block1"]["p"] == pytest.approx({2: 0.5, 4: 0.3, SKIPPED: 0.2})
+    assert stage_bounds(ladders, dict.fromkeys(("conv1", "conv2", "pad", "stem"), 0)) == {
+        "block1": pytest.approx(64.0)}
+    got = allocate(ladders, {**dict.fromkeys(RESOURCES, 0.0), "LUT": 40.0})
+    assert got.fits and got.cycles == pytest.approx(64.0) and got.bottleneck == "block1, frame by frame"
 
 
 # ---------------------------------------------------------------------------------------------- bit-serial rungs

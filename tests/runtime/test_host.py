@@ -253,3 +253,19 @@ def test_the_driver_makes_the_image_stream_a_batch_at_a_time(tmp_path):
         tracemalloc.stop()
     assert run.batches == 200 and len(run.logits) == 20000
     assert peak < x.nbytes / 2, f"{peak / 1e6:.1f} MB allocated for {x.nbytes / 1e6:.1f} MB of images"
+
+
+def test_bitops_and_kept_fraction_count_the_channel_groups_kept():
+    """``count_bitops``: the fixed BitOPs plus each gated block's chosen path; a path with channel groups costs
+    what its groups kept cost, not its full width. ``kept_fraction``: over the inputs that ran such a path only
+    (None where none did)."""
+    from fracskip.runtime.controller import count_bitops, kept_fraction
+
+    costs = [[0, 100, 200]]  # one gated block: skip, 2 bits, 4 bits (the 4-bit path in 4 channel groups)
+    by_kept = [[None, None, [0, 50, 100, 150, 200]]]
+    choices = np.array([[0], [1], [2], [2]])
+    keep = np.array([[0b1111], [0b0001], [0b0011], [0b1000]])  # the keep bits of a path without groups: unread
+    assert count_bitops(1000, costs, by_kept, choices, keep).tolist() == [1000, 1100, 1100, 1050]
+    assert count_bitops(1000, costs, by_kept, choices).tolist() == [1000, 1100, 1200, 1200]
+    assert kept_fraction(choices, keep, [4], [[2]]) == [(2 + 1) / 2 / 4]
+    assert kept_fraction(choices[:2], keep[:2], [4], [[2]]) == [None]

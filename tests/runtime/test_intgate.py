@@ -232,3 +232,12 @@ def test_one_batch_takes_every_path_through_the_golden_controller(tiny_export):
     # the head's 8-bit input quantizer, where Brevitas rounds half to even and FINN's thresholds round up
     close = np.abs(logits - ref_logits).max(axis=1) <= 1e-4
     assert close.mean() >= 0.95, np.nonzero(~close)
+
+
+def test_a_channel_group_is_kept_on_a_positive_logit_only():
+    """``keep_groups``, as LC-Net's ``decide``: a group whose integer logit is exactly 0 is dropped; with none
+    positive, the first of the largest is kept."""
+    from fracskip.runtime.intgate import keep_groups
+
+    w, b = np.array([[1], [0], [-1]]), np.array([0, 0, 0])
+    assert keep_groups(w, b, np.array([[2], [0], [-2]])).tolist() == [0b001, 0b001, 0b100]

@@ -153,6 +153,24 @@ def test_init_from_another_network_is_refused(tmp_path, tiny_config):
     assert not (tmp_path / "r").exists()
 
 
+def test_cheapest_and_dearest_compute_bound_every_routing():
+    """The floor and ceiling a --target must lie between: the least and the most compute of every routing of the
+    gated blocks over the menu (243 at the shipped default's depth and menu), per input, fixed parts included."""
+    import itertools
+
+    from fracskip.training.budget import cheapest_compute, dearest_compute
+    from fracskip.training.channels import build, table_for
+    from fracskip.training.model import ModelConfig
+
+    net = build(ModelConfig(depth=14, bit_menu=(0, 2, 4)))  # the shipped default's
+    table = table_for(net.cfg)
+    routings = torch.tensor(list(itertools.product(range(len(net.cfg.bit_menu)), repeat=net.n_gated)))
+    compute = table.per_input(routings) / table.full
+    assert len(routings) == 243 and 0 < cheapest_compute(net) < dearest_compute(net) < 1
+    assert cheapest_compute(net) == pytest.approx(float(compute.min()))
+    assert dearest_compute(net) == pytest.approx(float(compute.max()))
+
+
 def test_a_target_below_the_cheapest_routing_is_refused(tmp_path, tiny_config):
     """The stem, the first block and the head always run at 8 bits: below that floor the sign-switching loss
     only pushes every gate to its cheapest entry, never reaching the target (fracskip budget refuses it too)."""
