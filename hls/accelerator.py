@@ -72,7 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FracskipError
+from ..errors import FracskipError, reported
 from ..runtime.intgate import IntGateParams, split_decisions
 from ..runtime.manifest import Manifest
 from ..validate import load_json
@@ -475,12 +475,17 @@ def window_fifos(model) -> set[str]:
             and src.op_type.startswith("ConvolutionInputGenerator")}
 
 
+def cap_windows(fifos, caps: list[int], windows: set[str], cap: int) -> list[int]:
+    """``caps`` with the FIFOs behind the sliding windows at most ``cap`` (0: as they are)."""
+    return [min(c, cap) if cap and s.node in windows else c for s, c in zip(fifos, caps)]
+
+
 def window_capped(core, x: list, caps: list[int], windows: set[str], best):
     """The run and depth (0: none) of the FIFOs behind the sliding windows: the first of ``WINDOW_FIFO_DEPTHS``
     that doubling (or, at the last, their capacities, ``best``) speeds up by at most ``WINDOW_CAP_GAIN``. A cap
     that stalls the accelerator is passed over like one that slows it."""
     def at(cap: int):
-        capped = [min(c, cap) if s.node in windows else c for s, c in zip(core.fifos, caps)]
+        capped = cap_windows(core.fifos, caps, windows, cap)
         if capped == caps:
             return best
         return core.run(x, fifo_depths=capped, reset=True, check=False)
@@ -503,23 +508,21 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
     based rule (depth = peak occupancy + 1) with the buffering moved to where it is cheapest: every FIFO at a capacity
     of two frames of its stream while measured, those behind a sliding window (``window_fifos``) at the least of
     ``WINDOW_FIFO_DEPTHS`` past which more buys no throughput (``window_capped``), so that frames wait in front of
-    the window generators, unexpanded; then the peak occupancy
-    of each, bounded at the least of ``FRAME_BOUNDS`` (frames of each stream, at least ``FRAME_FIFO_MIN`` words; a
-    gated block's frame buffer always holds a whole frame, or its gate never sees the frame end) and taken down to a
-    cheaper block-RAM geometry (``block_ram_depth``), that runs the same images at the same throughput (within
-    ``tolerance``) as the run it was measured on, else the peaks alone (``frame_bound`` 0), checked likewise. Fed back
-    to back, the FIFOs in front of a slower node fill with images that wait for it; where more buys no throughput, the
+    the window generators, unexpanded; then the peak occupancy of each, bounded at the least of ``FRAME_BOUNDS``
+    (frames of each stream, at least ``FRAME_FIFO_MIN`` words; a gated block's frame buffer always holds a whole
+    frame, or its gate never sees the frame end) and taken down to a cheaper block-RAM geometry (``block_ram_depth``),
+    that runs the same images at the same throughput (within ``tolerance``) as the run it was measured on, else the
+    peaks alone (``frame_bound`` 0), checked likewise. Fed back to back, the FIFOs in front of a slower node fill with images that wait for it; where more buys no throughput, the
     images wait in the host's buffer instead (the default as folded at b638e54, 77,748 cycles per image by the
     folding: 1.86 Mbit and 122 BRAM18 at one frame, 104,176 cycles per image; 1.23 Mbit and 83 BRAM18 at half a
     frame, 106,601, against 103,727 measured; the shipped default as the bench at 13a9de2 built it, 28,224 by the
     folding: 1.35 Mbit in all; the tiny test network's variation needs its peaks; bounding the FIFOs while
     measuring only moves the waiting images upstream). What holding the window FIFOs short costs in throughput
     (against every FIFO at two frames) is in the figures, ``unbounded_cycles`` beside ``window_cap_cycles`` and
-    ``sized_cycles``. ``sequence``: the frame-
-    sequence model of these FIFOs on a long run of decisions (``fifo_model.SequenceModel``, its first ones these
-    images'), which trims the FIFOs that buy no throughput in the steady state (``fifo_model.trim``), kept where the
-    simulation still runs as fast.
-    Returns the model with the depths written and its HDL regenerated, and the figures."""
+    ``sized_cycles``. ``sequence``: the frame-sequence model of these FIFOs on a long run of decisions
+    (``fifo_model.SequenceModel``, its first ones these images'), which trims the FIFOs that buy no throughput in
+    the steady state (``fifo_model.trim``), kept where the simulation still runs as fast. Returns the model with the
+    depths written and its HDL regenerated, and the figures."""
     from . import fifo_model
     from . import ops  # noqa: F401
     from .rtlsim import RTLSimCore, set_fifo_depths
@@ -530,7 +533,7 @@ def size_fifos(model, images_nhwc: np.ndarray, part: str, clk_ns: float, cache_d
         caps = [s.max_depth + 1 for s in core.fifos]
         best = core.run(x, fifo_depths=caps, reset=True)
         moved, window_cap = window_capped(core, x, caps, windows, best)
-        caps = [min(c, window_cap) if window_cap and s.node in windows else c for s, c in zip(core.fifos, caps)]
+        caps = cap_windows(core.fifos, caps, windows, window_cap)
 
         def holds(run) -> bool:
             return not run.stalled and run.cycles_per_frame <= moved.cycles_per_frame * (1 + tolerance)
@@ -1288,7 +1291,6 @@ def main(argv: list[str] | None = None) -> None:
     (JSON; ``--no-build`` uses the accelerator the build has). ``--throughput``: only the folding table of the DFS
     accelerator and the static pipelines (any build, estimates; ``python -m fracskip.hls.pipeline_folding``)."""
     import argparse
-    import sys
 
     def count(least: int):
         def parse(text: str) -> int:  # a negative --python ran all images but the last and reported nan
@@ -1317,11 +1319,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_build and not args.simulate:
         ap.error("--no-build simulates the accelerator the build has: give --simulate M")
     logging.basicConfig(level=logging.INFO)
-    try:
+    with reported():
         _main(args)
-    except FracskipError as e:  # as the other module commands (hls.shell, hls.deploy_package) report one
-        print(f"fracskip: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def _main(args) -> None:

@@ -29,12 +29,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import FracskipError, ToolMissingError
+from ..errors import FracskipError, ToolMissingError, reported
 from ..outdir import require_complete, staged
 from ..runtime import DEPLOY_TIMEOUT_S
 from ..runtime import accelerator_driver as ad
@@ -387,11 +386,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    try:
+    with reported():
         print(package_from_build(a.build, a.output, a.bitfile, a.force))
-    except FracskipError as e:
-        print(f"fracskip: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
 from .. import bitstreams
-from ..errors import FracskipError
+from ..errors import FracskipError, reported
 from . import finn_env
 
 log = logging.getLogger(__name__)
@@ -159,11 +158,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="run Vivado even where FINN's estimates of the emitted accelerator exceed the device")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    try:
+    with reported():
         print(json.dumps(shell_build(a.build, a.force, a.ignore_fit), indent=1))
-    except FracskipError as e:
-        print(f"fracskip: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
