@@ -1,5 +1,7 @@
 """The one exception type of fracskip: its message always says what to do."""
 
+from __future__ import annotations  # a board's Python (3.8 on PYNQ images) imports this module too
+
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
