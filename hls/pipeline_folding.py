@@ -41,7 +41,8 @@ its RTL packs them (``mvau_rtl_dsp``: on the Pynq-Z2's DSP48E1, 2 lanes per slic
 estimate takes 4 whatever the widths), plus the depth-2 FIFO FINN inserts on each of the node's output streams
 (``stream_fifo_lut``: fifo.sv's shift registers cost a LUT per bit of width, so a 512-bit stream costs 520 LUTs
 before it holds anything; on the default the FIFOs and converters FINN inserted cost more LUTs than the nodes).
-Estimates, all of them. Rungs that another rung beats in expected cycles and every resource are dropped.
+Estimates, all of them. Rungs that another rung beats in expected cycles, in each mode's and in every resource
+are dropped.
 
 Stream widths (``parallel``, ``input_parallel``). Where a node's output word carries p elements and its
 consumer's input word q, FINN's InsertDWC puts a StreamingDataWidthConverter between them. At a ratio that is not
@@ -77,12 +78,13 @@ W8A8) is at a non-integer ratio, and the models' cycles per image (all units) ar
 Allocation (``allocate``): the smallest T for which every node has a rung with E[c] <= T, every gated block's
 stage-wise bound is at most T, and the chosen rungs fit the budget. For a given T the choice is a multiple-choice
 knapsack: one rung per node among those meeting T, the sums within the budget in every resource, least priced use
-sum_r use_r / budget_r; solved exactly as a 0-1 program (scipy's HiGHS, ``_choose_exact``), the stage-wise bound
-as rows y_bm >= c_n(m) for each node n of block b and sum_m p(m) y_bm <= T. Feasibility only grows with T, so
-bisection over the rungs' expected cycles finds the optimum, and a stage-wise bound between two of them is
-bisected to ``STAGEWISE_TOLERANCE``. (The earlier pricing heuristic, ``_choose``: prices doubled on a resource
-over budget; exact only when every ladder gets dearer in every resource as it gets faster. ``Levers`` and
-``lever_table`` measure what each of these choices is worth, on every design alike.)
+sum_r use_r / budget_r (of equal price, the least sum of the nodes' E[c]); solved exactly as a 0-1 program
+(scipy's HiGHS, ``_choose_exact``), the stage-wise bound as rows y_bm >= c_n(m) for each node n of block b and
+sum_m p(m) y_bm <= T. Feasibility only grows with T, so bisection over the rungs' expected cycles finds the
+optimum, and a stage-wise bound between two of them is bisected to ``STAGEWISE_TOLERANCE``. (The earlier pricing
+heuristic, ``_choose``: prices doubled on a resource over budget; exact only when every ladder gets dearer in every
+resource as it gets faster. ``Levers`` and ``lever_table`` measure what each of these choices is worth, on every
+design alike.)
 
 What FINN inserts between the nodes is in the budget, every design alike. A FIFO of depth 2 on every stream is
 in each rung (above). A width converter where neighbouring streams differ, and the FIFO behind it, depend on two
@@ -135,6 +137,7 @@ SKIPPED = "skipped"  # a gated block's frames that no node of some modes takes (
 PRICE_ROUNDS = 8
 LUT_RAM_DEPTH = 64  # words of a LUT-RAM primitive (RAM64X1D)
 MILP_SECONDS = 60  # per throughput bound tried by the exact allocator
+TIE_PRICE = 1e-4  # choices within this share of the least price are tied (HiGHS's own mip_rel_gap: it stops at any)
 _OUT_OF_TIME = [0]  # 0-1 programs of this process that hit MILP_SECONDS (cached_allocate keeps none)
 PARETO_BLOCK = 256  # rungs held at once against those before them
 STAGEWISE_TOLERANCE = 0.005  # the allocator's stage-wise bound: within this share of the optimum (each halving
@@ -559,17 +562,21 @@ def fold_channels(model, node) -> int | None:
 
 
 def pareto(rungs: list[Rung]) -> list[Rung]:
-    """The rungs no other rung of the same stream widths beats in expected cycles and every resource, ascending in
-    expected cycles (a rung of other widths may cost width converters its neighbours' choices decide)."""
+    """The rungs no other rung of the same stream widths beats in expected cycles, the cycles of every mode and
+    every resource, ascending in expected cycles (a rung of other widths may cost width converters its neighbours'
+    choices decide; a rung slower on average but faster in one mode can set a gated block's stage-wise bound)."""
     rungs = sorted(rungs, key=lambda r: (r.expected, sum(r.resources.values())))
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(rungs):
         groups.setdefault((r.in_widths, r.out_widths), []).append(i)
+    modes = sorted({m for r in rungs for m in r.cycles}, key=str)
     dropped = np.zeros(len(rungs), bool)
     for idx in groups.values():
         # in this order a rung is dominated by a kept one exactly when it is by any before it (dominance is
-        # transitive), so each block of rungs is held against all before it at once
-        use = np.array([[rungs[i].resources[x] for x in RESOURCES] for i in idx])
+        # transitive; cycles no more in every mode make expected cycles no more), so each block of rungs is held
+        # against all before it at once
+        use = np.array([[rungs[i].resources[x] for x in RESOURCES]
+                        + [rungs[i].cycles.get(m, rungs[i].expected) for m in modes] for i in idx])
         for a in range(0, len(idx), PARETO_BLOCK):
             blk = use[a:a + PARETO_BLOCK]
             below = (use[None, :a + len(blk)] <= blk[:, None]).all(-1)  # below[j, i]: rung i <= rung a+j
@@ -722,12 +729,12 @@ def _mismatch(ladders, edges, choice_of) -> list[tuple[Edge, int, int]]:
 def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float], edges: tuple = (),
                   cheapest: bool = True):
     """Per node one rung with E[c] <= t such that the sum fits ``budget``, of least priced use
-    sum_r use_r / budget_r (``cheapest``; else any that fits, which HiGHS finds much sooner): a multiple-choice
-    knapsack, solved exactly as a 0-1 program (scipy's HiGHS), the width converters included (``converter_lut``):
-    per edge and consumer width w, m >= [consumer takes w] - [producer gives w] (m is 1 exactly where the widths
-    differ and the consumer's is w) at the cheapest converter into w, and per pair of widths a -> b whose converter
-    costs more, m >= [gives a] + [takes b] - 1 at the rest. None if no such choice exists (or a node has no rung
-    meeting t)."""
+    sum_r use_r / budget_r, and of those the fastest (``cheapest``; else any that fits, which HiGHS finds much
+    sooner): a multiple-choice knapsack, solved exactly as a 0-1 program (scipy's HiGHS), the width converters
+    included (``converter_lut``): per edge and consumer width w, m >= [consumer takes w] - [producer gives w] (m is
+    1 exactly where the widths differ and the consumer's is w) at the cheapest converter into w, and per pair of
+    widths a -> b whose converter costs more, m >= [gives a] + [takes b] - 1 at the rest. None if no such choice
+    exists (or a node has no rung meeting t)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     cols = [(k, i) for k, lad in enumerate(ladders) for i, r in enumerate(lad.rungs) if r.expected <= t]
@@ -801,18 +808,33 @@ def _choose_exact(ladders: list[NodeLadder], t: float, budget: dict[str, float],
                     above.add(row, j, -mode_cycles(ladders[k].rungs[cols[j][1]], m))
                 row += 1
         cons += [LinearConstraint(above.csr(), 0, np.inf), LinearConstraint(bound.csr(), -np.inf, t)]
-    with _solver_output_to_stderr():
-        sol = milp(cost if cheapest else np.zeros_like(cost), constraints=cons,
-                   integrality=np.r_[np.ones(n), np.zeros(nm + ny)],
-                   bounds=Bounds(np.zeros(wide), np.r_[np.ones(n + nm), np.full(ny, np.inf)]),
-                   options={"time_limit": MILP_SECONDS})
-    if sol.status == 1:  # out of time: the answer depends on the machine's load, not only on the inputs
-        _OUT_OF_TIME[0] += 1
+
+    def solve(objective, rows):
+        with _solver_output_to_stderr():
+            sol = milp(objective, constraints=rows, integrality=np.r_[np.ones(n), np.zeros(nm + ny)],
+                       bounds=Bounds(np.zeros(wide), np.r_[np.ones(n + nm), np.full(ny, np.inf)]),
+                       options={"time_limit": MILP_SECONDS})
+        if sol.status == 1:  # out of time: the answer depends on the machine's load, not only on the inputs
+            _OUT_OF_TIME[0] += 1
+        return sol
+
+    sol = solve(cost if cheapest else np.zeros_like(cost), cons)
     if sol.x is None:
         if sol.status == 1:  # out of time without a feasible point, and said so
             log.warning("allocation at T=%.0f: no solution within %d s; %s", t, MILP_SECONDS,
                         "the feasible choice found before is kept" if cheapest else "taken as infeasible")
         return None
+    if cheapest:
+        # among the choices of that price, the one whose nodes are fastest (least sum of E[c] / T): the price
+        # alone leaves ties, such as a window generator at SIMD 1 or 2 priced alike, that HiGHS settles either
+        # way, and the slower of such designs measured 0.3 % slower in Verilator (the nodes' slack absorbs the
+        # frames' variation)
+        slack = np.zeros(wide)
+        slack[:n] = [ladders[k].rungs[i].expected / t for k, i in cols]
+        price = LinearConstraint(cost[None, :], -np.inf, float(cost @ sol.x) * (1 + TIE_PRICE) + 1e-12)
+        tied = solve(slack, cons + [price])
+        if tied.x is not None:
+            sol = tied
     choice = {ladders[k].node: i for (k, i), v in zip(cols, sol.x[:n]) if v > 0.5}
     return choice, _totals(ladders, choice, edges)
 
