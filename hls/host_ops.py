@@ -46,14 +46,44 @@ def _host_op(model, node, core: str, params: dict[str, np.ndarray]) -> dict:
         if (get_by_name(node.attribute, "axis").i if get_by_name(node.attribute, "axis") else 1) != 1:
             raise FracskipError(f"{core}: Flatten {node.name} with axis != 1 on the host")
     elif node.op_type in ("ReduceMean", "ReduceSum"):
-        axes = get_by_name(node.attribute, "axes")
-        op["axes"] = [int(a) for a in (axes.ints if axes else model.get_initializer(node.input[1]))]
-        kd = get_by_name(node.attribute, "keepdims")
-        op["keepdims"] = int(kd.i) if kd else 1
+        return _reduce_op(model, node, core)
     elif node.op_type not in drv.HOST_OPS:
         raise FracskipError(f"{core}: host node {node.name} ({node.op_type}) is not one the board driver runs "
                             f"({', '.join(drv.HOST_OPS)})")
     return op
+
+
+def _reduce_op(model, node, core: str) -> dict:
+    """A ReduceMean/ReduceSum as ONNX reads it, with its axes spelled out for the driver: the attribute (ReduceSum
+    before opset 13, ReduceMean before 18) or the constant second input; none or an empty list reduce every axis
+    (or pass the input on, with ``noop_with_empty_axes``). The graph's batch axis, of one image, is left out: the
+    driver reduces each image of a batch alone."""
+    from qonnx.util.basic import get_by_name
+
+    def attr(name: str, default: int) -> int:
+        a = get_by_name(node.attribute, name)
+        return int(a.i) if a else default
+
+    given = get_by_name(node.attribute, "axes")
+    if given:
+        axes = [int(a) for a in given.ints]
+    else:  # an opset-18 input, a constant (a computed one was refused as a second dynamic input)
+        axes = [int(a) for a in model.get_initializer(node.input[1])] if node.input[1:] and node.input[1] else []
+    if not axes and attr("noop_with_empty_axes", 0):
+        return {"op": "Identity"}
+    shape = model.get_tensor_shape(node.input[0])
+    if not shape or shape[0] != 1:
+        raise FracskipError(f"{core}: host node {node.name} ({node.op_type}) has input shape {shape}, not a batch of "
+                            "one image's")
+    rank, keepdims = len(shape), attr("keepdims", 1)
+    if any(not -rank <= a < rank for a in axes):
+        raise FracskipError(f"{core}: host node {node.name} ({node.op_type}) has axes {axes} beyond its rank {rank}")
+    axes = sorted({a % rank for a in axes} if axes else range(rank))
+    if 0 in axes and not keepdims:
+        raise FracskipError(f"{core}: host node {node.name} ({node.op_type}) reduces away the batch axis "
+                            "(keepdims=0), which the board driver, running batches of images, cannot")
+    axes = [a for a in axes if a]
+    return {"op": node.op_type, "axes": axes, "keepdims": keepdims} if axes else {"op": "Identity"}
 
 
 def host_programs(parent, core: str, params: dict[str, np.ndarray]) -> tuple[list[dict], list[dict]]:

@@ -164,6 +164,10 @@ class HostProgram:
                 raise FracskipError(f"host op Transpose: perm {o.get('perm')} is not a permutation")
             if o["op"] == "Reshape" and "shape" not in o or o["op"] in ("ReduceMean", "ReduceSum") and "axes" not in o:
                 raise FracskipError(f"host op {o['op']} lacks its {'shape' if o['op'] == 'Reshape' else 'axes'}")
+            if o["op"] in ("ReduceMean", "ReduceSum") and (not o["axes"] or 0 in o["axes"]):
+                # [] is every axis to ONNX, none to numpy; axis 0 is the batch's, whose images are reduced alone
+                raise FracskipError(f"host op {o['op']}: axes {o['axes']} must name an image's axes, not none or "
+                                    "the batch's (0): package the build again")
             if "param" in o and not isinstance(o["param"], str):
                 raise FracskipError(f"host op {o['op']}: param must be a name")
             if "param" in o and o["param"] not in self.params:
@@ -189,10 +193,19 @@ class HostProgram:
                 x = np.maximum(x, np.float32(0))
             elif op in ("ReduceMean", "ReduceSum"):
                 f = np.mean if op == "ReduceMean" else np.sum
-                x = f(x, axis=tuple(o["axes"]), keepdims=bool(o.get("keepdims", 1)), dtype=np.float32)
+                x = f(x, axis=_image_axes(o, x.ndim), keepdims=bool(o.get("keepdims", 1)), dtype=np.float32)
             elif op != "Identity":
                 raise FracskipError(f"host op {op} not implemented")
         return x
+
+
+def _image_axes(o: dict, ndim: int) -> tuple:
+    """A reduction's axes within a batch of ``ndim`` axes, none of them the batch's."""
+    axes = tuple(a + ndim if a < 0 else a for a in o["axes"])
+    if not all(1 <= a < ndim for a in axes) or len(set(axes)) != len(axes):
+        raise FracskipError(f"host op {o['op']}: axes {o['axes']} are not distinct axes of an image in a batch of "
+                            f"{ndim} axes (1 .. {ndim - 1}): package the build again")
+    return axes
 
 
 def shape_ok(v) -> bool:
