@@ -132,14 +132,12 @@ def finn_plus_version() -> str:
 def host_side(build_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """The host ops around the accelerator: the stem core's host ops before it, the head core's after it (the
     cores' own parent graphs, as version 1's driver ran them); the ops between cores may only move data."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from .host_ops import PARENT_FILE, host_programs
+    from .host_ops import PARENT_FILE, core_model_path, host_programs, read_model
 
     params: dict[str, np.ndarray] = {}
     progs = {}
     for core in ("stem", "head"):
-        parent = ModelWrapper(str(build_dir / "cores" / core / "intermediate_models" / PARENT_FILE))
+        parent = read_model(core_model_path(build_dir, core, PARENT_FILE))
         progs[core] = host_programs(parent, core, params)
         if core == "stem":
             shape = [int(s) for s in parent.get_tensor_shape(parent.graph.input[0].name)]
@@ -266,9 +264,8 @@ def bitfile_files(bitfile_dir: str | Path) -> list[Path]:
 
 def sized_accelerator(build_dir: str | Path):
     """The build's accelerator as emitted (``BUILD/accelerator/``, FIFOs sized)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
     from .accelerator import ACC_DIR, MODELS
+    from .host_ops import read_model
 
     require_complete(build_dir)
     sized = Path(build_dir) / ACC_DIR / "intermediate_models" / MODELS[2]
@@ -276,7 +273,7 @@ def sized_accelerator(build_dir: str | Path):
         raise FracskipError(f"{sized} is missing: the build has no accelerator with sized FIFOs; `fracskip build "
                             f"EXPORT --board B -o {build_dir} --until hdl` makes one (or `python -m "
                             f"fracskip.hls.accelerator {build_dir}`)")
-    return ModelWrapper(str(sized))
+    return read_model(sized)
 
 
 def package_from_build(build_dir: str | Path, out: str | Path, bitfile_dir: str | Path | None = None,
@@ -320,14 +317,13 @@ def golden(pkg: ad.Package, images: np.ndarray, labels: np.ndarray | None = None
     ``labels``: its accuracy (``accuracy_golden``) and ``fracskip eval``'s on the same images (``accuracy_eval``:
     the trained model the export came from, evaluated by eval's own function)."""
     from finn.core.onnx_exec import execute_onnx
-    from qonnx.core.modelwrapper import ModelWrapper
 
     from ..runtime.controller import Controller
     from ..runtime.host import HostProgram
     from ..runtime.manifest import Manifest
     from ..backends.qonnx_backend import QONNXBackend
     from .accelerator import python_model
-    from .host_ops import PARENT_FILE, core_model_path, host_programs
+    from .host_ops import PARENT_FILE, core_model_path, host_programs, read_model
 
     build = Path(pkg.extra["provenance"]["build"])
     if not (build / "export").is_dir():
@@ -337,9 +333,9 @@ def golden(pkg: ad.Package, images: np.ndarray, labels: np.ndarray | None = None
     logits, trace = Controller(man, QONNXBackend(man, progress=False), record=True).run(images)
     pooled = np.concatenate([c["in"] for c in trace.calls if c["core"] == "head"])
     params: dict[str, np.ndarray] = {}
-    parent = ModelWrapper(str(build / "cores" / "head" / "intermediate_models" / PARENT_FILE))
+    parent = read_model(core_model_path(build, "head", PARENT_FILE))
     x = HostProgram(host_programs(parent, "head", params)[0], params)(pooled)
-    head = python_model(ModelWrapper(str(core_model_path(build, "head"))))
+    head = python_model(read_model(core_model_path(build, "head")))
     iname, oname = head.graph.input[0].name, head.graph.output[0].name
     ints = np.concatenate([execute_onnx(head, {iname: x[i:i + 1]})[oname] for i in range(len(x))])
     out = {"logits": logits, "decisions": trace.choices.astype(np.int64), "head": ints.reshape(len(images), -1),

@@ -18,12 +18,30 @@ PARENT_FILE = "dataflow_parent.onnx"
 MODEL_FILE = "step_fracskip_hdl.onnx"
 
 
-def core_model_path(build_dir: Path, core: str) -> Path:
-    """The dataflow partition of ``core``, as the build generated its HDL."""
-    path = Path(build_dir) / "cores" / core / "intermediate_models" / MODEL_FILE
+REBUILD = "build again with `fracskip build EXPORT --board B -o BUILD --force`"
+
+
+def core_model_path(build_dir: Path, core: str, name: str = MODEL_FILE) -> Path:
+    """The dataflow partition of ``core``, as the build generated its HDL (or another of its ``name``)."""
+    path = Path(build_dir) / "cores" / core / "intermediate_models" / name
     if not path.is_file():
-        raise FracskipError(f"{path} is missing: build with `fracskip build ... --until hdl`")
+        raise FracskipError(f"{path} is missing: {REBUILD}")
     return path
+
+
+def read_model(path: Path):
+    """A build's ONNX file; a damaged or empty one (an interrupted build, a cache cleaner) named, not protobuf's
+    DecodeError or an empty graph's later mismatch."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    try:
+        model = ModelWrapper(str(path))
+    except Exception as e:  # noqa: BLE001 - DecodeError, OSError ...
+        raise FracskipError(f"{path} is not a readable ONNX model ({type(e).__name__}: {str(e)[:200]}): "
+                            f"{REBUILD}") from e
+    if not model.graph.node:
+        raise FracskipError(f"{path} holds no graph (an empty or truncated file): {REBUILD}")
+    return model
 
 
 def _host_op(model, node, core: str, params: dict[str, np.ndarray]) -> dict:
@@ -126,11 +144,17 @@ def io_shape_dict(model, core: str) -> dict:
 def core_io(build_dir: str | Path, core: str) -> drv.CoreIO:
     """One core of an HDL build as the driver's ``CoreIO``: its partition's stream types and shapes, and its
     parent graph's host ops on either side."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    parent = ModelWrapper(str(Path(build_dir) / "cores" / core / "intermediate_models" / PARENT_FILE))
+    parent_path, model_path = core_model_path(build_dir, core, PARENT_FILE), core_model_path(build_dir, core)
+    parent, io = read_model(parent_path), io_shape_dict(read_model(model_path), core)
     params: dict[str, np.ndarray] = {}
     pre, post = host_programs(parent, core, params)
+    # the partition FINN's parent graph calls is this one: files of two builds would pack the wrong stream
+    sdp = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
+    for end, tensor, stream in (("input", sdp.input[0], io["ishape_normal"][0]),
+                                ("output", sdp.output[0], io["oshape_normal"][0])):
+        if parent.get_tensor_shape(tensor) != stream:
+            raise FracskipError(f"{parent_path} gives its partition the {end} shape "
+                                f"{parent.get_tensor_shape(tensor)}, {model_path} has {stream}: the files are of "
+                                f"different builds; {REBUILD}")
     shape = tuple(int(s) for s in parent.get_tensor_shape(parent.graph.input[0].name))
-    return drv.CoreIO(core, io_shape_dict(ModelWrapper(str(core_model_path(build_dir, core))), core),
-                      drv.HostProgram(pre, params), drv.HostProgram(post, params), shape)
+    return drv.CoreIO(core, io, drv.HostProgram(pre, params), drv.HostProgram(post, params), shape)

@@ -99,3 +99,69 @@ def test_the_driver_refuses_reductions_over_no_axis_or_the_batch():
             drv.HostProgram([{"op": "ReduceMean", "axes": axes}])(np.zeros((2, 3, 4, 5), np.float32))
     with pytest.raises(FracskipError, match="distinct axes"):
         drv.HostProgram([{"op": "ReduceSum", "axes": [1, -3]}])(np.zeros((2, 3, 4, 5), np.float32))
+
+
+# ---------------------------------------------------------------- a core's files in a build
+
+
+def _core_files(build, stream=(1, 4, 4, 1), partition=(1, 4, 4, 1)):
+    """A stem core's two files as a build leaves them: FINN's parent graph (NCHW -> NHWC transpose, then the
+    partition of input ``stream``) and the partition itself (a FIFO of ``partition``, UINT8)."""
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    vi = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s))  # noqa: E731
+    folder = build / "cores" / "stem" / "intermediate_models"
+    folder.mkdir(parents=True)
+    n, c, h, w = stream[0], stream[3], stream[1], stream[2]
+    parent = helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+         helper.make_node("StreamingDataflowPartition", ["t"], ["y"], domain="finn.custom_op.fpgadataflow")],
+        "parent", [vi("x", (n, c, h, w))], [vi("y", stream)], value_info=[vi("t", stream)])
+    ModelWrapper(qonnx_make_model(parent)).save(str(folder / "dataflow_parent.onnx"))
+    fifo = helper.make_node("StreamingFIFO_rtl", ["x"], ["y"], name="fifo", domain="finn.custom_op.fpgadataflow.rtl",
+                            backend="fpgadataflow", depth=2, folded_shape=list(partition) + [1],
+                            normal_shape=list(partition), dataType="UINT8")
+    model = ModelWrapper(qonnx_make_model(helper.make_graph([fifo], "core", [vi("x", partition)],
+                                                            [vi("y", partition)])))
+    model.set_tensor_datatype("x", DataType["UINT8"])
+    model.set_tensor_datatype("y", DataType["UINT8"])
+    model.save(str(folder / "step_fracskip_hdl.onnx"))
+    return folder
+
+
+def test_a_cores_files_read_whole_or_refused_by_name(tmp_path):
+    """``core_io`` on a build's core: its two ONNX files missing, damaged or empty (an interrupted build, a cache
+    cleaner) are named with what to do; before, an AssertionError (qonnx's "File not found") or protobuf's
+    DecodeError."""
+    from fracskip.hls.host_ops import core_io
+
+    folder = _core_files(tmp_path)
+    io = core_io(tmp_path, "stem")
+    assert io.host_input_shape == (1, 1, 4, 4) and io.ishape_folded == (1, 4, 4, 1, 1)
+    x = np.arange(32, dtype=np.float32).reshape(2, 1, 4, 4)
+    np.testing.assert_array_equal(io.pre(io.check_input(x)), x.transpose(0, 2, 3, 1))
+    for name in ("dataflow_parent.onnx", "step_fracskip_hdl.onnx"):
+        good = (folder / name).read_bytes()
+        for bad, why in ((None, "is missing"), (b"\x0a\xff\xff\x00garbage", "is not a readable ONNX model"),
+                         (b"", "holds no graph")):
+            if bad is None:
+                (folder / name).unlink()
+            else:
+                (folder / name).write_bytes(bad)
+            with pytest.raises(FracskipError, match=rf"{name} {why}.*build again"):
+                core_io(tmp_path, "stem")
+        (folder / name).write_bytes(good)
+    core_io(tmp_path, "stem")
+
+
+def test_a_parent_graph_of_another_build_is_refused(tmp_path):
+    """The parent graph hands its partition another shape than the partition file takes: the host would pack
+    images into the wrong stream (before: read without a word)."""
+    from fracskip.hls.host_ops import core_io
+
+    _core_files(tmp_path, stream=(1, 4, 4, 1), partition=(1, 4, 4, 2))
+    with pytest.raises(FracskipError, match=r"dataflow_parent.onnx gives its partition the input shape \[1, 4, 4, 1\]"
+                                            r", .*step_fracskip_hdl.onnx has \[1, 4, 4, 2\].*different builds"):
+        core_io(tmp_path, "stem")
