@@ -436,7 +436,7 @@ class AcceleratorDriver:
         res = {"backend": self.pkg.platform, "driver": type(self.overlay).__name__, "n": n,
                "images_per_s": n / run.seconds if run.seconds > 0 else None, "batches": run.batches,
                "compute_pct": float(100 * bo.mean() / d["full_8bit_bitops"]),
-               "bitops_per_image": float(bo.mean()),
+               "bitops_per_input": float(bo.mean()),  # eval's and simulate's name for this mean
                "decisions": {f"block{blk}": {str(b): int(c) for b, c in
                                              zip(d["bit_menu"], np.bincount(run.decisions[:, g],
                                                                             minlength=len(d["bit_menu"])))}

@@ -250,7 +250,7 @@ def test_channel_accelerator_deploys(tiny_lc_build, tmp_path, capsys):
     assert r["accuracy"] == r["accuracy_golden"]
     man = Manifest.load(tiny_lc_build / "export")
     _, trace = Controller(man, QONNXBackend(man, progress=False)).run(split.images.numpy())
-    assert r["bitops_per_image"] == pytest.approx(float(trace.bitops.mean()), rel=1e-9)
+    assert r["bitops_per_input"] == pytest.approx(float(trace.bitops.mean()), rel=1e-9)
     assert r["kept_channel_fraction"] == pytest.approx(kept_fraction(man, trace.choices, trace.keep))
 
 

@@ -86,7 +86,7 @@ def test_deploy_simulate_equals_the_golden(package, capsys):
 
     man = Manifest.load(package[5] / "export")  # the controller's count of what these decisions cost
     _, trace = Controller(man, QONNXBackend(man, progress=False)).run(package[3])
-    assert r["bitops_per_image"] == pytest.approx(float(trace.bitops.mean()), rel=1e-9)
+    assert r["bitops_per_input"] == pytest.approx(float(trace.bitops.mean()), rel=1e-9)
     assert 0 < r["compute_pct"] < 100
 
 

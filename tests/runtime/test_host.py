@@ -194,6 +194,23 @@ def test_the_stall_timeout_grows_with_the_batch():
         assert time.monotonic() - t0 >= limit
 
 
+def test_deploy_names_its_bitops_as_eval_and_simulate_do(tmp_path):
+    """The mean BitOPs over the images run is ``bitops_per_input`` in ``fracskip deploy``'s report as in eval's and
+    simulate's (it was ``bitops_per_image``, the bench's name for the folding's figure by the gates' calibration
+    frequencies). The hand-written package: 10 fixed BitOPs, 0/4/16 per gate by menu entry, 42 at 8 bits."""
+    import packages  # tests/packages.py
+
+    from fracskip.runtime import accelerator_driver as ad
+
+    pkg = ad.load_package(packages.write(tmp_path / "pkg"))
+    decisions = np.array([[0, 1], [2, 2], [1, 0]])
+    run = ad.Run(np.zeros((3, 10)), np.zeros((3, 10), np.float32), decisions, 1.0, 1)
+    r = ad.AcceleratorDriver(pkg, None).report(run, np.zeros(3, np.int64))
+    assert r["bitops_per_input"] == pytest.approx(10 + (4 + 32 + 4) / 3) and "bitops_per_image" not in r
+    assert r["compute_pct"] == pytest.approx(100 * r["bitops_per_input"] / 42)
+    assert {"n", "accuracy", "compute_pct", "bitops_per_input", "images_per_s"} <= set(r)  # simulate's names
+
+
 def test_keep_bits_the_rtl_never_emits_are_refused(tmp_path):
     """The RTL keeps at least one group of a block whose channel path ran (dfsgate.v), within its groups: keep 0
     there, or a bit beyond its groups, is a bitstream of another package. Keep 0 where no channel path ran (the
