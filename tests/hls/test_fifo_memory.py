@@ -109,6 +109,24 @@ def test_no_move_when_the_design_fits_or_moving_fifos_cannot_make_it_fit():
     assert placed is model and moves == []
 
 
+def test_a_move_too_dear_for_the_room_left_is_skipped_and_the_search_goes_on(monkeypatch):
+    """Moves are tried by cost per resource freed, but one too dear in absolute terms for the room left does not end
+    the search: a later move, worse per block RAM but cheaper, may still fit. Stand-ins give the totals and moves."""
+    total = {"LUT": 1000.0, "BRAM_18K": 10.0, "URAM": 0.0, "DSP": 0.0}
+    monkeypatch.setattr(FM, "emitted_resources", lambda model, part, uram: {"total": total})
+    wide = FM.Move("wide", 1000, 128, "distributed", lut=3082.0, bram=-8.0)  # 385 LUT per block RAM
+    narrow = FM.Move("narrow", 3000, 8, "distributed", lut=779.0, bram=-2.0)  # 390 LUT per block RAM
+    monkeypatch.setattr(FM, "_candidates", lambda model, part, to, uram: [narrow, wide] if to == "distributed" else [])
+    device = {"LUT": 2000.0, "BRAM_18K": 8.0}  # 2 block RAM over, 1000 LUTs free: the wide FIFO does not fit
+    assert FM.plan(None, PART, device, uram=False) == [narrow]
+    # the same for LUTs over the device, into block RAM
+    big = FM.Move("big", 200, 512, "block", lut=-4000.0, bram=8.0)
+    small = FM.Move("small", 200, 64, "block", lut=-400.0, bram=2.0)
+    monkeypatch.setattr(FM, "_candidates", lambda model, part, to, uram: [small, big] if to == "block" else [])
+    device = {"LUT": 700.0, "BRAM_18K": 14.0}  # 300 LUTs over, 4 block RAM free: the big FIFO does not fit
+    assert FM.plan(None, PART, device, uram=False) == [small]
+
+
 def test_apply_regenerates_the_moved_fifos_hdl():
     model = _chain()
     total = _total(model)

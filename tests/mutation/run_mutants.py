@@ -235,6 +235,10 @@ MUTANTS = [
     Mutant("fifo-shift-register-moved", "hls/fifo_memory.py",
            "if depth <= SRL_MAX_DEPTH:", "if depth < SRL_MAX_DEPTH:",
            [FIFO_MEMORY], why="a 33-word FIFO (a shift register whatever its style) is counted as moved"),
+    Mutant("fifo-search-stops-at-too-dear", "hls/fifo_memory.py",
+           "if cost > room:\n            continue", "if cost > room:\n            break",
+           [FIFO_MEMORY], why="the search ends at the first move too dear for the room left, though a later, "
+                              "cheaper one fits"),
     # the runtime's BitOPs and keep bits (fracskip/runtime)
     Mutant("bitops-kept-adds-full-path", "fracskip/runtime/controller.py",
            "total[on] += np.asarray(bk, np.float64)[kept[on]] - row[k]",
