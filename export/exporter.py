@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import shutil
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from ..outdir import staged
 from ..runtime.manifest import FORMAT, Manifest, sha256
 from ..training import quant as q
 from ..training.channels import LCNet
-from ..training.checkpoint import load_model, resolve
+from ..training.checkpoint import load_model, read_bytes
 from ..training.cost import cost_table
 from ..training.intgate import IntGate
 from ..training.model import DFSNet
@@ -41,17 +41,14 @@ def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False, pro
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise FracskipError(f"{out} exists and is not empty: pass --force to replace it, or choose another -o folder")
-    ck_path = resolve(checkpoint)
+    # the export carries its own torch reference: the network and that copy are of one read of the file, so
+    # that a checkpoint a training run replaces meanwhile cannot give cores and a reference of two points of
+    # training; a checkpoint that cannot be loaded is refused before any folder is made
+    raw = read_bytes(checkpoint)
+    net, ck = load_model(checkpoint, raw)
     with staged(out) as tmp:
-        # the export carries its own torch reference, copied before the network is loaded: a checkpoint that a
-        # training run replaces meanwhile would give cores and a reference of two different points of training
-        source = tmp / SOURCE_CHECKPOINT
-        shutil.copyfile(ck_path, source)
-        net, ck = load_model(checkpoint)
-        digest = sha256(source)
-        if sha256(ck_path) != digest:
-            raise FracskipError(f"{ck_path} changed while it was read (a training run writing it?): export a "
-                                "finished run's model.pt, or export again")
+        (tmp / SOURCE_CHECKPOINT).write_bytes(raw)
+        digest = hashlib.sha256(raw).hexdigest()
         data = _export_into(net, tmp, progress)
         data["source_checkpoint"] = {"ref": str(checkpoint), "file": SOURCE_CHECKPOINT, "sha256": digest,
                                      "eval": ck.get("eval")}

@@ -324,9 +324,11 @@ def check_compare(a: argparse.Namespace) -> None:
 
 
 def check_export(a: argparse.Namespace) -> None:
-    checkpoint(a.checkpoint)
     from .training.checkpoint import resolve
 
+    if not isinstance(a.checkpoint, str) or not a.checkpoint:
+        raise FracskipError("checkpoint: pass a checkpoint file, a run folder, or 'default'")
+    # the export loads the checkpoint first thing, before it makes any folder: loading it here too read it twice
     output_dir(a.output, "-o", a.force, inputs=(resolve(a.checkpoint),))
 
 

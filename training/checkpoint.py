@@ -7,6 +7,7 @@ before anything is built from it; ``atomic_save`` refuses to write anything else
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from collections import OrderedDict
@@ -109,13 +110,25 @@ def resolve(ref: str | Path) -> Path:
     return p
 
 
-def load_raw(ref: str | Path) -> dict:
-    """The checkpoint's dict, read without running any code from the file, its structure checked."""
+def _file(ref: str | Path) -> Path:
     path = resolve(ref)
     if not path.is_file():
         raise FracskipError(f"checkpoint {path} is not a file; pass a .pt file written by `fracskip train`")
+    return path
+
+
+def read_bytes(ref: str | Path) -> bytes:
+    """The checkpoint file's bytes, for a caller that keeps them as well as loading them (``load_raw``'s
+    ``data``): one read, so that what is kept is what was loaded."""
+    return _file(ref).read_bytes()
+
+
+def load_raw(ref: str | Path, data: bytes | None = None) -> dict:
+    """The checkpoint's dict, read without running any code from the file, its structure checked; from ``data``
+    (its file's bytes, read already) where given."""
+    path = resolve(ref) if data is not None else _file(ref)
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        ck = torch.load(path if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         refused = [ln.strip() for ln in str(e).splitlines() if "global" in ln.lower()]
         if not refused:  # not a pickle torch can read at all
@@ -191,8 +204,8 @@ def model_config(ck: dict) -> ModelConfig:
 LIMITS = {"depth": 1000, "widths": 4096, "in_channels": 64, "image_size": 1024, "num_classes": 10000, "gate_hidden": 1024}
 
 
-def load_model(ref: str | Path) -> tuple[DFSNet, dict]:
-    ck = load_raw(ref)
+def load_model(ref: str | Path, data: bytes | None = None) -> tuple[DFSNet, dict]:
+    ck = load_raw(ref, data)
     cfg = model_config(ck)
     too_big = [k for k, hi in LIMITS.items()
                if any(v > hi for v in (getattr(cfg, k) if isinstance(getattr(cfg, k), tuple) else (getattr(cfg, k),)))]

@@ -198,3 +198,36 @@ def test_a_float_gate_is_refused_before_any_core_is_written(tiny_run, tmp_path, 
     with pytest.raises(FracskipError, match="float gate"):
         export(tmp_path / "float.pt", tmp_path / "exp", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["float.pt"]
+
+
+def test_the_command_loads_the_checkpoint_once(tiny_run, tiny_export, tmp_path, monkeypatch):
+    """``fracskip export`` loaded the checkpoint twice, to check the argument and to export it: now once, with
+    ``weights_only`` (nothing in the file run), and the export is the API's of the same checkpoint, file for file."""
+    import torch
+
+    from fracskip.cli import main
+
+    loads, load = [], torch.load
+
+    def counted(*a, **k):
+        assert k.get("weights_only") is True
+        loads.append(a[0])
+        return load(*a, **k)
+
+    monkeypatch.setattr(torch, "load", counted)
+    assert main(["export", str(tiny_run / "model.pt"), "-o", str(tmp_path / "exp"), "--quiet"]) == 0
+    assert len(loads) == 1, loads
+    got, want = (json.loads((d / "manifest.json").read_text()) for d in (tmp_path / "exp", tiny_export))
+    assert got == want
+    assert (tmp_path / "exp" / "source_checkpoint.pt").read_bytes() == (tiny_run / "model.pt").read_bytes()
+
+
+def test_a_checkpoint_that_cannot_be_loaded_leaves_no_folder(tmp_path, capsys):
+    """The export loads the checkpoint before it makes any folder: the command refuses a damaged one as the
+    argument check did, and nothing is left behind (the output's parent folders included)."""
+    from fracskip.cli import main
+
+    (tmp_path / "junk.pt").write_bytes(b"PK\x03\x04 broken zip")
+    assert main(["export", str(tmp_path / "junk.pt"), "-o", str(tmp_path / "a" / "exp"), "--quiet"]) == 2
+    assert "junk.pt is not a readable checkpoint" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.pt"]
