@@ -78,6 +78,18 @@ def patch_hash() -> str:
     return h.hexdigest()[:16]
 
 
+def copy_key(src: Path) -> str:
+    """Hash of the library ``src`` as installed (every file it copies, 1.8 MB: milliseconds) and of the patches.
+    finn-plus's version alone does not tell its files: a reinstall from another build or a local edit changes them
+    under the same version, and a copy keyed by it would go on serving the old files, unchecked."""
+    h = hashlib.sha256(patch_hash().encode())
+    for f in sorted(p for p in src.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        rel = f.relative_to(src).as_posix().encode()
+        data = f.read_bytes()
+        h.update(len(rel).to_bytes(8, "little") + rel + len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()[:16]
+
+
 def _check_upstream(src: Path, entries: dict[str, dict]) -> None:
     for rel, entry in entries.items():
         upstream = src / rel
@@ -94,14 +106,16 @@ def _check_upstream(src: Path, entries: dict[str, dict]) -> None:
 def prepare_rtllib(cache_dir: Path | None = None) -> Path:
     """Return the folder of a Verilator-compatible finn-rtllib copy, creating it on first use.
 
-    The copy lives in ``<cache_dir>/rtllib/finn-<version>-<patch hash>``: one per finn-plus version and set of
-    rewrites, so calling this again is free and never changes a copy that a running simulation reads.
+    The copy lives in ``<cache_dir>/rtllib/finn-<version>-<hash>``, the hash of the installed library's files and
+    of the rewrites (``copy_key``): one per content, so calling this again never changes a copy that a running
+    simulation reads, and a library changed since a copy was made gets a copy of its own, its upstream files
+    checked again.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     src = installed_rtllib()
     entries = patched_files()
     finn_version = metadata.version("finn-plus")
-    dest = cache_dir / "rtllib" / f"finn-{finn_version}-{patch_hash()}"
+    dest = cache_dir / "rtllib" / f"finn-{finn_version}-{copy_key(src)}"
     if (dest / ".complete").is_file():
         return dest
     _check_upstream(src, entries)

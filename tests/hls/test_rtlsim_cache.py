@@ -296,3 +296,25 @@ def test_a_damaged_rtllib_copy_is_replaced(tmp_path):
     assert prepare_rtllib(tmp_path) == copy
     assert (copy / ".complete").is_file() and (copy / "fifo" / "hdl" / "fifo.sv").is_file()
     assert [p.name for p in copy.parent.iterdir()] == [copy.name]  # nothing left beside it
+
+
+def test_a_library_changed_since_its_copy_gets_a_copy_of_its_own_or_a_refusal(tmp_path, monkeypatch):
+    """The copy was keyed by finn-plus's version and the patches: files changed under the same version (a reinstall
+    from another build, a local edit) went on being served from the old copy, and a changed upstream of a rewrite
+    was never checked again."""
+    from fracskip.hls.rtlsim import rtllib
+
+    installed = tmp_path / "finn-rtllib"
+    shutil.copytree(rtllib.installed_rtllib(), installed, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(rtllib, "installed_rtllib", lambda: installed)
+    first = rtllib.prepare_rtllib(tmp_path / "cache")
+    assert rtllib.prepare_rtllib(tmp_path / "cache") == first
+    mvu = installed / "mvu" / "mvu.sv"
+    mvu.write_text(mvu.read_text() + "// changed\n")
+    second = rtllib.prepare_rtllib(tmp_path / "cache")
+    assert second != first and (second / "mvu" / "mvu.sv").read_bytes() == mvu.read_bytes()
+    assert (first / "mvu" / "mvu.sv").read_bytes() != mvu.read_bytes()  # a running simulation's copy is left alone
+    fifo = installed / "fifo" / "hdl" / "fifo.sv"
+    fifo.write_text(fifo.read_text() + "// changed\n")
+    with pytest.raises(FracskipError, match=r"fifo/hdl/fifo.sv differs from the one the Verilator rewrite"):
+        rtllib.prepare_rtllib(tmp_path / "cache")
