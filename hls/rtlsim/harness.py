@@ -10,13 +10,14 @@ cycles of the first input and the last output handshake.
 Compiled models live in the fracskip cache (``default_cache_dir()/harness/<hash>``), keyed by the testbench,
 every source, the C++ optimisation and the Verilator version: a test run that finds the same model only re-runs
 it. Only the binary of ``obj/`` is kept (with the sources and Verilator's log beside it). A model is built in
-a temporary folder and renamed into place when complete, so a failed or killed build never leaves a folder that
-looks like a model (a half-written precompiled header in such a folder once broke every later build of it).
+a temporary folder (``<hash>.build-*``) and renamed into place when complete, so a failed or killed build never
+leaves a folder that looks like a model (a half-written precompiled header in such a folder once broke every
+later build of it). The least recently used models go beyond ``RTLSIM_CACHE_BYTES``, as the core simulators'
+(``sim.prune_models``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import FracskipError
+from . import sim
 from .rtllib import default_cache_dir
 from .verilator import build_errors, find_verilator
 
@@ -84,9 +86,11 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
     final = default_cache_dir() / "harness" / digest.hexdigest()[:20]
     binary = final / "obj" / "sim"
     if binary.is_file():
+        sim._touch(final)
         return binary
     final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    # named as the core simulators' builds: a prune leaves it alone while it lives, deletes it once stale
+    work = Path(tempfile.mkdtemp(prefix=f"{final.name}.build-", dir=final.parent))
     try:
         src_dir = work / "src"
         src_dir.mkdir()
@@ -116,13 +120,11 @@ def compile_testbench(top: str, testbench: str, sources: Sequence[Path], *, jobs
                 if attempt == 2:
                     raise
                 # models arrive whole: a folder without the binary was damaged since (a cache cleaner) and failed
-                # every later build of this model; moved aside first, so that no one meets it half deleted
-                trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-                with contextlib.suppress(OSError):
-                    final.rename(trash / final.name)
-                shutil.rmtree(trash, ignore_errors=True)
+                # every later build of this model
+                sim._discard(final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    sim.prune_models(final.parent, sim.RTLSIM_CACHE_BYTES, keep=final)
     return binary
 
 
@@ -179,7 +181,7 @@ class StreamHarness:
         self._runs = 0
 
     def build(self) -> Path:
-        if self._binary is None:
+        if self._binary is None or not self._binary.is_file():  # pruned by another process since: built again
             self._binary = compile_testbench(TB_TOP, self.testbench, self.sources, jobs=self.jobs,
                                              cxx_opt=self.cxx_opt)
         return self._binary

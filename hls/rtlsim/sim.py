@@ -41,8 +41,9 @@ EXE = "Vsim"
 _REQ_MAGIC, _ANS_MAGIC, _PRG_MAGIC = 0x51525346, 0x41525346, 0x50525346
 # cycles between progress records at least: a second or so of the default accelerator's model
 PROGRESS_EVERY = 1 << 17
-# the compiled models a cache keeps, least recently used first out: every change of a source makes new ones (0.3 to
-# 2.6 MB each, the default's accelerator 2 MB), and a cache that outlives its builds, as CI's, would grow without end
+# the compiled models a cache keeps (rtlsim/ and the harness's harness/ each), least recently used first out: every
+# change of a source makes new ones (0.3 to 2.6 MB each, the default's accelerator 2 MB), and a cache that outlives
+# its builds, as CI's, would grow without end
 RTLSIM_CACHE_BYTES = 4 << 30
 # a build folder (``<key>.build-*``) untouched for this long was left by a killed process: a live build writes into
 # it every few seconds, and the longest take minutes

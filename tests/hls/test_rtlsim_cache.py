@@ -238,6 +238,31 @@ def test_a_testbench_model_folder_without_its_binary_is_replaced(tmp_path, monke
     assert binary.is_file() and [p.name for p in (tmp_path / "cache" / "harness").iterdir()] == [binary.parents[1].name]
 
 
+def test_the_testbench_cache_prunes_its_least_recently_used_models(tmp_path, monkeypatch):
+    """Harness models were kept for ever (the core simulators' cache was pruned beyond RTLSIM_CACHE_BYTES): ten
+    models of 1 MB took 10 MB against a budget of 3.5 MB. Now pruned alike, the least recently used first (a reused
+    model counts as used), a build in progress left alone."""
+    monkeypatch.setenv("FRACSKIP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(sim, "RTLSIM_CACHE_BYTES", 250_000)
+    fake = _script(tmp_path / "verilator", "#!/bin/sh\nmkdir obj && head -c 100000 /dev/zero > obj/sim\n")
+    monkeypatch.setattr(harness, "find_verilator", lambda: Verilator(fake, tmp_path, "5.48.0"))
+    src = tmp_path / "dut.sv"
+    src.write_text("module dut; endmodule\n")
+
+    def model(i: int) -> Path:
+        return harness.compile_testbench("tb", f"module tb(input logic clk); // {i}\nendmodule\n", [src]).parents[1]
+
+    a, b = model(0), model(1)
+    other_build = a.parent / "0123.build-abcd"  # another process's, still compiling
+    other_build.mkdir()
+    (other_build / "obj.o").write_bytes(b"x" * 100_000)
+    for age, d in ((3000, a), (2000, b)):
+        os.utime(d, (time.time() - age, time.time() - age))
+    assert model(0) == a  # reused: now the most recently used
+    c = model(2)
+    assert sorted(p.name for p in a.parent.iterdir()) == sorted([a.name, c.name, other_build.name])
+
+
 def test_a_failed_testbench_build_keeps_its_errors_and_last_lines_in_the_message(tmp_path, monkeypatch):
     monkeypatch.setenv("FRACSKIP_CACHE", str(tmp_path / "cache"))
     output = ["filler %d" % i for i in range(30)] + [
