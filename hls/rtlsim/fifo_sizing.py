@@ -76,8 +76,9 @@ def random_frames(core: RTLSimCore, n_frames: int, seed: int = 0) -> list[np.nda
     rng = np.random.default_rng(seed)
     frames = []
     for s in core.inputs:
-        lo, hi = int(s.dtype.min()), int(s.dtype.max())
-        frames.append(rng.integers(lo, hi + 1, (n_frames,) + s.normal_shape[1:]).astype(np.float32))
+        lo, hi = int(s.dtype.min()), int(s.dtype.max())  # integers: float32 would round those past 2^24
+        frames.append(rng.integers(lo, hi, (n_frames,) + s.normal_shape[1:], endpoint=True,
+                                   dtype=np.uint64 if hi >= 1 << 63 else np.int64))
     return frames
 
 

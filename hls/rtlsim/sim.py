@@ -7,7 +7,8 @@ in it: clear the cache after changing compilers. Compiler flags of the environme
 the build (``Verilator.env``). The simulator runs as one persistent process fed over pipes (testbench.cpp): a
 call costs one pipe round trip instead of a process start and model construction. Frames are packed into
 AXI-stream words with FINN's own ``finn.util.data_packing`` (the layout its PYNQ driver uses) and streamed
-back-to-back.
+back-to-back. Integer streams whose values float32, FINN's container, cannot all hold (past 2^24: wide
+accumulators) are packed and unpacked as integers instead, exactly (``exact_ints``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ STALE_BUILD_SECONDS = 24 * 3600
 
 @dataclass
 class SimResult:
-    outputs: list[np.ndarray]  # per graph output, (n_frames, *normal shape without batch), FINN float32 values
+    outputs: list[np.ndarray]  # per graph output, (n_frames, *normal shape without batch): FINN's float32 values, or
+    # int64 (uint64 for UINT64) for a datatype past float32's exact integers (exact_ints)
     cycles: int  # cycles simulated by this call: from the first input word offered until the last output word
     # was taken and every input word read (a core may read a frame's end after its last output; see testbench.cpp)
     frame_cycles: list[int]  # per frame, the cycle at which its last output word was taken
@@ -76,6 +78,35 @@ class SimResult:
         none did)."""
         fc = self.frame_cycles
         return (fc[-1] - fc[0]) / (len(fc) - 1) if len(fc) > 1 else float(self.latency)
+
+
+def exact_ints(dtype) -> bool:
+    """Whether the values of ``dtype`` are integers that float32, FINN's container for every value, cannot all hold
+    (past 2^24: INT32 accumulators, UINT25 and wider). Such streams go in and out as exact integers."""
+    return dtype.is_integer() and max(-int(dtype.min()), int(dtype.max())) > 1 << 24
+
+
+def _ints_within(dtype, x: np.ndarray) -> np.ndarray | None:
+    """The values of ``x`` (any numeric dtype, or Python ints) as an object array of Python ints, compared with
+    ``dtype``'s range exactly; None if one is not an integer of it. A float32 2^31 is no INT32, though numpy's
+    comparison with INT32's maximum, 2^31 - 1, rounds that to 2^31 too."""
+    vals = x.ravel().tolist()
+    try:
+        ints = [int(v) for v in vals]
+    except (ValueError, OverflowError):  # NaN, infinity
+        return None
+    if any(i != v for i, v in zip(ints, vals)) or ints and not dtype.min() <= min(ints) <= max(ints) <= dtype.max():
+        return None
+    return np.array(ints, dtype=object).reshape(x.shape)
+
+
+def _signed_values(patterns: np.ndarray, dtype) -> np.ndarray:
+    """Unsigned ``dtype.bitwidth()``-bit patterns as the values of the integer ``dtype``: int64, uint64 for UINT64."""
+    bits = dtype.bitwidth()
+    if not dtype.signed():
+        return patterns.astype(np.uint64 if bits == 64 else np.int64)
+    values = patterns.astype(np.uint64).astype(np.int64)  # two's complement at 64 bits
+    return values if bits == 64 else np.where(values >= 1 << (bits - 1), values - (1 << bits), values)
 
 
 def finn_estimate(model) -> dict:
@@ -434,9 +465,10 @@ class RTLSimCore:
             if x.shape[1:] != s.normal_shape[1:]:
                 shape = ", ".join(map(str, s.normal_shape[1:]))
                 raise FracskipError(f"input {s.tensor}: expected a batch of shape (n, {shape}), got {x.shape}")
-            if not np.all(s.dtype.allowed(x)):
+            exact = _ints_within(s.dtype, x) if exact_ints(s.dtype) else x if np.all(s.dtype.allowed(x)) else None
+            if exact is None:
                 raise FracskipError(f"input {s.tensor}: values outside {s.dtype} (min {x.min()}, max {x.max()})")
-            arrays.append(x)
+            arrays.append(exact)
         if len({x.shape[0] for x in arrays}) != 1 or arrays[0].shape[0] == 0:
             raise FracskipError("every input needs the same, non-zero number of frames; got "
                                 f"{[x.shape[0] for x in arrays]}")
@@ -444,10 +476,16 @@ class RTLSimCore:
 
     @staticmethod
     def _pack(s: StreamPort, x: np.ndarray) -> bytes:
-        from finn.util.data_packing import finnpy_to_packed_bytearray
+        from finn.util.data_packing import finnpy_to_packed_bytearray, int_array_to_packed_bytearray
 
-        folded = x.astype(np.float32).reshape((x.shape[0],) + s.folded_shape[1:])
-        packed = finnpy_to_packed_bytearray(folded, s.dtype, reverse_inner=True, reverse_endian=True)
+        shape = (x.shape[0],) + s.folded_shape[1:]
+        if exact_ints(s.dtype):  # x: Python ints (_frames); FINN's general packing, without its float32 container
+            bits = s.dtype.bitwidth()
+            patterns = np.array([v & ((1 << bits) - 1) for v in x.ravel().tolist()], np.uint64).reshape(shape)
+            packed = np.flip(int_array_to_packed_bytearray(np.flip(patterns, -1), bits), -1)
+        else:
+            packed = finnpy_to_packed_bytearray(x.astype(np.float32).reshape(shape), s.dtype, reverse_inner=True,
+                                                reverse_endian=True)
         if packed.shape[-1] < s.word_bytes:  # little endian: padding bytes are the high ones, at the end
             pad = np.zeros(packed.shape[:-1] + (s.word_bytes - packed.shape[-1],), np.uint8)
             packed = np.concatenate([packed, pad], axis=-1)
@@ -457,12 +495,16 @@ class RTLSimCore:
 
     @staticmethod
     def _unpack(s: StreamPort, raw: bytes, n_frames: int) -> np.ndarray:
-        from finn.util.data_packing import packed_bytearray_to_finnpy
+        from finn.util.data_packing import packed_bytearray_to_finnpy, prepare_values
 
         words = np.frombuffer(raw, np.uint8).reshape((n_frames,) + s.folded_shape[1:-1] + (s.word_bytes,))
-        y = packed_bytearray_to_finnpy(words.copy(), s.dtype, (n_frames,) + s.folded_shape[1:],
-                                       reverse_inner=True, reverse_endian=True)
-        return np.asarray(y, np.float32).reshape((n_frames,) + s.normal_shape[1:])
+        shape = (n_frames,) + s.folded_shape[1:]
+        if exact_ints(s.dtype):  # FINN's unpacking up to the bit patterns; its values would be float32
+            y = _signed_values(prepare_values(words.copy(), s.dtype, shape, True, True), s.dtype)
+        else:
+            y = np.asarray(packed_bytearray_to_finnpy(words.copy(), s.dtype, shape, reverse_inner=True,
+                                                      reverse_endian=True), np.float32)
+        return y.reshape((n_frames,) + s.normal_shape[1:])
 
     def run(self, inputs, cycle_limit: int | None = None, fifo_depths: Sequence[int] | None = None,
             reset: bool = False, check: bool = True, on_frames: Callable[[int], None] | None = None,
@@ -470,7 +512,8 @@ class RTLSimCore:
         """Stream a batch of frames through the core and collect its outputs.
 
         ``inputs``: one array per graph input (a list in graph order, a {tensor: array} mapping, or one array
-        for a single-input core), each (n_frames, *the input's shape without batch), values of its FINN datatype.
+        for a single-input core), each (n_frames, *the input's shape without batch), values of its FINN datatype
+        (past 2^24, as in INT32, exact only from an integer array: float32 has rounded them).
         ``fifo_depths``: depth per sizing FIFO (sizing cores only). ``reset``: pulse ap_rst_n first.
         With ``check`` a stall (cycle limit reached) raises FracskipError; otherwise ``result.stalled`` is set.
         ``on_frames``: called during the run with the number of frames done so far, whenever more are done and

@@ -330,6 +330,43 @@ def pointwise_stride2(env):
     return m
 
 
+# ---------------------------------------------------------------- core 4: integers past float32
+
+WIDE = (("x", "y", "INT33", 2), ("u", "v", "UINT64", 1))  # in, out, datatype, values a word
+
+
+@pytest.fixture(scope="module")
+def wide_fifos(env):
+    """Two StreamingFIFO_rtl side by side, 6 values a frame: INT33, two to a 72-bit word, and UINT64, integers that
+    float32 (FINN's container for values) cannot all hold."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    nodes = [helper.make_node("StreamingFIFO_rtl", [i], [o], name=f"fifo_{i}", domain="finn.custom_op.fpgadataflow.rtl",
+                              backend="fpgadataflow", depth=4, folded_shape=[1, 6 // pe, pe], normal_shape=[1, 6],
+                              dataType=dt) for i, o, dt, pe in WIDE]
+    graph = helper.make_graph(nodes, "wide_fifos",
+                              [helper.make_tensor_value_info(i, TensorProto.FLOAT, [1, 6]) for i, *_ in WIDE],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, [1, 6]) for _, o, *_ in WIDE])
+    m = ModelWrapper(qonnx_make_model(graph, producer_name="fracskip-test"))
+    for i, o, dt, _ in WIDE:
+        m.set_tensor_datatype(i, DataType[dt])
+        m.set_tensor_datatype(o, DataType[dt])
+    return m.transform(PrepareIP(PART, CLK_NS))
+
+
+def _wide_frames() -> list[np.ndarray]:
+    """Two frames of each stream: the ends of the range, and neighbours of 2^24, 2^31, 2^53, 2^63 float32 rounds."""
+    int33 = [-(1 << 32), (1 << 32) - 1, (1 << 24) + 1, -(1 << 24) - 1, (1 << 31) - 1, 123456789,
+             -5, 0, 1, (1 << 31) + 1, -(1 << 31) - 1, 4294967291]
+    uint64 = [(1 << 64) - 1, 1 << 63, (1 << 63) + 1, (1 << 24) + 1, (1 << 53) + 1, 0,
+              1, 12345678901234567890, (1 << 32) + 1, 7, (1 << 40) - 3, (1 << 64) - 2]
+    return [np.array(int33, np.int64).reshape(2, 6), np.array(uint64, np.uint64).reshape(2, 6)]
+
+
 # ---------------------------------------------------------------- tests
 
 
@@ -569,3 +606,50 @@ def test_a_run_interrupted_while_reading_leaves_nothing_for_the_next(env, pointw
             core.run(a, on_frames=interrupt, progress_every=1)
         got = core.run(b, on_frames=lambda done: None, progress_every=1)
     np.testing.assert_array_equal(got.outputs[0], python_reference(pointwise_stride2, [b])[0])
+
+
+def test_integers_past_float32_go_through_the_core_exactly(env, wide_fifos):
+    """Values went in and out as float32: an INT33 stream gave 2^24 + 1 as 2^24 and 2^32 - 1 as -2^32 (float32 rounds
+    it to 2^32, which wraps); UINT64's 2^64 - 1 came back as 0."""
+    frames = _wide_frames()
+    with RTLSimCore(wide_fifos, cache_dir=env["cache"], progress=False) as core:
+        assert [s.dtype.bitwidth() for s in core.outputs] == [33, 64] and core.outputs[0].word_bytes == 9
+        out = core.run(frames).outputs
+    for got, want in zip(out, frames):
+        assert got.tolist() == want.tolist()
+    assert [o.dtype for o in out] == [np.int64, np.uint64]
+
+
+def test_packing_keeps_finns_layout_and_float32_where_it_is_exact():
+    """The exact path packs as FINN's finnpy_to_packed_bytearray does (checked on values float32 holds); streams whose
+    every value float32 holds keep FINN's packing and float32 values; a float32 input past 2^24 is refused when
+    rounding took it out of the range (2^31 - 1 became 2^31, which INT32's check let through and packing wrapped)."""
+    from types import SimpleNamespace
+
+    from finn.util.data_packing import finnpy_to_packed_bytearray
+    from qonnx.core.datatype import DataType
+
+    from fracskip.hls.rtlsim.sim import exact_ints
+    from fracskip.hls.rtlsim.stitch import StreamPort
+
+    assert [exact_ints(DataType[t]) for t in ("INT25", "UINT24", "UINT25", "INT32", "BIPOLAR", "FLOAT32")] == [
+        False, False, True, True, False, False]
+    small = np.random.default_rng(0).integers(-(1 << 20), 1 << 20, (3, 4, 2))
+    for name in ("INT32", "INT24"):
+        dt = DataType[name]
+        port = StreamPort("s_axis_0", "x", -(-2 * dt.bitwidth() // 8) * 8, dt, (1, 4, 2), (1, 4, 2))
+        packed = RTLSimCore._pack(port, small)
+        finn = finnpy_to_packed_bytearray(small.astype(np.float32), dt, reverse_inner=True, reverse_endian=True)
+        assert packed == np.ascontiguousarray(finn).tobytes()
+        y = RTLSimCore._unpack(port, packed, 3)
+        assert y.dtype == (np.int64 if name == "INT32" else np.float32) and np.array_equal(y, small)
+    core = object.__new__(RTLSimCore)  # no build: only the inputs' check
+    core._proc = core._stderr = None
+    core.core = SimpleNamespace(inputs=[StreamPort("s_axis_0", "x", 64, DataType["INT32"], (1, 4, 2), (1, 4, 2))])
+    edge = np.full((1, 4, 2), (1 << 31) - 1)
+    assert core._frames([edge])[0].tolist() == edge.tolist()
+    with pytest.raises(FracskipError, match="values outside INT32"):
+        core._frames([edge.astype(np.float32)])
+    with pytest.raises(FracskipError, match="values outside INT32"):
+        core._frames([np.full((1, 4, 2), 0.5)])
+
