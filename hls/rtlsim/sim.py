@@ -516,6 +516,7 @@ class RTLSimCore:
         (past 2^24, as in INT32, exact only from an integer array: float32 has rounded them).
         ``fifo_depths``: depth per sizing FIFO (sizing cores only). ``reset``: pulse ap_rst_n first.
         With ``check`` a stall (cycle limit reached) raises FracskipError; otherwise ``result.stalled`` is set.
+        A core that gives more output words than the frames have raises FracskipError either way.
         ``on_frames``: called during the run with the number of frames done so far, whenever more are done and
         ``progress_every`` cycles have passed since the last call, and once the last is done (a progress bar).
         """
@@ -572,9 +573,9 @@ class RTLSimCore:
             if magic != _ANS_MAGIC:
                 self._fail("garbled answer from the simulator")
             status, cycles = struct.unpack("<IQ", self._read(struct.calcsize("<IQ")))
-            counts = struct.unpack(f"<{len(self.inputs) + len(self.outputs)}Q",
-                                   self._read(8 * (len(self.inputs) + len(self.outputs))))
-            words_in, words_out = list(counts[:len(self.inputs)]), list(counts[len(self.inputs):])
+            n_in, n_out = len(self.inputs), len(self.outputs)
+            counts = list(struct.unpack(f"<{n_in + 2 * n_out}Q", self._read(8 * (n_in + 2 * n_out))))
+            words_in, words_out, surplus = counts[:n_in], counts[n_in:n_in + n_out], counts[n_in + n_out:]
             (n_done,) = struct.unpack("<I", self._read(4))
             frame_cycles = list(struct.unpack(f"<{n_done}Q", self._read(8 * n_done)))
             maxcount = list(struct.unpack(f"<{len(self.fifos)}I", self._read(4 * len(self.fifos))))
@@ -585,6 +586,7 @@ class RTLSimCore:
         except BaseException:
             self.close()
             raise
+        self._refuse_surplus(surplus, n)
         stalled = status == 1
         result = SimResult(outputs=[], cycles=int(cycles), frame_cycles=frame_cycles, stalled=stalled,
                            words_in=words_in, words_out=words_out, fifo_maxcount=maxcount, raw_outputs=raws,
@@ -607,6 +609,17 @@ class RTLSimCore:
                     "images by `fracskip build` (hls.accelerator.size_fifos), a static core's by "
                     "rtlsim.fifo_sizing.size_fifos) or raise cycle_limit.")
         return result
+
+    def _refuse_surplus(self, surplus: list[int], n: int) -> None:
+        """A core that gives more output words than its frames have is broken: its outputs cannot be told apart
+        from the next frame's, and the rest would be the next call's first words."""
+        extra = [f"{s.tensor} gave {n * s.words_per_frame + k} words (at least) for {n} frame(s) of "
+                 f"{s.words_per_frame}" for s, k in zip(self.outputs, surplus) if k]
+        if extra:
+            self.close()  # the surplus may not all have come out: the next call starts a fresh simulator
+            raise FracskipError(f"the core gave more output words than its frames have: {'; '.join(extra)}. Its "
+                                "RTL and its graph disagree on the output's shape or folding "
+                                f"({self.sim_dir / EXE})")
 
     def _read(self, nbytes: int) -> bytes:
         data = self._proc.stdout.read(nbytes) if nbytes else b""

@@ -8,6 +8,10 @@
 // has read the frame's end (a strided 1x1 sliding window drops the last row and column, and reads them
 // after its last output). Stopping at the last output would leave those words unread, and the core, still
 // waiting for them, would take the first words of the next request as the end of the old frame.
+// Then the core is clocked on (not counted in the cycles) until no stream has moved a word for DRAIN_QUIET
+// cycles: output words beyond the expected ones, then or before, are surplus (a core that gives more words than
+// its frames have is broken), counted and reported instead of dropped or left for the next request to take as
+// its own.
 //
 // tb_config.h (generated per core by sim.py) defines
 //   TB_TOP                  the Verilated class, e.g. Vfracskip_top
@@ -24,7 +28,8 @@
 // Progress, before the answer: u32 magic 'FSRP', u32 frames done; whenever more frames are done and at least
 //   progress_every cycles have passed since the last record, and when the last frame is done.
 // Answer: u32 magic 'FSRA', u32 status (0 done, 1 cycle limit reached), u64 cycles (of the whole request),
-//   TB_N_INPUTS x u64 words consumed, TB_N_OUTPUTS x u64 words produced, u32 frames done,
+//   TB_N_INPUTS x u64 words consumed, TB_N_OUTPUTS x u64 words produced, TB_N_OUTPUTS x u64 surplus words
+//   (beyond the words produced; not looked for once the cycle limit is reached), u32 frames done,
 //   frames_done x u64 cycle at which the frame's last output word was taken (counted from 1),
 //   TB_N_FIFOS x u32 maxcount, TB_STATE_WORDS x u32 stream_state at the last cycle,
 //   then per output words_produced*bytes_per_word bytes.
@@ -46,6 +51,9 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "words are exchanged as
 static const uint32_t REQ_MAGIC = 0x51525346;  // "FSRQ"
 static const uint32_t ANS_MAGIC = 0x41525346;  // "FSRA"
 static const uint32_t PRG_MAGIC = 0x50525346;  // "FSRP"
+// quiet cycles that end the look for surplus words: longer than a node's silent work between two words (an MVAU
+// reusing its input vector gives a word every SF cycles, and no stream moves in between)
+static const uint64_t DRAIN_QUIET = 4096;
 static int g_answer_fd = 1;
 
 static bool read_exact(void *dst, size_t n) {
@@ -104,6 +112,7 @@ struct Stream {
   uint64_t per_frame = 0;
   uint64_t total = 0;   // words this request
   uint64_t pos = 0;     // words consumed / produced
+  uint64_t surplus = 0; // output words beyond total
   std::vector<uint8_t> data;
 };
 
@@ -167,6 +176,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < TB_N_OUTPUTS; i++) {
       out[i].total = out[i].per_frame * n_frames;
       out[i].pos = 0;
+      out[i].surplus = 0;
       out[i].data.assign(out[i].total * out[i].bytes, 0);
     }
 #define TB_SET_DEPTH(i) top->fifo_depth_##i = depth[i];
@@ -205,10 +215,14 @@ int main(int argc, char **argv) {
       // handshakes are sampled before the rising edge that completes them
 #define TB_TAKE_IN(i, port) \
   if (top->port##_tvalid && top->port##_tready) in[i].pos++;
-#define TB_TAKE_OUT(i, port)                                                            \
-  if (top->port##_tvalid && out[i].pos < out[i].total) {                                \
-    store_word(top->port##_tdata, &out[i].data[out[i].pos * out[i].bytes], out[i].bytes); \
-    out[i].pos++;                                                                       \
+#define TB_TAKE_OUT(i, port)                                                              \
+  if (top->port##_tvalid) {                                                               \
+    if (out[i].pos < out[i].total) {                                                      \
+      store_word(top->port##_tdata, &out[i].data[out[i].pos * out[i].bytes], out[i].bytes); \
+      out[i].pos++;                                                                       \
+    } else {                                                                              \
+      out[i].surplus++;                                                                   \
+    }                                                                                     \
   }
       TB_INPUTS(TB_TAKE_IN)
       TB_OUTPUTS(TB_TAKE_OUT)
@@ -217,17 +231,43 @@ int main(int argc, char **argv) {
       cyc++;
     }
 
+    std::vector<uint8_t> tail;  // as at the request's last cycle, before the look for surplus words
+#define TB_MAXCOUNT(i) put<uint32_t>(tail, top->fifo_maxcount_##i);
+    TB_FIFOS(TB_MAXCOUNT)
+    for (int w = 0; w < TB_STATE_WORDS; w++) put<uint32_t>(tail, top->stream_state[w]);
+    // a correct core is idle now; one that still moves words is clocked on until it stops (at most as long again
+    // as the request), the output words it gives meanwhile counted as surplus
+    for (uint64_t quiet = 0, extra = 0; status == 0 && quiet < DRAIN_QUIET && extra < std::max(cyc, DRAIN_QUIET);
+         extra++) {
+      top->ap_clk = 0;
+      TB_INPUTS(TB_DRIVE)
+      top->eval();
+      bool moved = false;
+      for (int w = 0; w < TB_STATE_WORDS; w++) {
+        const uint32_t s = top->stream_state[w];
+        moved = moved || (s & (s >> 1) & 0x55555555u);  // TVALID (even bit) and TREADY of an internal stream
+      }
+#define TB_SURPLUS(i, port) \
+  if (top->port##_tvalid) { \
+    out[i].surplus++;       \
+    moved = true;           \
+  }
+      TB_OUTPUTS(TB_SURPLUS)
+      top->ap_clk = 1;
+      top->eval();
+      quiet = moved ? 0 : quiet + 1;
+    }
+
     std::vector<uint8_t> ans;
     put<uint32_t>(ans, ANS_MAGIC);
     put<uint32_t>(ans, status);
     put<uint64_t>(ans, cyc);
     for (int i = 0; i < TB_N_INPUTS; i++) put<uint64_t>(ans, in[i].pos);
     for (int i = 0; i < TB_N_OUTPUTS; i++) put<uint64_t>(ans, out[i].pos);
+    for (int i = 0; i < TB_N_OUTPUTS; i++) put<uint64_t>(ans, out[i].surplus);
     put<uint32_t>(ans, static_cast<uint32_t>(frame_done.size()));
     for (auto c : frame_done) put<uint64_t>(ans, c);
-#define TB_MAXCOUNT(i) put<uint32_t>(ans, top->fifo_maxcount_##i);
-    TB_FIFOS(TB_MAXCOUNT)
-    for (int w = 0; w < TB_STATE_WORDS; w++) put<uint32_t>(ans, top->stream_state[w]);
+    ans.insert(ans.end(), tail.begin(), tail.end());
     for (int i = 0; i < TB_N_OUTPUTS; i++)
       ans.insert(ans.end(), out[i].data.begin(), out[i].data.begin() + out[i].pos * out[i].bytes);
     write_exact(ans.data(), ans.size());

@@ -12,6 +12,7 @@ The reference is always FINN's own python execution of the same graph.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -653,3 +654,20 @@ def test_packing_keeps_finns_layout_and_float32_where_it_is_exact():
     with pytest.raises(FracskipError, match="values outside INT32"):
         core._frames([np.full((1, 4, 2), 0.5)])
 
+def test_a_core_that_gives_more_words_than_its_frames_have_is_refused(env, wide_fifos):
+    """The testbench took output words up to the frames' count: the rest were dropped, or left in the core for the
+    next call to take as its own. A graph that says 4 words a frame of a stream whose RTL gives 6 ran without a
+    word said (2 frames: 2 words dropped, 2 left), and the next call's outputs began with the last call's words 10
+    and 11. Refused, with the stream and the counts."""
+    frames = _wide_frames()
+    with RTLSimCore(wide_fifos, cache_dir=env["cache"], progress=False) as core:
+        y, v = core.outputs
+        with core.sibling() as liar:
+            short = dataclasses.replace(v, folded_shape=(1, 4, 1), normal_shape=(1, 4))
+            liar.core = dataclasses.replace(core.core, outputs=[y, short])
+            for n, gave in ((2, 12), (1, 6)):
+                with pytest.raises(FracskipError, match=rf"more output words than its frames have: v gave {gave} "
+                                                        rf"words \(at least\) for {n} frame\(s\) of 4\. "):
+                    liar.run([f[:n] for f in frames])
+                assert liar._proc is None  # what is left of the surplus goes with the process
+        assert [o.tolist() for o in core.run(frames).outputs] == [f.tolist() for f in frames]
