@@ -270,26 +270,29 @@ def test_shell_step_on_a_folder_that_is_no_hdl_build_says_so(tmp_path):
     assert "is not a finished HDL build" in cp.stderr and "Traceback" not in cp.stderr
 
 
-def test_export_refuses_a_checkpoint_replaced_while_it_is_read(tiny_run, tmp_path, monkeypatch):
+def test_export_carries_the_checkpoint_it_loaded_when_it_is_replaced_meanwhile(tiny_run, tmp_path, monkeypatch):
     """A training run replaces its checkpoint.pt every few hundred steps: an export must not carry cores of one
-    point of training and a torch reference of another."""
+    point of training and a torch reference of another. It reads the file once, so its cores and its copy are of
+    that read, whatever lands after."""
+    import hashlib
     import shutil
 
     import fracskip.export.exporter as E
-    from fracskip.errors import FracskipError
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
+    loaded = (run / "model.pt").read_bytes()
     real = E.load_model
 
-    def load_then_replace(ref):
-        out = real(ref)
-        (run / "model.pt").write_bytes((run / "model.pt").read_bytes() + b"\0")  # the next checkpoint lands
+    def load_then_replace(ref, data=None):
+        out = real(ref, data)
+        (run / "model.pt").write_bytes(loaded + b"\0")  # the next checkpoint lands
         return out
     monkeypatch.setattr(E, "load_model", load_then_replace)
-    with pytest.raises(FracskipError, match="changed while it was read"):
-        E.export(run / "model.pt", tmp_path / "exp", progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    E.export(run / "model.pt", tmp_path / "exp", progress=False)
+    source = json.loads((tmp_path / "exp" / "manifest.json").read_text())["source_checkpoint"]
+    assert (tmp_path / "exp" / source["file"]).read_bytes() == loaded
+    assert source["sha256"] == hashlib.sha256(loaded).hexdigest()
 
 
 def test_failed_demo_keeps_the_users_folder_only_without_force(tiny_run, tmp_path, monkeypatch, capsys):
