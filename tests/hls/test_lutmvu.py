@@ -134,8 +134,11 @@ def build_layer(finn, case: Case, name: str) -> Layer:
     rng = np.random.default_rng(case.seed)
     mw, mh = case.simd * case.sf, case.pe * case.nf
     w = _values(rng, *int_range(case.wbits, case.wsigned), case.values, (mw, mh))
-    if not w.any():
-        w[0, 0] = int_range(case.wbits, case.wsigned)[1]  # FINN has no 0-bit accumulator type
+    alo, ahi = int_range(case.abits, case.asigned)
+    if np.maximum(w * alo, w * ahi).sum(axis=0).max() <= 0:
+        # no row's sum can be positive: FINN's accumulator would be 0 bits (all-zero weights) or INT1 (sums of
+        # -1..0), which no unit takes (the builder leaves such a node to FINN's MVAU; ConvertMVAUToLut names why)
+        w[0, 0] = int_range(case.wbits, case.wsigned)[1]
     params = LutMvuParams(mw, mh, case.pe, case.simd, case.wbits, case.wsigned, case.abits, case.asigned,
                           acc_bits=32, rom_style=case.rom_style, n_thresholds=case.n_thresholds,
                           out_bits=case.out_bits, act_val=-(2 ** (case.out_bits - 1)) if case.out_signed else 0)
@@ -253,6 +256,16 @@ def test_bit_exact_against_finn_mvau(finn, tmp_path_factory):
           f"Verilator builds) bit-exact with FINN's MVAU, with random stalls and at full rate "
           f"(cycles = FINN's + pipeline latency {PIPELINE_LATENCY}, +1 with thresholds)")
     assert len(checked) >= MIN_CONFIGS
+
+
+def test_generated_layers_are_ones_the_unit_takes(finn):
+    """Binary inputs and weights of -1 and 0 (a CI run's case of the test above) gave FINN an INT1 accumulator,
+    which MVAU_lut refuses by name; the generator now gives such weights a positive one, as to all-zero weights."""
+    case = Case(simd=1, sf=1, pe=2, nf=4, wbits=4, wsigned=True, abits=1, asigned=False, vectors=(1, 2, 2),
+                values="narrow", rom_style="block", successor=True, out_bits=0, out_signed=False, n_thresholds=0,
+                seed=12792)
+    layer = build_layer(finn, case, "MVAU_lut_0")
+    assert layer.op.get_accumulator_datatype().bitwidth() >= 2
 
 
 @pytest.mark.rtlsim
